@@ -1,0 +1,1 @@
+"""Maeul server: aiohttp app, signaling, SFU and the civic domain."""

@@ -1,0 +1,47 @@
+"""``create_app(settings)``: builds the aiohttp application and wires every part of Maeul."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from server import routes
+from server.auth.secrets import Passwords
+from server.config import Settings
+from server.db import create_engine, make_sessionmaker
+from server.i18n import Catalogs
+from server.keys import CATALOGS, ENGINE, PASSWORDS, SESSIONMAKER, SETTINGS, TEMPLATES
+from server.middlewares import authorization, errors, request_context
+from server.rendering import make_environment
+from server.signaling.server import setup_signaling
+
+log = logging.getLogger(__name__)
+
+# Petition uploads (voice/video messages) are the largest bodies Maeul accepts.
+CLIENT_MAX_SIZE = 64 * 1024 * 1024
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    engine = create_engine(app[SETTINGS].database_url)
+    app[ENGINE] = engine
+    app[SESSIONMAKER] = make_sessionmaker(engine)
+    log.info("database engine opened", extra={"dialect": engine.dialect.name})
+    yield
+    await engine.dispose()
+    log.info("database engine closed")
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[request_context, errors, authorization], client_max_size=CLIENT_MAX_SIZE
+    )
+    app[SETTINGS] = settings
+    app[PASSWORDS] = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+    app[CATALOGS] = Catalogs(settings.default_locale)
+    app[TEMPLATES] = make_environment()
+    app.cleanup_ctx.append(database_ctx)
+    setup_signaling(app)
+    routes.setup_routes(app)
+    return app

@@ -1,0 +1,1 @@
+"""Who may do what: accounts (officials, admins), kiosk devices, sessions, CSRF and roles."""

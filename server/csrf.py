@@ -1,0 +1,57 @@
+"""CSRF protection: a signed double-submit token.
+
+The ``maeul_csrf`` cookie holds a random nonce (HttpOnly, SameSite=Lax); forms carry
+``csrf_token`` and scripts send ``X-CSRF-Token``, both HMAC(secret, nonce). An attacker who can
+plant a cookie still cannot forge the HMAC. The nonce is rotated at login and logout.
+
+Exempt: requests that carry no Maeul cookie at all and either send ``Authorization`` or a JSON
+body — they hold no ambient credential a foreign page could ride on (the kiosk agent, scripts).
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from server.auth.secrets import new_token, sign
+from server.errors import CsrfFailed
+from server.keys import CSRF_NONCE, SETTINGS
+
+CSRF_COOKIE = "maeul_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+MAEUL_COOKIES = ("maeul_session", "maeul_kiosk", CSRF_COOKIE)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+def csrf_token(request: web.Request) -> str:
+    nonce = request.get(CSRF_NONCE)
+    if nonce is None:
+        return ""
+    return sign(request.app[SETTINGS].secret_key.get(), "csrf:" + nonce)
+
+
+def rotate_nonce(request: web.Request) -> None:
+    request[CSRF_NONCE] = new_token(16)
+
+
+def _exempt(request: web.Request) -> bool:
+    if any(name in request.cookies for name in MAEUL_COOKIES):
+        return False
+    return "Authorization" in request.headers or request.content_type == "application/json"
+
+
+async def check_csrf(request: web.Request) -> None:
+    if request.method in SAFE_METHODS or _exempt(request):
+        return
+    cookie_nonce = request.cookies.get(CSRF_COOKIE)
+    if not cookie_nonce:
+        raise CsrfFailed("missing CSRF cookie; reload the page and try again")
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        value = (await request.post()).get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    expected = sign(request.app[SETTINGS].secret_key.get(), "csrf:" + cookie_nonce)
+    if not sent or not hmac.compare_digest(sent, expected):
+        raise CsrfFailed("missing or invalid CSRF token; reload the page and try again")

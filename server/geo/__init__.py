@@ -1,0 +1,1 @@
+"""Where residents live: Gangjin's eup/myeon divisions and their villages."""

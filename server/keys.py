@@ -1,0 +1,27 @@
+"""Typed keys for everything the application holds (``app[KEY]``) and per-request state."""
+
+from __future__ import annotations
+
+import socketio
+from aiohttp import web
+from jinja2 import Environment
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from server.auth.roles import Principal
+from server.auth.secrets import Passwords
+from server.config import Settings
+from server.i18n import Catalogs
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONMAKER: web.AppKey[async_sessionmaker[AsyncSession]] = web.AppKey("sessionmaker")
+PASSWORDS = web.AppKey("passwords", Passwords)
+TEMPLATES = web.AppKey("templates", Environment)
+CATALOGS = web.AppKey("catalogs", Catalogs)
+SIO = web.AppKey("sio", socketio.AsyncServer)
+
+# Per request, set by the middlewares.
+PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
+LOCALE = web.RequestKey("locale", str)
+CSRF_NONCE = web.RequestKey("csrf_nonce", str)
+REQUEST_ID = web.RequestKey("request_id", str)

@@ -1,0 +1,1 @@
+"""Village-hall kiosk devices: enrollment, device tokens, revocation."""

@@ -1,0 +1,38 @@
+"""Kiosk devices."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from server.db import Base, CreatedAtMixin
+from server.geo.models import Village
+
+
+class Kiosk(CreatedAtMixin, Base):
+    """A touch-screen kiosk in a village hall.
+
+    Life cycle: created with a one-time enrollment code (hash stored, expires) → enrolled (the code
+    is exchanged for a device token; only the token's hash is stored and the code is cleared) →
+    revoked (refused at once everywhere). Re-enrolling issues a new code and invalidates the token.
+    """
+
+    __tablename__ = "kiosk_devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    village_id: Mapped[int] = mapped_column(ForeignKey("geo_villages.id", ondelete="RESTRICT"), index=True)
+    label: Mapped[str] = mapped_column(String(80))
+    enrollment_code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    enrollment_expires_at: Mapped[dt.datetime | None]
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    enrolled_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+    last_seen_at: Mapped[dt.datetime | None]
+
+    village: Mapped[Village] = relationship(lazy="joined")
+
+    @property
+    def is_active(self) -> bool:
+        return self.token_hash is not None and self.revoked_at is None

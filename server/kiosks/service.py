@@ -1,0 +1,116 @@
+"""Kiosk enrollment, device-token authentication and revocation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth.roles import Principal, Role
+from server.auth.secrets import new_enrollment_code, new_token, normalize_enrollment_code, token_hash
+from server.db import utcnow
+from server.errors import AuthenticationRequired, BadRequest, Conflict, NotFound
+from server.geo.models import Village
+from server.kiosks.models import Kiosk
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    kiosk: Kiosk
+    code: str  # shown once to the installer; only its hash is stored
+    expires_at: dt.datetime
+
+
+def _code_hash(code: str) -> str:
+    return token_hash("enroll:" + normalize_enrollment_code(code))
+
+
+async def create_kiosk(
+    session: AsyncSession, *, village_id: int, label: str, code_lifetime: dt.timedelta
+) -> IssuedCode:
+    if await session.get(Village, village_id) is None:
+        raise NotFound(f"village {village_id} does not exist", code="village_not_found")
+    label = label.strip()
+    if not 1 <= len(label) <= 80:
+        raise BadRequest("label must be 1-80 characters", code="invalid_label")
+    kiosk = Kiosk(village_id=village_id, label=label)
+    session.add(kiosk)
+    await session.flush()
+    return await issue_enrollment_code(session, kiosk, code_lifetime)
+
+
+async def issue_enrollment_code(
+    session: AsyncSession, kiosk: Kiosk, code_lifetime: dt.timedelta
+) -> IssuedCode:
+    """A fresh one-time code. (Re-)enrolling replaces any device token: the old device is out."""
+    code = new_enrollment_code()
+    expires_at = utcnow() + code_lifetime
+    kiosk.enrollment_code_hash = _code_hash(code)
+    kiosk.enrollment_expires_at = expires_at
+    kiosk.token_hash = None
+    kiosk.enrolled_at = None
+    kiosk.revoked_at = None
+    await session.flush()
+    log.info("kiosk enrollment code issued", extra={"kiosk_id": kiosk.id})
+    return IssuedCode(kiosk=kiosk, code=code, expires_at=expires_at)
+
+
+async def enroll(session: AsyncSession, code: str) -> tuple[Kiosk, str]:
+    """Exchange a one-time code for a device token (returned once; only its hash is kept)."""
+    normalized = normalize_enrollment_code(code)
+    if len(normalized) != 16:
+        raise BadRequest("an enrollment code has 16 letters and digits", code="invalid_enrollment_code")
+    kiosk = await session.scalar(select(Kiosk).where(Kiosk.enrollment_code_hash == _code_hash(normalized)))
+    # One message for unknown, used and expired codes: a guesser learns nothing.
+    refused = AuthenticationRequired(
+        "enrollment code is unknown, used or expired", code="enrollment_code_refused"
+    )
+    if kiosk is None or kiosk.enrollment_expires_at is None:
+        raise refused
+    if kiosk.enrollment_expires_at <= utcnow():
+        raise refused
+    token = new_token()
+    kiosk.token_hash = token_hash(token)
+    kiosk.enrollment_code_hash = None
+    kiosk.enrollment_expires_at = None
+    kiosk.enrolled_at = utcnow()
+    kiosk.revoked_at = None
+    await session.flush()
+    log.info("kiosk enrolled", extra={"kiosk_id": kiosk.id})
+    return kiosk, token
+
+
+async def revoke(session: AsyncSession, kiosk_id: int) -> Kiosk:
+    kiosk = await session.get(Kiosk, kiosk_id)
+    if kiosk is None:
+        raise NotFound(f"kiosk {kiosk_id} does not exist", code="kiosk_not_found")
+    if kiosk.revoked_at is not None:
+        raise Conflict(f"kiosk {kiosk_id} is already revoked", code="kiosk_already_revoked")
+    kiosk.revoked_at = utcnow()
+    kiosk.enrollment_code_hash = None
+    kiosk.enrollment_expires_at = None
+    await session.flush()
+    log.warning("kiosk revoked", extra={"kiosk_id": kiosk.id})
+    return kiosk
+
+
+async def principal_for_token(session: AsyncSession, token: str) -> Principal | None:
+    """The kiosk a device token belongs to, or None if unknown or revoked. Looked up on every
+    request, so a revocation takes effect at once."""
+    kiosk = await session.scalar(select(Kiosk).where(Kiosk.token_hash == token_hash(token)))
+    if kiosk is None or not kiosk.is_active:
+        return None
+    now = utcnow()
+    if kiosk.last_seen_at is None or now - kiosk.last_seen_at > dt.timedelta(seconds=30):
+        kiosk.last_seen_at = now
+    return Principal(
+        role=Role.KIOSK,
+        id=kiosk.id,
+        display_name=kiosk.village.full_name_ko,
+        village_id=kiosk.village_id,
+    )

@@ -1,0 +1,153 @@
+"""Kiosk enrollment (API for the kiosk agent, page for a kiosk browser), the kiosk home shell,
+and the admin's kiosk management."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from aiohttp import web
+from pydantic import Field
+from sqlalchemy import select
+
+from server.auth.roles import PUBLIC, Role
+from server.cookies import set_cookie
+from server.db import transaction
+from server.errors import AuthenticationRequired, BadRequest
+from server.keys import PRINCIPAL, SESSIONMAKER, SETTINGS, SIO
+from server.kiosks import service
+from server.kiosks.models import Kiosk
+from server.middlewares import KIOSK_COOKIE
+from server.rendering import render
+from server.routing import allow
+from server.signaling.revocation import disconnect_kiosk
+from server.validation import Input, form_body, json_body
+
+log = logging.getLogger(__name__)
+
+TEN_YEARS = 10 * 365 * 24 * 3600
+
+
+class EnrollInput(Input):
+    code: str = Field(min_length=1, max_length=64)
+
+
+class CreateKioskInput(Input):
+    village_id: int = Field(gt=0)
+    label: str = Field(min_length=1, max_length=80)
+
+
+def kiosk_json(kiosk: Kiosk) -> dict[str, object]:
+    return {
+        "id": kiosk.id,
+        "label": kiosk.label,
+        "village_id": kiosk.village_id,
+        "village": kiosk.village.full_name_ko,
+        "enrolled_at": kiosk.enrolled_at.isoformat() if kiosk.enrolled_at else None,
+        "revoked_at": kiosk.revoked_at.isoformat() if kiosk.revoked_at else None,
+        "last_seen_at": kiosk.last_seen_at.isoformat() if kiosk.last_seen_at else None,
+        "active": kiosk.is_active,
+    }
+
+
+@allow(PUBLIC)
+async def api_enroll(request: web.Request) -> web.Response:
+    data = await json_body(request, EnrollInput)
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        kiosk, token = await service.enroll(session, data.code)
+        body = {"token": token, "kiosk": kiosk_json(kiosk)}
+    return web.json_response(body, status=201)
+
+
+@allow(PUBLIC)
+async def enroll_page(request: web.Request) -> web.Response:
+    return render(request, "kiosk/enroll.html", {"code": request.query.get("code", "")[:64], "error": None})
+
+
+@allow(PUBLIC)
+async def enroll_submit(request: web.Request) -> web.StreamResponse:
+    """A kiosk browser enrolls itself: the device token goes into an HttpOnly cookie, never the URL."""
+    try:
+        data = await form_body(request, EnrollInput)
+        async with transaction(request.app[SESSIONMAKER]) as session:
+            _kiosk, token = await service.enroll(session, data.code)
+    except (BadRequest, AuthenticationRequired) as exc:
+        return render(request, "kiosk/enroll.html", {"code": "", "error": exc.code}, status=exc.status)
+    response = web.HTTPSeeOther("/kiosk")
+    set_cookie(response, request, KIOSK_COOKIE, token, max_age=TEN_YEARS)
+    raise response
+
+
+@allow(Role.KIOSK)
+async def kiosk_home(request: web.Request) -> web.Response:
+    return render(request, "kiosk/home.html", {"kiosk": request[PRINCIPAL]})
+
+
+@allow(Role.ADMIN)
+async def admin_kiosks_page(request: web.Request) -> web.Response:
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        kiosks = (await session.scalars(select(Kiosk).order_by(Kiosk.id))).all()
+    return render(request, "admin/kiosks.html", {"kiosks": kiosks, "issued": None})
+
+
+@allow(Role.ADMIN)
+async def api_list_kiosks(request: web.Request) -> web.Response:
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        kiosks = (await session.scalars(select(Kiosk).order_by(Kiosk.id))).all()
+        return web.json_response({"kiosks": [kiosk_json(k) for k in kiosks]})
+
+
+@allow(Role.ADMIN)
+async def api_create_kiosk(request: web.Request) -> web.Response:
+    data = await json_body(request, CreateKioskInput)
+    lifetime = dt.timedelta(hours=request.app[SETTINGS].enrollment_code_hours)
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        issued = await service.create_kiosk(
+            session, village_id=data.village_id, label=data.label, code_lifetime=lifetime
+        )
+        body = {
+            "kiosk": kiosk_json(issued.kiosk),
+            "enrollment_code": issued.code,
+            "expires_at": issued.expires_at.isoformat(),
+        }
+    return web.json_response(body, status=201)
+
+
+def _kiosk_id(request: web.Request) -> int:
+    raw = request.match_info["kiosk_id"]
+    if not raw.isdigit() or len(raw) > 12:
+        raise BadRequest("kiosk id must be a positive integer", code="invalid_kiosk_id")
+    return int(raw)
+
+
+async def _revoke(request: web.Request) -> Kiosk:
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        kiosk = await service.revoke(session, _kiosk_id(request))
+    # After the commit: open sockets of this kiosk are closed now, not at their next event.
+    await disconnect_kiosk(request.app[SIO], kiosk.id)
+    return kiosk
+
+
+@allow(Role.ADMIN)
+async def api_revoke_kiosk(request: web.Request) -> web.Response:
+    kiosk = await _revoke(request)
+    return web.json_response({"kiosk": kiosk_json(kiosk)})
+
+
+@allow(Role.ADMIN)
+async def admin_revoke_kiosk(request: web.Request) -> web.StreamResponse:
+    await _revoke(request)
+    raise web.HTTPSeeOther("/admin/kiosks")
+
+
+@allow(Role.ADMIN)
+async def admin_reenroll_kiosk(request: web.Request) -> web.Response:
+    lifetime = dt.timedelta(hours=request.app[SETTINGS].enrollment_code_hours)
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        kiosk = await session.get(Kiosk, _kiosk_id(request))
+        if kiosk is None:
+            raise web.HTTPNotFound()
+        issued = await service.issue_enrollment_code(session, kiosk, lifetime)
+        kiosks = (await session.scalars(select(Kiosk).order_by(Kiosk.id))).all()
+    await disconnect_kiosk(request.app[SIO], issued.kiosk.id)
+    return render(request, "admin/kiosks.html", {"kiosks": kiosks, "issued": issued})

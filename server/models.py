@@ -1,0 +1,10 @@
+"""Every domain's models, imported in one place so ``Base.metadata`` is complete
+(Alembic's env.py and the drift test import this module)."""
+
+from server.auth.models import Account, LoginSession, LoginThrottle
+from server.db import Base
+from server.geo.models import Division, Village
+from server.kiosks.models import Kiosk
+from server.org.models import Department
+
+__all__ = ["Account", "Base", "Department", "Division", "Kiosk", "LoginSession", "LoginThrottle", "Village"]

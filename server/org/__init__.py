@@ -1,0 +1,1 @@
+"""The county's organisation: departments that answer requests and hold meetings."""

@@ -1,0 +1,1 @@
+"""socket.io signaling: authenticated connections of officials' browsers and kiosks."""

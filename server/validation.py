@@ -1,0 +1,58 @@
+"""Input validation: JSON bodies and forms into pydantic models, errors as structured 400s."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from server.errors import BadRequest, PayloadTooLarge
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_JSON_BYTES = 64 * 1024
+
+
+class Input(BaseModel):
+    """Base for request bodies: unknown fields are an error, strings are stripped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+def _details(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or None, "problem": err["type"], "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def validate(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest("the request body is not valid", code="validation_failed", details=_details(exc)) from exc
+
+
+async def json_body(request: web.Request, model: type[M]) -> M:
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise PayloadTooLarge(f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
+    if request.content_type != "application/json":
+        raise BadRequest("send the body as application/json", code="unsupported_media_type")
+    raw = await request.content.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise PayloadTooLarge(f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed_json") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object", code="malformed_json")
+    return validate(model, data)
+
+
+async def form_body(request: web.Request, model: type[M], *, ignore: tuple[str, ...] = ("csrf_token",)) -> M:
+    form = await request.post()
+    data = {key: value for key, value in form.items() if key not in ignore and isinstance(value, str)}
+    return validate(model, data)

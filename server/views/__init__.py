@@ -1,0 +1,1 @@
+"""Views that belong to no single domain: health, area home pages."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -209,7 +210,9 @@ def add_working_time(start: datetime, amount: timedelta) -> datetime:
     remaining = amount
     day = local.date()
     cursor = local.replace(tzinfo=None)
-    for _ in range(_MAX_SCAN_DAYS + amount.days * 2 + 1):
+    # Two calendar days per working day needed, plus holiday slack, bounds the scan generously.
+    working_days_needed = math.ceil(amount / timedelta(hours=HOURS_PER_WORKING_DAY))
+    for _ in range(_MAX_SCAN_DAYS + 2 * working_days_needed + 1):
         if is_working_day(day):
             for begin, end in _WORK_INTERVALS:
                 seg_start = max(cursor, datetime.combine(day, begin))

@@ -72,6 +72,13 @@ def test_add_working_hours_skips_lunch_and_night() -> None:
     assert add_working_hours(seoul(2026, 3, 10, 7), 0.5) == seoul(2026, 3, 10, 9, 30)
 
 
+def test_add_many_working_hours_roundtrips() -> None:
+    start = seoul(2026, 1, 5, 9)
+    end = add_working_hours(start, 8 * 250)  # about a working year
+    assert working_time_between(start, end) == timedelta(hours=8 * 250)
+    assert end.year == 2027 or end.month == 12
+
+
 def test_working_time_between() -> None:
     assert working_time_between(seoul(2026, 3, 10, 9), seoul(2026, 3, 10, 18)) == timedelta(hours=8)
     assert working_time_between(seoul(2026, 3, 13, 17), seoul(2026, 3, 16, 10)) == timedelta(hours=2)

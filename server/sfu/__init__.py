@@ -1,0 +1,45 @@
+"""Maeul's selective forwarding unit: forwards encoded RTP between
+participants without decoding (see docs/sfu.md)."""
+
+from .config import SfuConfig
+from .errors import (
+    AlreadyJoined,
+    InvalidRequest,
+    InvalidSdp,
+    InvalidState,
+    NotInRoom,
+    RoomNotFound,
+    SfuError,
+)
+from .events import (
+    ActiveSpeakerChanged,
+    ParticipantConnected,
+    ParticipantLeft,
+    SfuEvent,
+    SlotAssigned,
+    VideoDemandChanged,
+)
+from .room import ForwardedStream, ParticipantStats, RoomStats
+from .sfu import ParticipantHandle, Sfu
+
+__all__ = [
+    "ActiveSpeakerChanged",
+    "AlreadyJoined",
+    "ForwardedStream",
+    "InvalidRequest",
+    "InvalidSdp",
+    "InvalidState",
+    "NotInRoom",
+    "ParticipantConnected",
+    "ParticipantHandle",
+    "ParticipantLeft",
+    "ParticipantStats",
+    "RoomNotFound",
+    "RoomStats",
+    "SfuConfig",
+    "SfuError",
+    "SfuEvent",
+    "Sfu",
+    "SlotAssigned",
+    "VideoDemandChanged",
+]

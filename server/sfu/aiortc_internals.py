@@ -1,0 +1,265 @@
+"""The only module of the SFU that touches aiortc/aioice internals.
+
+aiortc has no public API for forwarding RTP without decoding, nor for choosing
+the addresses ICE gathers on. Everything below relies on implementation
+details of **aiortc 1.16.0 / aioice 0.13.0** (pinned in pyproject.toml);
+``tests/sfu/test_aiortc_internals.py`` checks each assumption and fails loudly
+when an upgrade breaks one. Internals used, and why:
+
+1. ``RTCIceGatherer._connection`` (an ``aioice.Connection``) and, on it,
+   ``gather_candidates`` / ``get_component_candidates(component, addresses)`` /
+   ``_components`` / ``_local_candidates`` / ``_local_candidates_start`` /
+   ``_local_candidates_end``: aioice always gathers on
+   ``get_host_addresses()``, which leaves out 127.0.0.1 and cannot be told
+   which interfaces to use. :func:`gather_on` replaces ``gather_candidates``
+   *on one Connection instance* (no process-wide patch) with the same logic
+   fed with the configured addresses. STUN/TURN handling is unchanged because
+   ``get_component_candidates`` does it.
+2. ``RTCPeerConnection`` calls ``transceiver.receiver.receive(params)`` and
+   ``transceiver.sender.send(params)`` (in its private ``__connect``) once DTLS
+   is up, via ordinary attribute lookup. :func:`intercept_receive` /
+   :func:`intercept_send` shadow these two methods *on one receiver/sender
+   instance*, so the negotiated parameters reach the SFU and the stock
+   RTCRtpReceiver (jitter buffer + decoder thread) and RTCRtpSender (encoder
+   loop) never start. This is what guarantees no decoder runs for forwarded
+   media.
+3. ``RTCDtlsTransport._register_rtp_receiver(obj, params)`` /
+   ``_register_rtp_sender(obj, params)`` / ``_unregister_rtp_receiver`` /
+   ``_unregister_rtp_sender`` and its ``RtpRouter``, which calls the duck-typed
+   ``RtpReceiver`` protocol (``_handle_rtp_packet(packet, arrival_time_ms)``,
+   ``_handle_rtcp_packet(packet)``, ``_handle_disconnect()``) and ``RtpSender``
+   protocol (``_ssrc``, ``_handle_rtcp_packet(packet)``). The SFU's own
+   stream objects implement these protocols and register in place of
+   aiortc's, receiving decrypted, parsed RTP/RTCP.
+4. ``RTCDtlsTransport._send_rtp(data)``: SRTP-protects and sends one RTP or
+   RTCP packet; used to send rewritten packets and our RTCP.
+5. ``RTCRtpSender._ssrc``: the SSRC aiortc put in the answer's ``a=ssrc``
+   line; forwarded packets must carry it so the subscriber demuxes them.
+6. ``RTCRtpReceiver._RTCRtpReceiver__decoder_thread``: read by tests only,
+   to prove no server-side decoder thread was started.
+7. Not-exported modules: ``aiortc.rtp`` (RtpPacket, HeaderExtensionsMap,
+   RTCP packet classes, REMB FCI helpers), ``aiortc.rate.RemoteBitrateEstimator``
+   (REMB toward publishers) and ``aiortc.sdp`` (SDP parser, candidate parser).
+   They are re-exported from here so nothing else imports them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import aioice
+import aiortc
+from aiortc import RTCIceGatherer, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.rate import RemoteBitrateEstimator
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    AnyRtcpPacket,
+    HeaderExtensionsMap,
+    RtcpByePacket,
+    RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
+from aiortc.sdp import SessionDescription, candidate_from_sdp
+
+logger = logging.getLogger(__name__)
+
+TESTED_AIORTC_VERSION = "1.16.0"
+TESTED_AIOICE_VERSION = "0.13.0"
+
+__all__ = [
+    "RTCP_PSFB_APP",
+    "RTCP_PSFB_FIR",
+    "RTCP_PSFB_PLI",
+    "RTCP_RTPFB_NACK",
+    "AnyRtcpPacket",
+    "HeaderExtensionsMap",
+    "RemoteBitrateEstimator",
+    "RtcpByePacket",
+    "RtcpPsfbPacket",
+    "RtcpReceiverInfo",
+    "RtcpRrPacket",
+    "RtcpRtpfbPacket",
+    "RtcpSenderInfo",
+    "RtcpSrPacket",
+    "RtpPacket",
+    "SessionDescription",
+    "candidate_from_sdp",
+    "pack_remb_fci",
+    "unpack_remb_fci",
+    "gather_on",
+    "intercept_receive",
+    "intercept_send",
+    "register_rtp_receiver",
+    "register_rtp_sender",
+    "unregister_rtp_receiver",
+    "unregister_rtp_sender",
+    "send_rtp",
+    "sender_ssrc",
+    "decoder_thread_started",
+    "versions_match",
+]
+
+
+class RtpReceiverLike(Protocol):
+    """What ``RtpRouter`` calls on a registered receiver (aiortc's RtpReceiver protocol)."""
+
+    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None: ...
+
+    async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None: ...
+
+    def _handle_disconnect(self) -> None: ...
+
+
+class RtpSenderLike(Protocol):
+    """What ``RtpRouter`` calls on a registered sender (aiortc's RtpSender protocol)."""
+
+    _ssrc: int
+
+    async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None: ...
+
+
+def versions_match() -> bool:
+    """True when the installed aiortc/aioice are the versions this module was checked against."""
+    return aiortc.__version__ == TESTED_AIORTC_VERSION and aioice.__version__ == TESTED_AIOICE_VERSION
+
+
+# --- 1. ICE gathering on chosen addresses -------------------------------------------------
+
+
+def _ice_gatherers(pc: RTCPeerConnection) -> list[RTCIceGatherer]:
+    gatherers: list[RTCIceGatherer] = []
+    transports: list[RTCDtlsTransport] = [t.receiver.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        transports.append(pc.sctp.transport)
+    for dtls in transports:
+        gatherer = dtls.transport.iceGatherer
+        if gatherer not in gatherers:
+            gatherers.append(gatherer)
+    return gatherers
+
+
+def gather_on(pc: RTCPeerConnection, addresses: Sequence[str]) -> None:
+    """Make the not-yet-started ICE gatherers of ``pc`` gather host candidates
+    only on ``addresses`` (e.g. ``["127.0.0.1"]``).
+
+    Call after the transceivers exist (after ``setRemoteDescription`` on the
+    answering side, after ``addTransceiver`` on the offering side) and before
+    ``setLocalDescription``, which gathers. An empty ``addresses`` keeps
+    aioice's default. Only this ``pc``'s aioice Connection objects change.
+    """
+    if not addresses:
+        return
+    wanted = list(addresses)
+    for gatherer in _ice_gatherers(pc):
+        if gatherer.state != "new":
+            continue
+        _gather_on_connection(gatherer._connection, wanted)
+
+
+def _gather_on_connection(conn: Any, addresses: list[str]) -> None:
+    # Same steps as aioice.Connection.gather_candidates, with our addresses
+    # instead of get_host_addresses(). A relay-only policy keeps no host
+    # candidates, as aioice does.
+    relay_only = conn._transport_policy == aioice.TransportPolicy.RELAY
+
+    async def gather_candidates() -> None:
+        if conn._local_candidates_start:
+            return
+        conn._local_candidates_start = True
+        for component in sorted(conn._components):
+            conn._local_candidates += await conn.get_component_candidates(
+                component=component, addresses=[] if relay_only else addresses
+            )
+        conn._local_candidates_end = True
+
+    conn.gather_candidates = gather_candidates
+
+
+# --- 2. Taking over RTP reception/sending from aiortc ------------------------------------
+
+ReceiveHandler = Callable[[RTCDtlsTransport, RTCRtpReceiveParameters], Awaitable[None]]
+SendHandler = Callable[[RTCDtlsTransport, RTCRtpSendParameters], Awaitable[None]]
+
+
+def intercept_receive(receiver: RTCRtpReceiver, handler: ReceiveHandler) -> None:
+    """Route this receiver's start (``receive(params)``) to ``handler(transport, params)``.
+
+    The stock ``RTCRtpReceiver.receive`` (which would start the decoder thread
+    and register the receiver) never runs for this instance; ``stop()`` then is
+    a no-op, so the caller owns the lifetime of whatever ``handler`` registers.
+    """
+
+    async def receive(parameters: RTCRtpReceiveParameters) -> None:
+        await handler(receiver.transport, parameters)
+
+    receiver.receive = receive  # type: ignore[method-assign]
+
+
+def intercept_send(sender: RTCRtpSender, handler: SendHandler) -> None:
+    """Route this sender's start (``send(params)``) to ``handler(transport, params)``.
+
+    The stock RTP/RTCP loops of the sender never start for this instance.
+    """
+
+    async def send(parameters: RTCRtpSendParameters) -> None:
+        await handler(sender.transport, parameters)
+
+    sender.send = send  # type: ignore[method-assign]
+
+
+def sender_ssrc(sender: RTCRtpSender) -> int:
+    """The SSRC aiortc advertises for ``sender`` in SDP."""
+    return int(sender._ssrc)
+
+
+# --- 3./4. Registering on the DTLS transport and sending ----------------------------------
+
+
+def register_rtp_receiver(
+    transport: RTCDtlsTransport, receiver: RtpReceiverLike, parameters: RTCRtpReceiveParameters
+) -> None:
+    transport._register_rtp_receiver(receiver, parameters)
+
+
+def unregister_rtp_receiver(transport: RTCDtlsTransport, receiver: RtpReceiverLike) -> None:
+    transport._unregister_rtp_receiver(receiver)
+
+
+def register_rtp_sender(
+    transport: RTCDtlsTransport, sender: RtpSenderLike, parameters: RTCRtpSendParameters
+) -> None:
+    transport._register_rtp_sender(sender, parameters)
+
+
+def unregister_rtp_sender(transport: RTCDtlsTransport, sender: RtpSenderLike) -> None:
+    transport._unregister_rtp_sender(sender)
+
+
+async def send_rtp(transport: RTCDtlsTransport, data: bytes) -> None:
+    """SRTP/SRTCP-protect and send one serialized RTP or RTCP packet.
+
+    Raises ``ConnectionError`` when the transport is not connected.
+    """
+    await transport._send_rtp(data)
+
+
+# --- 6. For tests ---------------------------------------------------------------------------
+
+
+def decoder_thread_started(receiver: RTCRtpReceiver) -> bool:
+    """Whether aiortc started the decoder thread of ``receiver``."""
+    return getattr(receiver, "_RTCRtpReceiver__decoder_thread") is not None  # noqa: B009

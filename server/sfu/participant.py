@@ -1,0 +1,199 @@
+"""A participant: one server-side RTCPeerConnection carrying its published
+tracks (at most one audio, one video) and its receive slots."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
+
+from . import aiortc_internals as ai
+from .config import SfuConfig
+from .errors import InvalidRequest, InvalidSdp, InvalidState, NotInRoom, SfuError
+from .offer import SUPPORTED_CODEC, parse_offer
+from .relay import InboundStream, Kind, OutStream
+
+if TYPE_CHECKING:
+    from .room import Room
+
+logger = logging.getLogger(__name__)
+
+
+async def _ignore_receive(transport: RTCDtlsTransport, parameters: RTCRtpReceiveParameters) -> None:
+    """Receive hook for m-lines the client does not send on: start nothing (no decoder)."""
+
+
+async def _ignore_send(transport: RTCDtlsTransport, parameters: RTCRtpSendParameters) -> None:
+    """Send hook for m-lines the client does not receive on."""
+
+
+class Participant:
+    """Server side of one client. Created by :meth:`Room.admit`; use through
+    :class:`server.sfu.ParticipantHandle`."""
+
+    def __init__(self, room: Room, participant_id: str, config: SfuConfig, order: int) -> None:
+        self.id = participant_id
+        self.order = order  # join order, used as a stable tie-breaker
+        self._room = room
+        self._config = config
+        self._pc: RTCPeerConnection | None = None
+        self.inbound: dict[Kind, InboundStream] = {}
+        self.audio_slots: list[OutStream] = []
+        self.video_slots: list[OutStream] = []
+        #: Publisher ids this participant wants to see; None = everyone, in join order.
+        self.visible_videos: list[str] | None = None
+        self.loudness = 0.0
+        self.closed = False
+        self.connected = False
+
+    @property
+    def connection_state(self) -> str:
+        if self.closed:
+            return "closed"
+        return self._pc.connectionState if self._pc is not None else "new"
+
+    @property
+    def peer_connection(self) -> RTCPeerConnection | None:
+        return self._pc
+
+    async def handle_offer(self, sdp: object) -> str:
+        if self.closed:
+            raise NotInRoom(f"participant {self.id!r} has left")
+        if self._pc is not None:
+            raise InvalidState("offer already handled for this participant; renegotiation is not supported")
+        lines = parse_offer(sdp)
+        assert isinstance(sdp, str)
+        pc = RTCPeerConnection(
+            RTCConfiguration(
+                iceServers=list(self._config.ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+            )
+        )
+        inbound: dict[Kind, InboundStream] = {}
+        audio_slots: list[OutStream] = []
+        video_slots: list[OutStream] = []
+        try:
+            # Pre-create one transceiver per offered m-line, in order, so that
+            # setRemoteDescription adopts them: this is how codec preferences
+            # (Opus/VP8 only, no RTX) and our receive/send hooks get in before
+            # negotiation.
+            for line in lines:
+                t = pc.addTransceiver(line.kind, direction=line.server_direction)
+                t.setCodecPreferences(
+                    [
+                        c
+                        for c in RTCRtpSender.getCapabilities(line.kind).codecs
+                        if c.mimeType.lower() == f"{line.kind}/{SUPPORTED_CODEC[line.kind]}"
+                    ]
+                )
+                ssrc = ai.sender_ssrc(t.sender)
+                receive_hook: Callable[[RTCDtlsTransport, RTCRtpReceiveParameters], Awaitable[None]]
+                receive_hook = _ignore_receive
+                send_hook: Callable[[RTCDtlsTransport, RTCRtpSendParameters], Awaitable[None]] = _ignore_send
+                if line.client_sends:
+                    stream = InboundStream(
+                        kind=line.kind,
+                        publisher_id=self.id,
+                        rtcp_ssrc=ssrc,
+                        config=self._config,
+                        on_disconnect=self._on_dtls_disconnect,
+                    )
+                    inbound[line.kind] = stream
+                    receive_hook = stream.start
+                if line.client_receives:
+                    out = OutStream(
+                        kind=line.kind, mid=line.mid, subscriber_id=self.id, ssrc=ssrc, config=self._config
+                    )
+                    (audio_slots if line.kind == "audio" else video_slots).append(out)
+                    send_hook = out.start
+                ai.intercept_receive(t.receiver, receive_hook)
+                ai.intercept_send(t.sender, send_hook)
+
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            ai.gather_on(pc, self._config.host_addresses)
+            await pc.setLocalDescription(await pc.createAnswer())
+            answer = pc.localDescription.sdp
+        except SfuError:
+            await pc.close()
+            raise
+        except Exception as exc:
+            await pc.close()
+            raise InvalidSdp(f"offer rejected: {exc}") from exc
+        if self.closed:  # left while we were negotiating
+            await pc.close()
+            raise NotInRoom(f"participant {self.id!r} has left")
+
+        self._pc = pc
+        self.inbound = inbound
+        self.audio_slots = audio_slots
+        self.video_slots = video_slots
+        pc.on("connectionstatechange", self._on_connection_state)
+        self._room._participant_media_ready(self)
+        return answer
+
+    async def add_ice_candidate(
+        self, candidate: str | None, sdp_mid: str | None = None, sdp_mline_index: int | None = None
+    ) -> None:
+        """Add a trickled remote candidate (``a=candidate:...`` or ``candidate:...``);
+        ``None``/empty means end-of-candidates."""
+        if self.closed:
+            raise NotInRoom(f"participant {self.id!r} has left")
+        if self._pc is None:
+            raise InvalidState("add_ice_candidate before handle_offer")
+        if candidate is None or not candidate.strip():
+            await self._pc.addIceCandidate(None)
+            return
+        text = candidate.strip()
+        if text.startswith("a="):
+            text = text[2:]
+        if text.startswith("candidate:"):
+            text = text[len("candidate:") :]
+        try:
+            parsed = ai.candidate_from_sdp(text)
+        except Exception as exc:
+            raise InvalidRequest(f"malformed ICE candidate: {exc}") from exc
+        parsed.sdpMid = sdp_mid
+        parsed.sdpMLineIndex = sdp_mline_index
+        if sdp_mid is None and sdp_mline_index is None:
+            parsed.sdpMLineIndex = 0  # everything is BUNDLEd on the first transport
+        await self._pc.addIceCandidate(parsed)
+
+    def _on_connection_state(self) -> None:
+        pc = self._pc
+        if pc is None or self.closed:
+            return
+        state = pc.connectionState
+        if state == "connected" and not self.connected:
+            self.connected = True
+            self._room._participant_connected(self)
+        elif state in ("failed", "closed"):
+            self._room._participant_transport_gone(self, f"transport-{state}")
+
+    def _on_dtls_disconnect(self) -> None:
+        if not self.closed:
+            self._room._participant_transport_gone(self, "transport-closed")
+
+    async def close(self) -> None:
+        """Stop forwarding and release the peer connection. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        for stream in list(self.inbound.values()):
+            await stream.stop()
+        for out in self.audio_slots + self.video_slots:
+            await out.stop()
+        pc, self._pc = self._pc, None
+        if pc is not None:
+            await pc.close()
+        self.inbound = {}
+        self.audio_slots = []
+        self.video_slots = []

@@ -1,0 +1,544 @@
+"""Packet-level forwarding: one :class:`InboundStream` per published track and
+one :class:`OutStream` per subscriber receive slot.
+
+Both register themselves on aiortc's DTLS transport in place of aiortc's
+RTCRtpReceiver/RTCRtpSender (see aiortc_internals), so they see decrypted,
+parsed RTP/RTCP and never decode anything. An InboundStream forwards each
+packet synchronously (no queue, no extra task) to the OutStreams currently
+assigned to it; each OutStream rewrites SSRC, payload type, sequence number,
+timestamp and header extensions for its subscriber and sends the packet on
+the subscriber's transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal
+
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecParameters,
+    RTCRtpReceiveParameters,
+    RTCRtpSendParameters,
+)
+
+from . import aiortc_internals as ai
+from .config import SfuConfig
+from .rtputil import (
+    NackTracker,
+    ReceiveStatistics,
+    abs_send_time_now,
+    ntp_now,
+    seq_add,
+    seq_diff,
+    ts_add,
+    vp8_is_keyframe_start,
+)
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["audio", "video"]
+
+#: Bytes of a plain RTP header, for byte counters (extensions are not counted).
+RTP_HEADER_BYTES = 12
+
+
+def _media_codecs(codecs: list[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
+    return [c for c in codecs if c.name.lower() not in ("rtx", "red", "ulpfec")]
+
+
+class _TaskOwner:
+    """Keeps references to the small fire-and-forget send tasks so they can be cancelled."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class InboundStream(_TaskOwner):
+    """A track one participant publishes (audio or video), received by the SFU."""
+
+    def __init__(
+        self,
+        *,
+        kind: Kind,
+        publisher_id: str,
+        rtcp_ssrc: int,
+        config: SfuConfig,
+        on_disconnect: Callable[[], None],
+    ) -> None:
+        super().__init__()
+        self.kind: Kind = kind
+        self.publisher_id = publisher_id
+        self.outputs: list[OutStream] = []
+        self._config = config
+        self._rtcp_ssrc = rtcp_ssrc
+        self._on_disconnect = on_disconnect
+        self._transport: RTCDtlsTransport | None = None
+        self._codecs: dict[int, RTCRtpCodecParameters] = {}
+        self._clock_rate = 90000 if kind == "video" else 48000
+        self._media_ssrc: int | None = None
+        self._stats: ReceiveStatistics | None = None
+        self._nack = NackTracker(config.nack_cache_size) if kind == "video" else None
+        self._remb = ai.RemoteBitrateEstimator() if kind == "video" else None
+        self._remb_estimate: int | None = None
+        self._cache: list[ai.RtpPacket | None] = [None] * config.nack_cache_size
+        self._lsr = 0
+        self._lsr_time: float | None = None
+        self._rtcp_task: asyncio.Task[None] | None = None
+        self._closed = False
+        # keyframe requests (PLI), throttled per publisher
+        self._last_pli = -1e9
+        self._pli_timer: asyncio.TimerHandle | None = None
+        self._pli_pending = False
+        # loudness from the RFC 6464 audio-level extension, since last take_loudness()
+        self._level_sum = 0.0
+        self._level_count = 0
+        # counters
+        self.packets = 0
+        self.bytes = 0
+        self.plis_sent = 0
+        self.nacks_sent = 0
+        self.relay_time_total = 0.0
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        return self._transport is not None
+
+    async def start(self, transport: RTCDtlsTransport, parameters: RTCRtpReceiveParameters) -> None:
+        """Called (through aiortc_internals.intercept_receive) once DTLS is up."""
+        if self._transport is not None or self._closed:
+            return
+        self._transport = transport
+        self._codecs = {c.payloadType: c for c in parameters.codecs if c.payloadType is not None}
+        media = _media_codecs(parameters.codecs)
+        if media:
+            self._clock_rate = media[0].clockRate
+        if parameters.encodings:
+            self._set_media_ssrc(parameters.encodings[0].ssrc)
+        ai.register_rtp_receiver(transport, self, parameters)
+        self._rtcp_task = asyncio.get_running_loop().create_task(
+            self._run_rtcp(), name=f"sfu-rtcp-in-{self.publisher_id}-{self.kind}"
+        )
+        if self._pli_pending:
+            self.request_keyframe()
+
+    async def stop(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for out in list(self.outputs):
+            out.assign(None)
+        if self._pli_timer is not None:
+            self._pli_timer.cancel()
+            self._pli_timer = None
+        if self._transport is not None:
+            ai.unregister_rtp_receiver(self._transport, self)
+        if self._rtcp_task is not None:
+            self._rtcp_task.cancel()
+            await asyncio.gather(self._rtcp_task, return_exceptions=True)
+            self._rtcp_task = None
+        await self._cancel_tasks()
+        self._cache = []
+        self._transport = None
+
+    # -- aiortc RtpReceiver protocol -----------------------------------------------------
+    async def _handle_rtp_packet(self, packet: ai.RtpPacket, arrival_time_ms: int) -> None:
+        if self._closed or packet.payload_type not in self._codecs:
+            return
+        t0 = time.perf_counter()
+        if packet.ssrc != self._media_ssrc:
+            # first packet, or the publisher restarted its stream with a new SSRC
+            self._set_media_ssrc(packet.ssrc)
+        self.packets += 1
+        self.bytes += RTP_HEADER_BYTES + len(packet.payload) + packet.padding_size
+        assert self._stats is not None
+        self._stats.add(packet.sequence_number, packet.timestamp, arrival_time_ms / 1000.0)
+
+        if self._remb is not None and packet.extensions.abs_send_time is not None:
+            est = self._remb.add(
+                arrival_time_ms=arrival_time_ms,
+                abs_send_time=packet.extensions.abs_send_time,
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            if est is not None:
+                self._remb_estimate = est[0]
+        if self._nack is not None and self._nack.add(packet.sequence_number):
+            # loss between publisher and SFU: ask the publisher to retransmit
+            self._spawn(self._send_rtcp([self._nack_packet()]))
+        level = packet.extensions.audio_level
+        if level is not None:
+            # (voice activity flag, level in -dBov 0..127); store loudness 127 - level
+            self._level_sum += 127 - (level[1] & 0x7F)
+            self._level_count += 1
+
+        self._cache[packet.sequence_number % len(self._cache)] = packet
+        for out in tuple(self.outputs):
+            try:
+                await out.forward(self, packet)
+            except Exception:  # never let one subscriber break the publisher's transport loop
+                logger.exception("forwarding to %s failed", out.subscriber_id)
+        self.relay_time_total += time.perf_counter() - t0
+
+    async def _handle_rtcp_packet(self, packet: ai.AnyRtcpPacket) -> None:
+        if isinstance(packet, ai.RtcpSrPacket):
+            self._lsr = (packet.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF
+            self._lsr_time = time.time()
+
+    def _handle_disconnect(self) -> None:
+        # The DTLS transport reported the peer gone (close_notify or socket error).
+        if not self._closed:
+            self._on_disconnect()
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _set_media_ssrc(self, ssrc: int) -> None:
+        self._media_ssrc = ssrc
+        self._stats = ReceiveStatistics(self._clock_rate)
+        if self._nack is not None:
+            self._nack = NackTracker(self._config.nack_cache_size)
+        if self._pli_pending and self._transport is not None:
+            self.request_keyframe()
+
+    def cached(self, seq: int) -> ai.RtpPacket | None:
+        if not self._cache:
+            return None
+        p = self._cache[seq % len(self._cache)]
+        return p if p is not None and p.sequence_number == seq else None
+
+    def take_loudness(self) -> float | None:
+        """Mean loudness (0 silent .. 127 = 0 dBov) since the last call; None if no level data."""
+        if not self._level_count:
+            return None
+        value = self._level_sum / self._level_count
+        self._level_sum = 0.0
+        self._level_count = 0
+        return value
+
+    @property
+    def wanted(self) -> bool:
+        return bool(self.outputs)
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe (PLI), at most once per ``pli_min_interval``.
+
+        A request inside the throttle window is deferred to its end rather than
+        dropped, so a late joiner waits at most one interval.
+        """
+        if self.kind != "video" or self._closed:
+            return
+        if self._transport is None or self._media_ssrc is None:
+            self._pli_pending = True
+            return
+        self._pli_pending = False
+        loop = asyncio.get_running_loop()
+        wait = self._last_pli + self._config.pli_min_interval - loop.time()
+        if wait <= 0:
+            self._last_pli = loop.time()
+            self.plis_sent += 1
+            pli = ai.RtcpPsfbPacket(fmt=ai.RTCP_PSFB_PLI, ssrc=self._rtcp_ssrc, media_ssrc=self._media_ssrc)
+            self._spawn(self._send_rtcp([pli]))
+        elif self._pli_timer is None:
+            self._pli_timer = loop.call_later(wait, self._pli_timer_fired)
+
+    def _pli_timer_fired(self) -> None:
+        self._pli_timer = None
+        self.request_keyframe()
+
+    def _nack_packet(self) -> ai.RtcpRtpfbPacket:
+        nack = self._nack
+        assert nack is not None and self._media_ssrc is not None
+        self.nacks_sent += 1
+        newest = nack.max_seq or 0
+        return ai.RtcpRtpfbPacket(
+            fmt=ai.RTCP_RTPFB_NACK,
+            ssrc=self._rtcp_ssrc,
+            media_ssrc=self._media_ssrc,
+            lost=sorted(nack.missing, key=lambda s: seq_diff(s, newest)),
+        )
+
+    async def _send_rtcp(self, packets: list[Any]) -> None:
+        if self._transport is None or not packets:
+            return
+        try:
+            await ai.send_rtp(self._transport, b"".join(bytes(p) for p in packets))
+        except ConnectionError:
+            pass
+
+    def _remb_bitrate(self) -> int | None:
+        """Bitrate to announce to the publisher: our own estimate of the uplink,
+        capped by the lowest estimate of the subscribers watching (so a slow
+        subscriber slows the publisher down, as simulcast-less SFUs must)."""
+        values = [o.remb for o in self.outputs if o.remb is not None]
+        if self._remb_estimate is not None:
+            values.append(self._remb_estimate)
+        return min(values) if values else None
+
+    async def _run_rtcp(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.rtcp_interval * (0.5 + random.random()))
+            if self._media_ssrc is None or self._stats is None or self._stats.base_seq is None:
+                continue
+            dlsr = 0
+            if self._lsr_time is not None:
+                delay = time.time() - self._lsr_time
+                if 0 < delay < 65536:
+                    dlsr = int(delay * 65536)
+            packets: list[Any] = [
+                ai.RtcpRrPacket(
+                    ssrc=self._rtcp_ssrc,
+                    reports=[
+                        ai.RtcpReceiverInfo(
+                            ssrc=self._media_ssrc,
+                            fraction_lost=self._stats.fraction_lost(),
+                            packets_lost=self._stats.lost,
+                            highest_sequence=self._stats.highest_sequence,
+                            jitter=self._stats.jitter,
+                            lsr=self._lsr if self._lsr_time is not None else 0,
+                            dlsr=dlsr,
+                        )
+                    ],
+                )
+            ]
+            bitrate = self._remb_bitrate() if self.kind == "video" else None
+            if bitrate is not None:
+                packets.append(
+                    ai.RtcpPsfbPacket(
+                        fmt=ai.RTCP_PSFB_APP,
+                        ssrc=self._rtcp_ssrc,
+                        media_ssrc=0,
+                        fci=ai.pack_remb_fci(int(bitrate), [self._media_ssrc]),
+                    )
+                )
+            await self._send_rtcp(packets)
+
+
+class OutStream(_TaskOwner):
+    """One receive slot (m-line) of a subscriber; carries one publisher's track at a time."""
+
+    def __init__(self, *, kind: Kind, mid: str, subscriber_id: str, ssrc: int, config: SfuConfig) -> None:
+        super().__init__()
+        self.kind: Kind = kind
+        self.mid = mid
+        self.subscriber_id = subscriber_id
+        self._ssrc = ssrc  # name required by aiortc's RtpRouter (RtpSender protocol)
+        self._config = config
+        self._transport: RTCDtlsTransport | None = None
+        self._ext_map = ai.HeaderExtensionsMap()
+        self._pt = 0
+        self._clock_rate = 90000 if kind == "video" else 48000
+        self._source: InboundStream | None = None
+        self._need_keyframe = kind == "video"
+        self._epoch_first_seq: int | None = None  # source seq of the first packet of this epoch
+        self._seq_offset = 0
+        self._ts_offset = 0
+        self._last_seq: int | None = None
+        self._last_ts = 0
+        self._last_send = 0.0
+        self._rtcp_task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.remb: int | None = None
+        # counters
+        self.packets = 0
+        self.bytes = 0
+        self.octets = 0  # payload octets, for RTCP SR
+        self.retransmitted = 0
+        self.nack_misses = 0
+        self.keyframe_requests = 0
+        self.remote_fraction_lost = 0
+        self.remote_packets_lost = 0
+
+    @property
+    def source(self) -> InboundStream | None:
+        return self._source
+
+    @property
+    def started(self) -> bool:
+        return self._transport is not None
+
+    async def start(self, transport: RTCDtlsTransport, parameters: RTCRtpSendParameters) -> None:
+        """Called (through aiortc_internals.intercept_send) once DTLS is up."""
+        if self._transport is not None or self._closed:
+            return
+        media = _media_codecs(parameters.codecs)
+        if not media:
+            return
+        self._pt = media[0].payloadType or 0
+        self._clock_rate = media[0].clockRate
+        self._ext_map.configure(parameters)
+        self._transport = transport
+        ai.register_rtp_sender(transport, self, parameters)
+        self._rtcp_task = asyncio.get_running_loop().create_task(
+            self._run_rtcp(), name=f"sfu-rtcp-out-{self.subscriber_id}-{self.mid}"
+        )
+        if self._source is not None and self.kind == "video":
+            self._source.request_keyframe()
+
+    async def stop(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.assign(None)
+        if self._rtcp_task is not None:
+            self._rtcp_task.cancel()
+            await asyncio.gather(self._rtcp_task, return_exceptions=True)
+            self._rtcp_task = None
+        await self._cancel_tasks()
+        if self._transport is not None:
+            ai.unregister_rtp_sender(self._transport, self)
+            if self.packets:
+                await self._send_rtcp([ai.RtcpByePacket(sources=[self._ssrc])])
+            self._transport = None
+
+    def assign(self, source: InboundStream | None) -> bool:
+        """Switch this slot to ``source`` (None: idle). Returns True if it changed."""
+        if source is self._source:
+            return False
+        if self._source is not None and self in self._source.outputs:
+            self._source.outputs.remove(self)
+        self._source = source
+        self._epoch_first_seq = None
+        self._need_keyframe = self.kind == "video"
+        self.remb = None
+        if source is not None and not self._closed:
+            source.outputs.append(self)
+            if self.started and self.kind == "video":
+                self.keyframe_requests += 1
+                source.request_keyframe()
+        return True
+
+    # -- forwarding --------------------------------------------------------------------------
+    async def forward(self, source: InboundStream, packet: ai.RtpPacket) -> None:
+        if source is not self._source or self._transport is None:
+            return
+        if self._epoch_first_seq is None:
+            if self._need_keyframe:
+                # Deltas before the first keyframe are undecodable: skip them.
+                if not vp8_is_keyframe_start(packet.payload):
+                    return
+                self._need_keyframe = False
+            self._begin_epoch(packet)
+        elif seq_diff(packet.sequence_number, self._epoch_first_seq) < 0:
+            return  # late packet from before this slot switched to the source
+        await self._send(self._rewrite(packet))
+
+    def _begin_epoch(self, packet: ai.RtpPacket) -> None:
+        # Keep the subscriber's sequence numbers and timestamps continuous across
+        # source switches, so its jitter buffer sees one ordinary stream.
+        if self._last_seq is None:
+            self._seq_offset = (random.randint(0, 0x7FFF) - packet.sequence_number) & 0xFFFF
+            self._ts_offset = (random.getrandbits(32) - packet.timestamp) & 0xFFFFFFFF
+        else:
+            self._seq_offset = (self._last_seq + 1 - packet.sequence_number) & 0xFFFF
+            elapsed = max(1, int((time.monotonic() - self._last_send) * self._clock_rate))
+            self._ts_offset = (self._last_ts + elapsed - packet.timestamp) & 0xFFFFFFFF
+        self._epoch_first_seq = packet.sequence_number
+
+    def _rewrite(self, packet: ai.RtpPacket) -> ai.RtpPacket:
+        out = ai.RtpPacket(
+            payload_type=self._pt,
+            marker=packet.marker,
+            sequence_number=seq_add(packet.sequence_number, self._seq_offset),
+            timestamp=ts_add(packet.timestamp, self._ts_offset),
+            ssrc=self._ssrc,
+            payload=packet.payload,
+        )
+        out.padding_size = packet.padding_size
+        ext = out.extensions
+        ext.mid = self.mid  # browsers demux BUNDLEd media by MID first
+        ext.abs_send_time = abs_send_time_now()  # the subscriber's BWE measures our send times
+        ext.audio_level = packet.extensions.audio_level
+        return out
+
+    async def _send(self, out: ai.RtpPacket, retransmission: bool = False) -> None:
+        assert self._transport is not None
+        try:
+            await ai.send_rtp(self._transport, out.serialize(self._ext_map))
+        except ConnectionError:
+            return
+        self.packets += 1
+        self.bytes += RTP_HEADER_BYTES + len(out.payload) + out.padding_size
+        self.octets += len(out.payload)
+        if retransmission:
+            self.retransmitted += 1
+        elif self._last_seq is None or seq_diff(out.sequence_number, self._last_seq) > 0:
+            self._last_seq = out.sequence_number
+            self._last_ts = out.timestamp
+            self._last_send = time.monotonic()
+
+    # -- aiortc RtpSender protocol: RTCP from the subscriber ----------------------------------
+    async def _handle_rtcp_packet(self, packet: ai.AnyRtcpPacket) -> None:
+        if isinstance(packet, ai.RtcpRtpfbPacket) and packet.fmt == ai.RTCP_RTPFB_NACK:
+            await self._retransmit(packet.lost)
+        elif isinstance(packet, ai.RtcpPsfbPacket) and packet.fmt in (ai.RTCP_PSFB_PLI, ai.RTCP_PSFB_FIR):
+            # The subscriber lost the picture: relay the request to the publisher (throttled there).
+            if self._source is not None:
+                self.keyframe_requests += 1
+                self._source.request_keyframe()
+        elif isinstance(packet, ai.RtcpPsfbPacket) and packet.fmt == ai.RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = ai.unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if self._ssrc in ssrcs:
+                self.remb = bitrate
+        elif isinstance(packet, (ai.RtcpRrPacket, ai.RtcpSrPacket)):
+            for report in packet.reports:
+                if report.ssrc == self._ssrc:
+                    self.remote_fraction_lost = report.fraction_lost
+                    self.remote_packets_lost = report.packets_lost
+
+    async def _retransmit(self, lost: list[int]) -> None:
+        source = self._source
+        if source is None or self._epoch_first_seq is None or self._transport is None:
+            return
+        for out_seq in lost:
+            src_seq = seq_add(out_seq, -self._seq_offset)
+            if seq_diff(src_seq, self._epoch_first_seq) < 0:
+                continue
+            packet = source.cached(src_seq)
+            if packet is None:
+                self.nack_misses += 1
+                continue
+            await self._send(self._rewrite(packet), retransmission=True)
+
+    async def _send_rtcp(self, packets: list[Any]) -> None:
+        if self._transport is None:
+            return
+        try:
+            await ai.send_rtp(self._transport, b"".join(bytes(p) for p in packets))
+        except ConnectionError:
+            pass
+
+    async def _run_rtcp(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.rtcp_interval * (0.5 + random.random()))
+            if not self.packets or self._last_seq is None:
+                continue
+            elapsed = int((time.monotonic() - self._last_send) * self._clock_rate)
+            sr = ai.RtcpSrPacket(
+                ssrc=self._ssrc,
+                sender_info=ai.RtcpSenderInfo(
+                    ntp_timestamp=ntp_now(),
+                    rtp_timestamp=ts_add(self._last_ts, elapsed),
+                    packet_count=self.packets & 0xFFFFFFFF,
+                    octet_count=self.octets & 0xFFFFFFFF,
+                ),
+            )
+            await self._send_rtcp([sr])

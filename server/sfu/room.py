@@ -1,0 +1,303 @@
+"""A room: its participants and the decision of what is forwarded to whom."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .config import SfuConfig
+from .errors import AlreadyJoined, InvalidRequest, NotInRoom, RoomNotFound
+from .events import (
+    ActiveSpeakerChanged,
+    ParticipantConnected,
+    ParticipantLeft,
+    SfuEvent,
+    SlotAssigned,
+    VideoDemandChanged,
+)
+from .participant import Participant
+from .relay import InboundStream, OutStream
+
+logger = logging.getLogger(__name__)
+
+#: Loudness bonus for streams a subscriber already hears, so the 3rd/4th
+#: loudest do not flap between slots on every evaluation.
+AUDIO_STICKINESS = 6.0
+#: How much louder than the active speaker someone must be to take over.
+SPEAKER_HYSTERESIS = 6.0
+
+
+@dataclass(frozen=True)
+class ForwardedStream:
+    """One receive slot of a subscriber and what it carries."""
+
+    kind: str
+    mid: str
+    publisher_id: str | None
+    packets: int
+    bytes: int
+    retransmitted: int
+
+
+@dataclass(frozen=True)
+class ParticipantStats:
+    participant_id: str
+    connection_state: str
+    published: tuple[str, ...]
+    packets_in: int
+    bytes_in: int
+    packets_out: int
+    bytes_out: int
+    keyframe_requests_sent: int
+    loudness: float
+    video_wanted: bool
+    #: Mean time spent forwarding one received packet to all its subscribers (seconds).
+    relay_time_per_packet: float
+    forwarded: tuple[ForwardedStream, ...]
+
+
+@dataclass(frozen=True)
+class RoomStats:
+    room_id: str
+    active_speaker: str | None
+    participants: dict[str, ParticipantStats]
+
+
+class Room:
+    """Participants of one meeting in this worker. Created by :meth:`Sfu.open_room`."""
+
+    def __init__(self, room_id: str, config: SfuConfig, emit: Callable[[SfuEvent], None]) -> None:
+        self.id = room_id
+        self._config = config
+        self._emit = emit
+        self.participants: dict[str, Participant] = {}
+        self._order = itertools.count()
+        self._active_speaker: str | None = None
+        self._video_demand: dict[str, bool] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.closed = False
+
+    # -- membership -----------------------------------------------------------------------
+    def admit(self, participant_id: str) -> Participant:
+        if self.closed:
+            raise RoomNotFound(f"room {self.id!r} is closed")
+        if not isinstance(participant_id, str) or not participant_id or len(participant_id) > 200:
+            raise InvalidRequest("participant id must be a non-empty string of at most 200 characters")
+        if participant_id in self.participants:
+            raise AlreadyJoined(f"participant {participant_id!r} is already in room {self.id!r}")
+        p = Participant(self, participant_id, self._config, next(self._order))
+        self.participants[participant_id] = p
+        if self._ticker is None:
+            self._ticker = asyncio.get_running_loop().create_task(
+                self._run_ticker(), name=f"sfu-room-{self.id}"
+            )
+        return p
+
+    def get(self, participant_id: str) -> Participant:
+        p = self.participants.get(participant_id)
+        if p is None:
+            raise NotInRoom(f"participant {participant_id!r} is not in room {self.id!r}")
+        return p
+
+    async def remove(self, participant_id: str, reason: str = "left") -> None:
+        p = self.participants.pop(participant_id, None)
+        if p is None:
+            raise NotInRoom(f"participant {participant_id!r} is not in room {self.id!r}")
+        self._video_demand.pop(participant_id, None)
+        await p.close()
+        self._reassign()
+        if self._active_speaker == participant_id:
+            self._active_speaker = None
+            self._emit(ActiveSpeakerChanged(self.id, None))
+        self._emit(ParticipantLeft(self.id, participant_id, reason))
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
+        for pid in list(self.participants):
+            p = self.participants.pop(pid)
+            await p.close()
+            self._emit(ParticipantLeft(self.id, pid, "room-closed"))
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- callbacks from participants ---------------------------------------------------------
+    def _participant_media_ready(self, p: Participant) -> None:
+        self._reassign()
+
+    def _participant_connected(self, p: Participant) -> None:
+        self._emit(ParticipantConnected(self.id, p.id))
+
+    def _participant_transport_gone(self, p: Participant, reason: str) -> None:
+        # Called from aiortc event handlers (sync): remove in a task we keep track of.
+        if self.closed or self.participants.get(p.id) is not p:
+            return
+
+        async def remove() -> None:
+            if self.participants.get(p.id) is p:
+                await self.remove(p.id, reason)
+
+        task = asyncio.get_running_loop().create_task(remove())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- selective forwarding ----------------------------------------------------------------
+    def set_visible_videos(self, participant_id: str, publisher_ids: Sequence[str] | None) -> None:
+        """Choose whose video ``participant_id`` receives (None: everyone, in join order).
+
+        Ids not (yet) in the room are kept and take effect when they publish.
+        More ids than the subscriber has video slots: the first ones win.
+        """
+        p = self.get(participant_id)
+        if publisher_ids is None:
+            p.visible_videos = None
+        else:
+            if isinstance(publisher_ids, str) or not all(isinstance(x, str) for x in publisher_ids):
+                raise InvalidRequest("publisher_ids must be a list of participant ids")
+            p.visible_videos = list(dict.fromkeys(publisher_ids))
+        self._reassign()
+
+    def _reassign(self) -> None:
+        if self.closed:
+            return
+        self._reassign_video()
+        self._reassign_audio()
+        self._update_demand()
+
+    def _assign(self, sub: Participant, slots: list[OutStream], sources: list[InboundStream]) -> None:
+        # Slots already carrying a wanted source keep it (no needless switch,
+        # no keyframe wait); the remaining sources fill the other slots in order.
+        pending = [s for s in sources if all(slot.source is not s for slot in slots)]
+        for slot in slots:
+            if slot.source is not None and slot.source in sources:
+                continue
+            new = pending.pop(0) if pending else None
+            if slot.assign(new):
+                self._emit(
+                    SlotAssigned(self.id, sub.id, slot.mid, slot.kind, new.publisher_id if new else None)
+                )
+
+    def _reassign_video(self) -> None:
+        publishers = [p for p in self.participants.values() if "video" in p.inbound]
+        for sub in self.participants.values():
+            if not sub.video_slots:
+                continue
+            if sub.visible_videos is None:
+                ids = [p.id for p in publishers if p is not sub]
+            else:
+                ids = sub.visible_videos
+            sources: list[InboundStream] = []
+            for pid in ids:
+                pub = self.participants.get(pid)
+                if pub is not None and pub is not sub and "video" in pub.inbound:
+                    sources.append(pub.inbound["video"])
+            self._assign(sub, sub.video_slots, sources[: len(sub.video_slots)])
+
+    def _reassign_audio(self) -> None:
+        publishers = [p for p in self.participants.values() if "audio" in p.inbound]
+        for sub in self.participants.values():
+            if not sub.audio_slots:
+                continue
+            current = {slot.source for slot in sub.audio_slots}
+            candidates = [p for p in publishers if p is not sub]
+            candidates.sort(
+                key=lambda p: (
+                    -(p.loudness + (AUDIO_STICKINESS if p.inbound["audio"] in current else 0.0)),
+                    p.order,
+                )
+            )
+            n = min(self._config.max_audio_streams, len(sub.audio_slots))
+            self._assign(sub, sub.audio_slots, [p.inbound["audio"] for p in candidates[:n]])
+
+    def _update_demand(self) -> None:
+        for p in self.participants.values():
+            video = p.inbound.get("video")
+            if video is None:
+                continue
+            wanted = video.wanted
+            # Publishers start sending, so "wanted" is the assumed initial state.
+            if self._video_demand.get(p.id, True) != wanted:
+                self._emit(VideoDemandChanged(self.id, p.id, wanted))
+            self._video_demand[p.id] = wanted
+
+    # -- loudness / active speaker ----------------------------------------------------------
+    async def _run_ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.speaker_interval)
+            try:
+                self._update_loudness()
+                self._reassign_audio()
+            except Exception:
+                logger.exception("room %s: loudness update failed", self.id)
+
+    def _update_loudness(self) -> None:
+        s = self._config.speaker_smoothing
+        for p in self.participants.values():
+            audio = p.inbound.get("audio")
+            value = audio.take_loudness() if audio is not None else None
+            p.loudness = s * p.loudness + (1 - s) * (value or 0.0)
+        threshold = self._config.speaker_min_loudness
+        loud = [p for p in self.participants.values() if p.loudness >= threshold]
+        if not loud:
+            return  # keep the last speaker while everybody is quiet
+        best = max(loud, key=lambda p: (p.loudness, -p.order))
+        current = self.participants.get(self._active_speaker) if self._active_speaker else None
+        if best is current:
+            return
+        if (
+            current is not None
+            and current.loudness >= threshold
+            and best.loudness < current.loudness + SPEAKER_HYSTERESIS
+        ):
+            return
+        self._active_speaker = best.id
+        self._emit(ActiveSpeakerChanged(self.id, best.id))
+
+    @property
+    def active_speaker(self) -> str | None:
+        return self._active_speaker
+
+    # -- stats ------------------------------------------------------------------------------
+    def stats(self) -> RoomStats:
+        result: dict[str, ParticipantStats] = {}
+        for p in self.participants.values():
+            forwarded = tuple(
+                ForwardedStream(
+                    kind=o.kind,
+                    mid=o.mid,
+                    publisher_id=o.source.publisher_id if o.source else None,
+                    packets=o.packets,
+                    bytes=o.bytes,
+                    retransmitted=o.retransmitted,
+                )
+                for o in p.audio_slots + p.video_slots
+            )
+            ins = list(p.inbound.values())
+            packets_in = sum(s.packets for s in ins)
+            relay_time = sum(s.relay_time_total for s in ins)
+            result[p.id] = ParticipantStats(
+                participant_id=p.id,
+                connection_state=p.connection_state,
+                published=tuple(sorted(p.inbound)),
+                packets_in=packets_in,
+                bytes_in=sum(s.bytes for s in ins),
+                packets_out=sum(f.packets for f in forwarded),
+                bytes_out=sum(f.bytes for f in forwarded),
+                keyframe_requests_sent=sum(s.plis_sent for s in ins),
+                loudness=p.loudness,
+                video_wanted=bool(p.inbound.get("video") and p.inbound["video"].wanted),
+                relay_time_per_packet=relay_time / packets_in if packets_in else 0.0,
+                forwarded=forwarded,
+            )
+        return RoomStats(room_id=self.id, active_speaker=self._active_speaker, participants=result)

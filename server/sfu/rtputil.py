@@ -1,0 +1,161 @@
+"""Small RTP helpers that need no aiortc internals (sequence maths, VP8
+keyframe detection, receive statistics, NACK bookkeeping, NTP time)."""
+
+from __future__ import annotations
+
+import time
+
+NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
+
+
+def seq_add(a: int, b: int) -> int:
+    return (a + b) & 0xFFFF
+
+
+def seq_diff(a: int, b: int) -> int:
+    """Signed distance a - b between two 16-bit sequence numbers (-32768..32767)."""
+    d = (a - b) & 0xFFFF
+    return d - 0x10000 if d >= 0x8000 else d
+
+
+def ts_add(a: int, b: int) -> int:
+    return (a + b) & 0xFFFFFFFF
+
+
+def ts_diff(a: int, b: int) -> int:
+    d = (a - b) & 0xFFFFFFFF
+    return d - 0x100000000 if d >= 0x80000000 else d
+
+
+def ntp_now() -> int:
+    """Current time as a 64-bit NTP timestamp (32.32 fixed point)."""
+    now = time.time() + NTP_EPOCH_OFFSET
+    return int(now * (1 << 32)) & 0xFFFFFFFFFFFFFFFF
+
+
+def abs_send_time_now() -> int:
+    """abs-send-time header extension value: 6.18 fixed-point seconds, 24 bits."""
+    return (ntp_now() >> 14) & 0x00FFFFFF
+
+
+def vp8_is_keyframe_start(payload: bytes) -> bool:
+    """True if this VP8 RTP payload (RFC 7741) starts a keyframe.
+
+    The payload descriptor must have S=1 and PID=0 and the VP8 payload header's
+    P bit (inverse keyframe flag) must be 0.
+    """
+    n = len(payload)
+    if n < 1:
+        return False
+    b0 = payload[0]
+    if not (b0 & 0x10) or (b0 & 0x07):  # S bit, partition index
+        return False
+    pos = 1
+    if b0 & 0x80:  # X: extension byte follows
+        if n <= pos:
+            return False
+        x = payload[pos]
+        pos += 1
+        if x & 0x80:  # I: picture id, 7 or 15 bits
+            if n <= pos:
+                return False
+            pos += 2 if payload[pos] & 0x80 else 1
+        if x & 0x40:  # L: TL0PICIDX
+            pos += 1
+        if x & 0x30:  # T or K: TID/KEYIDX
+            pos += 1
+    if n <= pos:
+        return False
+    return (payload[pos] & 0x01) == 0
+
+
+class ReceiveStatistics:
+    """RFC 3550 receiver statistics for one incoming SSRC (feeds our RR)."""
+
+    def __init__(self, clock_rate: int) -> None:
+        self.clock_rate = clock_rate
+        self.base_seq: int | None = None
+        self.max_seq = 0
+        self.cycles = 0
+        self.received = 0
+        self.jitter_q4 = 0
+        self._last_arrival: float | None = None
+        self._last_ts = 0
+        self._expected_prior = 0
+        self._received_prior = 0
+
+    def add(self, seq: int, timestamp: int, arrival: float) -> None:
+        self.received += 1
+        if self.base_seq is None:
+            self.base_seq = seq
+            self.max_seq = seq
+        elif seq_diff(seq, self.max_seq) > 0:
+            if seq < self.max_seq:
+                self.cycles += 1 << 16
+            self.max_seq = seq
+        else:
+            return  # late/duplicate packet: no jitter update
+        if self._last_arrival is not None and timestamp != self._last_ts:
+            d = (arrival - self._last_arrival) * self.clock_rate - ts_diff(timestamp, self._last_ts)
+            self.jitter_q4 += int(abs(d)) - ((self.jitter_q4 + 8) >> 4)
+        self._last_arrival = arrival
+        self._last_ts = timestamp
+
+    @property
+    def expected(self) -> int:
+        if self.base_seq is None:
+            return 0
+        return self.cycles + self.max_seq - self.base_seq + 1
+
+    @property
+    def lost(self) -> int:
+        return max(-0x800000, min(self.expected - self.received, 0x7FFFFF))
+
+    @property
+    def highest_sequence(self) -> int:
+        return (self.cycles + self.max_seq) & 0xFFFFFFFF
+
+    @property
+    def jitter(self) -> int:
+        return self.jitter_q4 >> 4
+
+    def fraction_lost(self) -> int:
+        """Fraction lost since the previous call, as RFC 3550's 8-bit fixed point."""
+        expected = self.expected - self._expected_prior
+        received = self.received - self._received_prior
+        self._expected_prior = self.expected
+        self._received_prior = self.received
+        lost = expected - received
+        if expected <= 0 or lost <= 0:
+            return 0
+        return min(255, (lost << 8) // expected)
+
+
+class NackTracker:
+    """Tracks sequence numbers missing from one incoming stream."""
+
+    def __init__(self, max_age: int = 512) -> None:
+        self.max_age = max_age
+        self.max_seq: int | None = None
+        self.missing: set[int] = set()
+
+    def add(self, seq: int) -> bool:
+        """Record a received packet; True if new gaps appeared."""
+        if self.max_seq is None:
+            self.max_seq = seq
+            return False
+        d = seq_diff(seq, self.max_seq)
+        if d <= 0:
+            self.missing.discard(seq)
+            return False
+        gap = False
+        if d > 1:
+            # A jump larger than the cache means the stream restarted: don't NACK it.
+            if d <= self.max_age:
+                for i in range(1, d):
+                    self.missing.add(seq_add(self.max_seq, i))
+                gap = True
+        self.max_seq = seq
+        if self.missing:
+            self.missing = {s for s in self.missing if 0 < seq_diff(seq, s) <= self.max_age}
+        return gap

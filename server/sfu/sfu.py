@@ -1,0 +1,155 @@
+"""The SFU facade the signaling layer talks to."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from .config import SfuConfig
+from .errors import InvalidRequest, RoomNotFound
+from .events import SfuEvent
+from .participant import Participant
+from .room import ParticipantStats, Room, RoomStats
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[SfuEvent], None]
+
+
+class ParticipantHandle:
+    """What :meth:`Sfu.admit` returns: a participant's calls, bound to its ids.
+
+    Holds no media state itself; after the participant left every call raises
+    :class:`~server.sfu.errors.NotInRoom`.
+    """
+
+    def __init__(self, sfu: Sfu, room_id: str, participant_id: str) -> None:
+        self._sfu = sfu
+        self.room_id = room_id
+        self.participant_id = participant_id
+
+    def _participant(self) -> Participant:
+        return self._sfu._room(self.room_id).get(self.participant_id)
+
+    async def handle_offer(self, sdp: str) -> str:
+        """Answer the client's offer (SDP string); returns the answer SDP (with candidates)."""
+        return await self._participant().handle_offer(sdp)
+
+    async def add_ice_candidate(
+        self, candidate: str | None, sdp_mid: str | None = None, sdp_mline_index: int | None = None
+    ) -> None:
+        await self._participant().add_ice_candidate(candidate, sdp_mid, sdp_mline_index)
+
+    def set_visible_videos(self, publisher_ids: Sequence[str] | None) -> None:
+        self._sfu.set_visible_videos(self.room_id, self.participant_id, publisher_ids)
+
+    def slots(self) -> dict[str, str | None]:
+        """mid -> publisher id currently forwarded on that receive slot (None: idle)."""
+        p = self._participant()
+        return {o.mid: (o.source.publisher_id if o.source else None) for o in p.audio_slots + p.video_slots}
+
+    def stats(self) -> ParticipantStats:
+        return self._sfu.room_stats(self.room_id).participants[self.participant_id]
+
+    async def leave(self) -> None:
+        await self._sfu.remove_participant(self.room_id, self.participant_id)
+
+
+class Sfu:
+    """A selective forwarding unit: rooms of participants whose RTP is forwarded
+    packet by packet, never decoded.
+
+    One instance per worker process. A room lives in exactly one worker; all
+    state other processes need is published as events (see
+    :mod:`server.sfu.events`) to listeners added with :meth:`subscribe`.
+    """
+
+    def __init__(self, config: SfuConfig | None = None) -> None:
+        self.config = config or SfuConfig()
+        self._rooms: dict[str, Room] = {}
+        self._listeners: list[Listener] = []
+
+    # -- events -----------------------------------------------------------------------------
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` for every SFU event; returns an unsubscribe function."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _emit(self, event: SfuEvent) -> None:
+        logger.debug("event %s", event)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not break forwarding
+                logger.exception("SFU event listener failed on %s", event)
+
+    # -- rooms ------------------------------------------------------------------------------
+    @property
+    def room_ids(self) -> list[str]:
+        return list(self._rooms)
+
+    def open_room(self, room_id: str) -> None:
+        """Open a room in this worker; opening an open room is a no-op."""
+        if not isinstance(room_id, str) or not room_id or len(room_id) > 200:
+            raise InvalidRequest("room id must be a non-empty string of at most 200 characters")
+        if room_id not in self._rooms:
+            self._rooms[room_id] = Room(room_id, self.config, self._emit)
+
+    def _room(self, room_id: str) -> Room:
+        room = self._rooms.get(room_id)
+        if room is None:
+            raise RoomNotFound(f"room {room_id!r} is not open in this SFU worker")
+        return room
+
+    async def close_room(self, room_id: str) -> None:
+        """Disconnect everybody and forget the room."""
+        room = self._room(room_id)
+        del self._rooms[room_id]
+        await room.close()
+
+    def room_stats(self, room_id: str) -> RoomStats:
+        return self._room(room_id).stats()
+
+    def active_speaker(self, room_id: str) -> str | None:
+        return self._room(room_id).active_speaker
+
+    # -- participants -----------------------------------------------------------------------
+    async def admit(self, room_id: str, participant_id: str) -> ParticipantHandle:
+        """Admit a participant (raises AlreadyJoined if the id is in the room)."""
+        self._room(room_id).admit(participant_id)
+        return ParticipantHandle(self, room_id, participant_id)
+
+    def participant(self, room_id: str, participant_id: str) -> ParticipantHandle:
+        self._room(room_id).get(participant_id)
+        return ParticipantHandle(self, room_id, participant_id)
+
+    async def handle_offer(self, room_id: str, participant_id: str, sdp: str) -> str:
+        return await self._room(room_id).get(participant_id).handle_offer(sdp)
+
+    async def add_ice_candidate(
+        self,
+        room_id: str,
+        participant_id: str,
+        candidate: str | None,
+        sdp_mid: str | None = None,
+        sdp_mline_index: int | None = None,
+    ) -> None:
+        await self._room(room_id).get(participant_id).add_ice_candidate(candidate, sdp_mid, sdp_mline_index)
+
+    def set_visible_videos(
+        self, room_id: str, participant_id: str, publisher_ids: Sequence[str] | None
+    ) -> None:
+        self._room(room_id).set_visible_videos(participant_id, publisher_ids)
+
+    async def remove_participant(self, room_id: str, participant_id: str) -> None:
+        await self._room(room_id).remove(participant_id, "left")
+
+    async def close(self) -> None:
+        """Close every room (worker shutdown)."""
+        for room_id in list(self._rooms):
+            await self.close_room(room_id)

@@ -1,0 +1,230 @@
+"""Synthetic kiosk clients for the SFU tests: real aiortc peers on loopback.
+
+Each client publishes (optionally) a 640x360 VP8 video whose flat background
+luma identifies the publisher, and an Opus tone whose amplitude sets its
+loudness; it offers a number of receive-only slots and records what it
+decodes per slot (mid).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import av
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+
+from server.sfu import ParticipantHandle
+from server.sfu import aiortc_internals as ai
+
+LOOPBACK = ["127.0.0.1"]
+WIDTH, HEIGHT = 640, 360
+
+
+class SyntheticVideo(MediaStreamTrack):
+    """640x360 frames: flat background of luma ``luma`` (top half) and a
+    moving dark bar (bottom half), so VP8 produces real delta frames."""
+
+    kind = "video"
+
+    def __init__(self, luma: int, fps: int = 10) -> None:
+        super().__init__()
+        self.luma = luma
+        self.fps = fps
+        self._n = 0
+        self._start: float | None = None
+        self._top = bytes([luma]) * (WIDTH * (HEIGHT // 2))
+        self._chroma = bytes([128]) * ((WIDTH // 2) * (HEIGHT // 2))
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        loop = asyncio.get_running_loop()
+        if self._start is None:
+            self._start = loop.time()
+        target = self._start + self._n / self.fps
+        await asyncio.sleep(max(0.0, target - loop.time()))
+        x = (self._n * 16) % (WIDTH - 64)
+        row = bytes([self.luma]) * x + bytes([16]) * 64 + bytes([self.luma]) * (WIDTH - 64 - x)
+        # A fresh frame each time: aiortc's encoder sets pict_type=I on frames
+        # it must make keyframes of, which would stick to a reused frame.
+        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        assert frame.planes[0].line_size == WIDTH
+        frame.planes[0].update(self._top + row * (HEIGHT - HEIGHT // 2))
+        frame.planes[1].update(self._chroma)
+        frame.planes[2].update(self._chroma)
+        frame.pts = self._n * (90000 // self.fps)
+        frame.time_base = Fraction(1, 90000)
+        self._n += 1
+        return frame
+
+
+class SyntheticAudio(MediaStreamTrack):
+    """20 ms mono s16 frames of a sine tone (amplitude 0 = silence)."""
+
+    kind = "audio"
+
+    def __init__(self, amplitude: int, freq: float = 440.0) -> None:
+        super().__init__()
+        samples = [int(amplitude * math.sin(2 * math.pi * freq * i / 48000)) for i in range(960)]
+        self._data = struct.pack(f"<{len(samples)}h", *samples)
+        self._n = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        loop = asyncio.get_running_loop()
+        if self._start is None:
+            self._start = loop.time()
+        await asyncio.sleep(max(0.0, self._start + self._n * 0.02 - loop.time()))
+        frame = av.AudioFrame(format="s16", layout="mono", samples=960)
+        frame.planes[0].update(self._data)
+        frame.sample_rate = 48000
+        frame.pts = self._n * 960
+        frame.time_base = Fraction(1, 48000)
+        self._n += 1
+        return frame
+
+
+@dataclass
+class SlotLog:
+    frames: int = 0
+    first_frame_at: float | None = None
+    size: tuple[int, int] | None = None
+    lumas: list[int] = field(default_factory=list)
+
+
+class Client:
+    """A kiosk/browser stand-in: one aiortc RTCPeerConnection to the SFU."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        luma: int | None = None,
+        amplitude: int | None = None,
+        video_slots: int = 0,
+        audio_slots: int = 0,
+        decode: bool = True,
+    ) -> None:
+        self.name = name
+        # max-bundle: with aiortc's default "balanced" policy a second m-line of
+        # the same kind keeps a transport that BUNDLE later discards (aiortc quirk).
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.video_track = SyntheticVideo(luma) if luma is not None else None
+        self.audio_track = SyntheticAudio(amplitude) if amplitude is not None else None
+        if self.audio_track is not None:
+            self.pc.addTransceiver(self.audio_track, direction="sendonly")
+        for _ in range(audio_slots):
+            self.pc.addTransceiver("audio", direction="recvonly")
+        if self.video_track is not None:
+            self.pc.addTransceiver(self.video_track, direction="sendonly")
+        for _ in range(video_slots):
+            self.pc.addTransceiver("video", direction="recvonly")
+        self.logs: dict[str, SlotLog] = {}
+        self.rtp_packets: dict[str, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.handle: ParticipantHandle | None = None
+        if decode:
+            self.pc.on("track", self._on_track)
+        else:
+            self._count_packets_instead_of_decoding()
+
+    def _count_packets_instead_of_decoding(self) -> None:
+        # Counts RTP per mid with the same hook the SFU uses, so no decoder runs
+        # in this client either (used by the "no decoder anywhere" test).
+        for t in self.pc.getTransceivers():
+            if t.direction != "recvonly":
+                continue
+            counter = _PacketCounter(self, t)
+            ai.intercept_receive(t.receiver, counter.start)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        mid = next(t.mid for t in self.pc.getTransceivers() if t.receiver.track is track)
+        assert mid is not None
+        log = self.logs.setdefault(mid, SlotLog())
+        self._tasks.append(asyncio.get_running_loop().create_task(self._consume(track, log)))
+
+    async def _consume(self, track: MediaStreamTrack, log: SlotLog) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                log.frames += 1
+                if log.first_frame_at is None:
+                    log.first_frame_at = time.monotonic()
+                if isinstance(frame, av.VideoFrame):
+                    log.size = (frame.width, frame.height)
+                    plane = frame.planes[0]
+                    data = bytes(plane)
+                    # background sample from the top half
+                    log.lumas.append(data[20 * plane.line_size + 20])
+                    del log.lumas[:-5]
+        except MediaStreamError:
+            pass
+
+    async def connect(self, handle: ParticipantHandle) -> None:
+        self.handle = handle
+        offer = await self.pc.createOffer()
+        ai.gather_on(self.pc, LOOPBACK)
+        await self.pc.setLocalDescription(offer)
+        answer = await handle.handle_offer(self.pc.localDescription.sdp)
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+    def slot_of(self, publisher_id: str, kind: str) -> str | None:
+        assert self.handle is not None
+        kinds = {t.mid: t.kind for t in self.pc.getTransceivers()}
+        for mid, pub in self.handle.slots().items():
+            if pub == publisher_id and kinds.get(mid) == kind:
+                return mid
+        return None
+
+    def log(self, mid: str | None) -> SlotLog:
+        return self.logs.get(mid or "", SlotLog())
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.pc.close()
+
+
+class _PacketCounter:
+    def __init__(self, client: Client, transceiver: object) -> None:
+        self.client = client
+        self.transceiver = transceiver
+
+    async def start(self, transport: object, parameters: object) -> None:
+        ai.register_rtp_receiver(transport, self, parameters)  # type: ignore[arg-type]
+
+    async def _handle_rtp_packet(self, packet: object, arrival_time_ms: int) -> None:
+        mid = self.transceiver.mid  # type: ignore[attr-defined]
+        self.client.rtp_packets[mid] = self.client.rtp_packets.get(mid, 0) + 1
+
+    async def _handle_rtcp_packet(self, packet: object) -> None:
+        pass
+
+    def _handle_disconnect(self) -> None:
+        pass
+
+
+async def wait_until(cond: Callable[[], bool], within: float = 10.0, what: str = "condition") -> None:
+    """Poll ``cond`` until true; fail after ``within`` seconds (generous, not a speed assertion)."""
+    deadline = time.monotonic() + within
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.05)

@@ -4,8 +4,9 @@ The ``maeul_csrf`` cookie holds a random nonce (HttpOnly, SameSite=Lax); forms c
 ``csrf_token`` and scripts send ``X-CSRF-Token``, both HMAC(secret, nonce). An attacker who can
 plant a cookie still cannot forge the HMAC. The nonce is rotated at login and logout.
 
-Exempt: requests that carry no Maeul cookie at all and either send ``Authorization`` or a JSON
-body — they hold no ambient credential a foreign page could ride on (the kiosk agent, scripts).
+Exempt: requests that carry no credential cookie (session or kiosk) and either send
+``Authorization`` or a JSON body — they hold no ambient credential a foreign page could ride on
+(the kiosk agent, scripts), and a cross-site page cannot send JSON without a CORS preflight.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from server.keys import CSRF_NONCE, SETTINGS
 CSRF_COOKIE = "maeul_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-MAEUL_COOKIES = ("maeul_session", "maeul_kiosk", CSRF_COOKIE)
+CREDENTIAL_COOKIES = ("maeul_session", "maeul_kiosk")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
@@ -37,7 +38,7 @@ def rotate_nonce(request: web.Request) -> None:
 
 
 def _exempt(request: web.Request) -> bool:
-    if any(name in request.cookies for name in MAEUL_COOKIES):
+    if any(name in request.cookies for name in CREDENTIAL_COOKIES):
         return False
     return "Authorization" in request.headers or request.content_type == "application/json"
 

@@ -41,6 +41,7 @@ async def create_kiosk(
     kiosk = Kiosk(village_id=village_id, label=label)
     session.add(kiosk)
     await session.flush()
+    await session.refresh(kiosk, attribute_names=["village"])
     return await issue_enrollment_code(session, kiosk, code_lifetime)
 
 

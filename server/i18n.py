@@ -1,9 +1,11 @@
 """Translations: Korean first, English second.
 
-Message ids are English (the gettext convention); ``server/locales/<lang>/LC_MESSAGES/messages.po``
-holds each language. Catalogs are compiled in memory at start-up with Babel, so there is no
-build step and no stale .mo file; ``tests/test_i18n.py`` checks that every message in the
-templates and code has a Korean translation.
+Message ids are English (the gettext convention). Each feature keeps its own catalog,
+``server/locales/<lang>/LC_MESSAGES/<feature>.po`` (``messages.po`` for the foundation,
+``petitions.po``, …), so features do not edit one shared file; all catalogs of a language are
+merged at start-up and compiled in memory with Babel — no build step, no stale .mo file.
+``tests/foundation/test_health_and_i18n.py`` checks that every message in the templates and code
+has a Korean translation.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import gettext
 import io
 from pathlib import Path
 
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
 SUPPORTED_LOCALES = ("ko", "en")
-DOMAIN = "messages"
 
 
 class Catalogs:
@@ -29,19 +31,31 @@ class Catalogs:
         self.default_locale = default_locale
         self._translations: dict[str, gettext.NullTranslations] = {}
         for locale in SUPPORTED_LOCALES:
-            po_path = directory / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
-            if not po_path.exists():
-                self._translations[locale] = gettext.NullTranslations()
-                continue
-            with po_path.open("rb") as handle:
-                catalog = read_po(handle, locale=locale)
-            buffer = io.BytesIO()
-            write_mo(buffer, catalog)
-            buffer.seek(0)
-            self._translations[locale] = gettext.GNUTranslations(buffer)
+            self._translations[locale] = _load(directory / locale / "LC_MESSAGES", locale)
 
     def get(self, locale: str) -> gettext.NullTranslations:
         return self._translations.get(locale) or self._translations[self.default_locale]
 
     def negotiate(self, requested: str | None) -> str:
         return requested if requested in SUPPORTED_LOCALES else self.default_locale
+
+
+def read_catalogs(folder: Path, locale: str) -> Catalog:
+    """Every ``*.po`` of one language merged into one catalog (later files never override)."""
+    merged = Catalog(locale=locale)
+    for po_path in sorted(folder.glob("*.po")):
+        with po_path.open("rb") as handle:
+            for message in read_po(handle, locale=locale):
+                if message.id and message.id not in merged:
+                    merged[message.id] = message
+    return merged
+
+
+def _load(folder: Path, locale: str) -> gettext.NullTranslations:
+    catalog = read_catalogs(folder, locale)
+    if not len(catalog):
+        return gettext.NullTranslations()
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return gettext.GNUTranslations(buffer)

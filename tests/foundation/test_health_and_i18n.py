@@ -6,11 +6,10 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient
 from babel.messages.extract import extract_from_dir
-from babel.messages.pofile import read_po
 
 from server.app import create_app
 from server.config import PROJECT_ROOT
-from server.i18n import LOCALES_DIR
+from server.i18n import LOCALES_DIR, read_catalogs
 from tests.conftest import World, make_settings
 
 
@@ -44,7 +43,6 @@ def test_every_message_has_a_korean_translation() -> None:
         message[2] if isinstance(message[2], str) else message[2][0]
         for message in extract_from_dir(str(PROJECT_ROOT), method_map, keywords={"_": None})
     }
-    with (LOCALES_DIR / "ko" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
-        catalog = read_po(handle, locale="ko")
+    catalog = read_catalogs(LOCALES_DIR / "ko" / "LC_MESSAGES", "ko")
     missing = sorted(i for i in ids if not (catalog.get(i) and catalog.get(i).string))
     assert missing == [], f"untranslated into Korean: {missing}"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Debian packages the test suite needs: PostgreSQL (a throw-away server per test run), Chromium
+# (browser tests; never `playwright install`), Korean fonts (screenshots), iproute2 (network
+# namespaces). Installs only what is missing; needs root (or sudo).
+set -euo pipefail
+
+need=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+fc-list 2>/dev/null | grep -qi "noto sans cjk" || need+=(fonts-noto-cjk)
+for extra in "$@"; do
+  dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra")
+done
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "need root to install: ${need[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "installing Debian packages: ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian starts a cluster on install; the tests start their own, so the default one is not needed.
+if [[ " ${need[*]} " == *" postgresql "* ]]; then
+  $sudo service postgresql stop >/dev/null 2>&1 || true
+fi

@@ -108,6 +108,11 @@ class Room:
         if p is None:
             raise NotInRoom(f"participant {participant_id!r} is not in room {self.id!r}")
         self._video_demand.pop(participant_id, None)
+        gone = set(p.inbound.values())
+        for sub in self.participants.values():
+            for slot in sub.audio_slots + sub.video_slots:
+                if slot.source in gone and slot.assign(None):
+                    self._emit(SlotAssigned(self.id, sub.id, slot.mid, slot.kind, None))
         await p.close()
         self._reassign()
         if self._active_speaker == participant_id:

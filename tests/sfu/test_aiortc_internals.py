@@ -1,0 +1,152 @@
+"""Fail loudly when an aiortc/aioice upgrade breaks an assumption of
+server/sfu/aiortc_internals.py (see its docstring for the list)."""
+
+from __future__ import annotations
+
+import inspect
+
+import aioice
+import aiortc
+import pytest
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+
+from server.sfu import aiortc_internals as ai
+
+
+def test_versions_are_the_checked_ones() -> None:
+    assert ai.versions_match(), (
+        f"aiortc {aiortc.__version__} / aioice {aioice.__version__} installed, but "
+        f"server/sfu/aiortc_internals.py was checked against aiortc {ai.TESTED_AIORTC_VERSION} / "
+        f"aioice {ai.TESTED_AIOICE_VERSION}: re-check every internal it lists, then bump the constants"
+    )
+
+
+def test_aioice_connection_internals() -> None:
+    params = inspect.signature(aioice.Connection.get_component_candidates).parameters
+    assert "component" in params and "addresses" in params
+    conn = aioice.Connection(ice_controlling=False)
+    for name in ("_local_candidates", "_local_candidates_start", "_local_candidates_end", "_components"):
+        assert hasattr(conn, name), name
+    assert conn._transport_policy == aioice.TransportPolicy.ALL
+    assert "get_host_addresses" in inspect.getsource(aioice.Connection.gather_candidates)
+
+
+def test_ice_gatherer_wraps_an_aioice_connection() -> None:
+    gatherer = aiortc.RTCIceGatherer(iceServers=[])
+    assert isinstance(gatherer._connection, aioice.Connection)
+    assert "self._connection.gather_candidates()" in inspect.getsource(aiortc.RTCIceGatherer.gather)
+
+
+async def test_gather_on_is_scoped_to_one_peer_connection() -> None:
+    pinned = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    default = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    try:
+        for pc in (pinned, default):
+            pc.addTransceiver("audio")
+        ai.gather_on(pinned, ["127.0.0.1"])
+        for pc in (pinned, default):
+            await pc.setLocalDescription(await pc.createOffer())
+        lines = pinned.localDescription.sdp.splitlines()
+        candidates = [line for line in lines if line.startswith("a=candidate")]
+        assert candidates and all(" 127.0.0.1 " in c for c in candidates)
+        # aioice's own gathering (left in place for the other connection) never offers loopback
+        assert " 127.0.0.1 " not in default.localDescription.sdp
+    finally:
+        await pinned.close()
+        await default.close()
+
+
+def test_peer_connection_starts_media_through_send_and_receive() -> None:
+    source = inspect.getsource(RTCPeerConnection._RTCPeerConnection__connect)  # type: ignore[attr-defined]
+    assert "await transceiver.sender.send(self.__localRtp(transceiver))" in source
+    assert "await transceiver.receiver.receive(" in source
+
+
+async def test_receiver_and_sender_internals() -> None:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        t = pc.addTransceiver("video")
+        assert isinstance(ai.sender_ssrc(t.sender), int)
+        assert ai.decoder_thread_started(t.receiver) is False
+        # receive() is what starts the decoder thread: the hook must replace exactly it
+        assert "decoder_worker" in inspect.getsource(aiortc.RTCRtpReceiver.receive)
+    finally:
+        await pc.close()
+
+
+def test_dtls_transport_router_protocol() -> None:
+    for name, args in {
+        "_register_rtp_receiver": ["receiver", "parameters"],
+        "_register_rtp_sender": ["sender", "parameters"],
+        "_unregister_rtp_receiver": ["receiver"],
+        "_unregister_rtp_sender": ["sender"],
+        "_send_rtp": ["data"],
+    }.items():
+        sig = inspect.signature(getattr(RTCDtlsTransport, name))
+        assert list(sig.parameters)[1:] == args, name
+    data_src = inspect.getsource(RTCDtlsTransport._handle_rtp_data)
+    assert "receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms)" in data_src
+    assert "recipient._handle_rtcp_packet(packet)" in inspect.getsource(RTCDtlsTransport._handle_rtcp_data)
+    assert "receiver._handle_disconnect()" in inspect.getsource(RTCDtlsTransport._RTCDtlsTransport__run)  # type: ignore[attr-defined]
+    assert "sender._ssrc" in inspect.getsource(RTCDtlsTransport._register_rtp_sender)
+
+
+def test_rtp_packet_and_header_extensions_roundtrip() -> None:
+    params = RTCRtpParameters(
+        headerExtensions=[
+            RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+            RTCRtpHeaderExtensionParameters(id=2, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
+            RTCRtpHeaderExtensionParameters(
+                id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+            ),
+        ]
+    )
+    ext_map = ai.HeaderExtensionsMap()
+    ext_map.configure(params)
+    p = ai.RtpPacket(payload_type=111, marker=1, sequence_number=65535, timestamp=2**32 - 1, ssrc=1234)
+    p.payload = b"\x90\x80\x12hello"
+    p.extensions.mid = "7"
+    p.extensions.audio_level = (True, 42)
+    p.extensions.abs_send_time = 0x123456
+    q = ai.RtpPacket.parse(p.serialize(ext_map), ext_map)
+    header = (q.payload_type, q.marker, q.sequence_number, q.timestamp, q.ssrc)
+    assert header == (111, 1, 65535, 2**32 - 1, 1234)
+    assert q.payload == p.payload and q.padding_size == 0
+    assert q.extensions.mid == "7"
+    assert q.extensions.audio_level == (True, 42)
+    assert q.extensions.abs_send_time == 0x123456
+
+
+def test_rtcp_packets_roundtrip() -> None:
+    nack = ai.RtcpRtpfbPacket(fmt=ai.RTCP_RTPFB_NACK, ssrc=1, media_ssrc=2, lost=[10, 11, 30])
+    pli = ai.RtcpPsfbPacket(fmt=ai.RTCP_PSFB_PLI, ssrc=1, media_ssrc=2)
+    remb = ai.RtcpPsfbPacket(fmt=ai.RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=ai.pack_remb_fci(300000, [2]))
+    rr = ai.RtcpRrPacket(ssrc=1, reports=[ai.RtcpReceiverInfo(2, 0, 0, 100, 0, 0, 0)])
+    sr = ai.RtcpSrPacket(ssrc=2, sender_info=ai.RtcpSenderInfo(1 << 40, 5, 6, 7))
+    bye = ai.RtcpByePacket(sources=[2])
+    from aiortc.rtp import RtcpPacket
+
+    parsed = RtcpPacket.parse(b"".join(bytes(x) for x in (nack, pli, remb, rr, sr, bye)))
+    assert parsed[0].lost == [10, 11, 30]
+    assert (parsed[1].fmt, parsed[1].media_ssrc) == (ai.RTCP_PSFB_PLI, 2)
+    bitrate, ssrcs = ai.unpack_remb_fci(parsed[2].fci)
+    assert ssrcs == [2] and abs(bitrate - 300000) < 300000 * 0.01
+    assert parsed[3].reports[0].ssrc == 2
+    assert parsed[4].sender_info.packet_count == 6
+    assert parsed[5].sources == [2]
+
+
+def test_remote_bitrate_estimator_signature() -> None:
+    params = inspect.signature(ai.RemoteBitrateEstimator.add).parameters
+    assert {"arrival_time_ms", "abs_send_time", "payload_size", "ssrc"} <= set(params)
+
+
+def test_sdp_parser_and_candidate_parser() -> None:
+    c = ai.candidate_from_sdp("1 1 udp 2130706431 127.0.0.1 5000 typ host")
+    assert (c.ip, c.port, c.type) == ("127.0.0.1", 5000, "host")
+    with pytest.raises(Exception):  # noqa: B017 - any exception; the SFU wraps it in InvalidRequest
+        ai.candidate_from_sdp("garbage")
+    desc = ai.SessionDescription.parse("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n")
+    assert desc.media == []

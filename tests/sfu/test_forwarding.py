@@ -162,7 +162,7 @@ async def test_only_three_loudest_audio_streams_are_forwarded(
 ) -> None:
     sfu.open_room("r")
     # join order is the reverse of loudness, so the selection must actually switch
-    amplitude = {"p1": 0, "p2": 800, "p3": 3000, "p4": 8000, "p5": 16000}
+    amplitude = {"p1": 0, "p2": 300, "p3": 1200, "p4": 4000, "p5": 16000}  # ~10 dB apart
     clients = {n: await join(sfu, make_client, n, amplitude=a, audio_slots=4) for n, a in amplitude.items()}
 
     def selected(name: str) -> set[str | None]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from sfu_testkit import LOOPBACK, Client
 
 from server.sfu import Sfu, SfuConfig, SfuEvent
+from tests.sfu.sfu_testkit import LOOPBACK, Client
 
 
 @pytest.fixture

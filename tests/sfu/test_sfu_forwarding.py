@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 import aiortc.rtcrtpreceiver
 import pytest
-from sfu_testkit import Client, wait_until
 
 from server.sfu import (
     ActiveSpeakerChanged,
@@ -18,40 +17,9 @@ from server.sfu import (
     VideoDemandChanged,
 )
 from server.sfu import aiortc_internals as ai
+from tests.sfu.sfu_testkit import LUMA, Client, hears, join, sees_video, server_pcs, wait_until
 
 pytestmark = pytest.mark.network
-
-LUMA = {"a": 50, "b": 110, "c": 170}
-
-
-def close_to(value: int | None, expected: int, tolerance: int = 12) -> bool:
-    return value is not None and abs(value - expected) <= tolerance
-
-
-def sees_video(client: Client, publisher: str) -> bool:
-    """The client decoded 640x360 frames from ``publisher`` (identified by luma)."""
-    log = client.log(client.slot_of(publisher, "video"))
-    return (
-        log.frames >= 3
-        and log.size == (640, 360)
-        and bool(log.lumas)
-        and close_to(log.lumas[-1], LUMA[publisher])
-    )
-
-
-def hears(client: Client, publisher: str) -> bool:
-    return client.log(client.slot_of(publisher, "audio")).frames >= 25  # >= 0.5 s of audio
-
-
-def server_pcs(sfu: Sfu, room_id: str) -> list[aiortc.RTCPeerConnection]:
-    room = sfu._room(room_id)
-    return [p.peer_connection for p in room.participants.values() if p.peer_connection is not None]
-
-
-async def join(sfu: Sfu, make_client: Callable[..., Client], name: str, **kw: object) -> Client:
-    client = make_client(name, **kw)
-    await client.connect(await sfu.admit("r", name))
-    return client
 
 
 async def test_three_participants_receive_each_other(

@@ -8,8 +8,6 @@ import weakref
 from collections.abc import Callable
 
 import pytest
-from sfu_testkit import Client, wait_until
-from test_forwarding import LUMA, join, sees_video
 
 from server.sfu import (
     AlreadyJoined,
@@ -24,6 +22,7 @@ from server.sfu import (
     SfuEvent,
     SlotAssigned,
 )
+from tests.sfu.sfu_testkit import LUMA, Client, join, sees_video, wait_until
 
 pytestmark = pytest.mark.network
 

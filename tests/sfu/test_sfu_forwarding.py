@@ -211,3 +211,34 @@ async def test_no_decoder_anywhere_while_forwarding(
         for t in pc.getTransceivers():
             assert not ai.decoder_thread_started(t.receiver)
     assert all(p.packets_out > 100 for p in sfu.room_stats("r").participants.values())
+
+
+async def test_upstream_loss_is_nacked_to_the_publisher(sfu: Sfu, make_client: Callable[..., Client]) -> None:
+    """Packets lost between publisher and SFU: the SFU NACKs the publisher and
+    forwards the retransmission, so the subscriber keeps decoding."""
+    sfu.open_room("r")
+    await join(sfu, make_client, "a", luma=LUMA["a"])
+    # Test harness: lose packets on the SFU's side of a's transport, before SRTP.
+    server_pc = sfu._room("r").participants["a"].peer_connection
+    assert server_pc is not None
+    ice = server_pc.getTransceivers()[0].receiver.transport.transport
+    dropped: set[int] = set()
+    original = ice._recv
+
+    async def lossy_recv() -> bytes:
+        while True:
+            data = await original()
+            is_rtp = len(data) >= 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 208
+            seq = int.from_bytes(data[2:4], "big") if is_rtp else -1
+            if is_rtp and data[1] & 0x7F == 97 and seq % 7 == 0 and seq not in dropped:
+                dropped.add(seq)
+                continue
+            return data
+
+    ice._recv = lossy_recv  # type: ignore[method-assign]
+    b = await join(sfu, make_client, "b", video_slots=1)
+    await wait_until(lambda: len(dropped) >= 5 and sees_video(b, "a"), 15, "losses and video")
+    inbound = sfu._room("r").participants["a"].inbound["video"]
+    assert inbound.nacks_sent > 0
+    frames = b.log(b.slot_of("a", "video")).frames
+    await wait_until(lambda: b.log(b.slot_of("a", "video")).frames >= frames + 10, 10, "video keeps decoding")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Literal
 
 from . import aiortc_internals as ai
 from .errors import InvalidSdp
 
 MAX_SDP_BYTES = 64 * 1024
-SUPPORTED_CODEC = {"audio": "opus", "video": "vp8"}
+SUPPORTED_CODEC = MappingProxyType({"audio": "opus", "video": "vp8"})
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
-REVERSE = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
+REVERSE = MappingProxyType(
+    {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
+)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameter
 from . import aiortc_internals as ai
 from .config import SfuConfig
 from .errors import InvalidRequest, InvalidSdp, InvalidState, NotInRoom, SfuError
-from .offer import SUPPORTED_CODEC, parse_offer
+from .offer import SUPPORTED_CODEC, OfferedMedia, parse_offer
 from .relay import InboundStream, Kind, OutStream
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ class Participant:
         self.loudness = 0.0
         self.closed = False
         self.connected = False
+        self._negotiating = False
 
     @property
     def connection_state(self) -> str:
@@ -69,10 +70,17 @@ class Participant:
     async def handle_offer(self, sdp: object) -> str:
         if self.closed:
             raise NotInRoom(f"participant {self.id!r} has left")
-        if self._pc is not None:
+        if self._pc is not None or self._negotiating:
             raise InvalidState("offer already handled for this participant; renegotiation is not supported")
         lines = parse_offer(sdp)
         assert isinstance(sdp, str)
+        self._negotiating = True
+        try:
+            return await self._negotiate(sdp, lines)
+        finally:
+            self._negotiating = False
+
+    async def _negotiate(self, sdp: str, lines: list[OfferedMedia]) -> str:
         pc = RTCPeerConnection(
             RTCConfiguration(
                 iceServers=list(self._config.ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE

@@ -150,8 +150,12 @@ class Room:
             return
 
         async def remove() -> None:
-            if self.participants.get(p.id) is p:
+            if self.participants.get(p.id) is not p:
+                return
+            try:
                 await self.remove(p.id, reason)
+            except Exception:
+                logger.exception("room %s: removing %s after %s failed", self.id, p.id, reason)
 
         task = asyncio.get_running_loop().create_task(remove())
         self._tasks.add(task)

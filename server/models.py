@@ -6,5 +6,6 @@ from server.db import Base
 from server.geo.models import Division, Village
 from server.kiosks.models import Kiosk
 from server.org.models import Department
+from server.petitions import models as petitions_models  # noqa: F401  (registers the petition tables)
 
 __all__ = ["Account", "Base", "Department", "Division", "Kiosk", "LoginSession", "LoginThrottle", "Village"]

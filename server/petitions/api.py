@@ -1,0 +1,265 @@
+"""The petitions JSON API under ``/api/v1`` (kiosks, officials, admins)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from pydantic import Field
+
+from server.auth.roles import Principal, Role
+from server.db import transaction, utcnow
+from server.errors import BadRequest, Forbidden
+from server.keys import PRINCIPAL, SESSIONMAKER, SETTINGS
+from server.petitions import pins, receipts, service, storage
+from server.petitions.filing import file_from_request
+from server.petitions.models import Petition
+from server.petitions.schemas import (
+    ActionBody,
+    BulkAnswerBody,
+    NoteBody,
+    PetitionTypeName,
+    StatusCheckInput,
+    StatusName,
+    SupportInput,
+    event_json,
+    note_json,
+    official_json,
+    public_json,
+    resident_json,
+)
+from server.petitions.workflow import Action
+from server.routing import allow
+from server.validation import Input, json_body, validate
+
+log = logging.getLogger(__name__)
+
+MAX_ID = 2**31 - 1
+
+
+class ListQuery(Input):
+    status: StatusName | None = None
+    department_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+    unrouted: bool = False
+    village_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+    petition_type: PetitionTypeName | None = None
+    overdue: bool = False
+    due_soon: bool = False
+    limit: int = Field(default=100, ge=1, le=500)
+    offset: int = Field(default=0, ge=0, le=100000)
+
+
+def int_param(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or not 0 < int(raw) <= MAX_ID:
+        raise BadRequest(f"{name} must be a positive integer", code=f"invalid_{name}")
+    return int(raw)
+
+
+def principal_of(request: web.Request) -> Principal:
+    principal = request[PRINCIPAL]
+    assert principal is not None  # @allow refused anonymous callers already
+    return principal
+
+
+def list_filters(query: ListQuery) -> service.Filters:
+    return service.Filters(
+        status=query.status,
+        department_id=query.department_id,
+        unrouted=query.unrouted,
+        village_id=query.village_id,
+        petition_type=query.petition_type,
+        overdue=query.overdue,
+        due_soon=query.due_soon,
+    )
+
+
+def detail_json(principal: Principal, petition: Petition) -> dict[str, object]:
+    state = service.deadline_state(petition, utcnow()).value
+    return official_json(
+        petition, state, personal=service.handles(principal, petition), actions=service.allowed_actions(petition)
+    )
+
+
+# --- kiosk ---------------------------------------------------------------------------------------
+
+
+@allow(Role.KIOSK)
+async def file_petition(request: web.Request) -> web.Response:
+    kiosk = principal_of(request)
+    filed = await file_from_request(request, kiosk)
+    state = service.deadline_state(filed.petition, utcnow()).value
+    body = {"petition": resident_json(filed.petition, state), "pin": filed.pin}
+    return web.json_response(body, status=201)
+
+
+@allow(Role.KIOSK)
+async def check_status(request: web.Request) -> web.Response:
+    """A resident's receipt number + PIN: the only way a kiosk reads a private petition."""
+    kiosk = principal_of(request)
+    data = await json_body(request, StatusCheckInput)
+    try:
+        year, seq = receipts.parse_receipt(data.receipt_no)
+    except ValueError as exc:
+        raise BadRequest("not a receipt number", code="invalid_receipt_no") from exc
+    keys = [f"kiosk:{kiosk.id}", f"receipt:{year}-{seq}"]
+    settings = request.app[SETTINGS]
+    sessionmaker = request.app[SESSIONMAKER]
+    async with transaction(sessionmaker) as session:
+        await pins.refuse_if_locked(session, keys)
+        petition = await service.find_by_receipt(session, data.receipt_no)
+        stored = petition.pin_hash if petition is not None else None
+    ok = stored is not None and await asyncio.to_thread(
+        receipts.verify_pin, data.pin, stored, pepper=pins.pin_pepper(settings)
+    )
+    if not ok or petition is None:
+        async with transaction(sessionmaker) as session:
+            await pins.record_failure(session, keys)
+        # One answer for "no such receipt" and "wrong PIN".
+        raise Forbidden("the receipt number or the PIN is wrong", code="pin_mismatch")
+    async with transaction(sessionmaker) as session:
+        await pins.clear(session, keys[1])
+    state = service.deadline_state(petition, utcnow()).value
+    return web.json_response({"petition": resident_json(petition, state)})
+
+
+@allow(Role.KIOSK)
+async def list_public(request: web.Request) -> web.Response:
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        rows = await service.public_petitions(session)
+    now = utcnow()
+    return web.json_response({"petitions": [public_json(p, service.deadline_state(p, now).value) for p in rows]})
+
+
+@allow(Role.KIOSK)
+async def get_public(request: web.Request) -> web.Response:
+    petition_id = int_param(request, "petition_id")
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        petition = await service.get_public(session, petition_id)
+    return web.json_response({"petition": public_json(petition, service.deadline_state(petition, utcnow()).value)})
+
+
+@allow(Role.KIOSK)
+async def support(request: web.Request) -> web.Response:
+    kiosk = principal_of(request)
+    petition_id = int_param(request, "petition_id")
+    data = await json_body(request, SupportInput)
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        petition = await service.add_support(session, kiosk, petition_id, data.session_id)
+    return web.json_response({"support_count": petition.support_count}, status=201)
+
+
+# --- officials and admins --------------------------------------------------------------------------
+
+
+@allow(Role.OFFICIAL, Role.ADMIN)
+async def list_petitions(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    query = validate(ListQuery, dict(request.query))
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        rows = await service.list_petitions(
+            session, principal, list_filters(query), limit=query.limit, offset=query.offset
+        )
+    now = utcnow()
+    # Lists always mask personal data, even for the handling department.
+    items = [official_json(p, service.deadline_state(p, now).value, personal=False) for p in rows]
+    return web.json_response({"petitions": items})
+
+
+@allow(Role.OFFICIAL, Role.ADMIN)
+async def get_petition(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    petition_id = int_param(request, "petition_id")
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        petition = await service.get_for_account(session, principal, petition_id)
+    return web.json_response({"petition": detail_json(principal, petition)})
+
+
+@allow(Role.OFFICIAL, Role.ADMIN)
+async def act(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    petition_id = int_param(request, "petition_id")
+    data = await json_body(request, ActionBody)
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        petition = await service.get_for_account(session, principal, petition_id, lock=True)
+        petition = await service.apply_action(session, principal, petition, to_action(data))
+        body = detail_json(principal, petition)
+    return web.json_response({"petition": body})
+
+
+def to_action(data: ActionBody) -> service.ActionInput:
+    return service.ActionInput(
+        action=Action(data.action),
+        assignee_id=data.assignee_id,
+        department_id=data.department_id,
+        reason=data.reason,
+        extension_days=data.extension_days,
+        answer=data.answer,
+    )
+
+
+@allow(Role.OFFICIAL, Role.ADMIN)
+async def bulk_answer(request: web.Request) -> web.Response:
+    """Answer several similar petitions with one text; all or nothing."""
+    principal = principal_of(request)
+    data = await json_body(request, BulkAnswerBody)
+    answered = await service_bulk_answer(request, principal, data.petition_ids, data.answer)
+    return web.json_response({"answered": answered})
+
+
+async def service_bulk_answer(request: web.Request, principal: Principal, ids: list[int], answer: str) -> list[int]:
+    if len(set(ids)) != len(ids):
+        raise BadRequest("petition ids repeat", code="duplicate_ids")
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        for petition_id in ids:
+            petition = await service.get_for_account(session, principal, petition_id, lock=True)
+            await service.apply_action(
+                session, principal, petition, service.ActionInput(action=Action.ANSWER, answer=answer)
+            )
+    return ids
+
+
+@allow(Role.OFFICIAL, Role.ADMIN)
+async def list_notes(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    petition_id = int_param(request, "petition_id")
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        petition = await service.get_for_account(session, principal, petition_id)
+        notes = await service.notes_of(session, petition.id)
+    return web.json_response({"notes": [note_json(n) for n in notes]})
+
+
+@allow(Role.OFFICIAL, Role.ADMIN)
+async def add_note(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    petition_id = int_param(request, "petition_id")
+    data = await json_body(request, NoteBody)
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        petition = await service.get_for_account(session, principal, petition_id)
+        note = await service.add_note(session, principal, petition, data.text)
+    return web.json_response({"note": note_json(note)}, status=201)
+
+
+@allow(Role.OFFICIAL, Role.ADMIN)
+async def list_events(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    petition_id = int_param(request, "petition_id")
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        petition = await service.get_for_account(session, principal, petition_id)
+        events = await service.events_of(session, petition.id)
+    return web.json_response({"events": [event_json(e) for e in events]})
+
+
+@allow(Role.OFFICIAL, Role.ADMIN)
+async def get_media(request: web.Request) -> web.StreamResponse:
+    """The recorded message or a photo, to officials who may see the petition (Range supported)."""
+    principal = principal_of(request)
+    petition_id = int_param(request, "petition_id")
+    media_id = int_param(request, "media_id")
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        petition = await service.get_for_account(session, principal, petition_id)
+        media = await service.media_of(session, petition, media_id)
+    path = storage.resolve(request.app[SETTINGS].media_dir, media.storage_name)
+    response = web.FileResponse(path, headers={"Content-Type": media.content_type, "Cache-Control": "private, no-store"})
+    return response

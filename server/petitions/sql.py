@@ -1,0 +1,16 @@
+"""Small SQL helpers that differ by dialect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def insert_ignoring_conflicts(session: AsyncSession, model: type[Any]) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for the session's dialect (SQLite and PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return pg_insert(model).on_conflict_do_nothing()
+    return sqlite_insert(model).on_conflict_do_nothing()

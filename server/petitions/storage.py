@@ -1,0 +1,133 @@
+"""Files of petitions under ``settings.media_dir``: uploads are streamed to a temporary file with a
+size cap, validated, then made durable (fsync + atomic rename + directory fsync) *before* the
+petition row is committed, so a 201 never points at a file that a crash could lose.
+
+A crash between the rename and the commit leaves an orphan file (never a row without its file);
+orphans carry a random name and are harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import BodyPartReader
+
+from server.errors import BadRequest, PayloadTooLarge
+
+log = logging.getLogger(__name__)
+
+CHUNK = 64 * 1024
+MAX_MESSAGE_BYTES = 40 * 1024 * 1024
+MAX_PHOTO_BYTES = 8 * 1024 * 1024
+MAX_PHOTOS = 3
+
+# Content type and file suffix by sniffed container family (see media_probe).
+MESSAGE_TYPES = {
+    ("webm", False): ("audio/webm", ".webm"),
+    ("webm", True): ("video/webm", ".webm"),
+    ("matroska", False): ("audio/x-matroska", ".mka"),
+    ("matroska", True): ("video/x-matroska", ".mkv"),
+    ("ogg", False): ("audio/ogg", ".ogg"),
+    ("ogg", True): ("video/ogg", ".ogv"),
+    ("mp4", False): ("audio/mp4", ".m4a"),
+    ("mp4", True): ("video/mp4", ".mp4"),
+}
+
+
+@dataclass
+class TempUpload:
+    path: Path
+    size: int
+    sha256: str
+
+
+def _tmp_dir(media_dir: Path) -> Path:
+    path = media_dir / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def receive_part(part: BodyPartReader, media_dir: Path, max_bytes: int, what: str) -> TempUpload:
+    """Stream one multipart file part to a temporary file (fsynced); refuse more than ``max_bytes``."""
+    path = _tmp_dir(media_dir) / f"upload-{uuid.uuid4().hex}"
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(path, "wb") as handle:
+            while True:
+                chunk = await part.read_chunk(CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PayloadTooLarge(
+                        f"the {what} is larger than {max_bytes} bytes", code=f"{what}_too_large"
+                    )
+                digest.update(chunk)
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        discard(path)
+        raise
+    if size == 0:
+        discard(path)
+        raise BadRequest(f"the {what} is empty", code=f"{what}_empty")
+    return TempUpload(path=path, size=size, sha256=digest.hexdigest())
+
+
+def sniff_image(path: Path) -> tuple[str, str]:
+    """(content type, suffix) from the magic bytes of a photo, or BadRequest."""
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg", ".jpg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png", ".png"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp", ".webp"
+    raise BadRequest("a photo must be a JPEG, PNG or WebP image", code="photo_not_image")
+
+
+def commit_file(media_dir: Path, upload: TempUpload, year: int, suffix: str) -> str:
+    """Move a validated upload to its final name atomically and durably; return the storage name
+    (relative to ``media_dir``)."""
+    folder = media_dir / "petitions" / str(year)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"petitions/{year}/{uuid.uuid4().hex}{suffix}"
+    final = media_dir / name
+    os.replace(upload.path, final)
+    _fsync_dir(folder)
+    _fsync_dir(upload.path.parent)
+    return name
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def discard(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        log.warning("could not remove a temporary upload", exc_info=True)
+
+
+def resolve(media_dir: Path, storage_name: str) -> Path:
+    """The absolute path of a stored file; refuses names that escape ``media_dir``."""
+    root = media_dir.resolve()
+    path = (root / storage_name).resolve()
+    if root not in path.parents:
+        raise BadRequest("invalid storage name", code="invalid_storage_name")
+    return path

@@ -1,14 +1,22 @@
-"""URLs of the petitions feature (API now; pages are added by ``views``)."""
+"""URLs of the petitions feature: kiosk and official pages, and the JSON API."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from server.petitions import api
+from server.petitions import api, views
 
 
 def setup_routes(app: web.Application) -> None:
     r = app.router
+    r.add_get("/kiosk/request", views.kiosk_request_page)
+    r.add_get("/kiosk/status", views.kiosk_status_page)
+    r.add_get("/official/requests", views.inbox_page)
+    r.add_post("/official/requests/bulk-answer", views.bulk_answer_submit)
+    r.add_get("/official/requests/{petition_id}", views.detail_page)
+    r.add_post("/official/requests/{petition_id}/action", views.action_submit)
+    r.add_post("/official/requests/{petition_id}/notes", views.note_submit)
+
     r.add_post("/api/v1/kiosk/petitions", api.file_petition)
     r.add_post("/api/v1/kiosk/petitions/status", api.check_status)
     r.add_get("/api/v1/kiosk/petitions/public", api.list_public)

@@ -97,14 +97,14 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _safe_mask_phone(phone: str) -> str:
+def safe_mask_phone(phone: str) -> str:
     try:
         return masking.mask_phone(phone)
     except ValueError:
         return "***"
 
 
-def _safe_mask_name(name: str | None) -> str | None:
+def safe_mask_name(name: str | None) -> str | None:
     if not name:
         return None
     try:
@@ -172,8 +172,8 @@ def official_json(
         assignee_id=petition.assignee_id,
         info_requests_count=petition.info_requests_count,
         extended=petition.extended,
-        resident_name=petition.resident_name if personal else _safe_mask_name(petition.resident_name),
-        resident_phone=masking.format_phone(petition.resident_phone) if personal else _safe_mask_phone(petition.resident_phone),
+        resident_name=petition.resident_name if personal else safe_mask_name(petition.resident_name),
+        resident_phone=masking.format_phone(petition.resident_phone) if personal else safe_mask_phone(petition.resident_phone),
         personal_data_masked=not personal,
         media=[media_json(petition, m) for m in petition.media],
     )

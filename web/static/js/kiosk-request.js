@@ -1,0 +1,248 @@
+// "요청하기": kind → office → speak (voice/video) or write → phone → public? → confirm → receipt.
+// Everything stays in this page's memory; going home (or the idle timeout) forgets it.
+import { csrfToken, formatLocalDate, formatPhone, goHome, keypad, part, show, startIdle } from './kiosk-common.js';
+
+const MAX_SECONDS = 180;
+const root = document.getElementById('request-flow');
+const locale = document.documentElement.lang;
+const state = { kind: null, kindLabel: '', department: '', departmentLabel: '', mode: null, blob: null, text: '', phone: '', isPublic: false };
+const history = [];
+let current = 'kind';
+let recorder = null;
+let stream = null;
+let timer = null;
+let playbackUrl = null;
+let keepRecording = true;
+const idle = startIdle(() => goHome(root));
+
+function go(name) {
+  if (name !== current) history.push(current);
+  current = name;
+  show(root, name);
+  root.querySelector('[data-action="back"]').hidden = name === 'kind' || name === 'receipt';
+}
+
+function label(name) {
+  const node = part(root, 'labels').content.querySelector(`[data-label="${name}"]`);
+  return node ? node.textContent.trim() : name;
+}
+
+root.querySelector('[data-action="back"]').hidden = true;
+root.querySelector('[data-action="back"]').addEventListener('click', () => {
+  stopRecording(false);
+  const previous = history.pop();
+  if (previous) { current = previous; show(root, previous); }
+  root.querySelector('[data-action="back"]').hidden = current === 'kind';
+});
+
+// 1. kind
+for (const button of root.querySelectorAll('[data-kind]')) {
+  button.addEventListener('click', () => {
+    state.kind = button.dataset.kind;
+    state.kindLabel = button.querySelector('.choice-label').textContent.trim();
+    go('department');
+  });
+}
+
+// 2. department ("" = not sure)
+for (const button of root.querySelectorAll('[data-department]')) {
+  button.addEventListener('click', () => {
+    state.department = button.dataset.department;
+    state.departmentLabel = button.querySelector('.choice-label').textContent.trim();
+    resetSpeak();
+    go('speak');
+  });
+}
+
+// 3. speak or write
+function resetSpeak() {
+  part(root, 'modes').hidden = false;
+  part(root, 'recorder').hidden = true;
+  part(root, 'review').hidden = true;
+  part(root, 'typing').hidden = true;
+  part(root, 'mic-error').hidden = true;
+}
+
+function pickMime(kind) {
+  const candidates = kind === 'video'
+    ? ['video/webm;codecs=vp8,opus', 'video/webm', 'video/mp4']
+    : ['audio/webm;codecs=opus', 'audio/ogg;codecs=opus', 'audio/webm', 'audio/mp4'];
+  return candidates.find((type) => window.MediaRecorder && MediaRecorder.isTypeSupported(type)) || '';
+}
+
+async function startRecording(kind) {
+  part(root, 'mic-error').hidden = true;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia(
+      kind === 'video' ? { audio: true, video: { width: 640, height: 480 } } : { audio: true },
+    );
+  } catch (error) {
+    part(root, 'mic-error').hidden = false;
+    return;
+  }
+  const mimeType = pickMime(kind);
+  recorder = new MediaRecorder(stream, mimeType ? { mimeType } : undefined);
+  const chunks = [];
+  recorder.addEventListener('dataavailable', (event) => { if (event.data.size) chunks.push(event.data); });
+  keepRecording = true;
+  recorder.addEventListener('stop', () => {
+    if (!keepRecording) return;
+    const type = (recorder && recorder.mimeType) || mimeType || (kind === 'video' ? 'video/webm' : 'audio/webm');
+    if (chunks.length) {
+      state.blob = new Blob(chunks, { type });
+      state.mode = kind;
+      showReview(kind);
+    }
+  });
+  const preview = part(root, 'preview');
+  preview.hidden = kind !== 'video';
+  if (kind === 'video') { preview.srcObject = stream; preview.play().catch(() => {}); }
+  part(root, 'modes').hidden = true;
+  part(root, 'recorder').hidden = false;
+  idle.pause();
+  const started = Date.now();
+  const elapsed = part(root, 'elapsed');
+  elapsed.textContent = '0:00';
+  timer = setInterval(() => {
+    const seconds = Math.min(MAX_SECONDS, Math.floor((Date.now() - started) / 1000));
+    elapsed.textContent = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`;
+    if (seconds >= MAX_SECONDS) stopRecording(true);
+  }, 250);
+  recorder.start(1000);
+}
+
+function stopRecording(keep) {
+  clearInterval(timer);
+  idle.resume();
+  if (recorder && recorder.state !== 'inactive') {
+    keepRecording = keep;
+    recorder.stop();
+  }
+  if (stream) stream.getTracks().forEach((track) => track.stop());
+  const preview = part(root, 'preview');
+  preview.srcObject = null;
+  stream = null;
+  if (!keep) recorder = null;
+}
+
+function showReview(kind) {
+  part(root, 'recorder').hidden = true;
+  part(root, 'review').hidden = false;
+  if (playbackUrl) URL.revokeObjectURL(playbackUrl);
+  playbackUrl = URL.createObjectURL(state.blob);
+  const audio = part(root, 'playback-audio');
+  const video = part(root, 'playback-video');
+  audio.hidden = kind === 'video';
+  video.hidden = kind !== 'video';
+  (kind === 'video' ? video : audio).src = playbackUrl;
+}
+
+for (const button of root.querySelectorAll('[data-record]')) {
+  button.addEventListener('click', () => startRecording(button.dataset.record));
+}
+root.querySelector('[data-action="stop"]').addEventListener('click', () => stopRecording(true));
+root.querySelector('[data-action="rerecord"]').addEventListener('click', () => {
+  state.blob = null;
+  state.mode = null;
+  resetSpeak();
+});
+root.querySelector('[data-action="next"]').addEventListener('click', () => { state.text = ''; go('phone'); });
+root.querySelector('[data-action="type"]').addEventListener('click', () => {
+  part(root, 'modes').hidden = true;
+  part(root, 'typing').hidden = false;
+  document.getElementById('request-text').focus();
+});
+root.querySelector('[data-action="back-to-modes"]').addEventListener('click', resetSpeak);
+root.querySelector('[data-action="text-done"]').addEventListener('click', () => {
+  const text = document.getElementById('request-text').value.trim();
+  if (!text) return;
+  state.text = text;
+  state.blob = null;
+  state.mode = 'text';
+  go('phone');
+});
+
+// 4. phone on the keypad
+const phoneDisplay = part(root, 'phone-display');
+function renderPhone() { phoneDisplay.textContent = state.phone ? formatPhone(state.phone) : '010-'; }
+function validPhone(digits) { return /^01[016789]\d{7,8}$/.test(digits) || /^0[2-6]\d{7,9}$/.test(digits); }
+keypad(root.querySelector('[data-keypad="phone"]'), {
+  onDigit(d) {
+    part(root, 'phone-error').hidden = true;
+    if (state.phone === '' && d !== '0') state.phone = '010';
+    if (state.phone.length < 11) state.phone += d;
+    renderPhone();
+  },
+  onClear() { state.phone = state.phone.slice(0, -1); renderPhone(); },
+  onOk() {
+    if (!validPhone(state.phone)) { part(root, 'phone-error').hidden = false; return; }
+    go('visibility');
+  },
+});
+
+// 5. public or private
+for (const button of root.querySelectorAll('[data-public]')) {
+  button.addEventListener('click', () => {
+    state.isPublic = button.dataset.public === 'true';
+    fillSummary();
+    go('confirm');
+  });
+}
+
+// 6. confirm and send
+function fillSummary() {
+  part(root, 'sum-kind').textContent = state.kindLabel;
+  part(root, 'sum-department').textContent = state.department ? state.departmentLabel : label('unsure');
+  part(root, 'sum-message').textContent = state.mode === 'text' ? state.text : label(state.mode === 'video' ? 'video' : 'voice');
+  part(root, 'sum-phone').textContent = formatPhone(state.phone);
+  part(root, 'sum-public').textContent = label(state.isPublic ? 'yes' : 'no');
+}
+
+root.querySelector('[data-action="restart"]').addEventListener('click', () => goHome(root));
+const sendButton = root.querySelector('[data-action="send"]');
+sendButton.addEventListener('click', async () => {
+  sendButton.disabled = true;
+  part(root, 'send-error').hidden = true;
+  part(root, 'sending').hidden = false;
+  const petition = {
+    petition_type: state.kind,
+    department_id: state.department ? Number(state.department) : null,
+    body: state.mode === 'text' ? state.text : '',
+    phone: state.phone,
+    is_public: state.isPublic,
+  };
+  const form = new FormData();
+  form.append('petition', new Blob([JSON.stringify(petition)], { type: 'application/json' }), 'petition.json');
+  if (state.blob) {
+    const extension = state.blob.type.includes('mp4') ? 'mp4' : state.blob.type.includes('ogg') ? 'ogg' : 'webm';
+    form.append('media', state.blob, `message.${extension}`);
+  }
+  try {
+    const response = await fetch(root.dataset.api, {
+      method: 'POST', body: form, credentials: 'same-origin', headers: { 'X-CSRF-Token': csrfToken(), Accept: 'application/json' },
+    });
+    const body = await response.json().catch(() => ({}));
+    if (response.status === 201) {
+      part(root, 'receipt-no').textContent = body.petition.receipt_no;
+      part(root, 'receipt-pin').textContent = body.pin;
+      part(root, 'receipt-due').textContent = formatLocalDate(body.petition.due_at, locale);
+      history.length = 0;
+      go('receipt');
+      return;
+    }
+    const details = (body.error && body.error.details) || [];
+    if (Array.isArray(details) && details.some((d) => d.field === 'phone')) {
+      part(root, 'phone-error').hidden = false;
+      go('phone');
+      return;
+    }
+    part(root, 'send-error').hidden = false;
+  } catch (error) {
+    part(root, 'send-error').hidden = false;
+  } finally {
+    sendButton.disabled = false;
+    part(root, 'sending').hidden = true;
+  }
+});
+
+root.querySelector('[data-action="home"]').addEventListener('click', () => goHome(root));

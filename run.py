@@ -64,7 +64,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     if args.demo:
         print_demo(settings)
     app = create_app(settings)
-    print(f"Maeul is serving at http://{'localhost' if settings.host in ('127.0.0.1', '::1') else settings.host}:{settings.port}", flush=True)
+    shown_host = "localhost" if settings.host in ("127.0.0.1", "::1") else settings.host
+    print(f"Maeul is serving at http://{shown_host}:{settings.port}", flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
 
 
@@ -82,12 +83,17 @@ def print_demo(settings: Settings) -> None:
     lines = ["", "=" * 72, "Maeul demo (data seeded once; passwords kept in var/demo_logins.json)", ""]
     lines.append(f"  Log in at {base}/login")
     for login in logins:
-        lines.append(f"    {login.role:<8} {login.username:<10} password: {login.password}   ({login.display_name})")
+        lines.append(
+            f"    {login.role:<8} {login.username:<10} password: {login.password}   ({login.display_name})"
+        )
     lines.append("")
     lines.append("  Demo kiosks (open a link in a browser to make it that village's kiosk):")
     for kiosk, code in codes:
         if code is None:
-            lines.append(f"    {kiosk.label}: enrolled already — open {base}/kiosk in that browser, or re-enroll at {base}/admin/kiosks")
+            lines.append(
+                f"    {kiosk.label}: enrolled already — open {base}/kiosk in that browser,"
+                f" or re-enroll at {base}/admin/kiosks"
+            )
         else:
             lines.append(f"    {kiosk.label}: {base}/kiosk/enroll?code={code}")
     lines += ["=" * 72, ""]
@@ -148,10 +154,14 @@ def cmd_create_kiosk(settings: Settings, args: argparse.Namespace) -> None:
     async def work(session: AsyncSession) -> tuple[int, str, dt.datetime]:
         division_name, _, village_name = args.village.partition(" ")
         village = await session.scalar(
-            select(Village).join(Division).where(Division.name_ko == division_name, Village.name_ko == village_name)
+            select(Village)
+            .join(Division)
+            .where(Division.name_ko == division_name, Village.name_ko == village_name)
         )
         if village is None:
-            raise SystemExit(f"no village {args.village!r}; write it as '<eup/myeon> <ri>', e.g. '강진읍 남성리'")
+            raise SystemExit(
+                f"no village {args.village!r}; write it as '<eup/myeon> <ri>', e.g. '강진읍 남성리'"
+            )
         issued = await kiosks.create_kiosk(
             session,
             village_id=village.id,
@@ -162,7 +172,9 @@ def cmd_create_kiosk(settings: Settings, args: argparse.Namespace) -> None:
 
     kiosk_id, code, expires = with_session(settings, work)
     print(f"kiosk {kiosk_id} created. One-time enrollment code (shown once): {code}")
-    print(f"valid until {expires.isoformat()}; on the kiosk: python -m kiosk enroll --server URL --code {code}")
+    print(
+        f"valid until {expires.isoformat()}; on the kiosk: python -m kiosk enroll --server URL --code {code}"
+    )
 
 
 def cmd_revoke_kiosk(settings: Settings, args: argparse.Namespace) -> None:

@@ -21,7 +21,14 @@ from server.auth.service import principal_for_session
 from server.cookies import set_cookie
 from server.csrf import CSRF_COOKIE, check_csrf, rotate_nonce
 from server.db import transaction
-from server.errors import AppError, AuthenticationRequired, Forbidden, NotFound, PayloadTooLarge, ServiceUnavailable
+from server.errors import (
+    AppError,
+    AuthenticationRequired,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+)
 from server.keys import CATALOGS, CSRF_NONCE, LOCALE, PRINCIPAL, REQUEST_ID, SESSIONMAKER
 from server.kiosks.service import principal_for_token
 from server.rendering import render, wants_json
@@ -45,6 +52,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)",
 }
+
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:

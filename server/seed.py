@@ -90,7 +90,9 @@ async def seed_demo(session: AsyncSession, passwords: Passwords, logins_file: Pa
         logins.append(DemoLogin(username, password, name, role.value))
     for division_name, village_name, label in DEMO_KIOSKS:
         village = await session.scalar(
-            select(Village).join(Division).where(Division.name_ko == division_name, Village.name_ko == village_name)
+            select(Village)
+            .join(Division)
+            .where(Division.name_ko == division_name, Village.name_ko == village_name)
         )
         if village is None:
             raise RuntimeError(f"seed data lacks {division_name} {village_name}")
@@ -109,7 +111,7 @@ async def demo_enrollment_codes(
     kiosks are left alone (code None): re-enroll them from the admin page."""
     labels = [label for _d, _v, label in DEMO_KIOSKS]
     rows = (await session.scalars(select(Kiosk).where(Kiosk.label.in_(labels)).order_by(Kiosk.id))).all()
-    issued = []
+    issued: list[tuple[Kiosk, str | None]] = []
     for kiosk in rows:
         if kiosk.revoked_at is not None:
             continue

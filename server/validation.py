@@ -32,7 +32,9 @@ def validate(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise BadRequest("the request body is not valid", code="validation_failed", details=_details(exc)) from exc
+        raise BadRequest(
+            "the request body is not valid", code="validation_failed", details=_details(exc)
+        ) from exc
 
 
 async def json_body(request: web.Request, model: type[M]) -> M:

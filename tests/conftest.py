@@ -160,7 +160,12 @@ async def world(settings: Settings, sessionmaker: Callable[[], AsyncSession]) ->
         departments = list((await session.scalars(select(Department.id).order_by(Department.id))).all())
         villages = list((await session.scalars(select(Village.id).order_by(Village.id))).all())
         admin = await create_account(
-            session, passwords, username="admin", password=TEST_PASSWORD, display_name="관리자", role=Role.ADMIN
+            session,
+            passwords,
+            username="admin",
+            password=TEST_PASSWORD,
+            display_name="관리자",
+            role=Role.ADMIN,
         )
         official = await create_account(
             session,
@@ -184,9 +189,7 @@ async def world(settings: Settings, sessionmaker: Callable[[], AsyncSession]) ->
 
 
 @pytest.fixture
-async def client(
-    aiohttp_client: Callable[..., Awaitable[TestClient]], settings: Settings
-) -> TestClient:
+async def client(aiohttp_client: Callable[..., Awaitable[TestClient]], settings: Settings) -> TestClient:
     return await aiohttp_client(create_app(settings))
 
 

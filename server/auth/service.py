@@ -45,9 +45,7 @@ async def create_account(
     if role not in (Role.OFFICIAL, Role.ADMIN):
         raise BadRequest("accounts are officials or admins", code="invalid_role")
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise BadRequest(
-            f"password must be at least {MIN_PASSWORD_LENGTH} characters", code="weak_password"
-        )
+        raise BadRequest(f"password must be at least {MIN_PASSWORD_LENGTH} characters", code="weak_password")
     if await session.scalar(select(Account.id).where(Account.username == username)) is not None:
         raise Conflict(f"username {username!r} is taken", code="username_taken")
     account = Account(
@@ -127,9 +125,7 @@ async def start_session(session: AsyncSession, account: Account, lifetime: dt.ti
     key = new_token()
     now = utcnow()
     session.add(
-        LoginSession(
-            id=token_hash(key), account_id=account.id, expires_at=now + lifetime, last_seen_at=now
-        )
+        LoginSession(id=token_hash(key), account_id=account.id, expires_at=now + lifetime, last_seen_at=now)
     )
     return key
 

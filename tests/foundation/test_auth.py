@@ -51,8 +51,11 @@ async def test_throttling_locks_out_after_repeated_failures(client: TestClient, 
     assert response.status == 429
     assert int(response.headers["Retry-After"]) > 0
     assert "로그인 실패가 너무 많습니다" in await response.text()
-    api = await client.post("/api/v1/session", json={"username": "official", "password": TEST_PASSWORD},
-                            headers={"X-CSRF-Token": token})
+    api = await client.post(
+        "/api/v1/session",
+        json={"username": "official", "password": TEST_PASSWORD},
+        headers={"X-CSRF-Token": token},
+    )
     assert api.status == 429
     assert (await api.json())["error"]["code"] == "login_locked"
 
@@ -70,7 +73,9 @@ async def test_post_without_csrf_token_is_refused(client: TestClient, world: Wor
 
 async def test_logged_in_unsafe_request_needs_csrf(client: TestClient, world: World) -> None:
     token = await login(client, "admin")
-    refused = await client.post("/api/v1/admin/kiosks", json={"village_id": world.village_ids[0], "label": "A"})
+    refused = await client.post(
+        "/api/v1/admin/kiosks", json={"village_id": world.village_ids[0], "label": "A"}
+    )
     assert refused.status == 403
     assert (await refused.json())["error"]["code"] == "csrf_failed"
     accepted = await client.post(
@@ -116,7 +121,12 @@ async def test_login_redirect_is_local_only(client: TestClient, world: World) ->
     token = await page_csrf(client)
     response = await client.post(
         "/login",
-        data={"username": "admin", "password": TEST_PASSWORD, "csrf_token": token, "next": "//evil.example/x"},
+        data={
+            "username": "admin",
+            "password": TEST_PASSWORD,
+            "csrf_token": token,
+            "next": "//evil.example/x",
+        },
         allow_redirects=False,
     )
     assert response.headers["Location"] == "/admin"

@@ -47,7 +47,9 @@ def test_values_are_parsed_and_checked(tmp_path: Path) -> None:
             "MAEUL_DATA_DIR": str(tmp_path),
             "MAEUL_PORT": "9000",
             "MAEUL_ENV": "test",
-            "MAEUL_ICE_SERVERS": '[{"urls": ["turn:turn.gangjin.example:3478"], "username": "u", "credential": "c"}]',
+            "MAEUL_ICE_SERVERS": (
+                '[{"urls": ["turn:turn.gangjin.example:3478"], "username": "u", "credential": "c"}]'
+            ),
             "MAEUL_RTC_HOST_ADDRESSES": "127.0.0.1, ::1",
         }
     )

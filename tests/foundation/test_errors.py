@@ -33,7 +33,9 @@ async def test_bad_json_gets_a_structured_400(
 
 async def test_text_plain_post_counts_as_a_form_and_needs_csrf(client: TestClient, world: World) -> None:
     # text/plain is what a cross-site <form> can send, so it gets no JSON exemption.
-    response = await client.post("/api/v1/kiosk/enroll", data=b"code=x", headers={"Content-Type": "text/plain"})
+    response = await client.post(
+        "/api/v1/kiosk/enroll", data=b"code=x", headers={"Content-Type": "text/plain"}
+    )
     assert response.status == 403
     assert (await response.json())["error"]["code"] == "csrf_failed"
 
@@ -47,7 +49,9 @@ async def test_unknown_field_is_named_in_the_error(client: TestClient, world: Wo
 
 async def test_oversized_json_is_refused(client: TestClient, world: World) -> None:
     response = await client.post(
-        "/api/v1/session", data=b'{"username": "' + b"a" * 70000 + b'"}', headers={"Content-Type": "application/json"}
+        "/api/v1/session",
+        data=b'{"username": "' + b"a" * 70000 + b'"}',
+        headers={"Content-Type": "application/json"},
     )
     assert response.status == 413
     assert (await response.json())["error"]["code"] == "payload_too_large"

@@ -173,7 +173,9 @@ async def test_socket_without_credentials_is_refused(client: TestClient, world: 
         await sock.disconnect()
 
 
-async def test_admin_page_lists_and_revokes_kiosks(client: TestClient, world: World, sessionmaker: Any) -> None:
+async def test_admin_page_lists_and_revokes_kiosks(
+    client: TestClient, world: World, sessionmaker: Any
+) -> None:
     created = await _create_kiosk(client, world)
     await _enroll(client, created["enrollment_code"])
     csrf = await page_csrf(client, "/admin/kiosks")

@@ -12,7 +12,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from server.auth.roles import Principal
 from server.config import Settings
@@ -44,17 +45,30 @@ class Filed:
     pin: str
 
 
+async def _next_part(reader: MultipartReader) -> object:
+    try:
+        return await reader.next()
+    except (HttpProcessingError, ValueError, AssertionError, LookupError) as exc:
+        raise BadRequest("the multipart body is malformed", code="invalid_multipart") from exc
+
+
 async def _read_multipart(request: web.Request, media_dir: Path, uploads: list[Upload]) -> FileInput:
-    reader = await request.multipart()
+    try:
+        reader = await request.multipart()
+    except (HttpProcessingError, ValueError, AssertionError, LookupError) as exc:
+        raise BadRequest("the multipart body is malformed", code="invalid_multipart") from exc
     data: FileInput | None = None
     while True:
-        part = await reader.next()
+        part = await _next_part(reader)
         if part is None:
             break
         if not isinstance(part, BodyPartReader):
             raise BadRequest("nested multipart bodies are not accepted", code="invalid_multipart")
         if part.name == "petition":
-            raw = await part.read(decode=False)
+            try:
+                raw = await part.read(decode=False)
+            except (HttpProcessingError, ValueError, AssertionError, LookupError) as exc:
+                raise BadRequest("the multipart body is malformed", code="invalid_multipart") from exc
             if len(raw) > MAX_JSON_BYTES:
                 raise PayloadTooLarge(f"the petition part is limited to {MAX_JSON_BYTES} bytes")
             try:
@@ -64,21 +78,33 @@ async def _read_multipart(request: web.Request, media_dir: Path, uploads: list[U
             if not isinstance(parsed, dict):
                 raise BadRequest("the petition part must be a JSON object", code="malformed_json")
             data = validate(FileInput, parsed)
-        elif part.name == "media":
-            if any(u.kind == "message" for u in uploads):
-                raise BadRequest("only one recorded message per petition", code="too_many_messages")
-            temp = await storage.receive_part(part, media_dir, storage.MAX_MESSAGE_BYTES, "media")
-            uploads.append(Upload(temp, "message"))
-        elif part.name == "photo":
-            if sum(u.kind == "photo" for u in uploads) >= storage.MAX_PHOTOS:
-                raise BadRequest(f"at most {storage.MAX_PHOTOS} photos", code="too_many_photos")
-            temp = await storage.receive_part(part, media_dir, storage.MAX_PHOTO_BYTES, "photo")
-            uploads.append(Upload(temp, "photo"))
+        elif part.name in ("media", "photo"):
+            await _receive_file(part, media_dir, uploads)
         else:
             raise BadRequest(f"unexpected part {part.name!r}", code="unexpected_part")
     if data is None:
         raise BadRequest("the multipart body needs a 'petition' part (JSON)", code="petition_part_missing")
     return data
+
+
+async def _receive_file(part: BodyPartReader, media_dir: Path, uploads: list[Upload]) -> None:
+    try:
+        await _receive_file_part(part, media_dir, uploads)
+    except (HttpProcessingError, ValueError, AssertionError, LookupError) as exc:
+        raise BadRequest("the multipart body is malformed", code="invalid_multipart") from exc
+
+
+async def _receive_file_part(part: BodyPartReader, media_dir: Path, uploads: list[Upload]) -> None:
+    if part.name == "media":
+        if any(u.kind == "message" for u in uploads):
+            raise BadRequest("only one recorded message per petition", code="too_many_messages")
+        temp = await storage.receive_part(part, media_dir, storage.MAX_MESSAGE_BYTES, "media")
+        uploads.append(Upload(temp, "message"))
+    else:
+        if sum(u.kind == "photo" for u in uploads) >= storage.MAX_PHOTOS:
+            raise BadRequest(f"at most {storage.MAX_PHOTOS} photos", code="too_many_photos")
+        temp = await storage.receive_part(part, media_dir, storage.MAX_PHOTO_BYTES, "photo")
+        uploads.append(Upload(temp, "photo"))
 
 
 async def _validate_uploads(uploads: list[Upload]) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.petitions import api, views
+from server import openapi
+from server.petitions import admin, api, views
 
 
 def setup_routes(app: web.Application) -> None:
@@ -16,6 +17,14 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/official/requests/{petition_id}", views.detail_page)
     r.add_post("/official/requests/{petition_id}/action", views.action_submit)
     r.add_post("/official/requests/{petition_id}/notes", views.note_submit)
+    r.add_get("/admin/departments", admin.departments_page)
+    r.add_post("/admin/departments", admin.departments_submit)
+    r.add_get("/admin/answer-templates", admin.templates_page)
+    r.add_post("/admin/answer-templates", admin.templates_submit)
+    r.add_get("/admin/petitions/stats", admin.stats_page)
+    r.add_get("/admin/petitions.csv", admin.export_petitions)
+
+    r.add_get("/api/v1/openapi.json", openapi.openapi_json)
 
     r.add_post("/api/v1/kiosk/petitions", api.file_petition)
     r.add_post("/api/v1/kiosk/petitions/status", api.check_status)
@@ -31,3 +40,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/api/v1/petitions/{petition_id}/notes", api.add_note)
     r.add_get("/api/v1/petitions/{petition_id}/events", api.list_events)
     r.add_get("/api/v1/petitions/{petition_id}/media/{media_id}", api.get_media)
+    r.add_get("/api/v1/answer-templates", admin.api_templates)
+    r.add_post("/api/v1/answer-templates", admin.api_add_template)
+    r.add_get("/api/v1/admin/departments", admin.api_departments)
+    r.add_post("/api/v1/admin/departments", admin.api_add_department)
+    r.add_patch("/api/v1/admin/departments/{department_id}", admin.api_patch_department)
+    r.add_get("/api/v1/admin/petitions/stats", admin.api_stats)

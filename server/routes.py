@@ -8,6 +8,7 @@ from server.auth import views as auth_views
 from server.kiosks import views as kiosk_views
 from server.petitions import routes as petitions_routes
 from server.rendering import STATIC_DIR
+from server.rooms import routes as rooms_routes
 from server.views import areas, health
 
 
@@ -31,10 +32,12 @@ def setup_routes(app: web.Application) -> None:
     r.add_delete("/api/v1/session", auth_views.api_logout)
     r.add_get("/api/v1/me", auth_views.api_me)
     r.add_post("/api/v1/kiosk/enroll", kiosk_views.api_enroll)
+    r.add_post("/api/v1/kiosk/heartbeat", kiosk_views.api_heartbeat)
     r.add_get("/api/v1/admin/kiosks", kiosk_views.api_list_kiosks)
     r.add_post("/api/v1/admin/kiosks", kiosk_views.api_create_kiosk)
     r.add_post("/api/v1/admin/kiosks/{kiosk_id}/revoke", kiosk_views.api_revoke_kiosk)
 
     petitions_routes.setup_routes(app)
+    rooms_routes.setup_routes(app)
 
     r.add_static("/static/", STATIC_DIR, append_version=True, name="static")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -191,6 +192,20 @@ async def world(settings: Settings, sessionmaker: Callable[[], AsyncSession]) ->
 @pytest.fixture
 async def client(aiohttp_client: Callable[..., Awaitable[TestClient]], settings: Settings) -> TestClient:
     return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+async def live_server(settings: Settings) -> AsyncIterator[str]:
+    """The real app on a free loopback port (for browsers, subprocesses, the kiosk agent)."""
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
 
 
 CSRF_META_RE = re.compile(r'<meta name="csrf-token" content="([^"]*)">')

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.db import Base, CreatedAtMixin
@@ -30,6 +31,11 @@ class Kiosk(CreatedAtMixin, Base):
     enrolled_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
     last_seen_at: Mapped[dt.datetime | None]
+    # The agent's latest heartbeat: device health as reported (camera, microphone, browser, RTT,
+    # free disk) and its version. Online/offline is derived from last_heartbeat_at, not stored.
+    last_heartbeat_at: Mapped[dt.datetime | None]
+    health: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    agent_version: Mapped[str | None] = mapped_column(String(32))
 
     village: Mapped[Village] = relationship(lazy="joined")
 

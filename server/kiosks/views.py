@@ -8,14 +8,13 @@ import logging
 
 from aiohttp import web
 from pydantic import Field
-from sqlalchemy import select
 
 from server.auth.roles import PUBLIC, Role
 from server.cookies import set_cookie
-from server.db import transaction
+from server.db import transaction, utcnow
 from server.errors import AuthenticationRequired, BadRequest
 from server.keys import PRINCIPAL, SESSIONMAKER, SETTINGS, SIO
-from server.kiosks import service
+from server.kiosks import fleet, service
 from server.kiosks.models import Kiosk
 from server.middlewares import KIOSK_COOKIE
 from server.rendering import render
@@ -32,12 +31,22 @@ class EnrollInput(Input):
     code: str = Field(min_length=1, max_length=64)
 
 
+class HeartbeatInput(Input):
+    camera: bool
+    microphone: bool
+    browser_alive: bool
+    rtt_ms: float | None = Field(default=None, ge=0, le=600_000)
+    free_disk_mb: int = Field(ge=0)
+    agent_version: str = Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z.+_-]+$")
+
+
 class CreateKioskInput(Input):
     village_id: int = Field(gt=0)
     label: str = Field(min_length=1, max_length=80)
 
 
-def kiosk_json(kiosk: Kiosk) -> dict[str, object]:
+def kiosk_json(kiosk: Kiosk, now: dt.datetime | None = None) -> dict[str, object]:
+    entry = fleet.status_of(kiosk, now or utcnow())
     return {
         "id": kiosk.id,
         "label": kiosk.label,
@@ -47,6 +56,10 @@ def kiosk_json(kiosk: Kiosk) -> dict[str, object]:
         "revoked_at": kiosk.revoked_at.isoformat() if kiosk.revoked_at else None,
         "last_seen_at": kiosk.last_seen_at.isoformat() if kiosk.last_seen_at else None,
         "active": kiosk.is_active,
+        "online": entry.online,
+        "last_heartbeat_at": kiosk.last_heartbeat_at.isoformat() if kiosk.last_heartbeat_at else None,
+        "health": kiosk.health,
+        "agent_version": kiosk.agent_version,
     }
 
 
@@ -83,18 +96,33 @@ async def kiosk_home(request: web.Request) -> web.Response:
     return render(request, "kiosk/home.html", {"kiosk": request[PRINCIPAL]})
 
 
+@allow(Role.KIOSK)
+async def api_heartbeat(request: web.Request) -> web.Response:
+    data = await json_body(request, HeartbeatInput)
+    principal = request[PRINCIPAL]
+    assert principal is not None
+    health = data.model_dump(exclude={"agent_version"})
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        await fleet.record_heartbeat(session, principal.id, health, data.agent_version)
+    return web.json_response({"status": "ok"})
+
+
+async def _fleet_page(request: web.Request, issued: service.IssuedCode | None = None) -> web.Response:
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        entries = await fleet.fleet(session)
+    return render(request, "admin/kiosks.html", {"entries": entries, "issued": issued})
+
+
 @allow(Role.ADMIN)
 async def admin_kiosks_page(request: web.Request) -> web.Response:
-    async with transaction(request.app[SESSIONMAKER]) as session:
-        kiosks = (await session.scalars(select(Kiosk).order_by(Kiosk.id))).all()
-    return render(request, "admin/kiosks.html", {"kiosks": kiosks, "issued": None})
+    return await _fleet_page(request)
 
 
 @allow(Role.ADMIN)
 async def api_list_kiosks(request: web.Request) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
-        kiosks = (await session.scalars(select(Kiosk).order_by(Kiosk.id))).all()
-        return web.json_response({"kiosks": [kiosk_json(k) for k in kiosks]})
+        entries = await fleet.fleet(session)
+        return web.json_response({"kiosks": [kiosk_json(e.kiosk) for e in entries]})
 
 
 @allow(Role.ADMIN)
@@ -148,6 +176,5 @@ async def admin_reenroll_kiosk(request: web.Request) -> web.Response:
         if kiosk is None:
             raise web.HTTPNotFound()
         issued = await service.issue_enrollment_code(session, kiosk, lifetime)
-        kiosks = (await session.scalars(select(Kiosk).order_by(Kiosk.id))).all()
     await disconnect_kiosk(request.app[SIO], issued.kiosk.id)
-    return render(request, "admin/kiosks.html", {"kiosks": kiosks, "issued": issued})
+    return await _fleet_page(request, issued)

@@ -7,12 +7,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from playwright.async_api import Browser, async_playwright
 
-from server.app import create_app
-from server.config import PROJECT_ROOT, Settings
-from tests.pg import free_port
+from server.config import PROJECT_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -41,20 +38,6 @@ async def browser() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
-
-
-@pytest.fixture
-async def live_server(settings: Settings) -> AsyncIterator[str]:
-    """The real app on a free loopback port; yields its base URL."""
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 def screenshot_path(name: str) -> Path:

@@ -1,0 +1,436 @@
+"""Load benchmark of the packet-forwarding SFU (issue 3), with aiortc's MediaRelay as baseline.
+
+Run it inside a loopback-only network namespace::
+
+    cd /work/main && unshare -n sh -c 'ip link set lo up && .venv/bin/python tests/bench/sfu_bench.py --quick'
+
+Processes: one server process (the real ``server.sfu.Sfu`` behind a loopback
+HTTP offer endpoint, or the MediaRelay baseline) and a few client processes
+each hosting many synthetic aiortc peers (see ``tests/bench/sfu/``). CPU is
+process CPU time (utime+stime from /proc, all threads) of the server process,
+so other load on the machine does not inflate it. See docs/bench-sfu.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import signal
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.bench.sfu import client_proc, server_proc  # noqa: E402
+from tests.bench.sfu.client_proc import PeerSpec  # noqa: E402
+from tests.bench.sfu.clip import encode_clip  # noqa: E402
+from tests.bench.sfu.common import (  # noqa: E402
+    ChildHandle,
+    linear_fit,
+    machine_cpu,
+    percentile,
+)
+
+FPS_TARGET = 14.0
+CTX = mp.get_context("spawn")
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+@dataclass
+class Measurement:
+    scenario: str
+    n: int
+    window_s: float
+    server_cpu_pct: float
+    clients_cpu_pct: float
+    machine_cores_busy: float
+    fps: list[float] = field(default_factory=list)  # one per assigned video slot
+    fps_by_peer: dict[str, float] = field(default_factory=dict)  # min over the peer's slots
+    audio_pps_min: float | None = None
+    e2e_ms: dict[str, float | None] = field(default_factory=dict)
+    server_delay: dict[str, Any] = field(default_factory=dict)
+    server_lag: dict[str, Any] = field(default_factory=dict)
+    packets_in: int | None = None
+    packets_out: int | None = None
+    flowing: bool = True
+
+    @property
+    def min_fps(self) -> float:
+        return min(self.fps) if self.fps else 0.0
+
+    @property
+    def median_fps(self) -> float:
+        return statistics.median(self.fps) if self.fps else 0.0
+
+    def line(self) -> str:
+        d = self.server_delay
+        e = self.e2e_ms
+        return (
+            f"{self.scenario:<12} N={self.n:<4} server {self.server_cpu_pct:6.1f}% of a core  "
+            f"clients {self.clients_cpu_pct:6.1f}%  machine {self.machine_cores_busy:4.2f} cores  "
+            f"fps min/med {self.min_fps:5.2f}/{self.median_fps:5.2f} ({len(self.fps)} slots)  "
+            f"srv-fwd p50/p95 {_ms(d.get('video_p50_ms'))}/{_ms(d.get('video_p95_ms'))} ms  "
+            f"e2e p50/p95 {_ms(e.get('p50'))}/{_ms(e.get('p95'))} ms"
+            + ("" if self.flowing else "  [not all slots were flowing before the window]")
+        )
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+class Harness:
+    """One server process + ``n_clients`` client processes."""
+
+    def __init__(self, mode: str, clip: list[tuple[bytes, bool]], n_clients: int) -> None:
+        self.mode = mode
+        self.children: list[ChildHandle] = []
+        self.server = self._spawn("server", server_proc.serve, (mode,))
+        self.port = self.server.request(("port",))["port"]
+        self.clients = [
+            self._spawn(f"client{i}", client_proc.serve, (clip, self.port)) for i in range(n_clients)
+        ]
+        self.peers: dict[str, tuple[int, PeerSpec]] = {}
+
+    def _spawn(self, name: str, target: Any, args: tuple[Any, ...]) -> ChildHandle:
+        parent, child = CTX.Pipe()
+        proc = CTX.Process(target=target, args=(child, *args), name=f"sfu-bench-{name}", daemon=True)
+        proc.start()
+        child.close()
+        h = ChildHandle(name, proc, parent)
+        self.children.append(h)
+        h.recv(90, "ready")
+        return h
+
+    def join(self, placement: dict[int, list[PeerSpec]]) -> None:
+        """Connect peers, several client processes in parallel."""
+        for idx, specs in placement.items():
+            for s in specs:
+                self.peers[s.pid] = (idx, s)
+            self.clients[idx].conn.send(("join", [asdict(s) for s in specs]))
+        for idx in placement:
+            r = self.clients[idx].recv(180, "join")
+            if r["errors"]:
+                raise RuntimeError(f"client{idx}: {len(r['errors'])} peers failed: {r['errors'][:3]}")
+
+    def visible(self, pid: str, ids: list[str] | None) -> None:
+        self.server.request(("visible", pid, ids))
+
+    def snapshots(self, record: bool) -> list[dict[str, Any]]:
+        for c in self.clients:
+            c.conn.send(("snapshot", record))
+        return [c.recv(60, "snapshot") for c in self.clients]
+
+    def assigned_video_slots(self, stats: dict[str, Any]) -> set[tuple[str, str]]:
+        """(peer, mid) of the video receive slots that should carry video."""
+        out: set[tuple[str, str]] = set()
+        if self.mode == "sfu":
+            for pid, slots in stats["slots"].items():
+                for mid, (kind, pub) in slots.items():
+                    if kind == "video" and pub is not None:
+                        out.add((pid, mid))
+        else:
+            for snap in self.snapshots(False):
+                for pid, counts in snap["peers"].items():
+                    for mid, (kind, _p, _f) in counts.items():
+                        if kind == "video":
+                            out.add((pid, mid))
+        return out
+
+    def wait_flowing(self, timeout: float) -> bool:
+        """Wait until every assigned video slot has received a few frames."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = self.server.request(("stats",))
+            slots = self.assigned_video_slots(stats)
+            frames = {}
+            for snap in self.snapshots(False):
+                for pid, counts in snap["peers"].items():
+                    for mid, (_kind, _p, f) in counts.items():
+                        frames[(pid, mid)] = f
+            if slots and all(frames.get(s, 0) >= 3 for s in slots):
+                return True
+            if time.monotonic() > deadline:
+                missing = [s for s in slots if frames.get(s, 0) < 3]
+                log(f"  warning: {len(missing)}/{len(slots)} video slots not flowing after {timeout:.0f} s")
+                return False
+            time.sleep(0.5)
+
+    def measure(self, scenario: str, n: int, window: float, flowing: bool = True) -> Measurement:
+        self.server.request(("mark",))
+        s0 = self.snapshots(True)
+        cpu0 = self.server.cpu()
+        ccpu0 = sum(c.cpu() for c in self.clients)
+        m0 = machine_cpu()
+        t0 = time.monotonic()
+        time.sleep(window)
+        s1 = self.snapshots(False)
+        cpu1 = self.server.cpu()
+        ccpu1 = sum(c.cpu() for c in self.clients)
+        m1 = machine_cpu()
+        t1 = time.monotonic()
+        stats = self.server.request(("stats",))
+        dt = t1 - t0
+        slots = self.assigned_video_slots(stats)
+        fps: list[float] = []
+        by_peer: dict[str, float] = {}
+        audio_pps: list[float] = []
+        for a, b in zip(s0, s1, strict=True):
+            sdt = b["t"] - a["t"]
+            for pid, counts in b["peers"].items():
+                before = a["peers"].get(pid, {})
+                for mid, (kind, packets, frames) in counts.items():
+                    p0, f0 = before.get(mid, (kind, 0, 0))[1:]
+                    if kind == "video" and (pid, mid) in slots:
+                        v = (frames - f0) / sdt
+                        fps.append(v)
+                        by_peer[pid] = min(by_peer.get(pid, v), v)
+                    elif kind == "audio" and (
+                        self.mode == "mediarelay" or self._audio_assigned(stats, pid, mid)
+                    ):
+                        audio_pps.append((packets - p0) / sdt)
+        sent: dict[int, float] = {}
+        dup: set[int] = set()
+        for snap in s1:
+            for key, t in snap["sent"]:
+                if key in sent:
+                    dup.add(key)
+                sent[key] = t
+        delays = []
+        for snap in s1:
+            for key, t in snap["received"]:
+                if key in sent and key not in dup:
+                    d = (t - sent[key]) * 1000.0
+                    if 0 <= d < 5000:
+                        delays.append(d)
+        e2e = {f"p{q}": percentile(delays, q) for q in (50, 95, 99)}
+        e2e["samples"] = float(len(delays))
+        return Measurement(
+            scenario=scenario,
+            n=n,
+            window_s=dt,
+            server_cpu_pct=(cpu1 - cpu0) / dt * 100.0,
+            clients_cpu_pct=(ccpu1 - ccpu0) / dt * 100.0,
+            machine_cores_busy=(m1[0] - m0[0]) / (m1[1] - m0[1]) * (os.cpu_count() or 1),
+            fps=fps,
+            fps_by_peer=by_peer,
+            audio_pps_min=min(audio_pps) if audio_pps else None,
+            e2e_ms=e2e,
+            # MediaRelay's receive path is not a forwarding time: only the SFU's is reported
+            server_delay=stats.get("delay", {}) if self.mode == "sfu" else {},
+            server_lag=stats.get("lag", {}),
+            packets_in=stats.get("packets_in"),
+            packets_out=stats.get("packets_out"),
+            flowing=flowing,
+        )
+
+    @staticmethod
+    def _audio_assigned(stats: dict[str, Any], pid: str, mid: str) -> bool:
+        kind_pub = stats["slots"].get(pid, {}).get(mid)
+        return bool(kind_pub and kind_pub[0] == "audio" and kind_pub[1] is not None)
+
+    def close(self) -> None:
+        for c in self.clients:
+            c.stop()
+        self.server.stop(30)
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+
+def fanout(mode: str, clip: Any, steps: list[int], window: float, stop_cpu_pct: float) -> list[Measurement]:
+    """1 publisher -> N subscribers (1 video + 1 audio slot each), N grown in place."""
+    n_sub_procs = 2 if mode == "sfu" else 1
+    h = Harness(mode, clip, 1 + n_sub_procs)
+    results: list[Measurement] = []
+    try:
+        h.join({0: [PeerSpec("pub", video=True, amplitude=8000, role="publisher")]})
+        current = 0
+        for n in steps:
+            new = [PeerSpec(f"s{i:03d}", video_slots=1, audio_slots=1) for i in range(current, n)]
+            placement: dict[int, list[PeerSpec]] = {}
+            for i, spec in enumerate(new):
+                placement.setdefault(1 + (current + i) % n_sub_procs, []).append(spec)
+            h.join(placement)
+            current = n
+            flowing = h.wait_flowing(20)
+            time.sleep(1.5)
+            m = h.measure(f"{mode}-1toN", n, window, flowing)
+            results.append(m)
+            log("  " + m.line())
+            if m.min_fps < FPS_TARGET:
+                log(f"  min fps {m.min_fps:.2f} < {FPS_TARGET} at N={n}: stop growing")
+                break
+            if m.server_cpu_pct > stop_cpu_pct:
+                log(f"  server at {m.server_cpu_pct:.0f}% of a core: stop growing")
+                break
+    finally:
+        h.close()
+    return results
+
+
+def four_way(clip: Any, window: float) -> Measurement:
+    """4 participants; each publishes video+audio and receives the 3 others."""
+    h = Harness("sfu", clip, 2)
+    try:
+        specs = [
+            PeerSpec(f"m{i}", video=True, amplitude=6000 - 1000 * i, video_slots=3, audio_slots=3)
+            for i in range(4)
+        ]
+        h.join({0: specs[:2], 1: specs[2:]})
+        flowing = h.wait_flowing(20)
+        time.sleep(1.5)
+        m = h.measure("4-way", 4, window, flowing)
+        log("  " + m.line())
+        return m
+    finally:
+        h.close()
+
+
+def town_hall(clip: Any, window: float, kiosks: int = 30) -> tuple[Measurement, dict[str, Any]]:
+    """1 official + 30 kiosks, all publishing audio+video; kiosks see official + speaker."""
+    h = Harness("sfu", clip, 3)
+    try:
+        official = PeerSpec("official", video=True, amplitude=10000, video_slots=9, audio_slots=3)
+        ks = [
+            PeerSpec(f"k{i:02d}", video=True, amplitude=9000 if i == 0 else 200, video_slots=2, audio_slots=3)
+            for i in range(kiosks)
+        ]
+        placement: dict[int, list[PeerSpec]] = {0: [official]}
+        for i, k in enumerate(ks):
+            placement.setdefault(i % 3, []).append(k)
+        h.join(placement)
+        speaker = "k00"
+        for k in ks:
+            h.visible(k.pid, ["official", speaker if k.pid != speaker else "k01"])
+        h.visible("official", [k.pid for k in ks[:9]])
+        flowing = h.wait_flowing(25)
+        time.sleep(1.5)
+        m = h.measure("town-hall", 1 + kiosks, window, flowing)
+        log("  " + m.line())
+        kiosk_fps = [v for pid, v in m.fps_by_peer.items() if pid.startswith("k")]
+        extra = {
+            "kiosk_min_fps": min(kiosk_fps) if kiosk_fps else 0.0,
+            "kiosks_with_video": len(kiosk_fps),
+            "official_min_fps": m.fps_by_peer.get("official"),
+        }
+        official_fps = _ms(extra["official_min_fps"])
+        log(f"  kiosks receiving video: {len(kiosk_fps)}/{kiosks}, official min fps {official_fps}")
+        return m, extra
+    finally:
+        h.close()
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="short windows, smaller N (under 5 min on 2 cores)")
+    ap.add_argument("--json", type=Path, help="write all measurements to this file")
+    args = ap.parse_args()
+
+    if args.quick:
+        window = 5.0
+        sfu_steps = [1, 4, 8, 16, 32, 48, 64]
+        relay_steps = [1, 2, 4, 6, 8, 12, 16]
+        hard_limit = 480
+    else:
+        window = 12.0
+        sfu_steps = [1, 4, 8, 16, 32, 48, 64, 96, 128]
+        relay_steps = [1, 2, 4, 6, 8, 10, 12, 16, 20, 24]
+        hard_limit = 1800
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"benchmark exceeded its {hard_limit} s limit")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(hard_limit)
+    started = time.monotonic()
+    log(f"SFU bench ({'quick' if args.quick else 'full'}), {os.cpu_count()} cores, window {window:.0f} s")
+    log("pre-encoding the 640x360 15 fps VP8 clip")
+    clip = encode_clip()
+    kbps = sum(len(d) for d, _ in clip) * 8 * 15 / len(clip) / 1000
+    log(f"  {len(clip)} frames, keyframe every {len(clip) / 15:.0f} s, {kbps:.0f} kbit/s")
+
+    log("scenario 1: SFU, 1 publisher -> N subscribers")
+    sfu_runs = fanout("sfu", clip, sfu_steps, window, stop_cpu_pct=180)
+    log("scenario 2: MediaRelay baseline (decode once, re-encode per subscriber), 1 -> N")
+    relay_runs = fanout("mediarelay", clip, relay_steps, window, stop_cpu_pct=185)
+    log("scenario 3: SFU, 4 participants each publishing and receiving the others")
+    four = four_way(clip, window)
+    log("scenario 4: SFU town hall, 1 official + 30 kiosks, selective forwarding")
+    hall, hall_extra = town_hall(clip, window)
+    signal.alarm(0)
+
+    def fit(runs: list[Measurement]) -> tuple[float | None, list[Measurement]]:
+        good = [m for m in runs if m.min_fps >= FPS_TARGET]
+        f = linear_fit([m.n for m in good], [m.server_cpu_pct for m in good])
+        return (f[0] if f else None), good
+
+    sfu_slope, sfu_good = fit(sfu_runs)
+    relay_slope, relay_good = fit(relay_runs)
+    ratio = relay_slope / sfu_slope if sfu_slope and relay_slope and sfu_slope > 0 else None
+    max_n = max((m.n for m in sfu_good), default=0)
+    capped = bool(sfu_runs) and sfu_runs[-1].min_fps >= FPS_TARGET
+    relay_max = max((m.n for m in relay_good), default=0)
+
+    print()
+    print("== summary ==")
+    for m in sfu_runs + relay_runs + [four, hall]:
+        print(m.line())
+    print(f"SFU fit over N={[m.n for m in sfu_good]}: {_ms(sfu_slope)} % of a core per subscriber")
+    print(f"MediaRelay fit over N={[m.n for m in relay_good]}: {_ms(relay_slope)} % of a core per subscriber")
+    print(f"MediaRelay: largest N with every subscriber >= {FPS_TARGET} fps: {relay_max}")
+    if capped:
+        print(f"SFU never dropped below {FPS_TARGET} fps up to the largest N tried ({max_n}): a lower bound")
+    print(
+        f"town hall: server {hall.server_cpu_pct / 100:.2f} cores, "
+        f"kiosks min fps {hall_extra['kiosk_min_fps']:.2f} ({hall_extra['kiosks_with_video']} kiosks), "
+        f"official min fps {_ms(hall_extra['official_min_fps'])}, "
+        f"server fwd p95 {_ms(hall.server_delay.get('video_p95_ms'))} ms, "
+        f"e2e p95 {_ms(hall.e2e_ms.get('p95'))} ms, "
+        f"server loop lag p95 {_ms(hall.server_lag.get('loop_lag_p95_ms'))} ms"
+    )
+    print(f"total time {time.monotonic() - started:.0f} s")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "quick": args.quick,
+                    "runs": [asdict(m) for m in sfu_runs + relay_runs + [four, hall]],
+                    "town_hall": hall_extra,
+                    "sfu_slope": sfu_slope,
+                    "relay_slope": relay_slope,
+                },
+                indent=1,
+            )
+        )
+    fwd_p95 = hall.server_delay.get("video_p95_ms")
+    print(f"RESULT cpu_per_subscriber_pct={_fmt(sfu_slope)}")
+    print(f"RESULT mediarelay_cpu_per_subscriber_pct={_fmt(relay_slope)}")
+    print(f"RESULT cpu_ratio_vs_mediarelay={_fmt(ratio, 1)}")
+    print(f"RESULT max_subscribers_at_14fps={max_n}{'+' if capped else ''}")
+    print(f"RESULT town_hall_server_cores={_fmt(hall.server_cpu_pct / 100.0, 3)}")
+    print(f"RESULT town_hall_min_fps={_fmt(hall_extra['kiosk_min_fps'], 2)}")
+    print(f"RESULT forward_delay_p95_ms={_fmt(fwd_p95, 3)}")
+    return 0
+
+
+def _fmt(v: float | None, digits: int = 2) -> str:
+    return "nan" if v is None else f"{v:.{digits}f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,7 +5,9 @@ from server.auth.models import Account, LoginSession, LoginThrottle
 from server.db import Base
 from server.geo.models import Division, Village
 from server.kiosks.models import Kiosk
+from server.notices import models as notices_models  # noqa: F401  (registers the notice tables)
 from server.org.models import Department
 from server.petitions import models as petitions_models  # noqa: F401  (registers the petition tables)
+from server.rooms import models as rooms_models  # noqa: F401  (registers the room tables)
 
 __all__ = ["Account", "Base", "Department", "Division", "Kiosk", "LoginSession", "LoginThrottle", "Village"]

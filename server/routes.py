@@ -6,6 +6,7 @@ from aiohttp import web
 
 from server.auth import views as auth_views
 from server.kiosks import views as kiosk_views
+from server.notices import routes as notices_routes
 from server.petitions import routes as petitions_routes
 from server.rendering import STATIC_DIR
 from server.rooms import routes as rooms_routes
@@ -38,6 +39,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/api/v1/admin/kiosks/{kiosk_id}/revoke", kiosk_views.api_revoke_kiosk)
 
     petitions_routes.setup_routes(app)
+    notices_routes.setup_routes(app)
     rooms_routes.setup_routes(app)
 
     r.add_static("/static/", STATIC_DIR, append_version=True, name="static")

@@ -17,6 +17,7 @@ from server.keys import PRINCIPAL, SESSIONMAKER, SETTINGS, SIO
 from server.kiosks import fleet, service
 from server.kiosks.models import Kiosk
 from server.middlewares import KIOSK_COOKIE
+from server.notices import service as notices_service
 from server.rendering import render
 from server.routing import allow
 from server.signaling.revocation import disconnect_kiosk
@@ -93,7 +94,11 @@ async def enroll_submit(request: web.Request) -> web.StreamResponse:
 
 @allow(Role.KIOSK)
 async def kiosk_home(request: web.Request) -> web.Response:
-    return render(request, "kiosk/home.html", {"kiosk": request[PRINCIPAL]})
+    kiosk = request[PRINCIPAL]
+    assert kiosk is not None and kiosk.village_id is not None
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        notices = await notices_service.current_for_village(session, kiosk.village_id)
+    return render(request, "kiosk/home.html", {"kiosk": kiosk, "notices": notices})
 
 
 @allow(Role.KIOSK)

@@ -94,12 +94,12 @@ def sniff_image(path: Path) -> tuple[str, str]:
     raise BadRequest("a photo must be a JPEG, PNG or WebP image", code="photo_not_image")
 
 
-def commit_file(media_dir: Path, upload: TempUpload, year: int, suffix: str) -> str:
+def commit_file(media_dir: Path, upload: TempUpload, year: int, suffix: str, area: str = "petitions") -> str:
     """Move a validated upload to its final name atomically and durably; return the storage name
-    (relative to ``media_dir``)."""
-    folder = media_dir / "petitions" / str(year)
+    (relative to ``media_dir``). ``area`` is the feature's folder (petitions, notices, …)."""
+    folder = media_dir / area / str(year)
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"petitions/{year}/{uuid.uuid4().hex}{suffix}"
+    name = f"{area}/{year}/{uuid.uuid4().hex}{suffix}"
     final = media_dir / name
     os.replace(upload.path, final)
     _fsync_dir(folder)

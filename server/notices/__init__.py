@@ -1,0 +1,1 @@
+"""County notices: officials post to all or chosen villages; kiosks show them and report delivery."""

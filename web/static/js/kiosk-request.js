@@ -20,6 +20,7 @@ function go(name) {
   current = name;
   show(root, name);
   root.querySelector('[data-action="back"]').hidden = name === 'kind' || name === 'receipt';
+  root.querySelector('.flow-nav').hidden = name === 'receipt';
 }
 
 function label(name) {

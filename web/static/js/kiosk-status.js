@@ -11,6 +11,7 @@ function go(name) {
   current = name;
   show(root, name);
   root.querySelector('[data-action="back"]').hidden = name === 'receipt';
+  root.querySelector('.flow-nav').hidden = name === 'result';
 }
 root.querySelector('[data-action="back"]').hidden = true;
 root.querySelector('[data-action="back"]').addEventListener('click', () => {

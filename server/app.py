@@ -12,9 +12,11 @@ from server.auth.secrets import Passwords
 from server.config import Settings
 from server.db import create_engine, make_sessionmaker
 from server.i18n import Catalogs
-from server.keys import CATALOGS, ENGINE, PASSWORDS, SESSIONMAKER, SETTINGS, TEMPLATES
+from server.keys import CATALOGS, ENGINE, PASSWORDS, SESSIONMAKER, SETTINGS, SFU, TEMPLATES
 from server.middlewares import authorization, errors, request_context
 from server.rendering import make_environment
+from server.sfu import Sfu, SfuConfig
+from server.signaling.meeting import sfu_ice_servers
 from server.signaling.server import setup_signaling
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,16 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("database engine closed")
 
 
+async def sfu_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The worker's SFU: one per process; every room it hosts is closed on shutdown."""
+    settings = app[SETTINGS]
+    sfu = Sfu(SfuConfig(host_addresses=settings.rtc_host_addresses, ice_servers=sfu_ice_servers(settings)))
+    app[SFU] = sfu
+    yield
+    await sfu.close()
+    log.info("SFU closed")
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[request_context, errors, authorization], client_max_size=CLIENT_MAX_SIZE
@@ -42,6 +54,7 @@ def create_app(settings: Settings) -> web.Application:
     app[CATALOGS] = Catalogs(settings.default_locale)
     app[TEMPLATES] = make_environment()
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(sfu_ctx)  # before setup_signaling, whose meeting hub uses it
     setup_signaling(app)
     routes.setup_routes(app)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import socketio
 from aiohttp import web
 from jinja2 import Environment
@@ -11,6 +13,10 @@ from server.auth.roles import Principal
 from server.auth.secrets import Passwords
 from server.config import Settings
 from server.i18n import Catalogs
+from server.sfu import Sfu
+
+if TYPE_CHECKING:
+    from server.signaling.meeting import MeetingHub
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -19,6 +25,8 @@ PASSWORDS = web.AppKey("passwords", Passwords)
 TEMPLATES = web.AppKey("templates", Environment)
 CATALOGS = web.AppKey("catalogs", Catalogs)
 SIO = web.AppKey("sio", socketio.AsyncServer)
+SFU = web.AppKey("sfu", Sfu)
+MEETINGS: web.AppKey[MeetingHub] = web.AppKey("meetings")
 
 # Per request, set by the middlewares.
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")

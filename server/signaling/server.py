@@ -3,12 +3,17 @@
 Every connection authenticates at connect time with the same credentials as HTTP (the official's
 session cookie, or the kiosk's device token as cookie or ``auth={"token": …}``); the principal is
 kept in the socket.io session. Kiosk sockets join the room ``kiosk:<id>`` so a revocation can
-close them at once (``revocation.disconnect_kiosk``).
+close them at once (``revocation.disconnect_kiosk``); closing a socket also removes its meeting
+participant from the SFU.
+
+Meeting events (``join``, ``offer``, ``ice``, ``mute``, ``visible``, ``leave``) are handled by
+:class:`server.signaling.meeting.MeetingHub`; see docs/signaling.md.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import socketio
@@ -17,25 +22,33 @@ from aiohttp import web
 from server.auth.roles import PUBLIC, Principal, Role
 from server.auth.service import principal_for_session
 from server.db import transaction
-from server.keys import SESSIONMAKER, SIO
+from server.keys import MEETINGS, SESSIONMAKER, SIO
 from server.kiosks.service import principal_for_token
 from server.middlewares import KIOSK_COOKIE, SESSION_COOKIE
 from server.routing import allow
+from server.signaling.meeting import MeetingHub
+from server.signaling.messages import MAX_MESSAGE_BYTES, SignalingError
 from server.signaling.revocation import kiosk_room
 
 log = logging.getLogger(__name__)
 
 SOCKETIO_PATH = "/socket.io/"
 
+RequestHandler = Callable[[str, Principal, Any], Awaitable[dict[str, Any]]]
+
 
 def create_sio() -> socketio.AsyncServer:
     # cors_allowed_origins=None: only same-origin pages may open a socket (no cross-site hijack).
+    # Messages above MAX_MESSAGE_BYTES close that connection; a kiosk that vanished without a
+    # close is noticed after ping_interval + ping_timeout (20 s) and leaves its room.
     return socketio.AsyncServer(
         async_mode="aiohttp",
         cors_allowed_origins=None,
         logger=False,
         engineio_logger=False,
-        max_http_buffer_size=256 * 1024,
+        max_http_buffer_size=MAX_MESSAGE_BYTES,
+        ping_interval=10,
+        ping_timeout=10,
     )
 
 
@@ -57,8 +70,18 @@ async def authenticate_environ(app: web.Application, environ: dict[str, Any], au
 
 
 def setup_signaling(app: web.Application) -> None:
+    """Mount socket.io and the meeting events. Needs ``app[SFU]`` at start-up (a cleanup_ctx
+    registered before this one)."""
     sio = create_sio()
     app[SIO] = sio
+    hub = MeetingHub(app, sio)
+    app[MEETINGS] = hub
+
+    async def meetings_ctx(_app: web.Application) -> AsyncIterator[None]:
+        async for _ in hub.run():
+            yield
+
+    app.cleanup_ctx.append(meetings_ctx)
 
     @allow(PUBLIC, self_authenticating=True)
     async def socketio_endpoint(request: web.Request) -> web.StreamResponse:
@@ -82,18 +105,49 @@ def setup_signaling(app: web.Application) -> None:
 
     @sio.event
     async def disconnect(sid: str, reason: Any = None) -> None:
+        # A dropped socket, a closed tab and a revoked kiosk all end here: free the SFU participant.
+        await hub.leave(sid, reason="disconnect")
         log.info("socket disconnected", extra={"sid": sid, "reason": str(reason)})
 
     @sio.on("*")
-    async def unknown_event(event: str, sid: str, data: Any = None) -> None:
-        await sio.emit(
-            "error",
-            {"code": "unknown_event", "message": f"unknown event {event!r}", "event": event},
-            to=sid,
-        )
+    async def unknown_event(event: str, sid: str, data: Any = None) -> dict[str, Any]:
+        error = SignalingError("unknown_event", f"unknown event {event[:64]!r}")
+        await sio.emit("error", {**error.to_json()["error"], "event": event[:64]}, to=sid)
+        return error.to_json()
 
     @sio.event
     async def whoami(sid: str, data: Any = None) -> dict[str, Any]:
         session = await sio.get_session(sid)
         principal: Principal = session["principal"]
         return {"role": principal.role.value, "id": principal.id, "display_name": principal.display_name}
+
+    def request(name: str, handler: RequestHandler) -> None:
+        """Register a meeting event: errors become an ``error`` event plus an error ack, and the
+        server (and the room) carry on."""
+
+        async def run(sid: str, data: Any = None) -> dict[str, Any]:
+            try:
+                session = await sio.get_session(sid)
+                principal: Principal = session["principal"]
+                return await handler(sid, principal, data)
+            except SignalingError as error:
+                log.info("meeting request refused", extra={"sid": sid, "event": name, "code": error.code})
+                await sio.emit("error", {**error.to_json()["error"], "event": name}, to=sid)
+                return error.to_json()
+            except Exception:
+                log.exception("meeting request failed", extra={"sid": sid, "event": name})
+                error = SignalingError("internal_error", "something went wrong on the server")
+                await sio.emit("error", {**error.to_json()["error"], "event": name}, to=sid)
+                return error.to_json()
+
+        sio.on(name, run)
+
+    async def on_leave(sid: str, _principal: Principal, _data: Any) -> dict[str, Any]:
+        return {"left": await hub.leave(sid)}
+
+    request("join", hub.join)
+    request("offer", lambda sid, _p, data: hub.offer(sid, data))
+    request("ice", lambda sid, _p, data: hub.ice(sid, data))
+    request("mute", lambda sid, _p, data: hub.mute(sid, data))
+    request("visible", lambda sid, _p, data: hub.visible(sid, data))
+    request("leave", on_leave)

@@ -1,0 +1,1 @@
+"""Ad-hoc video-meeting rooms with invitation lists (the stand-in until scheduled meetings)."""

@@ -1,0 +1,334 @@
+"""Meetings over socket.io: one SFU participant per joined socket.
+
+``MeetingHub`` (one per application / worker process) turns the validated client events into SFU
+calls and turns SFU events into socket.io events:
+
+* client → server: ``join``, ``offer``, ``ice``, ``mute``, ``visible``, ``leave`` (see docs/signaling.md);
+* server → client: ``participants``, ``active_speaker``, ``slot``, ``video_demand``, ``left``,
+  ``room_closed``, ``error``.
+
+The hub's registry (which socket is which participant, mute flags) describes the rooms hosted by this
+worker's SFU and nothing else; invitations and rooms live in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+from aiohttp import web
+from aiortc import RTCIceServer
+
+from server.auth.roles import Principal, Role
+from server.config import Settings
+from server.db import transaction
+from server.keys import SESSIONMAKER, SETTINGS, SFU
+from server.rooms import service as rooms
+from server.sfu import (
+    ActiveSpeakerChanged,
+    AlreadyJoined,
+    InvalidRequest,
+    InvalidSdp,
+    InvalidState,
+    NotInRoom,
+    ParticipantConnected,
+    ParticipantHandle,
+    ParticipantLeft,
+    RoomNotFound,
+    Sfu,
+    SfuError,
+    SfuEvent,
+    SlotAssigned,
+    VideoDemandChanged,
+)
+from server.signaling.messages import (
+    IceRequest,
+    JoinRequest,
+    MuteRequest,
+    OfferRequest,
+    SignalingError,
+    VisibleRequest,
+)
+
+log = logging.getLogger(__name__)
+
+#: Receive slots the pages offer (the server only recommends; the SFU accepts any number).
+SLOT_PLAN = {
+    Role.KIOSK: {"audio": 3, "video": 2},
+    Role.OFFICIAL: {"audio": 3, "video": 9},
+    Role.ADMIN: {"audio": 3, "video": 9},
+}
+
+
+def socket_room(room_id: str) -> str:
+    """The socket.io room of everybody in one meeting room."""
+    return f"meeting:{room_id}"
+
+
+def participant_id(principal: Principal) -> str:
+    """One id per device/account: a second join of the same kiosk or account is refused."""
+    return f"k{principal.id}" if principal.role is Role.KIOSK else f"a{principal.id}"
+
+
+def sfu_ice_servers(settings: Settings) -> tuple[RTCIceServer, ...]:
+    return tuple(
+        RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+        for s in settings.ice_servers
+    )
+
+
+def client_ice_servers(settings: Settings) -> list[dict[str, Any]]:
+    """RTCConfiguration.iceServers for the pages (empty: no STUN at all, never a public one)."""
+    servers: list[dict[str, Any]] = []
+    for s in settings.ice_servers:
+        entry: dict[str, Any] = {"urls": list(s.urls)}
+        if s.username is not None:
+            entry["username"] = s.username
+        if s.credential is not None:
+            entry["credential"] = s.credential
+        servers.append(entry)
+    return servers
+
+
+@dataclass
+class Member:
+    sid: str
+    room_id: str
+    pid: str
+    principal: Principal
+    info: rooms.MemberInfo
+    handle: ParticipantHandle
+    audio_muted: bool = False
+    video_muted: bool = False
+    connected: bool = False
+    order: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.pid,
+            "kind": self.info.kind,
+            "name": self.info.name,
+            "village": self.info.village,
+            "audio_muted": self.audio_muted,
+            "video_muted": self.video_muted,
+            "connected": self.connected,
+        }
+
+
+@dataclass
+class MeetingHub:
+    app: web.Application
+    sio: socketio.AsyncServer
+    members: dict[str, Member] = field(default_factory=dict)  # by sid
+    by_pid: dict[tuple[str, str], str] = field(default_factory=dict)  # (room, pid) -> sid
+    joining: set[str] = field(default_factory=set)
+    _queue: asyncio.Queue[SfuEvent] = field(default_factory=asyncio.Queue)
+    _order: int = 0
+
+    @property
+    def sfu(self) -> Sfu:
+        return self.app[SFU]
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def run(self) -> AsyncIterator[None]:
+        """cleanup_ctx body: forward SFU events while the app runs."""
+        unsubscribe: Callable[[], None] = self.sfu.subscribe(self._queue.put_nowait)
+        pump = asyncio.get_running_loop().create_task(self._pump(), name="meeting-event-pump")
+        try:
+            yield
+        finally:
+            unsubscribe()
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+
+    async def _pump(self) -> None:
+        while True:
+            event = await self._queue.get()
+            try:
+                await self._on_sfu_event(event)
+            except Exception:
+                log.exception("forwarding an SFU event failed", extra={"event": type(event).__name__})
+
+    async def _on_sfu_event(self, event: SfuEvent) -> None:
+        if isinstance(event, SlotAssigned):
+            sid = self.by_pid.get((event.room_id, event.subscriber_id))
+            if sid is not None:
+                await self.sio.emit(
+                    "slot", {"mid": event.mid, "kind": event.kind, "publisher_id": event.publisher_id}, to=sid
+                )
+        elif isinstance(event, VideoDemandChanged):
+            sid = self.by_pid.get((event.room_id, event.participant_id))
+            if sid is not None:
+                await self.sio.emit("video_demand", {"wanted": event.wanted}, to=sid)
+        elif isinstance(event, ActiveSpeakerChanged):
+            await self.sio.emit(
+                "active_speaker", {"participant_id": event.participant_id}, room=socket_room(event.room_id)
+            )
+        elif isinstance(event, ParticipantConnected):
+            sid = self.by_pid.get((event.room_id, event.participant_id))
+            if sid is not None and sid in self.members:
+                self.members[sid].connected = True
+                await self.broadcast_participants(event.room_id)
+        elif isinstance(event, ParticipantLeft):
+            sid = self.by_pid.get((event.room_id, event.participant_id))
+            if sid is None or event.reason == "left":
+                return  # a leave/disconnect this hub started has already been handled
+            # The SFU dropped the participant (transport failure, room closed): tell its page,
+            # which rejoins with a new peer connection (or shows that the meeting is over).
+            self._forget(sid)
+            await self.sio.leave_room(sid, socket_room(event.room_id))
+            if event.reason == "room-closed":
+                await self.sio.emit("room_closed", {"room_id": event.room_id}, to=sid)
+            else:
+                await self.sio.emit("left", {"reason": event.reason}, to=sid)
+            await self.broadcast_participants(event.room_id)
+
+    # -- registry -----------------------------------------------------------------------------
+    def _forget(self, sid: str) -> Member | None:
+        member = self.members.pop(sid, None)
+        if member is not None and self.by_pid.get((member.room_id, member.pid)) == sid:
+            del self.by_pid[(member.room_id, member.pid)]
+        return member
+
+    def room_members(self, room_id: str) -> list[Member]:
+        return sorted((m for m in self.members.values() if m.room_id == room_id), key=lambda m: m.order)
+
+    def participants_json(self, room_id: str) -> list[dict[str, Any]]:
+        return [m.to_json() for m in self.room_members(room_id)]
+
+    async def broadcast_participants(self, room_id: str) -> None:
+        await self.sio.emit(
+            "participants", {"participants": self.participants_json(room_id)}, room=socket_room(room_id)
+        )
+
+    def _member(self, sid: str) -> Member:
+        member = self.members.get(sid)
+        if member is None:
+            raise SignalingError("not_joined", "join a room first")
+        return member
+
+    # -- client requests ----------------------------------------------------------------------
+    async def join(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+        request = JoinRequest.from_dict(data)
+        if sid in self.members or sid in self.joining:
+            raise SignalingError("already_joined", "this connection is already in a room; leave first")
+        self.joining.add(sid)
+        try:
+            return await self._join(sid, principal, request)
+        finally:
+            self.joining.discard(sid)
+
+    async def _join(self, sid: str, principal: Principal, request: JoinRequest) -> dict[str, Any]:
+        async with transaction(self.app[SESSIONMAKER]) as session:
+            room = await session.get(rooms.Room, request.room_id)
+            if room is None:
+                raise SignalingError("room_not_found", f"room {request.room_id} does not exist")
+            if not room.is_open:
+                raise SignalingError("room_closed", "this meeting is over")
+            if not await rooms.may_join(session, principal, room):
+                raise SignalingError("not_invited", "you are not invited to this room")
+            info = await rooms.member_info(session, principal)
+            title = room.title
+        room_id = str(request.room_id)
+        pid = participant_id(principal)
+        if (room_id, pid) in self.by_pid:
+            raise SignalingError(
+                "already_joined", "this device or account is already in the room (another window?)"
+            )
+        self.sfu.open_room(room_id)
+        try:
+            handle = await self.sfu.admit(room_id, pid)
+        except AlreadyJoined as exc:
+            raise SignalingError("already_joined", "this device or account is already in the room") from exc
+        self._order += 1
+        member = Member(sid, room_id, pid, principal, info, handle, order=self._order)
+        self.members[sid] = member
+        self.by_pid[(room_id, pid)] = sid
+        await self.sio.enter_room(sid, socket_room(room_id))
+        log.info("joined meeting", extra={"room_id": room_id, "participant": pid, "sid": sid})
+        await self.broadcast_participants(room_id)
+        settings = self.app[SETTINGS]
+        return {
+            "participant_id": pid,
+            "room": {"id": request.room_id, "title": title},
+            "ice_servers": client_ice_servers(settings),
+            "participants": self.participants_json(room_id),
+            "slot_plan": SLOT_PLAN[principal.role],
+            "active_speaker": self.sfu.active_speaker(room_id),
+        }
+
+    async def offer(self, sid: str, data: Any) -> dict[str, Any]:
+        member = self._member(sid)
+        request = OfferRequest.from_dict(data)
+        try:
+            answer = await member.handle.handle_offer(request.sdp)
+        except InvalidSdp as exc:
+            raise SignalingError("invalid_sdp", str(exc)) from exc
+        except InvalidState as exc:
+            raise SignalingError(
+                "offer_already_handled", "one offer per join; rejoin to renegotiate"
+            ) from exc
+        except (NotInRoom, RoomNotFound) as exc:
+            raise SignalingError("not_joined", "you are no longer in the room; join again") from exc
+        return {"sdp": answer, "type": "answer", "slots": member.handle.slots()}
+
+    async def ice(self, sid: str, data: Any) -> dict[str, Any]:
+        member = self._member(sid)
+        request = IceRequest.from_dict(data)
+        try:
+            await member.handle.add_ice_candidate(request.candidate, request.sdp_mid, request.sdp_mline_index)
+        except InvalidRequest as exc:
+            raise SignalingError("invalid_candidate", str(exc)) from exc
+        except InvalidState as exc:
+            raise SignalingError("offer_first", "send the offer before ICE candidates") from exc
+        except (NotInRoom, RoomNotFound) as exc:
+            raise SignalingError("not_joined", "you are no longer in the room; join again") from exc
+        return {"ok": True}
+
+    async def mute(self, sid: str, data: Any) -> dict[str, Any]:
+        member = self._member(sid)
+        request = MuteRequest.from_dict(data)
+        member.audio_muted, member.video_muted = request.audio, request.video
+        await self.broadcast_participants(member.room_id)
+        return {"ok": True}
+
+    async def visible(self, sid: str, data: Any) -> dict[str, Any]:
+        member = self._member(sid)
+        request = VisibleRequest.from_dict(data)
+        try:
+            member.handle.set_visible_videos(request.publisher_ids)
+        except InvalidRequest as exc:
+            raise SignalingError("invalid_payload", str(exc)) from exc
+        except (NotInRoom, RoomNotFound) as exc:
+            raise SignalingError("not_joined", "you are no longer in the room; join again") from exc
+        return {"ok": True}
+
+    async def leave(self, sid: str, reason: str = "left") -> bool:
+        """Leave the room (the ``leave`` event and every disconnect); True if the socket was in one."""
+        member = self._forget(sid)
+        if member is None:
+            return False
+        with contextlib.suppress(SfuError):
+            await member.handle.leave()
+        with contextlib.suppress(KeyError, ValueError):
+            await self.sio.leave_room(sid, socket_room(member.room_id))
+        log.info(
+            "left meeting", extra={"room_id": member.room_id, "participant": member.pid, "reason": reason}
+        )
+        await self.broadcast_participants(member.room_id)
+        return True
+
+    async def close_room(self, room_id: int) -> None:
+        """A closed room: disconnect everybody hosted here (they get ``room_closed``)."""
+        key = str(room_id)
+        if key in self.sfu.room_ids:
+            await self.sfu.close_room(key)
+
+    def occupancy(self, room_id: int) -> int:
+        return len(self.room_members(str(room_id)))

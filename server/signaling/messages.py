@@ -1,0 +1,149 @@
+"""Payloads of the meeting events, each parsed from the raw socket.io data by an explicit
+``from_dict``; anything unexpected raises :class:`SignalingError` with a stable code.
+
+Errors reach the client as ``{"error": {"code", "message"}}`` (ack) and as an ``error`` event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: Largest SDP offer accepted (a 16-slot browser offer is about 20 KB).
+MAX_SDP_BYTES = 64 * 1024
+#: Largest engine.io message; bigger frames close that connection (websocket close 1009).
+MAX_MESSAGE_BYTES = 96 * 1024
+MAX_CANDIDATE_CHARS = 1024
+MAX_MEDIA_SECTIONS = 24
+MAX_VISIBLE = 32
+MAX_ID_CHARS = 64
+
+
+class SignalingError(Exception):
+    """A request the server refuses; the connection and the room carry on."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def to_json(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+def _mapping(data: Any, event: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise SignalingError("invalid_payload", f"'{event}' needs a JSON object")
+    return data
+
+
+def _only(data: Mapping[str, Any], event: str, allowed: set[str]) -> None:
+    if unknown := sorted(set(data) - allowed):
+        raise SignalingError("invalid_payload", f"'{event}' has unknown fields {unknown}")
+
+
+@dataclass(frozen=True)
+class JoinRequest:
+    room_id: int
+
+    @classmethod
+    def from_dict(cls, data: Any) -> JoinRequest:
+        d = _mapping(data, "join")
+        _only(d, "join", {"room_id"})
+        room_id = d.get("room_id")
+        if isinstance(room_id, bool) or not isinstance(room_id, int) or not 0 < room_id < 2**31:
+            raise SignalingError("invalid_payload", "'join' needs room_id, a positive integer")
+        return cls(room_id)
+
+
+@dataclass(frozen=True)
+class OfferRequest:
+    sdp: str
+
+    @classmethod
+    def from_dict(cls, data: Any) -> OfferRequest:
+        d = _mapping(data, "offer")
+        _only(d, "offer", {"sdp", "type"})
+        sdp = d.get("sdp")
+        if d.get("type", "offer") != "offer":
+            raise SignalingError("invalid_payload", "'offer' type must be 'offer'")
+        if not isinstance(sdp, str):
+            raise SignalingError("invalid_payload", "'offer' needs sdp, a string")
+        if len(sdp.encode("utf-8", "replace")) > MAX_SDP_BYTES:
+            raise SignalingError("sdp_too_large", f"the SDP is larger than {MAX_SDP_BYTES} bytes")
+        if not sdp.startswith("v=0"):
+            raise SignalingError("invalid_sdp", "the SDP must start with 'v=0'")
+        sections = sum(1 for line in sdp.splitlines() if line.startswith("m="))
+        if sections == 0:
+            raise SignalingError("no_media", "the offer has no media sections")
+        if sections > MAX_MEDIA_SECTIONS:
+            raise SignalingError(
+                "too_many_slots", f"the offer has more than {MAX_MEDIA_SECTIONS} media sections"
+            )
+        return cls(sdp)
+
+
+@dataclass(frozen=True)
+class IceRequest:
+    candidate: str | None  # None (or "") = end of candidates
+    sdp_mid: str | None
+    sdp_mline_index: int | None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> IceRequest:
+        d = _mapping(data, "ice")
+        _only(d, "ice", {"candidate", "sdpMid", "sdpMLineIndex", "usernameFragment"})
+        candidate = d.get("candidate")
+        mid = d.get("sdpMid")
+        index = d.get("sdpMLineIndex")
+        if candidate is not None and (not isinstance(candidate, str) or len(candidate) > MAX_CANDIDATE_CHARS):
+            raise SignalingError(
+                "invalid_payload", f"candidate must be a string of at most {MAX_CANDIDATE_CHARS}"
+            )
+        if mid is not None and (not isinstance(mid, str) or len(mid) > 32):
+            raise SignalingError("invalid_payload", "sdpMid must be a short string")
+        if index is not None and (
+            isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 64
+        ):
+            raise SignalingError("invalid_payload", "sdpMLineIndex must be an integer 0-63")
+        if candidate and mid is None and index is None:
+            raise SignalingError("invalid_payload", "a candidate needs sdpMid or sdpMLineIndex")
+        return cls(candidate or None, mid, index)
+
+
+@dataclass(frozen=True)
+class MuteRequest:
+    audio: bool
+    video: bool
+
+    @classmethod
+    def from_dict(cls, data: Any) -> MuteRequest:
+        d = _mapping(data, "mute")
+        _only(d, "mute", {"audio", "video"})
+        audio, video = d.get("audio"), d.get("video")
+        if not isinstance(audio, bool) or not isinstance(video, bool):
+            raise SignalingError("invalid_payload", "'mute' needs audio and video, both true or false")
+        return cls(audio, video)
+
+
+@dataclass(frozen=True)
+class VisibleRequest:
+    publisher_ids: tuple[str, ...] | None  # None = everyone, in join order
+
+    @classmethod
+    def from_dict(cls, data: Any) -> VisibleRequest:
+        d = _mapping(data, "visible")
+        _only(d, "visible", {"publisher_ids"})
+        ids = d.get("publisher_ids")
+        if ids is None:
+            return cls(None)
+        if (
+            not isinstance(ids, list)
+            or len(ids) > MAX_VISIBLE
+            or not all(isinstance(i, str) and 0 < len(i) <= MAX_ID_CHARS for i in ids)
+        ):
+            raise SignalingError(
+                "invalid_payload", f"publisher_ids must be a list of at most {MAX_VISIBLE} participant ids"
+            )
+        return cls(tuple(ids))

@@ -1,0 +1,260 @@
+"""Meetings through the real socket.io server: real app, real socketio.AsyncClient, real aiortc
+peers on 127.0.0.1, media forwarded by the real SFU. Run in a loopback-only namespace."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from server.keys import SFU
+from tests.conftest import World
+from tests.signaling.signaling_kit import Admin, Participant, media_keeps_flowing, session_cookie, wait_until
+
+pytestmark = pytest.mark.network
+
+LUMA_OFFICIAL, LUMA_KIOSK, LUMA_THIRD = 50, 170, 110
+
+
+@pytest.fixture
+async def people(client: TestClient) -> AsyncIterator[Callable[..., Any]]:
+    made: list[Participant] = []
+
+    async def make(name: str, *, token: str | None = None, username: str | None = None) -> Participant:
+        cookie = await session_cookie(client, username) if username else None
+        p = Participant(name, client, token=token, cookie=cookie)
+        made.append(p)
+        return await p.connect()
+
+    yield make
+    for p in made:
+        await p.close()
+
+
+def sfu_participants(client: TestClient, room_id: int) -> set[str]:
+    sfu = client.app[SFU]
+    if str(room_id) not in sfu.room_ids:
+        return set()
+    return set(sfu.room_stats(str(room_id)).participants)
+
+
+async def _two_in_a_room(
+    client: TestClient, world: World, people: Callable[..., Any]
+) -> tuple[Admin, int, int, Participant, Participant]:
+    admin = await Admin(client, world).login()
+    kiosk_id, token = await admin.kiosk("남성리 마을회관")
+    room_id = await admin.room("마을 안전 회의", account_ids=[world.official_id], kiosk_ids=[kiosk_id])
+    official = await people("official", username="official")
+    kiosk = await people("kiosk", token=token)
+    await official.join(room_id)
+    await kiosk.join(room_id)
+    await official.publish(LUMA_OFFICIAL, 3000, video_slots=9)
+    await kiosk.publish(LUMA_KIOSK, 3000, video_slots=2)
+    assert official.pid and kiosk.pid
+    await wait_until(
+        lambda: (
+            official.sees(kiosk.pid, LUMA_KIOSK)  # type: ignore[arg-type]
+            and kiosk.sees(official.pid, LUMA_OFFICIAL)  # type: ignore[arg-type]
+            and official.hears(kiosk.pid)  # type: ignore[arg-type]
+            and kiosk.hears(official.pid)
+        ),  # type: ignore[arg-type]
+        20,
+        "video and audio both ways",
+    )
+    return admin, kiosk_id, room_id, official, kiosk
+
+
+async def test_media_flows_between_two_participants_through_signaling(
+    client: TestClient, world: World, people: Callable[..., Any]
+) -> None:
+    admin = await Admin(client, world).login()
+    kiosk_id, token = await admin.kiosk("남성리 마을회관")
+    room_id = await admin.room("마을 안전 회의", account_ids=[world.official_id], kiosk_ids=[kiosk_id])
+    official = await people("official", username="official")
+    kiosk = await people("kiosk", token=token)
+
+    ack = await official.join(room_id)
+    assert ack["participant_id"] == f"a{world.official_id}"
+    assert ack["ice_servers"] == []  # the test settings configure none: no public STUN, ever
+    assert ack["slot_plan"] == {"audio": 3, "video": 9}
+    assert ack["room"] == {"id": room_id, "title": "마을 안전 회의"}
+    kiosk_ack = await kiosk.join(room_id)
+    assert kiosk_ack["slot_plan"] == {"audio": 3, "video": 2}
+    names = {p["id"]: p for p in kiosk_ack["participants"]}
+    assert names[f"a{world.official_id}"]["name"] == "김민원"
+    assert names[f"k{kiosk_id}"]["name"] == "남성리 마을회관"
+    assert names[f"k{kiosk_id}"]["village"]  # the kiosk's village (eup/myeon + ri)
+    assert names[f"a{world.official_id}"]["village"] is None
+
+    official_answer = await official.publish(LUMA_OFFICIAL, 3000, video_slots=9)
+    assert "a=candidate:" in official_answer["sdp"]  # the server's candidates are in the answer
+    await kiosk.publish(LUMA_KIOSK, 3000, video_slots=2)
+    assert official.pid and kiosk.pid
+    await wait_until(
+        lambda: (
+            official.sees(kiosk.pid, LUMA_KIOSK)  # type: ignore[arg-type]
+            and kiosk.sees(official.pid, LUMA_OFFICIAL)  # type: ignore[arg-type]
+            and official.hears(kiosk.pid)  # type: ignore[arg-type]
+            and kiosk.hears(official.pid)
+        ),  # type: ignore[arg-type]
+        20,
+        "video and audio both ways",
+    )
+    # Both pages learnt who is connected, by name (and village for the kiosk).
+    await wait_until(
+        lambda: len(official.participants) == 2 and all(p["connected"] for p in official.participants),
+        10,
+        "participants list with both connected",
+    )
+    # Muting is broadcast to the room.
+    assert await kiosk.call("mute", {"audio": True, "video": False}) == {"ok": True}
+    await wait_until(
+        lambda: any(p["id"] == kiosk.pid and p["audio_muted"] for p in official.participants),
+        10,
+        "mute broadcast",
+    )
+    assert official.errors() == [] and kiosk.errors() == []
+
+
+async def test_bad_inputs_get_clear_errors_and_the_room_keeps_working(
+    client: TestClient, world: World, people: Callable[..., Any]
+) -> None:
+    admin, _kiosk_id, room_id, official, kiosk = await _two_in_a_room(client, world, people)
+    await admin.post(f"/api/v1/admin/rooms/{room_id}/invitations", {"account_ids": [world.other_official_id]})
+    bad = await people("bad", username="official2")
+
+    expected: list[str] = []
+
+    async def refused(event: str, data: Any, code: str) -> None:
+        expected.append(code)
+        ack = await bad.call(event, data)
+        assert ack["error"]["code"] == code, (event, ack)
+        assert ack["error"]["message"]
+
+    await refused("no_such_event", {}, "unknown_event")
+    await refused("join", "room 1", "invalid_payload")
+    await refused("join", {"room_id": "1"}, "invalid_payload")
+    await refused("join", {"room_id": room_id, "extra": 1}, "invalid_payload")
+    await refused("join", {"room_id": 999999}, "room_not_found")
+    await refused("offer", {"sdp": "v=0\r\n"}, "not_joined")
+    await refused("mute", {"audio": True, "video": True}, "not_joined")
+    await bad.join(room_id)
+    await refused("join", {"room_id": room_id}, "already_joined")  # this socket is already in
+    await refused(
+        "ice", {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}, "offer_first"
+    )
+    await refused("offer", {"sdp": 12}, "invalid_payload")
+    await refused("offer", {"sdp": "hello"}, "invalid_sdp")
+    await refused("offer", {"sdp": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"}, "no_media")
+    garbage = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=this is not sdp\r\n"
+    await refused("offer", {"sdp": garbage}, "invalid_sdp")
+    await refused(
+        "offer", {"sdp": "v=0\r\nm=audio 9 RTP 0\r\n" + "a=x:" + "y" * (65 * 1024)}, "sdp_too_large"
+    )
+    await refused("mute", {"audio": "yes", "video": False}, "invalid_payload")
+    await refused("visible", {"publisher_ids": "everyone"}, "invalid_payload")
+    await refused("visible", {"publisher_ids": ["x"] * 100}, "invalid_payload")
+    # The rejected offers left the participant able to send a good one.
+    await bad.publish(LUMA_THIRD, 3000, video_slots=2)
+    await refused("offer", {"sdp": bad.peer.pc.localDescription.sdp}, "offer_already_handled")  # type: ignore[union-attr]
+    await refused("ice", {"candidate": "candidate:garbage", "sdpMid": "0"}, "invalid_candidate")
+    assert bad.pid and official.pid
+    await wait_until(lambda: bad.sees(official.pid, LUMA_OFFICIAL), 20, "the third participant to see video")  # type: ignore[arg-type]
+    # Each refusal also came as a structured `error` event.
+    await wait_until(lambda: bad.errors() == expected, 10, "one error event per refusal")
+    await media_keeps_flowing(official, kiosk)
+
+    # A message above the engine.io limit closes only that connection.
+    await bad.sock.emit("offer", {"sdp": "v=0\r\n" + "x" * (200 * 1024)})
+    await wait_until(lambda: bad.disconnected.is_set(), 15, "the oversized sender to be disconnected")
+    await wait_until(
+        lambda: bad.pid not in sfu_participants(client, room_id), 15, "its SFU participant to go"
+    )
+    await media_keeps_flowing(official, kiosk)
+    assert official.errors() == [] and kiosk.errors() == []
+
+
+async def test_join_without_invitation_is_refused(
+    client: TestClient, world: World, people: Callable[..., Any]
+) -> None:
+    admin = await Admin(client, world).login()
+    invited_kiosk, _ = await admin.kiosk("초대받은 마을회관")
+    _other_kiosk, other_token = await admin.kiosk("다른 마을회관", village=1)
+    room_id = await admin.room("회의", account_ids=[world.official_id], kiosk_ids=[invited_kiosk])
+
+    stranger = await people("stranger", username="official2")
+    ack = await stranger.call("join", {"room_id": room_id})
+    assert ack["error"]["code"] == "not_invited"
+    kiosk = await people("kiosk", token=other_token)
+    assert (await kiosk.call("join", {"room_id": room_id}))["error"]["code"] == "not_invited"
+    assert sfu_participants(client, room_id) == set()
+    # The same refusal on the meeting pages; admins may join any room.
+    page = await client.get(f"/rooms/{room_id}")  # the client is logged in as the admin
+    assert page.status == 200
+    boss = await people("admin", username="admin")
+    assert (await boss.join(room_id))["participant_id"] == f"a{world.admin_id}"
+
+
+async def test_second_join_from_the_same_account_is_refused(
+    client: TestClient, world: World, people: Callable[..., Any]
+) -> None:
+    _admin, _kiosk_id, room_id, official, kiosk = await _two_in_a_room(client, world, people)
+    second_window = await people("official-again", username="official")
+    ack = await second_window.call("join", {"room_id": room_id})
+    assert ack["error"]["code"] == "already_joined"
+    await media_keeps_flowing(official, kiosk)
+    # Once the first window has left, the second may join.
+    assert await official.call("leave") == {"left": True}
+    await second_window.join(room_id)
+
+
+async def test_revoked_kiosk_drops_out_of_the_room(
+    client: TestClient, world: World, people: Callable[..., Any]
+) -> None:
+    admin, kiosk_id, room_id, official, kiosk = await _two_in_a_room(client, world, people)
+    assert sfu_participants(client, room_id) == {official.pid, kiosk.pid}
+    await admin.post(f"/api/v1/admin/kiosks/{kiosk_id}/revoke")
+    await wait_until(lambda: kiosk.disconnected.is_set(), 10, "the kiosk socket to close")
+    await wait_until(
+        lambda: sfu_participants(client, room_id) == {official.pid}, 10, "the kiosk to leave the SFU"
+    )
+    await wait_until(
+        lambda: [p["id"] for p in official.participants] == [official.pid], 10, "participants update"
+    )
+    await wait_until(lambda: kiosk.pid not in official.slots.values(), 10, "its slots to be freed")
+
+
+async def test_leaving_frees_the_sfu_participant_and_rejoining_works(
+    client: TestClient, world: World, people: Callable[..., Any]
+) -> None:
+    _admin, _kiosk_id, room_id, official, kiosk = await _two_in_a_room(client, world, people)
+    assert await kiosk.call("leave") == {"left": True}
+    assert sfu_participants(client, room_id) == {official.pid}
+    assert await kiosk.call("leave") == {"left": False}
+    await wait_until(lambda: kiosk.pid not in official.slots.values(), 10, "the kiosk's slots to be freed")
+    # Rejoin on the same socket with a new peer connection (what the page does after a drop).
+    await kiosk.close_peer()
+    kiosk.slots.clear()
+    await kiosk.join(room_id)
+    await kiosk.publish(LUMA_KIOSK, 3000, video_slots=2)
+    await wait_until(lambda: official.sees(kiosk.pid, LUMA_KIOSK), 20, "video after the rejoin")  # type: ignore[arg-type]
+    await media_keeps_flowing(official, kiosk)
+    # Closing the socket leaves the room too.
+    await kiosk.sock.disconnect()
+    await wait_until(lambda: sfu_participants(client, room_id) == {official.pid}, 10, "disconnect to free it")
+
+
+async def test_closing_the_room_ends_the_meeting(
+    client: TestClient, world: World, people: Callable[..., Any]
+) -> None:
+    admin, _kiosk_id, room_id, official, kiosk = await _two_in_a_room(client, world, people)
+    await admin.post(f"/api/v1/admin/rooms/{room_id}/close")
+    for p in (official, kiosk):
+        await wait_until(lambda p=p: any(name == "room_closed" for name, _ in p.events), 10, "room_closed")  # type: ignore[misc]
+    assert str(room_id) not in client.app[SFU].room_ids
+    assert (await official.call("join", {"room_id": room_id}))["error"]["code"] == "room_closed"
+    assert (await official.call("offer", {"sdp": "v=0\r\nm=audio 9 x 0\r\n"}))["error"][
+        "code"
+    ] == "not_joined"

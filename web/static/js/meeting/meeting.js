@@ -1,0 +1,277 @@
+// One meeting page: camera + microphone, one RTCPeerConnection to the SFU with one sending audio,
+// one sending video and N receive-only "slots" (docs/signaling.md), tiles, mute buttons, rejoin.
+import { call, openSocket } from './signaling.js';
+import { Tiles } from './tiles.js';
+
+const GATHER_WAIT_MS = 2000; // send the offer with the candidates gathered by then; trickle the rest
+const RETRY_MS = 2000;
+const FATAL = new Set(['not_invited', 'room_closed', 'room_not_found']);
+
+function waitForGathering(pc, ms) {
+  return new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    const timer = setTimeout(resolve, ms);
+    pc.addEventListener('icegatheringstatechange', () => {
+      if (pc.iceGatheringState === 'complete') {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
+export class Meeting {
+  constructor(root) {
+    this.root = root;
+    this.roomId = Number(root.dataset.roomId);
+    this.home = root.dataset.home;
+    this.videoSlots = Number(root.dataset.videoSlots);
+    this.audioSlots = Number(root.dataset.audioSlots);
+    this.texts = JSON.parse(root.dataset.strings);
+    this.statusEl = root.querySelector('[data-status]');
+    this.micButton = root.querySelector('[data-action="mic"]');
+    this.camButton = root.querySelector('[data-action="camera"]');
+    this.leaveButton = root.querySelector('[data-action="leave"]');
+    this.tiles = new Tiles(
+      root.querySelector('[data-tiles]'),
+      root.querySelector('[data-roster]'),
+      root.querySelector('[data-audio]'),
+      this.texts,
+    );
+    this.stream = null;
+    this.socket = null;
+    this.pc = null;
+    this.pid = null;
+    this.people = new Map();
+    this.slots = {};
+    this.speaker = null;
+    this.audioMuted = false;
+    this.videoMuted = false;
+    this.videoWanted = true;
+    this.videoSender = null;
+    this.generation = 0;
+    this.ended = false;
+    this.retryTimer = null;
+  }
+
+  status(key) {
+    this.statusEl.textContent = this.texts[key] || key;
+    this.root.dataset.state = key;
+  }
+
+  async start() {
+    this.micButton.addEventListener('click', () => this.toggleMic());
+    this.camButton.addEventListener('click', () => this.toggleCamera());
+    this.leaveButton.addEventListener('click', () => this.leave());
+    try {
+      this.stream = await navigator.mediaDevices.getUserMedia({
+        audio: true,
+        video: { width: { ideal: 640 }, height: { ideal: 360 } },
+      });
+      this.tiles.showSelf(this.stream);
+    } catch (error) {
+      console.warn('getUserMedia failed', error);
+      this.status('no_camera');
+      this.micButton.disabled = true;
+      this.camButton.disabled = true;
+    }
+    const socket = openSocket();
+    this.socket = socket;
+    socket.on('connect', () => this.join());
+    socket.on('disconnect', () => {
+      this.teardown();
+      if (!this.ended) this.status('reconnecting');
+    });
+    socket.on('connect_error', () => {
+      if (!this.ended) this.status('reconnecting');
+    });
+    socket.on('participants', ({ participants }) => {
+      this.people = new Map(participants.map((p) => [p.id, p]));
+      this.render();
+    });
+    socket.on('slot', ({ mid, publisher_id: publisher }) => {
+      this.slots[mid] = publisher;
+      this.render();
+    });
+    socket.on('active_speaker', ({ participant_id: speaker }) => {
+      this.speaker = speaker;
+      this.followSpeaker();
+      this.render();
+    });
+    socket.on('video_demand', ({ wanted }) => {
+      this.videoWanted = wanted;
+      this.applyVideoSending();
+    });
+    // The SFU dropped our media (transport failure): rejoin with a new peer connection.
+    socket.on('left', () => this.join());
+    socket.on('room_closed', () => this.end('closed'));
+    socket.on('revoked', () => this.end('closed'));
+    socket.on('error', (error) => console.warn('meeting error', error));
+    document.addEventListener('click', () => this.tiles.resumeAudio());
+  }
+
+  async join() {
+    if (this.ended) return;
+    clearTimeout(this.retryTimer);
+    const generation = ++this.generation;
+    this.teardown();
+    this.status('connecting');
+    const current = () => generation === this.generation && !this.ended;
+    try {
+      const joined = await call(this.socket, 'join', { room_id: this.roomId });
+      if (!current()) return;
+      this.pid = joined.participant_id;
+      this.people = new Map(joined.participants.map((p) => [p.id, p]));
+      this.speaker = joined.active_speaker;
+      await this.connectMedia(joined, current);
+      if (!current()) return;
+      if (this.audioMuted || this.videoMuted) {
+        await call(this.socket, 'mute', { audio: this.audioMuted, video: this.videoMuted });
+      }
+      this.render();
+    } catch (error) {
+      if (!current()) return;
+      console.warn('joining failed', error);
+      if (FATAL.has(error.code)) {
+        this.end(error.code === 'not_invited' ? 'not_invited' : 'closed');
+        return;
+      }
+      this.status(error.code === 'already_joined' ? 'already_joined' : 'error');
+      call(this.socket, 'leave').catch(() => {});
+      this.retryTimer = setTimeout(() => this.socket.connected && this.join(), RETRY_MS);
+    }
+  }
+
+  async connectMedia(joined, current) {
+    const pc = new RTCPeerConnection({ iceServers: joined.ice_servers, bundlePolicy: 'max-bundle' });
+    this.pc = pc;
+    const audioTrack = this.stream ? this.stream.getAudioTracks()[0] : null;
+    const videoTrack = this.stream ? this.stream.getVideoTracks()[0] : null;
+    // Order matters only for readability; the server maps slots by mid.
+    if (audioTrack) pc.addTransceiver(audioTrack, { direction: 'sendonly', streams: [this.stream] });
+    for (let i = 0; i < this.audioSlots; i += 1) pc.addTransceiver('audio', { direction: 'recvonly' });
+    this.videoSender = videoTrack
+      ? pc.addTransceiver(videoTrack, { direction: 'sendonly', streams: [this.stream] }).sender
+      : null;
+    for (let i = 0; i < this.videoSlots; i += 1) pc.addTransceiver('video', { direction: 'recvonly' });
+
+    let offerSent = false;
+    let answered = false;
+    const pending = [];
+    const sendCandidate = (candidate) => call(this.socket, 'ice', candidate).catch((e) => console.warn('ice', e));
+    pc.addEventListener('icecandidate', ({ candidate }) => {
+      if (!offerSent) return; // already in the offer's SDP
+      const payload = candidate
+        ? { candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex }
+        : { candidate: null };
+      if (answered) sendCandidate(payload);
+      else pending.push(payload);
+    });
+    pc.addEventListener('track', ({ track, transceiver }) => {
+      if (track.kind === 'video') this.tiles.addVideoSlot(transceiver.mid, track);
+      else this.tiles.addAudioSlot(transceiver.mid, track, () => this.status('sound_blocked'));
+      this.render();
+    });
+    pc.addEventListener('connectionstatechange', () => {
+      if (pc !== this.pc) return;
+      if (pc.connectionState === 'connected') this.render();
+      if (pc.connectionState === 'failed') {
+        call(this.socket, 'leave').catch(() => {}).finally(() => this.join());
+      }
+    });
+
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForGathering(pc, GATHER_WAIT_MS);
+    if (!current()) return;
+    offerSent = true;
+    const answer = await call(this.socket, 'offer', { sdp: pc.localDescription.sdp, type: 'offer' });
+    if (!current()) return;
+    Object.assign(this.slots, answer.slots);
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+    answered = true;
+    for (const candidate of pending.splice(0)) sendCandidate(candidate);
+    this.applyVideoSending();
+  }
+
+  teardown() {
+    if (this.pc) {
+      this.pc.close();
+      this.pc = null;
+    }
+    this.videoSender = null;
+    this.slots = {};
+    this.tiles.clearRemote();
+  }
+
+  render() {
+    const self = this.people.get(this.pid) || { audio_muted: this.audioMuted, video_muted: this.videoMuted };
+    const shown = this.tiles.render(this.slots, this.people, this.pid, this.speaker, self);
+    if (this.ended || !this.pc) return;
+    const others = [...this.people.keys()].filter((id) => id !== this.pid).length;
+    this.status(others === 0 ? 'waiting' : shown > 0 || others > 0 ? 'connected' : 'connecting');
+  }
+
+  // Fewer video slots than people (kiosks): keep the active speaker on screen.
+  followSpeaker() {
+    const others = [...this.people.keys()].filter((id) => id !== this.pid);
+    if (!this.pc || !this.speaker || this.speaker === this.pid || others.length <= this.videoSlots) return;
+    const shown = Object.values(this.slots).filter((id) => id && id !== this.speaker);
+    const wanted = [this.speaker, ...shown.filter((id) => others.includes(id))].slice(0, this.videoSlots);
+    call(this.socket, 'visible', { publisher_ids: wanted }).catch((e) => console.warn('visible', e));
+  }
+
+  applyVideoSending() {
+    if (!this.videoSender || !this.stream) return;
+    const track = this.stream.getVideoTracks()[0];
+    const send = !this.videoMuted && this.videoWanted;
+    this.videoSender.replaceTrack(send ? track : null).catch((e) => console.warn('replaceTrack', e));
+  }
+
+  toggleMic() {
+    this.audioMuted = !this.audioMuted;
+    for (const track of this.stream.getAudioTracks()) track.enabled = !this.audioMuted;
+    this.micButton.textContent = this.audioMuted ? this.texts.mic_on : this.texts.mic_off;
+    this.micButton.setAttribute('aria-pressed', String(this.audioMuted));
+    this.sendMute();
+  }
+
+  toggleCamera() {
+    this.videoMuted = !this.videoMuted;
+    for (const track of this.stream.getVideoTracks()) track.enabled = !this.videoMuted;
+    this.camButton.textContent = this.videoMuted ? this.texts.cam_on : this.texts.cam_off;
+    this.camButton.setAttribute('aria-pressed', String(this.videoMuted));
+    this.applyVideoSending();
+    this.sendMute();
+  }
+
+  sendMute() {
+    this.render();
+    if (this.pid && this.socket.connected) {
+      call(this.socket, 'mute', { audio: this.audioMuted, video: this.videoMuted }).catch(() => {});
+    }
+  }
+
+  end(reason) {
+    this.ended = true;
+    clearTimeout(this.retryTimer);
+    this.teardown();
+    if (this.socket) this.socket.disconnect();
+    if (this.stream) for (const track of this.stream.getTracks()) track.stop();
+    this.status(reason);
+    this.micButton.disabled = true;
+    this.camButton.disabled = true;
+  }
+
+  async leave() {
+    if (!this.ended && this.socket && this.socket.connected) {
+      await call(this.socket, 'leave').catch(() => {});
+    }
+    this.end('closed');
+    window.location.assign(this.home);
+  }
+
+  // For diagnostics (and the browser tests): which publisher each receive mid carries.
+  slotMap() {
+    return { ...this.slots };
+  }
+}

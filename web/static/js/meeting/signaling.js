@@ -1,0 +1,33 @@
+// Socket.io signaling for the meeting pages (events: docs/signaling.md).
+// socket.io-client 4.8.4, vendored (MIT): web/static/vendor/README.md
+import { io } from '../../vendor/socket.io.esm.min.js';
+
+const CALL_TIMEOUT_MS = 15000;
+
+export class SignalingError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+// Same-origin socket; the session cookie (officials) or the kiosk cookie authenticates it.
+// socket.io reconnects by itself after a drop; the page rejoins on every 'connect'.
+export function openSocket() {
+  return io({ transports: ['websocket'], reconnectionDelay: 1000, reconnectionDelayMax: 5000 });
+}
+
+// Emit with an acknowledgement; resolves with the ack, rejects with SignalingError on {error}.
+export function call(socket, event, data) {
+  return new Promise((resolve, reject) => {
+    socket.timeout(CALL_TIMEOUT_MS).emit(event, data, (timeoutError, ack) => {
+      if (timeoutError) {
+        reject(new SignalingError('timeout', `no answer to ${event}`));
+      } else if (ack && ack.error) {
+        reject(new SignalingError(ack.error.code, ack.error.message));
+      } else {
+        resolve(ack);
+      }
+    });
+  });
+}

@@ -1,0 +1,128 @@
+// Video tiles (one per receive slot, plus the local preview) and the participants list.
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export class Tiles {
+  constructor(container, roster, audioSinks, texts) {
+    this.container = container;
+    this.roster = roster;
+    this.audioSinks = audioSinks;
+    this.texts = texts;
+    this.tiles = new Map(); // mid -> {figure, video, name, village, flags}
+    this.audios = new Map(); // mid -> <audio>
+    this.self = null;
+  }
+
+  makeTile(key) {
+    const figure = el('figure', 'tile');
+    figure.dataset.key = key;
+    const video = el('video');
+    video.autoplay = true;
+    video.playsInline = true;
+    video.muted = true; // sound goes through the audio slots
+    const caption = el('figcaption', 'tile-caption');
+    const name = el('span', 'tile-name');
+    const village = el('span', 'tile-village');
+    const flags = el('span', 'tile-flags');
+    caption.append(name, village, flags);
+    figure.append(video, caption);
+    return { figure, video, name, village, flags };
+  }
+
+  showSelf(stream) {
+    if (!this.self) {
+      this.self = this.makeTile('self');
+      this.self.figure.classList.add('self');
+      this.self.name.textContent = this.texts.me;
+      this.container.append(this.self.figure);
+    }
+    this.self.video.srcObject = stream;
+  }
+
+  addVideoSlot(mid, track) {
+    let tile = this.tiles.get(mid);
+    if (!tile) {
+      tile = this.makeTile(mid);
+      tile.figure.hidden = true;
+      this.tiles.set(mid, tile);
+      this.container.append(tile.figure);
+    }
+    tile.video.srcObject = new MediaStream([track]);
+    tile.video.play().catch(() => {});
+  }
+
+  addAudioSlot(mid, track, onBlocked) {
+    let audio = this.audios.get(mid);
+    if (!audio) {
+      audio = el('audio');
+      audio.autoplay = true;
+      this.audios.set(mid, audio);
+      this.audioSinks.append(audio);
+    }
+    audio.srcObject = new MediaStream([track]);
+    audio.play().catch(onBlocked);
+  }
+
+  resumeAudio() {
+    for (const audio of this.audios.values()) audio.play().catch(() => {});
+  }
+
+  clearRemote() {
+    for (const tile of this.tiles.values()) tile.figure.remove();
+    for (const audio of this.audios.values()) audio.remove();
+    this.tiles.clear();
+    this.audios.clear();
+  }
+
+  // slots: {mid: publisherId|null}; people: Map id -> participant; speaker: id|null
+  render(slots, people, selfId, speaker, selfState) {
+    let shown = 0;
+    for (const [mid, tile] of this.tiles) {
+      const publisher = slots[mid] || null;
+      const person = publisher ? people.get(publisher) : null;
+      tile.figure.hidden = !publisher;
+      if (publisher) shown += 1;
+      tile.figure.dataset.publisher = publisher || '';
+      tile.figure.classList.toggle('speaking', Boolean(publisher) && publisher === speaker);
+      tile.name.textContent = person ? person.name : '';
+      tile.village.textContent = person && person.village ? person.village : '';
+      tile.flags.textContent = this.flags(person);
+    }
+    if (this.self) {
+      this.self.figure.classList.toggle('speaking', Boolean(selfId) && selfId === speaker);
+      this.self.flags.textContent = this.flags(selfState);
+    }
+    this.container.dataset.count = String(shown + (this.self ? 1 : 0));
+    this.renderRoster(people, selfId, speaker);
+    return shown;
+  }
+
+  flags(person) {
+    if (!person) return '';
+    const parts = [];
+    if (person.audio_muted) parts.push(this.texts.muted);
+    if (person.video_muted) parts.push(this.texts.camera_off);
+    return parts.join(' · ');
+  }
+
+  renderRoster(people, selfId, speaker) {
+    if (!this.roster) return;
+    const items = [];
+    for (const person of people.values()) {
+      const li = el('li', 'roster-item');
+      li.classList.toggle('speaking', person.id === speaker);
+      const label = person.id === selfId ? `${person.name} (${this.texts.me})` : person.name;
+      li.append(el('span', 'roster-name', label));
+      if (person.village) li.append(el('span', 'roster-village', person.village));
+      const flags = this.flags(person);
+      if (flags) li.append(el('span', 'roster-flags', flags));
+      items.push(li);
+    }
+    this.roster.replaceChildren(...items);
+  }
+}

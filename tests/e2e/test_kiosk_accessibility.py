@@ -1,0 +1,95 @@
+"""Every kiosk page passes axe-core with zero violations, and every interactive element on it is
+at least 64×64 CSS px (Maeul's floor for older hands; ../shared/kiosk-accessibility.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from aiohttp import web
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Browser, Page
+
+from server.app import create_app
+from server.config import Settings
+from server.db import transaction
+from server.kiosks import service as kiosks
+from tests.conftest import World
+
+pytestmark = pytest.mark.e2e
+
+MIN_TARGET = 64
+INTERACTIVE = "a[href], button, input:not([type=hidden]), select, textarea, [role=button], [tabindex]:not([tabindex='-1'])"
+
+# Kiosk pages that take no path parameter; pages with parameters are listed in test cases below.
+SKIP = {"/kiosk/enroll"}  # the installer's page, checked separately without the kiosk cookie
+
+
+def kiosk_pages(settings: Settings) -> list[str]:
+    """Every GET page under /kiosk (from the router, so new pages are checked automatically)."""
+    app = create_app(settings)
+    paths = set()
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path")
+        if route.method == "GET" and path and path.startswith("/kiosk") and "{" not in path:
+            paths.add(path)
+    return sorted(paths - SKIP)
+
+
+async def small_targets(page: Page) -> list[dict[str, Any]]:
+    return await page.evaluate(
+        """([selector, min]) => [...document.querySelectorAll(selector)]
+            .filter(el => { const s = getComputedStyle(el); const r = el.getBoundingClientRect();
+                            return s.visibility !== 'hidden' && s.display !== 'none' && r.width > 0 && r.height > 0; })
+            .map(el => { const r = el.getBoundingClientRect();
+                         return {html: el.outerHTML.slice(0, 120), width: r.width, height: r.height}; })
+            .filter(t => t.width < min || t.height < min)""",
+        [INTERACTIVE, MIN_TARGET],
+    )
+
+
+async def check(page: Page, url: str, status: int = 200) -> list[str]:
+    problems = []
+    response = await page.goto(url)
+    assert response is not None and response.status == status, f"{url}: {response and response.status}"
+    await page.wait_for_load_state("networkidle")
+    results = await Axe().run(page)
+    for violation in results.response["violations"]:
+        targets = [node["target"] for node in violation["nodes"]][:3]
+        problems.append(f"{url}: axe {violation['id']} ({violation['impact']}): {targets}")
+    for target in await small_targets(page):
+        problems.append(f"{url}: target {target['width']:.0f}x{target['height']:.0f} < 64: {target['html']}")
+    return problems
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+async def test_kiosk_pages_are_accessible(
+    browser: Browser, live_server: str, world: World, settings: Settings, sessionmaker: Any
+) -> None:
+    async with transaction(sessionmaker) as session:
+        issued = await kiosks.create_kiosk(
+            session, village_id=world.village_ids[0], label="남성리 마을회관", code_lifetime=dt.timedelta(hours=1)
+        )
+        second = await kiosks.create_kiosk(
+            session, village_id=world.village_ids[1], label="동성리 마을회관", code_lifetime=dt.timedelta(hours=1)
+        )
+    context = await browser.new_context(viewport={"width": 1920, "height": 1080})
+    page = await context.new_page()
+    problems = await check(page, f"{live_server}/kiosk/enroll?code={second.code}")
+    problems += await check(page, f"{live_server}/kiosk", 401)  # not enrolled yet: the "not registered" page
+    await page.goto(f"{live_server}/kiosk/enroll?code={issued.code}")
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{live_server}/kiosk")
+    pages = kiosk_pages(settings)
+    assert "/kiosk" in pages
+    for path in pages:
+        problems += await check(page, live_server + path)
+    await context.close()
+    assert problems == [], "\n".join(problems)
+
+
+def test_route_listing_sees_kiosk_pages(settings: Settings) -> None:
+    assert isinstance(create_app(settings), web.Application)
+    assert "/kiosk" in kiosk_pages(settings)

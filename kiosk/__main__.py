@@ -91,6 +91,34 @@ async def _run(
     return 0
 
 
+def cmd_headless(args: argparse.Namespace) -> int:
+    from kiosk.headless import HeadlessKiosk
+    from kiosk.media import open_source
+
+    directory = state.state_dir(args.state_dir)
+    try:
+        agent_state, token = state.load(directory)
+    except (FileNotFoundError, PermissionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        kiosk = HeadlessKiosk(
+            agent_state.server_url,
+            token,
+            lambda: open_source(args.source),
+            host_addresses=args.host_address or (),
+        )
+        await kiosk.run(stop)
+        return 0
+
+    return asyncio.run(main())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kiosk", description="Maeul village-hall kiosk")
     parser.add_argument("--state-dir", help="where the token lives (default /var/lib/maeul-kiosk)")
@@ -105,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--browser-flag", action="append", help="extra Chromium flag (repeatable)")
     run.add_argument("--heartbeat-interval", type=float, default=10.0)
     run.set_defaults(func=cmd_run)
+    headless = sub.add_parser("headless", help="join the village's meetings without a browser (aiortc)")
+    headless.add_argument("--source", default="testsrc", help="testsrc, or a v4l2 camera such as /dev/video0")
+    headless.add_argument(
+        "--host-address", action="append", help="local address to gather ICE candidates on (repeatable)"
+    )
+    headless.set_defaults(func=cmd_headless)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return int(args.func(args))

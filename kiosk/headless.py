@@ -1,0 +1,175 @@
+"""``python -m kiosk headless``: a kiosk media endpoint without a browser.
+
+For halls with a camera and a speaker but no screen, and as the load generator for benchmarks
+and tests (many kiosks in one process). It asks the server which open meetings its village is
+invited to, joins one like the kiosk page would (socket.io ``join`` → one offer: send audio +
+video, receive slots), plays what it receives into a sink, and comes back by itself when the
+meeting ends, the link drops or the server restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import socketio
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+
+from server.sfu.aiortc_internals import gather_on
+
+log = logging.getLogger(__name__)
+
+SourceFactory = Callable[[], tuple[MediaStreamTrack | None, MediaStreamTrack | None]]
+
+
+@dataclass
+class HeadlessStats:
+    meetings_joined: int = 0
+    frames_received: dict[str, int] = field(default_factory=dict)  # mid -> frames
+    current_room: int | None = None
+
+
+class HeadlessKiosk:
+    def __init__(
+        self,
+        server_url: str,
+        token: str,
+        sources: SourceFactory,
+        *,
+        host_addresses: Sequence[str] = (),
+        poll_interval: float = 5.0,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.server_url = server_url.rstrip("/")
+        self.token = token
+        self.sources = sources
+        self.host_addresses = list(host_addresses)
+        self.poll_interval = poll_interval
+        self.max_backoff = max_backoff
+        self.stats = HeadlessStats()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 1.0
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=15), cookie_jar=aiohttp.DummyCookieJar()
+        ) as http:
+            while not stop.is_set():
+                try:
+                    rooms = await self._open_rooms(http)
+                    if rooms:
+                        await self._meeting(rooms[0]["id"], stop)
+                        backoff = 1.0
+                        continue
+                    wait = self.poll_interval
+                except (
+                    aiohttp.ClientError,
+                    TimeoutError,
+                    socketio.exceptions.SocketIOError,
+                    MeetingEnded,
+                ) as exc:
+                    log.warning("kiosk offline or meeting dropped; retrying", extra={"error": str(exc)})
+                    wait, backoff = backoff, min(backoff * 2, self.max_backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), wait)
+
+    async def _open_rooms(self, http: aiohttp.ClientSession) -> list[dict[str, Any]]:
+        async with http.get(
+            f"{self.server_url}/api/v1/rooms/mine", headers={"Authorization": f"Bearer {self.token}"}
+        ) as response:
+            if response.status != 200:
+                raise aiohttp.ClientResponseError(
+                    response.request_info, (), status=response.status, message="room list refused"
+                )
+            return list((await response.json())["rooms"])
+
+    async def _meeting(self, room_id: int, stop: asyncio.Event) -> None:
+        """Join one meeting and stay until it ends, the link fails, or we are told to stop."""
+        sock = socketio.AsyncClient(reconnection=False)
+        ended = asyncio.Event()
+        sock.on("disconnect", lambda *args: ended.set())
+        sock.on("room_closed", lambda data=None: ended.set())
+        sock.on("left", lambda data=None: ended.set())
+        pc: RTCPeerConnection | None = None
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await sock.connect(
+                self.server_url, auth={"token": self.token}, transports=["websocket"], wait_timeout=15
+            )
+            ack = await sock.call("join", {"room_id": room_id}, timeout=15)
+            if "error" in ack:
+                raise MeetingEnded(ack["error"]["code"])
+            pc = self._peer(ack)
+            pc.on(
+                "connectionstatechange",
+                lambda: pc and pc.connectionState in ("failed", "closed") and ended.set(),
+            )
+            pc.on("track", lambda track: tasks.append(asyncio.create_task(self._consume(pc, track))))
+            offer = await pc.createOffer()
+            gather_on(pc, self.host_addresses)
+            await pc.setLocalDescription(offer)
+            answer = await sock.call("offer", {"sdp": pc.localDescription.sdp, "type": "offer"}, timeout=15)
+            if "error" in answer:
+                raise MeetingEnded(answer["error"]["code"])
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+            self.stats.meetings_joined += 1
+            self.stats.current_room = room_id
+            log.info("headless kiosk joined", extra={"room_id": room_id})
+            stop_wait = asyncio.create_task(stop.wait())
+            end_wait = asyncio.create_task(ended.wait())
+            await asyncio.wait({stop_wait, end_wait}, return_when=asyncio.FIRST_COMPLETED)
+            stop_wait.cancel()
+            end_wait.cancel()
+        finally:
+            self.stats.current_room = None
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if pc is not None:
+                await pc.close()
+            if sock.connected:
+                with contextlib.suppress(Exception):
+                    await sock.call("leave", {}, timeout=5)
+                await sock.disconnect()
+
+    def _peer(self, ack: dict[str, Any]) -> RTCPeerConnection:
+        servers = [
+            RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+            for s in ack.get("ice_servers", [])
+        ]
+        # Our own configuration always: aiortc adds a public STUN server when given none.
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        audio, video = self.sources()
+        plan = ack.get("slot_plan", {"audio": 3, "video": 2})
+        if audio is not None:
+            pc.addTransceiver(audio, direction="sendonly")
+        for _ in range(int(plan.get("audio", 3))):
+            pc.addTransceiver("audio", direction="recvonly")
+        if video is not None:
+            pc.addTransceiver(video, direction="sendonly")
+        for _ in range(int(plan.get("video", 2))):
+            pc.addTransceiver("video", direction="recvonly")
+        return pc
+
+    async def _consume(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
+        """Receive (decode) what the hall should hear; a speaker sink plugs in here."""
+        mid = next((t.mid for t in pc.getTransceivers() if t.receiver.track is track), None) or "?"
+        with contextlib.suppress(Exception):
+            while True:
+                await track.recv()
+                self.stats.frames_received[mid] = self.stats.frames_received.get(mid, 0) + 1
+
+
+class MeetingEnded(Exception):
+    """The server refused the join/offer or ended the meeting; try again later."""

@@ -1,0 +1,91 @@
+"""Media sources for the headless kiosk: a generated test pattern and tone, or real devices."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import struct
+from fractions import Fraction
+
+import av
+from aiortc import MediaStreamTrack
+from aiortc.contrib.media import MediaPlayer
+from aiortc.mediastreams import MediaStreamError
+
+WIDTH, HEIGHT, FPS = 640, 360, 15
+
+
+class TestPatternVideo(MediaStreamTrack):
+    """640x360 at 15 fps: colour bars with a moving block, so the encoder sends real deltas."""
+
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._n = 0
+        self._start: float | None = None
+        bars = (235, 210, 170, 145, 106, 81, 41, 16)
+        width = WIDTH // len(bars)
+        self._row = b"".join(bytes([luma]) * width for luma in bars)
+        self._chroma = bytes([128]) * ((WIDTH // 2) * (HEIGHT // 2))
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        loop = asyncio.get_running_loop()
+        if self._start is None:
+            self._start = loop.time()
+        await asyncio.sleep(max(0.0, self._start + self._n / FPS - loop.time()))
+        x = (self._n * 8) % (WIDTH - 80)
+        moving = bytearray(self._row)
+        moving[x : x + 80] = bytes([128]) * 80
+        luma = self._row * (HEIGHT - 80) + bytes(moving) * 80
+        # A fresh frame each time: aiortc marks frames it forces to keyframes, which must not stick.
+        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        frame.planes[0].update(luma)
+        frame.planes[1].update(self._chroma)
+        frame.planes[2].update(self._chroma)
+        frame.pts = self._n * (90000 // FPS)
+        frame.time_base = Fraction(1, 90000)
+        self._n += 1
+        return frame
+
+
+class ToneAudio(MediaStreamTrack):
+    """A quiet 440 Hz tone in 20 ms mono frames."""
+
+    kind = "audio"
+
+    def __init__(self, amplitude: int = 3000) -> None:
+        super().__init__()
+        samples = [int(amplitude * math.sin(2 * math.pi * 440 * i / 48000)) for i in range(960)]
+        self._data = struct.pack(f"<{len(samples)}h", *samples)
+        self._n = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        loop = asyncio.get_running_loop()
+        if self._start is None:
+            self._start = loop.time()
+        await asyncio.sleep(max(0.0, self._start + self._n * 0.02 - loop.time()))
+        frame = av.AudioFrame(format="s16", layout="mono", samples=960)
+        frame.planes[0].update(self._data)
+        frame.sample_rate = 48000
+        frame.pts = self._n * 960
+        frame.time_base = Fraction(1, 48000)
+        self._n += 1
+        return frame
+
+
+def open_source(source: str) -> tuple[MediaStreamTrack | None, MediaStreamTrack | None]:
+    """(audio, video) tracks: ``testsrc`` for the generated pattern and tone, or a v4l2 camera
+    device (``/dev/video0``) with the default ALSA microphone."""
+    if source == "testsrc":
+        return ToneAudio(), TestPatternVideo()
+    camera = MediaPlayer(
+        source, format="v4l2", options={"video_size": f"{WIDTH}x{HEIGHT}", "framerate": str(FPS)}
+    )
+    microphone = MediaPlayer("default", format="alsa", options={"channels": "1"})
+    return microphone.audio, camera.video

@@ -1,0 +1,72 @@
+"""`python -m kiosk headless`: joins its village's meeting in a running server by itself, its
+test pattern and tone reach an aiortc subscriber through the SFU, it receives the others' media,
+and it comes back by itself after the meeting ends and a new one opens."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from kiosk.headless import HeadlessKiosk
+from kiosk.media import open_source
+from tests.conftest import World
+from tests.signaling.signaling_kit import Admin, Participant, base_url, session_cookie, wait_until
+
+pytestmark = pytest.mark.network
+
+
+async def test_headless_kiosk_joins_and_its_media_reaches_a_subscriber(
+    client: TestClient, world: World
+) -> None:
+    admin = await Admin(client, world).login()
+    kiosk_id, token = await admin.kiosk("사당리 마을회관")
+    other_id, _ = await admin.kiosk("월남리 마을회관", village=1)
+    headless = HeadlessKiosk(
+        base_url(client),
+        token,
+        lambda: open_source("testsrc"),
+        host_addresses=["127.0.0.1"],
+        poll_interval=0.2,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(headless.run(stop))
+    official = Participant("official", client, cookie=await session_cookie(client, "official"))
+    try:
+        # A meeting the kiosk is not invited to is ignored.
+        await admin.room("다른 마을 회의", account_ids=[world.official_id], kiosk_ids=[other_id])
+        await asyncio.sleep(1)
+        assert headless.stats.meetings_joined == 0
+
+        room_id = await admin.room("사당리 주민 회의", account_ids=[world.official_id], kiosk_ids=[kiosk_id])
+        await wait_until(lambda: headless.stats.current_room == room_id, 20, "headless kiosk joins by itself")
+        await official.connect()
+        await official.join(room_id)
+        await official.publish(60, 3000, video_slots=9)
+        kiosk_pid = f"k{kiosk_id}"  # participant ids: k<kiosk id>, a<account id>
+        await wait_until(
+            lambda: (
+                official._slot(kiosk_pid, "video") is not None
+                and official.peer is not None
+                and official.peer.log(official._slot(kiosk_pid, "video")).size == (640, 360)
+                and official.video_frames(kiosk_pid) >= 10
+                and official.hears(kiosk_pid)
+            ),
+            30,
+            "the kiosk's video (640x360) and audio at the official",
+        )
+        await wait_until(
+            lambda: sum(headless.stats.frames_received.values()) >= 50, 30, "the kiosk receives the official"
+        )
+
+        # The meeting ends; the next one is joined without any touch.
+        await admin.post(f"/api/v1/admin/rooms/{room_id}/close")
+        await wait_until(lambda: headless.stats.current_room is None, 20, "kiosk leaves a closed meeting")
+        second = await admin.room("두 번째 회의", account_ids=[world.official_id], kiosk_ids=[kiosk_id])
+        await wait_until(lambda: headless.stats.current_room == second, 30, "kiosk joins the next meeting")
+        assert headless.stats.meetings_joined == 2
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await official.close()

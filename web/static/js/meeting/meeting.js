@@ -37,6 +37,7 @@ export class Meeting {
       root.querySelector('[data-roster]'),
       root.querySelector('[data-audio]'),
       this.texts,
+      root.querySelector('[data-self]'),
     );
     this.stream = null;
     this.socket = null;

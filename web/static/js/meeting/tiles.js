@@ -8,8 +8,9 @@ function el(tag, className, text) {
 }
 
 export class Tiles {
-  constructor(container, roster, audioSinks, texts) {
+  constructor(container, roster, audioSinks, texts, selfSlot) {
     this.container = container;
+    this.selfSlot = selfSlot || container; // kiosks show their own picture next to the buttons
     this.roster = roster;
     this.audioSinks = audioSinks;
     this.texts = texts;
@@ -39,7 +40,7 @@ export class Tiles {
       this.self = this.makeTile('self');
       this.self.figure.classList.add('self');
       this.self.name.textContent = this.texts.me;
-      this.container.append(this.self.figure);
+      this.selfSlot.append(this.self.figure);
     }
     this.self.video.srcObject = stream;
   }
@@ -97,7 +98,7 @@ export class Tiles {
       this.self.figure.classList.toggle('speaking', Boolean(selfId) && selfId === speaker);
       this.self.flags.textContent = this.flags(selfState);
     }
-    this.container.dataset.count = String(shown + (this.self ? 1 : 0));
+    this.container.dataset.count = String(shown);
     this.renderRoster(people, selfId, speaker);
     return shown;
   }

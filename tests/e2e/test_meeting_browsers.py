@@ -1,0 +1,186 @@
+"""Three headless Chromium participants (an official's page and two kiosk pages, fake camera and
+microphone) in one room, through the real pages, socket.io signaling and the SFU."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from tests.conftest import TEST_PASSWORD, World
+from tests.e2e.conftest import screenshot_path
+
+pytestmark = [pytest.mark.e2e, pytest.mark.network]
+
+# Per remote publisher (mapped from the receive slot's mid through the page's slot map):
+# decoded video frames and received audio packets.
+STATS_JS = """
+async () => {
+  const meeting = window.maeulMeeting;
+  if (!meeting || !meeting.pc) return JSON.stringify({});
+  const slots = meeting.slotMap();
+  const out = {};
+  (await meeting.pc.getStats()).forEach((s) => {
+    if (s.type !== 'inbound-rtp' || !slots[s.mid]) return;
+    const entry = out[slots[s.mid]] || (out[slots[s.mid]] = {frames: 0, audio_packets: 0});
+    if (s.kind === 'video') entry.frames += s.framesDecoded || 0;
+    else entry.audio_packets += s.packetsReceived || 0;
+  });
+  return JSON.stringify(out);
+}
+"""
+
+
+async def _stats(page: Page) -> dict[str, dict[str, int]]:
+    return json.loads(await page.evaluate(STATS_JS))  # type: ignore[no-any-return]
+
+
+async def _login(context: BrowserContext, base: str, username: str) -> Page:
+    page = await context.new_page()
+    await page.goto(f"{base}/login")
+    await page.fill("#username", username)
+    await page.fill("#password", TEST_PASSWORD)
+    await page.click("button[type=submit]")
+    await expect(page).not_to_have_url(re.compile(r"/login"))
+    return page
+
+
+async def _enrolled_kiosk(
+    browser: Browser, admin: Page, base: str, village_id: int, label: str
+) -> tuple[Page, int]:
+    token = await admin.locator('meta[name="csrf-token"]').get_attribute("content")
+    created = await admin.request.post(
+        f"{base}/api/v1/admin/kiosks",
+        data={"village_id": village_id, "label": label},
+        headers={"X-CSRF-Token": token or ""},
+    )
+    assert created.status == 201
+    body = await created.json()
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    await page.goto(f"{base}/kiosk/enroll?code={body['enrollment_code']}")
+    await page.click("button[type=submit]")
+    await expect(page).to_have_url(re.compile(r"/kiosk$"))
+    return page, int(body["kiosk"]["id"])
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+async def test_three_browsers_see_and_hear_each_other(
+    browser: Browser, live_server: str, world: World
+) -> None:
+    admin = await _login(await browser.new_context(), live_server, "admin")
+    kiosk_a, kiosk_a_id = await _enrolled_kiosk(
+        browser, admin, live_server, world.village_ids[0], "남성리 마을회관"
+    )
+    kiosk_b, kiosk_b_id = await _enrolled_kiosk(
+        browser, admin, live_server, world.village_ids[5], "서성리 마을회관"
+    )
+
+    # The admin opens a room on the rooms page and invites the official and both kiosks.
+    await admin.goto(f"{live_server}/admin/rooms")
+    await admin.fill("#room-title", "마을 안전 점검 회의")
+    await admin.check(f'input[name="account_ids"][value="{world.official_id}"]')
+    await admin.check(f'input[name="kiosk_ids"][value="{kiosk_a_id}"]')
+    await admin.check(f'input[name="kiosk_ids"][value="{kiosk_b_id}"]')
+    await admin.click("form.room-form button[type=submit]")
+    await expect(admin.locator("tbody tr").first).to_contain_text("마을 안전 점검 회의")
+    room_href = await admin.locator("tbody tr").first.locator("a", has_text="참여").get_attribute("href")
+    assert room_href and re.fullmatch(r"/rooms/\d+", room_href)
+    room_id = int(room_href.rsplit("/", 1)[1])
+
+    # The kiosks' home screens now offer the meeting; the elderly user touches it.
+    for kiosk in (kiosk_a, kiosk_b):
+        await kiosk.reload()
+        link = kiosk.locator("[data-meeting-link]")
+        await expect(link).to_be_visible(timeout=15000)
+        await expect(link).to_contain_text("마을 안전 점검 회의")
+        await link.click()
+        await expect(kiosk).to_have_url(re.compile(rf"/kiosk/rooms/{room_id}$"))
+
+    official_context = await browser.new_context(viewport={"width": 1440, "height": 900})
+    official = await _login(official_context, live_server, "official")
+    await official.goto(f"{live_server}/official")
+    await expect(official.locator("[data-my-rooms] a")).to_have_attribute(
+        "href", f"/rooms/{room_id}", timeout=15000
+    )
+    await official.click("[data-my-rooms] a")
+    await expect(official).to_have_url(re.compile(rf"/rooms/{room_id}$"))
+
+    pages = {"official": official, "kiosk_a": kiosk_a, "kiosk_b": kiosk_b}
+    pids: dict[str, str] = {}
+    for name, page in pages.items():
+        await wait_connected(page)
+        pids[name] = await page.evaluate("() => window.maeulMeeting.pid")
+    assert pids == {
+        "official": f"a{world.official_id}",
+        "kiosk_a": f"k{kiosk_a_id}",
+        "kiosk_b": f"k{kiosk_b_id}",
+    }
+
+    first: dict[str, dict[str, dict[str, int]]] = {}
+    latest: dict[str, dict[str, dict[str, int]]] = {}
+
+    async def poll() -> None:
+        for name, page in pages.items():
+            latest[name] = await _stats(page)
+
+    def flowing(baseline: dict[str, dict[str, dict[str, int]]]) -> bool:
+        for name in pages:
+            for other in pages:
+                if other == name:
+                    continue
+                now = latest.get(name, {}).get(pids[other])
+                before = baseline.get(name, {}).get(pids[other], {"frames": 0, "audio_packets": 0})
+                if (
+                    now is None
+                    or now["frames"] <= before["frames"]
+                    or now["audio_packets"] <= before["audio_packets"]
+                ):
+                    return False
+        return True
+
+    async def until(baseline: dict[str, dict[str, dict[str, int]]], what: str) -> None:
+        for _ in range(120):  # generous: up to ~60 s on a loaded 2-core machine
+            await poll()
+            if flowing(baseline):
+                return
+            await official.wait_for_timeout(500)
+        raise AssertionError(f"{what}: {latest}")
+
+    await until({}, "every page decodes video and receives audio from both others")
+    first.update(json.loads(json.dumps(latest)))
+    await until(first, "video frames and audio packets keep rising for both remotes on every page")
+
+    # Labels: the official sees both kiosks' names and villages on their tiles.
+    tiles = official.locator(".tile:not(.self):not([hidden])")
+    await expect(tiles).to_have_count(2)
+    await expect(official.locator(".tiles")).to_contain_text("남성리 마을회관")
+    await expect(official.locator(".tiles")).to_contain_text("서성리 마을회관")
+    await expect(kiosk_a.locator(".tiles")).to_contain_text("김민원")
+    await expect(kiosk_a.locator("[data-status]")).to_have_text("회의에 참여 중입니다.")
+
+    # Mute on a kiosk reaches the official's tile.
+    await kiosk_b.click('[data-action="mic"]')
+    await expect(kiosk_b.locator('[data-action="mic"]')).to_have_text("마이크 켜기")
+    await expect(official.locator(f'.tile[data-publisher="{pids["kiosk_b"]}"]')).to_contain_text(
+        "마이크 꺼짐"
+    )
+
+    await official.wait_for_timeout(1000)  # let the videos paint before the screenshots
+    await official.screenshot(path=screenshot_path("meeting-official.png"))
+    await kiosk_a.screenshot(path=screenshot_path("meeting-kiosk.png"))
+
+    # Leaving: the kiosk goes back to its home and drops off the official's page.
+    await kiosk_a.click('[data-action="leave"]')
+    await expect(kiosk_a).to_have_url(re.compile(r"/kiosk$"))
+    await expect(official.locator(".tile:not(.self):not([hidden])")).to_have_count(1, timeout=15000)
+
+
+async def wait_connected(page: Page) -> None:
+    await page.wait_for_function(
+        "() => window.maeulMeeting && window.maeulMeeting.pid && window.maeulMeeting.pc"
+        " && window.maeulMeeting.pc.connectionState === 'connected'",
+        timeout=30000,
+    )

@@ -55,6 +55,7 @@ class Measurement:
     server_cpu_pct: float
     clients_cpu_pct: float
     machine_cores_busy: float
+    other_cores: float  # machine busy minus the bench's own processes: other people's load
     fps: list[float] = field(default_factory=list)  # one per assigned video slot
     fps_by_peer: dict[str, float] = field(default_factory=dict)  # min over the peer's slots
     audio_pps_min: float | None = None
@@ -78,9 +79,10 @@ class Measurement:
         e = self.e2e_ms
         return (
             f"{self.scenario:<12} N={self.n:<4} server {self.server_cpu_pct:6.1f}% of a core  "
-            f"clients {self.clients_cpu_pct:6.1f}%  machine {self.machine_cores_busy:4.2f} cores  "
+            f"clients {self.clients_cpu_pct:6.1f}%  other load {self.other_cores:4.2f} cores  "
             f"fps min/med {self.min_fps:5.2f}/{self.median_fps:5.2f} ({len(self.fps)} slots)  "
-            f"srv-fwd p50/p95 {_ms(d.get('video_p50_ms'))}/{_ms(d.get('video_p95_ms'))} ms  "
+            f"server delay p50/p95 {_ms(d.get('video_residence_p50_ms'))}/"
+            f"{_ms(d.get('video_residence_p95_ms'))} ms  "
             f"e2e p50/p95 {_ms(e.get('p50'))}/{_ms(e.get('p95'))} ms"
             + ("" if self.flowing else "  [not all slots were flowing before the window]")
         )
@@ -182,6 +184,7 @@ class Harness:
         t1 = time.monotonic()
         stats = self.server.request(("stats",))
         dt = t1 - t0
+        busy = (m1[0] - m0[0]) / (m1[1] - m0[1]) * (os.cpu_count() or 1)
         slots = self.assigned_video_slots(stats)
         fps: list[float] = []
         by_peer: dict[str, float] = {}
@@ -208,21 +211,24 @@ class Harness:
                     dup.add(key)
                 sent[key] = t
         delays = []
+        received = 0
         for snap in s1:
+            received += len(snap["received"])
             for key, t in snap["received"]:
                 if key in sent and key not in dup:
-                    d = (t - sent[key]) * 1000.0
-                    if 0 <= d < 5000:
-                        delays.append(d)
-        e2e = {f"p{q}": percentile(delays, q) for q in (50, 95, 99)}
+                    delays.append((t - sent[key]) * 1000.0)
+        e2e: dict[str, float | None] = {f"p{q}": percentile(delays, q) for q in (50, 95, 99)}
         e2e["samples"] = float(len(delays))
+        e2e["received_keys"] = float(received)
+        e2e["sent_keys"] = float(len(sent))
         return Measurement(
             scenario=scenario,
             n=n,
             window_s=dt,
             server_cpu_pct=(cpu1 - cpu0) / dt * 100.0,
             clients_cpu_pct=(ccpu1 - ccpu0) / dt * 100.0,
-            machine_cores_busy=(m1[0] - m0[0]) / (m1[1] - m0[1]) * (os.cpu_count() or 1),
+            machine_cores_busy=busy,
+            other_cores=max(0.0, busy - (cpu1 - cpu0 + ccpu1 - ccpu0) / dt),
             fps=fps,
             fps_by_peer=by_peer,
             audio_pps_min=min(audio_pps) if audio_pps else None,
@@ -249,7 +255,17 @@ class Harness:
 # --- scenarios ------------------------------------------------------------------------------
 
 
-def fanout(mode: str, clip: Any, steps: list[int], window: float, stop_cpu_pct: float) -> list[Measurement]:
+def least_disturbed(windows: list[Measurement]) -> Measurement:
+    """The window during which other processes on the machine used the least CPU.
+
+    The machine is shared: this picks by the *other* load, never by the result.
+    """
+    return min(windows, key=lambda m: m.other_cores)
+
+
+def fanout(
+    mode: str, clip: Any, steps: list[int], window: float, stop_cpu_pct: float, retry_failed: bool = True
+) -> list[Measurement]:
     """1 publisher -> N subscribers (1 video + 1 audio slot each), N grown in place."""
     n_sub_procs = 2 if mode == "sfu" else 1
     h = Harness(mode, clip, 1 + n_sub_procs)
@@ -267,8 +283,14 @@ def fanout(mode: str, clip: Any, steps: list[int], window: float, stop_cpu_pct: 
             flowing = h.wait_flowing(20)
             time.sleep(1.5)
             m = h.measure(f"{mode}-1toN", n, window, flowing)
-            results.append(m)
             log("  " + m.line())
+            if m.min_fps < FPS_TARGET and retry_failed:
+                # The machine is shared: measure once more before calling it a failure.
+                log("  below target: measuring this N once more")
+                m2 = h.measure(f"{mode}-1toN", n, window, flowing)
+                log("  " + m2.line())
+                m = least_disturbed([m, m2])
+            results.append(m)
             if m.min_fps < FPS_TARGET:
                 log(f"  min fps {m.min_fps:.2f} < {FPS_TARGET} at N={n}: stop growing")
                 break
@@ -280,7 +302,7 @@ def fanout(mode: str, clip: Any, steps: list[int], window: float, stop_cpu_pct: 
     return results
 
 
-def four_way(clip: Any, window: float) -> Measurement:
+def four_way(clip: Any, window: float, n_windows: int) -> Measurement:
     """4 participants; each publishes video+audio and receives the 3 others."""
     h = Harness("sfu", clip, 2)
     try:
@@ -291,14 +313,18 @@ def four_way(clip: Any, window: float) -> Measurement:
         h.join({0: specs[:2], 1: specs[2:]})
         flowing = h.wait_flowing(20)
         time.sleep(1.5)
-        m = h.measure("4-way", 4, window, flowing)
-        log("  " + m.line())
-        return m
+        windows = []
+        for _ in range(n_windows):
+            windows.append(h.measure("4-way", 4, window, flowing))
+            log("  " + windows[-1].line())
+        return least_disturbed(windows)
     finally:
         h.close()
 
 
-def town_hall(clip: Any, window: float, kiosks: int = 30) -> tuple[Measurement, dict[str, Any]]:
+def town_hall(
+    clip: Any, window: float, n_windows: int, kiosks: int = 30
+) -> tuple[Measurement, dict[str, Any], list[Measurement]]:
     """1 official + 30 kiosks, all publishing audio+video; kiosks see official + speaker."""
     h = Harness("sfu", clip, 3)
     try:
@@ -317,8 +343,11 @@ def town_hall(clip: Any, window: float, kiosks: int = 30) -> tuple[Measurement, 
         h.visible("official", [k.pid for k in ks[:9]])
         flowing = h.wait_flowing(25)
         time.sleep(1.5)
-        m = h.measure("town-hall", 1 + kiosks, window, flowing)
-        log("  " + m.line())
+        windows = []
+        for _ in range(n_windows):
+            windows.append(h.measure("town-hall", 1 + kiosks, window, flowing))
+            log("  " + windows[-1].line())
+        m = least_disturbed(windows)
         kiosk_fps = [v for pid, v in m.fps_by_peer.items() if pid.startswith("k")]
         extra = {
             "kiosk_min_fps": min(kiosk_fps) if kiosk_fps else 0.0,
@@ -327,7 +356,7 @@ def town_hall(clip: Any, window: float, kiosks: int = 30) -> tuple[Measurement, 
         }
         official_fps = _ms(extra["official_min_fps"])
         log(f"  kiosks receiving video: {len(kiosk_fps)}/{kiosks}, official min fps {official_fps}")
-        return m, extra
+        return m, extra, windows
     finally:
         h.close()
 
@@ -345,11 +374,13 @@ def main() -> int:
         window = 5.0
         sfu_steps = [1, 4, 8, 16, 32, 48, 64]
         relay_steps = [1, 2, 4, 6, 8, 12, 16]
+        n_windows = 2
         hard_limit = 480
     else:
         window = 12.0
         sfu_steps = [1, 4, 8, 16, 32, 48, 64, 96, 128]
         relay_steps = [1, 2, 4, 6, 8, 10, 12, 16, 20, 24]
+        n_windows = 3
         hard_limit = 1800
 
     def on_alarm(signum: int, frame: Any) -> None:
@@ -369,9 +400,9 @@ def main() -> int:
     log("scenario 2: MediaRelay baseline (decode once, re-encode per subscriber), 1 -> N")
     relay_runs = fanout("mediarelay", clip, relay_steps, window, stop_cpu_pct=185)
     log("scenario 3: SFU, 4 participants each publishing and receiving the others")
-    four = four_way(clip, window)
+    four = four_way(clip, window, n_windows)
     log("scenario 4: SFU town hall, 1 official + 30 kiosks, selective forwarding")
-    hall, hall_extra = town_hall(clip, window)
+    hall, hall_extra, hall_windows = town_hall(clip, window, n_windows)
     signal.alarm(0)
 
     def fit(runs: list[Measurement]) -> tuple[float | None, list[Measurement]]:
@@ -388,7 +419,7 @@ def main() -> int:
 
     print()
     print("== summary ==")
-    for m in sfu_runs + relay_runs + [four, hall]:
+    for m in sfu_runs + relay_runs + [four, *hall_windows]:
         print(m.line())
     print(f"SFU fit over N={[m.n for m in sfu_good]}: {_ms(sfu_slope)} % of a core per subscriber")
     print(f"MediaRelay fit over N={[m.n for m in relay_good]}: {_ms(relay_slope)} % of a core per subscriber")
@@ -399,7 +430,7 @@ def main() -> int:
         f"town hall: server {hall.server_cpu_pct / 100:.2f} cores, "
         f"kiosks min fps {hall_extra['kiosk_min_fps']:.2f} ({hall_extra['kiosks_with_video']} kiosks), "
         f"official min fps {_ms(hall_extra['official_min_fps'])}, "
-        f"server fwd p95 {_ms(hall.server_delay.get('video_p95_ms'))} ms, "
+        f"server delay p95 {_ms(hall.server_delay.get('video_residence_p95_ms'))} ms, "
         f"e2e p95 {_ms(hall.e2e_ms.get('p95'))} ms, "
         f"server loop lag p95 {_ms(hall.server_lag.get('loop_lag_p95_ms'))} ms"
     )
@@ -409,7 +440,8 @@ def main() -> int:
             json.dumps(
                 {
                     "quick": args.quick,
-                    "runs": [asdict(m) for m in sfu_runs + relay_runs + [four, hall]],
+                    "runs": [asdict(m) for m in sfu_runs + relay_runs + [four]],
+                    "town_hall_windows": [asdict(m) for m in hall_windows],
                     "town_hall": hall_extra,
                     "sfu_slope": sfu_slope,
                     "relay_slope": relay_slope,
@@ -417,7 +449,7 @@ def main() -> int:
                 indent=1,
             )
         )
-    fwd_p95 = hall.server_delay.get("video_p95_ms")
+    fwd_p95 = hall.server_delay.get("video_residence_p95_ms")
     print(f"RESULT cpu_per_subscriber_pct={_fmt(sfu_slope)}")
     print(f"RESULT mediarelay_cpu_per_subscriber_pct={_fmt(relay_slope)}")
     print(f"RESULT cpu_ratio_vs_mediarelay={_fmt(ratio, 1)}")

@@ -94,6 +94,13 @@ def rtp_payload(data: bytes) -> bytes | None:
 def run_child(conn: Connection, setup: Callable[[], Awaitable[Handler]]) -> None:
     """Run an asyncio loop serving requests from ``conn`` until ("stop",) or EOF."""
     die_with_parent()
+    # Own session => own scheduler autogroup (kernel.sched_autogroup_enabled=1 here):
+    # the server's CPU share is then not split with the load-generating clients,
+    # nor the clients' with each other. PDEATHSIG still ties us to the orchestrator.
+    try:
+        os.setsid()
+    except OSError:
+        pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator handles Ctrl-C
 
     async def main() -> None:
@@ -132,7 +139,15 @@ def run_child(conn: Connection, setup: Callable[[], Awaitable[Handler]]) -> None
         conn.send({"ready": True, "pid": os.getpid()})
         await done
 
-    asyncio.run(main())
+    profile = os.environ.get("SFU_BENCH_PROFILE")  # debugging aid: cProfile each child to this dir
+    if profile:
+        import cProfile
+
+        prof = cProfile.Profile(time.process_time)  # CPU time, not wall time (shared machine)
+        prof.runctx("asyncio.run(main())", globals(), locals())
+        prof.dump_stats(f"{profile}/{os.getpid()}.prof")
+    else:
+        asyncio.run(main())
     sys.exit(0)
 
 

@@ -26,34 +26,75 @@ MAX_SAMPLES = 400_000
 
 
 class DelayRecorder:
+    """Per-RTP-packet timing inside the server process.
+
+    * ``residence``: from the moment the event loop read the datagram from the
+      socket (aioice ``Connection.data_received``) until the SFU handed the
+      last forwarded copy to the kernel: queueing in the event loop, SRTP
+      decryption, parsing, and forwarding (rewrite + SRTP + sendto) to every
+      subscriber of that stream. This is the delay the server adds for the
+      last subscriber served.
+    * ``dispatch``: the part inside ``RTCDtlsTransport._handle_rtp_data``
+      (parse + forwarding), without queueing and decryption.
+
+    Installed as class-level wrappers in the server process only; no SFU code
+    is changed.
+    """
+
     def __init__(self) -> None:
-        self.samples: list[tuple[int, float]] = []
+        self.samples: list[tuple[int, float, float | None]] = []
         self.video_pts: set[int] = set()
+        self._arrivals: dict[int, tuple[bytes, float]] = {}
+        self._last_arrival: float | None = None
 
     def install(self) -> None:
+        import aioice.ice
         from aiortc.rtcdtlstransport import RTCDtlsTransport
 
-        original = RTCDtlsTransport._handle_rtp_data
         rec = self
+        conn_cls = aioice.ice.Connection
+        original_received = conn_cls.data_received
+        original_recv = conn_cls.recv
+        original_handle = RTCDtlsTransport._handle_rtp_data
+
+        def data_received(self: Any, data: bytes, component: int) -> None:
+            if len(rec._arrivals) > 20000:  # datagrams never read (closed connections)
+                rec._arrivals.clear()
+            rec._arrivals[id(data)] = (data, time.perf_counter())
+            original_received(self, data, component)
+
+        async def recv(self: Any) -> bytes:
+            data = await original_recv(self)
+            entry = rec._arrivals.pop(id(data), None)
+            # _recv_next decrypts and dispatches right after this returns, without yielding
+            rec._last_arrival = entry[1] if entry is not None and entry[0] is data else None
+            return data
 
         async def timed(self: Any, data: bytes, arrival_time_ms: int) -> None:
+            arrival, rec._last_arrival = rec._last_arrival, None
             t0 = time.perf_counter()
-            await original(self, data, arrival_time_ms)
+            await original_handle(self, data, arrival_time_ms)
+            t1 = time.perf_counter()
             if len(rec.samples) < MAX_SAMPLES and len(data) > 1:
-                rec.samples.append((data[1] & 0x7F, time.perf_counter() - t0))
+                rec.samples.append((data[1] & 0x7F, t1 - t0, None if arrival is None else t1 - arrival))
 
+        conn_cls.data_received = data_received  # type: ignore[method-assign]
+        conn_cls.recv = recv  # type: ignore[method-assign]
         RTCDtlsTransport._handle_rtp_data = timed  # type: ignore[method-assign]
 
     def take(self) -> dict[str, Any]:
         samples, self.samples = self.samples, []
-        video = [d for pt, d in samples if pt in self.video_pts]
-        audio = [d for pt, d in samples if pt not in self.video_pts]
-        out: dict[str, Any] = {"n_video": len(video), "n_audio": len(audio)}
-        for name, vals in (("video", video), ("audio", audio)):
-            for q in (50, 95, 99):
-                v = percentile(vals, q)
-                out[f"{name}_p{q}_ms"] = None if v is None else v * 1000.0
-            out[f"{name}_mean_ms"] = sum(vals) / len(vals) * 1000.0 if vals else None
+        out: dict[str, Any] = {}
+        for kind in ("video", "audio"):
+            mine = [s for s in samples if (s[0] in self.video_pts) == (kind == "video")]
+            out[f"n_{kind}"] = len(mine)
+            for what, vals in (
+                ("dispatch", [s[1] for s in mine]),
+                ("residence", [s[2] for s in mine if s[2] is not None]),
+            ):
+                for q in (50, 95, 99):
+                    v = percentile(vals, q)
+                    out[f"{kind}_{what}_p{q}_ms"] = None if v is None else v * 1000.0
         return out
 
 

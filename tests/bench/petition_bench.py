@@ -4,7 +4,8 @@
 
 For SQLite and for PostgreSQL (a throw-away server from tests/pg.py), this starts the real server
 (``python run.py serve``) on loopback, enrolls 100 kiosks, and lets each kiosk file
-``--per-kiosk`` petitions back to back (closed loop: 100 requests in flight at all times). Each
+``--per-kiosk`` petitions back to back (closed loop: 100 requests in flight at all times), or with
+``--rate R`` at random intervals (open loop, R filings per second from all kiosks together). Each
 filing is the JSON form (typed text; no recording), which includes the Argon2id PIN hash, the
 receipt-number counter and an fsynced commit. ``--media`` adds a 2-second Opus/WebM message.
 
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import io
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -54,9 +56,13 @@ async def _one_kiosk(
     clip: bytes | None,
     latencies: list[float],
     failures: list[int],
+    mean_gap_s: float | None = None,
+    rng: random.Random | None = None,
 ) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     for _ in range(count):
+        if mean_gap_s is not None and rng is not None:
+            await asyncio.sleep(rng.expovariate(1 / mean_gap_s))
         data: aiohttp.FormData | None = None
         if clip is not None:
             data = aiohttp.FormData()
@@ -78,7 +84,7 @@ async def _one_kiosk(
 
 
 async def _run(
-    server: LiveServer, per_kiosk: int, clip: bytes | None
+    server: LiveServer, per_kiosk: int, clip: bytes | None, rate: float | None
 ) -> tuple[list[float], list[int], float]:
     latencies: list[float] = []
     failures: list[int] = []
@@ -87,24 +93,34 @@ async def _run(
     async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as http:
         # Warm-up: one filing per kiosk (connections, caches), not measured.
         await asyncio.gather(*(_one_kiosk(http, server, t, 1, clip, [], []) for t in tokens))
+        # Closed loop (rate None): every kiosk files again as soon as it is answered, so 100
+        # requests are always in flight. Open loop: each kiosk waits a random (exponential) time
+        # between filings, for ``rate`` filings per second from all kiosks together.
+        gap = len(tokens) / rate if rate else None
+        rng = random.Random(4)
         started = time.perf_counter()
         await asyncio.gather(
-            *(_one_kiosk(http, server, t, per_kiosk, clip, latencies, failures) for t in tokens)
+            *(_one_kiosk(http, server, t, per_kiosk, clip, latencies, failures, gap, rng) for t in tokens)
         )
         wall = time.perf_counter() - started
     return latencies, failures, wall
 
 
 def bench(
-    backend: str, tmp: Path, per_kiosk: int, clip: bytes | None, database_url: str | None = None
+    backend: str,
+    tmp: Path,
+    per_kiosk: int,
+    clip: bytes | None,
+    rate: float | None,
+    database_url: str | None = None,
 ) -> None:
     server = prepare(tmp, database_url=database_url, extra_kiosks=KIOSKS)
     server.start()
     try:
-        latencies, failures, wall = asyncio.run(_run(server, per_kiosk, clip))
+        latencies, failures, wall = asyncio.run(_run(server, per_kiosk, clip, rate))
     finally:
         server.stop()
-    suffix = f"{backend}{'_media' if clip is not None else ''}"
+    suffix = f"{backend}{'_media' if clip is not None else ''}{f'_open{rate:g}ps' if rate else ''}"
     p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
     print(
         f"# {backend}: {len(latencies)} filings by {KIOSKS} concurrent kiosks in {wall:.1f} s "
@@ -131,6 +147,8 @@ def main() -> int:
     parser.add_argument("--per-kiosk", type=int, default=5, help="filings per kiosk (measured)")
     parser.add_argument("--media", action="store_true", help="attach a 2-second Opus/WebM message")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="open loop: filings per second from all kiosks together (default: closed loop)")
     args = parser.parse_args()
     clip = None
     with tempfile.TemporaryDirectory(prefix="petition-bench-") as tmp_dir:
@@ -140,11 +158,11 @@ def main() -> int:
 
             clip = write_voice_clip(tmp / "clip.webm", 2.0).read_bytes()
         if args.backend in ("sqlite", "both"):
-            bench("sqlite", tmp / "sqlite", args.per_kiosk, clip)
+            bench("sqlite", tmp / "sqlite", args.per_kiosk, clip, args.rate)
         if args.backend in ("postgresql", "both"):
             with postgres_server() as base_url:
                 asyncio.run(_create_database(base_url, "bench"))
-                bench("postgresql", tmp / "pg", args.per_kiosk, clip, database_url=base_url + "/bench")
+                bench("postgresql", tmp / "pg", args.per_kiosk, clip, args.rate, database_url=base_url + "/bench")
     return 0
 
 

@@ -258,3 +258,61 @@ async def test_closing_the_room_ends_the_meeting(
     assert (await official.call("offer", {"sdp": "v=0\r\nm=audio 9 x 0\r\n"}))["error"][
         "code"
     ] == "not_joined"
+
+
+async def test_speaker_slots_and_video_demand_reach_the_pages(
+    client: TestClient, world: World, people: Callable[..., Any]
+) -> None:
+    admin = await Admin(client, world).login()
+    kiosk_id, token = await admin.kiosk("남성리 마을회관")
+    room_id = await admin.room("회의", account_ids=[world.official_id], kiosk_ids=[kiosk_id])
+    official = await people("official", username="official")
+    kiosk = await people("kiosk", token=token)
+    await official.join(room_id)
+    await kiosk.join(room_id)
+    await official.publish(LUMA_OFFICIAL, 0, video_slots=9)  # silent
+    await kiosk.publish(LUMA_KIOSK, 12000, video_slots=2)  # speaking
+    assert official.pid and kiosk.pid
+
+    def speaker_events(p: Participant) -> list[Any]:
+        return [data["participant_id"] for name, data in p.events if name == "active_speaker"]
+
+    await wait_until(
+        lambda: speaker_events(official)[-1:] == [kiosk.pid] and speaker_events(kiosk)[-1:] == [kiosk.pid],
+        15,
+        "the kiosk announced as active speaker to both",
+    )
+    # `slot` events said which mid carries the kiosk's video; the official decodes it there.
+    await wait_until(lambda: official.sees(kiosk.pid, LUMA_KIOSK), 20, "video in the announced slot")  # type: ignore[arg-type]
+
+    def demand(p: Participant) -> list[bool]:
+        return [data["wanted"] for name, data in p.events if name == "video_demand"]
+
+    # Nobody watches the kiosk any more: it is told to pause its camera, then to resume.
+    assert await official.call("visible", {"publisher_ids": []}) == {"ok": True}
+    await wait_until(lambda: demand(kiosk)[-1:] == [False], 10, "video_demand wanted=false")
+    assert await official.call("visible", {"publisher_ids": None}) == {"ok": True}
+    await wait_until(lambda: demand(kiosk)[-1:] == [True], 10, "video_demand wanted=true")
+    before = official.video_frames(kiosk.pid)
+    await wait_until(lambda: official.video_frames(kiosk.pid) > before + 5, 20, "video again")  # type: ignore[arg-type]
+
+
+async def test_a_dropped_peer_connection_is_reported_and_the_page_can_rejoin(
+    client: TestClient, world: World, people: Callable[..., Any]
+) -> None:
+    _admin, _kiosk_id, room_id, official, kiosk = await _two_in_a_room(client, world, people)
+    # The kiosk's media connection dies while its socket stays (DTLS close_notify from the peer).
+    await kiosk.close_peer()
+    await wait_until(
+        lambda: any(name == "left" for name, _ in kiosk.events), 15, "a `left` event on the socket"
+    )
+    assert sfu_participants(client, room_id) == {official.pid}
+    await wait_until(
+        lambda: [p["id"] for p in official.participants] == [official.pid], 10, "participants update"
+    )
+    # The page's reaction: join again with a new peer connection, on the same socket.
+    kiosk.slots.clear()
+    await kiosk.join(room_id)
+    await kiosk.publish(LUMA_KIOSK, 3000, video_slots=2)
+    await wait_until(lambda: official.sees(kiosk.pid, LUMA_KIOSK), 20, "video after rejoining")  # type: ignore[arg-type]
+    await media_keeps_flowing(official, kiosk)

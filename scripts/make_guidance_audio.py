@@ -54,8 +54,31 @@ def to_opus(wav: bytes, target: Path) -> None:
             sink.mux(packet)
 
 
+def ring_wav() -> bytes:
+    """A phone-like ring for officials' pages: 0.8 s of 440+480 Hz, then 1.2 s of silence."""
+    import math
+    import struct
+    import wave
+
+    rate = 48000
+    samples = [
+        int(6000 * (math.sin(2 * math.pi * 440 * i / rate) + math.sin(2 * math.pi * 480 * i / rate)))
+        if i < int(0.8 * rate)
+        else 0
+        for i in range(2 * rate)
+    ]
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(struct.pack(f"<{len(samples)}h", *samples))
+    return buffer.getvalue()
+
+
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
+    to_opus(ring_wav(), OUT / "ring.ogg")
     manifest = {}
     for key, (korean, english) in PHRASES.items():
         for lang, text, voice in (("ko", korean, "ko"), ("en", english, "en-us")):

@@ -76,6 +76,8 @@ class Settings:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     enrollment_code_hours: int = 24
+    # How long a kiosk's call to the official on duty rings before it offers a recorded request.
+    duty_ring_seconds: int = 60
     default_locale: str = "ko"
     log_level: str = "INFO"
     log_json: bool = True
@@ -126,6 +128,7 @@ class Settings:
             login_max_failures=_int(get, "MAEUL_LOGIN_MAX_FAILURES", 5),
             login_lockout_minutes=_int(get, "MAEUL_LOGIN_LOCKOUT_MINUTES", 15),
             enrollment_code_hours=_int(get, "MAEUL_ENROLLMENT_CODE_HOURS", 24),
+            duty_ring_seconds=_int(get, "MAEUL_DUTY_RING_SECONDS", 60),
             default_locale=(get("MAEUL_DEFAULT_LOCALE") or "ko"),
             log_level=(get("MAEUL_LOG_LEVEL") or "INFO").upper(),
             log_json=_bool(get, "MAEUL_LOG_JSON", True),

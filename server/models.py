@@ -3,6 +3,7 @@
 
 from server.auth.models import Account, LoginSession, LoginThrottle
 from server.db import Base
+from server.duty import models as duty_models  # noqa: F401  (registers the duty-call tables)
 from server.geo.models import Division, Village
 from server.kiosks.models import Kiosk
 from server.notices import models as notices_models  # noqa: F401  (registers the notice tables)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.auth import views as auth_views
+from server.duty import routes as duty_routes
 from server.kiosks import views as kiosk_views
 from server.notices import routes as notices_routes
 from server.petitions import routes as petitions_routes
@@ -40,6 +41,7 @@ def setup_routes(app: web.Application) -> None:
 
     petitions_routes.setup_routes(app)
     notices_routes.setup_routes(app)
+    duty_routes.setup_routes(app)
     rooms_routes.setup_routes(app)
 
     r.add_static("/static/", STATIC_DIR, append_version=True, name="static")

@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from server.auth.roles import PUBLIC, Role
 from server.cookies import set_cookie
@@ -33,9 +33,9 @@ class EnrollInput(Input):
 
 
 class HeartbeatInput(Input):
-    camera: bool
-    microphone: bool
-    browser_alive: bool
+    camera: StrictBool
+    microphone: StrictBool
+    browser_alive: StrictBool
     rtt_ms: float | None = Field(default=None, ge=0, le=600_000)
     free_disk_mb: int = Field(ge=0)
     agent_version: str = Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z.+_-]+$")

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from server.auth.roles import PUBLIC, Role
 from server.db import transaction
+from server.duty import service as duty
 from server.keys import PRINCIPAL, SESSIONMAKER
 from server.kiosks.models import Kiosk
 from server.rendering import render
@@ -24,7 +25,11 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 @allow(Role.OFFICIAL, Role.ADMIN)
 async def official_home(request: web.Request) -> web.Response:
-    return render(request, "official/home.html")
+    principal = request[PRINCIPAL]
+    assert principal is not None
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        on_duty = await duty.is_available(session, principal)
+    return render(request, "official/home.html", {"on_duty": on_duty})
 
 
 @allow(Role.ADMIN)

@@ -136,9 +136,9 @@ def setup_signaling(app: web.Application) -> None:
                 return error.to_json()
             except Exception:
                 log.exception("meeting request failed", extra={"sid": sid, "event": name})
-                error = SignalingError("internal_error", "something went wrong on the server")
-                await sio.emit("error", {**error.to_json()["error"], "event": name}, to=sid)
-                return error.to_json()
+                failure = SignalingError("internal_error", "something went wrong on the server")
+                await sio.emit("error", {**failure.to_json()["error"], "event": name}, to=sid)
+                return failure.to_json()
 
         sio.on(name, run)
 

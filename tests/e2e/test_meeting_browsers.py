@@ -34,7 +34,7 @@ async () => {
 
 
 async def _stats(page: Page) -> dict[str, dict[str, int]]:
-    return json.loads(await page.evaluate(STATS_JS))  # type: ignore[no-any-return]
+    return json.loads(await page.evaluate(STATS_JS))
 
 
 async def _login(context: BrowserContext, base: str, username: str) -> Page:

@@ -185,20 +185,16 @@ class Participant:
 
 async def media_keeps_flowing(a: Participant, b: Participant, within: float = 15.0) -> None:
     """Both directions decode *new* video frames and audio from now on."""
-    assert a.pid and b.pid
-    va, vb, aa, ab = (
-        a.video_frames(b.pid),
-        b.video_frames(a.pid),
-        a.audio_frames(b.pid),
-        b.audio_frames(a.pid),
-    )
+    pa, pb = a.pid, b.pid
+    assert pa and pb
+    va, vb, aa, ab = a.video_frames(pb), b.video_frames(pa), a.audio_frames(pb), b.audio_frames(pa)
     await wait_until(
         lambda: (
-            a.video_frames(b.pid) >= va + 5  # type: ignore[arg-type]
-            and b.video_frames(a.pid) >= vb + 5  # type: ignore[arg-type]
-            and a.audio_frames(b.pid) >= aa + 25  # type: ignore[arg-type]
-            and b.audio_frames(a.pid) >= ab + 25
-        ),  # type: ignore[arg-type]
+            a.video_frames(pb) >= va + 5
+            and b.video_frames(pa) >= vb + 5
+            and a.audio_frames(pb) >= aa + 25
+            and b.audio_frames(pa) >= ab + 25
+        ),
         within,
         "media to keep flowing both ways",
     )

@@ -55,11 +55,11 @@ async def _two_in_a_room(
     assert official.pid and kiosk.pid
     await wait_until(
         lambda: (
-            official.sees(kiosk.pid, LUMA_KIOSK)  # type: ignore[arg-type]
-            and kiosk.sees(official.pid, LUMA_OFFICIAL)  # type: ignore[arg-type]
-            and official.hears(kiosk.pid)  # type: ignore[arg-type]
+            official.sees(kiosk.pid, LUMA_KIOSK)
+            and kiosk.sees(official.pid, LUMA_OFFICIAL)
+            and official.hears(kiosk.pid)
             and kiosk.hears(official.pid)
-        ),  # type: ignore[arg-type]
+        ),
         20,
         "video and audio both ways",
     )
@@ -94,11 +94,11 @@ async def test_media_flows_between_two_participants_through_signaling(
     assert official.pid and kiosk.pid
     await wait_until(
         lambda: (
-            official.sees(kiosk.pid, LUMA_KIOSK)  # type: ignore[arg-type]
-            and kiosk.sees(official.pid, LUMA_OFFICIAL)  # type: ignore[arg-type]
-            and official.hears(kiosk.pid)  # type: ignore[arg-type]
+            official.sees(kiosk.pid, LUMA_KIOSK)
+            and kiosk.sees(official.pid, LUMA_OFFICIAL)
+            and official.hears(kiosk.pid)
             and kiosk.hears(official.pid)
-        ),  # type: ignore[arg-type]
+        ),
         20,
         "video and audio both ways",
     )
@@ -158,10 +158,10 @@ async def test_bad_inputs_get_clear_errors_and_the_room_keeps_working(
     await refused("visible", {"publisher_ids": ["x"] * 100}, "invalid_payload")
     # The rejected offers left the participant able to send a good one.
     await bad.publish(LUMA_THIRD, 3000, video_slots=2)
-    await refused("offer", {"sdp": bad.peer.pc.localDescription.sdp}, "offer_already_handled")  # type: ignore[union-attr]
+    await refused("offer", {"sdp": bad.peer.pc.localDescription.sdp}, "offer_already_handled")
     await refused("ice", {"candidate": "candidate:garbage", "sdpMid": "0"}, "invalid_candidate")
     assert bad.pid and official.pid
-    await wait_until(lambda: bad.sees(official.pid, LUMA_OFFICIAL), 20, "the third participant to see video")  # type: ignore[arg-type]
+    await wait_until(lambda: bad.sees(official.pid, LUMA_OFFICIAL), 20, "the third participant to see video")
     # Each refusal also came as a structured `error` event.
     await wait_until(lambda: bad.errors() == expected, 10, "one error event per refusal")
     await media_keeps_flowing(official, kiosk)
@@ -283,7 +283,7 @@ async def test_speaker_slots_and_video_demand_reach_the_pages(
         "the kiosk announced as active speaker to both",
     )
     # `slot` events said which mid carries the kiosk's video; the official decodes it there.
-    await wait_until(lambda: official.sees(kiosk.pid, LUMA_KIOSK), 20, "video in the announced slot")  # type: ignore[arg-type]
+    await wait_until(lambda: official.sees(kiosk.pid, LUMA_KIOSK), 20, "video in the announced slot")
 
     def demand(p: Participant) -> list[bool]:
         return [data["wanted"] for name, data in p.events if name == "video_demand"]
@@ -294,7 +294,7 @@ async def test_speaker_slots_and_video_demand_reach_the_pages(
     assert await official.call("visible", {"publisher_ids": None}) == {"ok": True}
     await wait_until(lambda: demand(kiosk)[-1:] == [True], 10, "video_demand wanted=true")
     before = official.video_frames(kiosk.pid)
-    await wait_until(lambda: official.video_frames(kiosk.pid) > before + 5, 20, "video again")  # type: ignore[arg-type]
+    await wait_until(lambda: official.video_frames(kiosk.pid) > before + 5, 20, "video again")
 
 
 async def test_a_dropped_peer_connection_is_reported_and_the_page_can_rejoin(

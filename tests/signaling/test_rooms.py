@@ -37,10 +37,10 @@ async def test_admin_api_creates_invites_lists_and_closes_rooms(client: TestClie
     assert status == 200 and "data-meeting" in page and "안전 회의" in page
 
     # Inviting later works, repeats are harmless, unknown invitees are refused.
-    body = await admin.post(
+    invited = await admin.post(
         f"/api/v1/admin/rooms/{room_id}/invitations", {"kiosk_ids": [other_kiosk, kiosk_id]}
     )
-    assert sorted(body["room"]["invited_kiosk_ids"]) == sorted([kiosk_id, other_kiosk])
+    assert sorted(invited["room"]["invited_kiosk_ids"]) == sorted([kiosk_id, other_kiosk])
     refused = await admin.post(f"/api/v1/admin/rooms/{room_id}/invitations", {"kiosk_ids": [999]}, status=404)
     assert refused["error"]["code"] == "kiosk_not_found"
     bad = await admin.post("/api/v1/admin/rooms", {"title": ""}, status=400)

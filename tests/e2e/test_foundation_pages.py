@@ -55,8 +55,24 @@ async def test_admin_logs_in_enrolls_a_kiosk_and_the_kiosk_shows_its_home(
     assert cookies["maeul_kiosk"]["httpOnly"]
     await kiosk.screenshot(path=screenshot_path("kiosk-home-shell.png"))
 
+    kiosk_csrf = await kiosk.locator('meta[name="csrf-token"]').get_attribute("content")
+    beat = await kiosk.request.post(
+        f"{live_server}/api/v1/kiosk/heartbeat",
+        data={
+            "camera": True,
+            "microphone": True,
+            "browser_alive": True,
+            "rtt_ms": 18.4,
+            "free_disk_mb": 51200,
+            "agent_version": "0.1.0",
+        },
+        headers={"X-CSRF-Token": kiosk_csrf or ""},
+    )
+    assert beat.status == 200
     await admin.reload()
     await expect(admin.locator("tbody")).to_contain_text("등록됨")
+    await expect(admin.locator("tbody")).to_contain_text("연결됨")
+    await admin.screenshot(path=screenshot_path("admin-fleet.png"), full_page=True)
     await admin.click("text=사용 중지")
     await expect(admin.locator("tbody")).to_contain_text("사용 중지됨")
     await kiosk.reload()

@@ -53,7 +53,6 @@ async def test_admin_logs_in_enrolls_a_kiosk_and_the_kiosk_shows_its_home(
     await expect(kiosk.locator("h1")).to_have_text("안녕하세요. 무엇을 도와드릴까요?")
     cookies = {c["name"]: c for c in await kiosk_context.cookies()}
     assert cookies["maeul_kiosk"]["httpOnly"]
-    await kiosk.screenshot(path=screenshot_path("kiosk-home-shell.png"))
 
     kiosk_csrf = await kiosk.locator('meta[name="csrf-token"]').get_attribute("content")
     beat = await kiosk.request.post(

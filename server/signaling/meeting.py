@@ -127,6 +127,8 @@ class MeetingHub:
     members: dict[str, Member] = field(default_factory=dict)  # by sid
     by_pid: dict[tuple[str, str], str] = field(default_factory=dict)  # (room, pid) -> sid
     joining: set[str] = field(default_factory=set)
+    # Sockets that disconnected while their join was still in flight: the join undoes itself.
+    abandoned: set[str] = field(default_factory=set)
     _queue: asyncio.Queue[SfuEvent] = field(default_factory=asyncio.Queue)
     _order: int = 0
 
@@ -220,9 +222,15 @@ class MeetingHub:
             raise SignalingError("already_joined", "this connection is already in a room; leave first")
         self.joining.add(sid)
         try:
-            return await self._join(sid, principal, request)
+            joined = await self._join(sid, principal, request)
         finally:
             self.joining.discard(sid)
+            abandoned = sid in self.abandoned
+            self.abandoned.discard(sid)
+        if abandoned:
+            await self.leave(sid, reason="disconnect")
+            raise SignalingError("not_joined", "the connection closed while joining")
+        return joined
 
     async def _join(self, sid: str, principal: Principal, request: JoinRequest) -> dict[str, Any]:
         async with transaction(self.app[SESSIONMAKER]) as session:
@@ -313,6 +321,8 @@ class MeetingHub:
         """Leave the room (the ``leave`` event and every disconnect); True if the socket was in one."""
         member = self._forget(sid)
         if member is None:
+            if reason == "disconnect" and sid in self.joining:
+                self.abandoned.add(sid)
             return False
         with contextlib.suppress(SfuError):
             await member.handle.leave()

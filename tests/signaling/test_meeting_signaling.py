@@ -3,13 +3,15 @@ peers on 127.0.0.1, media forwarded by the real SFU. Run in a loopback-only name
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server.keys import SFU
+from server.keys import MEETINGS, SFU
+from server.signaling.messages import SignalingError
 from tests.conftest import World
 from tests.signaling.signaling_kit import Admin, Participant, media_keeps_flowing, session_cookie, wait_until
 
@@ -316,3 +318,27 @@ async def test_a_dropped_peer_connection_is_reported_and_the_page_can_rejoin(
     await kiosk.publish(LUMA_KIOSK, 3000, video_slots=2)
     await wait_until(lambda: official.sees(kiosk.pid, LUMA_KIOSK), 20, "video after rejoining")  # type: ignore[arg-type]
     await media_keeps_flowing(official, kiosk)
+
+
+async def test_a_socket_closed_during_its_join_leaves_nothing_behind(
+    client: TestClient, world: World, people: Callable[..., Any]
+) -> None:
+    admin = await Admin(client, world).login()
+    room_id = await admin.room("회의", account_ids=[world.official_id])
+    hasty = await people("hasty", username="official")
+    sid = hasty.sock.get_sid("/")
+    assert sid is not None
+    hub = client.app[MEETINGS]
+    principal = (await hub.sio.get_session(sid))["principal"]
+    # The server's disconnect handler runs while this socket's join waits for the database.
+    joining = asyncio.ensure_future(hub.join(sid, principal, {"room_id": room_id}))
+    await asyncio.sleep(0)
+    assert sid in hub.joining
+    assert await hub.leave(sid, reason="disconnect") is False
+    with pytest.raises(SignalingError) as refused:
+        await joining
+    assert refused.value.code == "not_joined"
+    assert sfu_participants(client, room_id) == set()
+    # So the account is not locked out by a ghost participant.
+    patient = await people("patient", username="official")
+    assert (await patient.join(room_id))["participant_id"] == f"a{world.official_id}"

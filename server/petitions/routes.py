@@ -12,6 +12,7 @@ def setup_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/kiosk/request", views.kiosk_request_page)
     r.add_get("/kiosk/status", views.kiosk_status_page)
+    r.add_get("/kiosk/public", views.kiosk_public_page)
     r.add_get("/official/requests", views.inbox_page)
     r.add_post("/official/requests/bulk-answer", views.bulk_answer_submit)
     r.add_get("/official/requests/{petition_id}", views.detail_page)

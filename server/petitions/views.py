@@ -59,6 +59,15 @@ async def kiosk_request_page(request: web.Request) -> web.Response:
 
 
 @allow(Role.KIOSK)
+async def kiosk_public_page(request: web.Request) -> web.Response:
+    """Public requests from all villages, without personal data, to support (공감)."""
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        rows = await service.public_petitions(session)
+    petitions = [(p, PetitionType(p.petition_type).label_ko) for p in rows]
+    return render(request, "kiosk/request_public.html", {"kiosk": request[PRINCIPAL], "petitions": petitions})
+
+
+@allow(Role.KIOSK)
 async def kiosk_status_page(request: web.Request) -> web.Response:
     return render(request, "kiosk/status_check.html", {"kiosk": request[PRINCIPAL]})
 

@@ -109,3 +109,15 @@ async def test_bulk_answer_from_the_inbox(client: TestClient, world: World, kios
     assert still.body["petition"]["status"] == "in_progress"
     inbox = await (await client.get("/official/requests?status=answered")).text()
     assert inbox.count("/official/requests/" + str(ids[0])) == 1 and f"/official/requests/{ids[2]}\"" not in inbox
+
+
+async def test_kiosk_public_page_lists_public_requests_without_personal_data(
+    client: TestClient, world: World, kiosk: Kiosk, other_kiosk: Kiosk
+) -> None:
+    await file_json(client, kiosk, is_public=True, title="버스 정류장에 지붕이 필요해요")
+    await file_json(client, kiosk, is_public=False, title="개인적인 민원")
+    status, html, _headers = await _kiosk_page(client, other_kiosk, "/kiosk/public")
+    assert status == 200
+    assert "버스 정류장에 지붕이 필요해요" in html and "개인적인 민원" not in html
+    assert "5678" not in html and "홍" not in html
+    assert "data-support=" in html and " style=" not in html

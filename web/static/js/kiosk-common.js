@@ -59,6 +59,9 @@ export function startIdle(onTimeout) {
   for (const type of ['pointerdown', 'keydown', 'touchstart']) {
     document.addEventListener(type, () => { if (!dialog.open) reset(); }, { passive: true });
   }
+  for (const link of document.querySelectorAll('.nav-home')) {
+    link.addEventListener('click', () => sessionStorage.removeItem(SESSION_KEY));
+  }
   reset();
   return {
     // While recording, the person is talking, not touching: do not interrupt them.
@@ -79,7 +82,21 @@ export function keypad(container, { onDigit, onClear, onOk }) {
   });
 }
 
+const SESSION_KEY = 'maeul-kiosk-session';
+
+// A random id for this resident's visit (for 공감 once per visit); forgotten when the kiosk goes home.
+export function kioskSessionId() {
+  let id = sessionStorage.getItem(SESSION_KEY);
+  if (!id) {
+    const bytes = crypto.getRandomValues(new Uint8Array(18));
+    id = btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    sessionStorage.setItem(SESSION_KEY, id);
+  }
+  return id;
+}
+
 export function goHome(root) {
+  sessionStorage.removeItem(SESSION_KEY);
   window.location.assign(root.dataset.home || '/kiosk');
 }
 

@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.conftest import TEST_PASSWORD, World
@@ -176,6 +177,24 @@ async def test_three_browsers_see_and_hear_each_other(
     await kiosk_a.click('[data-action="leave"]')
     await expect(kiosk_a).to_have_url(re.compile(r"/kiosk$"))
     await expect(official.locator(".tile:not(.self):not([hidden])")).to_have_count(1, timeout=15000)
+
+    # The kiosk's meeting page: no axe-core violations, every control at least 64x64 CSS px.
+    results = await Axe().run(kiosk_b)
+    assert [v["id"] for v in results.response["violations"]] == []
+    sizes = await kiosk_b.evaluate(
+        """() => [...document.querySelectorAll('main button, main a[href]')]
+              .filter((el) => el.getClientRects().length)
+              .map((el) => [el.getBoundingClientRect().width, el.getBoundingClientRect().height])"""
+    )
+    assert sizes and all(w >= 64 and h >= 64 for w, h in sizes), sizes
+
+    # The admin closes the room: both remaining pages say the meeting is over.
+    await admin.goto(f"{live_server}/admin/rooms")
+    await admin.locator("tbody tr").first.locator("button", has_text="회의실 닫기").click()
+    for page in (official, kiosk_b):
+        await expect(page.locator("[data-status]")).to_have_text("회의가 끝났습니다.", timeout=15000)
+    await expect(kiosk_b.locator('[data-action="leave"]')).to_have_text("처음 화면으로")
+    await expect(official.locator('[data-action="leave"]')).to_have_text("업무 화면으로")
 
 
 async def wait_connected(page: Page) -> None:

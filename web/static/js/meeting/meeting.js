@@ -261,10 +261,18 @@ export class Meeting {
     this.status(reason);
     this.micButton.disabled = true;
     this.camButton.disabled = true;
+    this.leaveButton.textContent = this.texts.back;
+    // Kiosks go back to their first screen by themselves a little later.
+    const autoHome = Number(this.root.dataset.autoHome || 0);
+    if (autoHome > 0) setTimeout(() => window.location.assign(this.home), autoHome * 1000);
   }
 
   async leave() {
-    if (!this.ended && this.socket && this.socket.connected) {
+    if (this.ended) {
+      window.location.assign(this.home);
+      return;
+    }
+    if (this.socket && this.socket.connected) {
       await call(this.socket, 'leave').catch(() => {});
     }
     this.end('closed');

@@ -178,6 +178,26 @@ async def test_three_browsers_see_and_hear_each_other(
     await expect(kiosk_a).to_have_url(re.compile(r"/kiosk$"))
     await expect(official.locator(".tile:not(.self):not([hidden])")).to_have_count(1, timeout=15000)
 
+    # A dropped socket: the official's page reconnects and rejoins with a new peer connection.
+    await official.evaluate(
+        "() => { window.oldPc = window.maeulMeeting.pc; window.maeulMeeting.socket.io.engine.close(); }"
+    )
+    await official.wait_for_function(
+        "() => window.maeulMeeting.pc && window.maeulMeeting.pc !== window.oldPc"
+        " && window.maeulMeeting.pc.connectionState === 'connected'",
+        timeout=30000,
+    )
+    await official.evaluate("() => { window.oldPc = null; }")
+    rejoined = await _stats(official)
+    for _ in range(60):
+        now = (await _stats(official)).get(pids["kiosk_b"])
+        before = rejoined.get(pids["kiosk_b"], {"frames": 0, "audio_packets": 0})
+        if now and now["frames"] > before["frames"] and now["audio_packets"] > before["audio_packets"]:
+            break
+        await official.wait_for_timeout(500)
+    else:
+        raise AssertionError(f"no media after the rejoin: {await _stats(official)}")
+
     # The kiosk's meeting page: no axe-core violations, every control at least 64x64 CSS px.
     results = await Axe().run(kiosk_b)
     assert [v["id"] for v in results.response["violations"]] == []

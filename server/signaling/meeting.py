@@ -181,6 +181,8 @@ class MeetingHub:
             sid = self.by_pid.get((event.room_id, event.participant_id))
             if sid is None or event.reason == "left":
                 return  # a leave/disconnect this hub started has already been handled
+            if self._sfu_has(event.room_id, event.participant_id):
+                return  # stale: the page already left and joined again under the same id
             # The SFU dropped the participant (transport failure, room closed): tell its page,
             # which rejoins with a new peer connection (or shows that the meeting is over).
             self._forget(sid)
@@ -190,6 +192,13 @@ class MeetingHub:
             else:
                 await self.sio.emit("left", {"reason": event.reason}, to=sid)
             await self.broadcast_participants(event.room_id)
+
+    def _sfu_has(self, room_id: str, pid: str) -> bool:
+        try:
+            self.sfu.participant(room_id, pid)
+        except (NotInRoom, RoomNotFound):
+            return False
+        return True
 
     # -- registry -----------------------------------------------------------------------------
     def _forget(self, sid: str) -> Member | None:

@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from server.keys import MEETINGS, SFU
+from server.sfu import ParticipantLeft
 from server.signaling.messages import SignalingError
 from tests.conftest import World
 from tests.signaling.signaling_kit import Admin, Participant, media_keeps_flowing, session_cookie, wait_until
@@ -342,3 +343,18 @@ async def test_a_socket_closed_during_its_join_leaves_nothing_behind(
     # So the account is not locked out by a ghost participant.
     patient = await people("patient", username="official")
     assert (await patient.join(room_id))["participant_id"] == f"a{world.official_id}"
+
+
+async def test_a_late_participant_left_event_does_not_drop_the_rejoined_participant(
+    client: TestClient, world: World, people: Callable[..., Any]
+) -> None:
+    """The SFU's ParticipantLeft for a failed transport can reach the hub after the page has already
+    left and joined again under the same id; that stale event must not drop the new session."""
+    _admin, _kiosk_id, room_id, official, kiosk = await _two_in_a_room(client, world, people)
+    assert kiosk.pid
+    hub = client.app[MEETINGS]
+    await hub._on_sfu_event(ParticipantLeft(str(room_id), kiosk.pid, "transport-failed"))
+    assert kiosk.pid in sfu_participants(client, room_id)
+    assert kiosk.pid in {m.pid for m in hub.room_members(str(room_id))}
+    await media_keeps_flowing(official, kiosk)
+    assert not any(name == "left" for name, _ in kiosk.events)

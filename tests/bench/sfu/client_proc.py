@@ -8,8 +8,8 @@ low: they share the 2 cores with the server.
 
 Receive slots never decode. Every slot's receiver is replaced (the testkit's
 mechanism, ``aiortc_internals.intercept_receive``), and packets are counted
-even earlier, on the peer's ICE transport: the RTP header is not encrypted by
-SRTP, so the SSRC (-> slot, from the answer's a=ssrc lines) and the marker bit
+even earlier, where aioice hands a datagram to its ICE connection: the RTP
+header is not encrypted by SRTP, so the SSRC (-> slot, from the answer's a=ssrc lines) and the marker bit
 (= last packet of a VP8 frame) are read there, and the datagram is dropped
 without SRTP decryption. Only a few "sampled" peers per process pass their
 video packets on (decrypt + parse) to record payload keys for the delay.
@@ -269,26 +269,26 @@ async def _setup(clip: list[tuple[bytes, bool]], server_port: int) -> Handler:
                 if c is not None:
                     for info in media.ssrc:
                         by_ssrc[info.ssrc] = c
-            ice = self.pc.getTransceivers()[0].receiver.transport.transport
-            original = ice._recv
+            # aioice calls connection.data_received(data, component) for every
+            # non-STUN datagram; count there and drop, before any queue or task.
+            conn = self.pc.getTransceivers()[0].receiver.transport.transport._connection
+            original = conn.data_received
             sampled = self.sampled
 
-            async def recv() -> bytes:
-                while True:
-                    data = await original()
-                    if 127 < data[0] < 192 and len(data) >= 12 and not 192 <= data[1] <= 208:
-                        c = by_ssrc.get(int.from_bytes(data[8:12], "big"))
-                        if c is not None:
-                            c.packets += 1
-                            if c.kind == "video":
-                                if data[1] & 0x80:
-                                    c.frames += 1
-                                if sampled:
-                                    return data  # decrypted by DTLS/SRTP -> SlotCounter
-                            continue  # counted; no decryption
-                    return data
+            def data_received(data: bytes, component: int) -> None:
+                if 127 < data[0] < 192 and len(data) >= 12 and not 192 <= data[1] <= 208:
+                    c = by_ssrc.get(int.from_bytes(data[8:12], "big"))
+                    if c is not None:
+                        c.packets += 1
+                        if c.kind == "video":
+                            if data[1] & 0x80:
+                                c.frames += 1
+                            if sampled:
+                                original(data, component)  # decrypted by DTLS/SRTP -> SlotCounter
+                        return  # counted; no decryption
+                original(data, component)
 
-            ice._recv = recv
+            conn.data_received = data_received
 
         def counts(self) -> dict[str, tuple[str, int, int]]:
             return {c.t.mid: (c.kind, c.packets, c.frames) for c in self.counters}

@@ -133,10 +133,17 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
     if endpoint.binary_response:
         responses[str(endpoint.status)] = {
             "description": "The file (Range requests are supported)",
-            "content": {endpoint.binary_response: {"schema": {"type": "string", "contentMediaType": endpoint.binary_response}}},
+            "content": {
+                endpoint.binary_response: {
+                    "schema": {"type": "string", "contentMediaType": endpoint.binary_response}
+                }
+            },
         }
     else:
-        responses[str(endpoint.status)] = {"description": "Success", "content": {JSON: {"schema": dict(endpoint.response)}}}
+        responses[str(endpoint.status)] = {
+            "description": "Success",
+            "content": {JSON: {"schema": dict(endpoint.response)}},
+        }
     for status, description in _ERRORS.items():
         responses[status] = {"description": description, "content": {JSON: {"schema": ref("Error")}}}
     operation: dict[str, Any] = {
@@ -211,22 +218,64 @@ def foundation_endpoints() -> tuple[Endpoint, ...]:
         required=("id", "label", "village_id", "active"),
     )
     return (
-        Endpoint("post", "/api/v1/session", "Log in (official or admin); sets the session cookie", (PUBLIC,),
-                 request=LoginInput, response=me, status=201, tag="auth"),
-        Endpoint("delete", "/api/v1/session", "Log out", ("official", "admin"), tag="auth",
-                 response=obj({"status": {"type": "string"}}, required=("status",))),
+        Endpoint(
+            "post",
+            "/api/v1/session",
+            "Log in (official or admin); sets the session cookie",
+            (PUBLIC,),
+            request=LoginInput,
+            response=me,
+            status=201,
+            tag="auth",
+        ),
+        Endpoint(
+            "delete",
+            "/api/v1/session",
+            "Log out",
+            ("official", "admin"),
+            tag="auth",
+            response=obj({"status": {"type": "string"}}, required=("status",)),
+        ),
         Endpoint("get", "/api/v1/me", "Who am I", ("kiosk", "official", "admin"), response=me, tag="auth"),
-        Endpoint("post", "/api/v1/kiosk/enroll", "Exchange a one-time enrollment code for a device token", (PUBLIC,),
-                 request=EnrollInput, status=201, tag="kiosks",
-                 response=obj({"token": {"type": "string"}, "kiosk": kiosk}, required=("token", "kiosk"))),
-        Endpoint("get", "/api/v1/admin/kiosks", "List kiosks", ("admin",), tag="kiosks",
-                 response=obj({"kiosks": {"type": "array", "items": kiosk}}, required=("kiosks",))),
-        Endpoint("post", "/api/v1/admin/kiosks", "Create a kiosk and its one-time enrollment code", ("admin",),
-                 request=CreateKioskInput, status=201, tag="kiosks",
-                 response=obj({"kiosk": kiosk, "enrollment_code": {"type": "string"}, "expires_at": {"type": "string"}},
-                              required=("kiosk", "enrollment_code"))),
-        Endpoint("post", "/api/v1/admin/kiosks/{kiosk_id}/revoke", "Revoke a kiosk at once", ("admin",), tag="kiosks",
-                 response=obj({"kiosk": kiosk}, required=("kiosk",))),
+        Endpoint(
+            "post",
+            "/api/v1/kiosk/enroll",
+            "Exchange a one-time enrollment code for a device token",
+            (PUBLIC,),
+            request=EnrollInput,
+            status=201,
+            tag="kiosks",
+            response=obj({"token": {"type": "string"}, "kiosk": kiosk}, required=("token", "kiosk")),
+        ),
+        Endpoint(
+            "get",
+            "/api/v1/admin/kiosks",
+            "List kiosks",
+            ("admin",),
+            tag="kiosks",
+            response=obj({"kiosks": {"type": "array", "items": kiosk}}, required=("kiosks",)),
+        ),
+        Endpoint(
+            "post",
+            "/api/v1/admin/kiosks",
+            "Create a kiosk and its one-time enrollment code",
+            ("admin",),
+            request=CreateKioskInput,
+            status=201,
+            tag="kiosks",
+            response=obj(
+                {"kiosk": kiosk, "enrollment_code": {"type": "string"}, "expires_at": {"type": "string"}},
+                required=("kiosk", "enrollment_code"),
+            ),
+        ),
+        Endpoint(
+            "post",
+            "/api/v1/admin/kiosks/{kiosk_id}/revoke",
+            "Revoke a kiosk at once",
+            ("admin",),
+            tag="kiosks",
+            response=obj({"kiosk": kiosk}, required=("kiosk",)),
+        ),
     )
 
 

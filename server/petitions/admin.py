@@ -25,7 +25,13 @@ from server.petitions import masking, service
 from server.petitions.api import int_param, principal_of
 from server.petitions.deadlines import PetitionType
 from server.petitions.models import AnswerTemplate, Petition
-from server.petitions.schemas import DepartmentBody, DepartmentPatch, TemplateBody, safe_mask_name, safe_mask_phone
+from server.petitions.schemas import (
+    DepartmentBody,
+    DepartmentPatch,
+    TemplateBody,
+    safe_mask_name,
+    safe_mask_phone,
+)
 from server.petitions.views import templates_for
 from server.petitions.workflow import PetitionStatus
 from server.rendering import render
@@ -142,7 +148,12 @@ async def departments_submit(request: web.Request) -> web.StreamResponse:
     except (BadRequest, Conflict, NotFound) as exc:
         async with transaction(request.app[SESSIONMAKER]) as session:
             rows = await _all_departments(session)
-        return render(request, "petitions/admin_departments.html", {"departments": rows, "error": exc}, status=exc.status)
+        return render(
+            request,
+            "petitions/admin_departments.html",
+            {"departments": rows, "error": exc},
+            status=exc.status,
+        )
     raise web.HTTPSeeOther("/admin/departments")
 
 
@@ -206,8 +217,19 @@ class ExportQuery(Input):
 
 
 CSV_HEADER = (
-    "receipt_no", "received_at", "village", "type", "department", "status", "due_at", "answered_at",
-    "deadline_state", "support_count", "title", "resident_name", "resident_phone",
+    "receipt_no",
+    "received_at",
+    "village",
+    "type",
+    "department",
+    "status",
+    "due_at",
+    "answered_at",
+    "deadline_state",
+    "support_count",
+    "title",
+    "resident_name",
+    "resident_phone",
 )
 
 
@@ -222,10 +244,19 @@ def export_csv(rows: list[Petition], *, personal: bool) -> bytes:
         phone = masking.format_phone(p.resident_phone) if personal else safe_mask_phone(p.resident_phone)
         writer.writerow(
             (
-                p.receipt_no, format_local(p.received_at), p.village.full_name_ko,
-                PetitionType(p.petition_type).label_ko, p.department.name_ko if p.department else "",
-                PetitionStatus(p.status).label_ko, format_local(p.due_at), format_local(p.answered_at),
-                service.deadline_state(p, now).value, p.support_count, _cell(p.title), _cell(name or ""), phone,
+                p.receipt_no,
+                format_local(p.received_at),
+                p.village.full_name_ko,
+                PetitionType(p.petition_type).label_ko,
+                p.department.name_ko if p.department else "",
+                PetitionStatus(p.status).label_ko,
+                format_local(p.due_at),
+                format_local(p.answered_at),
+                service.deadline_state(p, now).value,
+                p.support_count,
+                _cell(p.title),
+                _cell(name or ""),
+                phone,
             )
         )
     return "\ufeff".encode() + buffer.getvalue().encode("utf-8")
@@ -276,7 +307,9 @@ async def compute_stats(session: AsyncSession) -> dict[str, Any]:
     now = utcnow()
     by_village = Counter(p.village.full_name_ko for p in rows)
     by_type = Counter(PetitionType(p.petition_type).label_ko for p in rows)
-    hours = [(p.answered_at - p.received_at).total_seconds() / 3600 for p in rows if p.answered_at is not None]
+    hours = [
+        (p.answered_at - p.received_at).total_seconds() / 3600 for p in rows if p.answered_at is not None
+    ]
     open_statuses = set(service.OPEN_STATUSES)
     decided = [p for p in rows if p.answered_at is not None or (p.status in open_statuses and p.due_at < now)]
     overdue = [p for p in decided if (p.answered_at or now) > p.due_at]

@@ -78,7 +78,10 @@ def list_filters(query: ListQuery) -> service.Filters:
 def detail_json(principal: Principal, petition: Petition) -> dict[str, object]:
     state = service.deadline_state(petition, utcnow()).value
     return official_json(
-        petition, state, personal=service.handles(principal, petition), actions=service.allowed_actions(petition)
+        petition,
+        state,
+        personal=service.handles(principal, petition),
+        actions=service.allowed_actions(petition),
     )
 
 
@@ -129,7 +132,9 @@ async def list_public(request: web.Request) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
         rows = await service.public_petitions(session)
     now = utcnow()
-    return web.json_response({"petitions": [public_json(p, service.deadline_state(p, now).value) for p in rows]})
+    return web.json_response(
+        {"petitions": [public_json(p, service.deadline_state(p, now).value) for p in rows]}
+    )
 
 
 @allow(Role.KIOSK)
@@ -137,7 +142,9 @@ async def get_public(request: web.Request) -> web.Response:
     petition_id = int_param(request, "petition_id")
     async with transaction(request.app[SESSIONMAKER]) as session:
         petition = await service.get_public(session, petition_id)
-    return web.json_response({"petition": public_json(petition, service.deadline_state(petition, utcnow()).value)})
+    return web.json_response(
+        {"petition": public_json(petition, service.deadline_state(petition, utcnow()).value)}
+    )
 
 
 @allow(Role.KIOSK)
@@ -208,7 +215,9 @@ async def bulk_answer(request: web.Request) -> web.Response:
     return web.json_response({"answered": answered})
 
 
-async def service_bulk_answer(request: web.Request, principal: Principal, ids: list[int], answer: str) -> list[int]:
+async def service_bulk_answer(
+    request: web.Request, principal: Principal, ids: list[int], answer: str
+) -> list[int]:
     if len(set(ids)) != len(ids):
         raise BadRequest("petition ids repeat", code="duplicate_ids")
     async with transaction(request.app[SESSIONMAKER]) as session:
@@ -261,5 +270,7 @@ async def get_media(request: web.Request) -> web.StreamResponse:
         petition = await service.get_for_account(session, principal, petition_id)
         media = await service.media_of(session, petition, media_id)
     path = storage.resolve(request.app[SETTINGS].media_dir, media.storage_name)
-    response = web.FileResponse(path, headers={"Content-Type": media.content_type, "Cache-Control": "private, no-store"})
+    response = web.FileResponse(
+        path, headers={"Content-Type": media.content_type, "Cache-Control": "private, no-store"}
+    )
     return response

@@ -113,7 +113,9 @@ async def _validate_uploads(uploads: list[Upload]) -> None:
             upload.content_type, upload.suffix = storage.sniff_image(upload.temp.path)
             continue
         try:
-            probed = await asyncio.to_thread(probe_media, upload.temp.path, max_bytes=storage.MAX_MESSAGE_BYTES)
+            probed = await asyncio.to_thread(
+                probe_media, upload.temp.path, max_bytes=storage.MAX_MESSAGE_BYTES
+            )
         except InvalidMedia as exc:
             if exc.code == "too_large":
                 raise PayloadTooLarge(exc.message, code="media_too_large") from exc

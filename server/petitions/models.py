@@ -39,7 +39,9 @@ class Petition(CreatedAtMixin, Base):
     receipt_year: Mapped[int]
     receipt_seq: Mapped[int]
     village_id: Mapped[int] = mapped_column(ForeignKey("geo_villages.id", ondelete="RESTRICT"), index=True)
-    kiosk_id: Mapped[int | None] = mapped_column(ForeignKey("kiosk_devices.id", ondelete="SET NULL"), index=True)
+    kiosk_id: Mapped[int | None] = mapped_column(
+        ForeignKey("kiosk_devices.id", ondelete="SET NULL"), index=True
+    )
     petition_type: Mapped[str] = mapped_column(String(32))
     department_id: Mapped[int | None] = mapped_column(
         ForeignKey("org_departments.id", ondelete="RESTRICT"), index=True

@@ -20,7 +20,16 @@ from server.validation import Input
 PetitionTypeName = Literal["question_procedure", "question_law", "suggestion", "grievance", "simple"]
 StatusName = Literal["received", "in_progress", "info_requested", "transferred", "answered", "closed"]
 ActionName = Literal[
-    "assign", "request_info", "supplement", "answer", "close", "transfer", "receive", "extend", "reopen", "withdraw"
+    "assign",
+    "request_info",
+    "supplement",
+    "answer",
+    "close",
+    "transfer",
+    "receive",
+    "extend",
+    "reopen",
+    "withdraw",
 ]
 
 
@@ -155,7 +164,9 @@ def resident_json(petition: Petition, deadline: str) -> dict[str, Any]:
     body.update(
         receipt_no=petition.receipt_no,
         is_public=petition.is_public,
-        info_request=petition.info_request_text if petition.status == PetitionStatus.INFO_REQUESTED.value else None,
+        info_request=petition.info_request_text
+        if petition.status == PetitionStatus.INFO_REQUESTED.value
+        else None,
         extension_reason=petition.extension_reason,
     )
     return body
@@ -173,7 +184,9 @@ def official_json(
         info_requests_count=petition.info_requests_count,
         extended=petition.extended,
         resident_name=petition.resident_name if personal else safe_mask_name(petition.resident_name),
-        resident_phone=masking.format_phone(petition.resident_phone) if personal else safe_mask_phone(petition.resident_phone),
+        resident_phone=masking.format_phone(petition.resident_phone)
+        if personal
+        else safe_mask_phone(petition.resident_phone),
         personal_data_masked=not personal,
         media=[media_json(petition, m) for m in petition.media],
     )

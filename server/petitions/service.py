@@ -87,7 +87,9 @@ class Filters:
     ids: Sequence[int] = field(default_factory=tuple)
 
 
-def record(session: AsyncSession, petition_id: int, actor: Principal | None, action: str, **details: Any) -> None:
+def record(
+    session: AsyncSession, petition_id: int, actor: Principal | None, action: str, **details: Any
+) -> None:
     """Append one audit event (never updated or deleted)."""
     session.add(
         PetitionEvent(
@@ -224,7 +226,9 @@ def handles(principal: Principal, petition: Petition) -> bool:
     )
 
 
-async def get_for_account(session: AsyncSession, principal: Principal, petition_id: int, *, lock: bool = False) -> Petition:
+async def get_for_account(
+    session: AsyncSession, principal: Principal, petition_id: int, *, lock: bool = False
+) -> Petition:
     stmt = select(Petition).where(Petition.id == petition_id, visible_to(principal))
     if lock:
         stmt = stmt.with_for_update(of=Petition)
@@ -235,7 +239,7 @@ async def get_for_account(session: AsyncSession, principal: Principal, petition_
     return petition
 
 
-def list_query(principal: Principal, filters: Filters, now: dt.datetime) -> Select[tuple[Petition]]:
+def list_query(principal: Principal, filters: Filters, now: dt.datetime) -> Select[Petition]:
     stmt = select(Petition).where(visible_to(principal))
     if filters.status:
         stmt = stmt.where(Petition.status == filters.status)
@@ -361,9 +365,15 @@ async def apply_action(
     try:
         new_state = workflow.apply(state, action, **params)
     except IllegalTransition as exc:
-        raise Conflict(str(exc), code="illegal_transition", details={
-            "from_status": exc.from_status.value, "action": exc.action.value, "reason": exc.reason,
-        }) from exc
+        raise Conflict(
+            str(exc),
+            code="illegal_transition",
+            details={
+                "from_status": exc.from_status.value,
+                "action": exc.action.value,
+                "reason": exc.reason,
+            },
+        ) from exc
 
     if action is Action.ASSIGN:
         await _check_assignee(session, int(new_state.assignee_id or 0), new_state.department_id)  # type: ignore[arg-type]
@@ -376,7 +386,9 @@ async def apply_action(
         petition.info_request_text = data.reason
         petition.paused_at = now
     if action is Action.SUPPLEMENT and petition.paused_at is not None:
-        petition.due_at = deadlines.due_after_pause(petition.due_at, petition.paused_at, now, ptype).astimezone(dt.UTC)
+        petition.due_at = deadlines.due_after_pause(
+            petition.due_at, petition.paused_at, now, ptype
+        ).astimezone(dt.UTC)
         petition.paused_at = None
         details["due_at"] = petition.due_at.isoformat()
     if action is Action.EXTEND:
@@ -438,8 +450,12 @@ async def add_support(session: AsyncSession, kiosk: Principal, petition_id: int,
     return petition
 
 
-async def add_note(session: AsyncSession, principal: Principal, petition: Petition, text: str) -> PetitionNote:
-    note = PetitionNote(petition_id=petition.id, author_id=principal.id, author_name=principal.display_name, text=text)
+async def add_note(
+    session: AsyncSession, principal: Principal, petition: Petition, text: str
+) -> PetitionNote:
+    note = PetitionNote(
+        petition_id=petition.id, author_id=principal.id, author_name=principal.display_name, text=text
+    )
     session.add(note)
     record(session, petition.id, principal, "note")
     await session.flush()
@@ -458,7 +474,9 @@ async def events_of(session: AsyncSession, petition_id: int) -> list[PetitionEve
 
 async def media_of(session: AsyncSession, petition: Petition, media_id: int) -> PetitionMedia:
     media = await session.scalar(
-        select(PetitionMedia).where(and_(PetitionMedia.id == media_id, PetitionMedia.petition_id == petition.id))
+        select(PetitionMedia).where(
+            and_(PetitionMedia.id == media_id, PetitionMedia.petition_id == petition.id)
+        )
     )
     if media is None:
         raise NotFound(f"media {media_id} not found", code="media_not_found")

@@ -8,12 +8,14 @@ orphans carry a random name and are harmless.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from aiohttp import BodyPartReader
 
@@ -54,11 +56,13 @@ def _tmp_dir(media_dir: Path) -> Path:
 
 async def receive_part(part: BodyPartReader, media_dir: Path, max_bytes: int, what: str) -> TempUpload:
     """Stream one multipart file part to a temporary file (fsynced); refuse more than ``max_bytes``."""
-    path = _tmp_dir(media_dir) / f"upload-{uuid.uuid4().hex}"
+    path = await asyncio.to_thread(_tmp_dir, media_dir) / f"upload-{uuid.uuid4().hex}"
     digest = hashlib.sha256()
     size = 0
+    # File I/O (and above all the fsync) runs on worker threads, never on the event loop.
+    handle = await asyncio.to_thread(open, path, "wb")
     try:
-        with open(path, "wb") as handle:
+        try:
             while True:
                 chunk = await part.read_chunk(CHUNK)
                 if not chunk:
@@ -69,9 +73,10 @@ async def receive_part(part: BodyPartReader, media_dir: Path, max_bytes: int, wh
                         f"the {what} is larger than {max_bytes} bytes", code=f"{what}_too_large"
                     )
                 digest.update(chunk)
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
+                await asyncio.to_thread(handle.write, chunk)
+            await asyncio.to_thread(_flush_and_sync, handle)
+        finally:
+            await asyncio.to_thread(handle.close)
     except BaseException:
         discard(path)
         raise
@@ -79,6 +84,11 @@ async def receive_part(part: BodyPartReader, media_dir: Path, max_bytes: int, wh
         discard(path)
         raise BadRequest(f"the {what} is empty", code=f"{what}_empty")
     return TempUpload(path=path, size=size, sha256=digest.hexdigest())
+
+
+def _flush_and_sync(handle: BinaryIO) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
 
 
 def sniff_image(path: Path) -> tuple[str, str]:

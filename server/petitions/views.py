@@ -82,9 +82,13 @@ def _query_from(request: web.Request) -> ListQuery:
 
 
 async def _inbox_context(session: AsyncSession, principal: Principal, query: ListQuery) -> dict[str, Any]:
-    rows = await service.list_petitions(session, principal, list_filters(query), limit=query.limit, offset=query.offset)
+    rows = await service.list_petitions(
+        session, principal, list_filters(query), limit=query.limit, offset=query.offset
+    )
     now = utcnow()
-    villages = list((await session.scalars(select(Village).order_by(Village.division_id, Village.name_ko))).all())
+    villages = list(
+        (await session.scalars(select(Village).order_by(Village.division_id, Village.name_ko))).all()
+    )
     templates = await templates_for(session, principal)
     return {
         "rows": [(p, service.deadline_state(p, now).value) for p in rows],
@@ -101,7 +105,8 @@ async def templates_for(session: AsyncSession, principal: Principal) -> list[Ans
     stmt = select(AnswerTemplate).where(AnswerTemplate.is_active.is_(True))
     if principal.role is Role.OFFICIAL:
         stmt = stmt.where(
-            (AnswerTemplate.department_id.is_(None)) | (AnswerTemplate.department_id == principal.department_id)
+            (AnswerTemplate.department_id.is_(None))
+            | (AnswerTemplate.department_id == principal.department_id)
         )
     return list((await session.scalars(stmt.order_by(AnswerTemplate.title))).all())
 
@@ -144,7 +149,9 @@ def _display_phone(phone: str) -> str:
         return phone
 
 
-async def _render_detail(request: web.Request, petition_id: int, error: AppError | None = None) -> web.Response:
+async def _render_detail(
+    request: web.Request, petition_id: int, error: AppError | None = None
+) -> web.Response:
     principal = principal_of(request)
     async with transaction(request.app[SESSIONMAKER]) as session:
         petition = await service.get_for_account(session, principal, petition_id)
@@ -190,7 +197,9 @@ async def action_submit(request: web.Request) -> web.StreamResponse:
         form = validate(ActionForm, await _form(request))
         async with transaction(request.app[SESSIONMAKER]) as session:
             answer = form.answer or await _template_text(session, principal, form.template_id)
-            body = validate(ActionBody, form.model_dump(exclude={"template_id", "answer"}) | {"answer": answer})
+            body = validate(
+                ActionBody, form.model_dump(exclude={"template_id", "answer"}) | {"answer": answer}
+            )
             petition = await service.get_for_account(session, principal, petition_id, lock=True)
             await service.apply_action(session, principal, petition, to_action(body))
     except AppError as exc:

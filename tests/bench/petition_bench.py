@@ -124,7 +124,8 @@ def bench(
     p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
     print(
         f"# {backend}: {len(latencies)} filings by {KIOSKS} concurrent kiosks in {wall:.1f} s "
-        f"({len(latencies) / wall:.0f}/s), mean {statistics.fmean(latencies):.1f} ms, max {max(latencies):.1f} ms, "
+        f"({len(latencies) / wall:.0f}/s), mean {statistics.fmean(latencies):.1f} ms, "
+        f"max {max(latencies):.1f} ms, "
         f"failures {len(failures)} {sorted(set(failures))}",
         flush=True,
     )
@@ -147,8 +148,12 @@ def main() -> int:
     parser.add_argument("--per-kiosk", type=int, default=5, help="filings per kiosk (measured)")
     parser.add_argument("--media", action="store_true", help="attach a 2-second Opus/WebM message")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--rate", type=float, default=None,
-                        help="open loop: filings per second from all kiosks together (default: closed loop)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open loop: filings per second from all kiosks together (default: closed loop)",
+    )
     args = parser.parse_args()
     clip = None
     with tempfile.TemporaryDirectory(prefix="petition-bench-") as tmp_dir:
@@ -162,7 +167,14 @@ def main() -> int:
         if args.backend in ("postgresql", "both"):
             with postgres_server() as base_url:
                 asyncio.run(_create_database(base_url, "bench"))
-                bench("postgresql", tmp / "pg", args.per_kiosk, clip, args.rate, database_url=base_url + "/bench")
+                bench(
+                    "postgresql",
+                    tmp / "pg",
+                    args.per_kiosk,
+                    clip,
+                    args.rate,
+                    database_url=base_url + "/bench",
+                )
     return 0
 
 

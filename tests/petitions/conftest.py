@@ -62,7 +62,9 @@ class Kiosk:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-async def make_kiosk(sessionmaker: Callable[[], AsyncSession], village_id: int, label: str = "마을회관") -> Kiosk:
+async def make_kiosk(
+    sessionmaker: Callable[[], AsyncSession], village_id: int, label: str = "마을회관"
+) -> Kiosk:
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
         issued = await kiosks.create_kiosk(
             session, village_id=village_id, label=label, code_lifetime=dt.timedelta(hours=1)
@@ -101,7 +103,9 @@ async def kiosk_call(
             return Reply(response.status, body, dict(response.headers))
 
 
-def petition_form(fields: dict[str, Any], media: bytes | None = None, photos: list[bytes] = ()) -> aiohttp.FormData:  # type: ignore[assignment]
+def petition_form(
+    fields: dict[str, Any], media: bytes | None = None, photos: list[bytes] = ()
+) -> aiohttp.FormData:  # type: ignore[assignment]
     form = aiohttp.FormData()
     form.add_field("petition", json.dumps(fields), content_type="application/json")
     if media is not None:

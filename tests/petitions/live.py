@@ -124,23 +124,47 @@ async def _seed(database_url: str, extra_kiosks: int) -> Seeded:
             await seed_places(session)
             departments = list((await session.scalars(select(Department.id).order_by(Department.id))).all())
             villages = list((await session.scalars(select(Village.id).order_by(Village.id))).all())
-            await create_account(session, passwords, username="admin", password=PASSWORD, display_name="관리자", role=Role.ADMIN)
             await create_account(
-                session, passwords, username="official", password=PASSWORD, display_name="김민원",
-                role=Role.OFFICIAL, department_id=departments[0],
+                session,
+                passwords,
+                username="admin",
+                password=PASSWORD,
+                display_name="관리자",
+                role=Role.ADMIN,
             )
             await create_account(
-                session, passwords, username="official2", password=PASSWORD, display_name="박안전",
-                role=Role.OFFICIAL, department_id=departments[1],
+                session,
+                passwords,
+                username="official",
+                password=PASSWORD,
+                display_name="김민원",
+                role=Role.OFFICIAL,
+                department_id=departments[0],
+            )
+            await create_account(
+                session,
+                passwords,
+                username="official2",
+                password=PASSWORD,
+                display_name="박안전",
+                role=Role.OFFICIAL,
+                department_id=departments[1],
             )
             lifetime = dt.timedelta(hours=2)
-            issued = await kiosks.create_kiosk(session, village_id=villages[0], label="남성리 마을회관", code_lifetime=lifetime)
+            issued = await kiosks.create_kiosk(
+                session, village_id=villages[0], label="남성리 마을회관", code_lifetime=lifetime
+            )
             _kiosk, token = await kiosks.enroll(session, issued.code)
-            browser = await kiosks.create_kiosk(session, village_id=villages[1], label="사당리 마을회관", code_lifetime=lifetime)
+            browser = await kiosks.create_kiosk(
+                session, village_id=villages[1], label="사당리 마을회관", code_lifetime=lifetime
+            )
             tokens = []
             for i in range(extra_kiosks):
                 extra = await kiosks.create_kiosk(
-                    session, village_id=villages[i % len(villages)], label=f"kiosk {i}", code_lifetime=lifetime
+                    session,
+                    village_id=villages[i % len(villages)],
+                    label=f"kiosk {i}",
+                    code_lifetime=lifetime,
                 )
                 tokens.append((await kiosks.enroll(session, extra.code))[1])
             return Seeded(token, browser.code, departments, villages, tokens)
@@ -157,9 +181,7 @@ def prepare(tmp: Path, *, database_url: str | None = None, extra_kiosks: int = 0
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         seeded = pool.submit(asyncio.run, _seed(url, extra_kiosks)).result()
     port = free_port()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("MAEUL_")
-    } | {
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAEUL_")} | {
         "MAEUL_ENV": "test",
         "MAEUL_SECRET_KEY": SECRET,
         "MAEUL_DATABASE_URL": url,

@@ -44,7 +44,9 @@ async def test_kiosk_files_with_voice_official_answers_kiosk_reads_answer(
     async with transaction(sessionmaker) as session:
         row = await session.scalar(select(Petition).where(Petition.id == petition["id"]))
         assert row is not None and row.pin_hash.startswith("$argon2id$") and pin not in row.pin_hash
-        media = (await session.scalars(select(PetitionMedia).where(PetitionMedia.petition_id == row.id))).one()
+        media = (
+            await session.scalars(select(PetitionMedia).where(PetitionMedia.petition_id == row.id))
+        ).one()
     stored = settings.media_dir / media.storage_name
     assert stored.read_bytes() == voice_clip
     assert media.sha256 == hashlib.sha256(voice_clip).hexdigest()
@@ -65,14 +67,20 @@ async def test_kiosk_files_with_voice_official_answers_kiosk_reads_answer(
     assert ranged.status == 206 and await ranged.read() == voice_clip[:100]
 
     for action in ({"action": "assign"}, {"action": "answer", "answer": "다음 주에 가로등을 고치겠습니다."}):
-        reply = await official_json_call(client, csrf, "POST", f"/api/v1/petitions/{petition['id']}/actions", action)
+        reply = await official_json_call(
+            client, csrf, "POST", f"/api/v1/petitions/{petition['id']}/actions", action
+        )
         assert reply.status == 200, reply.body
     assert reply.body["petition"]["status"] == "answered"
 
     # The resident checks with receipt number and PIN, typed loosely.
     receipt_digits = petition["receipt_no"].replace("강진-", "").replace("-", "")
     status = await kiosk_call(
-        client, kiosk, "POST", "/api/v1/kiosk/petitions/status", json_body={"receipt_no": receipt_digits, "pin": pin}
+        client,
+        kiosk,
+        "POST",
+        "/api/v1/kiosk/petitions/status",
+        json_body={"receipt_no": receipt_digits, "pin": pin},
     )
     assert status.status == 200, status.body
     assert status.body["petition"]["status"] == "answered"
@@ -80,7 +88,13 @@ async def test_kiosk_files_with_voice_official_answers_kiosk_reads_answer(
     assert "resident_phone" not in status.body["petition"]
 
     async with transaction(sessionmaker) as session:
-        events = (await session.scalars(select(PetitionEvent).where(PetitionEvent.petition_id == petition["id"]).order_by(PetitionEvent.id))).all()
+        events = (
+            await session.scalars(
+                select(PetitionEvent)
+                .where(PetitionEvent.petition_id == petition["id"])
+                .order_by(PetitionEvent.id)
+            )
+        ).all()
     assert [e.action for e in events] == ["file", "assign", "answer"]
     assert events[0].actor == f"kiosk:{kiosk.id}" and events[2].actor == f"official:{world.official_id}"
 
@@ -94,7 +108,11 @@ async def test_wrong_pin_is_refused_then_throttled_in_the_database(
     wrong = f"{(int(pin) + 1) % 10000:04d}"
     for _ in range(5):
         reply = await kiosk_call(
-            client, kiosk, "POST", "/api/v1/kiosk/petitions/status", json_body={"receipt_no": receipt, "pin": wrong}
+            client,
+            kiosk,
+            "POST",
+            "/api/v1/kiosk/petitions/status",
+            json_body={"receipt_no": receipt, "pin": wrong},
         )
         assert reply.status == 403 and reply.body["error"]["code"] == "pin_mismatch"
     locked = await kiosk_call(
@@ -105,9 +123,15 @@ async def test_wrong_pin_is_refused_then_throttled_in_the_database(
     assert locked.body["error"]["code"] == "pin_locked"
 
 
-async def test_unknown_receipt_answers_like_a_wrong_pin(client: TestClient, world: World, kiosk: Kiosk) -> None:
+async def test_unknown_receipt_answers_like_a_wrong_pin(
+    client: TestClient, world: World, kiosk: Kiosk
+) -> None:
     reply = await kiosk_call(
-        client, kiosk, "POST", "/api/v1/kiosk/petitions/status", json_body={"receipt_no": "강진-2026-99999", "pin": "1234"}
+        client,
+        kiosk,
+        "POST",
+        "/api/v1/kiosk/petitions/status",
+        json_body={"receipt_no": "강진-2026-99999", "pin": "1234"},
     )
     assert reply.status == 403 and reply.body["error"]["code"] == "pin_mismatch"
 
@@ -136,7 +160,9 @@ async def test_due_at_of_a_request_filed_before_chuseok_2026(
     received = dt.datetime(2026, 9, 23, 10, 0, tzinfo=SEOUL)
     async with transaction(sessionmaker) as session:
         principal = Principal(role=Role.KIOSK, id=kiosk.id, display_name="k", village_id=kiosk.village_id)
-        new = service.NewPetition(PetitionType.GRIEVANCE, None, "추석 전 민원", "내용", "01012345678", None, False)
+        new = service.NewPetition(
+            PetitionType.GRIEVANCE, None, "추석 전 민원", "내용", "01012345678", None, False
+        )
         petition = await service.file_petition(session, principal, new, "$argon2id$x", received_at=received)
         petition_id = petition.id
     csrf = await login(client, "admin")

@@ -37,13 +37,21 @@ def test_kiosk_voice_request_answered_by_official_and_read_at_kiosk(tmp_path: Pa
     with running(tmp_path) as server, playwright_sync.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         try:
-            kiosk_ctx = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="ko-KR",
-                                            permissions=["microphone", "camera"])
+            kiosk_ctx = browser.new_context(
+                viewport={"width": 1920, "height": 1080}, locale="ko-KR", permissions=["microphone", "camera"]
+            )
             kiosk = kiosk_ctx.new_page()
             kiosk.on("pageerror", lambda exc: errors.append(str(exc)))
             # Failed resources are reported through "response" (with their URL); the browser's own
             # favicon probe is not ours to serve.
-            kiosk.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+            kiosk.on(
+                "response",
+                lambda r: (
+                    errors.append(f"{r.status} {r.url}")
+                    if r.status >= 400 and not r.url.endswith("/favicon.ico")
+                    else None
+                ),
+            )
 
             # Enroll this browser as the village hall's kiosk, as the installer would.
             kiosk.goto(f"{server.base_url}/kiosk/enroll?code={server.seeded.browser_enroll_code}")
@@ -64,7 +72,9 @@ def test_kiosk_voice_request_answered_by_official_and_read_at_kiosk(tmp_path: Pa
 
             kiosk.click("[data-record=audio]")
             kiosk.locator("[data-part=recorder]").wait_for(state="visible")
-            expect(kiosk.locator("[data-part=elapsed]")).to_have_text(re.compile(r"^0:0[2-9]$"), timeout=10000)
+            expect(kiosk.locator("[data-part=elapsed]")).to_have_text(
+                re.compile(r"^0:0[2-9]$"), timeout=10000
+            )
             kiosk.screenshot(path=str(SHOTS / "kiosk-request-record.png"))
             kiosk.click("[data-action=stop]")
             kiosk.locator("[data-part=review]").wait_for(state="visible")
@@ -108,7 +118,9 @@ def test_kiosk_voice_request_answered_by_official_and_read_at_kiosk(tmp_path: Pa
                 official.wait_for_timeout(100)
             assert ready >= 1  # metadata decoded: a playable recording, not an error
             petition_id = official.url.rstrip("/").rsplit("/", 1)[-1]
-            detail = official.request.get(f"{server.base_url}/api/v1/petitions/{petition_id}").json()["petition"]
+            detail = official.request.get(f"{server.base_url}/api/v1/petitions/{petition_id}").json()[
+                "petition"
+            ]
             (message,) = detail["media"]
             assert message["kind"] == "message" and message["content_type"] == "audio/webm"
             assert 1.0 <= message["duration_s"] <= 180.5
@@ -130,9 +142,14 @@ def test_kiosk_voice_request_answered_by_official_and_read_at_kiosk(tmp_path: Pa
                 kiosk.click(f"[data-keypad=pin] [data-key='{digit}']")
             kiosk.click("[data-keypad=pin] [data-key=ok]")
             kiosk.locator("[data-screen=result]").wait_for(state="visible")
-            assert kiosk.locator("[data-part=answer-text]").inner_text() == "다음 주 화요일에 가로등을 고치겠습니다."
+            assert (
+                kiosk.locator("[data-part=answer-text]").inner_text()
+                == "다음 주 화요일에 가로등을 고치겠습니다."
+            )
             assert kiosk.locator("[data-part=result-status]").get_attribute("data-status") == "answered"
-            font_px = kiosk.locator("[data-part=answer-text]").evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+            font_px = kiosk.locator("[data-part=answer-text]").evaluate(
+                "e => parseFloat(getComputedStyle(e).fontSize)"
+            )
             assert font_px >= 24
             kiosk.screenshot(path=str(SHOTS / "kiosk-status-answer.png"))
         finally:

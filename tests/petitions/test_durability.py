@@ -21,7 +21,9 @@ async def _file(server: LiveServer, clip: bytes) -> tuple[int, Any]:
     form.add_field("media", io.BytesIO(clip), filename="m.webm", content_type="audio/webm")
     headers = {"Authorization": f"Bearer {server.seeded.kiosk_token}"}
     async with aiohttp.ClientSession() as http:
-        async with http.post(server.base_url + "/api/v1/kiosk/petitions", data=form, headers=headers) as response:
+        async with http.post(
+            server.base_url + "/api/v1/kiosk/petitions", data=form, headers=headers
+        ) as response:
             return response.status, await response.json()
 
 
@@ -54,6 +56,8 @@ def test_acknowledged_petition_and_media_survive_sigkill(tmp_path: Path, voice_c
     assert petition["title"] == "정전 후에도 남아야 합니다"
     assert media == voice_clip
     stored = [p for p in (server.media_dir / "petitions").rglob("*") if p.is_file()]
-    assert [hashlib.sha256(p.read_bytes()).hexdigest() for p in stored] == [hashlib.sha256(voice_clip).hexdigest()]
+    assert [hashlib.sha256(p.read_bytes()).hexdigest() for p in stored] == [
+        hashlib.sha256(voice_clip).hexdigest()
+    ]
     # No temporary upload is left behind either.
     assert not any((server.media_dir / "tmp").iterdir())

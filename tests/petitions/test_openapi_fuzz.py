@@ -60,7 +60,9 @@ async def test_document_lists_every_api_route(aiohttp_client, tmp_path: Path) ->
 
 async def _admin_headers(server: LiveServer) -> dict[str, str]:
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        async with http.post(server.base_url + "/api/v1/session", json={"username": "admin", "password": PASSWORD}) as r:
+        async with http.post(
+            server.base_url + "/api/v1/session", json={"username": "admin", "password": PASSWORD}
+        ) as r:
             assert r.status == 201
         async with http.get(server.base_url + "/official") as r:
             match = re.search(r'<meta name="csrf-token" content="([^"]+)">', await r.text())
@@ -70,11 +72,25 @@ async def _admin_headers(server: LiveServer) -> dict[str, str]:
     return {"Cookie": cookie, "X-CSRF-Token": match.group(1)}
 
 
-def _schemathesis(server: LiveServer, headers: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+def _schemathesis(
+    server: LiveServer, headers: dict[str, str], *extra: str
+) -> subprocess.CompletedProcess[str]:
     args = [
-        str(Path(sys.executable).with_name("schemathesis")), "run", server.base_url + "/api/v1/openapi.json",
-        "--checks", "not_a_server_error", "--max-examples", MAX_EXAMPLES, "--seed", "4",
-        "--request-timeout", "20", "--suppress-health-check", "all", "--warnings", "off",
+        str(Path(sys.executable).with_name("schemathesis")),
+        "run",
+        server.base_url + "/api/v1/openapi.json",
+        "--checks",
+        "not_a_server_error",
+        "--max-examples",
+        MAX_EXAMPLES,
+        "--seed",
+        "4",
+        "--request-timeout",
+        "20",
+        "--suppress-health-check",
+        "all",
+        "--warnings",
+        "off",
         *extra,
     ]
     for name, value in headers.items():
@@ -84,7 +100,12 @@ def _schemathesis(server: LiveServer, headers: dict[str, str], *extra: str) -> s
 
 def test_schemathesis_finds_no_server_errors(tmp_path: Path) -> None:
     with running(tmp_path) as server:
-        kiosk = _schemathesis(server, {"Authorization": f"Bearer {server.seeded.kiosk_token}"}, "--include-tag", "kiosk petitions")
+        kiosk = _schemathesis(
+            server,
+            {"Authorization": f"Bearer {server.seeded.kiosk_token}"},
+            "--include-tag",
+            "kiosk petitions",
+        )
         assert kiosk.returncode == 0, kiosk.stdout[-6000:] + kiosk.stderr[-2000:]
         headers = asyncio.run(_admin_headers(server))
         admin = _schemathesis(server, headers, "--exclude-operation-id", "delete_api_v1_session")

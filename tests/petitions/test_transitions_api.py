@@ -81,7 +81,11 @@ async def test_every_action_from(
             assert reply.status == 409, (status, action, reply.body)
             error = reply.body["error"]
             assert error["code"] == "illegal_transition"
-            assert error["details"] == {"from_status": status, "action": action, "reason": error["details"]["reason"]}
+            assert error["details"] == {
+                "from_status": status,
+                "action": action,
+                "reason": error["details"]["reason"],
+            }
 
 
 async def test_guards_info_requests_twice_one_extension_assignee_needed(
@@ -111,7 +115,10 @@ async def test_guards_info_requests_twice_one_extension_assignee_needed(
     # An extension longer than the original period (7 days for a grievance) is refused.
     other = await make_petition(sessionmaker, kiosk, world, "in_progress")
     too_long = await official_json_call(
-        client, csrf, "POST", f"/api/v1/petitions/{other}/actions",
+        client,
+        csrf,
+        "POST",
+        f"/api/v1/petitions/{other}/actions",
         {"action": "extend", "reason": "길게", "extension_days": 8},
     )
     assert too_long.status == 409

@@ -105,6 +105,13 @@ async def test_media_flows_between_two_participants_through_signaling(
         20,
         "video and audio both ways",
     )
+    # Trickled candidates are accepted too (the browser sends late ones), and the end marker.
+    assert kiosk.peer is not None
+    sdp = kiosk.peer.pc.localDescription.sdp
+    line = next(x for x in sdp.splitlines() if x.startswith("a=candidate:"))
+    ice = {"candidate": line[2:], "sdpMid": "0", "sdpMLineIndex": 0}
+    assert await kiosk.call("ice", ice) == {"ok": True}
+    assert await kiosk.call("ice", {"candidate": None}) == {"ok": True}
     # Both pages learnt who is connected, by name (and village for the kiosk).
     await wait_until(
         lambda: len(official.participants) == 2 and all(p["connected"] for p in official.participants),

@@ -6,6 +6,7 @@ from server.db import Base
 from server.duty import models as duty_models  # noqa: F401  (registers the duty-call tables)
 from server.geo.models import Division, Village
 from server.kiosks.models import Kiosk
+from server.meetings import models as meetings_models  # noqa: F401  (registers the meeting tables)
 from server.notices import models as notices_models  # noqa: F401  (registers the notice tables)
 from server.org.models import Department
 from server.petitions import models as petitions_models  # noqa: F401  (registers the petition tables)

@@ -1,0 +1,1 @@
+"""Scheduled meetings: agenda linked to petitions, invitations, attendance, minutes, the record."""

@@ -19,6 +19,7 @@ from .events import (
     SlotAssigned,
     VideoDemandChanged,
 )
+from .recording import Mark, RecordedFile, RecordingSession
 from .room import ForwardedStream, ParticipantStats, RoomStats
 from .sfu import ParticipantHandle, Sfu
 
@@ -29,11 +30,14 @@ __all__ = [
     "InvalidRequest",
     "InvalidSdp",
     "InvalidState",
+    "Mark",
     "NotInRoom",
     "ParticipantConnected",
     "ParticipantHandle",
     "ParticipantLeft",
     "ParticipantStats",
+    "RecordedFile",
+    "RecordingSession",
     "RoomNotFound",
     "RoomStats",
     "SfuConfig",

@@ -43,6 +43,11 @@ logger = logging.getLogger(__name__)
 
 Kind = Literal["audio", "video"]
 
+#: A read-only observer of every RTP packet an InboundStream accepts (the
+#: recorder, see recording.py). Called synchronously in the receive loop, so it
+#: must be cheap and must not block; exceptions are logged and the tap removed.
+RtpTap = Callable[["InboundStream", ai.RtpPacket], None]
+
 #: Bytes of a plain RTP header, for byte counters (extensions are not counted).
 RTP_HEADER_BYTES = 12
 
@@ -86,6 +91,8 @@ class InboundStream(_TaskOwner):
         self.kind: Kind = kind
         self.publisher_id = publisher_id
         self.outputs: list[OutStream] = []
+        #: Recording taps (see :data:`RtpTap`); they also count as demand for the video.
+        self.taps: list[RtpTap] = []
         self._config = config
         self._rtcp_ssrc = rtcp_ssrc
         self._on_disconnect = on_disconnect
@@ -145,6 +152,7 @@ class InboundStream(_TaskOwner):
         self._closed = True
         for out in list(self.outputs):
             out.assign(None)
+        self.taps = []
         if self._pli_timer is not None:
             self._pli_timer.cancel()
             self._pli_timer = None
@@ -190,6 +198,13 @@ class InboundStream(_TaskOwner):
             self._level_count += 1
 
         self._cache[packet.sequence_number % len(self._cache)] = packet
+        for tap in tuple(self.taps):  # recording: copies the packet onto a queue, no I/O here
+            try:
+                tap(self, packet)
+            except Exception:
+                logger.exception("recording tap on %s/%s failed; tap removed", self.publisher_id, self.kind)
+                if tap in self.taps:
+                    self.taps.remove(tap)
         for out in tuple(self.outputs):
             try:
                 await out.forward(self, packet)
@@ -233,7 +248,8 @@ class InboundStream(_TaskOwner):
 
     @property
     def wanted(self) -> bool:
-        return bool(self.outputs)
+        # A recording watches too: a recorded camera must not be paused.
+        return bool(self.outputs) or bool(self.taps)
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe (PLI), at most once per ``pli_min_interval``.

@@ -7,9 +7,10 @@ import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from .config import SfuConfig
-from .errors import AlreadyJoined, InvalidRequest, NotInRoom, RoomNotFound
+from .errors import AlreadyJoined, InvalidRequest, InvalidState, NotInRoom, RoomNotFound
 from .events import (
     ActiveSpeakerChanged,
     ParticipantConnected,
@@ -19,6 +20,7 @@ from .events import (
     VideoDemandChanged,
 )
 from .participant import Participant
+from .recording import RecordedFile, RecordingSession
 from .relay import InboundStream, OutStream
 
 logger = logging.getLogger(__name__)
@@ -79,6 +81,8 @@ class Room:
         self._video_demand: dict[str, bool] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: The running recording, if any (see recording.py).
+        self.recording: RecordingSession | None = None
         self.closed = False
 
     # -- membership -----------------------------------------------------------------------
@@ -108,6 +112,8 @@ class Room:
         if p is None:
             raise NotInRoom(f"participant {participant_id!r} is not in room {self.id!r}")
         self._video_demand.pop(participant_id, None)
+        if self.recording is not None:
+            self.recording.detach(participant_id)  # leaving closes their file
         gone = set(p.inbound.values())
         for sub in self.participants.values():
             for slot in sub.audio_slots + sub.video_slots:
@@ -128,6 +134,8 @@ class Room:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
             self._ticker = None
+        if self.recording is not None:
+            await self.stop_recording()
         for pid in list(self.participants):
             p = self.participants.pop(pid)
             await p.close()
@@ -139,7 +147,30 @@ class Room:
 
     # -- callbacks from participants ---------------------------------------------------------
     def _participant_media_ready(self, p: Participant) -> None:
+        if self.recording is not None:
+            self.recording.attach(p)  # a late joiner gets its own file from now on
         self._reassign()
+
+    # -- recording -------------------------------------------------------------------------
+    def start_recording(self, directory: Path) -> RecordingSession:
+        if self.closed:
+            raise RoomNotFound(f"room {self.id!r} is closed")
+        if self.recording is not None:
+            raise InvalidState(f"room {self.id!r} is already being recorded")
+        session = RecordingSession(self.id, directory, asyncio.get_running_loop())
+        self.recording = session
+        for p in self.participants.values():
+            session.attach(p)  # participants still negotiating attach when their media is ready
+        self._update_demand()
+        return session
+
+    async def stop_recording(self) -> list[RecordedFile]:
+        session, self.recording = self.recording, None
+        if session is None:
+            raise InvalidState(f"room {self.id!r} is not being recorded")
+        files = await session.stop()
+        self._update_demand()
+        return files
 
     def _participant_connected(self, p: Participant) -> None:
         self._emit(ParticipantConnected(self.id, p.id))

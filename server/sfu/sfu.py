@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .config import SfuConfig
-from .errors import InvalidRequest, RoomNotFound
+from .errors import InvalidRequest, InvalidState, RoomNotFound
 from .events import SfuEvent
 from .participant import Participant
+from .recording import Mark, RecordedFile, RecordingSession
 from .room import ParticipantStats, Room, RoomStats
 
 logger = logging.getLogger(__name__)
@@ -117,6 +119,33 @@ class Sfu:
 
     def active_speaker(self, room_id: str) -> str | None:
         return self._room(room_id).active_speaker
+
+    # -- recording --------------------------------------------------------------------------
+    def start_recording(self, room_id: str, directory: Path) -> RecordingSession:
+        """Record every publishing participant of the room, one WebM file each, into
+        ``directory`` (created if missing), without decoding or re-encoding.
+
+        Participants who join later get their own file from their join; leaving
+        closes a participant's file. Raises InvalidState if already recording.
+        """
+        return self._room(room_id).start_recording(Path(directory))
+
+    async def stop_recording(self, room_id: str) -> list[RecordedFile]:
+        """Stop the room's recording; returns every file it wrote (complete on return)."""
+        return await self._room(room_id).stop_recording()
+
+    def recording(self, room_id: str) -> RecordingSession | None:
+        return self._room(room_id).recording
+
+    def mark(self, room_id: str, label: str) -> Mark:
+        """Add a chapter-like mark (e.g. the next agenda item) to the room's recording:
+        written to the sidecar JSON now, and as Matroska chapters when files close."""
+        if not isinstance(label, str) or not label or len(label) > 500:
+            raise InvalidRequest("label must be a non-empty string of at most 500 characters")
+        session = self._room(room_id).recording
+        if session is None:
+            raise InvalidState(f"room {room_id!r} is not being recorded")
+        return session.mark(label)
 
     # -- participants -----------------------------------------------------------------------
     async def admit(self, room_id: str, participant_id: str) -> ParticipantHandle:

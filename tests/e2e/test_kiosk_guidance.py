@@ -36,7 +36,10 @@ async def test_home_speaks_and_volume_is_remembered(
 ) -> None:
     async with transaction(sessionmaker) as session:
         issued = await kiosks.create_kiosk(
-            session, village_id=world.village_ids[0], label="남성리 마을회관", code_lifetime=dt.timedelta(hours=1)
+            session,
+            village_id=world.village_ids[0],
+            label="남성리 마을회관",
+            code_lifetime=dt.timedelta(hours=1),
         )
     context = await browser.new_context(viewport={"width": 1920, "height": 1080})
     page = await context.new_page()

@@ -22,7 +22,10 @@ async def test_notice_from_official_page_to_kiosk_home(
 ) -> None:
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
         issued = await kiosks.create_kiosk(
-            session, village_id=world.village_ids[0], label="남성리 마을회관", code_lifetime=dt.timedelta(hours=1)
+            session,
+            village_id=world.village_ids[0],
+            label="남성리 마을회관",
+            code_lifetime=dt.timedelta(hours=1),
         )
     official = await browser.new_page(viewport={"width": 1280, "height": 1000})
     await official.goto(f"{live_server}/login")
@@ -31,7 +34,9 @@ async def test_notice_from_official_page_to_kiosk_home(
     await official.click("button[type=submit]")
     await official.goto(f"{live_server}/official/notices")
     await official.fill("#title", "벼 수매 안내")
-    await official.fill("#body", "11월 30일 오전 9시, 마을회관 앞에서 벼 수매가 있습니다.\n포대는 농협에서 나눠 드립니다.")
+    await official.fill(
+        "#body", "11월 30일 오전 9시, 마을회관 앞에서 벼 수매가 있습니다.\n포대는 농협에서 나눠 드립니다."
+    )
     await official.check(f"input[name=village_ids][value='{world.village_ids[0]}']")
     await official.click("#notice-form button[type=submit]")
     await expect(official).to_have_url(re.compile(r"/official/notices/\d+$"))

@@ -111,10 +111,13 @@ class HeadlessKiosk:
             if "error" in ack:
                 raise MeetingEnded(ack["error"]["code"])
             pc = self._peer(ack)
-            pc.on(
-                "connectionstatechange",
-                lambda: pc and pc.connectionState in ("failed", "closed") and ended.set(),
-            )
+            peer = pc
+
+            @peer.on("connectionstatechange")
+            def _state() -> None:
+                if peer.connectionState in ("failed", "closed"):
+                    ended.set()
+
             pc.on("track", lambda track: tasks.append(asyncio.create_task(self._consume(pc, track))))
             offer = await pc.createOffer()
             gather_on(pc, self.host_addresses)

@@ -20,7 +20,9 @@ from tests.conftest import World
 pytestmark = pytest.mark.e2e
 
 MIN_TARGET = 64
-INTERACTIVE = "a[href], button, input:not([type=hidden]), select, textarea, [role=button], [tabindex]:not([tabindex='-1'])"
+INTERACTIVE = (
+    "a[href], button, input:not([type=hidden]), select, textarea, [role=button], [tabindex]:not([tabindex='-1'])"
+)
 
 # Kiosk pages that take no path parameter; pages with parameters are listed in test cases below.
 SKIP = {"/kiosk/enroll"}  # the installer's page, checked separately without the kiosk cookie
@@ -41,8 +43,10 @@ def kiosk_pages(settings: Settings) -> list[str]:
 async def small_targets(page: Page) -> list[dict[str, Any]]:
     return await page.evaluate(
         """([selector, min]) => [...document.querySelectorAll(selector)]
-            .filter(el => { const s = getComputedStyle(el); const r = el.getBoundingClientRect();
-                            return s.visibility !== 'hidden' && s.display !== 'none' && r.width > 0 && r.height > 0; })
+            .filter(el => {
+                const s = getComputedStyle(el); const r = el.getBoundingClientRect();
+                return s.visibility !== 'hidden' && s.display !== 'none' && r.width > 0 && r.height > 0;
+            })
             .map(el => { const r = el.getBoundingClientRect();
                          return {html: el.outerHTML.slice(0, 120), width: r.width, height: r.height}; })
             .filter(t => t.width < min || t.height < min)""",

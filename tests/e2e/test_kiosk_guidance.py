@@ -49,7 +49,8 @@ async def test_home_speaks_and_volume_is_remembered(
     player = page.locator("audio[data-guidance-player]")
     await expect(player).to_have_attribute("src", "/static/audio/guidance/home.ko.ogg")
     await page.wait_for_function(
-        "() => { const a = document.querySelector('audio[data-guidance-player]'); return a && a.currentTime > 0.3; }",
+        "() => { const a = document.querySelector('audio[data-guidance-player]');"
+        " return a && a.currentTime > 0.3; }",
         timeout=15000,
     )
     await expect(page.locator("[data-volume-level]")).to_have_text("80%")

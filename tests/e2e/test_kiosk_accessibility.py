@@ -21,7 +21,8 @@ pytestmark = pytest.mark.e2e
 
 MIN_TARGET = 64
 INTERACTIVE = (
-    "a[href], button, input:not([type=hidden]), select, textarea, [role=button], [tabindex]:not([tabindex='-1'])"
+    "a[href], button, input:not([type=hidden]), select, textarea, [role=button], "
+    "[tabindex]:not([tabindex='-1'])"
 )
 
 # Kiosk pages that take no path parameter; pages with parameters are listed in test cases below.

@@ -37,10 +37,12 @@ from tests.bench.sfu.common import (  # noqa: E402
     linear_fit,
     machine_cpu,
     percentile,
+    socket_inodes,
+    udp_queues,
 )
 
 FPS_TARGET = 14.0
-QUIET_WAIT = 10.0  # max seconds to wait for other people's load to calm down before a window
+QUIET_WAIT = 3.0  # max seconds to wait for other people's load to calm down before a window
 CTX = mp.get_context("spawn")
 
 
@@ -66,6 +68,13 @@ class Measurement:
     packets_in: int | None = None
     packets_out: int | None = None
     flowing: bool = True
+    left: dict[str, str] = field(default_factory=dict)  # participants the SFU removed, with reason
+    not_connected: int = 0  # client peers whose connectionState is not "connected"
+    # kernel UDP receive queues at the end of the window (KiB waiting) and drops during it
+    server_rxq_kib: float = 0.0
+    clients_rxq_kib: float = 0.0
+    server_udp_drops: int = 0
+    clients_udp_drops: int = 0
 
     @property
     def min_fps(self) -> float:
@@ -86,6 +95,17 @@ class Measurement:
             f"{_ms(d.get('video_residence_p95_ms'))} ms  "
             f"e2e p50/p95 {_ms(e.get('p50'))}/{_ms(e.get('p95'))} ms"
             + ("" if self.flowing else "  [not all slots were flowing before the window]")
+            + (
+                f"  [{len(self.left)} participants removed: {sorted(set(self.left.values()))}]"
+                if self.left
+                else ""
+            )
+            + (f"  [{self.not_connected} client peers not connected]" if self.not_connected else "")
+            + (
+                f"  [UDP drops server/clients {self.server_udp_drops}/{self.clients_udp_drops}]"
+                if self.server_udp_drops or self.clients_udp_drops
+                else ""
+            )
         )
 
 
@@ -182,7 +202,7 @@ class Harness:
         deadline = time.monotonic() + max_wait
         while True:
             m0, c0, t0 = machine_cpu(), self.own_cpu(), time.monotonic()
-            time.sleep(1.0)
+            time.sleep(0.5)
             m1, c1, t1 = machine_cpu(), self.own_cpu(), time.monotonic()
             busy = (m1[0] - m0[0]) / (m1[1] - m0[1]) * (os.cpu_count() or 1)
             other = max(0.0, busy - (c1 - c0) / (t1 - t0))
@@ -193,6 +213,7 @@ class Harness:
 
     def measure(self, scenario: str, n: int, window: float, flowing: bool = True) -> Measurement:
         self.wait_quiet(QUIET_WAIT)
+        q0 = self._udp()
         self.server.request(("mark",))
         s0 = self.snapshots(True)
         cpu0 = self.server.cpu()
@@ -206,6 +227,7 @@ class Harness:
         m1 = machine_cpu()
         t1 = time.monotonic()
         stats = self.server.request(("stats",))
+        q1 = self._udp()
         dt = t1 - t0
         busy = (m1[0] - m0[0]) / (m1[1] - m0[1]) * (os.cpu_count() or 1)
         slots = self.assigned_video_slots(stats)
@@ -262,7 +284,22 @@ class Harness:
             packets_in=stats.get("packets_in"),
             packets_out=stats.get("packets_out"),
             flowing=flowing,
+            left=stats.get("left", {}),
+            server_rxq_kib=q1["server"][0] / 1024,
+            clients_rxq_kib=q1["clients"][0] / 1024,
+            server_udp_drops=q1["server"][1] - q0["server"][1],
+            clients_udp_drops=q1["clients"][1] - q0["clients"][1],
+            not_connected=sum(1 for snap in s1 for st in snap["states"].values() if st != "connected"),
         )
+
+    def _udp(self) -> dict[str, tuple[int, int]]:
+        queues = udp_queues()
+        out = {}
+        for name, pids in (("server", [self.server.pid]), ("clients", [c.pid for c in self.clients])):
+            inodes = set().union(*(socket_inodes(p) for p in pids))
+            vals = [queues[i] for i in inodes if i in queues]
+            out[name] = (sum(v[0] for v in vals), sum(v[1] for v in vals))
+        return out
 
     @staticmethod
     def _audio_assigned(stats: dict[str, Any], pid: str, mid: str) -> bool:
@@ -415,6 +452,7 @@ def main() -> int:
     signal.alarm(hard_limit)
     started = time.monotonic()
     log(f"SFU bench ({'quick' if args.quick else 'full'}), {os.cpu_count()} cores, window {window:.0f} s")
+    log(f"code under test: {code_revision()}")
     log("pre-encoding the 640x360 15 fps VP8 clip")
     clip = encode_clip()
     kbps = sum(len(d) for d, _ in clip) * 8 * 15 / len(clip) / 1000
@@ -483,6 +521,26 @@ def main() -> int:
     print(f"RESULT town_hall_min_fps={_fmt(hall_extra['kiosk_min_fps'], 2)}")
     print(f"RESULT forward_delay_p95_ms={_fmt(fwd_p95, 3)}")
     return 0
+
+
+def code_revision() -> str:
+    """Commit of the checkout and whether server/sfu has uncommitted changes."""
+    import subprocess
+
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "server/sfu"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}{' + uncommitted changes in server/sfu' if dirty else ''}"
 
 
 def _fmt(v: float | None, digits: int = 2) -> str:

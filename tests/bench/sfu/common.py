@@ -195,3 +195,34 @@ class ChildHandle:
 
 def now() -> float:
     return time.monotonic()
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """Inodes of the sockets a process holds open."""
+    out: set[int] = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                out.add(int(target[8:-1]))
+    except OSError:
+        pass
+    return out
+
+
+def udp_queues() -> dict[int, tuple[int, int]]:
+    """inode -> (bytes waiting in the receive queue, datagrams dropped so far), from /proc/net/udp.
+
+    The kernel queue is where a CPU-starved process's backlog builds up before
+    its event loop reads the socket (invisible to in-process timings)."""
+    out: dict[int, tuple[int, int]] = {}
+    with open("/proc/net/udp", encoding="ascii") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            rx = int(parts[4].split(":")[1], 16)
+            out[int(parts[9])] = (rx, int(parts[12]))
+    return out

@@ -126,7 +126,7 @@ async def _setup(mode: str) -> Handler:
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
     from aiortc.contrib.media import MediaRelay
 
-    from server.sfu import ParticipantConnected, Sfu, SfuConfig
+    from server.sfu import ParticipantConnected, ParticipantLeft, Sfu, SfuConfig
     from server.sfu import aiortc_internals as ai
 
     recorder = DelayRecorder()
@@ -134,6 +134,7 @@ async def _setup(mode: str) -> Handler:
     lag = LoopLag()
     lag.task = asyncio.get_running_loop().create_task(lag.run())
     connected: set[str] = set()
+    left: dict[str, str] = {}  # participant -> reason, from ParticipantLeft events
     room = "bench"
 
     sfu: Sfu | None = None
@@ -149,6 +150,8 @@ async def _setup(mode: str) -> Handler:
         def on_event(ev: Any) -> None:
             if isinstance(ev, ParticipantConnected):
                 connected.add(ev.participant_id)
+            elif isinstance(ev, ParticipantLeft):
+                left[ev.participant_id] = ev.reason
 
         sfu.subscribe(on_event)
     else:
@@ -218,7 +221,12 @@ async def _setup(mode: str) -> Handler:
             lag.take()
             return {"ok": True}
         if cmd == "stats":
-            out: dict[str, Any] = {"delay": recorder.take(), "lag": lag.take(), "slots": {}}
+            out: dict[str, Any] = {
+                "delay": recorder.take(),
+                "lag": lag.take(),
+                "slots": {},
+                "left": dict(left),
+            }
             if sfu is not None:
                 st = sfu.room_stats(room)
                 out["active_speaker"] = st.active_speaker

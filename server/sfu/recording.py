@@ -679,6 +679,9 @@ class RecordingSession:
                 self.detach(pid)
             self._put(("stop", datetime.now(UTC)), control=True)
         await asyncio.shield(self._done)
+        # The writer signalled completion as its last step; the join only waits
+        # for the thread function to return (microseconds).
+        self._thread.join(timeout=1.0)
         return self.files
 
     # -- taps (event loop, inside the publisher's receive loop) ---------------------------

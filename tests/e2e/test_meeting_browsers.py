@@ -9,9 +9,11 @@ import re
 import pytest
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, Page, expect
+from yarl import URL
 
 from tests.conftest import TEST_PASSWORD, World
 from tests.e2e.conftest import screenshot_path
+from tests.signaling.signaling_kit import Participant, session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
@@ -32,6 +34,16 @@ async () => {
   return JSON.stringify(out);
 }
 """
+
+
+class _Server:
+    """The live server's base URL where the signaling kit expects an aiohttp TestClient."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def make_url(self, path: str) -> URL:
+        return URL(self.base + path)
 
 
 async def _stats(page: Page) -> dict[str, dict[str, int]]:
@@ -172,6 +184,30 @@ async def test_three_browsers_see_and_hear_each_other(
     await official.wait_for_timeout(1000)  # let the videos paint before the screenshots
     await official.screenshot(path=screenshot_path("meeting-official.png"))
     await kiosk_a.screenshot(path=screenshot_path("meeting-kiosk.png"))
+
+    # A fourth, loud participant (an aiortc peer through the same signaling): the kiosks have only
+    # two video tiles for three others, so their pages ask the SFU to keep the speaker on screen.
+    server = _Server(live_server)
+    loud = Participant("loud", server, cookie=await session_cookie(server, "admin"))  # type: ignore[arg-type]
+    try:
+        await loud.connect()
+        await loud.join(room_id)
+        await loud.publish(110, 12000, video_slots=0, audio_slots=0)
+        for kiosk in (kiosk_a, kiosk_b):
+            await kiosk.wait_for_function(
+                """(pid) => {
+                  const m = window.maeulMeeting;
+                  const slots = m.slotMap();
+                  const videoMids = m.pc.getTransceivers()
+                    .filter((t) => t.receiver.track.kind === 'video').map((t) => t.mid);
+                  return m.speaker === pid && videoMids.some((mid) => slots[mid] === pid);
+                }""",
+                arg=loud.pid,
+                timeout=30000,
+            )
+    finally:
+        await loud.close()
+    await expect(official.locator(".tile:not(.self):not([hidden])")).to_have_count(2, timeout=15000)
 
     # Leaving: the kiosk goes back to its home and drops off the official's page.
     await kiosk_a.click('[data-action="leave"]')

@@ -53,6 +53,8 @@ export class Meeting {
     this.generation = 0;
     this.ended = false;
     this.retryTimer = null;
+    this.soundBlocked = false;
+    this.sentVisible = 'null';
   }
 
   status(key) {
@@ -96,7 +98,6 @@ export class Meeting {
     });
     socket.on('active_speaker', ({ participant_id: speaker }) => {
       this.speaker = speaker;
-      this.followSpeaker();
       this.render();
     });
     socket.on('video_demand', ({ wanted }) => {
@@ -108,7 +109,11 @@ export class Meeting {
     socket.on('room_closed', () => this.end('closed'));
     socket.on('revoked', () => this.end('closed'));
     socket.on('error', (error) => console.warn('meeting error', error));
-    document.addEventListener('click', () => this.tiles.resumeAudio());
+    document.addEventListener('click', () => {
+      this.tiles.resumeAudio();
+      this.soundBlocked = false;
+      this.render();
+    });
   }
 
   async join() {
@@ -170,7 +175,11 @@ export class Meeting {
     });
     pc.addEventListener('track', ({ track, transceiver }) => {
       if (track.kind === 'video') this.tiles.addVideoSlot(transceiver.mid, track);
-      else this.tiles.addAudioSlot(transceiver.mid, track, () => this.status('sound_blocked'));
+      else
+        this.tiles.addAudioSlot(transceiver.mid, track, () => {
+          this.soundBlocked = true;
+          this.render();
+        });
       this.render();
     });
     pc.addEventListener('connectionstatechange', () => {
@@ -201,23 +210,35 @@ export class Meeting {
     }
     this.videoSender = null;
     this.slots = {};
+    this.sentVisible = 'null'; // a new participant starts with the SFU's default
     this.tiles.clearRemote();
   }
 
   render() {
     const self = this.people.get(this.pid) || { audio_muted: this.audioMuted, video_muted: this.videoMuted };
-    const shown = this.tiles.render(this.slots, this.people, this.pid, this.speaker, self);
+    this.tiles.render(this.slots, this.people, this.pid, this.speaker, self);
     if (this.ended || !this.pc) return;
     const others = [...this.people.keys()].filter((id) => id !== this.pid).length;
-    this.status(others === 0 ? 'waiting' : shown > 0 || others > 0 ? 'connected' : 'connecting');
+    if (this.soundBlocked) this.status('sound_blocked');
+    else this.status(others === 0 ? 'waiting' : 'connected');
+    this.updateVisible();
   }
 
-  // Fewer video slots than people (kiosks): keep the active speaker on screen.
-  followSpeaker() {
+  // Fewer video slots than people (kiosks): ask for the active speaker first, then whoever is
+  // already on screen, then everybody else (so a free slot is filled when someone leaves).
+  // With enough slots, the SFU's default (everyone, in join order) is used.
+  updateVisible() {
+    if (!this.pc || !this.pid) return;
     const others = [...this.people.keys()].filter((id) => id !== this.pid);
-    if (!this.pc || !this.speaker || this.speaker === this.pid || others.length <= this.videoSlots) return;
-    const shown = Object.values(this.slots).filter((id) => id && id !== this.speaker);
-    const wanted = [this.speaker, ...shown.filter((id) => others.includes(id))].slice(0, this.videoSlots);
+    let wanted = null;
+    if (others.length > this.videoSlots) {
+      const shown = Object.values(this.slots).filter((id) => id && others.includes(id));
+      const first = this.speaker && others.includes(this.speaker) ? [this.speaker] : [];
+      wanted = [...new Set([...first, ...shown, ...others])];
+    }
+    const key = JSON.stringify(wanted);
+    if (key === this.sentVisible) return;
+    this.sentVisible = key;
     call(this.socket, 'visible', { publisher_ids: wanted }).catch((e) => console.warn('visible', e));
   }
 

@@ -155,3 +155,50 @@ def test_kiosk_voice_request_answered_by_official_and_read_at_kiosk(tmp_path: Pa
         finally:
             browser.close()
     assert errors == []
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_kiosk_video_request_is_stored_as_video(tmp_path: Path) -> None:
+    """The camera path: Chromium's MediaRecorder (VP8/Opus WebM) passes the server-side probe."""
+    errors: list[str] = []
+    with running(tmp_path) as server, playwright_sync.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="en-GB")
+            kiosk = context.new_page()
+            kiosk.on("pageerror", lambda exc: errors.append(str(exc)))
+            kiosk.goto(f"{server.base_url}/kiosk/enroll?code={server.seeded.browser_enroll_code}")
+            kiosk.click("button[type=submit]")
+            kiosk.wait_for_url(re.compile(r"/kiosk$"))
+            kiosk.goto(f"{server.base_url}/kiosk/request?lang=en")
+            assert kiosk.locator("#kind-title").inner_text() == "What is it about?"
+            kiosk.click("[data-kind=suggestion]")
+            kiosk.click("[data-department='']")
+            kiosk.click("[data-record=video]")
+            expect(kiosk.locator("[data-part=preview]")).to_be_visible()
+            expect(kiosk.locator("[data-part=elapsed]")).to_have_text(
+                re.compile(r"^0:0[2-9]$"), timeout=10000
+            )
+            kiosk.click("[data-action=stop]")
+            expect(kiosk.locator("[data-part=playback-video]")).to_be_visible()
+            kiosk.click("[data-action=next]")
+            for digit in "01055556666":
+                kiosk.click(f"[data-keypad=phone] [data-key='{digit}']")
+            kiosk.click("[data-keypad=phone] [data-key=ok]")
+            kiosk.click("[data-public=true]")
+            kiosk.click("[data-action=send]")
+            kiosk.locator("[data-screen=receipt]").wait_for(state="visible", timeout=20000)
+
+            admin = browser.new_context().new_page()
+            admin.request.post(
+                f"{server.base_url}/api/v1/session", data={"username": "admin", "password": PASSWORD}
+            )
+            listing = admin.request.get(f"{server.base_url}/api/v1/petitions").json()["petitions"]
+            (petition,) = listing
+            assert petition["department_id"] is None and petition["is_public"] is True
+            (message,) = petition["media"]
+            assert message["has_video"] is True and message["content_type"] == "video/webm"
+            assert 1.0 <= message["duration_s"] <= 180.5
+        finally:
+            browser.close()
+    assert errors == []

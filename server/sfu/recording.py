@@ -604,7 +604,11 @@ class RecordingSession:
         self.sidecar_path = self._unique(f"{safe_name(room_id)}-{stamp}", ".json")
         self._reserved.add(self.sidecar_path)
         self._loop = loop
-        self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue(QUEUE_MAX_ITEMS)
+        # Unbounded so control messages never block the event loop; RTP items are
+        # bounded by _enqueued - _dequeued (each counter written by one thread only).
+        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._enqueued = 0  # RTP items put by the taps (event loop)
+        self._dequeued = 0  # RTP items taken by the writer thread
         self._attached: dict[str, _Attached] = {}  # participant id -> taps (event loop only)
         self._keys = 0
         self.marks: list[Mark] = []
@@ -641,7 +645,7 @@ class RecordingSession:
         kinds: tuple[Kind, ...] = tuple(k for k in KINDS if k in streams)
         path = self._unique(f"{safe_name(p.id)}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}", ".webm")
         self._reserved.add(path)
-        self._put(("open", key, p.id, path, kinds, time.monotonic(), datetime.now(UTC)), control=True)
+        self._put(("open", key, p.id, path, kinds, time.monotonic(), datetime.now(UTC)))
         for kind, stream in streams.items():
             tap = self._make_tap(key, kind)
             att.taps[kind] = tap
@@ -660,7 +664,7 @@ class RecordingSession:
             stream = att.streams[kind]
             if tap in stream.taps:
                 stream.taps.remove(tap)
-        self._put(("close", att.key, time.monotonic()), control=True)
+        self._put(("close", att.key, time.monotonic()))
 
     def mark(self, label: str) -> Mark:
         if not self.active:
@@ -668,7 +672,7 @@ class RecordingSession:
         now = time.monotonic()
         m = Mark(label=label, at=datetime.now(UTC), offset=now - self._origin)
         self.marks.append(m)
-        self._put(("mark", m, now), control=True)
+        self._put(("mark", m, now))
         return m
 
     async def stop(self) -> list[RecordedFile]:
@@ -677,7 +681,7 @@ class RecordingSession:
             self.active = False
             for pid in list(self._attached):
                 self.detach(pid)
-            self._put(("stop", datetime.now(UTC)), control=True)
+            self._put(("stop", datetime.now(UTC)))
         await asyncio.shield(self._done)
         # The writer signalled completion as its last step; the join only waits
         # for the thread function to return (microseconds).
@@ -686,34 +690,34 @@ class RecordingSession:
 
     # -- taps (event loop, inside the publisher's receive loop) ---------------------------
     def _make_tap(self, key: int, kind: Kind) -> Callable[[InboundStream, ai.RtpPacket], None]:
-        put = self._queue.put_nowait
+        put = self._queue.put
 
         def tap(stream: InboundStream, packet: ai.RtpPacket) -> None:
-            try:
-                put(
-                    (
-                        "rtp",
-                        key,
-                        kind,
-                        _Rtp(
-                            packet.ssrc,
-                            packet.sequence_number,
-                            packet.timestamp,
-                            bool(packet.marker),
-                            packet.payload,
-                            time.monotonic(),
-                        ),
-                    )
-                )
-            except queue.Full:
+            if self._enqueued - self._dequeued >= QUEUE_MAX_ITEMS:
+                # the writer is stuck (disk stall): drop for the recording only
                 self.dropped_packets += 1
+                return
+            self._enqueued += 1
+            put(
+                (
+                    "rtp",
+                    key,
+                    kind,
+                    _Rtp(
+                        packet.ssrc,
+                        packet.sequence_number,
+                        packet.timestamp,
+                        bool(packet.marker),
+                        packet.payload,
+                        time.monotonic(),
+                    ),
+                )
+            )
 
         return tap
 
-    def _put(self, item: tuple[Any, ...], control: bool = False) -> None:
-        # Control messages must not be lost: block briefly if the queue is full
-        # (the writer drains it quickly; this only happens under disk stalls).
-        self._queue.put(item, timeout=5.0 if control else None)
+    def _put(self, item: tuple[Any, ...]) -> None:
+        self._queue.put(item)  # control messages: never dropped, never blocking
 
     def _request_keyframe(self, key: int) -> None:
         for att in self._attached.values():
@@ -747,6 +751,7 @@ class RecordingSession:
                 item = self._queue.get()
                 op = item[0]
                 if op == "rtp":
+                    self._dequeued += 1
                     _, key, kind, pkt = item
                     w = writers.get(key)
                     if w is None or w.failed or w.closed:

@@ -17,7 +17,7 @@ import aiortc.rtcrtpreceiver
 import av
 import pytest
 
-from server.sfu import InvalidState, RecordedFile, Sfu
+from server.sfu import InvalidState, RecordedFile, Sfu, recording
 from server.sfu import aiortc_internals as ai
 from tests.sfu.sfu_testkit import LUMA, Client, join, sees_video, server_pcs, wait_until
 
@@ -230,9 +230,15 @@ async def test_recording_decodes_nothing_on_the_server(
         o for o in gc.get_objects() if isinstance(o, av.CodecContext) and o.is_decoder and o.is_open
     ]
     assert open_decoders == []
-    # the recorder's own output streams: mux-only, or an unopened context carrying parameters
-    contexts = [o for o in gc.get_objects() if isinstance(o, av.CodecContext) and not o.is_open]
-    assert all(not c.is_decoder for c in contexts)
+    # the recorder's own output streams: mux-only (no codec context), or an unopened
+    # encoder-side context that only carries the Opus parameters (CodecPrivate)
+    writers = [o for o in gc.get_objects() if isinstance(o, recording._FileWriter)]
+    assert {w.participant_id for w in writers} == {"a", "b"}
+    for w in writers:
+        assert set(w._streams) == {"audio", "video"}
+        assert w._streams["video"].codec_context is None
+        ctx = w._streams["audio"].codec_context
+        assert ctx is not None and not ctx.is_open and not ctx.is_decoder
 
     files = await sfu.stop_recording("r")
     assert created == []
@@ -259,3 +265,28 @@ async def test_closing_the_room_finishes_the_recording(
     info = inspect(files[0].path, video_frames=2)
     assert info.video_sizes == [(640, 360)] * 2
     assert json.loads(session.sidecar_path.read_text(encoding="utf-8"))["ended_at"] is not None
+
+
+async def test_a_write_error_stops_the_recording_but_not_forwarding(
+    sfu: Sfu, make_client: Callable[..., Client], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sfu.open_room("r")
+    a = await join(sfu, make_client, "a", luma=LUMA["a"], amplitude=5000, video_slots=1)
+    b = await join(sfu, make_client, "b", luma=LUMA["b"], amplitude=5000, video_slots=1)
+    await wait_until(lambda: sees_video(a, "b") and sees_video(b, "a"), 10, "a and b see each other")
+    directory = tmp_path / "rec"
+    session = sfu.start_recording("r", directory)
+    # A real filesystem error: the directory disappears (a file takes its name)
+    # before the first file is opened, which needs packets, so after an await.
+    for child in directory.iterdir():
+        child.unlink()
+    directory.rmdir()
+    directory.write_text("not a directory")
+    inbound = sfu._room("r").participants["a"].inbound
+    await wait_until(lambda: not any(s.taps for s in inbound.values()), 10, "the recording stopped itself")
+    assert "recording of a failed" in caplog.text
+    frames = b.log(b.slot_of("a", "video")).frames
+    await wait_until(lambda: b.log(b.slot_of("a", "video")).frames > frames + 5, 10, "forwarding continues")
+    assert await sfu.stop_recording("r") == []
+    assert not recorder_threads()
+    assert session.files == []

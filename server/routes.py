@@ -7,6 +7,7 @@ from aiohttp import web
 from server.auth import views as auth_views
 from server.duty import routes as duty_routes
 from server.kiosks import views as kiosk_views
+from server.meetings import routes as meetings_routes
 from server.notices import routes as notices_routes
 from server.petitions import routes as petitions_routes
 from server.rendering import STATIC_DIR
@@ -43,5 +44,6 @@ def setup_routes(app: web.Application) -> None:
     notices_routes.setup_routes(app)
     duty_routes.setup_routes(app)
     rooms_routes.setup_routes(app)
+    meetings_routes.setup_routes(app)
 
     r.add_static("/static/", STATIC_DIR, append_version=True, name="static")

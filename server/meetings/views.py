@@ -1,0 +1,816 @@
+"""Meetings over HTTP: the JSON API (``/api/v1/meetings…``), the admin pages, the record page and its
+exports, the iCalendar feeds, and the kiosk's upcoming-meetings list."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import logging
+from typing import Any, Literal
+
+from aiohttp import web
+from multidict import MultiDictProxy
+from pydantic import AwareDatetime, Field
+from sqlalchemy import select
+
+from server.auth.models import Account
+from server.auth.roles import Principal, Role
+from server.db import transaction, utcnow
+from server.errors import AppError, BadRequest, Conflict, Forbidden, NotFound
+from server.geo.models import Village
+from server.keys import LOCALE, MEETINGS, PRINCIPAL, SESSIONMAKER
+from server.kiosks.models import Kiosk
+from server.meetings import ics, service
+from server.meetings.models import Meeting
+from server.meetings.record import record_csv_rows, record_data
+from server.petitions.models import Petition
+from server.petitions.service import OPEN_STATUSES
+from server.rendering import render
+from server.routing import allow
+from server.timeutil import SEOUL, format_local
+from server.validation import Input, json_body
+
+log = logging.getLogger(__name__)
+
+MAX_IDS = 500
+TEXT_MAX = 20000
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+class MeetingInput(Input):
+    title: str = Field(min_length=1, max_length=service.TITLE_MAX)
+    purpose: str = Field(default="", max_length=4000)
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    chair_id: int = Field(ge=1)
+    official_ids: list[int] = Field(default_factory=list, max_length=MAX_IDS)
+    village_ids: list[int] = Field(default_factory=list, max_length=MAX_IDS)
+    join_mode: Literal["auto", "touch"] = "touch"
+    lobby_mode: Literal["wait", "auto_admit"] = "auto_admit"
+
+
+class MeetingPatch(Input):
+    title: str | None = Field(default=None, min_length=1, max_length=service.TITLE_MAX)
+    purpose: str | None = Field(default=None, max_length=4000)
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    chair_id: int | None = Field(default=None, ge=1)
+    official_ids: list[int] | None = Field(default=None, max_length=MAX_IDS)
+    village_ids: list[int] | None = Field(default=None, max_length=MAX_IDS)
+    join_mode: Literal["auto", "touch"] | None = None
+    lobby_mode: Literal["wait", "auto_admit"] | None = None
+
+
+class TransitionInput(Input):
+    action: Literal["start", "end", "cancel", "close_record"]
+    reason: str = Field(default="", max_length=2000)
+    apply_decisions: bool = True
+
+
+class AgendaInput(Input):
+    title: str | None = Field(default=None, min_length=1, max_length=service.TITLE_MAX)
+    from_petition_id: int | None = Field(default=None, ge=1)
+    planned_minutes: int = Field(default=10, ge=1, le=600)
+    presenter_id: int | None = Field(default=None, ge=1)
+    petition_ids: list[int] = Field(default_factory=list, max_length=50)
+    position: int | None = Field(default=None, ge=1)
+
+
+class AgendaPatch(Input):
+    title: str | None = Field(default=None, min_length=1, max_length=service.TITLE_MAX)
+    planned_minutes: int | None = Field(default=None, ge=1, le=600)
+    presenter_id: int | None = Field(default=None, ge=1)
+    petition_ids: list[int] | None = Field(default=None, max_length=50)
+    position: int | None = Field(default=None, ge=1)
+
+
+class MinutesInput(Input):
+    notes: str | None = Field(default=None, max_length=TEXT_MAX)
+    decisions: str | None = Field(default=None, max_length=TEXT_MAX)
+
+
+class ActionItemInput(Input):
+    text: str = Field(min_length=1, max_length=2000)
+    owner_id: int | None = Field(default=None, ge=1)
+    due_date: dt.date | None = None
+
+
+class ResidentsInput(Input):
+    count: int = Field(ge=0, le=500)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _principal(request: web.Request) -> Principal:
+    principal = request[PRINCIPAL]
+    assert principal is not None
+    return principal
+
+
+def _id(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 9:
+        raise BadRequest(f"{name} must be a positive integer", code="invalid_id")
+    return int(raw)
+
+
+def _form_ids(form: MultiDictProxy[Any], name: str) -> tuple[int, ...]:
+    values = [str(v) for v in form.getall(name, [])]
+    if len(values) > MAX_IDS or not all(v.isdigit() and len(v) <= 9 for v in values):
+        raise BadRequest(f"{name} must be ids", code="validation_failed", details=[{"field": name}])
+    return tuple(int(v) for v in values)
+
+
+def _form_int(form: MultiDictProxy[Any], name: str, *, required: bool = True) -> int | None:
+    raw = str(form.get(name) or "").strip()
+    if not raw and not required:
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise BadRequest(f"{name} must be a number", code="validation_failed", details=[{"field": name}])
+    return int(raw)
+
+
+def parse_local(value: str, field: str) -> dt.datetime:
+    """A ``datetime-local`` form value, read on Gangjin's clock (Asia/Seoul)."""
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise BadRequest(
+            f"{field} is not a date and time", code="invalid_time", details=[{"field": field}]
+        ) from exc
+    return parsed.replace(tzinfo=SEOUL) if parsed.tzinfo is None else parsed
+
+
+def local_input(value: dt.datetime) -> str:
+    return format_local(value, "%Y-%m-%dT%H:%M")
+
+
+_WEEKDAYS_KO = "월화수목금토일"
+
+
+def format_when(value: dt.datetime, locale: str) -> str:
+    """A start time as a resident reads it: ``3월 5일 (화) 오전 10:00`` / ``Tue 5 Mar, 10:00``."""
+    local = value.astimezone(SEOUL)
+    if locale == "ko":
+        half = "오전" if local.hour < 12 else "오후"
+        hour = local.hour % 12 or 12
+        weekday = _WEEKDAYS_KO[local.weekday()]
+        return f"{local.month}월 {local.day}일 ({weekday}) {half} {hour}:{local.minute:02d}"
+    return local.strftime("%a %-d %b, %H:%M")
+
+
+def meeting_json(meeting: Meeting) -> dict[str, Any]:
+    return {
+        "id": meeting.id,
+        "title": meeting.title,
+        "purpose": meeting.purpose,
+        "status": meeting.status,
+        "starts_at": meeting.starts_at.isoformat(),
+        "ends_at": meeting.ends_at.isoformat(),
+        "chair_id": meeting.chair_id,
+        "official_ids": [o.account_id for o in meeting.officials],
+        "village_ids": [v.village_id for v in meeting.villages],
+        "join_mode": meeting.join_mode,
+        "lobby_mode": meeting.lobby_mode,
+        "room_id": meeting.room_id,
+        "started_at": meeting.started_at.isoformat() if meeting.started_at else None,
+        "ended_at": meeting.ended_at.isoformat() if meeting.ended_at else None,
+        "cancelled_at": meeting.cancelled_at.isoformat() if meeting.cancelled_at else None,
+        "record_closed_at": meeting.record_closed_at.isoformat() if meeting.record_closed_at else None,
+        "agenda": [
+            {
+                "id": item.id,
+                "position": item.position,
+                "title": item.title,
+                "planned_minutes": item.planned_minutes,
+                "presenter_id": item.presenter_id,
+                "petition_ids": [p.petition_id for p in item.petitions],
+                "notes": item.notes,
+                "decisions": item.decisions,
+                "actions": [
+                    {
+                        "id": a.id,
+                        "text": a.text,
+                        "owner_id": a.owner_id,
+                        "due_date": a.due_date.isoformat() if a.due_date else None,
+                    }
+                    for a in item.actions
+                ],
+            }
+            for item in meeting.agenda
+        ],
+    }
+
+
+def _scheduled_json(result: service.ScheduleResult) -> dict[str, Any]:
+    return {
+        "meeting": meeting_json(result.meeting),
+        "villages_without_kiosk": list(result.villages_without_kiosk),
+    }
+
+
+async def _reload(session: Any, meeting_id: int) -> Meeting:
+    session.expire_all()
+    return await service.get_meeting(session, meeting_id)
+
+
+async def _managed(session: Any, principal: Principal, meeting_id: int, *, lock: bool = True) -> Meeting:
+    meeting = await service.get_visible(session, principal, meeting_id)
+    service.require_manager(principal, meeting)
+    if lock:
+        meeting = await service.get_meeting(session, meeting_id, lock=True)
+    return meeting
+
+
+async def _transition(
+    request: web.Request, meeting_id: int, data: TransitionInput
+) -> tuple[Meeting, service.CloseReport | None]:
+    principal = _principal(request)
+    report: service.CloseReport | None = None
+    room_to_close: int | None = None
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meeting = await _managed(session, principal, meeting_id)
+        if data.action == "start":
+            await service.start_meeting(session, principal, meeting)
+        elif data.action == "end":
+            await service.end_meeting(session, principal, meeting)
+            room_to_close = meeting.room_id
+        elif data.action == "cancel":
+            if principal.role is not Role.ADMIN:
+                raise Forbidden("only an administrator cancels a meeting", code="admin_only")
+            await service.cancel_meeting(session, principal, meeting, data.reason)
+        else:
+            report = await service.close_record(
+                session, principal, meeting, apply_decisions=data.apply_decisions
+            )
+        meeting = await _reload(session, meeting_id)
+    if room_to_close is not None:
+        # After the commit: everybody still in the room is told and disconnected.
+        await request.app[MEETINGS].close_room(room_to_close)
+    return meeting, report
+
+
+def _report_json(report: service.CloseReport | None) -> list[dict[str, Any]] | None:
+    if report is None:
+        return None
+    return [
+        {"petition_id": o.petition_id, "receipt_no": o.receipt_no, "outcome": o.outcome, "detail": o.detail}
+        for o in report.outcomes
+    ]
+
+
+# --- JSON API -------------------------------------------------------------------------------------
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def api_list(request: web.Request) -> web.Response:
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meetings = await service.list_meetings(session, _principal(request))
+        return web.json_response({"meetings": [meeting_json(m) for m in meetings]})
+
+
+@allow(Role.ADMIN)
+async def api_create(request: web.Request) -> web.Response:
+    data = await json_body(request, MeetingInput)
+    draft = service.MeetingDraft(
+        title=data.title,
+        purpose=data.purpose,
+        starts_at=data.starts_at,
+        ends_at=data.ends_at,
+        chair_id=data.chair_id,
+        official_ids=tuple(data.official_ids),
+        village_ids=tuple(data.village_ids),
+        join_mode=data.join_mode,
+        lobby_mode=data.lobby_mode,
+    )
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        result = await service.schedule_meeting(session, _principal(request), draft)
+        meeting = await _reload(session, result.meeting.id)
+        body = _scheduled_json(service.ScheduleResult(meeting, result.villages_without_kiosk))
+    return web.json_response(body, status=201)
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def api_get(request: web.Request) -> web.Response:
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meeting = await service.get_visible(session, _principal(request), _id(request, "meeting_id"))
+        return web.json_response({"meeting": meeting_json(meeting)})
+
+
+@allow(Role.ADMIN)
+async def api_patch(request: web.Request) -> web.Response:
+    data = await json_body(request, MeetingPatch)
+    meeting_id = _id(request, "meeting_id")
+    changes = service.MeetingChanges(
+        title=data.title,
+        purpose=data.purpose,
+        starts_at=data.starts_at,
+        ends_at=data.ends_at,
+        chair_id=data.chair_id,
+        official_ids=tuple(data.official_ids) if data.official_ids is not None else None,
+        village_ids=tuple(data.village_ids) if data.village_ids is not None else None,
+        join_mode=data.join_mode,
+        lobby_mode=data.lobby_mode,
+    )
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meeting = await service.get_meeting(session, meeting_id, lock=True)
+        result = await service.update_meeting(session, _principal(request), meeting, changes)
+        meeting = await _reload(session, meeting_id)
+        body = _scheduled_json(service.ScheduleResult(meeting, result.villages_without_kiosk))
+    return web.json_response(body)
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def api_transition(request: web.Request) -> web.Response:
+    data = await json_body(request, TransitionInput)
+    meeting, report = await _transition(request, _id(request, "meeting_id"), data)
+    body: dict[str, Any] = {"meeting": meeting_json(meeting)}
+    if report is not None:
+        body["petitions"] = _report_json(report)
+    return web.json_response(body)
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def api_add_agenda(request: web.Request) -> web.Response:
+    data = await json_body(request, AgendaInput)
+    meeting_id = _id(request, "meeting_id")
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meeting = await _managed(session, _principal(request), meeting_id)
+        if data.from_petition_id is not None:
+            item = await service.add_item_from_petition(
+                session, meeting, data.from_petition_id, planned_minutes=data.planned_minutes
+            )
+        elif data.title is not None:
+            item = await service.add_agenda_item(
+                session,
+                meeting,
+                data.title,
+                planned_minutes=data.planned_minutes,
+                presenter_id=data.presenter_id,
+                petition_ids=data.petition_ids,
+                position=data.position,
+            )
+        else:
+            raise BadRequest("an agenda item needs a title or a petition", code="validation_failed")
+        item_id = item.id
+        meeting = await _reload(session, meeting_id)
+        return web.json_response({"item_id": item_id, "meeting": meeting_json(meeting)}, status=201)
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def api_patch_agenda(request: web.Request) -> web.Response:
+    data = await json_body(request, AgendaPatch)
+    meeting_id, item_id = _id(request, "meeting_id"), _id(request, "item_id")
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meeting = await _managed(session, _principal(request), meeting_id)
+        await service.update_agenda_item(
+            session,
+            meeting,
+            item_id,
+            title=data.title,
+            planned_minutes=data.planned_minutes,
+            presenter_id=data.presenter_id,
+            petition_ids=data.petition_ids,
+        )
+        if data.position is not None:
+            await service.move_agenda_item(session, meeting, item_id, data.position)
+        meeting = await _reload(session, meeting_id)
+        return web.json_response({"meeting": meeting_json(meeting)})
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def api_delete_agenda(request: web.Request) -> web.Response:
+    meeting_id, item_id = _id(request, "meeting_id"), _id(request, "item_id")
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meeting = await _managed(session, _principal(request), meeting_id)
+        await service.delete_agenda_item(session, meeting, item_id)
+        meeting = await _reload(session, meeting_id)
+        return web.json_response({"meeting": meeting_json(meeting)})
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def api_minutes(request: web.Request) -> web.Response:
+    data = await json_body(request, MinutesInput)
+    meeting_id, item_id = _id(request, "meeting_id"), _id(request, "item_id")
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meeting = await _managed(session, _principal(request), meeting_id)
+        await service.write_minutes(session, meeting, item_id, notes=data.notes, decisions=data.decisions)
+        meeting = await _reload(session, meeting_id)
+        return web.json_response({"meeting": meeting_json(meeting)})
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def api_add_action(request: web.Request) -> web.Response:
+    data = await json_body(request, ActionItemInput)
+    meeting_id, item_id = _id(request, "meeting_id"), _id(request, "item_id")
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meeting = await _managed(session, _principal(request), meeting_id)
+        action = await service.add_action_item(
+            session, meeting, item_id, data.text, owner_id=data.owner_id, due_date=data.due_date
+        )
+        return web.json_response({"action_item_id": action.id}, status=201)
+
+
+async def _admission(request: web.Request) -> dict[str, Any]:
+    """200 with the room for an admitted caller; 409 when invited but not now; 403 otherwise."""
+    principal = _principal(request)
+    meeting_id = _id(request, "meeting_id")
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meeting = await service.get_meeting(session, meeting_id)
+        if await service.may_join_meeting(session, principal, meeting):
+            if meeting.room_id is None:
+                raise Conflict("the meeting has not opened its room yet", code="meeting_not_live")
+            prefix = "/kiosk/rooms/" if principal.role is Role.KIOSK else "/rooms/"
+            return {"may_join": True, "room_id": meeting.room_id, "url": f"{prefix}{meeting.room_id}"}
+        invited = (
+            principal.village_id in {v.village_id for v in meeting.villages}
+            if principal.role is Role.KIOSK
+            else service.may_view(principal, meeting)
+        )
+        if invited:
+            raise Conflict(
+                f"the meeting is {meeting.status}",
+                code="meeting_not_live",
+                details={"status": meeting.status},
+            )
+        raise Forbidden("you are not invited to this meeting", code="not_invited")
+
+
+@allow(Role.ADMIN, Role.OFFICIAL, Role.KIOSK)
+async def api_admission(request: web.Request) -> web.Response:
+    return web.json_response(await _admission(request))
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def join_page(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther((await _admission(request))["url"])
+
+
+@allow(Role.KIOSK)
+async def kiosk_join_page(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther((await _admission(request))["url"])
+
+
+@allow(Role.KIOSK)
+async def api_residents(request: web.Request) -> web.Response:
+    data = await json_body(request, ResidentsInput)
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        presence = await service.set_residents_count(
+            session, _id(request, "meeting_id"), _principal(request), data.count
+        )
+        return web.json_response({"residents_count": presence.residents_count})
+
+
+def _kiosk_entry(meeting: Meeting, locale: str) -> dict[str, Any]:
+    live = meeting.status == "live"
+    return {
+        "id": meeting.id,
+        "title": meeting.title,
+        "purpose": meeting.purpose,
+        "when": format_when(meeting.starts_at, locale),
+        "starts_at": meeting.starts_at.isoformat(),
+        "live": live,
+        "join_mode": meeting.join_mode,
+        "join_url": f"/kiosk/meetings/{meeting.id}/join" if live else None,
+    }
+
+
+@allow(Role.KIOSK)
+async def api_kiosk_upcoming(request: web.Request) -> web.Response:
+    principal = _principal(request)
+    locale = request.get(LOCALE) or "ko"
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meetings = await service.upcoming_for_village(session, principal.village_id or 0)
+        return web.json_response({"meetings": [_kiosk_entry(m, locale) for m in meetings]})
+
+
+# --- iCalendar feeds ------------------------------------------------------------------------------
+
+
+def _ics_response(body: bytes, filename: str) -> web.Response:
+    return web.Response(
+        body=body,
+        content_type="text/calendar",
+        charset="utf-8",
+        headers={
+            "Content-Disposition": f'inline; filename="{filename}"',
+            "Cache-Control": "private, max-age=300",
+        },
+    )
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def official_ics(request: web.Request) -> web.Response:
+    principal = _principal(request)
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meetings = await service.feed_for_official(session, principal.id)
+        body = ics.build_calendar(
+            meetings,
+            name=f"마을 회의 · {principal.display_name}",
+            now=utcnow(),
+            base_url=f"{request.scheme}://{request.host}",
+            link_prefix="/meetings/",
+        )
+    return _ics_response(body, "meetings.ics")
+
+
+@allow(Role.KIOSK)
+async def kiosk_ics(request: web.Request) -> web.Response:
+    principal = _principal(request)
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meetings = await service.feed_for_village(session, principal.village_id or 0)
+        village = await session.get(Village, principal.village_id or 0)
+        name = f"마을 회의 · {village.full_name_ko if village else principal.display_name}"
+        body = ics.build_calendar(meetings, name=name, now=utcnow(), base_url="", link_prefix=None)
+    return _ics_response(body, "meetings.ics")
+
+
+# --- record ---------------------------------------------------------------------------------------
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def record_page(request: web.Request) -> web.Response:
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meeting = await service.get_visible(session, _principal(request), _id(request, "meeting_id"))
+        data = await record_data(session, meeting)
+        return render(request, "meetings/record.html", {"record": data, "meeting": meeting})
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def record_json(request: web.Request) -> web.Response:
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meeting = await service.get_visible(session, _principal(request), _id(request, "meeting_id"))
+        data = await record_data(session, meeting)
+    body = json.dumps(data, default=_json_default, ensure_ascii=False, indent=2)
+    return web.Response(
+        text=body,
+        content_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="meeting-{meeting.id}-record.json"'},
+    )
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def record_csv(request: web.Request) -> web.Response:
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meeting = await service.get_visible(session, _principal(request), _id(request, "meeting_id"))
+        data = await record_data(session, meeting)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for row in record_csv_rows(data):
+        writer.writerow(row)
+    # A byte-order mark so that spreadsheet programs open the Korean text as UTF-8.
+    return web.Response(
+        body=("\ufeff" + buffer.getvalue()).encode("utf-8"),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="meeting-{meeting.id}-record.csv"'},
+    )
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+# --- admin pages ----------------------------------------------------------------------------------
+
+
+async def _form_choices(session: Any) -> dict[str, Any]:
+    accounts = (
+        await session.scalars(
+            select(Account).where(Account.is_active.is_(True)).order_by(Account.display_name)
+        )
+    ).all()
+    villages = (await session.scalars(select(Village))).all()
+    villages = sorted(villages, key=lambda v: (v.division.name_ko, v.name_ko))
+    kiosks = (
+        await session.scalars(select(Kiosk).where(Kiosk.village_id.in_([v.id for v in villages])))
+    ).all()
+    active = {k.village_id for k in kiosks if k.is_active}
+    revoked = {k.village_id for k in kiosks if k.revoked_at is not None}
+    return {
+        "accounts": accounts,
+        "villages": villages,
+        "village_state": {
+            v.id: ("active" if v.id in active else "revoked" if v.id in revoked else "none") for v in villages
+        },
+    }
+
+
+async def _list_page(
+    request: web.Request, error: AppError | None = None, form: dict[str, Any] | None = None
+) -> web.Response:
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meetings = await service.list_meetings(session, _principal(request))
+        names = await service.account_names(session, {m.chair_id for m in meetings})
+        village_names = await service.village_names(
+            session, {v.village_id for m in meetings for v in m.villages}
+        )
+        context = {
+            "meetings": meetings,
+            "chair_names": names,
+            "village_names": village_names,
+            "error": error,
+            "form": form or {},
+            "local_input": local_input,
+            **await _form_choices(session),
+        }
+        return render(request, "meetings/admin_list.html", context, status=error.status if error else 200)
+
+
+@allow(Role.ADMIN)
+async def admin_list_page(request: web.Request) -> web.Response:
+    return await _list_page(request)
+
+
+@allow(Role.ADMIN)
+async def admin_create(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    values = {key: str(value) for key, value in form.items() if isinstance(value, str)}
+    try:
+        draft = service.MeetingDraft(
+            title=str(form.get("title") or ""),
+            purpose=str(form.get("purpose") or ""),
+            starts_at=parse_local(str(form.get("starts_at") or ""), "starts_at"),
+            ends_at=parse_local(str(form.get("ends_at") or ""), "ends_at"),
+            chair_id=_form_int(form, "chair_id") or 0,
+            official_ids=_form_ids(form, "official_ids"),
+            village_ids=_form_ids(form, "village_ids"),
+            join_mode=str(form.get("join_mode") or "touch"),
+            lobby_mode=str(form.get("lobby_mode") or "auto_admit"),
+        )
+        async with transaction(request.app[SESSIONMAKER]) as session:
+            result = await service.schedule_meeting(session, _principal(request), draft)
+            meeting_id = result.meeting.id
+    except (BadRequest, Conflict, NotFound) as exc:
+        values["official_ids"] = ",".join(str(v) for v in form.getall("official_ids", []))
+        values["village_ids"] = ",".join(str(v) for v in form.getall("village_ids", []))
+        return await _list_page(request, exc, values)
+    raise web.HTTPSeeOther(f"/admin/meetings/{meeting_id}")
+
+
+async def _edit_page(request: web.Request, meeting_id: int, error: AppError | None = None) -> web.Response:
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meeting = await service.get_meeting(session, meeting_id)
+        choices = await _form_choices(session)
+        linked = {p.petition_id for item in meeting.agenda for p in item.petitions}
+        open_petitions = (
+            await session.scalars(
+                select(Petition)
+                .where(Petition.status.in_(OPEN_STATUSES))
+                .order_by(Petition.received_at.desc())
+                .limit(200)
+            )
+        ).all()
+        context = {
+            "meeting": meeting,
+            "error": error,
+            "local_input": local_input,
+            "names": {a.id: a.display_name for a in choices["accounts"]},
+            "village_names": {v.id: v.full_name_ko for v in choices["villages"]},
+            "petitions": await service.petitions_by_id(session, linked),
+            "open_petitions": [p for p in open_petitions if p.id not in linked],
+            "official_ids": {o.account_id for o in meeting.officials},
+            "invited_village_ids": {v.village_id for v in meeting.villages},
+            **choices,
+        }
+        return render(request, "meetings/admin_edit.html", context, status=error.status if error else 200)
+
+
+@allow(Role.ADMIN)
+async def admin_edit_page(request: web.Request) -> web.Response:
+    return await _edit_page(request, _id(request, "meeting_id"))
+
+
+async def _admin_post(request: web.Request, work: Any, *, redirect: str | None = None) -> web.StreamResponse:
+    """Run one admin form action; on a refused action show the page again with the reason."""
+    meeting_id = _id(request, "meeting_id")
+    form = await request.post()
+    try:
+        await work(meeting_id, form)
+    except (BadRequest, Conflict, NotFound) as exc:
+        if isinstance(exc, NotFound) and exc.code == "meeting_not_found":
+            raise
+        return await _edit_page(request, meeting_id, exc)
+    if redirect is not None:
+        raise web.HTTPSeeOther(redirect)
+    anchor = str(form.get("anchor") or "")
+    safe = anchor.isascii() and anchor.replace("-", "").isalnum()
+    raise web.HTTPSeeOther(f"/admin/meetings/{meeting_id}" + (f"#{anchor}" if safe else ""))
+
+
+@allow(Role.ADMIN)
+async def admin_update(request: web.Request) -> web.StreamResponse:
+    async def work(meeting_id: int, form: MultiDictProxy[Any]) -> None:
+        async with transaction(request.app[SESSIONMAKER]) as session:
+            meeting = await service.get_meeting(session, meeting_id, lock=True)
+            if meeting.status == "live":
+                changes = service.MeetingChanges(
+                    ends_at=parse_local(str(form.get("ends_at") or ""), "ends_at")
+                )
+            else:
+                changes = service.MeetingChanges(
+                    title=str(form.get("title") or ""),
+                    purpose=str(form.get("purpose") or ""),
+                    starts_at=parse_local(str(form.get("starts_at") or ""), "starts_at"),
+                    ends_at=parse_local(str(form.get("ends_at") or ""), "ends_at"),
+                    chair_id=_form_int(form, "chair_id"),
+                    official_ids=_form_ids(form, "official_ids"),
+                    village_ids=_form_ids(form, "village_ids"),
+                    join_mode=str(form.get("join_mode") or meeting.join_mode),
+                    lobby_mode=str(form.get("lobby_mode") or meeting.lobby_mode),
+                )
+            await service.update_meeting(session, _principal(request), meeting, changes)
+
+    return await _admin_post(request, work)
+
+
+@allow(Role.ADMIN)
+async def admin_transition(request: web.Request) -> web.StreamResponse:
+    action = request.match_info["action"]
+    if action not in ("start", "end", "cancel", "close_record"):
+        raise NotFound("no such action", code="not_found")
+
+    async def work(meeting_id: int, form: MultiDictProxy[Any]) -> None:
+        data = TransitionInput(
+            action=action,  # type: ignore[arg-type]
+            reason=str(form.get("reason") or "")[:2000],
+            apply_decisions=form.get("apply_decisions") == "on",
+        )
+        await _transition(request, meeting_id, data)
+
+    record = f"/meetings/{_id(request, 'meeting_id')}/record" if action == "close_record" else None
+    return await _admin_post(request, work, redirect=record)
+
+
+@allow(Role.ADMIN)
+async def admin_add_agenda(request: web.Request) -> web.StreamResponse:
+    async def work(meeting_id: int, form: MultiDictProxy[Any]) -> None:
+        async with transaction(request.app[SESSIONMAKER]) as session:
+            meeting = await service.get_meeting(session, meeting_id, lock=True)
+            minutes = _form_int(form, "planned_minutes", required=False) or 10
+            petition_id = _form_int(form, "from_petition_id", required=False)
+            if petition_id is not None:
+                await service.add_item_from_petition(session, meeting, petition_id, planned_minutes=minutes)
+            else:
+                await service.add_agenda_item(
+                    session,
+                    meeting,
+                    str(form.get("title") or ""),
+                    planned_minutes=minutes,
+                    presenter_id=_form_int(form, "presenter_id", required=False),
+                    petition_ids=_form_ids(form, "petition_ids"),
+                )
+
+    return await _admin_post(request, work)
+
+
+@allow(Role.ADMIN)
+async def admin_agenda_action(request: web.Request) -> web.StreamResponse:
+    action = request.match_info["action"]
+    if action not in ("up", "down", "delete", "minutes", "actions"):
+        raise NotFound("no such action", code="not_found")
+    item_id = _id(request, "item_id")
+
+    async def work(meeting_id: int, form: MultiDictProxy[Any]) -> None:
+        async with transaction(request.app[SESSIONMAKER]) as session:
+            meeting = await service.get_meeting(session, meeting_id, lock=True)
+            item = next((i for i in meeting.agenda if i.id == item_id), None)
+            if item is None:
+                raise NotFound("no such agenda item", code="agenda_item_not_found")
+            if action in ("up", "down"):
+                await service.move_agenda_item(
+                    session, meeting, item_id, item.position - 1 if action == "up" else item.position + 1
+                )
+            elif action == "delete":
+                await service.delete_agenda_item(session, meeting, item_id)
+            elif action == "minutes":
+                await service.write_minutes(
+                    session,
+                    meeting,
+                    item_id,
+                    notes=str(form.get("notes") or "")[:TEXT_MAX],
+                    decisions=str(form.get("decisions") or "")[:TEXT_MAX],
+                )
+            else:
+                due = str(form.get("due_date") or "").strip()
+                try:
+                    due_date = dt.date.fromisoformat(due) if due else None
+                except ValueError as exc:
+                    raise BadRequest("due date is not a date", code="invalid_time") from exc
+                await service.add_action_item(
+                    session,
+                    meeting,
+                    item_id,
+                    str(form.get("text") or ""),
+                    owner_id=_form_int(form, "owner_id", required=False),
+                    due_date=due_date,
+                )
+
+    return await _admin_post(request, work)

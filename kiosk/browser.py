@@ -137,6 +137,10 @@ async def launch(spec: BrowserSpec, token: str) -> ChromiumHandle:
     return handle
 
 
+# Chromium's first DevTools answers can take a while on a slow or busy kiosk PC.
+STARTUP_TIMEOUT = 60.0
+
+
 async def _sign_in_and_open(handle: ChromiumHandle, spec: BrowserSpec, token: str) -> None:
     cdp = handle.cdp
     url = urlsplit(spec.server_url)
@@ -156,14 +160,24 @@ async def _sign_in_and_open(handle: ChromiumHandle, spec: BrowserSpec, token: st
                 }
             ]
         },
+        timeout=STARTUP_TIMEOUT,
     )
-    targets = await cdp.send("Target.getTargets")
+    targets = await cdp.send("Target.getTargets", timeout=STARTUP_TIMEOUT)
     pages = [t for t in targets.get("targetInfos", []) if t.get("type") == "page"]
     if pages:
         target_id = pages[0]["targetId"]
     else:
-        target_id = (await cdp.send("Target.createTarget", {"url": "about:blank"}))["targetId"]
-    attached = await cdp.send("Target.attachToTarget", {"targetId": target_id, "flatten": True})
+        target_id = (await cdp.send("Target.createTarget", {"url": "about:blank"}, timeout=STARTUP_TIMEOUT))[
+            "targetId"
+        ]
+    attached = await cdp.send(
+        "Target.attachToTarget", {"targetId": target_id, "flatten": True}, timeout=STARTUP_TIMEOUT
+    )
     handle.session_id = attached["sessionId"]
-    await cdp.send("Page.enable", session_id=handle.session_id)
-    await cdp.send("Page.navigate", {"url": spec.server_url + spec.page_path}, session_id=handle.session_id)
+    await cdp.send("Page.enable", session_id=handle.session_id, timeout=STARTUP_TIMEOUT)
+    await cdp.send(
+        "Page.navigate",
+        {"url": spec.server_url + spec.page_path},
+        session_id=handle.session_id,
+        timeout=STARTUP_TIMEOUT,
+    )

@@ -193,7 +193,7 @@ def build_document(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
 def foundation_endpoints() -> tuple[Endpoint, ...]:
     """The foundation's API, described here so the document covers every /api/v1 endpoint."""
     from server.auth.views import LoginInput
-    from server.kiosks.views import CreateKioskInput, EnrollInput
+    from server.kiosks.views import CreateKioskInput, EnrollInput, HeartbeatInput
 
     me = obj(
         {
@@ -276,13 +276,24 @@ def foundation_endpoints() -> tuple[Endpoint, ...]:
             tag="kiosks",
             response=obj({"kiosk": kiosk}, required=("kiosk",)),
         ),
+        Endpoint(
+            "post",
+            "/api/v1/kiosk/heartbeat",
+            "The kiosk agent's health report (every few seconds)",
+            ("kiosk",),
+            request=HeartbeatInput,
+            tag="kiosks",
+            response=obj({"status": {"type": "string"}}, required=("status",)),
+        ),
     )
 
 
 def all_endpoints() -> tuple[Endpoint, ...]:
+    from server.duty.openapi_spec import duty_endpoints
+    from server.notices.openapi_spec import notice_endpoints
     from server.petitions.openapi_spec import petition_endpoints
 
-    return foundation_endpoints() + petition_endpoints()
+    return foundation_endpoints() + petition_endpoints() + notice_endpoints() + duty_endpoints()
 
 
 @allow(PUBLIC)

@@ -215,7 +215,7 @@ async def test_real_chromium_opens_the_kiosk_page_signed_in_by_token(
     task = asyncio.create_task(supervisor.run(stop))
     beats = asyncio.create_task(heartbeat_loop(live_server, token, supervisor, tmp_path, stop, interval=0.2))
     try:
-        await _until(lambda: supervisor.current is not None, 30)
+        await _until(lambda: supervisor.current is not None, 90)
         browser = supervisor.current
         assert browser is not None
 
@@ -224,13 +224,13 @@ async def test_real_chromium_opens_the_kiosk_page_signed_in_by_token(
                 "document.querySelector('h1') && document.querySelector('h1').textContent"
             )  # type: ignore[attr-defined]
 
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(60):
             while await heading() != "안녕하세요. 무엇을 도와드릴까요?":
                 await asyncio.sleep(0.2)
         assert token not in str(await browser.evaluate("location.href + document.cookie"))  # type: ignore[attr-defined]
         # Killing the real browser brings a new one up.
         os.killpg(browser.process.pid, signal.SIGKILL)  # type: ignore[attr-defined]
-        await _until(lambda: supervisor.launches == 2 and supervisor.browser_alive(), 30)
+        await _until(lambda: supervisor.launches == 2 and supervisor.browser_alive(), 90)
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(task, beats), 30)

@@ -105,6 +105,10 @@ def test_schemathesis_finds_no_server_errors(tmp_path: Path) -> None:
             {"Authorization": f"Bearer {server.seeded.kiosk_token}"},
             "--include-tag",
             "kiosk petitions",
+            "--include-tag",
+            "notices",
+            "--include-tag",
+            "duty",
         )
         assert kiosk.returncode == 0, kiosk.stdout[-6000:] + kiosk.stderr[-2000:]
         headers = asyncio.run(_admin_headers(server))

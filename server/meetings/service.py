@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.auth.models import Account
 from server.auth.roles import Principal, Role
-from server.db import utcnow
+from server.db import transaction, utcnow
 from server.errors import BadRequest, Conflict, Forbidden, NotFound
 from server.geo.models import Village
 from server.kiosks.models import Kiosk
@@ -877,6 +878,28 @@ async def record_room_leave(
     """For the hub: a leave (or a dropped connection) in a room owned by a meeting."""
     meeting = await meeting_for_room(session, room_id)
     return None if meeting is None else await record_leave(session, meeting.id, principal, at=at)
+
+
+async def record_room_presence(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    room_id: int,
+    principal: Principal,
+    *,
+    present: bool,
+    at: dt.datetime | None = None,
+) -> None:
+    """One call for the signaling hub, in its own transaction: ``present=True`` when a participant's
+    media connection is up in ``room_id``, ``False`` when it left or was dropped. A room that no
+    meeting owns is ignored; a database failure is logged and never breaks the media plane."""
+    try:
+        async with transaction(sessionmaker) as session:
+            if present:
+                await record_room_join(session, room_id, principal, at=at)
+            else:
+                await record_room_leave(session, room_id, principal, at=at)
+    except SQLAlchemyError:
+        extra = {"room_id": room_id, "participant": principal.audit_label}
+        log.exception("attendance not recorded", extra=extra)
 
 
 async def attendance_of(session: AsyncSession, meeting_id: int) -> Sequence[Attendance]:

@@ -335,3 +335,31 @@ async def test_register_recording(world: World, sessionmaker: Maker) -> None:
         assert [r.path for r in await service.recordings_of(session, meeting_id)] == [
             "recordings/meeting-1/mix.webm"
         ]
+
+
+async def test_hub_presence_hook_records_only_rooms_that_a_meeting_owns(
+    world: World, sessionmaker: Maker, kiosk_a: KioskRef
+) -> None:
+    meeting_id = await schedule(sessionmaker, world)
+    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
+        meeting = await service.get_meeting(session, meeting_id)
+        await service.start_meeting(session, admin_principal(world), meeting, now=START)
+        room_id = meeting.room_id
+        assert room_id is not None
+        from server.rooms import service as rooms
+
+        plain = await rooms.create_room(session, admin_principal(world), "임시 방", rooms.Invitees())
+    await service.record_room_presence(sessionmaker, room_id, kiosk_a.principal, present=True, at=START)  # type: ignore[arg-type]
+    await service.record_room_presence(sessionmaker, plain.id, kiosk_a.principal, present=True, at=START)  # type: ignore[arg-type]
+    await service.record_room_presence(
+        sessionmaker,  # type: ignore[arg-type]
+        room_id,
+        kiosk_a.principal,
+        present=False,
+        at=START + dt.timedelta(minutes=5),
+    )
+    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
+        presences = await service.attendance_of(session, meeting_id)
+        assert [(p.kiosk_id, p.joined_at, p.left_at) for p in presences] == [
+            (kiosk_a.id, START, START + dt.timedelta(minutes=5))
+        ]

@@ -130,3 +130,68 @@ async def test_admin_schedules_a_meeting_and_the_record_renders(
     async with transaction(sessionmaker) as session:
         petition = await session.get(Petition, petition_id)
         assert petition is not None and petition.status == "answered"
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+async def test_kiosk_home_lists_its_villages_meetings_accessibly(
+    browser: Browser, live_server: str, world: World, sessionmaker: Any
+) -> None:
+    from server.kiosks import service as kiosks
+    from tests.e2e.test_kiosk_accessibility import check
+
+    async with transaction(sessionmaker) as session:
+        issued = await kiosks.create_kiosk(
+            session,
+            village_id=world.village_ids[0],
+            label="남성리 마을회관",
+            code_lifetime=dt.timedelta(hours=1),
+        )
+        admin = Principal(Role.ADMIN, world.admin_id, "관리자")
+        now = dt.datetime.now(dt.UTC)
+        live = await service.schedule_meeting(
+            session,
+            admin,
+            service.MeetingDraft(
+                title="겨울철 경로당 난방 회의",
+                starts_at=now - dt.timedelta(minutes=5),
+                ends_at=now + dt.timedelta(hours=1),
+                chair_id=world.official_id,
+                village_ids=(world.village_ids[0],),
+            ),
+        )
+        await service.start_meeting(session, admin, live.meeting)
+        await service.schedule_meeting(
+            session,
+            admin,
+            service.MeetingDraft(
+                title="마을 안길 정비 주민 회의",
+                starts_at=START,
+                ends_at=START + dt.timedelta(hours=1),
+                chair_id=world.official_id,
+                village_ids=(world.village_ids[0], world.village_ids[1]),
+            ),
+        )
+        await service.schedule_meeting(
+            session,
+            admin,
+            service.MeetingDraft(
+                title="다른 마을 회의",
+                starts_at=START,
+                ends_at=START + dt.timedelta(hours=1),
+                chair_id=world.official_id,
+                village_ids=(world.village_ids[2],),
+            ),
+        )
+    context = await browser.new_context(viewport={"width": 1920, "height": 1080}, locale="ko-KR")
+    page = await context.new_page()
+    await page.goto(f"{live_server}/kiosk/enroll?code={issued.code}")
+    await page.click("button[type=submit]")
+    meetings = page.locator(".kiosk-meeting")
+    await expect(meetings).to_have_count(2)
+    await expect(meetings.nth(0)).to_contain_text("지금 회의 중")
+    await expect(meetings.nth(0).locator("a.kiosk-meeting-join")).to_have_text("지금 참여하기")
+    await expect(meetings.nth(1)).to_contain_text("3월 5일 (화) 오전 10:00")
+    await expect(page.locator("main")).not_to_contain_text("다른 마을 회의")
+    assert await check(page, f"{live_server}/kiosk") == []
+    await page.screenshot(path=screenshot_path("kiosk-upcoming-meetings.png"), full_page=True)
+    await context.close()

@@ -74,6 +74,8 @@ async def test_admin_schedules_a_meeting_and_the_record_renders(
     await expect(titles.nth(1)).to_have_text("가로등 설치 위치")
     await expect(titles.nth(2)).to_contain_text(receipt)
 
+    await page.screenshot(path=screenshot_path("admin-meeting-agenda.png"), full_page=True)
+
     # The meeting is run at its scheduled time (the media plane's join/leave events are recorded
     # through the same service functions the hub will call).
     async with transaction(sessionmaker) as session:

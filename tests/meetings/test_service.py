@@ -16,6 +16,7 @@ from server.kiosks import service as kiosks
 from server.meetings import service
 from server.meetings.models import Meeting
 from server.petitions.models import Petition, PetitionEvent
+from server.rendering import make_environment
 from server.rooms.models import Room
 from tests.conftest import World
 from tests.meetings.conftest import (
@@ -311,6 +312,10 @@ async def test_closing_the_record_answers_linked_petitions_through_the_petitions
         assert events[-1].details == {"meeting_id": meeting_id, "agenda_item_id": road.id}
         refs = await service.meetings_for_petition(session, taken)
         assert refs[0].outcome == "answered"
+        block = make_environment().get_template("meetings/petition_meetings.html")
+        html = block.render(_=lambda text: text, meeting_refs=refs)
+        assert f'href="/meetings/{meeting_id}/record"' in html and "12월 1일 포장 공사를" in html
+        assert block.render(_=lambda text: text).strip() == ""
         closed = await session.get(Meeting, meeting_id)
         assert closed is not None and closed.record_closed_at is not None
 

@@ -65,20 +65,21 @@ class CdpPipe:
         if self.closed.is_set():
             raise CdpError("browser pipe closed")
         self._next_id += 1
-        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
+        message_id = self._next_id  # several commands can be in flight: never use _next_id later
+        message: dict[str, Any] = {"id": message_id, "method": method, "params": params or {}}
         if session_id:
             message["sessionId"] = session_id
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[self._next_id] = future
+        self._pending[message_id] = future
         try:
             os.write(self._write_fd, json.dumps(message).encode() + b"\0")
         except OSError as exc:
-            self._pending.pop(self._next_id, None)
+            self._pending.pop(message_id, None)
             raise CdpError(f"cannot write to browser: {exc}") from exc
         try:
             reply = await asyncio.wait_for(future, timeout)
         finally:
-            self._pending.pop(self._next_id, None)
+            self._pending.pop(message_id, None)
         if "error" in reply:
             raise CdpError(f"{method}: {reply['error'].get('message')}")
         return dict(reply.get("result", {}))

@@ -23,18 +23,25 @@ OUT = ROOT / "web" / "static" / "audio" / "guidance"
 # key -> (Korean, English). The key is what pages ask for (data-guidance="home").
 PHRASES = {
     "home": (
-        "안녕하세요. 원하시는 것을 화면에서 눌러 주세요. 회의 참여, 군청에 요청하기, 내 요청 확인, 군청과 영상통화가 있습니다.",
-        "Hello. Touch what you would like to do: join the meeting, ask the county, check my request, or call the county office.",
+        "안녕하세요. 원하시는 것을 화면에서 눌러 주세요. "
+        "회의 참여, 군청에 요청하기, 내 요청 확인, 군청과 영상통화가 있습니다.",
+        "Hello. Touch what you would like to do: "
+        "join the meeting, ask the county, check my request, or call the county office.",
     ),
-    "still_there": ("아직 계신가요? 계속하시려면 화면을 눌러 주세요.", "Are you still there? Touch the screen to continue."),
+    "still_there": (
+        "아직 계신가요? 계속하시려면 화면을 눌러 주세요.",
+        "Are you still there? Touch the screen to continue.",
+    ),
     "goodbye": ("처음 화면으로 돌아갑니다.", "Going back to the first screen."),
 }
 
 
 def synthesize(text: str, voice: str) -> bytes:
     # -s 140: slower than the default 175 words per minute, for older listeners.
-    return subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", "140", "--stdout", text], check=True, capture_output=True
+    return subprocess.run(  # noqa: S603 — fixed arguments, our own phrases
+        ["espeak-ng", "-v", voice, "-s", "140", "--stdout", text],  # noqa: S607 — Debian's espeak-ng on PATH
+        check=True,
+        capture_output=True,
     ).stdout
 
 
@@ -85,7 +92,9 @@ def main() -> int:
             name = f"{key}.{lang}.ogg"
             to_opus(synthesize(text, voice), OUT / name)
             manifest.setdefault(key, {})[lang] = {"file": name, "text": text}
-    (OUT / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    (OUT / "manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
     print(f"wrote {len(manifest) * 2} clips to {OUT}")
     return 0
 

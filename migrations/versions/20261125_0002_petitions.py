@@ -12,7 +12,6 @@ from alembic import op
 
 import server.db
 
-
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -20,7 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    
+
     op.create_table(
         "petition_counters",
         sa.Column("year", sa.Integer(), autoincrement=False, nullable=False),
@@ -250,7 +249,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    
+
     with op.batch_alter_table("petition_supports", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_petition_supports_petition_id"))
 

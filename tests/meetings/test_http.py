@@ -303,3 +303,23 @@ async def test_admin_pages_record_and_exports(
     data = json.loads(await response.read())
     assert data["agenda"][0]["decisions"] == "12월에 교체"
     assert data["meeting"]["starts_at"] == START.isoformat()
+
+
+async def test_openapi_declarations_match_the_routes(client: TestClient) -> None:
+    from server.meetings.openapi_spec import meeting_endpoints
+    from server.openapi import build_document
+
+    document = build_document(meeting_endpoints())
+    documented = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
+    routes = set()
+    for route in client.app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter")
+        if (
+            path
+            and route.method != "HEAD"
+            and route.handler.__module__ == "server.meetings.views"
+            and path.startswith("/api/")
+        ):
+            routes.add((route.method, path))
+    assert documented == routes

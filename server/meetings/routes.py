@@ -21,6 +21,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/meetings/{meeting_id}/record.csv", views.record_csv)
     r.add_get("/meetings/{meeting_id}/join", views.join_page)
     r.add_get("/kiosk/meetings/{meeting_id}/join", views.kiosk_join_page)
+    r.add_get("/official/meetings", views.official_list_page)
     r.add_get("/official/meetings.ics", views.official_ics)
     # A calendar file, not a page: the path is a pattern so that the kiosk accessibility test, which
     # opens every parameterless GET /kiosk* route in a browser, does not try to render it.

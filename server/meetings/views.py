@@ -578,6 +578,28 @@ def _json_default(value: object) -> str:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def official_list_page(request: web.Request) -> web.Response:
+    """The meetings an official chairs or is invited to: join while live, the record, the feed."""
+    principal = _principal(request)
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meetings = await service.feed_for_official(session, principal.id)
+        names = await service.account_names(session, {m.chair_id for m in meetings})
+        village_names = await service.village_names(
+            session, {v.village_id for m in meetings for v in m.villages}
+        )
+        now = utcnow()
+        context = {
+            "upcoming": [m for m in meetings if m.status in ("scheduled", "live") and m.ends_at > now],
+            "past": [
+                m for m in reversed(meetings) if not (m.status in ("scheduled", "live") and m.ends_at > now)
+            ],
+            "chair_names": names,
+            "village_names": village_names,
+        }
+        return render(request, "meetings/official_list.html", context)
+
+
 # --- admin pages ----------------------------------------------------------------------------------
 
 

@@ -147,6 +147,7 @@ async def test_uninvited_kiosk_and_official_are_refused(
     assert body["meetings"] == []
 
     await login(client, "official2")  # not invited
+    assert f"/meetings/{meeting_id}/record" not in await (await client.get("/official/meetings")).text()
     assert (await client.get(f"/api/v1/meetings/{meeting_id}/admission")).status == 403
     assert (await client.get(f"/api/v1/meetings/{meeting_id}")).status == 404
     assert (await client.get(f"/meetings/{meeting_id}/record")).status == 404
@@ -157,6 +158,8 @@ async def test_uninvited_kiosk_and_official_are_refused(
     response = await client.get(f"/meetings/{meeting_id}/join", allow_redirects=False)
     assert response.status == 303 and response.headers["Location"] == f"/rooms/{room_id}"
     assert (await client.get(f"/meetings/{meeting_id}/record")).status == 200
+    mine = await (await client.get("/official/meetings")).text()
+    assert f"/meetings/{meeting_id}/record" in mine and f"/meetings/{meeting_id}/join" in mine
 
 
 async def test_calendar_feeds_have_seoul_times_and_cancellations(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
 import struct
 import time
@@ -82,7 +83,6 @@ async def _setup(clip: list[tuple[bytes, bool]], server_port: int) -> Handler:
     url = f"http://{LOOPBACK}:{server_port}/offer"
     session = aiohttp.ClientSession()
     peers: dict[str, Any] = {}
-    import os
 
     opus_loop = _encode_opus_loop()
     clip_frames = [data for data, _key in clip]

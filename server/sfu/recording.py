@@ -33,6 +33,7 @@ camera, a restarted stream, a new SSRC), it re-anchors to arrival time.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import io
 import json
@@ -70,6 +71,10 @@ VIDEO_RATE = 90000
 AUDIO_RATE = 48000
 #: A track whose RTP-derived time is this far from arrival time re-anchors.
 RESYNC_SECONDS = 1.0
+#: A track lagging behind arrival time by more than this during a whole window
+#: is moved forward (see _TrackClock).
+LAG_TOLERANCE_SECONDS = 0.1
+LAG_WINDOW_SECONDS = 1.0
 #: How long the VP8 depacketizer waits for a missing packet (NACK retransmission)
 #: before it gives up on the gap and waits for the next keyframe.
 GAP_WAIT_SECONDS = 0.5
@@ -200,7 +205,22 @@ class _Frame:
 
 
 class _TrackClock:
-    """Maps a track's RTP timestamps to seconds on the file's time line."""
+    """Maps a track's RTP timestamps to seconds on the file's time line.
+
+    The first packet is anchored at its arrival time; later packets advance by
+    RTP timestamp differences (extended over the 32-bit wrap). Two corrections
+    keep the track on the wall-clock time line it was recorded on:
+
+    * *lag*: when every packet of the last :data:`LAG_WINDOW_SECONDS` arrived
+      more than :data:`LAG_TOLERANCE_SECONDS` after its RTP time (a sender that
+      fell behind real time, or a clock slower than ours), the anchor moves
+      forward by the smallest such lag. Jitter does not trigger it, because
+      the window's least-delayed packet is near zero.
+    * *jump*: a difference over :data:`RESYNC_SECONDS` either way (a paused
+      camera whose timestamps froze, a restarted stream) re-anchors at once.
+
+    The writer keeps each track's timestamps strictly increasing whatever happens here.
+    """
 
     def __init__(self, rate: int, origin: float) -> None:
         self.rate = rate
@@ -209,6 +229,7 @@ class _TrackClock:
         self._ext = 0
         self._anchor_ext = 0
         self._anchor_time = 0.0
+        self._lags: collections.deque[tuple[float, float]] = collections.deque()
         self.resyncs = 0
 
     def reset(self) -> None:
@@ -219,17 +240,34 @@ class _TrackClock:
             self._ext = ts
             self._anchor_ext = ts
             self._anchor_time = arrival
+            self._lags.clear()
         else:
             self._ext += ts_diff(ts, self._last_ts)  # extended: survives the 32-bit wrap
         self._last_ts = ts
         t = self._anchor_time + (self._ext - self._anchor_ext) / self.rate
-        if abs(t - arrival) > RESYNC_SECONDS:
-            # paused/restarted stream or clock drift: trust arrival time again
-            self.resyncs += 1
-            self._anchor_ext = self._ext
-            self._anchor_time = arrival
+        lag = arrival - t
+        if abs(lag) > RESYNC_SECONDS:
+            self._reanchor(arrival)
             t = arrival
+        else:
+            lags = self._lags
+            lags.append((arrival, lag))
+            while arrival - lags[0][0] > LAG_WINDOW_SECONDS:
+                lags.popleft()
+            if arrival - lags[0][0] >= LAG_WINDOW_SECONDS * 0.9:
+                least = min(x for _, x in lags)
+                if least > LAG_TOLERANCE_SECONDS:
+                    self._anchor_time += least
+                    t += least
+                    # the window's lags were measured against the old anchor
+                    self._lags = collections.deque((a, x - least) for a, x in lags)
         return max(0.0, t - self.origin)
+
+    def _reanchor(self, arrival: float) -> None:
+        self.resyncs += 1
+        self._anchor_ext = self._ext
+        self._anchor_time = arrival
+        self._lags.clear()
 
 
 class _Vp8Assembler:
@@ -681,7 +719,7 @@ class RecordingSession:
             self.active = False
             for pid in list(self._attached):
                 self.detach(pid)
-            self._put(("stop", datetime.now(UTC)))
+            self._put(("stop", datetime.now(UTC), time.monotonic()))
         await asyncio.shield(self._done)
         # The writer signalled completion as its last step; the join only waits
         # for the thread function to return (microseconds).
@@ -791,8 +829,7 @@ class RecordingSession:
                         file_marks.setdefault(key, []).append((m.label, max(0.0, now - w.origin)))
                     self._write_sidecar(writers, [m for m, _ in marks], None)
                 elif op == "stop":
-                    ended_at = item[1]
-                    now = time.monotonic()
+                    _, ended_at, now = item
                     for key, w in list(writers.items()):
                         self._close_writer(w, file_marks.pop(key, []), now)
                     writers.clear()

@@ -113,8 +113,8 @@ async def test_meeting_is_recorded_to_valid_webm_files_with_marks(
     await asyncio.sleep(1.5)
     second = sfu.mark("r", "2. Budget")
     await asyncio.sleep(1.5)
+    t_stop = time.monotonic()  # files end when stop is asked for
     files = await sfu.stop_recording("r")
-    t_stop = time.monotonic()
     recorded = t_stop - t_start
 
     # stopping closed everything: no writer thread, no task left behind, files complete
@@ -188,8 +188,8 @@ async def test_late_joiner_and_leaver_get_their_own_files(
     await b.handle.leave()
     await wait_until(lambda: any(f.participant_id == "b" for f in session.files), 10, "b's file is closed")
     await asyncio.sleep(1.0)
-    files = by_participant(await sfu.stop_recording("r"))
     t_stop = time.monotonic()
+    files = by_participant(await sfu.stop_recording("r"))
 
     assert set(files) == {"a", "b", "c"}
     assert abs(files["a"].duration - (t_stop - t_start)) < SECOND
@@ -379,3 +379,20 @@ def test_opus_toc_durations() -> None:
     assert recording.opus_samples(bytes([0x18 | 3, 3])) == 3 * 2880  # SILK 60 ms, 3 frames
     assert recording.opus_samples(bytes([0x80])) == 120  # CELT 2.5 ms
     assert recording.opus_head(2)[:9] == b"OpusHead\x01" and recording.opus_head(2)[9] == 2
+
+
+def test_track_clock_follows_a_lagging_sender_but_not_jitter() -> None:
+    # a sender producing 20 ms packets every 25 ms (it fell behind real time)
+    clock = recording._TrackClock(48000, origin=0.0)
+    worst = 0.0
+    for i in range(250):
+        arrival = i * 0.025
+        worst = max(worst, abs(clock.seconds(i * 960, arrival) - arrival))
+    assert worst < 0.35
+    # network jitter (0-80 ms late) on an on-time sender: RTP time is kept as is
+    clock = recording._TrackClock(48000, origin=0.0)
+    jitter = random.Random(7)
+    first = clock.seconds(0, jitter.random() * 0.08)  # anchored at the first arrival
+    for i in range(1, 500):
+        assert clock.seconds(i * 960, i * 0.02 + jitter.random() * 0.08) == pytest.approx(first + i * 0.02)
+    assert clock.resyncs == 0

@@ -32,6 +32,7 @@ from .rtputil import (
     NackTracker,
     ReceiveStatistics,
     abs_send_time_now,
+    nack_runs,
     ntp_now,
     seq_add,
     seq_diff,
@@ -190,7 +191,7 @@ class InboundStream(_TaskOwner):
                 self._remb_estimate = est[0]
         if self._nack is not None and self._nack.add(packet.sequence_number):
             # loss between publisher and SFU: ask the publisher to retransmit
-            self._spawn(self._send_rtcp([self._nack_packet()]))
+            self._spawn(self._send_rtcp(self._nack_packets()))
         level = packet.extensions.audio_level
         if level is not None:
             # (voice activity flag, level in -dBov 0..127); store loudness 127 - level
@@ -277,17 +278,15 @@ class InboundStream(_TaskOwner):
         self._pli_timer = None
         self.request_keyframe()
 
-    def _nack_packet(self) -> ai.RtcpRtpfbPacket:
+    def _nack_packets(self) -> list[ai.RtcpRtpfbPacket]:
         nack = self._nack
         assert nack is not None and self._media_ssrc is not None
         self.nacks_sent += 1
-        newest = nack.max_seq or 0
-        return ai.RtcpRtpfbPacket(
-            fmt=ai.RTCP_RTPFB_NACK,
-            ssrc=self._rtcp_ssrc,
-            media_ssrc=self._media_ssrc,
-            lost=sorted(nack.missing, key=lambda s: seq_diff(s, newest)),
-        )
+        media_ssrc = self._media_ssrc
+        return [
+            ai.RtcpRtpfbPacket(fmt=ai.RTCP_RTPFB_NACK, ssrc=self._rtcp_ssrc, media_ssrc=media_ssrc, lost=run)
+            for run in nack_runs(nack.missing, nack.max_seq or 0)
+        ]
 
     async def _send_rtcp(self, packets: list[Any]) -> None:
         if self._transport is None or not packets:

@@ -4,6 +4,7 @@ keyframe detection, receive statistics, NACK bookkeeping, NTP time)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
 
@@ -16,6 +17,19 @@ def seq_diff(a: int, b: int) -> int:
     """Signed distance a - b between two 16-bit sequence numbers (-32768..32767)."""
     d = (a - b) & 0xFFFF
     return d - 0x10000 if d >= 0x8000 else d
+
+
+def nack_runs(missing: Iterable[int], newest: int) -> list[list[int]]:
+    """Missing sequence numbers, oldest first, split where they wrap past 65535.
+
+    aiortc packs a NACK by subtracting consecutive numbers, so one packet may not cross the
+    wrap (65534, 65535, 0, 1 would give a negative shift); each run becomes its own packet."""
+    runs: list[list[int]] = []
+    for seq in sorted(missing, key=lambda s: seq_diff(s, newest)):
+        if not runs or seq < runs[-1][-1]:
+            runs.append([])
+        runs[-1].append(seq)
+    return runs
 
 
 def ts_add(a: int, b: int) -> int:

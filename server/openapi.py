@@ -290,10 +290,17 @@ def foundation_endpoints() -> tuple[Endpoint, ...]:
 
 def all_endpoints() -> tuple[Endpoint, ...]:
     from server.duty.openapi_spec import duty_endpoints
+    from server.meetings.openapi_spec import meeting_endpoints
     from server.notices.openapi_spec import notice_endpoints
     from server.petitions.openapi_spec import petition_endpoints
 
-    return foundation_endpoints() + petition_endpoints() + notice_endpoints() + duty_endpoints()
+    return (
+        foundation_endpoints()
+        + petition_endpoints()
+        + notice_endpoints()
+        + duty_endpoints()
+        + meeting_endpoints()
+    )
 
 
 @allow(PUBLIC)

@@ -16,6 +16,7 @@ from server.db import transaction, utcnow
 from server.errors import AppError, BadRequest
 from server.geo.models import Village
 from server.keys import PRINCIPAL, SESSIONMAKER
+from server.meetings import service as meetings
 from server.org.models import Department
 from server.petitions import masking, service
 from server.petitions.api import ListQuery, int_param, list_filters, principal_of, to_action
@@ -156,6 +157,7 @@ async def _render_detail(
     async with transaction(request.app[SESSIONMAKER]) as session:
         petition = await service.get_for_account(session, principal, petition_id)
         context = await _detail_context(session, principal, petition)
+        context["meeting_refs"] = await meetings.meetings_for_petition(session, petition.id)
     status = error.status if error is not None else 200
     return render(request, "petitions/detail.html", context | {"error": error}, status=status)
 

@@ -28,6 +28,7 @@ from server.auth.roles import Principal, Role
 from server.config import Settings
 from server.db import transaction
 from server.keys import SESSIONMAKER, SETTINGS, SFU
+from server.meetings import service as meetings
 from server.rooms import service as rooms
 from server.sfu import (
     ActiveSpeakerChanged,
@@ -175,7 +176,12 @@ class MeetingHub:
         elif isinstance(event, ParticipantConnected):
             sid = self.by_pid.get((event.room_id, event.participant_id))
             if sid is not None and sid in self.members:
-                self.members[sid].connected = True
+                member = self.members[sid]
+                member.connected = True
+                # Attendance is recorded from the media plane: present once media flows.
+                await meetings.record_room_presence(
+                    self.app[SESSIONMAKER], int(event.room_id), member.principal, present=True
+                )
                 await self.broadcast_participants(event.room_id)
         elif isinstance(event, ParticipantLeft):
             sid = self.by_pid.get((event.room_id, event.participant_id))
@@ -185,7 +191,11 @@ class MeetingHub:
                 return  # stale: the page already left and joined again under the same id
             # The SFU dropped the participant (transport failure, room closed): tell its page,
             # which rejoins with a new peer connection (or shows that the meeting is over).
-            self._forget(sid)
+            dropped = self._forget(sid)
+            if dropped is not None:
+                await meetings.record_room_presence(
+                    self.app[SESSIONMAKER], int(event.room_id), dropped.principal, present=False
+                )
             await self.sio.leave_room(sid, socket_room(event.room_id))
             if event.reason == "room-closed":
                 await self.sio.emit("room_closed", {"room_id": event.room_id}, to=sid)
@@ -248,7 +258,7 @@ class MeetingHub:
                 raise SignalingError("room_not_found", f"room {request.room_id} does not exist")
             if not room.is_open:
                 raise SignalingError("room_closed", "this meeting is over")
-            if not await rooms.may_join(session, principal, room):
+            if not await meetings.may_join_room(session, principal, room):
                 raise SignalingError("not_invited", "you are not invited to this room")
             info = await rooms.member_info(session, principal)
             title = room.title
@@ -335,6 +345,10 @@ class MeetingHub:
             return False
         with contextlib.suppress(SfuError):
             await member.handle.leave()
+        if member.connected:
+            await meetings.record_room_presence(
+                self.app[SESSIONMAKER], int(member.room_id), member.principal, present=False
+            )
         with contextlib.suppress(KeyError, ValueError):
             await self.sio.leave_room(sid, socket_room(member.room_id))
         log.info(

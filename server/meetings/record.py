@@ -93,6 +93,7 @@ async def record_data(session: AsyncSession, meeting: Meeting) -> dict[str, Any]
         ],
         "recordings": [
             {
+                "id": r.id,
                 "participant": r.participant,
                 "path": r.path,
                 "started_at": r.started_at,

@@ -20,7 +20,7 @@ from server.auth.roles import Principal, Role
 from server.db import transaction, utcnow
 from server.errors import AppError, BadRequest, Conflict, Forbidden, NotFound
 from server.geo.models import Village
-from server.keys import LOCALE, MEETINGS, PRINCIPAL, SESSIONMAKER
+from server.keys import LOCALE, MEETINGS, PRINCIPAL, SESSIONMAKER, SETTINGS
 from server.kiosks.models import Kiosk
 from server.meetings import ics, service
 from server.meetings.models import Meeting
@@ -29,6 +29,7 @@ from server.petitions.models import Petition
 from server.petitions.service import OPEN_STATUSES
 from server.rendering import render
 from server.routing import allow
+from server.sfu import InvalidState
 from server.timeutil import SEOUL, format_local
 from server.validation import Input, json_body
 
@@ -250,7 +251,10 @@ async def _transition(
             )
         meeting = await _reload(session, meeting_id)
     if room_to_close is not None:
-        # After the commit: everybody still in the room is told and disconnected.
+        # After the commit: a running recording is finished and registered, then everybody
+        # still in the room is told and disconnected.
+        if request.app[MEETINGS].is_recording(str(room_to_close)):
+            await _stop_and_register(request.app, meeting_id, room_to_close)
         await request.app[MEETINGS].close_room(room_to_close)
     return meeting, report
 
@@ -262,6 +266,148 @@ def _report_json(report: service.CloseReport | None) -> list[dict[str, Any]] | N
         {"petition_id": o.petition_id, "receipt_no": o.receipt_no, "outcome": o.outcome, "detail": o.detail}
         for o in report.outcomes
     ]
+
+
+# --- recording ------------------------------------------------------------------------------------
+
+#: The first chapter mark of every recording (there is no "current agenda item" in a live meeting).
+RECORDING_STARTED_MARK = "녹화 시작"
+
+
+def recordings_dir(app: web.Application, meeting_id: int) -> Any:
+    return app[SETTINGS].data_dir / "recordings" / str(meeting_id)
+
+
+async def _live_room(request: web.Request, meeting_id: int) -> int:
+    """The room of a live meeting the principal runs (chair or admin); 409 if it is not live."""
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meeting = await _managed(session, _principal(request), meeting_id, lock=False)
+        if meeting.status != "live" or meeting.room_id is None:
+            raise Conflict("the meeting is not live", code="meeting_not_live")
+        return meeting.room_id
+
+
+async def _start_recording(request: web.Request, meeting_id: int) -> None:
+    room_id = await _live_room(request, meeting_id)
+    try:
+        await request.app[MEETINGS].start_recording(
+            str(room_id), recordings_dir(request.app, meeting_id), RECORDING_STARTED_MARK
+        )
+    except InvalidState as exc:
+        raise Conflict("the meeting is already being recorded", code="already_recording") from exc
+    log.info("meeting recording started", extra={"meeting_id": meeting_id, "room_id": room_id})
+
+
+async def _stop_recording(request: web.Request, meeting_id: int) -> list[dict[str, Any]]:
+    room_id = await _live_room(request, meeting_id)
+    if not request.app[MEETINGS].is_recording(str(room_id)):
+        raise Conflict("the meeting is not being recorded", code="not_recording")
+    return await _stop_and_register(request.app, meeting_id, room_id)
+
+
+async def _participant_names(session: Any, pids: set[str]) -> dict[str, str]:
+    account_ids = {int(p[1:]) for p in pids if p[:1] == "a" and p[1:].isdigit()}
+    kiosk_ids = {int(p[1:]) for p in pids if p[:1] == "k" and p[1:].isdigit()}
+    names = {f"a{i}": n for i, n in (await service.account_names(session, account_ids)).items()}
+    if kiosk_ids:
+        for kiosk in (await session.scalars(select(Kiosk).where(Kiosk.id.in_(kiosk_ids)))).all():
+            names[f"k{kiosk.id}"] = kiosk.label
+    return names
+
+
+async def _stop_and_register(app: web.Application, meeting_id: int, room_id: int) -> list[dict[str, Any]]:
+    """Stop the room's recording and register every file for the meeting's record."""
+    try:
+        files, marks = await app[MEETINGS].stop_recording(str(room_id))
+    except InvalidState as exc:
+        raise Conflict("the meeting is not being recorded", code="not_recording") from exc
+    data_dir = app[SETTINGS].data_dir.resolve()
+    mark_json = [
+        ({"label": m.label, "at": m.at.isoformat(), "offset": round(m.offset, 3)}, m.at) for m in marks
+    ]
+    registered: list[dict[str, Any]] = []
+    async with transaction(app[SESSIONMAKER]) as session:
+        names = await _participant_names(session, {f.participant_id for f in files})
+        for f in files:
+            try:
+                relative = f.path.resolve().relative_to(data_dir).as_posix()
+            except ValueError:
+                log.error("recording outside the data directory", extra={"path": str(f.path)})
+                continue
+            name = names.get(f.participant_id, f.participant_id)
+            recording = await service.register_recording(
+                session,
+                meeting_id,
+                participant=name,
+                path=relative,
+                started_at=f.started_at,
+                ended_at=f.ended_at,
+                marks=[m for m, at in mark_json if at <= f.ended_at],
+            )
+            registered.append(
+                {
+                    "id": recording.id,
+                    "participant": name,
+                    "duration": round(f.duration, 3),
+                    "has_audio": f.has_audio,
+                    "has_video": f.has_video,
+                    "url": f"/meetings/{meeting_id}/recordings/{recording.id}",
+                }
+            )
+    log.info("meeting recording registered", extra={"meeting_id": meeting_id, "files": len(registered)})
+    return registered
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def api_recording_start(request: web.Request) -> web.Response:
+    await _start_recording(request, _id(request, "meeting_id"))
+    return web.json_response({"recording": True})
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def api_recording_stop(request: web.Request) -> web.Response:
+    files = await _stop_recording(request, _id(request, "meeting_id"))
+    return web.json_response({"recording": False, "files": files})
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def recording_file(request: web.Request) -> web.StreamResponse:
+    """One recording file (WebM), for those who may see the meeting's record; Range requests work."""
+    meeting_id, recording_id = _id(request, "meeting_id"), _id(request, "recording_id")
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        await service.get_visible(session, _principal(request), meeting_id)
+        recordings = await service.recordings_of(session, meeting_id)
+        recording = next((r for r in recordings if r.id == recording_id), None)
+        if recording is None:
+            raise NotFound("no such recording", code="recording_not_found")
+        relative = recording.path
+    data_dir = request.app[SETTINGS].data_dir.resolve()
+    path = (data_dir / relative).resolve()
+    if not path.is_relative_to(data_dir) or not path.is_file():
+        raise NotFound("the recording file is missing", code="recording_not_found")
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": "video/webm",
+            "Content-Disposition": f'inline; filename="{path.name}"',
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+@allow(Role.ADMIN)
+async def admin_recording(request: web.Request) -> web.StreamResponse:
+    action = request.match_info["action"]
+    if action not in ("start", "stop"):
+        raise NotFound("no such action", code="not_found")
+
+    async def work(meeting_id: int, form: MultiDictProxy[Any]) -> None:
+        if action == "start":
+            await _start_recording(request, meeting_id)
+        else:
+            await _stop_recording(request, meeting_id)
+
+    return await _admin_post(request, work)
 
 
 # --- JSON API -------------------------------------------------------------------------------------
@@ -700,6 +846,8 @@ async def _edit_page(request: web.Request, meeting_id: int, error: AppError | No
             "open_petitions": [p for p in open_petitions if p.id not in linked],
             "official_ids": {o.account_id for o in meeting.officials},
             "invited_village_ids": {v.village_id for v in meeting.villages},
+            "recording": meeting.room_id is not None
+            and request.app[MEETINGS].is_recording(str(meeting.room_id)),
             **choices,
         }
         return render(request, "meetings/admin_edit.html", context, status=error.status if error else 200)

@@ -5,7 +5,7 @@ calls and turns SFU events into socket.io events:
 
 * client → server: ``join``, ``offer``, ``ice``, ``mute``, ``visible``, ``leave`` (see docs/signaling.md);
 * server → client: ``participants``, ``active_speaker``, ``slot``, ``video_demand``, ``left``,
-  ``room_closed``, ``error``.
+  ``room_closed``, ``recording``, ``error``.
 
 The hub's registry (which socket is which participant, mute flags) describes the rooms hosted by this
 worker's SFU and nothing else; invitations and rooms live in the database.
@@ -18,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import socketio
@@ -36,10 +37,12 @@ from server.sfu import (
     InvalidRequest,
     InvalidSdp,
     InvalidState,
+    Mark,
     NotInRoom,
     ParticipantConnected,
     ParticipantHandle,
     ParticipantLeft,
+    RecordedFile,
     RoomNotFound,
     Sfu,
     SfuError,
@@ -288,6 +291,7 @@ class MeetingHub:
             "participants": self.participants_json(room_id),
             "slot_plan": SLOT_PLAN[principal.role],
             "active_speaker": self.sfu.active_speaker(room_id),
+            "recording": self.is_recording(room_id),
         }
 
     async def offer(self, sid: str, data: Any) -> dict[str, Any]:
@@ -356,6 +360,42 @@ class MeetingHub:
         )
         await self.broadcast_participants(member.room_id)
         return True
+
+    # -- recording ----------------------------------------------------------------------------
+    def is_recording(self, room_id: str) -> bool:
+        try:
+            return self.sfu.recording(room_id) is not None
+        except RoomNotFound:
+            return False
+
+    async def start_recording(self, room_id: str, directory: Path, label: str) -> None:
+        """Record the room (InvalidState if it already is), mark ``label`` and tell everybody."""
+        self.sfu.open_room(room_id)
+        self.sfu.start_recording(room_id, directory)
+        self.sfu.mark(room_id, label[:500])
+        log.info("recording started", extra={"room_id": room_id})
+        await self.sio.emit("recording", {"active": True}, room=socket_room(room_id))
+
+    def mark(self, room_id: str, label: str) -> None:
+        """A chapter mark in the room's recording, if it is being recorded."""
+        if self.is_recording(room_id):
+            with contextlib.suppress(SfuError):
+                self.sfu.mark(room_id, label[:500])
+
+    async def stop_recording(self, room_id: str) -> tuple[list[RecordedFile], list[Mark]]:
+        """Stop the room's recording (InvalidState if it is not recorded); every file is complete
+        on return. Everybody is told."""
+        try:
+            session = self.sfu.recording(room_id)
+        except RoomNotFound as exc:
+            raise InvalidState("the room is not being recorded") from exc
+        if session is None:
+            raise InvalidState("the room is not being recorded")
+        marks = list(session.marks)
+        files = await self.sfu.stop_recording(room_id)
+        log.info("recording stopped", extra={"room_id": room_id, "files": len(files)})
+        await self.sio.emit("recording", {"active": False}, room=socket_room(room_id))
+        return files, marks
 
     async def close_room(self, room_id: int) -> None:
         """A closed room: disconnect everybody hosted here (they get ``room_closed``)."""

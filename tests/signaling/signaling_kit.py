@@ -99,6 +99,7 @@ class Participant:
             "video_demand",
             "left",
             "room_closed",
+            "recording",
         ):
             self.sock.on(name, self._recorder(name))
         self.sock.on("disconnect", lambda *args: self.disconnected.set())

@@ -94,6 +94,7 @@ async def _run(
 def cmd_headless(args: argparse.Namespace) -> int:
     from kiosk.headless import HeadlessKiosk
     from kiosk.media import open_source
+    from kiosk.speaker import SpeakerMixer
 
     directory = state.state_dir(args.state_dir)
     try:
@@ -112,6 +113,7 @@ def cmd_headless(args: argparse.Namespace) -> int:
             token,
             lambda: open_source(args.source),
             host_addresses=args.host_address or (),
+            speaker=None if args.speaker == "none" else (lambda: SpeakerMixer(args.speaker)),
         )
         await kiosk.run(stop)
         return 0
@@ -137,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     headless.add_argument("--source", default="testsrc", help="testsrc, or a v4l2 camera such as /dev/video0")
     headless.add_argument(
         "--host-address", action="append", help="local address to gather ICE candidates on (repeatable)"
+    )
+    headless.add_argument(
+        "--speaker", default="default", help="ALSA device for the voices (default), a .wav file, or none"
     )
     headless.set_defaults(func=cmd_headless)
     args = parser.parse_args(argv)

@@ -27,6 +27,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from kiosk.speaker import SpeakerMixer
 from server.sfu.aiortc_internals import gather_on
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class HeadlessKiosk:
         host_addresses: Sequence[str] = (),
         poll_interval: float = 5.0,
         max_backoff: float = 30.0,
+        speaker: Callable[[], SpeakerMixer] | None = None,
     ) -> None:
         self.server_url = server_url.rstrip("/")
         self.token = token
@@ -58,6 +60,7 @@ class HeadlessKiosk:
         self.host_addresses = list(host_addresses)
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
+        self.speaker = speaker
         self.stats = HeadlessStats()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -103,6 +106,10 @@ class HeadlessKiosk:
         sock.on("left", lambda data=None: ended.set())
         pc: RTCPeerConnection | None = None
         tasks: list[asyncio.Task[None]] = []
+        mixer = self.speaker() if self.speaker is not None else None
+        mixer_stop = asyncio.Event()
+        if mixer is not None:
+            tasks.append(asyncio.create_task(mixer.run(mixer_stop)))
         try:
             await sock.connect(
                 self.server_url, auth={"token": self.token}, transports=["websocket"], wait_timeout=15
@@ -118,7 +125,13 @@ class HeadlessKiosk:
                 if peer.connectionState in ("failed", "closed"):
                     ended.set()
 
-            pc.on("track", lambda track: tasks.append(asyncio.create_task(self._consume(pc, track))))
+            @peer.on("track")
+            def _track(track: MediaStreamTrack) -> None:
+                if mixer is not None and track.kind == "audio":
+                    mixer.add(track)  # the voices go to the hall's loudspeaker
+                else:
+                    tasks.append(asyncio.create_task(self._consume(peer, track)))
+
             offer = await pc.createOffer()
             gather_on(pc, self.host_addresses)
             await pc.setLocalDescription(offer)
@@ -136,7 +149,8 @@ class HeadlessKiosk:
             end_wait.cancel()
         finally:
             self.stats.current_room = None
-            for task in tasks:
+            mixer_stop.set()
+            for task in tasks[1:] if mixer is not None else tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if pc is not None:

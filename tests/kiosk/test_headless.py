@@ -5,12 +5,16 @@ and it comes back by itself after the meeting ends and a new one opens."""
 from __future__ import annotations
 
 import asyncio
+from array import array
+from pathlib import Path
 
+import av
 import pytest
 from aiohttp.test_utils import TestClient
 
 from kiosk.headless import HeadlessKiosk
 from kiosk.media import open_source
+from kiosk.speaker import SpeakerMixer
 from tests.conftest import World
 from tests.signaling.signaling_kit import Admin, Participant, base_url, session_cookie, wait_until
 
@@ -18,17 +22,24 @@ pytestmark = pytest.mark.network
 
 
 async def test_headless_kiosk_joins_and_its_media_reaches_a_subscriber(
-    client: TestClient, world: World
+    client: TestClient, world: World, tmp_path: Path
 ) -> None:
     admin = await Admin(client, world).login()
     kiosk_id, token = await admin.kiosk("사당리 마을회관")
     other_id, _ = await admin.kiosk("월남리 마을회관", village=1)
+    speakers: list[SpeakerMixer] = []
+
+    def speaker() -> SpeakerMixer:
+        speakers.append(SpeakerMixer(str(tmp_path / f"hall-{len(speakers)}.wav")))
+        return speakers[-1]
+
     headless = HeadlessKiosk(
         base_url(client),
         token,
         lambda: open_source("testsrc"),
         host_addresses=["127.0.0.1"],
         poll_interval=0.2,
+        speaker=speaker,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(headless.run(stop))
@@ -57,7 +68,10 @@ async def test_headless_kiosk_joins_and_its_media_reaches_a_subscriber(
             "the kiosk's video (640x360) and audio at the official",
         )
         await wait_until(
-            lambda: sum(headless.stats.frames_received.values()) >= 50, 30, "the kiosk receives the official"
+            lambda: sum(headless.stats.frames_received.values()) >= 20, 30, "the kiosk receives the video"
+        )
+        await wait_until(
+            lambda: speakers[0].samples_written >= 3 * 48000, 30, "3 s of the hall's loudspeaker"
         )
 
         # The meeting ends; the next one is joined without any touch.
@@ -70,3 +84,11 @@ async def test_headless_kiosk_joins_and_its_media_reaches_a_subscriber(
         stop.set()
         await asyncio.wait_for(task, 30)
         await official.close()
+    # The official's tone (amplitude 3000) came out of the hall's loudspeaker: a real WAV with sound.
+    with av.open(str(tmp_path / "hall-0.wav")) as wav:
+        samples = array("h")
+        for frame in wav.decode(audio=0):
+            samples.frombytes(bytes(frame.planes[0])[: frame.samples * 2])
+    assert len(samples) >= 3 * 48000
+    loud = sum(1 for value in samples if abs(value) > 1000)
+    assert loud > 48000  # at least a second's worth of clearly audible samples

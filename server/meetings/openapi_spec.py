@@ -123,6 +123,39 @@ def meeting_endpoints() -> tuple[Endpoint, ...]:
         ),
         _e(
             "post",
+            base + "/{meeting_id}/recording/start",
+            "Start recording the live meeting (chair or admin; 409 if not live or already recording)",
+            STAFF,
+            response=obj({"recording": {"type": "boolean"}}, required=("recording",)),
+        ),
+        _e(
+            "post",
+            base + "/{meeting_id}/recording/stop",
+            "Stop recording; the files are registered for the record (409 if not recording)",
+            STAFF,
+            response=obj(
+                {
+                    "recording": {"type": "boolean"},
+                    "files": {
+                        "type": "array",
+                        "items": obj(
+                            {
+                                "id": _ID,
+                                "participant": {"type": "string"},
+                                "duration": {"type": "number"},
+                                "has_audio": {"type": "boolean"},
+                                "has_video": {"type": "boolean"},
+                                "url": {"type": "string"},
+                            },
+                            required=("id", "participant", "url"),
+                        ),
+                    },
+                },
+                required=("recording", "files"),
+            ),
+        ),
+        _e(
+            "post",
             base + "/{meeting_id}/agenda",
             "Add an agenda item (or one from a petition)",
             STAFF,

@@ -29,6 +29,7 @@ export class Meeting {
     this.audioSlots = Number(root.dataset.audioSlots);
     this.texts = JSON.parse(root.dataset.strings);
     this.statusEl = root.querySelector('[data-status]');
+    this.recordingEl = root.querySelector('[data-recording]');
     this.micButton = root.querySelector('[data-action="mic"]');
     this.camButton = root.querySelector('[data-action="camera"]');
     this.leaveButton = root.querySelector('[data-action="leave"]');
@@ -107,6 +108,7 @@ export class Meeting {
     // The SFU dropped our media (transport failure): rejoin with a new peer connection.
     socket.on('left', () => this.join());
     socket.on('room_closed', () => this.end('closed'));
+    socket.on('recording', ({ active }) => this.setRecording(active));
     socket.on('revoked', () => this.end('closed'));
     socket.on('error', (error) => console.warn('meeting error', error));
     document.addEventListener('click', () => {
@@ -129,6 +131,7 @@ export class Meeting {
       this.pid = joined.participant_id;
       this.people = new Map(joined.participants.map((p) => [p.id, p]));
       this.speaker = joined.active_speaker;
+      this.setRecording(Boolean(joined.recording));
       await this.connectMedia(joined, current);
       if (!current()) return;
       if (this.audioMuted || this.videoMuted) {
@@ -273,8 +276,15 @@ export class Meeting {
     }
   }
 
+  // The "recording" banner: everybody in the room sees it while the meeting is recorded.
+  setRecording(active) {
+    this.root.dataset.recording = active ? 'on' : 'off';
+    if (this.recordingEl) this.recordingEl.hidden = !active;
+  }
+
   end(reason) {
     this.ended = true;
+    this.setRecording(false);
     clearTimeout(this.retryTimer);
     this.teardown();
     if (this.socket) this.socket.disconnect();

@@ -58,3 +58,20 @@ async def form_body(request: web.Request, model: type[M], *, ignore: tuple[str, 
     form = await request.post()
     data = {key: value for key, value in form.items() if key not in ignore and isinstance(value, str)}
     return validate(model, data)
+
+
+MAX_ID = 2**31 - 1
+
+
+def is_id(raw: str, *, max_digits: int = 10) -> bool:
+    """A positive database id written in ASCII digits. (``str.isdigit`` alone accepts '²' and
+    other Unicode digits that ``int`` then refuses: a 500 instead of a 400.)"""
+    return raw.isascii() and raw.isdigit() and len(raw) <= max_digits and 0 < int(raw) <= MAX_ID
+
+
+def path_id(request: web.Request, name: str) -> int:
+    """The integer id in the URL's ``{name}``, or a structured 400."""
+    raw = request.match_info[name]
+    if not is_id(raw):
+        raise BadRequest(f"{name} must be a positive integer", code=f"invalid_{name}")
+    return int(raw)

@@ -12,11 +12,10 @@ from server.auth.roles import Principal, Role
 from server.db import transaction
 from server.duty import service
 from server.duty.models import DutyCall
-from server.errors import BadRequest
 from server.keys import PRINCIPAL, SESSIONMAKER, SETTINGS
 from server.rendering import render
 from server.routing import allow
-from server.validation import Input, json_body
+from server.validation import Input, json_body, path_id
 
 
 class AvailabilityInput(Input):
@@ -30,10 +29,7 @@ def _principal(request: web.Request) -> Principal:
 
 
 def _call_id(request: web.Request) -> int:
-    raw = request.match_info["call_id"]
-    if not raw.isdigit() or len(raw) > 12:
-        raise BadRequest("call id must be a positive integer", code="invalid_id")
-    return int(raw)
+    return path_id(request, "call_id")
 
 
 def call_json(call: DutyCall, room_prefix: str) -> dict[str, Any]:

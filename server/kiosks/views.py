@@ -21,7 +21,7 @@ from server.notices import service as notices_service
 from server.rendering import render
 from server.routing import allow
 from server.signaling.revocation import disconnect_kiosk
-from server.validation import Input, form_body, json_body
+from server.validation import Input, form_body, json_body, path_id
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +147,7 @@ async def api_create_kiosk(request: web.Request) -> web.Response:
 
 
 def _kiosk_id(request: web.Request) -> int:
-    raw = request.match_info["kiosk_id"]
-    if not raw.isdigit() or len(raw) > 12:
-        raise BadRequest("kiosk id must be a positive integer", code="invalid_kiosk_id")
-    return int(raw)
+    return path_id(request, "kiosk_id")
 
 
 async def _revoke(request: web.Request) -> Kiosk:

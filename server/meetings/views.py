@@ -31,7 +31,7 @@ from server.rendering import render
 from server.routing import allow
 from server.sfu import InvalidState
 from server.timeutil import SEOUL, format_local
-from server.validation import Input, json_body
+from server.validation import Input, is_id, json_body, path_id
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +114,12 @@ def _principal(request: web.Request) -> Principal:
 
 
 def _id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 9:
-        raise BadRequest(f"{name} must be a positive integer", code="invalid_id")
-    return int(raw)
+    return path_id(request, name)
 
 
 def _form_ids(form: MultiDictProxy[Any], name: str) -> tuple[int, ...]:
     values = [str(v) for v in form.getall(name, [])]
-    if len(values) > MAX_IDS or not all(v.isdigit() and len(v) <= 9 for v in values):
+    if len(values) > MAX_IDS or not all(is_id(v) for v in values):
         raise BadRequest(f"{name} must be ids", code="validation_failed", details=[{"field": name}])
     return tuple(int(v) for v in values)
 
@@ -131,7 +128,7 @@ def _form_int(form: MultiDictProxy[Any], name: str, *, required: bool = True) ->
     raw = str(form.get(name) or "").strip()
     if not raw and not required:
         return None
-    if not raw.isdigit() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
         raise BadRequest(f"{name} must be a number", code="validation_failed", details=[{"field": name}])
     return int(raw)
 

@@ -25,7 +25,7 @@ from server.petitions.media_probe import InvalidMedia, probe_media
 from server.rendering import render
 from server.routing import allow
 from server.timeutil import SEOUL
-from server.validation import Input, json_body, validate
+from server.validation import Input, json_body, path_id, validate
 
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 MAX_VIDEO_BYTES = 40 * 1024 * 1024
@@ -45,11 +45,8 @@ def _principal(request: web.Request) -> Principal:
     return principal
 
 
-def _id(request: web.Request, name: str = "notice_id") -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 12:
-        raise BadRequest(f"{name} must be a positive integer", code="invalid_id")
-    return int(raw)
+def _id(request: web.Request) -> int:
+    return path_id(request, "notice_id")
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

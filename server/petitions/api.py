@@ -31,7 +31,7 @@ from server.petitions.schemas import (
 )
 from server.petitions.workflow import Action
 from server.routing import allow
-from server.validation import Input, json_body, validate
+from server.validation import Input, json_body, path_id, validate
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,7 @@ class ListQuery(Input):
 
 
 def int_param(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or not 0 < int(raw) <= MAX_ID:
-        raise BadRequest(f"{name} must be a positive integer", code=f"invalid_{name}")
-    return int(raw)
+    return path_id(request, name)
 
 
 def principal_of(request: web.Request) -> Principal:

@@ -20,7 +20,7 @@ from server.rendering import render
 from server.rooms import service
 from server.rooms.models import Room
 from server.routing import allow
-from server.validation import Input, json_body
+from server.validation import Input, is_id, json_body, path_id
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +55,11 @@ def room_json(room: Room, occupancy: int | None = None) -> dict[str, Any]:
 
 
 def _room_id(request: web.Request) -> int:
-    raw = request.match_info["room_id"]
-    if not raw.isdigit() or len(raw) > 9:
-        raise BadRequest("room id must be a positive integer", code="invalid_room_id")
-    return int(raw)
+    return path_id(request, "room_id")
 
 
 def _ids(values: list[str], field: str) -> tuple[int, ...]:
-    if len(values) > MAX_INVITEES or not all(v.isdigit() and len(v) <= 9 for v in values):
+    if len(values) > MAX_INVITEES or not all(is_id(v) for v in values):
         raise BadRequest(f"{field} must be ids", code="validation_failed")
     return tuple(int(v) for v in values)
 

@@ -92,3 +92,13 @@ async def test_security_headers_on_every_page(client: TestClient, world: World) 
     response = await client.get("/login")
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_unicode_digits_in_a_path_id_are_a_400_not_a_500(client: TestClient, world: World) -> None:
+    from tests.conftest import login
+
+    token = await login(client, "admin")
+    for bad in ("²", "١٢", "0"):
+        response = await client.post(f"/api/v1/admin/kiosks/{bad}/revoke", headers={"X-CSRF-Token": token})
+        assert response.status == 400, bad
+        assert (await response.json())["error"]["code"] == "invalid_kiosk_id"

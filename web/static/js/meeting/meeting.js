@@ -29,7 +29,7 @@ export class Meeting {
     this.audioSlots = Number(root.dataset.audioSlots);
     this.texts = JSON.parse(root.dataset.strings);
     this.statusEl = root.querySelector('[data-status]');
-    this.recordingEl = root.querySelector('[data-recording]');
+    this.recordingEl = root.querySelector('[data-recording-banner]');
     this.micButton = root.querySelector('[data-action="mic"]');
     this.camButton = root.querySelector('[data-action="camera"]');
     this.leaveButton = root.querySelector('[data-action="leave"]');

@@ -1,0 +1,112 @@
+"""The kiosk's meeting page in headless Chromium shows a large "● 녹화 중" banner while the chair
+records the meeting, and hides it when the recording stops (real page, socket.io and SFU; the chair
+is an aiortc peer publishing through the same signaling)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from server.auth.roles import Principal, Role
+from server.db import transaction
+from server.kiosks import service as kiosks
+from server.meetings import service
+from tests.conftest import TEST_PASSWORD, World
+from tests.e2e.conftest import screenshot_path
+from tests.e2e.test_meeting_browsers import _Server, wait_connected
+from tests.signaling.signaling_kit import Participant, session_cookie
+
+pytestmark = [pytest.mark.e2e, pytest.mark.network]
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+async def test_kiosk_page_shows_the_recording_banner(
+    browser: Browser, live_server: str, world: World, sessionmaker: Any
+) -> None:
+    async with transaction(sessionmaker) as session:
+        issued = await kiosks.create_kiosk(
+            session,
+            village_id=world.village_ids[0],
+            label="남성리 마을회관",
+            code_lifetime=dt.timedelta(hours=1),
+        )
+        admin = Principal(Role.ADMIN, world.admin_id, "관리자")
+        now = dt.datetime.now(dt.UTC)
+        scheduled = await service.schedule_meeting(
+            session,
+            admin,
+            service.MeetingDraft(
+                title="겨울철 경로당 난방 회의",
+                starts_at=now - dt.timedelta(minutes=5),
+                ends_at=now + dt.timedelta(hours=1),
+                chair_id=world.official_id,
+                village_ids=(world.village_ids[0],),
+            ),
+        )
+        meeting_id = scheduled.meeting.id
+
+    # The village hall's kiosk is enrolled; then the meeting starts (its room invites the kiosk).
+    context = await browser.new_context(viewport={"width": 1920, "height": 1080}, locale="ko-KR")
+    kiosk = await context.new_page()
+    await kiosk.goto(f"{live_server}/kiosk/enroll?code={issued.code}")
+    await kiosk.click("button[type=submit]")
+    async with transaction(sessionmaker) as session:
+        meeting = await service.get_meeting(session, meeting_id, lock=True)
+        await service.start_meeting(session, admin, meeting)
+        room_id = meeting.room_id
+    assert room_id is not None
+
+    # The chair (an aiortc peer) publishes, so the kiosk has someone to watch.
+    server = _Server(live_server)
+    chair = Participant("chair", server, cookie=await session_cookie(server, "official"))  # type: ignore[arg-type]
+    try:
+        await chair.connect()
+        await chair.join(room_id)
+        await chair.publish(60, 3000, video_slots=0, audio_slots=0)
+
+        await kiosk.reload()
+        await kiosk.locator("a.kiosk-meeting-join").first.click()
+        await wait_connected(kiosk)
+        banner = kiosk.locator("[data-recording-banner]")
+        await expect(banner).to_be_hidden()
+
+        # The administrator starts the recording from the meeting's admin page.
+        admin_page = await browser.new_page(locale="ko-KR")
+        await admin_page.goto(f"{live_server}/login")
+        await admin_page.fill("#username", "admin")
+        await admin_page.fill("#password", TEST_PASSWORD)
+        await admin_page.click("button[type=submit]")
+        await admin_page.goto(f"{live_server}/admin/meetings/{meeting_id}")
+        await admin_page.click('[data-action="start-recording"]')
+        await expect(admin_page).to_have_url(re.compile(rf"/admin/meetings/{meeting_id}$"))
+        await expect(admin_page.locator(".meeting-steps [data-recording-banner]")).to_have_text("● 녹화 중")
+
+        await expect(banner).to_be_visible(timeout=15000)
+        await expect(banner).to_have_text("● 녹화 중")
+        box = await banner.bounding_box()
+        assert box is not None and box["width"] >= 600 and box["height"] >= 60, box
+        colors = await banner.evaluate(
+            "(el) => { const s = getComputedStyle(el); return [s.color, s.backgroundColor]; }"
+        )
+        assert colors == ["rgb(255, 255, 255)", "rgb(155, 28, 28)"], colors
+        await kiosk.wait_for_function(
+            "() => [...document.querySelectorAll('.tile:not(.self) video')]"
+            ".some((v) => v.videoWidth > 0 && v.currentTime > 0)",
+            timeout=20000,
+        )
+        await kiosk.wait_for_timeout(500)
+        await kiosk.screenshot(path=screenshot_path("meeting-kiosk-recording.png"))
+
+        await admin_page.click('[data-action="stop-recording"]')
+        await expect(admin_page.locator('[data-action="start-recording"]')).to_be_visible()
+        await expect(banner).to_be_hidden(timeout=15000)
+        async with transaction(sessionmaker) as session:
+            recordings = await service.recordings_of(session, meeting_id)
+        assert {r.participant for r in recordings} == {"김민원", "남성리 마을회관"}
+    finally:
+        await chair.close()
+        await context.close()

@@ -52,13 +52,13 @@ class TestPatternVideo(MediaStreamTrack):
 
 
 class ToneAudio(MediaStreamTrack):
-    """A quiet 440 Hz tone in 20 ms mono frames."""
+    """A sine tone in 20 ms mono s16 frames (amplitude 0 = silence); quiet 440 Hz by default."""
 
     kind = "audio"
 
-    def __init__(self, amplitude: int = 3000) -> None:
+    def __init__(self, amplitude: int = 3000, freq: float = 440.0) -> None:
         super().__init__()
-        samples = [int(amplitude * math.sin(2 * math.pi * 440 * i / 48000)) for i in range(960)]
+        samples = [int(amplitude * math.sin(2 * math.pi * freq * i / 48000)) for i in range(960)]
         self._data = struct.pack(f"<{len(samples)}h", *samples)
         self._n = 0
         self._start: float | None = None

@@ -9,8 +9,6 @@ decodes per slot (mid).
 from __future__ import annotations
 
 import asyncio
-import math
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
+from kiosk.media import ToneAudio
 from server.sfu import ParticipantHandle, Sfu
 from server.sfu import aiortc_internals as ai
 
@@ -71,32 +70,8 @@ class SyntheticVideo(MediaStreamTrack):
         return frame
 
 
-class SyntheticAudio(MediaStreamTrack):
-    """20 ms mono s16 frames of a sine tone (amplitude 0 = silence)."""
-
-    kind = "audio"
-
-    def __init__(self, amplitude: int, freq: float = 440.0) -> None:
-        super().__init__()
-        samples = [int(amplitude * math.sin(2 * math.pi * freq * i / 48000)) for i in range(960)]
-        self._data = struct.pack(f"<{len(samples)}h", *samples)
-        self._n = 0
-        self._start: float | None = None
-
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        loop = asyncio.get_running_loop()
-        if self._start is None:
-            self._start = loop.time()
-        await asyncio.sleep(max(0.0, self._start + self._n * 0.02 - loop.time()))
-        frame = av.AudioFrame(format="s16", layout="mono", samples=960)
-        frame.planes[0].update(self._data)
-        frame.sample_rate = 48000
-        frame.pts = self._n * 960
-        frame.time_base = Fraction(1, 48000)
-        self._n += 1
-        return frame
+# The headless kiosk's tone generator is the tests' synthetic voice too.
+SyntheticAudio = ToneAudio
 
 
 @dataclass

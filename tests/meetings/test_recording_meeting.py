@@ -169,3 +169,79 @@ async def test_chair_records_a_live_meeting_of_real_peers(
     assert (await client.get(f"/meetings/{meeting_id}/recordings/{rows[0].id + 1000}")).status == 404
     status, _, _ = await _get(client, url)  # nobody logged in
     assert status in (303, 401, 403)
+
+
+async def test_ending_a_recorded_meeting_registers_its_files(
+    client: TestClient, world: World, sessionmaker: Any, settings: Settings
+) -> None:
+    hall = await make_kiosk(sessionmaker, world.village_ids[0], "남성리 마을회관")
+    now = utcnow()
+    async with transaction(sessionmaker) as session:
+        scheduled = await meetings.schedule_meeting(
+            session,
+            admin_principal(world),
+            meetings.MeetingDraft(
+                title="남성리 주민 회의",
+                starts_at=now + dt.timedelta(minutes=1),
+                ends_at=now + dt.timedelta(hours=1),
+                chair_id=world.official_id,
+                official_ids=(world.other_official_id,),
+                village_ids=(world.village_ids[0],),
+            ),
+        )
+        meeting = await meetings.start_meeting(session, admin_principal(world), scheduled.meeting)
+        meeting_id, room_id = meeting.id, meeting.room_id
+    assert room_id is not None
+    api = f"/api/v1/meetings/{meeting_id}"
+
+    # An invited official who does not chair may not record; a kiosk may not either.
+    csrf = await login(client, "official2")
+    response = await client.post(f"{api}/recording/start", json={}, headers={"X-CSRF-Token": csrf})
+    assert response.status == 403 and (await response.json())["error"]["code"] == "not_meeting_manager"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as agent:
+        response = await agent.post(client.make_url(f"{api}/recording/start"), json={}, headers=hall.headers)
+        assert response.status in (401, 403)
+    client.session.cookie_jar.clear()
+
+    kiosk = await Participant("kiosk", client, token=hall.token).connect()
+    watcher = await Participant("watcher", client, cookie=await session_cookie(client, "official")).connect()
+    try:
+        await kiosk.join(room_id)
+        await kiosk.publish(170, 3000, video_slots=2)
+        await watcher.join(room_id)
+        await watcher.publish(60, 3000, video_slots=9)
+        assert kiosk.pid and watcher.pid
+        await wait_until(lambda: watcher.sees(kiosk.pid, 170), 20, "media flows")  # type: ignore[arg-type]
+
+        csrf = await login(client, "admin")  # an administrator runs it this time
+        response = await client.post(f"{api}/recording/start", json={}, headers={"X-CSRF-Token": csrf})
+        assert response.status == 200, await response.text()
+        frames = watcher.video_frames(kiosk.pid)
+        await wait_until(lambda: watcher.video_frames(kiosk.pid) >= frames + 45, 30, "some recorded media")  # type: ignore[arg-type]
+
+        response = await client.post(
+            f"{api}/transitions", json={"action": "end"}, headers={"X-CSRF-Token": csrf}
+        )
+        assert response.status == 200, await response.text()
+        await wait_until(
+            lambda: (
+                kiosk.disconnected.is_set()
+                or bool(kiosk.errors())
+                or any(name == "room_closed" for name, _ in kiosk.events)
+            ),
+            15,
+            "the kiosk is told the meeting is over",
+        )
+        assert _recording_events(kiosk)[-1] is False
+    finally:
+        for p in (kiosk, watcher):
+            await p.close()
+
+    async with transaction(sessionmaker) as session:
+        rows = list(await meetings.recordings_of(session, meeting_id))
+    assert {r.participant for r in rows} == {"김민원", "남성리 마을회관"}
+    for row in rows:
+        kinds, seconds = _media_seconds(settings.data_dir / row.path)
+        assert kinds == {"audio", "video"} and seconds > 0.5
+    response = await client.post(f"{api}/recording/stop", json={}, headers={"X-CSRF-Token": csrf})
+    assert response.status == 409 and (await response.json())["error"]["code"] == "meeting_not_live"

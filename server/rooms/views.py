@@ -16,6 +16,7 @@ from server.db import transaction
 from server.errors import BadRequest, Forbidden
 from server.keys import MEETINGS, PRINCIPAL, SESSIONMAKER
 from server.kiosks.models import Kiosk
+from server.meetings import service as meetings_service
 from server.rendering import render
 from server.rooms import service
 from server.rooms.models import Room
@@ -186,7 +187,18 @@ async def _meeting_page(request: web.Request, template: str) -> web.Response:
             return render(request, template, {"room": room, "refusal": "room_closed"}, status=410)
         if not await service.may_join(session, principal, room):
             raise Forbidden("you are not invited to this room", code="not_invited")
-        return render(request, template, {"room": room, "refusal": None})
+        # The chair (or an admin) of the meeting that owns this room gets the recording buttons.
+        meeting = await meetings_service.meeting_for_room(session, room.id)
+        record_meeting_id = (
+            meeting.id
+            if meeting is not None
+            and meeting.status == "live"
+            and meetings_service.may_manage(principal, meeting)
+            else None
+        )
+        return render(
+            request, template, {"room": room, "refusal": None, "record_meeting_id": record_meeting_id}
+        )
 
 
 @allow(Role.OFFICIAL, Role.ADMIN)

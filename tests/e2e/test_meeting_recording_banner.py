@@ -1,6 +1,7 @@
-"""The kiosk's meeting page in headless Chromium shows a large "● 녹화 중" banner while the chair
-records the meeting, and hides it when the recording stops (real page, socket.io and SFU; the chair
-is an aiortc peer publishing through the same signaling)."""
+"""The kiosk's and the chair's meeting pages in headless Chromium show a large "● 녹화 중" banner
+while the meeting is recorded, and hide it when the recording stops (real pages, socket.io and SFU;
+an invited official is an aiortc peer publishing through the same signaling). The admin starts the
+recording from the admin meeting page; the chair stops it from the official meeting page."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ async def test_kiosk_page_shows_the_recording_banner(
                 starts_at=now - dt.timedelta(minutes=5),
                 ends_at=now + dt.timedelta(hours=1),
                 chair_id=world.official_id,
+                official_ids=(world.other_official_id,),
                 village_ids=(world.village_ids[0],),
             ),
         )
@@ -60,9 +62,9 @@ async def test_kiosk_page_shows_the_recording_banner(
         room_id = meeting.room_id
     assert room_id is not None
 
-    # The chair (an aiortc peer) publishes, so the kiosk has someone to watch.
+    # An invited official (an aiortc peer) publishes, so the kiosk has someone to watch.
     server = _Server(live_server)
-    chair = Participant("chair", server, cookie=await session_cookie(server, "official"))  # type: ignore[arg-type]
+    chair = Participant("peer", server, cookie=await session_cookie(server, "official2"))  # type: ignore[arg-type]
     try:
         await chair.connect()
         await chair.join(room_id)
@@ -73,6 +75,20 @@ async def test_kiosk_page_shows_the_recording_banner(
         await wait_connected(kiosk)
         banner = kiosk.locator("[data-recording-banner]")
         await expect(banner).to_be_hidden()
+
+        # The chair's own meeting page has the recording buttons.
+        chair_context = await browser.new_context(viewport={"width": 1440, "height": 900}, locale="ko-KR")
+        chair_page = await chair_context.new_page()
+        await chair_page.goto(f"{live_server}/login")
+        await chair_page.fill("#username", "official")
+        await chair_page.fill("#password", TEST_PASSWORD)
+        await chair_page.click("button[type=submit]")
+        await chair_page.goto(f"{live_server}/rooms/{room_id}")
+        await wait_connected(chair_page)
+        chair_banner = chair_page.locator("[data-recording-banner]")
+        await expect(chair_page.locator('[data-action="record-start"]')).to_be_visible()
+        await expect(chair_page.locator('[data-action="record-stop"]')).to_be_hidden()
+        await expect(chair_banner).to_be_hidden()
 
         # The administrator starts the recording from the meeting's admin page.
         admin_page = await browser.new_page(locale="ko-KR")
@@ -101,12 +117,20 @@ async def test_kiosk_page_shows_the_recording_banner(
         await kiosk.wait_for_timeout(500)
         await kiosk.screenshot(path=screenshot_path("meeting-kiosk-recording.png"))
 
-        await admin_page.click('[data-action="stop-recording"]')
-        await expect(admin_page.locator('[data-action="start-recording"]')).to_be_visible()
+        await expect(chair_banner).to_be_visible()
+        await expect(chair_page.locator('[data-action="record-start"]')).to_be_hidden()
+
+        # The chair stops it from the meeting page.
+        await chair_page.click('[data-action="record-stop"]')
         await expect(banner).to_be_hidden(timeout=15000)
+        await expect(chair_banner).to_be_hidden()
+        await expect(chair_page.locator('[data-action="record-start"]')).to_be_visible()
+        await admin_page.reload()
+        await expect(admin_page.locator('[data-action="start-recording"]')).to_be_visible()
         async with transaction(sessionmaker) as session:
             recordings = await service.recordings_of(session, meeting_id)
-        assert {r.participant for r in recordings} == {"김민원", "남성리 마을회관"}
+        assert {r.participant for r in recordings} == {"김민원", "박안전", "남성리 마을회관"}
+        await chair_context.close()
     finally:
         await chair.close()
         await context.close()

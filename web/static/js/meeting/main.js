@@ -1,5 +1,6 @@
 // Entry point of the meeting pages (/rooms/<id> and /kiosk/rooms/<id>).
 import { Meeting } from './meeting.js';
+import { recordingControls } from './recording-controls.js';
 
 const root = document.querySelector('[data-meeting]');
 if (root) {
@@ -7,4 +8,5 @@ if (root) {
   // A handle for diagnostics from the developer tools (and the browser tests' getStats()).
   window.maeulMeeting = meeting;
   meeting.start();
+  recordingControls(root);
 }

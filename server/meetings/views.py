@@ -3,6 +3,7 @@ exports, the iCalendar feeds, and the kiosk's upcoming-meetings list."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -251,7 +252,8 @@ async def _transition(
         # After the commit: a running recording is finished and registered, then everybody
         # still in the room is told and disconnected.
         if request.app[MEETINGS].is_recording(str(room_to_close)):
-            await _stop_and_register(request.app, meeting_id, room_to_close)
+            with contextlib.suppress(Conflict):  # a "stop" in flight already collects the files
+                await _stop_and_register(request.app, meeting_id, room_to_close)
         await request.app[MEETINGS].close_room(room_to_close)
     return meeting, report
 

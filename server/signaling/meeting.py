@@ -134,6 +134,8 @@ class MeetingHub:
     # Sockets that disconnected while their join was still in flight: the join undoes itself.
     abandoned: set[str] = field(default_factory=set)
     _queue: asyncio.Queue[SfuEvent] = field(default_factory=asyncio.Queue)
+    # Start/stop of recordings, one at a time (two "stop"s must not both collect the files).
+    _recording_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _order: int = 0
 
     @property
@@ -370,9 +372,10 @@ class MeetingHub:
 
     async def start_recording(self, room_id: str, directory: Path, label: str) -> None:
         """Record the room (InvalidState if it already is), mark ``label`` and tell everybody."""
-        self.sfu.open_room(room_id)
-        self.sfu.start_recording(room_id, directory)
-        self.sfu.mark(room_id, label[:500])
+        async with self._recording_lock:
+            self.sfu.open_room(room_id)
+            self.sfu.start_recording(room_id, directory)
+            self.sfu.mark(room_id, label[:500])
         log.info("recording started", extra={"room_id": room_id})
         await self.sio.emit("recording", {"active": True}, room=socket_room(room_id))
 
@@ -385,14 +388,15 @@ class MeetingHub:
     async def stop_recording(self, room_id: str) -> tuple[list[RecordedFile], list[Mark]]:
         """Stop the room's recording (InvalidState if it is not recorded); every file is complete
         on return. Everybody is told."""
-        try:
-            session = self.sfu.recording(room_id)
-        except RoomNotFound as exc:
-            raise InvalidState("the room is not being recorded") from exc
-        if session is None:
-            raise InvalidState("the room is not being recorded")
-        marks = list(session.marks)
-        files = await self.sfu.stop_recording(room_id)
+        async with self._recording_lock:
+            try:
+                session = self.sfu.recording(room_id)
+            except RoomNotFound as exc:
+                raise InvalidState("the room is not being recorded") from exc
+            if session is None:
+                raise InvalidState("the room is not being recorded")
+            marks = list(session.marks)
+            files = await self.sfu.stop_recording(room_id)
         log.info("recording stopped", extra={"room_id": room_id, "files": len(files)})
         await self.sio.emit("recording", {"active": False}, room=socket_room(room_id))
         return files, marks

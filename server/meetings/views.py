@@ -3,7 +3,6 @@ exports, the iCalendar feeds, and the kiosk's upcoming-meetings list."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import io
@@ -249,11 +248,8 @@ async def _transition(
             )
         meeting = await _reload(session, meeting_id)
     if room_to_close is not None:
-        # After the commit: a running recording is finished and registered, then everybody
-        # still in the room is told and disconnected.
-        if request.app[MEETINGS].is_recording(str(room_to_close)):
-            with contextlib.suppress(Conflict):  # a "stop" in flight already collects the files
-                await _stop_and_register(request.app, meeting_id, room_to_close)
+        # After the commit: a running recording is finished and registered (by the hub), then
+        # everybody still in the room is told and disconnected.
         await request.app[MEETINGS].close_room(room_to_close)
     return meeting, report
 
@@ -301,60 +297,15 @@ async def _stop_recording(request: web.Request, meeting_id: int) -> list[dict[st
     room_id = await _live_room(request, meeting_id)
     if not request.app[MEETINGS].is_recording(str(room_id)):
         raise Conflict("the meeting is not being recorded", code="not_recording")
-    return await _stop_and_register(request.app, meeting_id, room_id)
+    return await _stop_and_register(request.app, room_id)
 
 
-async def _participant_names(session: Any, pids: set[str]) -> dict[str, str]:
-    account_ids = {int(p[1:]) for p in pids if p[:1] == "a" and p[1:].isdigit()}
-    kiosk_ids = {int(p[1:]) for p in pids if p[:1] == "k" and p[1:].isdigit()}
-    names = {f"a{i}": n for i, n in (await service.account_names(session, account_ids)).items()}
-    if kiosk_ids:
-        for kiosk in (await session.scalars(select(Kiosk).where(Kiosk.id.in_(kiosk_ids)))).all():
-            names[f"k{kiosk.id}"] = kiosk.label
-    return names
-
-
-async def _stop_and_register(app: web.Application, meeting_id: int, room_id: int) -> list[dict[str, Any]]:
+async def _stop_and_register(app: web.Application, room_id: int) -> list[dict[str, Any]]:
     """Stop the room's recording and register every file for the meeting's record."""
     try:
-        files, marks = await app[MEETINGS].stop_recording(str(room_id))
+        return await app[MEETINGS].finish_recording(str(room_id))
     except InvalidState as exc:
         raise Conflict("the meeting is not being recorded", code="not_recording") from exc
-    data_dir = app[SETTINGS].data_dir.resolve()
-    mark_json = [
-        ({"label": m.label, "at": m.at.isoformat(), "offset": round(m.offset, 3)}, m.at) for m in marks
-    ]
-    registered: list[dict[str, Any]] = []
-    async with transaction(app[SESSIONMAKER]) as session:
-        names = await _participant_names(session, {f.participant_id for f in files})
-        for f in files:
-            try:
-                relative = f.path.resolve().relative_to(data_dir).as_posix()
-            except ValueError:
-                log.error("recording outside the data directory", extra={"path": str(f.path)})
-                continue
-            name = names.get(f.participant_id, f.participant_id)
-            recording = await service.register_recording(
-                session,
-                meeting_id,
-                participant=name,
-                path=relative,
-                started_at=f.started_at,
-                ended_at=f.ended_at,
-                marks=[m for m, at in mark_json if at <= f.ended_at],
-            )
-            registered.append(
-                {
-                    "id": recording.id,
-                    "participant": name,
-                    "duration": round(f.duration, 3),
-                    "has_audio": f.has_audio,
-                    "has_video": f.has_video,
-                    "url": f"/meetings/{meeting_id}/recordings/{recording.id}",
-                }
-            )
-    log.info("meeting recording registered", extra={"meeting_id": meeting_id, "files": len(registered)})
-    return registered
 
 
 @allow(Role.ADMIN, Role.OFFICIAL)

@@ -401,9 +401,27 @@ class MeetingHub:
         await self.sio.emit("recording", {"active": False}, room=socket_room(room_id))
         return files, marks
 
+    async def finish_recording(self, room_id: str) -> list[dict[str, Any]]:
+        """Stop the room's recording (InvalidState if it is not recorded) and register every file
+        for the meeting that owns the room; returns the registered files."""
+        files, marks = await self.stop_recording(room_id)
+        async with transaction(self.app[SESSIONMAKER]) as session:
+            _, registered = await meetings.register_room_recording(
+                session, int(room_id), files, marks, self.app[SETTINGS].data_dir
+            )
+        return registered
+
     async def close_room(self, room_id: int) -> None:
-        """A closed room: disconnect everybody hosted here (they get ``room_closed``)."""
+        """A closed room: a running recording is finished and registered, then everybody hosted
+        here is disconnected (they get ``room_closed``)."""
         key = str(room_id)
+        if self.is_recording(key):
+            try:
+                await self.finish_recording(key)
+            except InvalidState:
+                pass  # a "stop" in flight collects the files
+            except Exception:
+                log.exception("finishing the recording of a closed room failed", extra={"room_id": key})
         if key in self.sfu.room_ids:
             await self.sfu.close_room(key)
 

@@ -4,31 +4,17 @@ kiosk: the SFU must interoperate with a real browser's WebRTC stack."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiohttp import web
 
 from server.sfu import Sfu
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.sfu.sfu_testkit import LUMA, Client, join, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 # The browser side: publish the fake camera and microphone, offer 2 video and
 # 2 audio receive slots, gather (loopback only, see the flags), hand the offer out.
@@ -84,7 +70,6 @@ async def page_url() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
 async def test_browser_and_kiosk_exchange_media(
     sfu: Sfu, make_client: Callable[..., Client], page_url: str
 ) -> None:

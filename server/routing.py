@@ -13,7 +13,8 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from server.auth.roles import PUBLIC, Role
+from server.auth.roles import PUBLIC, Principal, Role
+from server.keys import PRINCIPAL
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Handler)
@@ -44,6 +45,13 @@ def allow(*roles: Role | str, self_authenticating: bool = False) -> Callable[[H]
 
 def allowed_roles(handler: object) -> frozenset[Role | str] | None:
     return getattr(handler, _ATTR, None)
+
+
+def principal_of(request: web.Request) -> Principal:
+    """The caller of a route that does not allow PUBLIC (the middleware refused anonymous callers)."""
+    principal = request[PRINCIPAL]
+    assert principal is not None
+    return principal
 
 
 def is_self_authenticating(handler: object) -> bool:

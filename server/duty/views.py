@@ -8,24 +8,18 @@ from typing import Any
 from aiohttp import web
 from pydantic import StrictBool
 
-from server.auth.roles import Principal, Role
+from server.auth.roles import Role
 from server.db import transaction
 from server.duty import service
 from server.duty.models import DutyCall
-from server.keys import PRINCIPAL, SESSIONMAKER, SETTINGS
+from server.keys import SESSIONMAKER, SETTINGS
 from server.rendering import render
-from server.routing import allow
+from server.routing import allow, principal_of
 from server.validation import Input, json_body, path_id
 
 
 class AvailabilityInput(Input):
     available: StrictBool
-
-
-def _principal(request: web.Request) -> Principal:
-    principal = request[PRINCIPAL]
-    assert principal is not None
-    return principal
 
 
 def _call_id(request: web.Request) -> int:
@@ -45,15 +39,15 @@ def call_json(call: DutyCall, room_prefix: str) -> dict[str, Any]:
 async def api_availability(request: web.Request) -> web.Response:
     data = await json_body(request, AvailabilityInput)
     async with transaction(request.app[SESSIONMAKER]) as session:
-        await service.set_available(session, _principal(request), data.available)
+        await service.set_available(session, principal_of(request), data.available)
     return web.json_response({"available": data.available})
 
 
 @allow(Role.OFFICIAL, Role.ADMIN)
 async def api_ringing(request: web.Request) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
-        available = await service.is_available(session, _principal(request))
-        views = await service.ringing_for(session, _principal(request))
+        available = await service.is_available(session, principal_of(request))
+        views = await service.ringing_for(session, principal_of(request))
         body = {
             "available": available,
             "calls": [{**call_json(v.call, "/rooms/"), "village": v.village} for v in views],
@@ -64,7 +58,7 @@ async def api_ringing(request: web.Request) -> web.Response:
 @allow(Role.OFFICIAL, Role.ADMIN)
 async def api_answer(request: web.Request) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
-        call = await service.answer(session, _principal(request), _call_id(request))
+        call = await service.answer(session, principal_of(request), _call_id(request))
         body = {"call": call_json(call, "/rooms/")}
     return web.json_response(body)
 
@@ -73,7 +67,7 @@ async def api_answer(request: web.Request) -> web.Response:
 async def api_kiosk_start(request: web.Request) -> web.Response:
     ring_for = dt.timedelta(seconds=request.app[SETTINGS].duty_ring_seconds)
     async with transaction(request.app[SESSIONMAKER]) as session:
-        call = await service.start_call(session, _principal(request), ring_for)
+        call = await service.start_call(session, principal_of(request), ring_for)
         body = {"call": call_json(call, "/kiosk/rooms/")}
     return web.json_response(body, status=201)
 
@@ -81,7 +75,7 @@ async def api_kiosk_start(request: web.Request) -> web.Response:
 @allow(Role.KIOSK)
 async def api_kiosk_call(request: web.Request) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
-        call = await service.kiosk_call(session, _principal(request), _call_id(request))
+        call = await service.kiosk_call(session, principal_of(request), _call_id(request))
         body = {"call": call_json(call, "/kiosk/rooms/")}
     return web.json_response(body)
 
@@ -89,11 +83,11 @@ async def api_kiosk_call(request: web.Request) -> web.Response:
 @allow(Role.KIOSK)
 async def api_kiosk_cancel(request: web.Request) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
-        call = await service.cancel(session, _principal(request), _call_id(request))
+        call = await service.cancel(session, principal_of(request), _call_id(request))
         body = {"call": call_json(call, "/kiosk/rooms/")}
     return web.json_response(body)
 
 
 @allow(Role.KIOSK)
 async def kiosk_call_page(request: web.Request) -> web.Response:
-    return render(request, "duty/kiosk_call.html", {"kiosk": _principal(request)})
+    return render(request, "duty/kiosk_call.html", {"kiosk": principal_of(request)})

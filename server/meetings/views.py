@@ -20,7 +20,7 @@ from server.auth.roles import Principal, Role
 from server.db import transaction, utcnow
 from server.errors import AppError, BadRequest, Conflict, Forbidden, NotFound
 from server.geo.models import Village
-from server.keys import LOCALE, MEETINGS, PRINCIPAL, SESSIONMAKER, SETTINGS
+from server.keys import LOCALE, MEETINGS, SESSIONMAKER, SETTINGS
 from server.kiosks.models import Kiosk
 from server.meetings import ics, service
 from server.meetings.models import Meeting
@@ -28,7 +28,7 @@ from server.meetings.record import record_csv_rows, record_data
 from server.petitions.models import Petition
 from server.petitions.service import OPEN_STATUSES
 from server.rendering import render
-from server.routing import allow
+from server.routing import allow, principal_of
 from server.sfu import InvalidState
 from server.timeutil import SEOUL, format_local
 from server.validation import Input, is_id, json_body, path_id
@@ -105,12 +105,6 @@ class ResidentsInput(Input):
 
 
 # --- helpers --------------------------------------------------------------------------------------
-
-
-def _principal(request: web.Request) -> Principal:
-    principal = request[PRINCIPAL]
-    assert principal is not None
-    return principal
 
 
 def _id(request: web.Request, name: str) -> int:
@@ -228,7 +222,7 @@ async def _managed(session: Any, principal: Principal, meeting_id: int, *, lock:
 async def _transition(
     request: web.Request, meeting_id: int, data: TransitionInput
 ) -> tuple[Meeting, service.CloseReport | None]:
-    principal = _principal(request)
+    principal = principal_of(request)
     report: service.CloseReport | None = None
     room_to_close: int | None = None
     async with transaction(request.app[SESSIONMAKER]) as session:
@@ -276,7 +270,7 @@ def recordings_dir(app: web.Application, meeting_id: int) -> Any:
 async def _live_room(request: web.Request, meeting_id: int) -> int:
     """The room of a live meeting the principal runs (chair or admin); 409 if it is not live."""
     async with transaction(request.app[SESSIONMAKER]) as session:
-        meeting = await _managed(session, _principal(request), meeting_id, lock=False)
+        meeting = await _managed(session, principal_of(request), meeting_id, lock=False)
         if meeting.status != "live" or meeting.room_id is None:
             raise Conflict("the meeting is not live", code="meeting_not_live")
         return meeting.room_id
@@ -325,7 +319,7 @@ async def recording_file(request: web.Request) -> web.StreamResponse:
     """One recording file (WebM), for those who may see the meeting's record; Range requests work."""
     meeting_id, recording_id = _id(request, "meeting_id"), _id(request, "recording_id")
     async with transaction(request.app[SESSIONMAKER]) as session:
-        await service.get_visible(session, _principal(request), meeting_id)
+        await service.get_visible(session, principal_of(request), meeting_id)
         recordings = await service.recordings_of(session, meeting_id)
         recording = next((r for r in recordings if r.id == recording_id), None)
         if recording is None:
@@ -366,7 +360,7 @@ async def admin_recording(request: web.Request) -> web.StreamResponse:
 @allow(Role.ADMIN, Role.OFFICIAL)
 async def api_list(request: web.Request) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
-        meetings = await service.list_meetings(session, _principal(request))
+        meetings = await service.list_meetings(session, principal_of(request))
         return web.json_response({"meetings": [meeting_json(m) for m in meetings]})
 
 
@@ -385,7 +379,7 @@ async def api_create(request: web.Request) -> web.Response:
         lobby_mode=data.lobby_mode,
     )
     async with transaction(request.app[SESSIONMAKER]) as session:
-        result = await service.schedule_meeting(session, _principal(request), draft)
+        result = await service.schedule_meeting(session, principal_of(request), draft)
         meeting = await _reload(session, result.meeting.id)
         body = _scheduled_json(service.ScheduleResult(meeting, result.villages_without_kiosk))
     return web.json_response(body, status=201)
@@ -394,7 +388,7 @@ async def api_create(request: web.Request) -> web.Response:
 @allow(Role.ADMIN, Role.OFFICIAL)
 async def api_get(request: web.Request) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
-        meeting = await service.get_visible(session, _principal(request), _id(request, "meeting_id"))
+        meeting = await service.get_visible(session, principal_of(request), _id(request, "meeting_id"))
         return web.json_response({"meeting": meeting_json(meeting)})
 
 
@@ -415,7 +409,7 @@ async def api_patch(request: web.Request) -> web.Response:
     )
     async with transaction(request.app[SESSIONMAKER]) as session:
         meeting = await service.get_meeting(session, meeting_id, lock=True)
-        result = await service.update_meeting(session, _principal(request), meeting, changes)
+        result = await service.update_meeting(session, principal_of(request), meeting, changes)
         meeting = await _reload(session, meeting_id)
         body = _scheduled_json(service.ScheduleResult(meeting, result.villages_without_kiosk))
     return web.json_response(body)
@@ -436,7 +430,7 @@ async def api_add_agenda(request: web.Request) -> web.Response:
     data = await json_body(request, AgendaInput)
     meeting_id = _id(request, "meeting_id")
     async with transaction(request.app[SESSIONMAKER]) as session:
-        meeting = await _managed(session, _principal(request), meeting_id)
+        meeting = await _managed(session, principal_of(request), meeting_id)
         if data.from_petition_id is not None:
             item = await service.add_item_from_petition(
                 session, meeting, data.from_petition_id, planned_minutes=data.planned_minutes
@@ -463,7 +457,7 @@ async def api_patch_agenda(request: web.Request) -> web.Response:
     data = await json_body(request, AgendaPatch)
     meeting_id, item_id = _id(request, "meeting_id"), _id(request, "item_id")
     async with transaction(request.app[SESSIONMAKER]) as session:
-        meeting = await _managed(session, _principal(request), meeting_id)
+        meeting = await _managed(session, principal_of(request), meeting_id)
         await service.update_agenda_item(
             session,
             meeting,
@@ -483,7 +477,7 @@ async def api_patch_agenda(request: web.Request) -> web.Response:
 async def api_delete_agenda(request: web.Request) -> web.Response:
     meeting_id, item_id = _id(request, "meeting_id"), _id(request, "item_id")
     async with transaction(request.app[SESSIONMAKER]) as session:
-        meeting = await _managed(session, _principal(request), meeting_id)
+        meeting = await _managed(session, principal_of(request), meeting_id)
         await service.delete_agenda_item(session, meeting, item_id)
         meeting = await _reload(session, meeting_id)
         return web.json_response({"meeting": meeting_json(meeting)})
@@ -494,7 +488,7 @@ async def api_minutes(request: web.Request) -> web.Response:
     data = await json_body(request, MinutesInput)
     meeting_id, item_id = _id(request, "meeting_id"), _id(request, "item_id")
     async with transaction(request.app[SESSIONMAKER]) as session:
-        meeting = await _managed(session, _principal(request), meeting_id)
+        meeting = await _managed(session, principal_of(request), meeting_id)
         await service.write_minutes(session, meeting, item_id, notes=data.notes, decisions=data.decisions)
         meeting = await _reload(session, meeting_id)
         return web.json_response({"meeting": meeting_json(meeting)})
@@ -505,7 +499,7 @@ async def api_add_action(request: web.Request) -> web.Response:
     data = await json_body(request, ActionItemInput)
     meeting_id, item_id = _id(request, "meeting_id"), _id(request, "item_id")
     async with transaction(request.app[SESSIONMAKER]) as session:
-        meeting = await _managed(session, _principal(request), meeting_id)
+        meeting = await _managed(session, principal_of(request), meeting_id)
         action = await service.add_action_item(
             session, meeting, item_id, data.text, owner_id=data.owner_id, due_date=data.due_date
         )
@@ -514,7 +508,7 @@ async def api_add_action(request: web.Request) -> web.Response:
 
 async def _admission(request: web.Request) -> dict[str, Any]:
     """200 with the room for an admitted caller; 409 when invited but not now; 403 otherwise."""
-    principal = _principal(request)
+    principal = principal_of(request)
     meeting_id = _id(request, "meeting_id")
     async with transaction(request.app[SESSIONMAKER]) as session:
         meeting = await service.get_meeting(session, meeting_id)
@@ -557,7 +551,7 @@ async def api_residents(request: web.Request) -> web.Response:
     data = await json_body(request, ResidentsInput)
     async with transaction(request.app[SESSIONMAKER]) as session:
         presence = await service.set_residents_count(
-            session, _id(request, "meeting_id"), _principal(request), data.count
+            session, _id(request, "meeting_id"), principal_of(request), data.count
         )
         return web.json_response({"residents_count": presence.residents_count})
 
@@ -578,7 +572,7 @@ def _kiosk_entry(meeting: Meeting, locale: str) -> dict[str, Any]:
 
 @allow(Role.KIOSK)
 async def api_kiosk_upcoming(request: web.Request) -> web.Response:
-    principal = _principal(request)
+    principal = principal_of(request)
     locale = request.get(LOCALE) or "ko"
     async with transaction(request.app[SESSIONMAKER]) as session:
         meetings = await service.upcoming_for_village(session, principal.village_id or 0)
@@ -602,7 +596,7 @@ def _ics_response(body: bytes, filename: str) -> web.Response:
 
 @allow(Role.ADMIN, Role.OFFICIAL)
 async def official_ics(request: web.Request) -> web.Response:
-    principal = _principal(request)
+    principal = principal_of(request)
     async with transaction(request.app[SESSIONMAKER]) as session:
         meetings = await service.feed_for_official(session, principal.id)
         body = ics.build_calendar(
@@ -617,7 +611,7 @@ async def official_ics(request: web.Request) -> web.Response:
 
 @allow(Role.KIOSK)
 async def kiosk_ics(request: web.Request) -> web.Response:
-    principal = _principal(request)
+    principal = principal_of(request)
     async with transaction(request.app[SESSIONMAKER]) as session:
         meetings = await service.feed_for_village(session, principal.village_id or 0)
         village = await session.get(Village, principal.village_id or 0)
@@ -632,7 +626,7 @@ async def kiosk_ics(request: web.Request) -> web.Response:
 @allow(Role.ADMIN, Role.OFFICIAL)
 async def record_page(request: web.Request) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
-        meeting = await service.get_visible(session, _principal(request), _id(request, "meeting_id"))
+        meeting = await service.get_visible(session, principal_of(request), _id(request, "meeting_id"))
         data = await record_data(session, meeting)
         return render(request, "meetings/record.html", {"record": data, "meeting": meeting})
 
@@ -640,7 +634,7 @@ async def record_page(request: web.Request) -> web.Response:
 @allow(Role.ADMIN, Role.OFFICIAL)
 async def record_json(request: web.Request) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
-        meeting = await service.get_visible(session, _principal(request), _id(request, "meeting_id"))
+        meeting = await service.get_visible(session, principal_of(request), _id(request, "meeting_id"))
         data = await record_data(session, meeting)
     body = json.dumps(data, default=_json_default, ensure_ascii=False, indent=2)
     return web.Response(
@@ -653,7 +647,7 @@ async def record_json(request: web.Request) -> web.Response:
 @allow(Role.ADMIN, Role.OFFICIAL)
 async def record_csv(request: web.Request) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
-        meeting = await service.get_visible(session, _principal(request), _id(request, "meeting_id"))
+        meeting = await service.get_visible(session, principal_of(request), _id(request, "meeting_id"))
         data = await record_data(session, meeting)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -677,7 +671,7 @@ def _json_default(value: object) -> str:
 @allow(Role.ADMIN, Role.OFFICIAL)
 async def official_list_page(request: web.Request) -> web.Response:
     """The meetings an official chairs or is invited to: join while live, the record, the feed."""
-    principal = _principal(request)
+    principal = principal_of(request)
     async with transaction(request.app[SESSIONMAKER]) as session:
         meetings = await service.feed_for_official(session, principal.id)
         names = await service.account_names(session, {m.chair_id for m in meetings})
@@ -725,7 +719,7 @@ async def _list_page(
     request: web.Request, error: AppError | None = None, form: dict[str, Any] | None = None
 ) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
-        meetings = await service.list_meetings(session, _principal(request))
+        meetings = await service.list_meetings(session, principal_of(request))
         names = await service.account_names(session, {m.chair_id for m in meetings})
         village_names = await service.village_names(
             session, {v.village_id for m in meetings for v in m.villages}
@@ -764,7 +758,7 @@ async def admin_create(request: web.Request) -> web.StreamResponse:
             lobby_mode=str(form.get("lobby_mode") or "auto_admit"),
         )
         async with transaction(request.app[SESSIONMAKER]) as session:
-            result = await service.schedule_meeting(session, _principal(request), draft)
+            result = await service.schedule_meeting(session, principal_of(request), draft)
             meeting_id = result.meeting.id
     except (BadRequest, Conflict, NotFound) as exc:
         values["official_ids"] = ",".join(str(v) for v in form.getall("official_ids", []))
@@ -846,7 +840,7 @@ async def admin_update(request: web.Request) -> web.StreamResponse:
                     join_mode=str(form.get("join_mode") or meeting.join_mode),
                     lobby_mode=str(form.get("lobby_mode") or meeting.lobby_mode),
                 )
-            await service.update_meeting(session, _principal(request), meeting, changes)
+            await service.update_meeting(session, principal_of(request), meeting, changes)
 
     return await _admin_post(request, work)
 

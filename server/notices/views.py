@@ -13,17 +13,17 @@ from aiohttp import web
 from pydantic import Field
 from sqlalchemy import select
 
-from server.auth.roles import Principal, Role
+from server.auth.roles import Role
 from server.db import transaction, utcnow
 from server.errors import BadRequest
 from server.geo.models import Village
-from server.keys import PRINCIPAL, SESSIONMAKER, SETTINGS
+from server.keys import SESSIONMAKER, SETTINGS
 from server.notices import service
 from server.notices.models import Notice
 from server.petitions import storage
 from server.petitions.media_probe import InvalidMedia, probe_media
 from server.rendering import render
-from server.routing import allow
+from server.routing import allow, principal_of
 from server.timeutil import SEOUL
 from server.validation import Input, json_body, path_id, validate
 
@@ -37,12 +37,6 @@ class NoticeInput(Input):
     starts_at: dt.datetime
     ends_at: dt.datetime
     village_ids: list[int] = Field(default_factory=list, max_length=500)
-
-
-def _principal(request: web.Request) -> Principal:
-    principal = request[PRINCIPAL]
-    assert principal is not None
-    return principal
 
 
 def _id(request: web.Request) -> int:
@@ -116,7 +110,7 @@ async def _create(request: web.Request, data: NoticeInput, media: tuple[str, str
         media_storage_name=media[2] if media else None,
     )
     async with transaction(request.app[SESSIONMAKER]) as session:
-        return await service.post_notice(session, _principal(request), draft)
+        return await service.post_notice(session, principal_of(request), draft)
 
 
 # --- officials --------------------------------------------------------------------------------
@@ -237,7 +231,7 @@ def kiosk_media_url(notice: Notice) -> str | None:
 
 @allow(Role.KIOSK)
 async def api_kiosk_notices(request: web.Request) -> web.Response:
-    kiosk = _principal(request)
+    kiosk = principal_of(request)
     assert kiosk.village_id is not None
     async with transaction(request.app[SESSIONMAKER]) as session:
         notices = await service.current_for_village(session, kiosk.village_id)
@@ -247,12 +241,12 @@ async def api_kiosk_notices(request: web.Request) -> web.Response:
 @allow(Role.KIOSK)
 async def api_kiosk_shown(request: web.Request) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
-        delivery = await service.record_shown(session, _principal(request), _id(request))
+        delivery = await service.record_shown(session, principal_of(request), _id(request))
         return web.json_response({"times_shown": delivery.times_shown})
 
 
 @allow(Role.KIOSK)
 async def kiosk_media(request: web.Request) -> web.StreamResponse:
     async with transaction(request.app[SESSIONMAKER]) as session:
-        notice = await service.get_for_kiosk(session, _principal(request), _id(request))
+        notice = await service.get_for_kiosk(session, principal_of(request), _id(request))
     return _media_response(request, notice)

@@ -11,7 +11,7 @@ from pydantic import Field
 from server.auth.roles import Principal, Role
 from server.db import transaction, utcnow
 from server.errors import BadRequest, Forbidden
-from server.keys import PRINCIPAL, SESSIONMAKER, SETTINGS
+from server.keys import SESSIONMAKER, SETTINGS
 from server.petitions import pins, receipts, service, storage
 from server.petitions.filing import file_from_request
 from server.petitions.models import Petition
@@ -30,7 +30,7 @@ from server.petitions.schemas import (
     resident_json,
 )
 from server.petitions.workflow import Action
-from server.routing import allow
+from server.routing import allow, principal_of
 from server.validation import Input, json_body, path_id, validate
 
 log = logging.getLogger(__name__)
@@ -52,12 +52,6 @@ class ListQuery(Input):
 
 def int_param(request: web.Request, name: str) -> int:
     return path_id(request, name)
-
-
-def principal_of(request: web.Request) -> Principal:
-    principal = request[PRINCIPAL]
-    assert principal is not None  # @allow refused anonymous callers already
-    return principal
 
 
 def list_filters(query: ListQuery) -> service.Filters:

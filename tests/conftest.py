@@ -9,6 +9,7 @@ template per backend, so tests are isolated and can run in parallel (pytest-xdis
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import re
 import shutil
@@ -29,6 +30,7 @@ from server.auth.secrets import Passwords
 from server.auth.service import create_account
 from server.config import Environment, SecretStr, Settings
 from server.db import create_engine, make_sessionmaker, transaction
+from server.kiosks import service as kiosks
 from server.seed import seed_places
 from tests.pg import postgres_server
 
@@ -187,6 +189,27 @@ async def world(settings: Settings, sessionmaker: Callable[[], AsyncSession]) ->
             department_id=departments[1],
         )
     return World(admin.id, official.id, other.id, villages, departments)
+
+
+async def kiosk_code(
+    sessionmaker: Callable[[], AsyncSession], village_id: int, label: str = "남성리 마을회관"
+) -> str:
+    """Register a kiosk through the real service; returns its one-time enrollment code."""
+    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
+        issued = await kiosks.create_kiosk(
+            session, village_id=village_id, label=label, code_lifetime=dt.timedelta(hours=1)
+        )
+    return issued.code
+
+
+async def enrolled_kiosk(
+    sessionmaker: Callable[[], AsyncSession], village_id: int, label: str = "마을회관"
+) -> tuple[int, str]:
+    """A kiosk registered and enrolled as its agent would be; returns (kiosk id, device token)."""
+    code = await kiosk_code(sessionmaker, village_id, label)
+    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
+        kiosk, token = await kiosks.enroll(session, code)
+    return kiosk.id, token
 
 
 @pytest.fixture

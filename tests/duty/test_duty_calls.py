@@ -4,7 +4,6 @@ room with the kiosk, a second answer is refused, and an unanswered call turns in
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +13,11 @@ from aiohttp.test_utils import TestClient
 
 from server.app import create_app
 from server.db import transaction
-from server.kiosks import service as kiosks
 from server.rooms import service as rooms
 from server.rooms.models import Room
-from tests.conftest import World, login, make_settings
+from tests.conftest import World, enrolled_kiosk, login, make_settings
 
-
-async def _kiosk(sessionmaker: Any, village_id: int) -> tuple[int, str]:
-    async with transaction(sessionmaker) as session:
-        issued = await kiosks.create_kiosk(
-            session, village_id=village_id, label="마을회관", code_lifetime=dt.timedelta(hours=1)
-        )
-        kiosk, token = await kiosks.enroll(session, issued.code)
-    return kiosk.id, token
+_kiosk = enrolled_kiosk
 
 
 async def _kiosk_call(client: TestClient, token: str, method: str, path: str) -> tuple[int, dict[str, Any]]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 from server.config import PROJECT_ROOT
+from tests.conftest import kiosk_code
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -43,3 +45,14 @@ async def browser() -> AsyncIterator[Browser]:
 def screenshot_path(name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS / name
+
+
+async def kiosk_browser_page(browser: Browser, live_server: str, sessionmaker: Any, village_id: int) -> Page:
+    """A fresh 1920x1080 browser enrolled as a new kiosk of ``village_id``, on its home page."""
+    code = await kiosk_code(sessionmaker, village_id)
+    context = await browser.new_context(viewport={"width": 1920, "height": 1080})
+    page = await context.new_page()
+    await page.goto(f"{live_server}/kiosk/enroll?code={code}")
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{live_server}/kiosk")
+    return page

@@ -3,19 +3,16 @@ answers and both land in the same call; an unanswered call offers a recorded req
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
 from server.config import Settings
-from server.db import transaction
-from server.kiosks import service as kiosks
 from tests.conftest import TEST_PASSWORD, World, make_settings
-from tests.e2e.conftest import screenshot_path
+from tests.e2e.conftest import kiosk_browser_page, screenshot_path
 
 pytestmark = pytest.mark.e2e
 
@@ -23,19 +20,6 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
     return make_settings(db_url, tmp_path / "data", duty_ring_seconds=8)
-
-
-async def _kiosk_page(browser: Browser, live_server: str, sessionmaker: Any, village_id: int) -> Page:
-    async with transaction(sessionmaker) as session:
-        issued = await kiosks.create_kiosk(
-            session, village_id=village_id, label="남성리 마을회관", code_lifetime=dt.timedelta(hours=1)
-        )
-    context = await browser.new_context(viewport={"width": 1920, "height": 1080})
-    page = await context.new_page()
-    await page.goto(f"{live_server}/kiosk/enroll?code={issued.code}")
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{live_server}/kiosk")
-    return page
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
@@ -53,7 +37,7 @@ async def test_duty_call_rings_and_is_answered_or_falls_back(
     await toggle.click()
     await expect(toggle).to_have_attribute("aria-pressed", "true")
 
-    kiosk = await _kiosk_page(browser, live_server, sessionmaker, world.village_ids[0])
+    kiosk = await kiosk_browser_page(browser, live_server, sessionmaker, world.village_ids[0])
     await kiosk.click("a[href='/kiosk/call']")
     await expect(kiosk.locator("[data-show=calling] h1")).to_be_visible()
     await kiosk.screenshot(path=screenshot_path("kiosk-duty-call.png"))

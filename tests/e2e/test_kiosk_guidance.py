@@ -3,7 +3,6 @@ none), the shipped Korean clip plays; the volume buttons change and remember the
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import av
@@ -11,9 +10,8 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from server.config import PROJECT_ROOT
-from server.db import transaction
-from server.kiosks import service as kiosks
 from tests.conftest import World
+from tests.e2e.conftest import kiosk_browser_page
 
 pytestmark = pytest.mark.e2e
 
@@ -34,18 +32,7 @@ def test_shipped_guidance_clips_are_real_audio() -> None:
 async def test_home_speaks_and_volume_is_remembered(
     browser: Browser, live_server: str, world: World, sessionmaker: Any
 ) -> None:
-    async with transaction(sessionmaker) as session:
-        issued = await kiosks.create_kiosk(
-            session,
-            village_id=world.village_ids[0],
-            label="남성리 마을회관",
-            code_lifetime=dt.timedelta(hours=1),
-        )
-    context = await browser.new_context(viewport={"width": 1920, "height": 1080})
-    page = await context.new_page()
-    await page.goto(f"{live_server}/kiosk/enroll?code={issued.code}")
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{live_server}/kiosk")
+    page = await kiosk_browser_page(browser, live_server, sessionmaker, world.village_ids[0])
     player = page.locator("audio[data-guidance-player]")
     await expect(player).to_have_attribute("src", "/static/audio/guidance/home.ko.ogg")
     await page.wait_for_function(
@@ -60,4 +47,4 @@ async def test_home_speaks_and_volume_is_remembered(
     await page.reload()
     await expect(page.locator("[data-volume-level]")).to_have_text("40%")
     assert await player.evaluate("a => a.volume") == pytest.approx(0.4)
-    await context.close()
+    await page.context.close()

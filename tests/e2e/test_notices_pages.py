@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 import pytest
 from playwright.async_api import Browser, expect
 
-from server.db import transaction
-from server.kiosks import service as kiosks
-from tests.conftest import TEST_PASSWORD, World
+from tests.conftest import TEST_PASSWORD, World, kiosk_code
 from tests.e2e.conftest import screenshot_path
 
 pytestmark = pytest.mark.e2e
@@ -20,13 +17,7 @@ pytestmark = pytest.mark.e2e
 async def test_notice_from_official_page_to_kiosk_home(
     browser: Browser, live_server: str, world: World, sessionmaker: object
 ) -> None:
-    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
-        issued = await kiosks.create_kiosk(
-            session,
-            village_id=world.village_ids[0],
-            label="남성리 마을회관",
-            code_lifetime=dt.timedelta(hours=1),
-        )
+    code = await kiosk_code(sessionmaker, world.village_ids[0])  # type: ignore[arg-type]
     official = await browser.new_page(viewport={"width": 1280, "height": 1000})
     await official.goto(f"{live_server}/login")
     await official.fill("#username", "official")
@@ -44,7 +35,7 @@ async def test_notice_from_official_page_to_kiosk_home(
 
     kiosk_context = await browser.new_context(viewport={"width": 1920, "height": 1080})
     kiosk = await kiosk_context.new_page()
-    await kiosk.goto(f"{live_server}/kiosk/enroll?code={issued.code}")
+    await kiosk.goto(f"{live_server}/kiosk/enroll?code={code}")
     await kiosk.click("button[type=submit]")
     await expect(kiosk.locator(".kiosk-notice-title")).to_have_text("벼 수매 안내")
     await kiosk.screenshot(path=screenshot_path("kiosk-home.png"), full_page=True)

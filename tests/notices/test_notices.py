@@ -11,18 +11,11 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 
-from server.db import transaction
-from server.kiosks import service as kiosks
-from tests.conftest import World, login
+from tests.conftest import World, enrolled_kiosk, login
 
 
 async def _kiosk(sessionmaker: Any, village_id: int, label: str) -> str:
-    async with transaction(sessionmaker) as session:
-        issued = await kiosks.create_kiosk(
-            session, village_id=village_id, label=label, code_lifetime=dt.timedelta(hours=1)
-        )
-        _, token = await kiosks.enroll(session, issued.code)
-    return token
+    return (await enrolled_kiosk(sessionmaker, village_id, label))[1]
 
 
 async def _as_kiosk(client: TestClient, token: str, method: str, path: str) -> Any:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs: PostgreSQL (a throw-away server per test run), Chromium
 # (browser tests; never `playwright install`), Korean fonts (screenshots), iproute2 (network
-# namespaces). Installs only what is missing; needs root (or sudo).
+# namespaces, tc), nftables (packet loss in the link lab), coturn (TURN relay tests). Installs only what is missing; needs root (or sudo).
 set -euo pipefail
 
 need=()
@@ -11,6 +11,8 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 dpkg -s fonts-noto-cjk >/dev/null 2>&1 || need+=(fonts-noto-cjk)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v turnserver >/dev/null 2>&1 || need+=(coturn)
 for extra in "$@"; do
   dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra")
 done
@@ -30,4 +32,8 @@ $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts a cluster on install; the tests start their own, so the default one is not needed.
 if [[ " ${need[*]} " == *" postgresql "* ]]; then
   $sudo service postgresql stop >/dev/null 2>&1 || true
+fi
+# Same for coturn: the tests start their own turnserver on loopback with their own secret.
+if [[ " ${need[*]} " == *" coturn "* ]]; then
+  $sudo service coturn stop >/dev/null 2>&1 || true
 fi

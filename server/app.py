@@ -16,7 +16,7 @@ from server.keys import CATALOGS, ENGINE, PASSWORDS, SESSIONMAKER, SETTINGS, SFU
 from server.middlewares import authorization, errors, request_context
 from server.rendering import make_environment
 from server.sfu import Sfu, SfuConfig
-from server.signaling.meeting import sfu_ice_servers
+from server.signaling.ice import sfu_ice_servers
 from server.signaling.server import setup_signaling
 
 log = logging.getLogger(__name__)

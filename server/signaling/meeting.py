@@ -23,10 +23,8 @@ from typing import Any
 
 import socketio
 from aiohttp import web
-from aiortc import RTCIceServer
 
 from server.auth.roles import Principal, Role
-from server.config import Settings
 from server.db import transaction
 from server.keys import SESSIONMAKER, SETTINGS, SFU
 from server.meetings import service as meetings
@@ -50,6 +48,7 @@ from server.sfu import (
     SlotAssigned,
     VideoDemandChanged,
 )
+from server.signaling.ice import client_ice_servers
 from server.signaling.messages import (
     IceRequest,
     JoinRequest,
@@ -77,26 +76,6 @@ def socket_room(room_id: str) -> str:
 def participant_id(principal: Principal) -> str:
     """One id per device/account: a second join of the same kiosk or account is refused."""
     return f"k{principal.id}" if principal.role is Role.KIOSK else f"a{principal.id}"
-
-
-def sfu_ice_servers(settings: Settings) -> tuple[RTCIceServer, ...]:
-    return tuple(
-        RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
-        for s in settings.ice_servers
-    )
-
-
-def client_ice_servers(settings: Settings) -> list[dict[str, Any]]:
-    """RTCConfiguration.iceServers for the pages (empty: no STUN at all, never a public one)."""
-    servers: list[dict[str, Any]] = []
-    for s in settings.ice_servers:
-        entry: dict[str, Any] = {"urls": list(s.urls)}
-        if s.username is not None:
-            entry["username"] = s.username
-        if s.credential is not None:
-            entry["credential"] = s.credential
-        servers.append(entry)
-    return servers
 
 
 @dataclass

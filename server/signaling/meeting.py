@@ -48,7 +48,7 @@ from server.sfu import (
     SlotAssigned,
     VideoDemandChanged,
 )
-from server.signaling.ice import client_ice_servers
+from server.signaling.ice import client_rtc_config
 from server.signaling.messages import (
     IceRequest,
     JoinRequest,
@@ -268,7 +268,7 @@ class MeetingHub:
         return {
             "participant_id": pid,
             "room": {"id": request.room_id, "title": title},
-            "ice_servers": client_ice_servers(settings),
+            **client_rtc_config(settings, pid),
             "participants": self.participants_json(room_id),
             "slot_plan": SLOT_PLAN[principal.role],
             "active_speaker": self.sfu.active_speaker(room_id),

@@ -152,7 +152,11 @@ export class Meeting {
   }
 
   async connectMedia(joined, current) {
-    const pc = new RTCPeerConnection({ iceServers: joined.ice_servers, bundlePolicy: 'max-bundle' });
+    const pc = new RTCPeerConnection({
+      iceServers: joined.ice_servers,
+      iceTransportPolicy: joined.ice_transport_policy || 'all',
+      bundlePolicy: 'max-bundle',
+    });
     this.pc = pc;
     const audioTrack = this.stream ? this.stream.getAudioTracks()[0] : null;
     const videoTrack = this.stream ? this.stream.getVideoTracks()[0] : null;

@@ -34,6 +34,12 @@ class SfuConfig:
     nack_cache_size: int = 512
     #: Mean interval of RTCP reports (randomised by +-50 % as RFC 3550 asks).
     rtcp_interval: float = 1.0
+    #: ICE consent freshness (RFC 7675): seconds between checks, and how long no
+    #: check may be answered before the peer counts as gone. aioice's own 5 s /
+    #: 6 single-try misses (~30 s) ends calls during a congestion spike; a 30 s
+    #: cut or 30 s at 50 kbit/s must survive, a dead peer is still noticed.
+    consent_interval: float = 5.0
+    consent_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         if self.pli_min_interval < 0:
@@ -42,5 +48,7 @@ class SfuConfig:
             raise ValueError("max_audio_streams must be >= 0")
         if self.speaker_interval <= 0 or self.rtcp_interval <= 0:
             raise ValueError("intervals must be > 0")
+        if self.consent_interval <= 0 or self.consent_timeout < self.consent_interval:
+            raise ValueError("consent_interval must be > 0 and consent_timeout >= consent_interval")
         if self.nack_cache_size < 16 or self.nack_cache_size > 32768:
             raise ValueError("nack_cache_size must be in [16, 32768]")

@@ -128,6 +128,7 @@ class Participant:
 
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             ai.gather_on(pc, self._config.host_addresses)
+            ai.tune_consent(pc, self._config.consent_interval, self._config.consent_timeout)
             await pc.setLocalDescription(await pc.createAnswer())
             answer = pc.localDescription.sdp
         except SfuError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 
 import aioice
+import aioice.stun
 import aiortc
 import pytest
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
@@ -150,3 +151,31 @@ def test_sdp_parser_and_candidate_parser() -> None:
         ai.candidate_from_sdp("garbage")
     desc = ai.SessionDescription.parse("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n")
     assert desc.media == []
+
+
+def test_aioice_consent_internals() -> None:
+    # tune_consent replaces query_consent on the instance; connect() must start it by attribute.
+    assert "self.query_consent()" in inspect.getsource(aioice.Connection.connect)
+    consent = inspect.getsource(aioice.Connection.query_consent)
+    needles = ("self._nominated.values()", "self.build_request(pair, nominate=False)", "retransmissions=")
+    for needle in needles:
+        assert needle in consent, needle
+    assert "pair.protocol.request(" in consent and "stun.TransactionError" in consent
+    conn = aioice.Connection(ice_controlling=True)
+    assert hasattr(conn, "_query_consent_task") and hasattr(conn, "remote_password")
+    assert "retransmissions" in inspect.signature(aioice.stun.Transaction).parameters
+
+
+async def test_tune_consent_is_scoped_to_one_peer_connection() -> None:
+    tuned = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    default = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    try:
+        for pc in (tuned, default):
+            pc.addTransceiver("audio")
+        ai.tune_consent(tuned, 1.0, 10.0)
+        conn = tuned.getTransceivers()[0].sender.transport.transport.iceGatherer._connection
+        other = default.getTransceivers()[0].sender.transport.transport.iceGatherer._connection
+        assert "query_consent" in vars(conn) and "query_consent" not in vars(other)
+    finally:
+        await tuned.close()
+        await default.close()

@@ -40,6 +40,10 @@ class SfuConfig:
     #: cut or 30 s at 50 kbit/s must survive, a dead peer is still noticed.
     consent_interval: float = 5.0
     consent_timeout: float = 60.0
+    #: Opus ``maxaveragebitrate`` asked of publishers in the SDP answer (with in-band
+    #: FEC and DTX, see opus.py); a participant admitted with ``audio_max_bitrate``
+    #: (a weak hall, e.g. 24000) gets that instead.
+    opus_max_average_bitrate: int = 32000
 
     def __post_init__(self) -> None:
         if self.pli_min_interval < 0:
@@ -50,5 +54,7 @@ class SfuConfig:
             raise ValueError("intervals must be > 0")
         if self.consent_interval <= 0 or self.consent_timeout < self.consent_interval:
             raise ValueError("consent_interval must be > 0 and consent_timeout >= consent_interval")
+        if not 6000 <= self.opus_max_average_bitrate <= 510000:
+            raise ValueError("opus_max_average_bitrate must be in [6000, 510000]")
         if self.nack_cache_size < 16 or self.nack_cache_size > 32768:
             raise ValueError("nack_cache_size must be in [16, 32768]")

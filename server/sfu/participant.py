@@ -21,6 +21,7 @@ from . import aiortc_internals as ai
 from .config import SfuConfig
 from .errors import InvalidRequest, InvalidSdp, InvalidState, NotInRoom, SfuError
 from .offer import SUPPORTED_CODEC, OfferedMedia, parse_offer
+from .opus import with_opus_fmtp
 from .relay import InboundStream, Kind, OutStream
 
 if TYPE_CHECKING:
@@ -41,8 +42,17 @@ class Participant:
     """Server side of one client. Created by :meth:`Room.admit`; use through
     :class:`server.sfu.ParticipantHandle`."""
 
-    def __init__(self, room: Room, participant_id: str, config: SfuConfig, order: int) -> None:
+    def __init__(
+        self,
+        room: Room,
+        participant_id: str,
+        config: SfuConfig,
+        order: int,
+        audio_max_bitrate: int | None = None,
+    ) -> None:
         self.id = participant_id
+        #: Opus maxaveragebitrate asked of this participant (its answer's fmtp).
+        self.audio_max_bitrate = audio_max_bitrate or config.opus_max_average_bitrate
         self.order = order  # join order, used as a stable tie-breaker
         self._room = room
         self._config = config
@@ -130,7 +140,8 @@ class Participant:
             ai.gather_on(pc, self._config.host_addresses)
             ai.tune_consent(pc, self._config.consent_interval, self._config.consent_timeout)
             await pc.setLocalDescription(await pc.createAnswer())
-            answer = pc.localDescription.sdp
+            # aiortc's answer has no Opus fmtp: ask for in-band FEC, DTX and a modest rate.
+            answer = with_opus_fmtp(pc.localDescription.sdp, self.audio_max_bitrate)
         except SfuError:
             await pc.close()
             raise

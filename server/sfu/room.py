@@ -86,14 +86,18 @@ class Room:
         self.closed = False
 
     # -- membership -----------------------------------------------------------------------
-    def admit(self, participant_id: str) -> Participant:
+    def admit(self, participant_id: str, audio_max_bitrate: int | None = None) -> Participant:
         if self.closed:
             raise RoomNotFound(f"room {self.id!r} is closed")
         if not isinstance(participant_id, str) or not participant_id or len(participant_id) > 200:
             raise InvalidRequest("participant id must be a non-empty string of at most 200 characters")
         if participant_id in self.participants:
             raise AlreadyJoined(f"participant {participant_id!r} is already in room {self.id!r}")
-        p = Participant(self, participant_id, self._config, next(self._order))
+        if audio_max_bitrate is not None and (
+            not isinstance(audio_max_bitrate, int) or not 6000 <= audio_max_bitrate <= 510000
+        ):
+            raise InvalidRequest("audio_max_bitrate must be an integer in [6000, 510000] bit/s")
+        p = Participant(self, participant_id, self._config, next(self._order), audio_max_bitrate)
         self.participants[participant_id] = p
         if self._ticker is None:
             self._ticker = asyncio.get_running_loop().create_task(

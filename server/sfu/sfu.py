@@ -148,9 +148,16 @@ class Sfu:
         return session.mark(label)
 
     # -- participants -----------------------------------------------------------------------
-    async def admit(self, room_id: str, participant_id: str) -> ParticipantHandle:
-        """Admit a participant (raises AlreadyJoined if the id is in the room)."""
-        self._room(room_id).admit(participant_id)
+    async def admit(
+        self, room_id: str, participant_id: str, *, audio_max_bitrate: int | None = None
+    ) -> ParticipantHandle:
+        """Admit a participant (raises AlreadyJoined if the id is in the room).
+
+        ``audio_max_bitrate`` (bit/s) is the Opus rate asked of this participant in its
+        SDP answer, e.g. 24000 for a hall on a weak link; default
+        ``SfuConfig.opus_max_average_bitrate``.
+        """
+        self._room(room_id).admit(participant_id, audio_max_bitrate)
         return ParticipantHandle(self, room_id, participant_id)
 
     def participant(self, room_id: str, participant_id: str) -> ParticipantHandle:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from server.errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 Getter = Callable[[str], str | None]
+
+DEFAULT_TURN_TTL_SECONDS = 3600
+TURN_TTL_RANGE = (60, 24 * 3600)
 
 
 class Environment(StrEnum):
@@ -50,11 +54,20 @@ class SecretStr:
         return hash(self._value)
 
 
+class IceTransportPolicy(StrEnum):
+    """RTCConfiguration.iceTransportPolicy handed to the pages and kiosks."""
+
+    ALL = "all"
+    # Only relayed (TURN) candidates: for halls whose firewall lets nothing but the TURN server out.
+    RELAY = "relay"
+
+
 @dataclass(frozen=True)
 class IceServer:
     urls: tuple[str, ...]
     username: str | None = None
-    credential: str | None = None
+    # A static TURN password from MAEUL_ICE_SERVERS: kept out of reprs (settings get logged in tracebacks).
+    credential: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,16 @@ class Settings:
     # and the local addresses the server's ICE agent gathers on.
     ice_servers: tuple[IceServer, ...] = ()
     rtc_host_addresses: tuple[str, ...] = ()
+    # The county's coturn with the TURN REST shared secret (coturn use-auth-secret): each
+    # participant gets its own short-lived credential in the join ack, never a static password.
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: SecretStr | None = None
+    # How long a minted TURN credential can open new relays. coturn checks the expiry only when a
+    # session first authenticates (an established relay outlives it; tests/turn pin this), and every
+    # (re)join mints a fresh one, so an hour covers a page's own ICE restarts while bounding what a
+    # leaked credential is good for. See docs/turn.md.
+    turn_ttl_seconds: int = DEFAULT_TURN_TTL_SECONDS
+    ice_transport_policy: IceTransportPolicy = IceTransportPolicy.ALL
 
     @property
     def is_production(self) -> bool:
@@ -115,6 +138,11 @@ class Settings:
             secret = _development_secret(data_dir)
         if env is Environment.PRODUCTION and len(secret) < 32:
             raise ConfigError("MAEUL_SECRET_KEY must be at least 32 characters long in production")
+        ice_servers = _ice_servers(get("MAEUL_ICE_SERVERS") or "")
+        turn_urls = _turn_urls(get("MAEUL_TURN_URLS") or "")
+        turn_secret = _turn_secret(get, env)
+        _check_turn(turn_urls, turn_secret, ice_servers)
+        policy = _ice_transport_policy(get("MAEUL_ICE_TRANSPORT_POLICY") or "all", turn_urls, ice_servers)
         return cls(
             secret_key=SecretStr(secret),
             env=env,
@@ -133,10 +161,14 @@ class Settings:
             log_level=(get("MAEUL_LOG_LEVEL") or "INFO").upper(),
             log_json=_bool(get, "MAEUL_LOG_JSON", True),
             seed_demo=_bool(get, "MAEUL_SEED_DEMO", False),
-            ice_servers=_ice_servers(get("MAEUL_ICE_SERVERS") or ""),
+            ice_servers=ice_servers,
             rtc_host_addresses=tuple(
                 a.strip() for a in (get("MAEUL_RTC_HOST_ADDRESSES") or "").split(",") if a.strip()
             ),
+            turn_urls=turn_urls,
+            turn_secret=turn_secret,
+            turn_ttl_seconds=_turn_ttl(get),
+            ice_transport_policy=policy,
         )
 
 
@@ -198,3 +230,88 @@ def _ice_servers(raw: str) -> tuple[IceServer, ...]:
         raise ConfigError(
             'MAEUL_ICE_SERVERS must be a JSON list such as [{"urls": "turn:turn.example:3478"}]'
         ) from exc
+
+
+# turn:host[:port][?transport=udp|tcp] and turns:host[:port][?transport=tcp], as browsers and
+# aiortc accept them (host: a name, an IPv4 address or a bracketed IPv6 address).
+_TURN_URL_RE = re.compile(
+    r"(?P<scheme>turns?):(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?"
+    r"(?:\?transport=(?P<transport>udp|tcp))?"
+)
+
+
+def _turn_urls(raw: str) -> tuple[str, ...]:
+    """Parse MAEUL_TURN_URLS: comma-separated turn:/turns: URLs."""
+    urls = tuple(u.strip() for u in raw.split(",") if u.strip())
+    for url in urls:
+        match = _TURN_URL_RE.fullmatch(url)
+        if match is None or not (0 < int(match["port"] or "3478") < 65536):
+            raise ConfigError(
+                f"MAEUL_TURN_URLS: {url!r} is not a TURN URL; expected e.g. "
+                "turn:turn.gangjin.example:3478?transport=udp, turn:turn.gangjin.example:3478?transport=tcp, "
+                "turns:turn.gangjin.example:5349?transport=tcp"
+            )
+        if match["scheme"] == "turns" and match["transport"] == "udp":
+            raise ConfigError(f"MAEUL_TURN_URLS: {url!r}: turns: (TLS) runs over TCP only")
+    return urls
+
+
+def _turn_secret(get: Getter, env: Environment) -> SecretStr | None:
+    """MAEUL_TURN_SECRET, or MAEUL_TURN_SECRET_FILE (the same file coturn's config is built from)."""
+    value = get("MAEUL_TURN_SECRET") or ""
+    path = get("MAEUL_TURN_SECRET_FILE") or ""
+    if value and path:
+        raise ConfigError("set MAEUL_TURN_SECRET or MAEUL_TURN_SECRET_FILE, not both")
+    if path:
+        try:
+            value = Path(path).read_text().strip()
+        except OSError as exc:
+            # The error names the file, never its content.
+            raise ConfigError(f"MAEUL_TURN_SECRET_FILE: cannot read {path}: {exc.strerror}") from exc
+        if not value:
+            raise ConfigError(f"MAEUL_TURN_SECRET_FILE: {path} is empty")
+    if not value:
+        return None
+    if env is Environment.PRODUCTION and len(value) < 32:
+        raise ConfigError("the TURN secret must be at least 32 characters long in production")
+    return SecretStr(value)
+
+
+def _check_turn(urls: tuple[str, ...], secret: SecretStr | None, ice_servers: tuple[IceServer, ...]) -> None:
+    if urls and secret is None:
+        raise ConfigError(
+            "MAEUL_TURN_URLS is set but there is no TURN secret: set MAEUL_TURN_SECRET_FILE (or "
+            "MAEUL_TURN_SECRET) to coturn's static-auth-secret"
+        )
+    if secret is not None and not urls:
+        raise ConfigError("a TURN secret is set but MAEUL_TURN_URLS is empty: list the coturn URLs")
+    if secret is not None and any(s.credential for s in ice_servers):
+        # Otherwise a static TURN password would still reach every page.
+        raise ConfigError(
+            "MAEUL_ICE_SERVERS carries a static credential while the TURN secret is set: "
+            "list the TURN server in MAEUL_TURN_URLS instead and drop the password"
+        )
+
+
+def _turn_ttl(get: Getter) -> int:
+    ttl = _int(get, "MAEUL_TURN_TTL_SECONDS", DEFAULT_TURN_TTL_SECONDS)
+    low, high = TURN_TTL_RANGE
+    if not low <= ttl <= high:
+        raise ConfigError(f"MAEUL_TURN_TTL_SECONDS must be between {low} and {high}, got {ttl}")
+    return ttl
+
+
+def _ice_transport_policy(
+    raw: str, turn_urls: tuple[str, ...], ice_servers: tuple[IceServer, ...]
+) -> IceTransportPolicy:
+    try:
+        policy = IceTransportPolicy(raw.strip().lower())
+    except ValueError as exc:
+        raise ConfigError(f"MAEUL_ICE_TRANSPORT_POLICY must be all or relay, got {raw!r}") from exc
+    has_turn = bool(turn_urls) or any(u.startswith("turn") for s in ice_servers for u in s.urls)
+    if policy is IceTransportPolicy.RELAY and not has_turn:
+        raise ConfigError(
+            "MAEUL_ICE_TRANSPORT_POLICY=relay needs a TURN server (MAEUL_TURN_URLS): "
+            "with no relay candidate no call could connect"
+        )
+    return policy

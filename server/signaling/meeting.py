@@ -3,9 +3,15 @@
 ``MeetingHub`` (one per application / worker process) turns the validated client events into SFU
 calls and turns SFU events into socket.io events:
 
-* client → server: ``join``, ``offer``, ``ice``, ``mute``, ``visible``, ``leave`` (see docs/signaling.md);
+* client → server: ``join``, ``offer``, ``ice``, ``mute``, ``visible``, ``leave``, ``hand``, ``screen``,
+  ``chair`` (see docs/signaling.md; the chair's controls are in :mod:`server.signaling.chair`);
 * server → client: ``participants``, ``active_speaker``, ``slot``, ``video_demand``, ``left``,
-  ``room_closed``, ``recording``, ``error``.
+  ``room_closed``, ``recording``, ``lobby``, ``admitted``, ``removed``, ``replaced``, ``hands``,
+  ``agenda``, ``chair_mute``, ``ask_unmute``, ``error``.
+
+A participant whose connection dropped (socket gone, or its media transport failed) stays listed as
+``reconnecting`` for ``RECONNECT_GRACE``; when the same kiosk or account joins again, from any socket,
+it takes its place (and its raised hand, floor and attendance row) back.
 
 The hub's registry (which socket is which participant, mute flags) describes the rooms hosted by this
 worker's SFU and nothing else; invitations and rooms live in the database.
@@ -25,7 +31,7 @@ import socketio
 from aiohttp import web
 
 from server.auth.roles import Principal, Role
-from server.db import transaction
+from server.db import transaction, utcnow
 from server.keys import SESSIONMAKER, SETTINGS, SFU
 from server.meetings import service as meetings
 from server.rooms import service as rooms
@@ -48,6 +54,7 @@ from server.sfu import (
     SlotAssigned,
     VideoDemandChanged,
 )
+from server.signaling.floor import AgendaEntry, Floor, LobbyEntry
 from server.signaling.ice import client_rtc_config
 from server.signaling.messages import (
     IceRequest,
@@ -57,8 +64,13 @@ from server.signaling.messages import (
     SignalingError,
     VisibleRequest,
 )
+from server.signaling.names import chair_room, participant_id, socket_room
 
 log = logging.getLogger(__name__)
+
+#: How long a dropped participant stays listed as "reconnecting" (the attendance record also joins
+#: a rejoin within its own grace period to the same presence).
+RECONNECT_GRACE = 60.0
 
 #: Receive slots the pages offer (the server only recommends; the SFU accepts any number).
 SLOT_PLAN = {
@@ -66,16 +78,6 @@ SLOT_PLAN = {
     Role.OFFICIAL: {"audio": 3, "video": 9},
     Role.ADMIN: {"audio": 3, "video": 9},
 }
-
-
-def socket_room(room_id: str) -> str:
-    """The socket.io room of everybody in one meeting room."""
-    return f"meeting:{room_id}"
-
-
-def participant_id(principal: Principal) -> str:
-    """One id per device/account: a second join of the same kiosk or account is refused."""
-    return f"k{principal.id}" if principal.role is Role.KIOSK else f"a{principal.id}"
 
 
 @dataclass
@@ -90,8 +92,10 @@ class Member:
     video_muted: bool = False
     connected: bool = False
     order: int = 0
+    is_chair: bool = False
+    sharing: bool = False  # sends a shared screen instead of its camera
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, state: str | None = None) -> dict[str, Any]:
         return {
             "id": self.pid,
             "kind": self.info.kind,
@@ -99,8 +103,20 @@ class Member:
             "village": self.info.village,
             "audio_muted": self.audio_muted,
             "video_muted": self.video_muted,
-            "connected": self.connected,
+            "connected": self.connected and state is None,
+            "state": state or ("connected" if self.connected else "connecting"),
+            "chair": self.is_chair,
+            "screen": self.sharing,
         }
+
+
+@dataclass
+class Ghost:
+    """A participant whose connection dropped, listed as "reconnecting" until it is back or the
+    grace period ends."""
+
+    member: Member
+    expiry: asyncio.TimerHandle
 
 
 @dataclass
@@ -116,6 +132,10 @@ class MeetingHub:
     # Start/stop of recordings, one at a time (two "stop"s must not both collect the files).
     _recording_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _order: int = 0
+    floors: dict[str, Floor] = field(default_factory=dict)  # by room, for scheduled meetings
+    waiting: dict[str, tuple[str, str]] = field(default_factory=dict)  # lobby sid -> (room, pid)
+    ghosts: dict[tuple[str, str], Ghost] = field(default_factory=dict)
+    reconnect_grace: float = RECONNECT_GRACE
 
     @property
     def sfu(self) -> Sfu:
@@ -180,7 +200,10 @@ class MeetingHub:
                 await meetings.record_room_presence(
                     self.app[SESSIONMAKER], int(event.room_id), dropped.principal, present=False
                 )
+                if event.reason != "room-closed":
+                    self._haunt(dropped)
             await self.sio.leave_room(sid, socket_room(event.room_id))
+            await self.sio.leave_room(sid, chair_room(event.room_id))
             if event.reason == "room-closed":
                 await self.sio.emit("room_closed", {"room_id": event.room_id}, to=sid)
             else:
@@ -204,13 +227,71 @@ class MeetingHub:
     def room_members(self, room_id: str) -> list[Member]:
         return sorted((m for m in self.members.values() if m.room_id == room_id), key=lambda m: m.order)
 
+    def member_by_pid(self, room_id: str, pid: str) -> Member | None:
+        sid = self.by_pid.get((room_id, pid))
+        return None if sid is None else self.members.get(sid)
+
     def participants_json(self, room_id: str) -> list[dict[str, Any]]:
-        return [m.to_json() for m in self.room_members(room_id)]
+        listed: list[tuple[int, dict[str, Any]]] = [
+            (m.order, m.to_json()) for m in self.room_members(room_id)
+        ]
+        listed += [
+            (g.member.order, g.member.to_json("reconnecting"))
+            for (room, _), g in self.ghosts.items()
+            if room == room_id
+        ]
+        floor = self.floors.get(room_id)
+        people = [entry for _, entry in sorted(listed, key=lambda pair: pair[0])]
+        for person in people:
+            person["hand"] = floor is not None and person["id"] in floor.hands
+            person["floor"] = floor is not None and floor.floor == person["id"]
+        return people
+
+    # -- reconnecting participants ------------------------------------------------------------
+    def _haunt(self, member: Member) -> None:
+        """List a dropped participant as "reconnecting" for a while instead of gone."""
+        key = (member.room_id, member.pid)
+        self._exorcise(key)
+        loop = asyncio.get_running_loop()
+        expiry = loop.call_later(self.reconnect_grace, lambda: loop.create_task(self._ghost_expired(key)))
+        member.connected = False
+        self.ghosts[key] = Ghost(member, expiry)
+
+    def _exorcise(self, key: tuple[str, str]) -> Ghost | None:
+        ghost = self.ghosts.pop(key, None)
+        if ghost is not None:
+            ghost.expiry.cancel()
+        return ghost
+
+    async def _ghost_expired(self, key: tuple[str, str]) -> None:
+        if self._exorcise(key) is None:
+            return
+        room_id, pid = key
+        if (floor := self.floors.get(room_id)) is not None:
+            floor.gone(pid)
+            await self.broadcast_hands(room_id)
+        log.info("participant did not come back", extra={"room_id": room_id, "participant": pid})
+        await self.broadcast_participants(room_id)
 
     async def broadcast_participants(self, room_id: str) -> None:
         await self.sio.emit(
             "participants", {"participants": self.participants_json(room_id)}, room=socket_room(room_id)
         )
+
+    async def broadcast_hands(self, room_id: str) -> None:
+        if (floor := self.floors.get(room_id)) is not None:
+            await self.sio.emit("hands", floor.hands_json(), room=socket_room(room_id))
+
+    async def send_lobby(self, room_id: str) -> None:
+        if (floor := self.floors.get(room_id)) is not None:
+            await self.sio.emit("lobby", {"waiting": floor.lobby_json()}, room=chair_room(room_id))
+
+    def forget_ghost(self, room_id: str, pid: str) -> None:
+        self._exorcise((room_id, pid))
+
+    def joined(self, sid: str) -> Member:
+        """The member this socket is (SignalingError ``not_joined`` if none)."""
+        return self._member(sid)
 
     def _member(self, sid: str) -> Member:
         member = self.members.get(sid)
@@ -236,6 +317,9 @@ class MeetingHub:
         return joined
 
     async def _join(self, sid: str, principal: Principal, request: JoinRequest) -> dict[str, Any]:
+        if sid in self.waiting:
+            raise SignalingError("already_joined", "this connection is already waiting in a lobby")
+        room_id = str(request.room_id)
         async with transaction(self.app[SESSIONMAKER]) as session:
             room = await session.get(rooms.Room, request.room_id)
             if room is None:
@@ -246,34 +330,98 @@ class MeetingHub:
                 raise SignalingError("not_invited", "you are not invited to this room")
             info = await rooms.member_info(session, principal)
             title = room.title
-        room_id = str(request.room_id)
+            meeting = await meetings.meeting_for_room(session, room.id)
+            if meeting is not None and room_id not in self.floors:
+                self.floors[room_id] = Floor(
+                    meeting_id=meeting.id,
+                    chair_id=meeting.chair_id,
+                    lobby_mode=meeting.lobby_mode,
+                    agenda=tuple(AgendaEntry(i.id, i.position, i.title) for i in meeting.agenda),
+                )
         pid = participant_id(principal)
-        if (room_id, pid) in self.by_pid:
-            raise SignalingError(
-                "already_joined", "this device or account is already in the room (another window?)"
-            )
+        floor = self.floors.get(room_id)
+        is_chair = floor is not None and (
+            principal.role is Role.ADMIN
+            or (principal.role is Role.OFFICIAL and principal.id == floor.chair_id)
+        )
+        room_json = {"id": request.room_id, "title": title}
+        if floor is not None and pid in floor.removed:
+            raise SignalingError("removed", "the chair asked you to leave this meeting")
+        if floor is not None and floor.must_wait(pid, is_kiosk=principal.role is Role.KIOSK):
+            return await self._wait_in_lobby(sid, floor, room_id, pid, info, room_json)
+        replaced = await self._replace_earlier(room_id, pid, sid)
         self.sfu.open_room(room_id)
         try:
             handle = await self.sfu.admit(room_id, pid)
         except AlreadyJoined as exc:
             raise SignalingError("already_joined", "this device or account is already in the room") from exc
-        self._order += 1
-        member = Member(sid, room_id, pid, principal, info, handle, order=self._order)
+        ghost = self._exorcise((room_id, pid))
+        previous = replaced or (ghost.member if ghost is not None else None)
+        if previous is not None:
+            order = previous.order  # back in its place in the list
+        else:
+            self._order += 1
+            order = self._order
+        member = Member(sid, room_id, pid, principal, info, handle, order=order, is_chair=is_chair)
+        if previous is not None:
+            member.audio_muted, member.video_muted = previous.audio_muted, previous.video_muted
         self.members[sid] = member
         self.by_pid[(room_id, pid)] = sid
         await self.sio.enter_room(sid, socket_room(room_id))
-        log.info("joined meeting", extra={"room_id": room_id, "participant": pid, "sid": sid})
+        if is_chair:
+            await self.sio.enter_room(sid, chair_room(room_id))
+        log.info(
+            "joined meeting",
+            extra={"room_id": room_id, "participant": pid, "sid": sid, "rejoin": previous is not None},
+        )
         await self.broadcast_participants(room_id)
         settings = self.app[SETTINGS]
         return {
             "participant_id": pid,
-            "room": {"id": request.room_id, "title": title},
+            "room": room_json,
             **client_rtc_config(settings, pid),
             "participants": self.participants_json(room_id),
             "slot_plan": SLOT_PLAN[principal.role],
             "active_speaker": self.sfu.active_speaker(room_id),
             "recording": self.is_recording(room_id),
+            "is_chair": is_chair,
+            "meeting_id": floor.meeting_id if floor is not None else None,
+            "floor": floor.state_json() if floor is not None else None,
+            "lobby": floor.lobby_json() if floor is not None and is_chair else [],
         }
+
+    async def _wait_in_lobby(
+        self,
+        sid: str,
+        floor: Floor,
+        room_id: str,
+        pid: str,
+        info: rooms.MemberInfo,
+        room_json: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Park a kiosk in the lobby; the chair's ``admit`` sends it ``admitted`` and it joins again."""
+        earlier = floor.lobby.get(pid)
+        if earlier is not None and earlier.sid != sid:
+            self.waiting.pop(earlier.sid, None)
+            await self.sio.emit("replaced", {}, to=earlier.sid)
+        floor.wait(LobbyEntry(sid, pid, info.name, info.village, utcnow()))
+        self.waiting[sid] = (room_id, pid)
+        log.info("waiting in the lobby", extra={"room_id": room_id, "participant": pid})
+        await self.send_lobby(room_id)
+        return {"waiting": True, "participant_id": pid, "room": room_json}
+
+    async def _replace_earlier(self, room_id: str, pid: str, sid: str) -> Member | None:
+        """The same kiosk or account joins again (a page reloaded, a kiosk came back after its link
+        dropped before the old socket timed out): the newest connection wins, the older one is
+        told it was ``replaced`` and stops. Attendance continues."""
+        earlier = self.by_pid.get((room_id, pid))
+        if earlier is None or earlier == sid:
+            return None
+        log.info("participant replaced by a newer connection", extra={"room_id": room_id, "participant": pid})
+        member = self.members.get(earlier)
+        await self.sio.emit("replaced", {}, to=earlier)
+        await self.leave(earlier, reason="replaced")
+        return member
 
     async def offer(self, sid: str, data: Any) -> dict[str, Any]:
         member = self._member(sid)
@@ -322,20 +470,35 @@ class MeetingHub:
         return {"ok": True}
 
     async def leave(self, sid: str, reason: str = "left") -> bool:
-        """Leave the room (the ``leave`` event and every disconnect); True if the socket was in one."""
+        """Leave the room (the ``leave`` event and every disconnect); True if the socket was in one.
+        ``reason`` "dropped" (the connection was lost, not closed) lists the participant as
+        reconnecting for a while."""
+        if (lobby := self.waiting.pop(sid, None)) is not None:
+            room_id, _ = lobby
+            if (floor := self.floors.get(room_id)) is not None:
+                floor.leave_lobby(sid)
+                await self.send_lobby(room_id)
+            return True
         member = self._forget(sid)
         if member is None:
-            if reason == "disconnect" and sid in self.joining:
+            if reason in ("disconnect", "dropped") and sid in self.joining:
                 self.abandoned.add(sid)
             return False
         with contextlib.suppress(SfuError):
             await member.handle.leave()
-        if member.connected:
+        # A replaced connection hands its presence straight to the new one.
+        if member.connected and reason != "replaced":
             await meetings.record_room_presence(
                 self.app[SESSIONMAKER], int(member.room_id), member.principal, present=False
             )
         with contextlib.suppress(KeyError, ValueError):
             await self.sio.leave_room(sid, socket_room(member.room_id))
+            await self.sio.leave_room(sid, chair_room(member.room_id))
+        if reason == "dropped":
+            self._haunt(member)  # a lost connection, not a goodbye: it may come back
+        elif reason != "replaced" and (floor := self.floors.get(member.room_id)) is not None:
+            floor.gone(member.pid)
+            await self.broadcast_hands(member.room_id)
         log.info(
             "left meeting", extra={"room_id": member.room_id, "participant": member.pid, "reason": reason}
         )
@@ -403,6 +566,13 @@ class MeetingHub:
                 log.exception("finishing the recording of a closed room failed", extra={"room_id": key})
         if key in self.sfu.room_ids:
             await self.sfu.close_room(key)
+        for ghost in [k for k in self.ghosts if k[0] == key]:
+            self._exorcise(ghost)
+        for sid, (room, _) in list(self.waiting.items()):
+            if room == key:
+                del self.waiting[sid]
+                await self.sio.emit("room_closed", {"room_id": key}, to=sid)
+        self.floors.pop(key, None)
 
     def occupancy(self, room_id: int) -> int:
         return len(self.room_members(str(room_id)))

@@ -147,3 +147,78 @@ class VisibleRequest:
                 "invalid_payload", f"publisher_ids must be a list of at most {MAX_VISIBLE} participant ids"
             )
         return cls(tuple(ids))
+
+
+def _flag(d: Mapping[str, Any], event: str, name: str) -> bool:
+    value = d.get(name)
+    if not isinstance(value, bool):
+        raise SignalingError("invalid_payload", f"'{event}' needs {name}, true or false")
+    return value
+
+
+@dataclass(frozen=True)
+class HandRequest:
+    raised: bool
+
+    @classmethod
+    def from_dict(cls, data: Any) -> HandRequest:
+        d = _mapping(data, "hand")
+        _only(d, "hand", {"raised"})
+        return cls(_flag(d, "hand", "raised"))
+
+
+@dataclass(frozen=True)
+class ScreenRequest:
+    active: bool
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ScreenRequest:
+        d = _mapping(data, "screen")
+        _only(d, "screen", {"active"})
+        return cls(_flag(d, "screen", "active"))
+
+
+#: What the chair can do; actions on a participant need ``participant_id``.
+CHAIR_ACTIONS = {
+    "admit": True,  # let a waiting kiosk in
+    "remove": True,  # send a participant (or a waiting kiosk) away for this meeting
+    "mute": True,  # turn a participant's microphone off
+    "ask_unmute": True,  # ask a participant to turn the microphone on (they decide)
+    "give_floor": True,  # the participant speaks now (hand down, asked to unmute)
+    "lower_hand": True,
+    "take_floor": False,  # nobody has the floor
+    "agenda": False,  # make agenda item ``item_id`` current (null: none)
+    "end": False,  # end the meeting for everybody
+}
+
+
+@dataclass(frozen=True)
+class ChairRequest:
+    action: str
+    participant_id: str | None = None
+    item_id: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ChairRequest:
+        d = _mapping(data, "chair")
+        _only(d, "chair", {"action", "participant_id", "item_id"})
+        action = d.get("action")
+        if not isinstance(action, str) or action not in CHAIR_ACTIONS:
+            raise SignalingError("invalid_payload", f"'chair' action must be one of {sorted(CHAIR_ACTIONS)}")
+        pid = d.get("participant_id")
+        if CHAIR_ACTIONS[action]:
+            if not isinstance(pid, str) or not 0 < len(pid) <= MAX_ID_CHARS:
+                raise SignalingError("invalid_payload", f"'chair' {action} needs participant_id")
+        elif pid is not None:
+            raise SignalingError("invalid_payload", f"'chair' {action} takes no participant_id")
+        item = d.get("item_id")
+        if action == "agenda":
+            if item is not None and (
+                isinstance(item, bool) or not isinstance(item, int) or not 0 < item < 2**31
+            ):
+                raise SignalingError(
+                    "invalid_payload", "'chair' agenda needs item_id, a positive integer or null"
+                )
+        elif item is not None:
+            raise SignalingError("invalid_payload", f"'chair' {action} takes no item_id")
+        return cls(action, pid, item)

@@ -26,6 +26,7 @@ from server.keys import MEETINGS, SESSIONMAKER, SIO
 from server.kiosks.service import principal_for_token
 from server.middlewares import KIOSK_COOKIE, SESSION_COOKIE
 from server.routing import allow
+from server.signaling import chair
 from server.signaling.meeting import MeetingHub
 from server.signaling.messages import MAX_MESSAGE_BYTES, SignalingError
 from server.signaling.revocation import kiosk_room
@@ -33,6 +34,15 @@ from server.signaling.revocation import kiosk_room
 log = logging.getLogger(__name__)
 
 SOCKETIO_PATH = "/socket.io/"
+
+#: engine.io disconnect reasons of a connection that was lost rather than closed.
+LOST_CONNECTION = frozenset(
+    {
+        socketio.AsyncServer.reason.PING_TIMEOUT,
+        socketio.AsyncServer.reason.TRANSPORT_CLOSE,
+        socketio.AsyncServer.reason.TRANSPORT_ERROR,
+    }
+)
 
 RequestHandler = Callable[[str, Principal, Any], Awaitable[dict[str, Any]]]
 
@@ -106,7 +116,9 @@ def setup_signaling(app: web.Application) -> None:
     @sio.event
     async def disconnect(sid: str, reason: Any = None) -> None:
         # A dropped socket, a closed tab and a revoked kiosk all end here: free the SFU participant.
-        await hub.leave(sid, reason="disconnect")
+        # A lost connection (not closed by either side) may come back: listed as reconnecting.
+        lost = str(reason) in LOST_CONNECTION
+        await hub.leave(sid, reason="dropped" if lost else "disconnect")
         log.info("socket disconnected", extra={"sid": sid, "reason": str(reason)})
 
     @sio.on("*")
@@ -151,3 +163,6 @@ def setup_signaling(app: web.Application) -> None:
     request("mute", lambda sid, _p, data: hub.mute(sid, data))
     request("visible", lambda sid, _p, data: hub.visible(sid, data))
     request("leave", on_leave)
+    request("hand", lambda sid, _p, data: chair.hand(hub, sid, data))
+    request("screen", lambda sid, principal, data: chair.screen(hub, sid, principal, data))
+    request("chair", lambda sid, principal, data: chair.chair(hub, sid, principal, data))

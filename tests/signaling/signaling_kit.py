@@ -100,6 +100,14 @@ class Participant:
             "left",
             "room_closed",
             "recording",
+            "lobby",
+            "admitted",
+            "removed",
+            "replaced",
+            "hands",
+            "agenda",
+            "chair_mute",
+            "ask_unmute",
         ):
             self.sock.on(name, self._recorder(name))
         self.sock.on("disconnect", lambda *args: self.disconnected.set())
@@ -119,6 +127,10 @@ class Participant:
                 self.participants = list(data["participants"])
 
         return record
+
+    def got(self, event: str) -> list[Any]:
+        """The payloads of every ``event`` received so far."""
+        return [data for name, data in self.events if name == event]
 
     def errors(self) -> list[str]:
         return [data["code"] for name, data in self.events if name == "error"]

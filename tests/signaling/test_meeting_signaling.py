@@ -4,7 +4,7 @@ peers on 127.0.0.1, media forwarded by the real SFU. Run in a loopback-only name
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,26 +14,11 @@ from server.keys import MEETINGS, SFU
 from server.sfu import ParticipantLeft
 from server.signaling.messages import SignalingError
 from tests.conftest import World
-from tests.signaling.signaling_kit import Admin, Participant, media_keeps_flowing, session_cookie, wait_until
+from tests.signaling.signaling_kit import Admin, Participant, media_keeps_flowing, wait_until
 
 pytestmark = pytest.mark.network
 
 LUMA_OFFICIAL, LUMA_KIOSK, LUMA_THIRD = 50, 170, 110
-
-
-@pytest.fixture
-async def people(client: TestClient) -> AsyncIterator[Callable[..., Any]]:
-    made: list[Participant] = []
-
-    async def make(name: str, *, token: str | None = None, username: str | None = None) -> Participant:
-        cookie = await session_cookie(client, username) if username else None
-        p = Participant(name, client, token=token, cookie=cookie)
-        made.append(p)
-        return await p.connect()
-
-    yield make
-    for p in made:
-        await p.close()
 
 
 def sfu_participants(client: TestClient, room_id: int) -> set[str]:
@@ -207,17 +192,20 @@ async def test_join_without_invitation_is_refused(
     assert (await boss.join(room_id))["participant_id"] == f"a{world.admin_id}"
 
 
-async def test_second_join_from_the_same_account_is_refused(
+async def test_a_newer_join_from_the_same_account_replaces_the_older(
     client: TestClient, world: World, people: Callable[..., Any]
 ) -> None:
     _admin, _kiosk_id, room_id, official, kiosk = await _two_in_a_room(client, world, people)
     second_window = await people("official-again", username="official")
-    ack = await second_window.call("join", {"room_id": room_id})
-    assert ack["error"]["code"] == "already_joined"
-    await media_keeps_flowing(official, kiosk)
-    # Once the first window has left, the second may join.
-    assert await official.call("leave") == {"left": True}
-    await second_window.join(room_id)
+    ack = await second_window.join(room_id)
+    assert ack["participant_id"] == official.pid  # one participant per account
+    await wait_until(lambda: official.got("replaced"), 10, "the older window to be told")
+    # The older window is out of the room; the account is in the SFU once, through the new window.
+    assert (await official.call("mute", {"audio": True, "video": False}))["error"]["code"] == "not_joined"
+    assert sfu_participants(client, room_id) == {official.pid, kiosk.pid}
+    await wait_until(
+        lambda: [p["id"] for p in kiosk.participants] == [official.pid, kiosk.pid], 10, "one entry each"
+    )
 
 
 async def test_revoked_kiosk_drops_out_of_the_room(
@@ -318,7 +306,12 @@ async def test_a_dropped_peer_connection_is_reported_and_the_page_can_rejoin(
     )
     assert sfu_participants(client, room_id) == {official.pid}
     await wait_until(
-        lambda: [p["id"] for p in official.participants] == [official.pid], 10, "participants update"
+        lambda: (
+            [(p["id"], p["state"]) for p in official.participants]
+            == [(official.pid, "connected"), (kiosk.pid, "reconnecting")]
+        ),
+        10,
+        "the kiosk listed as reconnecting",
     )
     # The page's reaction: join again with a new peer connection, on the same socket.
     kiosk.slots.clear()

@@ -1,0 +1,143 @@
+"""What participants and the chair do to a scheduled meeting besides sending media: raise a hand,
+share a screen, and the chair's controls (admit from the lobby, mute, ask to unmute, remove, give
+the floor, move through the agenda, end the meeting for everybody).
+
+The chair is the meeting's chair or an administrator (``Member.is_chair``, decided at join). Muting
+is done by the participant's own page when told (``chair_mute``), as in other browser meeting
+systems: the server cannot silence a microphone, but a page that ignored it would still be shown
+as unmuted to everybody, and the chair can remove it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from server.auth.roles import Principal, Role
+from server.db import transaction
+from server.keys import SESSIONMAKER
+from server.meetings import service as meetings
+from server.signaling.floor import Floor
+from server.signaling.messages import ChairRequest, HandRequest, ScreenRequest, SignalingError
+from server.signaling.names import socket_room
+
+if TYPE_CHECKING:
+    from server.signaling.meeting import MeetingHub, Member
+
+log = logging.getLogger(__name__)
+
+
+def _floor_of(hub: MeetingHub, member: Member) -> Floor:
+    floor = hub.floors.get(member.room_id)
+    if floor is None:
+        raise SignalingError("no_chair", "this room is not a scheduled meeting; nobody chairs it")
+    return floor
+
+
+async def hand(hub: MeetingHub, sid: str, data: Any) -> dict[str, Any]:
+    """Raise or lower one's own hand (the kiosk's one big button)."""
+    member = hub.joined(sid)
+    request = HandRequest.from_dict(data)
+    floor = _floor_of(hub, member)
+    if request.raised:
+        floor.raise_hand(member.pid)
+    else:
+        floor.lower(member.pid)
+    await hub.broadcast_hands(member.room_id)
+    await hub.broadcast_participants(member.room_id)
+    return {"ok": True, **floor.hands_json()}
+
+
+async def screen(hub: MeetingHub, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+    """An official's page now sends a shared screen in place of its camera (or stopped)."""
+    member = hub.joined(sid)
+    request = ScreenRequest.from_dict(data)
+    if principal.role is Role.KIOSK:
+        raise SignalingError("forbidden", "kiosks do not share screens")
+    member.sharing = request.active
+    if (floor := hub.floors.get(member.room_id)) is not None:
+        if request.active:
+            floor.sharing = member.pid
+        elif floor.sharing == member.pid:
+            floor.sharing = None
+    await hub.broadcast_participants(member.room_id)
+    return {"ok": True}
+
+
+async def chair(hub: MeetingHub, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+    member = hub.joined(sid)
+    request = ChairRequest.from_dict(data)
+    if not member.is_chair:
+        raise SignalingError("not_chair", "only the chair of the meeting can do this")
+    floor = _floor_of(hub, member)
+    room_id = member.room_id
+    target = request.participant_id
+    log.info(
+        "chair action", extra={"room_id": room_id, "action": request.action, "participant": target or ""}
+    )
+    if request.action == "admit":
+        assert target is not None
+        entry = floor.admit(target)
+        if entry is not None:
+            hub.waiting.pop(entry.sid, None)
+            await hub.sio.emit("admitted", {}, to=entry.sid)
+        await hub.send_lobby(room_id)
+    elif request.action == "remove":
+        assert target is not None
+        if target == member.pid:
+            raise SignalingError("invalid_target", "the chair cannot remove itself; leave instead")
+        entry = floor.remove(target)
+        if entry is not None:
+            hub.waiting.pop(entry.sid, None)
+            await hub.sio.emit("removed", {}, to=entry.sid)
+        if (other := hub.member_by_pid(room_id, target)) is not None:
+            await hub.sio.emit("removed", {}, to=other.sid)
+            await hub.leave(other.sid, reason="removed")
+        hub.forget_ghost(room_id, target)
+        await hub.send_lobby(room_id)
+        await hub.broadcast_hands(room_id)
+        await hub.broadcast_participants(room_id)
+    elif request.action in ("mute", "ask_unmute", "give_floor", "lower_hand"):
+        assert target is not None
+        other = hub.member_by_pid(room_id, target)
+        if other is None:
+            raise SignalingError("unknown_participant", f"{target} is not in the meeting")
+        if request.action == "mute":
+            other.audio_muted = True
+            await hub.sio.emit("chair_mute", {}, to=other.sid)
+            await hub.broadcast_participants(room_id)
+        elif request.action == "ask_unmute":
+            await hub.sio.emit("ask_unmute", {"floor": False}, to=other.sid)
+        else:
+            if request.action == "give_floor":
+                floor.give_floor(target)
+                await hub.sio.emit("ask_unmute", {"floor": True}, to=other.sid)
+            else:
+                floor.lower(target)
+            await hub.broadcast_hands(room_id)
+            await hub.broadcast_participants(room_id)
+    elif request.action == "take_floor":
+        floor.give_floor(None)
+        await hub.broadcast_hands(room_id)
+        await hub.broadcast_participants(room_id)
+    elif request.action == "agenda":
+        try:
+            entry_item = floor.set_item(request.item_id)
+        except KeyError as exc:
+            raise SignalingError("unknown_item", "that item is not on this meeting's agenda") from exc
+        if entry_item is not None:
+            # A chapter in the recording, so the record can jump to each item.
+            hub.mark(room_id, f"{entry_item.position}. {entry_item.title}")
+        await hub.sio.emit("agenda", floor.agenda_json(), room=socket_room(room_id))
+    else:  # "end"
+        await end_for_all(hub, principal, floor, room_id)
+    return {"ok": True}
+
+
+async def end_for_all(hub: MeetingHub, principal: Principal, floor: Floor, room_id: str) -> None:
+    """End the meeting (status, attendance) and then close its room for everybody."""
+    async with transaction(hub.app[SESSIONMAKER]) as session:
+        meeting = await meetings.get_meeting(session, floor.meeting_id, lock=True)
+        meetings.require_manager(principal, meeting)
+        await meetings.end_meeting(session, principal, meeting)
+    await hub.close_room(int(room_id))

@@ -13,6 +13,7 @@ from .errors import (
 )
 from .events import (
     ActiveSpeakerChanged,
+    LinkQualityChanged,
     ParticipantConnected,
     ParticipantLeft,
     SfuEvent,
@@ -30,6 +31,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidSdp",
     "InvalidState",
+    "LinkQualityChanged",
     "Mark",
     "NotInRoom",
     "ParticipantConnected",

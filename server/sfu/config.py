@@ -32,6 +32,34 @@ class SfuConfig:
     speaker_smoothing: float = 0.5
     #: Packets kept per published stream to answer subscribers' NACKs.
     nack_cache_size: int = 512
+    #: NACKs toward publishers: each missing packet asked for at most this many times
+    #: (paced by the RTT), and not after ``nack_max_age`` seconds.
+    nack_max_retries: int = 3
+    nack_max_age: float = 1.0
+    #: Retransmissions to a subscriber: at most this many per packet, and at most
+    #: ``retransmit_budget`` of its bandwidth estimate (0.15 = 15 % on top of the media).
+    retransmit_max_per_packet: int = 2
+    retransmit_budget: float = 0.15
+    #: Link quality (linkquality.py): evaluated every ``link_interval`` seconds. Below
+    #: ``video_min_kbps`` of estimate left next to its audio a subscriber gets audio only;
+    #: below ``full_video_kbps`` it is "low_video" (it caps the publisher's rate).
+    link_interval: float = 1.0
+    video_min_kbps: int = 90
+    full_video_kbps: int = 400
+    #: Downlink loss (%) at which video is dropped even if the estimate looks fine.
+    audio_only_loss_pct: float = 30.0
+    #: Loss (%, up or down) shown as 2 bars / 1 bar.
+    degraded_loss_pct: float = 5.0
+    poor_loss_pct: float = 20.0
+    #: Seconds a worse/better state must last before switching (hysteresis).
+    downgrade_after: float = 2.0
+    upgrade_after: float = 4.0
+    #: An audio-only subscriber is probed with video after ``probe_interval`` seconds
+    #: (doubling after each failed probe, up to ``probe_max_interval``); a probe that
+    #: stays good for ``probe_duration`` seconds keeps the video.
+    probe_interval: float = 8.0
+    probe_max_interval: float = 60.0
+    probe_duration: float = 6.0
     #: Mean interval of RTCP reports (randomised by +-50 % as RFC 3550 asks).
     rtcp_interval: float = 1.0
     #: ICE consent freshness (RFC 7675): seconds between checks, and how long no
@@ -54,6 +82,16 @@ class SfuConfig:
             raise ValueError("intervals must be > 0")
         if self.consent_interval <= 0 or self.consent_timeout < self.consent_interval:
             raise ValueError("consent_interval must be > 0 and consent_timeout >= consent_interval")
+        if self.nack_max_retries < 0 or self.retransmit_max_per_packet < 0:
+            raise ValueError("retry limits must be >= 0")
+        if not 0 <= self.retransmit_budget <= 1:
+            raise ValueError("retransmit_budget must be in [0, 1]")
+        if min(self.link_interval, self.downgrade_after, self.probe_interval, self.probe_duration) <= 0:
+            raise ValueError("link quality intervals must be > 0")
+        if self.probe_max_interval < self.probe_interval:
+            raise ValueError("probe_max_interval must be >= probe_interval")
+        if not 0 < self.video_min_kbps <= self.full_video_kbps:
+            raise ValueError("need 0 < video_min_kbps <= full_video_kbps")
         if not 6000 <= self.opus_max_average_bitrate <= 510000:
             raise ValueError("opus_max_average_bitrate must be in [6000, 510000]")
         if self.nack_cache_size < 16 or self.nack_cache_size > 32768:

@@ -65,4 +65,41 @@ class SlotAssigned:
     publisher_id: str | None
 
 
-SfuEvent = ParticipantConnected | ParticipantLeft | ActiveSpeakerChanged | VideoDemandChanged | SlotAssigned
+@dataclass(frozen=True)
+class LinkQualityChanged:
+    """A participant's link quality as the SFU sees it changed (``bars`` or ``mode``).
+
+    Every participant starts at ``bars=3, mode="video"`` with no event; one is emitted
+    only on a change, re-evaluated every ``SfuConfig.link_interval`` seconds.
+
+    ``mode`` is what the SFU forwards to the participant (its *downlink*):
+    ``"video"`` everything; ``"low_video"`` video still flows but its estimate is below
+    ``SfuConfig.full_video_kbps`` and caps the publishers' rate; ``"audio_only"`` its
+    estimate leaves no room for video next to the audio, or its loss is heavy: the SFU
+    stops forwarding video to it (its tiles keep the last frame: a still picture; the
+    slots stay assigned, no SlotAssigned) and probes now and then to bring video back.
+
+    ``bars`` (3 good, 2 degraded, 1 very poor) is the worse of downlink and *uplink*:
+    downlink 3 = video, 2 = low_video or >= 5 % loss, 1 = audio_only or >= 20 % loss;
+    uplink (what it publishes to us) 2 at >= 5 % loss, 1 at >= 20 % loss or when its
+    published media stopped arriving. ``downlink_kbps`` is its bandwidth estimate
+    (REMB; ``None`` when it sends none, e.g. while audio-only), ``loss_pct`` the worse
+    of its downlink and uplink loss in percent (``None`` without reports).
+    """
+
+    room_id: str
+    participant_id: str
+    bars: int
+    mode: Literal["video", "low_video", "audio_only"]
+    downlink_kbps: int | None
+    loss_pct: float | None
+
+
+SfuEvent = (
+    ParticipantConnected
+    | ParticipantLeft
+    | ActiveSpeakerChanged
+    | VideoDemandChanged
+    | SlotAssigned
+    | LinkQualityChanged
+)

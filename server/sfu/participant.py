@@ -20,6 +20,7 @@ from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameter
 from . import aiortc_internals as ai
 from .config import SfuConfig
 from .errors import InvalidRequest, InvalidSdp, InvalidState, NotInRoom, SfuError
+from .linkquality import LinkController, LinkSample, LinkState
 from .offer import SUPPORTED_CODEC, OfferedMedia, parse_offer
 from .opus import with_opus_fmtp
 from .relay import InboundStream, Kind, OutStream
@@ -66,6 +67,65 @@ class Participant:
         self.closed = False
         self.connected = False
         self._negotiating = False
+        self.link = LinkController(config)
+        #: Last link quality reported in an event (the assumed start: 3 bars, video).
+        self.link_state = LinkState(bars=3, mode="video", downlink_kbps=None, loss_pct=None)
+        self._audio_bytes_prior = 0
+        self._link_sampled_at: float | None = None
+
+    def rtt(self) -> float | None:
+        """Round-trip time to the client, from the RTCP of its receive slots (seconds)."""
+        values = [o.rtt for o in self.audio_slots + self.video_slots if o.rtt is not None]
+        return min(values) if values else None
+
+    def link_sample(self, now: float) -> LinkSample:
+        """Measurements since the previous call, for the link controller."""
+        elapsed = now - self._link_sampled_at if self._link_sampled_at is not None else 0.0
+        self._link_sampled_at = now
+        # Downlink estimate: a browser sends one REMB for all its streams, aiortc one per
+        # video receiver; add up the distinct ones.
+        per_group: dict[tuple[int, ...], int] = {}
+        for o in self.video_slots + self.audio_slots:
+            remb = o.fresh_remb()
+            if remb is not None:
+                per_group[o.remb_ssrcs] = remb
+        audio_ssrcs = {o._ssrc for o in self.audio_slots}
+        covers_audio = any(audio_ssrcs & set(group) for group in per_group)
+        audio_bytes = sum(o.bytes + o.packets * 48 for o in self.audio_slots)  # + UDP/IP/SRTP
+        audio_bps = (audio_bytes - self._audio_bytes_prior) * 8 / elapsed if elapsed > 0 else 0.0
+        self._audio_bytes_prior = audio_bytes
+        recent = [
+            o.remote_fraction_lost / 256
+            for o in self.audio_slots + self.video_slots
+            if o.source is not None and now - o.remote_report_at < 3.0 and o.remote_report_at > 0
+        ]
+        expected = received = 0
+        for stream in self.inbound.values():
+            e, r = stream.take_loss()
+            expected, received = expected + e, received + r
+        # Published audio that stopped arriving means the uplink is down (video may be
+        # paused on purpose; audio keeps flowing even in silence, DTX sends every 400 ms).
+        audio = self.inbound.get("audio")
+        silent = bool(audio and audio.last_packet_at is not None and now - audio.last_packet_at > 3.0)
+        return LinkSample(
+            downlink_bps=sum(per_group.values()) if per_group else None,
+            estimate_covers_audio=covers_audio,
+            audio_out_bps=audio_bps,
+            downlink_loss=max(recent) if recent else None,
+            uplink_loss=(expected - received) / expected if expected > 0 else None,
+            uplink_silent=silent,
+            receives_video=any(o.source is not None for o in self.video_slots),
+        )
+
+    def apply_link_mode(self) -> bool:
+        """Pause/resume this subscriber's video slots for the controller's mode; True if any changed."""
+        paused = self.link.mode == "audio_only"
+        changed = False
+        for o in self.video_slots:
+            if o.paused != paused:
+                o.set_paused(paused)
+                changed = True
+        return changed
 
     @property
     def connection_state(self) -> str:
@@ -124,6 +184,7 @@ class Participant:
                         rtcp_ssrc=ssrc,
                         config=self._config,
                         on_disconnect=self._on_dtls_disconnect,
+                        rtt=self.rtt,
                     )
                     inbound[line.kind] = stream
                     receive_hook = stream.start

@@ -29,8 +29,9 @@ from aiortc.rtcrtpparameters import (
 from . import aiortc_internals as ai
 from .config import SfuConfig
 from .rtputil import (
-    NackTracker,
+    PacedNackList,
     ReceiveStatistics,
+    TokenBucket,
     abs_send_time_now,
     nack_runs,
     ntp_now,
@@ -51,6 +52,10 @@ RtpTap = Callable[["InboundStream", ai.RtpPacket], None]
 
 #: Bytes of a plain RTP header, for byte counters (extensions are not counted).
 RTP_HEADER_BYTES = 12
+#: A subscriber's REMB older than this no longer describes its link (seconds).
+REMB_FRESH_S = 5.0
+#: Round-trip time assumed until RTCP has measured one (seconds).
+DEFAULT_RTT = 0.1
 
 
 def _media_codecs(codecs: list[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
@@ -87,6 +92,7 @@ class InboundStream(_TaskOwner):
         rtcp_ssrc: int,
         config: SfuConfig,
         on_disconnect: Callable[[], None],
+        rtt: Callable[[], float | None] = lambda: None,
     ) -> None:
         super().__init__()
         self.kind: Kind = kind
@@ -102,7 +108,8 @@ class InboundStream(_TaskOwner):
         self._clock_rate = 90000 if kind == "video" else 48000
         self._media_ssrc: int | None = None
         self._stats: ReceiveStatistics | None = None
-        self._nack = NackTracker(config.nack_cache_size) if kind == "video" else None
+        self._rtt = rtt
+        self._nack = self._new_nack_list() if kind == "video" else None
         self._remb = ai.RemoteBitrateEstimator() if kind == "video" else None
         self._remb_estimate: int | None = None
         self._cache: list[ai.RtpPacket | None] = [None] * config.nack_cache_size
@@ -117,6 +124,10 @@ class InboundStream(_TaskOwner):
         # loudness from the RFC 6464 audio-level extension, since last take_loudness()
         self._level_sum = 0.0
         self._level_count = 0
+        # loss over the link-quality interval (see take_loss)
+        self._lq_expected = 0
+        self._lq_received = 0
+        self.last_packet_at: float | None = None
         # counters
         self.packets = 0
         self.bytes = 0
@@ -189,9 +200,16 @@ class InboundStream(_TaskOwner):
             )
             if est is not None:
                 self._remb_estimate = est[0]
-        if self._nack is not None and self._nack.add(packet.sequence_number):
-            # loss between publisher and SFU: ask the publisher to retransmit
-            self._spawn(self._send_rtcp(self._nack_packets()))
+        now = time.monotonic()
+        self.last_packet_at = now
+        nack = self._nack
+        if nack is not None:
+            nack.received(packet.sequence_number, now)
+            if nack.missing:
+                # loss between publisher and SFU: ask for a retransmission, paced by the RTT
+                due = nack.due(now, self._rtt())
+                if due:
+                    self._spawn(self._send_rtcp(self._nack_packets(due)))
         level = packet.extensions.audio_level
         if level is not None:
             # (voice activity flag, level in -dBov 0..127); store loudness 127 - level
@@ -224,11 +242,18 @@ class InboundStream(_TaskOwner):
             self._on_disconnect()
 
     # -- helpers ---------------------------------------------------------------------------
+    def _new_nack_list(self) -> PacedNackList:
+        c = self._config
+        return PacedNackList(
+            max_retries=c.nack_max_retries, max_age_s=c.nack_max_age, window=c.nack_cache_size
+        )
+
     def _set_media_ssrc(self, ssrc: int) -> None:
         self._media_ssrc = ssrc
         self._stats = ReceiveStatistics(self._clock_rate)
+        self._lq_expected = self._lq_received = 0
         if self._nack is not None:
-            self._nack = NackTracker(self._config.nack_cache_size)
+            self._nack = self._new_nack_list()
         if self._pli_pending and self._transport is not None:
             self.request_keyframe()
 
@@ -247,10 +272,21 @@ class InboundStream(_TaskOwner):
         self._level_count = 0
         return value
 
+    def take_loss(self) -> tuple[int, int]:
+        """(expected, received) packets since the last call, for the link quality."""
+        if self._stats is None:
+            return 0, 0
+        expected = self._stats.expected - self._lq_expected
+        received = self._stats.received - self._lq_received
+        self._lq_expected = self._stats.expected
+        self._lq_received = self._stats.received
+        return max(0, expected), max(0, received)
+
     @property
     def wanted(self) -> bool:
-        # A recording watches too: a recorded camera must not be paused.
-        return bool(self.outputs) or bool(self.taps)
+        # A recording watches too: a recorded camera must not be paused. A slot paused
+        # for an audio-only subscriber is no demand.
+        return any(not o.paused for o in self.outputs) or bool(self.taps)
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe (PLI), at most once per ``pli_min_interval``.
@@ -278,14 +314,14 @@ class InboundStream(_TaskOwner):
         self._pli_timer = None
         self.request_keyframe()
 
-    def _nack_packets(self) -> list[ai.RtcpRtpfbPacket]:
+    def _nack_packets(self, due: list[int]) -> list[ai.RtcpRtpfbPacket]:
         nack = self._nack
         assert nack is not None and self._media_ssrc is not None
         self.nacks_sent += 1
         media_ssrc = self._media_ssrc
         return [
             ai.RtcpRtpfbPacket(fmt=ai.RTCP_RTPFB_NACK, ssrc=self._rtcp_ssrc, media_ssrc=media_ssrc, lost=run)
-            for run in nack_runs(nack.missing, nack.max_seq or 0)
+            for run in nack_runs(due, nack.max_seq or 0)
         ]
 
     async def _send_rtcp(self, packets: list[Any]) -> None:
@@ -298,9 +334,10 @@ class InboundStream(_TaskOwner):
 
     def _remb_bitrate(self) -> int | None:
         """Bitrate to announce to the publisher: our own estimate of the uplink,
-        capped by the lowest estimate of the subscribers watching (so a slow
-        subscriber slows the publisher down, as simulcast-less SFUs must)."""
-        values = [o.remb for o in self.outputs if o.remb is not None]
+        capped by the lowest estimate of the subscribers that take the video (so a
+        slow subscriber slows the publisher down, as simulcast-less SFUs must; one
+        switched to audio-only does not)."""
+        values = [r for o in self.outputs if not o.paused and (r := o.fresh_remb()) is not None]
         if self._remb_estimate is not None:
             values.append(self._remb_estimate)
         return min(values) if values else None
@@ -369,6 +406,15 @@ class OutStream(_TaskOwner):
         self._rtcp_task: asyncio.Task[None] | None = None
         self._closed = False
         self.remb: int | None = None
+        self.remb_ssrcs: tuple[int, ...] = ()
+        self.remb_at = 0.0
+        #: No video forwarded (audio-only subscriber); see set_paused.
+        self.paused = False
+        #: Round-trip time to the subscriber from its RRs of our SRs (seconds).
+        self.rtt: float | None = None
+        self._sr_sent: dict[int, float] = {}  # SR NTP middle 32 bits -> monotonic send time
+        self._resent: dict[int, tuple[int, float]] = {}  # out seq -> (times, last time)
+        self._rtx_budget = TokenBucket(rate=0.0, burst=0.0)
         # counters
         self.packets = 0
         self.bytes = 0
@@ -378,6 +424,8 @@ class OutStream(_TaskOwner):
         self.keyframe_requests = 0
         self.remote_fraction_lost = 0
         self.remote_packets_lost = 0
+        self.remote_report_at = 0.0
+        self.retransmit_refused = 0
 
     @property
     def source(self) -> InboundStream | None:
@@ -433,14 +481,32 @@ class OutStream(_TaskOwner):
         self.remb = None
         if source is not None and not self._closed:
             source.outputs.append(self)
-            if self.started and self.kind == "video":
+            if self.started and self.kind == "video" and not self.paused:
                 self.keyframe_requests += 1
                 source.request_keyframe()
         return True
 
+    def set_paused(self, paused: bool) -> None:
+        """Stop (True) or resume forwarding. Resuming waits for a keyframe, which is
+        requested; sequence numbers stay continuous for the subscriber."""
+        if paused == self.paused:
+            return
+        self.paused = paused
+        self.remb = None
+        self._epoch_first_seq = None
+        self._need_keyframe = self.kind == "video"
+        if not paused and self._source is not None and self.started and self.kind == "video":
+            self.keyframe_requests += 1
+            self._source.request_keyframe()
+
+    def fresh_remb(self) -> int | None:
+        if self.remb is None or time.monotonic() - self.remb_at > REMB_FRESH_S:
+            return None
+        return self.remb
+
     # -- forwarding --------------------------------------------------------------------------
     async def forward(self, source: InboundStream, packet: ai.RtpPacket) -> None:
-        if source is not self._source or self._transport is None:
+        if source is not self._source or self._transport is None or self.paused:
             return
         if self._epoch_first_seq is None:
             if self._need_keyframe:
@@ -503,7 +569,7 @@ class OutStream(_TaskOwner):
             await self._retransmit(packet.lost)
         elif isinstance(packet, ai.RtcpPsfbPacket) and packet.fmt in (ai.RTCP_PSFB_PLI, ai.RTCP_PSFB_FIR):
             # The subscriber lost the picture: relay the request to the publisher (throttled there).
-            if self._source is not None:
+            if self._source is not None and not self.paused:
                 self.keyframe_requests += 1
                 self._source.request_keyframe()
         elif isinstance(packet, ai.RtcpPsfbPacket) and packet.fmt == ai.RTCP_PSFB_APP:
@@ -513,25 +579,55 @@ class OutStream(_TaskOwner):
                 return
             if self._ssrc in ssrcs:
                 self.remb = bitrate
+                self.remb_ssrcs = tuple(sorted(ssrcs))
+                self.remb_at = time.monotonic()
         elif isinstance(packet, (ai.RtcpRrPacket, ai.RtcpSrPacket)):
             for report in packet.reports:
                 if report.ssrc == self._ssrc:
                     self.remote_fraction_lost = report.fraction_lost
                     self.remote_packets_lost = report.packets_lost
+                    self.remote_report_at = time.monotonic()
+                    self._update_rtt(report.lsr, report.dlsr)
+
+    def _update_rtt(self, lsr: int, dlsr: int) -> None:
+        sent = self._sr_sent.get(lsr)
+        if sent is None or not dlsr:
+            return
+        rtt = time.monotonic() - sent - dlsr / 65536
+        if 0 <= rtt < 10:
+            self.rtt = rtt if self.rtt is None else 0.8 * self.rtt + 0.2 * rtt
 
     async def _retransmit(self, lost: list[int]) -> None:
         source = self._source
-        if source is None or self._epoch_first_seq is None or self._transport is None:
+        if source is None or self._epoch_first_seq is None or self._transport is None or self.paused:
             return
+        now = time.monotonic()
+        # Retransmissions may take retransmit_budget of the subscriber's estimate at most:
+        # on a thin link they would otherwise crowd out the media (and the audio).
+        estimate = self.fresh_remb() or 1_000_000
+        rate = self._config.retransmit_budget * estimate / 8
+        self._rtx_budget.rate, self._rtx_budget.burst = rate, max(3000.0, rate * 0.5)
+        min_gap = max(0.02, self.rtt if self.rtt is not None else DEFAULT_RTT)
         for out_seq in lost:
             src_seq = seq_add(out_seq, -self._seq_offset)
             if seq_diff(src_seq, self._epoch_first_seq) < 0:
+                continue
+            times, last = self._resent.get(out_seq, (0, -1e9))
+            if times >= self._config.retransmit_max_per_packet or now - last < min_gap:
+                self.retransmit_refused += 1
                 continue
             packet = source.cached(src_seq)
             if packet is None:
                 self.nack_misses += 1
                 continue
+            if not self._rtx_budget.take(RTP_HEADER_BYTES + len(packet.payload), now):
+                self.retransmit_refused += 1
+                continue
+            self._resent[out_seq] = (times + 1, now)
             await self._send(self._rewrite(packet), retransmission=True)
+        if len(self._resent) > 1024:  # forget old sequence numbers
+            newest = self._last_seq or 0
+            self._resent = {k: v for k, v in self._resent.items() if 0 <= seq_diff(newest, k) < 512}
 
     async def _send_rtcp(self, packets: list[Any]) -> None:
         if self._transport is None:
@@ -547,10 +643,14 @@ class OutStream(_TaskOwner):
             if not self.packets or self._last_seq is None:
                 continue
             elapsed = int((time.monotonic() - self._last_send) * self._clock_rate)
+            ntp = ntp_now()
+            self._sr_sent[(ntp >> 16) & 0xFFFFFFFF] = time.monotonic()
+            if len(self._sr_sent) > 8:
+                del self._sr_sent[next(iter(self._sr_sent))]
             sr = ai.RtcpSrPacket(
                 ssrc=self._ssrc,
                 sender_info=ai.RtcpSenderInfo(
-                    ntp_timestamp=ntp_now(),
+                    ntp_timestamp=ntp,
                     rtp_timestamp=ts_add(self._last_ts, elapsed),
                     packet_count=self.packets & 0xFFFFFFFF,
                     octet_count=self.octets & 0xFFFFFFFF,

@@ -13,6 +13,7 @@ from .config import SfuConfig
 from .errors import AlreadyJoined, InvalidRequest, InvalidState, NotInRoom, RoomNotFound
 from .events import (
     ActiveSpeakerChanged,
+    LinkQualityChanged,
     ParticipantConnected,
     ParticipantLeft,
     SfuEvent,
@@ -277,6 +278,8 @@ class Room:
 
     # -- loudness / active speaker ----------------------------------------------------------
     async def _run_ticker(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_link = loop.time() + self._config.link_interval
         while True:
             await asyncio.sleep(self._config.speaker_interval)
             try:
@@ -284,6 +287,40 @@ class Room:
                 self._reassign_audio()
             except Exception:
                 logger.exception("room %s: loudness update failed", self.id)
+            if loop.time() >= next_link:
+                next_link = loop.time() + self._config.link_interval
+                try:
+                    self._update_links(loop.time())
+                except Exception:
+                    logger.exception("room %s: link quality update failed", self.id)
+
+    # -- link quality / downlink adaptation -------------------------------------------------
+    def _update_links(self, now: float) -> None:
+        demand_changed = False
+        for p in list(self.participants.values()):
+            if not p.connected or p.closed:
+                continue
+            state = p.link.update(now, p.link_sample(now))
+            demand_changed |= p.apply_link_mode()
+            old = p.link_state
+            if (state.bars, state.mode) != (old.bars, old.mode):
+                p.link_state = state
+                logger.info(
+                    "room %s: %s link %s bars=%d (%s kbit/s, loss %s%%)",
+                    self.id,
+                    p.id,
+                    state.mode,
+                    state.bars,
+                    state.downlink_kbps,
+                    state.loss_pct,
+                )
+                self._emit(
+                    LinkQualityChanged(
+                        self.id, p.id, state.bars, state.mode, state.downlink_kbps, state.loss_pct
+                    )
+                )
+        if demand_changed:
+            self._update_demand()
 
     def _update_loudness(self) -> None:
         s = self._config.speaker_smoothing

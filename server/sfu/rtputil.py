@@ -173,3 +173,83 @@ class NackTracker:
         if self.missing:
             self.missing = {s for s in self.missing if 0 < seq_diff(seq, s) <= self.max_age}
         return gap
+
+
+class PacedNackList:
+    """Missing sequence numbers of one incoming stream, NACKed with a retry limit and
+    paced by the round-trip time (used by the SFU toward publishers and by the kiosk).
+
+    aiortc's receiver re-NACKs *every* packet missing in its history on every new gap,
+    unpaced and without limit: on a lossy thin link that feedback and the retransmissions
+    it triggers take the bandwidth the media needed. Here each missing packet is asked
+    for at most ``max_retries`` times, never twice within ~one RTT, and forgotten after
+    ``max_age_s`` (a retransmission arriving later is useless to a real-time receiver).
+    """
+
+    def __init__(
+        self, *, max_retries: int = 3, max_age_s: float = 1.0, max_tracked: int = 512, window: int = 512
+    ) -> None:
+        self.max_retries = max_retries
+        self.max_age_s = max_age_s
+        self.max_tracked = max_tracked
+        self.window = window
+        self.max_seq: int | None = None
+        #: seq -> [first noticed, last NACK time (or None), NACKs sent]
+        self.missing: dict[int, list[float | int | None]] = {}
+        self.given_up = 0
+
+    def received(self, seq: int, now: float) -> None:
+        if self.max_seq is None:
+            self.max_seq = seq
+            return
+        d = seq_diff(seq, self.max_seq)
+        if d <= 0:
+            self.missing.pop(seq, None)
+            return
+        if 1 < d <= self.window:  # a larger jump is a stream restart: nothing to ask for
+            for i in range(1, d):
+                if len(self.missing) >= self.max_tracked:
+                    break
+                self.missing[seq_add(self.max_seq, i)] = [now, None, 0]
+        self.max_seq = seq
+
+    def due(self, now: float, rtt: float | None) -> list[int]:
+        """Sequence numbers to NACK now (their NACK is counted as sent)."""
+        if not self.missing:
+            return []
+        # Wait a little more than one RTT (the retransmission's way back) before asking again.
+        gap = max(0.02, 1.5 * rtt) if rtt is not None else 0.1
+        result: list[int] = []
+        for seq, entry in list(self.missing.items()):
+            first, last, count = entry
+            assert isinstance(first, float) and isinstance(count, int)
+            if count >= self.max_retries or now - first > self.max_age_s:
+                del self.missing[seq]
+                self.given_up += 1
+                continue
+            if last is None or now - float(last) >= gap:
+                entry[1] = now
+                entry[2] = count + 1
+                result.append(seq)
+        return result
+
+
+class TokenBucket:
+    """Byte budget refilled at ``rate`` bytes/s, holding at most ``burst`` bytes."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._last: float | None = None
+
+    def take(self, nbytes: int, now: float) -> bool:
+        if self._last is None:
+            self._tokens = self.burst
+        else:
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self._tokens < nbytes:
+            return False
+        self._tokens -= nbytes
+        return True

@@ -1,0 +1,146 @@
+"""A real coturn (``/usr/bin/turnserver``) for the TURN tests: started on free ports with a random
+shared secret per run (``use-auth-secret``, the scheme Maeul mints credentials for), logs and pid
+in a temp dir, killed afterwards. Usable inside a lab namespace through ``command_prefix``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+TURNSERVER = "/usr/bin/turnserver"
+REALM = "maeul.test"
+
+
+@dataclass(frozen=True)
+class Coturn:
+    host: str
+    port: int
+    secret: str
+    realm: str
+    relay_ports: tuple[int, int]
+    log_path: Path
+
+    def url(self, transport: str) -> str:
+        return f"turn:{self.host}:{self.port}?transport={transport}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free for both TCP and UDP on ``host`` (TURN listens on both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port = int(tcp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((host, port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free TCP+UDP port")
+
+
+def relay_range() -> tuple[int, int]:
+    # A random block per server so parallel test workers rarely share one; coturn skips busy ports.
+    low = 20000 + secrets.randbelow(400) * 100
+    return low, low + 99
+
+
+def _ready(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def coturn(
+    workdir: Path,
+    *,
+    host: str = "127.0.0.1",
+    allow_loopback_peers: bool = True,
+    command_prefix: Sequence[str] = (),
+    port: int | None = None,
+    extra_args: Sequence[str] = (),
+) -> Iterator[Coturn]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    if port is None:
+        # Inside a lab namespace the port cannot be probed from here; the namespace is ours alone.
+        port = 3478 if command_prefix else free_port(host)
+    low, high = relay_range()
+    server = Coturn(
+        host=host,
+        port=port,
+        secret=secrets.token_urlsafe(32),
+        realm=REALM,
+        relay_ports=(low, high),
+        log_path=workdir / "turnserver.log",
+    )
+    # The secret goes through a config file (mode 0600), not argv: argv is world-readable in /proc.
+    config = workdir / "turnserver.conf"
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"static-auth-secret={server.secret}\n")
+    args = [
+        *command_prefix,
+        TURNSERVER,
+        "-c",
+        str(config),
+        f"--listening-ip={host}",
+        f"--relay-ip={host}",
+        f"--listening-port={port}",
+        f"--min-port={low}",
+        f"--max-port={high}",
+        "--use-auth-secret",
+        f"--realm={REALM}",
+        "--fingerprint",
+        "--no-cli",
+        "--no-tls",
+        "--no-dtls",
+        "--no-multicast-peers",
+        "--no-stdout-log",
+        "--simple-log",
+        f"--log-file={server.log_path}",
+        f"--pidfile={workdir / 'turnserver.pid'}",
+        # Its own (empty) user database instead of the system's /var/lib/turn/turndb.
+        f"--db={workdir / 'turndb'}",
+        "--verbose",
+        *(["--allow-loopback-peers"] if allow_loopback_peers else []),
+        *extra_args,
+    ]
+    proc = subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not _ready(host, port):
+            if proc.poll() is not None:
+                stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                raise RuntimeError(f"turnserver exited with {proc.returncode}: {stderr}\n{server.log()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"turnserver did not listen on {host}:{port}\n{server.log()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()

@@ -56,10 +56,15 @@ def relay_range() -> tuple[int, int]:
     return low, low + 99
 
 
-def _ready(host: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-        return True
-    return False
+def _ready(server: Coturn, probe: bool) -> bool:
+    if probe:
+        with contextlib.suppress(OSError), socket.create_connection((server.host, server.port), timeout=0.5):
+            return True
+        return False
+    # In another namespace this process cannot connect; coturn logs each listener it opens.
+    log = server.log()
+    where = f"{server.host}:{server.port}"
+    return f"TCP listener opened on : {where}" in log and f"UDP listener opened on: {where}" in log
 
 
 @contextlib.contextmanager
@@ -126,7 +131,7 @@ def coturn(
     )
     try:
         deadline = time.monotonic() + 15
-        while not _ready(host, port):
+        while not _ready(server, probe=not command_prefix):
             if proc.poll() is not None:
                 stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
                 raise RuntimeError(f"turnserver exited with {proc.returncode}: {stderr}\n{server.log()}")

@@ -5,6 +5,13 @@ and tests (many kiosks in one process). It asks the server which open meetings i
 invited to, joins one like the kiosk page would (socket.io ``join`` → one offer: send audio +
 video, receive slots), plays what it receives into a sink, and comes back by itself when the
 meeting ends, the link drops or the server restarts.
+
+Weak links (issue #7): the peer connection is tuned by kiosk/rtc_tuning.py (small picture and
+60-800 kbit/s VP8 following REMB, throttled keyframes, limited retransmissions, paced NACKs,
+a time-bounded jitter buffer, Opus at the server's rate with FEC, tolerant ICE consent). After
+a drop (link cut, socket or peer connection lost) it retries fast — 0.5 s, 1 s, then every 2 s
+— and rejoins with a *new* peer connection (aiortc has no ICE restart); the server lists the
+hall as reconnecting meanwhile and the new join replaces the stale one.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from kiosk.rtc_tuning import WeakLinkTuning, opus_bitrate_from_answer, tune_peer_connection
 from kiosk.speaker import SpeakerMixer
 from server.sfu.aiortc_internals import gather_on
 
@@ -38,6 +46,8 @@ SourceFactory = Callable[[], tuple[MediaStreamTrack | None, MediaStreamTrack | N
 @dataclass
 class HeadlessStats:
     meetings_joined: int = 0
+    #: Meetings left because the link/socket/peer connection dropped (not ended by the server).
+    drops: int = 0
     frames_received: dict[str, int] = field(default_factory=dict)  # mid -> frames
     current_room: int | None = None
 
@@ -53,6 +63,9 @@ class HeadlessKiosk:
         poll_interval: float = 5.0,
         max_backoff: float = 30.0,
         speaker: Callable[[], SpeakerMixer] | None = None,
+        tuning: WeakLinkTuning | None = None,
+        reconnect_backoff: tuple[float, ...] = (0.5, 1.0, 2.0),
+        reconnect_window: float = 300.0,
     ) -> None:
         self.server_url = server_url.rstrip("/")
         self.token = token
@@ -61,29 +74,51 @@ class HeadlessKiosk:
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
         self.speaker = speaker
+        self.tuning = tuning or WeakLinkTuning()
+        self.reconnect_backoff = reconnect_backoff
+        self.reconnect_window = reconnect_window
         self.stats = HeadlessStats()
 
     async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
         backoff = 1.0
+        failures = 0
+        dropped_at: float | None = None  # when we last fell out of a meeting by a drop
+        # Short timeouts: a request sent into a cut link must fail fast so the retry that
+        # follows the link's return comes within a couple of seconds.
         async with aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=15), cookie_jar=aiohttp.DummyCookieJar()
+            timeout=aiohttp.ClientTimeout(total=8, connect=3), cookie_jar=aiohttp.DummyCookieJar()
         ) as http:
             while not stop.is_set():
                 try:
                     rooms = await self._open_rooms(http)
                     if rooms:
-                        await self._meeting(rooms[0]["id"], stop)
-                        backoff = 1.0
-                        continue
-                    wait = self.poll_interval
+                        dropped = await self._meeting(rooms[0]["id"], stop)
+                        backoff, failures = 1.0, 0
+                        if dropped:
+                            dropped_at = loop.time()
+                            self.stats.drops += 1
+                            wait = self.reconnect_backoff[0]
+                        else:
+                            continue
+                    else:
+                        wait, dropped_at = self.poll_interval, None
                 except (
                     aiohttp.ClientError,
                     TimeoutError,
                     socketio.exceptions.SocketIOError,
                     MeetingEnded,
+                    ConnectionError,
                 ) as exc:
                     log.warning("kiosk offline or meeting dropped; retrying", extra={"error": str(exc)})
-                    wait, backoff = backoff, min(backoff * 2, self.max_backoff)
+                    if isinstance(exc, MeetingEnded) and exc.args and exc.args[0] != "already_joined":
+                        dropped_at = None  # refused by the server: no hurry
+                    if dropped_at is not None and loop.time() - dropped_at < self.reconnect_window:
+                        # Just lost a meeting: come back as soon as the link does.
+                        wait = self.reconnect_backoff[min(failures, len(self.reconnect_backoff) - 1)]
+                        failures += 1
+                    else:
+                        wait, backoff = backoff, min(backoff * 2, self.max_backoff)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), wait)
 
@@ -97,13 +132,21 @@ class HeadlessKiosk:
                 )
             return list((await response.json())["rooms"])
 
-    async def _meeting(self, room_id: int, stop: asyncio.Event) -> None:
-        """Join one meeting and stay until it ends, the link fails, or we are told to stop."""
+    async def _meeting(self, room_id: int, stop: asyncio.Event) -> bool:
+        """Join one meeting and stay until it ends, the link fails, or we are told to stop.
+        Returns True if we fell out by a drop (socket or peer connection lost), False if
+        the meeting ended, we were removed, or we were told to stop."""
         sock = socketio.AsyncClient(reconnection=False)
         ended = asyncio.Event()
+        closed_by_server = asyncio.Event()
+
+        def on_closed(data: object = None) -> None:
+            closed_by_server.set()
+            ended.set()
+
         sock.on("disconnect", lambda *args: ended.set())
-        sock.on("room_closed", lambda data=None: ended.set())
-        sock.on("left", lambda data=None: ended.set())
+        sock.on("room_closed", on_closed)
+        sock.on("left", on_closed)
         pc: RTCPeerConnection | None = None
         tasks: list[asyncio.Task[None]] = []
         mixer = self.speaker() if self.speaker is not None else None
@@ -112,7 +155,7 @@ class HeadlessKiosk:
             tasks.append(asyncio.create_task(mixer.run(mixer_stop)))
         try:
             await sock.connect(
-                self.server_url, auth={"token": self.token}, transports=["websocket"], wait_timeout=15
+                self.server_url, auth={"token": self.token}, transports=["websocket"], wait_timeout=8
             )
             ack = await sock.call("join", {"room_id": room_id}, timeout=15)
             if "error" in ack:
@@ -138,6 +181,10 @@ class HeadlessKiosk:
             answer = await sock.call("offer", {"sdp": pc.localDescription.sdp, "type": "offer"}, timeout=15)
             if "error" in answer:
                 raise MeetingEnded(answer["error"]["code"])
+            # The server's Opus rate for this hall (its answer's maxaveragebitrate), if lower.
+            asked = opus_bitrate_from_answer(answer["sdp"])
+            if asked is not None:
+                self.tuning.opus_bitrate = min(asked, WeakLinkTuning().opus_bitrate)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
             self.stats.meetings_joined += 1
             self.stats.current_room = room_id
@@ -147,6 +194,12 @@ class HeadlessKiosk:
             await asyncio.wait({stop_wait, end_wait}, return_when=asyncio.FIRST_COMPLETED)
             stop_wait.cancel()
             end_wait.cancel()
+            dropped = ended.is_set() and not closed_by_server.is_set() and not stop.is_set()
+            if dropped:
+                log.warning(
+                    "headless kiosk dropped out of the meeting; rejoining", extra={"room_id": room_id}
+                )
+            return dropped
         finally:
             self.stats.current_room = None
             mixer_stop.set()
@@ -157,7 +210,7 @@ class HeadlessKiosk:
                 await pc.close()
             if sock.connected:
                 with contextlib.suppress(Exception):
-                    await sock.call("leave", {}, timeout=5)
+                    await sock.call("leave", {}, timeout=2)
                 await sock.disconnect()
 
     def _peer(self, ack: dict[str, Any]) -> RTCPeerConnection:
@@ -177,6 +230,7 @@ class HeadlessKiosk:
             pc.addTransceiver(video, direction="sendonly")
         for _ in range(int(plan.get("video", 2))):
             pc.addTransceiver("video", direction="recvonly")
+        tune_peer_connection(pc, self.tuning)
         return pc
 
     async def _consume(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:

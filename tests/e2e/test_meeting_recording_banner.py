@@ -42,7 +42,7 @@ async def test_kiosk_page_shows_the_recording_banner(
             admin,
             service.MeetingDraft(
                 title="겨울철 경로당 난방 회의",
-                starts_at=now - dt.timedelta(minutes=5),
+                starts_at=now + dt.timedelta(minutes=10),  # started by hand below
                 ends_at=now + dt.timedelta(hours=1),
                 chair_id=world.official_id,
                 official_ids=(world.other_official_id,),

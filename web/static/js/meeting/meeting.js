@@ -1,11 +1,14 @@
 // One meeting page: camera + microphone, one RTCPeerConnection to the SFU with one sending audio,
 // one sending video and N receive-only "slots" (docs/signaling.md), tiles, mute buttons, rejoin.
+import { ChairPanel } from './chair-panel.js';
+import { FloorView } from './floor.js';
+import { linkBars } from './link-bars.js';
 import { call, openSocket } from './signaling.js';
 import { Tiles } from './tiles.js';
 
 const GATHER_WAIT_MS = 2000; // send the offer with the candidates gathered by then; trickle the rest
 const RETRY_MS = 2000;
-const FATAL = new Set(['not_invited', 'room_closed', 'room_not_found']);
+const FATAL = new Set(['not_invited', 'room_closed', 'room_not_found', 'removed']);
 
 function waitForGathering(pc, ms) {
   return new Promise((resolve) => {
@@ -33,6 +36,7 @@ export class Meeting {
     this.micButton = root.querySelector('[data-action="mic"]');
     this.camButton = root.querySelector('[data-action="camera"]');
     this.leaveButton = root.querySelector('[data-action="leave"]');
+    this.screenButton = root.querySelector('[data-action="screen"]');
     this.tiles = new Tiles(
       root.querySelector('[data-tiles]'),
       root.querySelector('[data-roster]'),
@@ -56,6 +60,11 @@ export class Meeting {
     this.retryTimer = null;
     this.soundBlocked = false;
     this.sentVisible = 'null';
+    this.screenTrack = null;
+    this.floor = new FloorView(this);
+    this.chair = new ChairPanel(this);
+    this.link = linkBars(this);
+    this.tiles.rosterControls = (person, li) => this.chair.rosterControls(person, li);
   }
 
   status(key) {
@@ -67,6 +76,13 @@ export class Meeting {
     this.micButton.addEventListener('click', () => this.toggleMic());
     this.camButton.addEventListener('click', () => this.toggleCamera());
     this.leaveButton.addEventListener('click', () => this.leave());
+    if (this.screenButton) {
+      if (navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia) {
+        this.screenButton.addEventListener('click', () => this.toggleScreen());
+      } else {
+        this.screenButton.hidden = true;
+      }
+    }
     try {
       this.stream = await navigator.mediaDevices.getUserMedia({
         audio: true,
@@ -108,6 +124,15 @@ export class Meeting {
     // The SFU dropped our media (transport failure): rejoin with a new peer connection.
     socket.on('left', () => this.join());
     socket.on('room_closed', () => this.end('closed'));
+    // The chair let this kiosk in from the lobby: join for real now.
+    socket.on('admitted', () => this.join());
+    socket.on('removed', () => this.end('removed'));
+    socket.on('replaced', () => this.end('replaced'));
+    this.floor.listen(socket);
+    this.chair.listen(socket);
+    this.link.listen(socket);
+    // Closing the page says goodbye (otherwise the others see "reconnecting" for a while).
+    window.addEventListener('pagehide', () => socket.disconnect());
     socket.on('recording', ({ active }) => this.setRecording(active));
     socket.on('revoked', () => this.end('closed'));
     socket.on('error', (error) => console.warn('meeting error', error));
@@ -129,6 +154,12 @@ export class Meeting {
       const joined = await call(this.socket, 'join', { room_id: this.roomId });
       if (!current()) return;
       this.pid = joined.participant_id;
+      if (joined.waiting) {
+        this.status('lobby'); // until the chair admits this kiosk ('admitted')
+        return;
+      }
+      this.floor.joined(joined);
+      this.chair.joined(joined);
       this.people = new Map(joined.participants.map((p) => [p.id, p]));
       this.speaker = joined.active_speaker;
       this.setRecording(Boolean(joined.recording));
@@ -142,10 +173,11 @@ export class Meeting {
       if (!current()) return;
       console.warn('joining failed', error);
       if (FATAL.has(error.code)) {
-        this.end(error.code === 'not_invited' ? 'not_invited' : 'closed');
+        this.end(error.code === 'not_invited' || error.code === 'removed' ? error.code : 'closed');
         return;
       }
       this.status(error.code === 'already_joined' ? 'already_joined' : 'error');
+      if (error.code === 'already_joined' && this.root.dataset.state === 'lobby') return;
       call(this.socket, 'leave').catch(() => {});
       this.retryTimer = setTimeout(() => this.socket.connected && this.join(), RETRY_MS);
     }
@@ -224,6 +256,8 @@ export class Meeting {
   render() {
     const self = this.people.get(this.pid) || { audio_muted: this.audioMuted, video_muted: this.videoMuted };
     this.tiles.render(this.slots, this.people, this.pid, this.speaker, self);
+    this.floor.render();
+    this.chair.render();
     if (this.ended || !this.pc) return;
     const others = [...this.people.keys()].filter((id) => id !== this.pid).length;
     if (this.soundBlocked) this.status('sound_blocked');
@@ -238,10 +272,12 @@ export class Meeting {
     if (!this.pc || !this.pid) return;
     const others = [...this.people.keys()].filter((id) => id !== this.pid);
     let wanted = null;
-    if (others.length > this.videoSlots) {
+    // A shared screen comes first wherever it is, then (when slots are short) the speaker.
+    const sharing = others.filter((id) => this.people.get(id).screen);
+    if (others.length > this.videoSlots || sharing.length) {
       const shown = Object.values(this.slots).filter((id) => id && others.includes(id));
       const first = this.speaker && others.includes(this.speaker) ? [this.speaker] : [];
-      wanted = [...new Set([...first, ...shown, ...others])];
+      wanted = [...new Set([...sharing, ...first, ...shown, ...others])];
     }
     const key = JSON.stringify(wanted);
     if (key === this.sentVisible) return;
@@ -251,13 +287,21 @@ export class Meeting {
 
   applyVideoSending() {
     if (!this.videoSender || !this.stream) return;
-    const track = this.stream.getVideoTracks()[0];
-    const send = !this.videoMuted && this.videoWanted;
+    const track = this.screenTrack || this.stream.getVideoTracks()[0];
+    const send = (this.screenTrack || !this.videoMuted) && this.videoWanted;
     this.videoSender.replaceTrack(send ? track : null).catch((e) => console.warn('replaceTrack', e));
   }
 
   toggleMic() {
-    this.audioMuted = !this.audioMuted;
+    this.setMic(this.audioMuted);
+  }
+
+  // on: true = microphone on. Also used when the chair mutes this page or the resident accepts
+  // the chair's request to speak.
+  setMic(on) {
+    if (!this.stream) return;
+    if (this.audioMuted === !on) return;
+    this.audioMuted = !on;
     for (const track of this.stream.getAudioTracks()) track.enabled = !this.audioMuted;
     this.micButton.textContent = this.audioMuted ? this.texts.mic_on : this.texts.mic_off;
     this.micButton.setAttribute('aria-pressed', String(this.audioMuted));
@@ -278,6 +322,39 @@ export class Meeting {
     if (this.pid && this.socket.connected) {
       call(this.socket, 'mute', { audio: this.audioMuted, video: this.videoMuted }).catch(() => {});
     }
+  }
+
+  // Screen sharing (officials): the shared screen replaces the camera on the same sender, so no
+  // renegotiation is needed; the others are told (participants[].screen) and show it first.
+  async toggleScreen() {
+    if (this.screenTrack) {
+      this.stopScreen();
+      return;
+    }
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
+    } catch (error) {
+      console.warn('getDisplayMedia', error);
+      return;
+    }
+    this.screenTrack = stream.getVideoTracks()[0];
+    this.screenTrack.contentHint = 'detail';
+    this.screenTrack.addEventListener('ended', () => this.stopScreen());
+    this.screenButton.setAttribute('aria-pressed', 'true');
+    this.screenButton.textContent = this.texts.screen_stop;
+    this.applyVideoSending();
+    call(this.socket, 'screen', { active: true }).catch((e) => console.warn('screen', e));
+  }
+
+  stopScreen() {
+    if (!this.screenTrack) return;
+    this.screenTrack.stop();
+    this.screenTrack = null;
+    this.screenButton.setAttribute('aria-pressed', 'false');
+    this.screenButton.textContent = this.texts.screen_start;
+    this.applyVideoSending();
+    if (this.socket && this.socket.connected) call(this.socket, 'screen', { active: false }).catch(() => {});
   }
 
   // The "recording" banner: everybody in the room sees it while the meeting is recorded.

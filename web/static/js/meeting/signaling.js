@@ -12,9 +12,10 @@ export class SignalingError extends Error {
 }
 
 // Same-origin socket; the session cookie (officials) or the kiosk cookie authenticates it.
-// socket.io reconnects by itself after a drop; the page rejoins on every 'connect'.
+// socket.io reconnects by itself after a drop; the page rejoins on every 'connect'. Retries stay
+// frequent (at most 2 s apart) so a hall is back within seconds of its link returning.
 export function openSocket() {
-  return io({ transports: ['websocket'], reconnectionDelay: 1000, reconnectionDelayMax: 5000 });
+  return io({ transports: ['websocket'], reconnectionDelay: 500, reconnectionDelayMax: 2000 });
 }
 
 // Emit with an acknowledgement; resolves with the ack, rejects with SignalingError on {error}.

@@ -17,6 +17,7 @@ export class Tiles {
     this.tiles = new Map(); // mid -> {figure, video, name, village, flags}
     this.audios = new Map(); // mid -> <audio>
     this.self = null;
+    this.rosterControls = null; // (person, li) => void: the chair's buttons on each row
   }
 
   makeTile(key) {
@@ -90,6 +91,8 @@ export class Tiles {
       if (publisher) shown += 1;
       tile.figure.dataset.publisher = publisher || '';
       tile.figure.classList.toggle('speaking', Boolean(publisher) && publisher === speaker);
+      tile.figure.classList.toggle('screen', Boolean(person && person.screen));
+      tile.figure.classList.toggle('reconnecting', Boolean(person && person.state === 'reconnecting'));
       tile.name.textContent = person ? person.name : '';
       tile.village.textContent = person && person.village ? person.village : '';
       tile.flags.textContent = this.flags(person);
@@ -106,8 +109,13 @@ export class Tiles {
   flags(person) {
     if (!person) return '';
     const parts = [];
+    if (person.state === 'reconnecting') parts.push(this.texts.reconnecting_short);
+    if (person.floor) parts.push(this.texts.speaking_now);
+    else if (person.hand) parts.push(this.texts.hand_raised);
+    if (person.screen) parts.push(this.texts.sharing_screen);
+    if (person.link && person.link.mode === 'audio_only') parts.push(this.texts.audio_only);
     if (person.audio_muted) parts.push(this.texts.muted);
-    if (person.video_muted) parts.push(this.texts.camera_off);
+    if (person.video_muted && !person.screen) parts.push(this.texts.camera_off);
     return parts.join(' · ');
   }
 
@@ -120,8 +128,12 @@ export class Tiles {
       const label = person.id === selfId ? `${person.name} (${this.texts.me})` : person.name;
       li.append(el('span', 'roster-name', label));
       if (person.village) li.append(el('span', 'roster-village', person.village));
+      li.dataset.participant = person.id;
+      li.classList.toggle('reconnecting', person.state === 'reconnecting');
+      li.classList.toggle('hand', Boolean(person.hand));
       const flags = this.flags(person);
       if (flags) li.append(el('span', 'roster-flags', flags));
+      if (this.rosterControls) this.rosterControls(person, li);
       items.push(li);
     }
     this.roster.replaceChildren(...items);

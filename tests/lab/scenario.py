@@ -191,8 +191,17 @@ class _Probe:
 
 
 class MeetingLab:
-    def __init__(self, workdir: Path, halls: int = 1, *, browser_halls: set[int] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        halls: int = 1,
+        *,
+        browser_halls: set[int] | None = None,
+        server_env: dict[str, str] | None = None,
+    ) -> None:
+        """``server_env``: extra ``MAEUL_*`` settings for the server (e.g. TURN for the UDP-block test)."""
         self.workdir = workdir
+        self.server_env = dict(server_env or {})
         self.hall_count = halls
         self.browser_halls = set(browser_halls or ())
         self.lab = LinkLab(halls=halls)
@@ -248,6 +257,7 @@ class MeetingLab:
             MAEUL_PORT=str(PORT),
             MAEUL_RTC_HOST_ADDRESSES=self.lab.county_address,
             MAEUL_LOG_JSON="true",
+            **self.server_env,
         )
         self.server = await self.lab.spawn(
             COUNTY,

@@ -76,17 +76,24 @@ def coturn(
     command_prefix: Sequence[str] = (),
     port: int | None = None,
     extra_args: Sequence[str] = (),
+    config_text: str | None = None,
 ) -> Iterator[Coturn]:
+    """Start coturn. With ``config_text`` (a whole turnserver.conf, e.g. the production one from
+    docs/turn.md) only the secret is added to it; ``host``/``port``
+    must then match its listeners and its log-file must be ``workdir/turnserver.log``."""
     workdir.mkdir(parents=True, exist_ok=True)
     if port is None:
         # Inside a lab namespace the port cannot be probed from here; the namespace is ours alone.
         port = 3478 if command_prefix else free_port(host)
     low, high = relay_range()
+    if config_text is not None:
+        low = int(_option(config_text, "min-port"))
+        high = int(_option(config_text, "max-port"))
     server = Coturn(
         host=host,
         port=port,
         secret=secrets.token_urlsafe(32),
-        realm=REALM,
+        realm=REALM if config_text is None else _option(config_text, "realm"),
         relay_ports=(low, high),
         log_path=workdir / "turnserver.log",
     )
@@ -94,34 +101,16 @@ def coturn(
     config = workdir / "turnserver.conf"
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
+        if config_text is not None:
+            # No userdb: as in production, the default (Debian's /var/lib/turn/turndb, which the
+            # turnserver user can open after proc-user drops privileges) serves the secret mode.
+            handle.write(config_text + "\n")
         handle.write(f"static-auth-secret={server.secret}\n")
-    args = [
-        *command_prefix,
-        TURNSERVER,
-        "-c",
-        str(config),
-        f"--listening-ip={host}",
-        f"--relay-ip={host}",
-        f"--listening-port={port}",
-        f"--min-port={low}",
-        f"--max-port={high}",
-        "--use-auth-secret",
-        f"--realm={REALM}",
-        "--fingerprint",
-        "--no-cli",
-        "--no-tls",
-        "--no-dtls",
-        "--no-multicast-peers",
-        "--no-stdout-log",
-        "--simple-log",
-        f"--log-file={server.log_path}",
-        f"--pidfile={workdir / 'turnserver.pid'}",
-        # Its own (empty) user database instead of the system's /var/lib/turn/turndb.
-        f"--db={workdir / 'turndb'}",
-        "--verbose",
-        *(["--allow-loopback-peers"] if allow_loopback_peers else []),
-        *extra_args,
-    ]
+    # --verbose: coturn then logs each listener it opens (the readiness check reads them).
+    args = [*command_prefix, TURNSERVER, "-c", str(config), "--verbose"]
+    if config_text is None:
+        args += _test_args(server, workdir, allow_loopback_peers)
+    args += list(extra_args)
     proc = subprocess.Popen(
         args,
         stdin=subprocess.DEVNULL,
@@ -149,3 +138,37 @@ def coturn(
                 proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def _option(config_text: str, name: str) -> str:
+    for line in config_text.splitlines():
+        key, _, value = line.strip().partition("=")
+        if key == name:
+            return value.strip()
+    raise ValueError(f"no {name} in the coturn configuration")
+
+
+def _test_args(server: Coturn, workdir: Path, allow_loopback_peers: bool) -> list[str]:
+    """A test coturn: loopback-friendly, no TLS, private logs/pid/database."""
+    low, high = server.relay_ports
+    return [
+        f"--listening-ip={server.host}",
+        f"--relay-ip={server.host}",
+        f"--listening-port={server.port}",
+        f"--min-port={low}",
+        f"--max-port={high}",
+        "--use-auth-secret",
+        f"--realm={server.realm}",
+        "--fingerprint",
+        "--no-cli",
+        "--no-tls",
+        "--no-dtls",
+        "--no-multicast-peers",
+        "--no-stdout-log",
+        "--simple-log",
+        f"--log-file={server.log_path}",
+        f"--pidfile={workdir / 'turnserver.pid'}",
+        # Its own (empty) user database instead of the system's /var/lib/turn/turndb.
+        f"--db={workdir / 'turndb'}",
+        *(["--allow-loopback-peers"] if allow_loopback_peers else []),
+    ]

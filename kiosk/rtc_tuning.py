@@ -45,7 +45,7 @@ class WeakLinkTuning:
     """Knobs of the kiosk's media on weak links (bit/s and seconds)."""
 
     video_min_bitrate: int = 60_000
-    video_max_bitrate: int = 800_000
+    video_max_bitrate: int = 500_000
     video_start_bitrate: int = 300_000
     #: Below this target the camera is encoded at ``small_size`` (fewer bits per pixel to spend).
     small_below_bitrate: int = 280_000

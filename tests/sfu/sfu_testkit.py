@@ -25,6 +25,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from kiosk.media import ToneAudio
+from kiosk.rtc_tuning import WeakLinkTuning, tune_peer_connection
 from server.sfu import ParticipantHandle, Sfu
 from server.sfu import aiortc_internals as ai
 
@@ -94,6 +95,7 @@ class Client:
         video_slots: int = 0,
         audio_slots: int = 0,
         decode: bool = True,
+        tuned: bool = False,
     ) -> None:
         self.name = name
         # max-bundle: with aiortc's default "balanced" policy a second m-line of
@@ -109,6 +111,8 @@ class Client:
             self.pc.addTransceiver(self.video_track, direction="sendonly")
         for _ in range(video_slots):
             self.pc.addTransceiver("video", direction="recvonly")
+        if tuned:  # the headless kiosk's weak-link tuning (VP8 following REMB below 250 kbit/s...)
+            tune_peer_connection(self.pc, WeakLinkTuning())
         self.logs: dict[str, SlotLog] = {}
         self.rtp_packets: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -150,10 +154,10 @@ class Client:
         except MediaStreamError:
             pass
 
-    async def connect(self, handle: ParticipantHandle) -> None:
+    async def connect(self, handle: ParticipantHandle, addresses: list[str] = LOOPBACK) -> None:
         self.handle = handle
         offer = await self.pc.createOffer()
-        ai.gather_on(self.pc, LOOPBACK)
+        ai.gather_on(self.pc, addresses)
         await self.pc.setLocalDescription(offer)
         answer = await handle.handle_offer(self.pc.localDescription.sdp)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))

@@ -98,11 +98,18 @@ async def record_data(session: AsyncSession, meeting: Meeting) -> dict[str, Any]
                 "path": r.path,
                 "started_at": r.started_at,
                 "ended_at": r.ended_at,
-                "marks": r.marks,
+                "marks": [_chapter(m) for m in r.marks],
             }
             for r in recordings
         ],
     }
+
+
+def _chapter(mark: dict[str, Any]) -> dict[str, Any]:
+    """A recording mark as a chapter: its label and where it is in the file (seconds, m:ss)."""
+    offset = max(0.0, float(mark.get("offset") or 0.0))
+    minutes, seconds = divmod(int(offset), 60)
+    return {"label": str(mark.get("label", "")), "offset": round(offset, 3), "clock": f"{minutes}:{seconds:02d}"}
 
 
 def _t(value: dt.datetime | None) -> str:

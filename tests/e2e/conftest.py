@@ -47,9 +47,11 @@ def screenshot_path(name: str) -> Path:
     return SCREENSHOTS / name
 
 
-async def kiosk_browser_page(browser: Browser, live_server: str, sessionmaker: Any, village_id: int) -> Page:
+async def kiosk_browser_page(
+    browser: Browser, live_server: str, sessionmaker: Any, village_id: int, label: str = "남성리 마을회관"
+) -> Page:
     """A fresh 1920x1080 browser enrolled as a new kiosk of ``village_id``, on its home page."""
-    code = await kiosk_code(sessionmaker, village_id)
+    code = await kiosk_code(sessionmaker, village_id, label)
     context = await browser.new_context(viewport={"width": 1920, "height": 1080})
     page = await context.new_page()
     await page.goto(f"{live_server}/kiosk/enroll?code={code}")

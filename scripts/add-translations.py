@@ -23,6 +23,8 @@ def main(feature: str, table: Path) -> None:
         with path.open("rb") as f:
             catalog = read_po(f, locale=locale)
         for english, korean in pairs:
+            if english in catalog:
+                catalog.delete(english)  # Catalog.add keeps an existing message's old string
             catalog.add(english, korean.strip() if locale == "ko" else english)
         with path.open("wb") as f:
             write_po(f, catalog, width=0, omit_header=False)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from server.auth.models import Account
 from server.auth.roles import Principal, Role
 from server.db import transaction
-from server.errors import BadRequest, Forbidden
+from server.errors import BadRequest, Forbidden, NotFound
 from server.keys import MEETINGS, PRINCIPAL, SESSIONMAKER
 from server.kiosks.models import Kiosk
 from server.meetings import service as meetings_service
@@ -21,6 +21,7 @@ from server.rendering import render
 from server.rooms import service
 from server.rooms.models import Room
 from server.routing import allow
+from server.signaling.names import participant_id
 from server.validation import Input, is_id, json_body, path_id
 
 log = logging.getLogger(__name__)
@@ -209,3 +210,18 @@ async def official_meeting_page(request: web.Request) -> web.Response:
 @allow(Role.KIOSK)
 async def kiosk_meeting_page(request: web.Request) -> web.Response:
     return await _meeting_page(request, "meeting/kiosk.html")
+
+
+@allow(Role.OFFICIAL, Role.ADMIN, Role.KIOSK)
+async def api_still(request: web.Request) -> web.Response:
+    """A participant's latest still picture (JPEG), for pages that receive sound only. Only for
+    someone in the same room (in this worker); 404 until the participant has sent one."""
+    principal: Principal = request[PRINCIPAL]  # type: ignore[assignment]
+    room_id = _room_id(request)
+    pid = request.match_info["participant_id"]
+    if not (0 < len(pid) <= 64 and pid[0] in "ak" and pid[1:].isascii() and pid[1:].isdigit()):
+        raise BadRequest("participant_id must look like k12 or a3", code="invalid_participant_id")
+    jpeg = request.app[MEETINGS].still_of(str(room_id), participant_id(principal), pid)
+    if jpeg is None:
+        raise NotFound("no still picture of that participant here", code="still_not_found")
+    return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})

@@ -41,6 +41,7 @@ from server.sfu import (
     InvalidRequest,
     InvalidSdp,
     InvalidState,
+    LinkQualityChanged,
     Mark,
     NotInRoom,
     ParticipantConnected,
@@ -136,6 +137,11 @@ class MeetingHub:
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)  # lobby sid -> (room, pid)
     ghosts: dict[tuple[str, str], Ghost] = field(default_factory=dict)
     reconnect_grace: float = RECONNECT_GRACE
+    # The SFU's view of each participant's link (LinkQualityChanged), for the pages.
+    links: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # The latest still picture (JPEG) each participant sent, shown to audio-only participants.
+    stills: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    stills_wanted: set[str] = field(default_factory=set)  # rooms with someone on audio only
 
     @property
     def sfu(self) -> Sfu:
@@ -177,6 +183,8 @@ class MeetingHub:
             await self.sio.emit(
                 "active_speaker", {"participant_id": event.participant_id}, room=socket_room(event.room_id)
             )
+        elif isinstance(event, LinkQualityChanged):
+            await self._on_link_quality(event)
         elif isinstance(event, ParticipantConnected):
             sid = self.by_pid.get((event.room_id, event.participant_id))
             if sid is not None and sid in self.members:
@@ -210,6 +218,50 @@ class MeetingHub:
                 await self.sio.emit("left", {"reason": event.reason}, to=sid)
             await self.broadcast_participants(event.room_id)
 
+    async def _on_link_quality(self, event: LinkQualityChanged) -> None:
+        key = (event.room_id, event.participant_id)
+        sid = self.by_pid.get(key)
+        if sid is None:
+            return
+        link = {
+            "bars": event.bars,
+            "mode": event.mode,
+            "downlink_kbps": event.downlink_kbps,
+            "loss_pct": event.loss_pct,
+        }
+        self.links[key] = link
+        log.info(
+            "link quality", extra={"room_id": event.room_id, "participant": event.participant_id, **link}
+        )
+        await self.sio.emit("link_quality", link, to=sid)
+        await self.broadcast_participants(event.room_id)
+        await self._update_stills_wanted(event.room_id)
+
+    async def _update_stills_wanted(self, room_id: str) -> None:
+        """Ask the pages for still pictures while somebody in the room receives no video."""
+        wanted = any(
+            link["mode"] == "audio_only" and (room, pid) in self.by_pid
+            for (room, pid), link in self.links.items()
+            if room == room_id
+        )
+        if wanted == (room_id in self.stills_wanted):
+            return
+        if wanted:
+            self.stills_wanted.add(room_id)
+        else:
+            self.stills_wanted.discard(room_id)
+        await self.sio.emit("stills_wanted", {"wanted": wanted}, room=socket_room(room_id))
+
+    def set_still(self, sid: str, jpeg: bytes) -> None:
+        member = self._member(sid)
+        self.stills[(member.room_id, member.pid)] = jpeg
+
+    def still_of(self, room_id: str, viewer: str, pid: str) -> bytes | None:
+        """``pid``'s still picture, for a ``viewer`` who is in the room (None otherwise)."""
+        if (room_id, viewer) not in self.by_pid:
+            return None
+        return self.stills.get((room_id, pid))
+
     def _sfu_has(self, room_id: str, pid: str) -> bool:
         try:
             self.sfu.participant(room_id, pid)
@@ -222,6 +274,9 @@ class MeetingHub:
         member = self.members.pop(sid, None)
         if member is not None and self.by_pid.get((member.room_id, member.pid)) == sid:
             del self.by_pid[(member.room_id, member.pid)]
+            # A new connection starts with a fresh estimate (and sends a new still).
+            self.links.pop((member.room_id, member.pid), None)
+            self.stills.pop((member.room_id, member.pid), None)
         return member
 
     def room_members(self, room_id: str) -> list[Member]:
@@ -245,6 +300,8 @@ class MeetingHub:
         for person in people:
             person["hand"] = floor is not None and person["id"] in floor.hands
             person["floor"] = floor is not None and floor.floor == person["id"]
+            link = self.links.get((room_id, person["id"]))
+            person["link"] = {"bars": link["bars"], "mode": link["mode"]} if link else None
         return people
 
     # -- reconnecting participants ------------------------------------------------------------
@@ -388,6 +445,7 @@ class MeetingHub:
             "meeting_id": floor.meeting_id if floor is not None else None,
             "floor": floor.state_json() if floor is not None else None,
             "lobby": floor.lobby_json() if floor is not None and is_chair else [],
+            "stills_wanted": room_id in self.stills_wanted,
         }
 
     async def _wait_in_lobby(
@@ -503,6 +561,7 @@ class MeetingHub:
             "left meeting", extra={"room_id": member.room_id, "participant": member.pid, "reason": reason}
         )
         await self.broadcast_participants(member.room_id)
+        await self._update_stills_wanted(member.room_id)
         return True
 
     # -- recording ----------------------------------------------------------------------------
@@ -573,6 +632,7 @@ class MeetingHub:
                 del self.waiting[sid]
                 await self.sio.emit("room_closed", {"room_id": key}, to=sid)
         self.floors.pop(key, None)
+        self.stills_wanted.discard(key)
 
     def occupancy(self, room_id: int) -> int:
         return len(self.room_members(str(room_id)))

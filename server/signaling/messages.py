@@ -222,3 +222,25 @@ class ChairRequest:
         elif item is not None:
             raise SignalingError("invalid_payload", f"'chair' {action} takes no item_id")
         return cls(action, pid, item)
+
+
+#: Largest still picture a page may send (a 320x180 JPEG is about 10-20 KB).
+MAX_STILL_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class StillRequest:
+    """A still picture of the sender's camera (JPEG), for participants who receive no video."""
+
+    jpeg: bytes
+
+    @classmethod
+    def from_dict(cls, data: Any) -> StillRequest:
+        d = _mapping(data, "still")
+        _only(d, "still", {"jpeg"})
+        jpeg = d.get("jpeg")
+        if not isinstance(jpeg, bytes) or not jpeg.startswith(b"\xff\xd8\xff"):
+            raise SignalingError("invalid_payload", "'still' needs jpeg, the bytes of a JPEG picture")
+        if len(jpeg) > MAX_STILL_BYTES:
+            raise SignalingError("still_too_large", f"the picture is larger than {MAX_STILL_BYTES} bytes")
+        return cls(jpeg)

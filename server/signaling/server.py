@@ -28,7 +28,7 @@ from server.middlewares import KIOSK_COOKIE, SESSION_COOKIE
 from server.routing import allow
 from server.signaling import chair
 from server.signaling.meeting import MeetingHub
-from server.signaling.messages import MAX_MESSAGE_BYTES, SignalingError
+from server.signaling.messages import MAX_MESSAGE_BYTES, SignalingError, StillRequest
 from server.signaling.revocation import kiosk_room
 
 log = logging.getLogger(__name__)
@@ -166,3 +166,9 @@ def setup_signaling(app: web.Application) -> None:
     request("hand", lambda sid, _p, data: chair.hand(hub, sid, data))
     request("screen", lambda sid, principal, data: chair.screen(hub, sid, principal, data))
     request("chair", lambda sid, principal, data: chair.chair(hub, sid, principal, data))
+
+    async def on_still(sid: str, _principal: Principal, data: Any) -> dict[str, Any]:
+        hub.set_still(sid, StillRequest.from_dict(data).jpeg)
+        return {"ok": True}
+
+    request("still", on_still)

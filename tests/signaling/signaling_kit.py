@@ -108,6 +108,8 @@ class Participant:
             "agenda",
             "chair_mute",
             "ask_unmute",
+            "link_quality",
+            "stills_wanted",
         ):
             self.sock.on(name, self._recorder(name))
         self.sock.on("disconnect", lambda *args: self.disconnected.set())

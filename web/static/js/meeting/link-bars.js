@@ -3,7 +3,7 @@
 // 1 very weak (sound only, with a still picture of the speaker).
 const LABELS = { 3: 'link_good', 2: 'link_fair', 1: 'link_poor' };
 
-export function linkBars(meeting) {
+export function linkBars(meeting, onChange) {
   const box = meeting.root.querySelector('[data-link-bars]');
   const show = (bars) => {
     if (!box) return;
@@ -17,6 +17,7 @@ export function linkBars(meeting) {
       socket.on('link_quality', ({ bars, mode }) => {
         show(bars);
         meeting.root.dataset.linkMode = mode || 'video';
+        onChange();
       });
     },
     reset() {

@@ -8,6 +8,7 @@ import { Tiles } from './tiles.js';
 
 const GATHER_WAIT_MS = 2000; // send the offer with the candidates gathered by then; trickle the rest
 const RETRY_MS = 2000;
+const STILL_EVERY_MS = 10000;
 const FATAL = new Set(['not_invited', 'room_closed', 'room_not_found', 'removed']);
 
 function waitForGathering(pc, ms) {
@@ -63,7 +64,8 @@ export class Meeting {
     this.screenTrack = null;
     this.floor = new FloorView(this);
     this.chair = new ChairPanel(this);
-    this.link = linkBars(this);
+    this.link = linkBars(this, () => this.render());
+    this.stillTimer = null;
     this.tiles.rosterControls = (person, li) => this.chair.rosterControls(person, li);
   }
 
@@ -131,6 +133,7 @@ export class Meeting {
     this.floor.listen(socket);
     this.chair.listen(socket);
     this.link.listen(socket);
+    socket.on('stills_wanted', ({ wanted }) => this.setStillsWanted(wanted));
     // Closing the page says goodbye (otherwise the others see "reconnecting" for a while).
     window.addEventListener('pagehide', () => socket.disconnect());
     socket.on('recording', ({ active }) => this.setRecording(active));
@@ -160,6 +163,8 @@ export class Meeting {
       }
       this.floor.joined(joined);
       this.chair.joined(joined);
+      this.link.reset();
+      this.setStillsWanted(Boolean(joined.stills_wanted));
       this.people = new Map(joined.participants.map((p) => [p.id, p]));
       this.speaker = joined.active_speaker;
       this.setRecording(Boolean(joined.recording));
@@ -255,12 +260,14 @@ export class Meeting {
 
   render() {
     const self = this.people.get(this.pid) || { audio_muted: this.audioMuted, video_muted: this.videoMuted };
-    this.tiles.render(this.slots, this.people, this.pid, this.speaker, self);
+    const audioOnly = this.root.dataset.linkMode === 'audio_only';
+    this.tiles.render(this.slots, this.people, this.pid, this.speaker, self, audioOnly ? this.stillUrl() : null);
     this.floor.render();
     this.chair.render();
     if (this.ended || !this.pc) return;
     const others = [...this.people.keys()].filter((id) => id !== this.pid).length;
     if (this.soundBlocked) this.status('sound_blocked');
+    else if (audioOnly) this.status('link_poor');
     else this.status(others === 0 ? 'waiting' : 'connected');
     this.updateVisible();
   }
@@ -355,6 +362,34 @@ export class Meeting {
     this.screenButton.textContent = this.texts.screen_start;
     this.applyVideoSending();
     if (this.socket && this.socket.connected) call(this.socket, 'screen', { active: false }).catch(() => {});
+  }
+
+  // Still pictures: while somebody in the room receives sound only, every page sends a small
+  // picture of its camera now and then; a page on sound only shows the others' latest pictures.
+  setStillsWanted(wanted) {
+    clearInterval(this.stillTimer);
+    this.stillTimer = null;
+    if (!wanted) return;
+    this.sendStill();
+    this.stillTimer = setInterval(() => this.sendStill(), STILL_EVERY_MS);
+  }
+
+  async sendStill() {
+    const video = this.tiles.self && this.tiles.self.video;
+    if (!video || !video.videoWidth || this.videoMuted || !this.pid || !this.socket.connected) return;
+    const canvas = document.createElement('canvas');
+    canvas.width = 320;
+    canvas.height = Math.round((320 * video.videoHeight) / video.videoWidth);
+    canvas.getContext('2d').drawImage(video, 0, 0, canvas.width, canvas.height);
+    const blob = await new Promise((done) => canvas.toBlob(done, 'image/jpeg', 0.7));
+    if (!blob) return;
+    call(this.socket, 'still', { jpeg: await blob.arrayBuffer() }).catch((e) => console.warn('still', e));
+  }
+
+  stillUrl() {
+    // A new URL every few seconds, so the pictures follow what the others send.
+    const version = Math.floor(Date.now() / STILL_EVERY_MS);
+    return (publisher) => `/api/v1/rooms/${this.roomId}/stills/${encodeURIComponent(publisher)}?v=${version}`;
   }
 
   // The "recording" banner: everybody in the room sees it while the meeting is recorded.

@@ -32,8 +32,15 @@ export class Tiles {
     const village = el('span', 'tile-village');
     const flags = el('span', 'tile-flags');
     caption.append(name, village, flags);
-    figure.append(video, caption);
-    return { figure, video, name, village, flags };
+    // A still picture over the video while this page receives sound only.
+    const still = el('img', 'tile-still');
+    still.alt = '';
+    still.hidden = true;
+    still.addEventListener('error', () => {
+      still.hidden = true;
+    });
+    figure.append(video, still, caption);
+    return { figure, video, name, village, flags, still };
   }
 
   showSelf(stream) {
@@ -82,7 +89,8 @@ export class Tiles {
   }
 
   // slots: {mid: publisherId|null}; people: Map id -> participant; speaker: id|null
-  render(slots, people, selfId, speaker, selfState) {
+  // stillUrl: null, or (publisherId) => URL of its still picture (this page gets sound only).
+  render(slots, people, selfId, speaker, selfState, stillUrl = null) {
     let shown = 0;
     for (const [mid, tile] of this.tiles) {
       const publisher = slots[mid] || null;
@@ -96,6 +104,13 @@ export class Tiles {
       tile.name.textContent = person ? person.name : '';
       tile.village.textContent = person && person.village ? person.village : '';
       tile.flags.textContent = this.flags(person);
+      const still = stillUrl && publisher ? stillUrl(publisher) : null;
+      if (!still) tile.still.hidden = true;
+      else if (tile.still.dataset.src !== still) {
+        tile.still.dataset.src = still;
+        tile.still.src = still;
+        tile.still.hidden = false;
+      }
     }
     if (this.self) {
       this.self.figure.classList.toggle('speaking', Boolean(selfId) && selfId === speaker);

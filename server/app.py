@@ -39,7 +39,13 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 async def sfu_ctx(app: web.Application) -> AsyncIterator[None]:
     """The worker's SFU: one per process; every room it hosts is closed on shutdown."""
     settings = app[SETTINGS]
-    sfu = Sfu(SfuConfig(host_addresses=settings.rtc_host_addresses, ice_servers=sfu_ice_servers(settings)))
+    sfu = Sfu(
+        SfuConfig(
+            host_addresses=settings.rtc_host_addresses,
+            ice_servers=sfu_ice_servers(settings),
+            consent_timeout=float(settings.rtc_consent_timeout_seconds),
+        )
+    )
     app[SFU] = sfu
     yield
     await sfu.close()

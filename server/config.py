@@ -108,6 +108,12 @@ class Settings:
     # (re)join mints a fresh one, so an hour covers a page's own ICE restarts while bounding what a
     # leaked credential is good for. See docs/turn.md.
     turn_ttl_seconds: int = DEFAULT_TURN_TTL_SECONDS
+    # Weak rural links: the Opus rate asked of village-hall kiosks (bit/s; speech with in-band FEC
+    # stays clear at 24 kbit/s and leaves room for video on a 300 kbit/s line), and how long a
+    # peer may stop answering ICE consent checks before its call is ended (a congestion spike or a
+    # short cut must not end a meeting; a dead peer is still found).
+    kiosk_audio_bitrate: int = 24000
+    rtc_consent_timeout_seconds: int = 60
     ice_transport_policy: IceTransportPolicy = IceTransportPolicy.ALL
 
     @property
@@ -169,6 +175,8 @@ class Settings:
             turn_secret=turn_secret,
             turn_ttl_seconds=_turn_ttl(get),
             ice_transport_policy=policy,
+            kiosk_audio_bitrate=_ranged(get, "MAEUL_KIOSK_AUDIO_BITRATE", 24000, 6000, 128000),
+            rtc_consent_timeout_seconds=_ranged(get, "MAEUL_RTC_CONSENT_TIMEOUT_SECONDS", 60, 10, 600),
         )
 
 
@@ -193,6 +201,13 @@ def _int(get: Getter, name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _ranged(get: Getter, name: str, default: int, low: int, high: int) -> int:
+    value = _int(get, name, default)
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
 
 
 def _bool(get: Getter, name: str, default: bool) -> bool:

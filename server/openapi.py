@@ -22,6 +22,7 @@ from server.routing import allow
 JSON = "application/json"
 MAX_ID = 2**31 - 1
 _PARAM = re.compile(r"{([a-z_]+)}")
+_ID_SCHEMA: Mapping[str, Any] = MappingProxyType({"type": "integer", "minimum": 1, "maximum": MAX_ID})
 
 
 def obj(properties: Mapping[str, Any] | None = None, *, required: Iterable[str] = ()) -> dict[str, Any]:
@@ -49,7 +50,10 @@ class Endpoint:
     query: type[BaseModel] | None = None
     multipart: Mapping[str, Any] | None = None  # extra multipart/form-data body schema
     binary_response: str | None = None  # content type of a file response
+    binary_description: str = "The file (Range requests are supported)"
     tag: str = "maeul"
+    # Path parameters are database ids unless named here (e.g. a signaling participant id).
+    path_schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 ERROR_SCHEMA: Mapping[str, Any] = MappingProxyType(
@@ -113,7 +117,7 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            "schema": dict(endpoint.path_schemas.get(name, _ID_SCHEMA)),
         }
         for name in _PARAM.findall(endpoint.path)
     ]
@@ -132,7 +136,7 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
     responses: dict[str, Any] = {}
     if endpoint.binary_response:
         responses[str(endpoint.status)] = {
-            "description": "The file (Range requests are supported)",
+            "description": endpoint.binary_description,
             "content": {
                 endpoint.binary_response: {
                     "schema": {"type": "string", "contentMediaType": endpoint.binary_response}
@@ -293,6 +297,7 @@ def all_endpoints() -> tuple[Endpoint, ...]:
     from server.meetings.openapi_spec import meeting_endpoints
     from server.notices.openapi_spec import notice_endpoints
     from server.petitions.openapi_spec import petition_endpoints
+    from server.rooms.openapi_spec import room_endpoints
 
     return (
         foundation_endpoints()
@@ -300,6 +305,7 @@ def all_endpoints() -> tuple[Endpoint, ...]:
         + notice_endpoints()
         + duty_endpoints()
         + meeting_endpoints()
+        + room_endpoints()
     )
 
 

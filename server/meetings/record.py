@@ -109,7 +109,8 @@ def _chapter(mark: dict[str, Any]) -> dict[str, Any]:
     """A recording mark as a chapter: its label and where it is in the file (seconds, m:ss)."""
     offset = max(0.0, float(mark.get("offset") or 0.0))
     minutes, seconds = divmod(int(offset), 60)
-    return {"label": str(mark.get("label", "")), "offset": round(offset, 3), "clock": f"{minutes}:{seconds:02d}"}
+    label = str(mark.get("label", ""))
+    return {"label": label, "offset": round(offset, 3), "clock": f"{minutes}:{seconds:02d}"}
 
 
 def _t(value: dt.datetime | None) -> str:

@@ -409,7 +409,9 @@ class MeetingHub:
         replaced = await self._replace_earlier(room_id, pid, sid)
         self.sfu.open_room(room_id)
         try:
-            handle = await self.sfu.admit(room_id, pid)
+            # Village halls sit on thin links: their Opus is asked for a lower rate.
+            audio_rate = self.app[SETTINGS].kiosk_audio_bitrate if principal.role is Role.KIOSK else None
+            handle = await self.sfu.admit(room_id, pid, audio_max_bitrate=audio_rate)
         except AlreadyJoined as exc:
             raise SignalingError("already_joined", "this device or account is already in the room") from exc
         ghost = self._exorcise((room_id, pid))

@@ -30,6 +30,7 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -176,7 +177,8 @@ class HeadlessKiosk:
                     tasks.append(asyncio.create_task(self._consume(peer, track)))
 
             offer = await pc.createOffer()
-            gather_on(pc, self.host_addresses)
+            if ack.get("ice_transport_policy") != "relay":
+                gather_on(pc, self.host_addresses)  # relay-only halls offer no host candidates
             await pc.setLocalDescription(offer)
             answer = await sock.call("offer", {"sdp": pc.localDescription.sdp, "type": "offer"}, timeout=15)
             if "error" in answer:
@@ -218,8 +220,14 @@ class HeadlessKiosk:
             RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
             for s in ack.get("ice_servers", [])
         ]
-        # Our own configuration always: aiortc adds a public STUN server when given none.
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        # Our own configuration always: aiortc adds a public STUN server when given none. A county
+        # whose halls may only reach its TURN server sets the relay policy (MAEUL_ICE_TRANSPORT_POLICY).
+        relay = ack.get("ice_transport_policy") == "relay"
+        policy = RTCIceTransportPolicy.RELAY if relay else RTCIceTransportPolicy.ALL
+        config = RTCConfiguration(
+            iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE, iceTransportPolicy=policy
+        )
+        pc = RTCPeerConnection(config)
         audio, video = self.sources()
         plan = ack.get("slot_plan", {"audio": 3, "video": 2})
         if audio is not None:

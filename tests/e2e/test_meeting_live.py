@@ -156,6 +156,12 @@ async def test_a_scheduled_meeting_from_start_to_record(
     await expect(kiosk_a.locator('[data-action="hand"]')).to_have_text("발언하고 있습니다")
     await expect(chair.locator("[data-hands] li.has-floor")).to_contain_text(HALL_A)
 
+    # The hall counts its residents with two big buttons (no typing).
+    for _ in range(3):
+        await kiosk_b.click('[data-action="residents-more"]')
+    await expect(kiosk_b.locator("[data-residents-count]")).to_have_text("3")
+    await asyncio.sleep(2)  # saved a moment after the last touch
+
     await chair.screenshot(path=screenshot_path("meeting-chair.png"))
     await kiosk_b.screenshot(path=screenshot_path("meeting-kiosk.png"))
 
@@ -174,6 +180,7 @@ async def test_a_scheduled_meeting_from_start_to_record(
     # Attendance names a hall by its village.
     await expect(attendance.locator("tr", has_text="강진읍 남성리")).to_have_count(1)
     await expect(attendance.locator("tr", has_text="강진읍 동성리")).to_have_count(1)
+    await expect(attendance.locator("tr", has_text="강진읍 동성리").locator("td").nth(5)).to_have_text("3")
     players = chair.locator("[data-player]")
     assert await players.count() >= 3  # the chair and both halls
     marks = chair.locator(".record-marks").first

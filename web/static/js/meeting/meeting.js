@@ -3,6 +3,7 @@
 import { ChairPanel } from './chair-panel.js';
 import { FloorView } from './floor.js';
 import { linkBars } from './link-bars.js';
+import { residentsCounter } from './residents.js';
 import { call, openSocket } from './signaling.js';
 import { Tiles } from './tiles.js';
 
@@ -66,6 +67,7 @@ export class Meeting {
     this.chair = new ChairPanel(this);
     this.link = linkBars(this, () => this.render());
     this.stillTimer = null;
+    this.residents = residentsCounter(this);
     this.tiles.rosterControls = (person, li) => this.chair.rosterControls(person, li);
   }
 
@@ -163,6 +165,7 @@ export class Meeting {
       }
       this.floor.joined(joined);
       this.chair.joined(joined);
+      this.residents.joined(joined);
       this.link.reset();
       this.setStillsWanted(Boolean(joined.stills_wanted));
       this.people = new Map(joined.participants.map((p) => [p.id, p]));

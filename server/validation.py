@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.errors import BadRequest, PayloadTooLarge
 
@@ -61,6 +61,9 @@ async def form_body(request: web.Request, model: type[M], *, ignore: tuple[str, 
 
 
 MAX_ID = 2**31 - 1
+
+#: A database id in a request body: bounded, so a huge number is a 400 and not a database overflow.
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 def is_id(raw: str, *, max_digits: int = 10) -> bool:

@@ -21,7 +21,7 @@ from server.notices import service as notices_service
 from server.rendering import render
 from server.routing import allow
 from server.signaling.revocation import disconnect_kiosk
-from server.validation import Input, form_body, json_body, path_id
+from server.validation import Id, Input, form_body, json_body, path_id
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class HeartbeatInput(Input):
 
 
 class CreateKioskInput(Input):
-    village_id: int = Field(gt=0)
+    village_id: Id
     label: str = Field(min_length=1, max_length=80)
 
 

@@ -31,7 +31,7 @@ from server.rendering import render
 from server.routing import allow, principal_of
 from server.sfu import InvalidState
 from server.timeutil import SEOUL, format_local
-from server.validation import Input, is_id, json_body, path_id
+from server.validation import Id, Input, is_id, json_body, path_id
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,9 @@ class MeetingInput(Input):
     purpose: str = Field(default="", max_length=4000)
     starts_at: AwareDatetime
     ends_at: AwareDatetime
-    chair_id: int = Field(ge=1)
-    official_ids: list[int] = Field(default_factory=list, max_length=MAX_IDS)
-    village_ids: list[int] = Field(default_factory=list, max_length=MAX_IDS)
+    chair_id: Id
+    official_ids: list[Id] = Field(default_factory=list, max_length=MAX_IDS)
+    village_ids: list[Id] = Field(default_factory=list, max_length=MAX_IDS)
     join_mode: Literal["auto", "touch"] = "touch"
     lobby_mode: Literal["wait", "auto_admit"] = "auto_admit"
 
@@ -59,9 +59,9 @@ class MeetingPatch(Input):
     purpose: str | None = Field(default=None, max_length=4000)
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
-    chair_id: int | None = Field(default=None, ge=1)
-    official_ids: list[int] | None = Field(default=None, max_length=MAX_IDS)
-    village_ids: list[int] | None = Field(default=None, max_length=MAX_IDS)
+    chair_id: Id | None = None
+    official_ids: list[Id] | None = Field(default=None, max_length=MAX_IDS)
+    village_ids: list[Id] | None = Field(default=None, max_length=MAX_IDS)
     join_mode: Literal["auto", "touch"] | None = None
     lobby_mode: Literal["wait", "auto_admit"] | None = None
 
@@ -74,18 +74,18 @@ class TransitionInput(Input):
 
 class AgendaInput(Input):
     title: str | None = Field(default=None, min_length=1, max_length=service.TITLE_MAX)
-    from_petition_id: int | None = Field(default=None, ge=1)
+    from_petition_id: Id | None = None
     planned_minutes: int = Field(default=10, ge=1, le=600)
-    presenter_id: int | None = Field(default=None, ge=1)
-    petition_ids: list[int] = Field(default_factory=list, max_length=50)
+    presenter_id: Id | None = None
+    petition_ids: list[Id] = Field(default_factory=list, max_length=50)
     position: int | None = Field(default=None, ge=1)
 
 
 class AgendaPatch(Input):
     title: str | None = Field(default=None, min_length=1, max_length=service.TITLE_MAX)
     planned_minutes: int | None = Field(default=None, ge=1, le=600)
-    presenter_id: int | None = Field(default=None, ge=1)
-    petition_ids: list[int] | None = Field(default=None, max_length=50)
+    presenter_id: Id | None = None
+    petition_ids: list[Id] | None = Field(default=None, max_length=50)
     position: int | None = Field(default=None, ge=1)
 
 
@@ -96,7 +96,7 @@ class MinutesInput(Input):
 
 class ActionItemInput(Input):
     text: str = Field(min_length=1, max_length=2000)
-    owner_id: int | None = Field(default=None, ge=1)
+    owner_id: Id | None = None
     due_date: dt.date | None = None
 
 

@@ -25,7 +25,7 @@ from server.petitions.media_probe import InvalidMedia, probe_media
 from server.rendering import render
 from server.routing import allow, principal_of
 from server.timeutil import SEOUL
-from server.validation import Input, json_body, path_id, validate
+from server.validation import Id, Input, json_body, path_id, validate
 
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 MAX_VIDEO_BYTES = 40 * 1024 * 1024
@@ -36,7 +36,7 @@ class NoticeInput(Input):
     body: str = Field(min_length=1, max_length=4000)
     starts_at: dt.datetime
     ends_at: dt.datetime
-    village_ids: list[int] = Field(default_factory=list, max_length=500)
+    village_ids: list[Id] = Field(default_factory=list, max_length=500)
 
 
 def _id(request: web.Request) -> int:

@@ -15,7 +15,7 @@ from server.petitions import masking
 from server.petitions.deadlines import PetitionType
 from server.petitions.models import Petition, PetitionEvent, PetitionMedia, PetitionNote
 from server.petitions.workflow import Action, PetitionStatus
-from server.validation import Input
+from server.validation import Id, Input
 
 PetitionTypeName = Literal["question_procedure", "question_law", "suggestion", "grievance", "simple"]
 StatusName = Literal["received", "in_progress", "info_requested", "transferred", "answered", "closed"]
@@ -77,7 +77,7 @@ class ActionBody(Input):
 
 
 class BulkAnswerBody(Input):
-    petition_ids: list[int] = Field(min_length=1, max_length=100)
+    petition_ids: list[Id] = Field(min_length=1, max_length=100)
     answer: str = Field(min_length=1, max_length=10000)
 
 

@@ -22,7 +22,7 @@ from server.rooms import service
 from server.rooms.models import Room
 from server.routing import allow
 from server.signaling.names import participant_id
-from server.validation import Input, is_id, json_body, path_id
+from server.validation import Id, Input, is_id, json_body, path_id
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,13 @@ MAX_INVITEES = 200
 
 class CreateRoomInput(Input):
     title: str = Field(min_length=1, max_length=service.TITLE_MAX)
-    account_ids: list[int] = Field(default_factory=list, max_length=MAX_INVITEES)
-    kiosk_ids: list[int] = Field(default_factory=list, max_length=MAX_INVITEES)
+    account_ids: list[Id] = Field(default_factory=list, max_length=MAX_INVITEES)
+    kiosk_ids: list[Id] = Field(default_factory=list, max_length=MAX_INVITEES)
 
 
 class InviteInput(Input):
-    account_ids: list[int] = Field(default_factory=list, max_length=MAX_INVITEES)
-    kiosk_ids: list[int] = Field(default_factory=list, max_length=MAX_INVITEES)
+    account_ids: list[Id] = Field(default_factory=list, max_length=MAX_INVITEES)
+    kiosk_ids: list[Id] = Field(default_factory=list, max_length=MAX_INVITEES)
 
 
 def room_json(room: Room, occupancy: int | None = None) -> dict[str, Any]:

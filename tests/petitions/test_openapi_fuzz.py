@@ -109,6 +109,8 @@ def test_schemathesis_finds_no_server_errors(tmp_path: Path) -> None:
             "notices",
             "--include-tag",
             "duty",
+            "--include-tag",
+            "rooms",
         )
         assert kiosk.returncode == 0, kiosk.stdout[-6000:] + kiosk.stderr[-2000:]
         headers = asyncio.run(_admin_headers(server))

@@ -58,11 +58,10 @@ class Seed:
     meeting_id: int
     room_id: int
     kiosk_ids: dict[int, int]  # hall -> kiosk id
-    kiosk_tokens: dict[int, str]  # hall -> device token (headless halls)
-    kiosk_codes: dict[int, str]  # hall -> enrollment code (browser halls enroll themselves)
+    kiosk_tokens: dict[int, str]  # hall -> device token (the headless kiosk's, or the page's cookie)
 
 
-async def seed_meeting(database_url: str, halls: int, browser_halls: set[int]) -> Seed:
+async def seed_meeting(database_url: str, halls: int) -> Seed:
     """Accounts, one kiosk per hall (each in its own village) and a started meeting inviting them,
     all through the real services on a freshly migrated database."""
     await asyncio.to_thread(migrate.upgrade, database_url)
@@ -94,7 +93,6 @@ async def seed_meeting(database_url: str, halls: int, browser_halls: set[int]) -
             )
         ids: dict[int, int] = {}
         tokens: dict[int, str] = {}
-        codes: dict[int, str] = {}
         for hall in range(1, halls + 1):
             async with transaction(sessionmaker) as session:
                 issued = await kiosks.create_kiosk(
@@ -103,12 +101,9 @@ async def seed_meeting(database_url: str, halls: int, browser_halls: set[int]) -
                     label=f"{hall}번 마을회관",
                     code_lifetime=dt.timedelta(hours=2),
                 )
-                if hall in browser_halls:
-                    codes[hall] = issued.code
-                    ids[hall] = issued.kiosk.id
-                else:
-                    kiosk, tokens[hall] = await kiosks.enroll(session, issued.code)
-                    ids[hall] = kiosk.id
+                # Enrolled before the meeting starts: a started meeting invites the active kiosks.
+                kiosk, tokens[hall] = await kiosks.enroll(session, issued.code)
+                ids[hall] = kiosk.id
         admin_principal = Principal(role=Role.ADMIN, id=admin.id, display_name="관리자")
         now = utcnow()
         async with transaction(sessionmaker) as session:
@@ -125,7 +120,7 @@ async def seed_meeting(database_url: str, halls: int, browser_halls: set[int]) -
             )
             meeting = await meetings.start_meeting(session, admin_principal, scheduled.meeting)
             assert meeting.room_id is not None
-            return Seed(database_url, password, official.id, meeting.id, meeting.room_id, ids, tokens, codes)
+            return Seed(database_url, password, official.id, meeting.id, meeting.room_id, ids, tokens)
     finally:
         await engine.dispose()
 
@@ -220,7 +215,7 @@ class MeetingLab:
         await self.lab.__aenter__()
         try:
             self.seed = await seed_meeting(
-                f"sqlite+aiosqlite:///{self.workdir / 'maeul.db'}", self.hall_count, self.browser_halls
+                f"sqlite+aiosqlite:///{self.workdir / 'maeul.db'}", self.hall_count
             )
             await self._start_server()
             await self._start_chair()

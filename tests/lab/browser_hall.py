@@ -1,0 +1,123 @@
+"""A Chromium kiosk page as the hall: Debian's Chromium (via Playwright, fake camera/microphone)
+launched from the hall namespace's loop thread, so the browser and its WebRTC stack live in
+that namespace and reach the county only over the shaped link. It carries the enrolled kiosk's
+device cookie (what the enroll page sets) and opens the meeting's kiosk page; its peer
+connection's own statistics (``window.maeulMeeting.pc.getStats()``) are sampled every 250 ms:
+decoded video frames and received audio packets, so freezes and audio gaps are known to within a sample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from playwright.async_api import Browser, Page, Playwright, async_playwright
+
+from server.middlewares import KIOSK_COOKIE
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.lab import metrics
+
+STATS_JS = """
+async () => {
+  const meeting = window.maeulMeeting;
+  if (!meeting || !meeting.pc) return null;
+  let video = 0, audio = 0;
+  (await meeting.pc.getStats()).forEach((s) => {
+    if (s.type !== 'inbound-rtp') return;
+    if (s.kind === 'video') video += s.framesDecoded || 0;
+    else audio += s.packetsReceived || 0;
+  });
+  return {video, audio, state: meeting.pc.connectionState};
+}
+"""
+
+
+@dataclass
+class BrowserSamples:
+    """Times at which the counters were seen to grow (a monotonic clock shared with the probes)."""
+
+    video: list[float] = field(default_factory=list)
+    audio: list[float] = field(default_factory=list)
+    video_frames: list[tuple[float, int]] = field(default_factory=list)
+    states: list[tuple[float, str]] = field(default_factory=list)
+
+
+class BrowserHall:
+    def __init__(self, base_url: str, token: str, room_id: int) -> None:
+        self.base_url = base_url
+        self.token = token
+        self.room_id = room_id
+        self.samples = BrowserSamples()
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self.page: Page | None = None
+        self._poller: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Run on the hall's node loop (``lab.run_in(hall, ...)``)."""
+        self._playwright = await async_playwright().start()
+        self._browser = await self._playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        context = await self._browser.new_context(viewport={"width": 1280, "height": 720})
+        await context.add_cookies([{"name": KIOSK_COOKIE, "value": self.token, "url": self.base_url}])
+        page = await context.new_page()
+        self.page = page
+        await page.goto(f"{self.base_url}/kiosk/rooms/{self.room_id}")
+        self._poller = asyncio.create_task(self._poll())
+
+    async def _poll(self) -> None:
+        assert self.page is not None
+        last_video = last_audio = -1
+        state = ""
+        while True:
+            with contextlib.suppress(Exception):  # page navigating or pc being replaced
+                stats: dict[str, Any] | None = await self.page.evaluate(STATS_JS)
+                now = time.monotonic()
+                if stats is not None:
+                    if stats["video"] != last_video:
+                        if stats["video"] > last_video >= 0:
+                            self.samples.video.append(now)
+                        last_video = stats["video"]
+                        self.samples.video_frames.append((now, stats["video"]))
+                    if stats["audio"] != last_audio:
+                        if stats["audio"] > last_audio >= 0:
+                            self.samples.audio.append(now)
+                        last_audio = stats["audio"]
+                    if stats["state"] != state:
+                        state = stats["state"]
+                        self.samples.states.append((now, state))
+            await asyncio.sleep(0.25)
+
+    def frames_between(self, start: float, end: float) -> int:
+        """Decoded frames in the window, from the counter samples around its edges."""
+        inside = [(t, n) for t, n in self.samples.video_frames if start <= t <= end]
+        before = [n for t, n in self.samples.video_frames if t < start]
+        if not inside:
+            return 0
+        return inside[-1][1] - (before[-1] if before else inside[0][1])
+
+    def receives(self, start: float, end: float) -> metrics.Direction:
+        window = max(end - start, 1e-9)
+        frames = self.frames_between(start, end)
+        return metrics.Direction(
+            fps=frames / window,
+            max_freeze_s=metrics.longest_gap(self.samples.video, start, end),
+            max_audio_gap_s=metrics.longest_gap(self.samples.audio, start, end),
+            mouth_to_ear_s=None,
+            video_frames=frames,
+            audio_frames=len([t for t in self.samples.audio if start <= t <= end]),
+        )
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        if self._browser is not None:
+            await self._browser.close()
+        if self._playwright is not None:
+            await self._playwright.stop()

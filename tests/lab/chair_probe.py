@@ -32,6 +32,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from kiosk.media import TestPatternVideo
+from kiosk.rtc_tuning import WeakLinkTuning, opus_bitrate_from_answer, tune_peer_connection
 from server.sfu.aiortc_internals import gather_on
 from tests.lab.media_probe import BurstAudio, ProbeLog
 
@@ -48,6 +49,10 @@ class Chair:
         self.sock = socketio.AsyncClient(reconnection=False)
         self.pc: RTCPeerConnection | None = None
         self.tasks: list[asyncio.Task[None]] = []
+        # In production the chair is a browser, whose sender follows REMB down to ~30 kbit/s,
+        # throttles keyframes and bounds retransmissions; stock aiortc does none of that (VP8
+        # floor 250 kbit/s), so the chair gets the kiosk's weak-link tuning to stand in for it.
+        self.tuning = WeakLinkTuning()
 
     async def login(self) -> str:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
@@ -93,6 +98,7 @@ class Chair:
         pc.addTransceiver(TestPatternVideo(), direction="sendonly")
         for _ in range(int(plan.get("video", 2))):
             pc.addTransceiver("video", direction="recvonly")
+        tune_peer_connection(pc, self.tuning)
 
         @pc.on("connectionstatechange")
         def _state() -> None:
@@ -110,6 +116,9 @@ class Chair:
         answer = await self.sock.call("offer", {"sdp": pc.localDescription.sdp, "type": "offer"}, timeout=15)
         if "error" in answer:
             raise SystemExit(f"offer refused: {answer['error']}")
+        asked = opus_bitrate_from_answer(answer["sdp"])
+        if asked is not None:
+            self.tuning.opus_bitrate = min(asked, self.tuning.opus_bitrate)
         for mid, publisher in answer.get("slots", {}).items():
             self.slots[mid] = publisher
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
@@ -148,7 +157,16 @@ class Chair:
                 await self.sock.call("leave", {}, timeout=5)
             await self.sock.disconnect()
 
+    def video_target(self) -> int | None:
+        """The bitrate the chair's VP8 encoder is at now (follows the SFU's REMB)."""
+        for t in self.pc.getTransceivers() if self.pc is not None else []:
+            encoder = getattr(t.sender, "_RTCRtpSender__encoder", None)
+            if t.kind == "video" and encoder is not None:
+                return int(encoder.target_bitrate)
+        return None
+
     def dump(self) -> None:
+        self.log.event("tuning", dict(self.tuning.stats))
         self.log.bursts_sent = list(self.microphone.bursts_sent)
         self.log.dump(self.args.out)
 
@@ -161,7 +179,16 @@ async def main(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signum, stop.set)
     await chair.join()
     while not stop.is_set():
-        print(chair.log.status(pid=chair.pid, pc=chair.pc_state, participants=chair.participants), flush=True)
+        print(
+            chair.log.status(
+                pid=chair.pid,
+                pc=chair.pc_state,
+                participants=chair.participants,
+                tuning=chair.tuning.stats,
+                video_target=chair.video_target(),
+            ),
+            flush=True,
+        )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.5)
     chair.dump()

@@ -35,6 +35,7 @@ class MeasuredKiosk(HeadlessKiosk):
         self.generation = 0
         self.pc_state = "none"
         self.microphones: list[BurstAudio] = []
+        self.pc: RTCPeerConnection | None = None
 
     def devices(self) -> tuple[MediaStreamTrack | None, MediaStreamTrack | None]:
         audio = BurstAudio()
@@ -43,6 +44,7 @@ class MeasuredKiosk(HeadlessKiosk):
 
     def _peer(self, ack: dict[str, Any]) -> RTCPeerConnection:
         pc = super()._peer(ack)
+        self.pc = pc
         self.generation += 1
         generation = self.generation
         self.log.event("join", {"generation": generation, "participant_id": ack.get("participant_id")})
@@ -58,7 +60,16 @@ class MeasuredKiosk(HeadlessKiosk):
         mid = next((t.mid for t in pc.getTransceivers() if t.receiver.track is track), None) or "?"
         await self.log.consume(f"{self.generation}:{mid}", track)
 
+    def video_target(self) -> int | None:
+        """The bitrate the hall's VP8 encoder is at now (follows the SFU's REMB)."""
+        for t in self.pc.getTransceivers() if self.pc is not None else []:
+            encoder = getattr(t.sender, "_RTCRtpSender__encoder", None)
+            if t.kind == "video" and encoder is not None:
+                return int(encoder.target_bitrate)
+        return None
+
     def dump(self, path: str) -> None:
+        self.log.event("tuning", dict(self.tuning.stats))
         self.log.bursts_sent = sorted(t for mic in self.microphones for t in mic.bursts_sent)
         self.log.dump(path)
 
@@ -76,7 +87,13 @@ async def main(args: argparse.Namespace) -> int:
     task = asyncio.create_task(kiosk.run(stop))
     while not stop.is_set():
         print(
-            log.status(room=kiosk.stats.current_room, joined=kiosk.stats.meetings_joined, pc=kiosk.pc_state),
+            log.status(
+                room=kiosk.stats.current_room,
+                joined=kiosk.stats.meetings_joined,
+                pc=kiosk.pc_state,
+                tuning=kiosk.tuning.stats,
+                video_target=kiosk.video_target(),
+            ),
             flush=True,
         )
         with contextlib.suppress(TimeoutError):

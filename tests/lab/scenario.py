@@ -142,9 +142,9 @@ class Records:
 
     def chair_receives(self, start: float, end: float, hall: int = 1) -> metrics.Direction:
         """The hall's media as decoded by the chair (upload direction)."""
-        return metrics.direction(
-            self.chair["tracks"], self.halls[hall]["bursts_sent"], start, end, publisher=self.publisher(hall)
-        )
+        # A Chromium hall keeps no record (its microphone is Chrome's fake one): no mouth-to-ear.
+        sent = self.halls[hall]["bursts_sent"] if hall in self.halls else []
+        return metrics.direction(self.chair["tracks"], sent, start, end, publisher=self.publisher(hall))
 
     def hall_rejoins(self, start: float, end: float, hall: int = 1) -> int:
         """New peer connections the hall made in the window (0 = the call was never re-made)."""
@@ -295,10 +295,12 @@ class MeetingLab:
         probe.reader = asyncio.create_task(self._read_status(probe))
         self.probes[name] = probe
 
-    @staticmethod
-    async def _read_status(probe: _Probe) -> None:
+    async def _read_status(self, probe: _Probe) -> None:
         assert probe.process.stdout is not None
+        # Every status line (JSON) is kept in NAME-status.log for looking into a run afterwards.
+        saved = self._log(f"{probe.name}-status")
         async for line in probe.process.stdout:
+            saved.write(line)
             with contextlib.suppress(ValueError):
                 probe.status = json.loads(line)
 

@@ -46,6 +46,10 @@ class SfuConfig:
     link_interval: float = 1.0
     video_min_kbps: int = 90
     full_video_kbps: int = 400
+    #: A subscriber's estimate at least this many times what we send it is capped by our
+    #: rate (receiver-side estimators never exceed ~1.5x their incoming rate), not by its
+    #: link: it makes neither "low_video" nor "audio_only".
+    app_limited_ratio: float = 1.25
     #: Downlink loss (%) at which video is dropped even if the estimate looks fine.
     audio_only_loss_pct: float = 30.0
     #: Loss (%, up or down) shown as 2 bars / 1 bar.
@@ -90,6 +94,8 @@ class SfuConfig:
             raise ValueError("link quality intervals must be > 0")
         if self.probe_max_interval < self.probe_interval:
             raise ValueError("probe_max_interval must be >= probe_interval")
+        if self.app_limited_ratio <= 1:
+            raise ValueError("app_limited_ratio must be > 1")
         if not 0 < self.video_min_kbps <= self.full_video_kbps:
             raise ValueError("need 0 < video_min_kbps <= full_video_kbps")
         if not 6000 <= self.opus_max_average_bitrate <= 510000:

@@ -39,6 +39,9 @@ class LinkSample:
     uplink_silent: bool
     #: The subscriber has video slots carrying somebody.
     receives_video: bool
+    #: What we sent the subscriber over the interval on the streams its estimate covers
+    #: (bit/s, headers included); None if unknown.
+    sent_bps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,12 @@ class LinkController:
         if s.downlink_bps is not None:
             budget = s.downlink_bps - (s.audio_out_bps if s.estimate_covers_audio else 0.0)
         heavy_loss = self._down_loss is not None and self._down_loss * 100 >= c.audio_only_loss_pct
-        starved = budget is not None and budget < c.video_min_kbps * 1000
+        # A receiver-side estimate (REMB) never rises above ~1.5x what the subscriber receives
+        # (Chrome's and aiortc's AIMD cap it there): while the publisher sends little (a still
+        # scene, a publisher told to slow down) a low estimate says nothing about the link.
+        # Only an estimate that has fallen to what we send, or below, is the link's limit.
+        limited = not self._app_limited(s)
+        starved = budget is not None and budget < c.video_min_kbps * 1000 and limited
 
         if self.mode == "audio_only":
             if now >= self._probe_at and s.receives_video:
@@ -97,7 +105,8 @@ class LinkController:
                 self._bad_since = None
             probing = self._probe_until is not None and now < self._probe_until
             # A failing probe goes back at once; otherwise the link must stay bad a while.
-            if bad and (probing or now - (self._bad_since or now) >= c.downgrade_after):
+            bad_for = now - self._bad_since if self._bad_since is not None else 0.0
+            if bad and (probing or bad_for >= c.downgrade_after):
                 self.mode = "audio_only"
                 self._backoff = min(c.probe_max_interval, self._backoff * 2) if probing else c.probe_interval
                 self._probe_at = now + self._backoff
@@ -115,12 +124,22 @@ class LinkController:
             loss_pct=self._loss_pct(),
         )
 
+    def _app_limited(self, s: LinkSample) -> bool:
+        """The estimate is well above what we send: capped by our rate, not by the link."""
+        return (
+            s.downlink_bps is not None
+            and s.sent_bps is not None
+            and s.sent_bps > 0
+            and s.downlink_bps >= s.sent_bps * self._config.app_limited_ratio
+        )
+
     def _update_video_level(self, now: float, s: LinkSample) -> None:
         c = self._config
         if s.downlink_bps is None or not s.receives_video:
             return  # without video the estimate says nothing about video
-        low = s.downlink_bps < c.full_video_kbps * 1000
-        high = s.downlink_bps >= c.full_video_kbps * 1000 * 1.2  # hysteresis
+        app_limited = self._app_limited(s)
+        low = s.downlink_bps < c.full_video_kbps * 1000 and not app_limited
+        high = s.downlink_bps >= c.full_video_kbps * 1000 * 1.2 or app_limited  # hysteresis
         self._low_since = (self._low_since if self._low_since is not None else now) if low else None
         self._high_since = (self._high_since if self._high_since is not None else now) if high else None
         if (

@@ -71,6 +71,7 @@ class Participant:
         #: Last link quality reported in an event (the assumed start: 3 bars, video).
         self.link_state = LinkState(bars=3, mode="video", downlink_kbps=None, loss_pct=None)
         self._audio_bytes_prior = 0
+        self._video_bytes_prior = 0
         self._link_sampled_at: float | None = None
 
     def rtt(self) -> float | None:
@@ -94,6 +95,9 @@ class Participant:
         audio_bytes = sum(o.bytes + o.packets * 48 for o in self.audio_slots)  # + UDP/IP/SRTP
         audio_bps = (audio_bytes - self._audio_bytes_prior) * 8 / elapsed if elapsed > 0 else 0.0
         self._audio_bytes_prior = audio_bytes
+        video_bytes = sum(o.bytes + o.packets * 48 for o in self.video_slots)
+        video_bps = (video_bytes - self._video_bytes_prior) * 8 / elapsed if elapsed > 0 else 0.0
+        self._video_bytes_prior = video_bytes
         recent = [
             o.remote_fraction_lost / 256
             for o in self.audio_slots + self.video_slots
@@ -111,6 +115,8 @@ class Participant:
             downlink_bps=sum(per_group.values()) if per_group else None,
             estimate_covers_audio=covers_audio,
             audio_out_bps=audio_bps,
+            # What the estimate is to be compared with: the streams it covers.
+            sent_bps=(video_bps + (audio_bps if covers_audio else 0.0)) if elapsed > 0 else None,
             downlink_loss=max(recent) if recent else None,
             uplink_loss=(expected - received) / expected if expected > 0 else None,
             uplink_silent=silent,

@@ -24,13 +24,23 @@ STATS_JS = """
 async () => {
   const meeting = window.maeulMeeting;
   if (!meeting || !meeting.pc) return null;
-  let video = 0, audio = 0;
+  let video = 0, audio = 0, sentVideo = 0, sentAudio = 0;
   (await meeting.pc.getStats()).forEach((s) => {
+    if (s.type === 'outbound-rtp') {
+      if (s.kind === 'video') sentVideo += s.framesEncoded || 0;
+      else sentAudio += s.packetsSent || 0;
+    }
     if (s.type !== 'inbound-rtp') return;
     if (s.kind === 'video') video += s.framesDecoded || 0;
     else audio += s.packetsReceived || 0;
   });
-  return {video, audio, state: meeting.pc.connectionState};
+  const bars = document.querySelector('[data-link-bars]');
+  return {
+    video, audio, sentVideo, sentAudio, state: meeting.pc.connectionState,
+    bars: bars ? bars.dataset.bars || null : null,
+    mode: meeting.root.dataset.linkMode || null,
+    page: meeting.root.dataset.state || null,
+  };
 }
 """
 
@@ -43,6 +53,12 @@ class BrowserSamples:
     audio: list[float] = field(default_factory=list)
     video_frames: list[tuple[float, int]] = field(default_factory=list)
     states: list[tuple[float, str]] = field(default_factory=list)
+    #: The page's link bars (``[data-link-bars]`` data-bars) and mode, each time they changed.
+    bars: list[tuple[float, str | None, str | None]] = field(default_factory=list)
+    #: The last counters of what the page itself sends (encoded video frames, audio packets).
+    sent: dict[str, int] = field(default_factory=dict)
+    #: The page's status key (``data-state``: connected, no_camera, link_poor...), when it changed.
+    page_states: list[tuple[float, str | None]] = field(default_factory=list)
 
 
 class BrowserHall:
@@ -59,8 +75,12 @@ class BrowserHall:
     async def start(self) -> None:
         """Run on the hall's node loop (``lab.run_in(hall, ...)``)."""
         self._playwright = await async_playwright().start()
+        # getUserMedia exists only in a secure context: http://127.0.0.1 is one, the lab's
+        # http://198.18.0.1:8080 is not (production kiosks use HTTPS). Without this the page
+        # joins with no camera and no microphone and publishes nothing.
+        secure = f"--unsafely-treat-insecure-origin-as-secure={self.base_url}"
         self._browser = await self._playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, secure], headless=True
         )
         context = await self._browser.new_context(viewport={"width": 1280, "height": 720})
         await context.add_cookies([{"name": KIOSK_COOKIE, "value": self.token, "url": self.base_url}])
@@ -90,6 +110,12 @@ class BrowserHall:
                     if stats["state"] != state:
                         state = stats["state"]
                         self.samples.states.append((now, state))
+                    shown = (stats["bars"], stats["mode"])
+                    if not self.samples.bars or self.samples.bars[-1][1:] != shown:
+                        self.samples.bars.append((now, *shown))
+                    if not self.samples.page_states or self.samples.page_states[-1][1] != stats["page"]:
+                        self.samples.page_states.append((now, stats["page"]))
+                    self.samples.sent = {"video": stats["sentVideo"], "audio": stats["sentAudio"]}
             await asyncio.sleep(0.25)
 
     def frames_between(self, start: float, end: float) -> int:

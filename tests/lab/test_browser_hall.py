@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -13,6 +14,19 @@ from tests.lab.browser_hall import BrowserHall
 from tests.lab.scenario import MeetingLab
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
+
+
+def bars_sent(server_log: Path, pid: str) -> list[int]:
+    """The bars of every ``link_quality`` event the server sent to ``pid``, in order (its log)."""
+    sent: list[int] = []
+    for line in server_log.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("msg") == "link quality" and entry.get("participant") == pid:
+            sent.append(int(entry["bars"]))
+    return sent
 
 
 async def test_chromium_kiosk_page_at_300kbit_with_5pct_loss(tmp_path: Path) -> None:
@@ -29,7 +43,8 @@ async def test_chromium_kiosk_page_at_300kbit_with_5pct_loss(tmp_path: Path) -> 
             ):
                 assert time.monotonic() < deadline, (
                     f"the kiosk page and the chair never exchanged media: page decoded "
-                    f"{len(hall.samples.video)} video samples, chair {meeting.status('chair')}"
+                    f"{len(hall.samples.video)} video samples, sent {hall.samples.sent}, "
+                    f"page states {hall.samples.page_states}, chair {meeting.status('chair')}"
                 )
                 await asyncio.sleep(0.25)
             meeting.lab.shape(1, kbit=300, loss_pct=5)
@@ -37,17 +52,24 @@ async def test_chromium_kiosk_page_at_300kbit_with_5pct_loss(tmp_path: Path) -> 
             await asyncio.sleep(30)
             end = meeting.now()
             page = hall.receives(start, end)
+            await asyncio.sleep(1)  # the last link_quality event reaches the page's bars
+            shown = [bars for _, bars, _ in hall.samples.bars]
         finally:
             await meeting.lab.run_in(1, hall.close())
         records = await meeting.finish()
     chair = records.chair_receives(start, end)
     away = sorted(set(records.chair_saw_hall_away(start, end)))
+    sent = bars_sent(tmp_path / "server.log", pid)
     report = (
         f"Chromium hall, 300 kbit/s 5 %: page receives [{page.row()}]; "
-        f"chair receives [{chair.row()}]; chair saw hall={away}"
+        f"chair receives [{chair.row()}]; chair saw hall={away}; "
+        f"bars sent {sent}, page showed {shown}"
     )
     print(report)
     assert not away, report
+    # The three bars follow the server's link_quality events: the page shows the last one sent
+    # (the server sends one on a change only; both start from 3 bars).
+    assert shown and shown[-1] == str(sent[-1] if sent else 3), report
     for received in (page, chair):
         assert received.max_audio_gap_s <= 1.0, report
         assert received.fps >= 10, report

@@ -52,6 +52,10 @@ class SfuConfig:
     app_limited_ratio: float = 1.25
     #: Downlink loss (%) at which video is dropped even if the estimate looks fine.
     audio_only_loss_pct: float = 30.0
+    #: A low estimate drops video only with at least this much downlink loss (%): a
+    #: delay-based estimate alone also collapses when either end is short of CPU (aiortc
+    #: reported 18 kbit/s on loopback with no loss), and then only lowers the rate.
+    starved_min_loss_pct: float = 2.0
     #: Loss (%, up or down) shown as 2 bars / 1 bar.
     degraded_loss_pct: float = 5.0
     poor_loss_pct: float = 20.0

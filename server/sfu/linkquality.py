@@ -88,7 +88,10 @@ class LinkController:
         # scene, a publisher told to slow down) a low estimate says nothing about the link.
         # Only an estimate that has fallen to what we send, or below, is the link's limit.
         limited = not self._app_limited(s)
-        starved = budget is not None and budget < c.video_min_kbps * 1000 and limited
+        # A thin link loses packets (its queue overflows); an estimate that sinks with no loss
+        # at all is more likely a starved CPU at either end: lower the rate, keep the video.
+        lossy = self._down_loss is not None and self._down_loss * 100 >= c.starved_min_loss_pct
+        starved = budget is not None and budget < c.video_min_kbps * 1000 and limited and lossy
 
         if self.mode == "audio_only":
             if now >= self._probe_at and s.receives_video:

@@ -13,13 +13,13 @@ from server.sfu import SfuConfig
 from server.sfu.linkquality import LinkController, LinkSample
 
 
-def browser_sample(remb_kbps: int, sent_kbps: float) -> LinkSample:
+def browser_sample(remb_kbps: int, sent_kbps: float, loss: float = 0.0) -> LinkSample:
     # A browser's REMB lists every SSRC it receives: it covers the audio too.
     return LinkSample(
         downlink_bps=remb_kbps * 1000,
         estimate_covers_audio=True,
         audio_out_bps=40000,
-        downlink_loss=0.0,
+        downlink_loss=loss,
         uplink_loss=0.0,
         uplink_silent=False,
         receives_video=True,
@@ -37,7 +37,7 @@ def test_an_estimate_capped_by_what_we_send_keeps_full_video() -> None:
 
 def test_an_estimate_at_or_below_what_we_send_is_the_links_limit() -> None:
     ctl = LinkController(SfuConfig(downgrade_after=2))
-    modes = [ctl.update(t, browser_sample(100, 110)).mode for t in range(5)]
+    modes = [ctl.update(t, browser_sample(100, 110, loss=0.03)).mode for t in range(5)]
     assert modes[-1] == "audio_only"  # 100 - 40 audio leaves less than 90 for video
     ctl = LinkController(SfuConfig(downgrade_after=2))
     modes = [ctl.update(t, browser_sample(300, 290)).mode for t in range(5)]

@@ -54,12 +54,12 @@ def test_controller_degrades_with_hysteresis_and_probes_back() -> None:
     assert ctl.update(1, sample(300)).mode == "video"  # not yet: must last downgrade_after
     state = ctl.update(3, sample(300))
     assert (state.mode, state.bars, state.downlink_kbps) == ("low_video", 2, 300)
-    ctl.update(4, sample(60))
-    state = ctl.update(6, sample(60))
+    ctl.update(4, sample(60, loss=0.05))
+    state = ctl.update(6, sample(60, loss=0.05))
     assert (state.mode, state.bars) == ("audio_only", 1)
     assert ctl.update(10, sample(None)).mode == "audio_only"  # waits for the probe
     assert ctl.update(14, sample(None)).mode == "low_video"  # probe at 6 + 8
-    assert ctl.update(15, sample(50)).mode == "audio_only"  # failed probe: back at once
+    assert ctl.update(15, sample(50, loss=0.05)).mode == "audio_only"  # failed probe: back at once
     assert ctl.update(25, sample(None)).mode == "audio_only"  # backoff doubled: next at 31
     assert ctl.update(31, sample(None)).mode == "low_video"
     for t in range(32, 38):
@@ -92,3 +92,15 @@ def test_no_video_received_never_goes_audio_only() -> None:
     ctl = LinkController(SfuConfig())
     for t in range(10):
         assert ctl.update(t, sample(20, video=False)).mode == "video"
+
+
+def test_a_low_estimate_without_loss_lowers_the_rate_but_keeps_the_video() -> None:
+    """A starved CPU at either end makes a delay-based estimate collapse with no loss at all:
+    that is "low_video" (the publisher slows down), never "audio_only"."""
+    ctl = LinkController(SfuConfig(downgrade_after=2))
+    for t in range(0, 10):
+        state = ctl.update(t, sample(20, loss=0.0))
+    assert (state.mode, state.bars) == ("low_video", 2)
+    for t in range(10, 14):
+        state = ctl.update(t, sample(20, loss=0.04))  # the link really drops packets
+    assert state.mode == "audio_only"

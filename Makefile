@@ -24,8 +24,16 @@ run: install
 system-deps:
 	bash scripts/install-system-deps.sh
 
+# The whole suite runs the link-lab tests (real-time media on shaped links: fps, freezes, audio
+# gaps) after the rest, one at a time, so the browser tests' CPU load does not count against a link.
+# `make test PYTEST_ARGS="..."` runs just what it names.
 test: install-test system-deps
+ifeq ($(origin PYTEST_ARGS),file)
+	bash scripts/run-tests.sh $(PYTEST_ARGS) -m "not lab"
+	bash scripts/run-tests.sh -q -m lab
+else
 	bash scripts/run-tests.sh $(PYTEST_ARGS)
+endif
 
 lint: install-test
 	$(VENV)/bin/ruff check server kiosk tests run.py

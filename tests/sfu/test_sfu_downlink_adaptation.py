@@ -15,7 +15,7 @@ from server.sfu import aiortc_internals as ai
 from tests.lab.linklab import COUNTY, LinkLab
 from tests.sfu.sfu_testkit import Client, wait_until
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.lab]
 
 
 def modes(events: list[SfuEvent], who: str) -> list[str]:

@@ -93,7 +93,7 @@ async def chair(hub: MeetingHub, sid: str, principal: Principal, data: Any) -> d
         if (other := hub.member_by_pid(room_id, target)) is not None:
             await hub.sio.emit("removed", {}, to=other.sid)
             await hub.leave(other.sid, reason="removed")
-        hub.forget_ghost(room_id, target)
+        await hub.forget_ghost(room_id, target)
         await hub.send_lobby(room_id)
         await hub.broadcast_hands(room_id)
         await hub.broadcast_participants(room_id)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,8 @@ class Member:
     order: int = 0
     is_chair: bool = False
     sharing: bool = False  # sends a shared screen instead of its camera
+    # Proves a later join comes from the same page (which kept its media connection).
+    resume_token: str = field(default_factory=lambda: secrets.token_urlsafe(18))
 
     def to_json(self, state: str | None = None) -> dict[str, Any]:
         return {
@@ -114,10 +117,12 @@ class Member:
 @dataclass
 class Ghost:
     """A participant whose connection dropped, listed as "reconnecting" until it is back or the
-    grace period ends."""
+    grace period ends. ``media``: only its socket was lost; its SFU participant is still there
+    (its media may well still flow) and the page can resume it."""
 
     member: Member
     expiry: asyncio.TimerHandle
+    media: bool = False
 
 
 @dataclass
@@ -197,6 +202,17 @@ class MeetingHub:
                 await self.broadcast_participants(event.room_id)
         elif isinstance(event, ParticipantLeft):
             sid = self.by_pid.get((event.room_id, event.participant_id))
+            ghost = self.ghosts.get((event.room_id, event.participant_id))
+            if sid is None and ghost is not None and ghost.media and event.reason != "left":
+                # Its page had lost its socket and now its media is gone too: it can only rejoin.
+                ghost.media = False
+                if ghost.member.connected:
+                    ghost.member.connected = False
+                    await meetings.record_room_presence(
+                        self.app[SESSIONMAKER], int(event.room_id), ghost.member.principal, present=False
+                    )
+                await self.broadcast_participants(event.room_id)
+                return
             if sid is None or event.reason == "left":
                 return  # a leave/disconnect this hub started has already been handled
             if self._sfu_has(event.room_id, event.participant_id):
@@ -269,14 +285,24 @@ class MeetingHub:
             return False
         return True
 
+    async def _end_media(self, member: Member) -> None:
+        """The SFU participant of a member whose page is gone for good: leave, and end its presence."""
+        with contextlib.suppress(SfuError):
+            await member.handle.leave()
+        if member.connected:
+            await meetings.record_room_presence(
+                self.app[SESSIONMAKER], int(member.room_id), member.principal, present=False
+            )
+
     # -- registry -----------------------------------------------------------------------------
-    def _forget(self, sid: str) -> Member | None:
+    def _forget(self, sid: str, *, keep_state: bool = False) -> Member | None:
         member = self.members.pop(sid, None)
         if member is not None and self.by_pid.get((member.room_id, member.pid)) == sid:
             del self.by_pid[(member.room_id, member.pid)]
-            # A new connection starts with a fresh estimate (and sends a new still).
-            self.links.pop((member.room_id, member.pid), None)
-            self.stills.pop((member.room_id, member.pid), None)
+            if not keep_state:
+                # A new connection starts with a fresh estimate (and sends a new still).
+                self.links.pop((member.room_id, member.pid), None)
+                self.stills.pop((member.room_id, member.pid), None)
         return member
 
     def room_members(self, room_id: str) -> list[Member]:
@@ -305,14 +331,15 @@ class MeetingHub:
         return people
 
     # -- reconnecting participants ------------------------------------------------------------
-    def _haunt(self, member: Member) -> None:
+    def _haunt(self, member: Member, *, media: bool = False) -> None:
         """List a dropped participant as "reconnecting" for a while instead of gone."""
         key = (member.room_id, member.pid)
         self._exorcise(key)
         loop = asyncio.get_running_loop()
         expiry = loop.call_later(self.reconnect_grace, lambda: loop.create_task(self._ghost_expired(key)))
-        member.connected = False
-        self.ghosts[key] = Ghost(member, expiry)
+        if not media:
+            member.connected = False
+        self.ghosts[key] = Ghost(member, expiry, media)
 
     def _exorcise(self, key: tuple[str, str]) -> Ghost | None:
         ghost = self.ghosts.pop(key, None)
@@ -321,9 +348,12 @@ class MeetingHub:
         return ghost
 
     async def _ghost_expired(self, key: tuple[str, str]) -> None:
-        if self._exorcise(key) is None:
+        ghost = self._exorcise(key)
+        if ghost is None:
             return
         room_id, pid = key
+        if ghost.media:
+            await self._end_media(ghost.member)
         if (floor := self.floors.get(room_id)) is not None:
             floor.gone(pid)
             await self.broadcast_hands(room_id)
@@ -343,8 +373,10 @@ class MeetingHub:
         if (floor := self.floors.get(room_id)) is not None:
             await self.sio.emit("lobby", {"waiting": floor.lobby_json()}, room=chair_room(room_id))
 
-    def forget_ghost(self, room_id: str, pid: str) -> None:
-        self._exorcise((room_id, pid))
+    async def forget_ghost(self, room_id: str, pid: str) -> None:
+        ghost = self._exorcise((room_id, pid))
+        if ghost is not None and ghost.media:
+            await self._end_media(ghost.member)
 
     def joined(self, sid: str) -> Member:
         """The member this socket is (SignalingError ``not_joined`` if none)."""
@@ -406,7 +438,14 @@ class MeetingHub:
             raise SignalingError("removed", "the chair asked you to leave this meeting")
         if floor is not None and floor.must_wait(pid, is_kiosk=principal.role is Role.KIOSK):
             return await self._wait_in_lobby(sid, floor, room_id, pid, info, room_json)
+        if request.resume is not None and (resumed := await self._resume(sid, room_id, pid, request.resume)):
+            return self._join_ack(resumed, floor, room_json, resumed=True)
         replaced = await self._replace_earlier(room_id, pid, sid)
+        if (stale := self.ghosts.get((room_id, pid))) is not None and stale.media:
+            # A new page (not a resume) while the old one's media is still held: drop that media.
+            stale.media = False
+            with contextlib.suppress(SfuError):
+                await stale.member.handle.leave()
         self.sfu.open_room(room_id)
         try:
             # Village halls sit on thin links: their Opus is asked for a lower rate.
@@ -434,21 +473,57 @@ class MeetingHub:
             extra={"room_id": room_id, "participant": pid, "sid": sid, "rejoin": previous is not None},
         )
         await self.broadcast_participants(room_id)
-        settings = self.app[SETTINGS]
-        return {
+        return self._join_ack(member, floor, room_json, resumed=False)
+
+    def _join_ack(
+        self, member: Member, floor: Floor | None, room_json: dict[str, Any], *, resumed: bool
+    ) -> dict[str, Any]:
+        room_id, pid = member.room_id, member.pid
+        ack = {
             "participant_id": pid,
             "room": room_json,
-            **client_rtc_config(settings, pid),
+            **client_rtc_config(self.app[SETTINGS], pid),
             "participants": self.participants_json(room_id),
-            "slot_plan": SLOT_PLAN[principal.role],
+            "slot_plan": SLOT_PLAN[member.principal.role],
             "active_speaker": self.sfu.active_speaker(room_id),
             "recording": self.is_recording(room_id),
-            "is_chair": is_chair,
+            "is_chair": member.is_chair,
             "meeting_id": floor.meeting_id if floor is not None else None,
             "floor": floor.state_json() if floor is not None else None,
-            "lobby": floor.lobby_json() if floor is not None and is_chair else [],
+            "lobby": floor.lobby_json() if floor is not None and member.is_chair else [],
             "stills_wanted": room_id in self.stills_wanted,
+            "resume_token": member.resume_token,
+            "resumed": resumed,
         }
+        if resumed:
+            ack["slots"] = member.handle.slots()  # the page keeps its peer connection
+            ack["link"] = self.links.get((room_id, pid))
+        return ack
+
+    async def _resume(self, sid: str, room_id: str, pid: str, token: str) -> Member | None:
+        """Bind this socket to the participant whose page lost its socket but kept its media
+        connection (its token proves it is the same page). None if there is nothing to resume:
+        the page then starts over with a new peer connection."""
+        key = (room_id, pid)
+        ghost = self.ghosts.get(key)
+        member = ghost.member if ghost is not None and ghost.media else self.member_by_pid(room_id, pid)
+        if member is None or not secrets.compare_digest(member.resume_token, token):
+            return None
+        if not self._sfu_has(room_id, pid):
+            return None
+        if ghost is not None:
+            self._exorcise(key)
+        else:
+            self._forget(member.sid, keep_state=True)  # the old socket is dead but not noticed yet
+        member.sid = sid
+        self.members[sid] = member
+        self.by_pid[key] = sid
+        await self.sio.enter_room(sid, socket_room(room_id))
+        if member.is_chair:
+            await self.sio.enter_room(sid, chair_room(room_id))
+        log.info("resumed meeting", extra={"room_id": room_id, "participant": pid, "sid": sid})
+        await self.broadcast_participants(room_id)
+        return member
 
     async def _wait_in_lobby(
         self,
@@ -539,11 +614,27 @@ class MeetingHub:
                 floor.leave_lobby(sid)
                 await self.send_lobby(room_id)
             return True
-        member = self._forget(sid)
+        member = self._forget(sid, keep_state=reason == "dropped")
         if member is None:
             if reason in ("disconnect", "dropped") and sid in self.joining:
                 self.abandoned.add(sid)
             return False
+        if reason == "dropped" and member.connected:
+            # Only the socket was lost (a congested or cut link): the media connection may carry
+            # on, or come back with the link, and the page resumes it with its token. Nothing
+            # else changes until it is back, replaced, or the grace period ends.
+            with contextlib.suppress(KeyError, ValueError):
+                await self.sio.leave_room(sid, socket_room(member.room_id))
+                await self.sio.leave_room(sid, chair_room(member.room_id))
+            self._haunt(member, media=True)
+            log.info(
+                "socket lost; media kept for a resume",
+                extra={"room_id": member.room_id, "participant": member.pid},
+            )
+            await self.broadcast_participants(member.room_id)
+            return True
+        self.links.pop((member.room_id, member.pid), None)
+        self.stills.pop((member.room_id, member.pid), None)
         with contextlib.suppress(SfuError):
             await member.handle.leave()
         # A replaced connection hands its presence straight to the new one.

@@ -46,15 +46,21 @@ def _only(data: Mapping[str, Any], event: str, allowed: set[str]) -> None:
 @dataclass(frozen=True)
 class JoinRequest:
     room_id: int
+    # The resume token of this page's earlier join: after a lost socket, the page keeps its
+    # media connection and asks to be bound to it again instead of starting over.
+    resume: str | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> JoinRequest:
         d = _mapping(data, "join")
-        _only(d, "join", {"room_id"})
+        _only(d, "join", {"room_id", "resume"})
         room_id = d.get("room_id")
         if isinstance(room_id, bool) or not isinstance(room_id, int) or not 0 < room_id < 2**31:
             raise SignalingError("invalid_payload", "'join' needs room_id, a positive integer")
-        return cls(room_id)
+        resume = d.get("resume")
+        if resume is not None and (not isinstance(resume, str) or not 0 < len(resume) <= MAX_ID_CHARS):
+            raise SignalingError("invalid_payload", "'join' resume must be the token of an earlier join")
+        return cls(room_id, resume)
 
 
 @dataclass(frozen=True)

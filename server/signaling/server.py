@@ -119,7 +119,7 @@ def setup_signaling(app: web.Application) -> None:
         # A lost connection (not closed by either side) may come back: listed as reconnecting.
         lost = str(reason) in LOST_CONNECTION
         await hub.leave(sid, reason="dropped" if lost else "disconnect")
-        log.info("socket disconnected", extra={"sid": sid, "reason": str(reason)})
+        log.info("socket disconnected (%s)", reason, extra={"sid": sid, "reason": str(reason)})
 
     @sio.on("*")
     async def unknown_event(event: str, sid: str, data: Any = None) -> dict[str, Any]:

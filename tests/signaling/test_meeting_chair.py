@@ -4,47 +4,20 @@ the meeting for everybody; and a dropped kiosk listed as reconnecting, then back
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server.db import transaction, utcnow
+from server.db import transaction
 from server.keys import MEETINGS
 from server.meetings import service as meetings
 from tests.conftest import World
-from tests.meetings.conftest import admin_principal, make_kiosk
+from tests.meetings.conftest import live_meeting, make_kiosk
 from tests.signaling.signaling_kit import Participant, wait_until
 
 pytestmark = pytest.mark.network
-
-
-async def _live_meeting(sessionmaker: Any, world: World, *, lobby_mode: str) -> tuple[int, int, list[int]]:
-    """A live meeting chaired by the official, two villages, two agenda items: (meeting, room, items)."""
-    now = utcnow()
-    async with transaction(sessionmaker) as session:
-        scheduled = await meetings.schedule_meeting(
-            session,
-            admin_principal(world),
-            meetings.MeetingDraft(
-                title="마을 안전 회의",
-                starts_at=now + dt.timedelta(minutes=1),
-                ends_at=now + dt.timedelta(hours=1),
-                chair_id=world.official_id,
-                official_ids=(world.other_official_id,),
-                village_ids=(world.village_ids[0], world.village_ids[1]),
-                lobby_mode=lobby_mode,
-            ),
-        )
-        meeting = await meetings.get_meeting(session, scheduled.meeting.id)
-        first = await meetings.add_agenda_item(session, meeting, "마을 길 보수")
-        second = await meetings.add_agenda_item(session, meeting, "경로당 난방")
-        items = [first.id, second.id]
-        meeting = await meetings.start_meeting(session, admin_principal(world), meeting)
-        assert meeting.room_id is not None
-        return meeting.id, meeting.room_id, items
 
 
 def ids(people: list[dict[str, Any]]) -> list[str]:
@@ -56,7 +29,15 @@ async def test_lobby_hands_floor_agenda_mute_and_removal(
 ) -> None:
     hall_a = await make_kiosk(sessionmaker, world.village_ids[0], "남성리 마을회관")
     hall_b = await make_kiosk(sessionmaker, world.village_ids[1], "사당리 마을회관")
-    meeting_id, room_id, items = await _live_meeting(sessionmaker, world, lobby_mode="wait")
+    live = await live_meeting(
+        sessionmaker,
+        world,
+        title="마을 안전 회의",
+        villages=(0, 1),
+        agenda=("마을 길 보수", "경로당 난방"),
+        lobby_mode="wait",
+    )
+    meeting_id, room_id, items = live.meeting_id, live.room_id, list(live.item_ids)
 
     chair: Participant = await people("chair", username="official")
     ack = await chair.join(room_id)
@@ -155,7 +136,7 @@ async def test_a_dropped_kiosk_is_reconnecting_then_back_in_its_place(
     client: TestClient, world: World, sessionmaker: Any, people: Callable[..., Any]
 ) -> None:
     hall = await make_kiosk(sessionmaker, world.village_ids[0], "남성리 마을회관")
-    _meeting_id, room_id, _items = await _live_meeting(sessionmaker, world, lobby_mode="auto_admit")
+    room_id = (await live_meeting(sessionmaker, world)).room_id
     chair: Participant = await people("chair", username="official")
     await chair.join(room_id)
     kiosk: Participant = await people("kiosk", token=hall.token)

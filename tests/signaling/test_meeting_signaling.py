@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import socketio
 from aiohttp.test_utils import TestClient
 
 from server.keys import MEETINGS, SFU
@@ -161,7 +162,9 @@ async def test_bad_inputs_get_clear_errors_and_the_room_keeps_working(
     await wait_until(lambda: bad.errors() == expected, 10, "one error event per refusal")
     await media_keeps_flowing(official, kiosk)
 
-    # A message above the engine.io limit closes only that connection.
+    # A message above the engine.io limit closes only that connection. Like any lost socket, its
+    # media is kept for a resume during the grace period (shortened here), then it goes.
+    client.app[MEETINGS].reconnect_grace = 1.0
     await bad.sock.emit("offer", {"sdp": "v=0\r\n" + "x" * (200 * 1024)})
     await wait_until(lambda: bad.disconnected.is_set(), 15, "the oversized sender to be disconnected")
     await wait_until(
@@ -239,9 +242,12 @@ async def test_leaving_frees_the_sfu_participant_and_rejoining_works(
     await kiosk.publish(LUMA_KIOSK, 3000, video_slots=2)
     await wait_until(lambda: official.sees(kiosk.pid, LUMA_KIOSK), 20, "video after the rejoin")  # type: ignore[arg-type]
     await media_keeps_flowing(official, kiosk)
-    # Closing the socket leaves the room too.
+    # A socket closed without `leave` looks like a lost one: the media is kept for the grace
+    # period (shortened here) in case the page resumes, then the participant is gone.
+    client.app[MEETINGS].reconnect_grace = 1.0
     await kiosk.sock.disconnect()
     await wait_until(lambda: sfu_participants(client, room_id) == {official.pid}, 10, "disconnect to free it")
+    await wait_until(lambda: [p["id"] for p in official.participants] == [official.pid], 10, "the list")
 
 
 async def test_closing_the_room_ends_the_meeting(
@@ -358,3 +364,67 @@ async def test_a_late_participant_left_event_does_not_drop_the_rejoined_particip
     assert kiosk.pid in {m.pid for m in hub.room_members(str(room_id))}
     await media_keeps_flowing(official, kiosk)
     assert not any(name == "left" for name, _ in kiosk.events)
+
+
+async def _lose_socket(p: Participant) -> None:
+    """The participant's socket is lost (its transport goes away without a goodbye); its peer
+    connection is untouched."""
+    ws = p.sock.eio.ws
+    assert ws is not None
+    await ws.close()
+    await wait_until(lambda: not p.sock.connected, 10, "the socket to notice")
+
+
+async def test_a_lost_socket_keeps_the_media_and_the_page_resumes_it(
+    client: TestClient, world: World, people: Callable[..., Any]
+) -> None:
+    _admin, _kiosk_id, room_id, official, kiosk = await _two_in_a_room(client, world, people)
+    member = client.app[MEETINGS].member_by_pid(str(room_id), kiosk.pid)
+    assert member is not None
+    token = member.resume_token
+
+    # A congested link loses the kiosk's socket: the official sees it reconnecting, but the media
+    # connection stays and keeps flowing both ways.
+    await _lose_socket(kiosk)
+    await wait_until(
+        lambda: (
+            [(p["id"], p["state"]) for p in official.participants]
+            == [(official.pid, "connected"), (kiosk.pid, "reconnecting")]
+        ),
+        20,
+        "the kiosk listed as reconnecting",
+    )
+    assert sfu_participants(client, room_id) == {official.pid, kiosk.pid}
+    await media_keeps_flowing(official, kiosk)
+
+    # A wrong token resumes nothing (another page cannot take over the kiosk's media): that join
+    # is a new participant, and the old media is dropped for it.
+    kiosk.sock = socketio.AsyncClient(reconnection=False)
+    await kiosk.connect()
+    assert (await kiosk.call("join", {"room_id": room_id, "resume": "x" * 24}))["resumed"] is False
+    assert (await kiosk.call("leave")) == {"left": True}
+    await kiosk.close_peer()
+    # Start again with a new peer connection, lose the socket once more, and resume with the
+    # right token this time.
+    kiosk.slots.clear()
+    fresh = await kiosk.join(room_id)
+    assert fresh["resume_token"] != token
+    await kiosk.publish(LUMA_KIOSK, 3000, video_slots=2)
+    await media_keeps_flowing(official, kiosk)
+    await _lose_socket(kiosk)
+    kiosk.sock = socketio.AsyncClient(reconnection=False)
+    await kiosk.connect()
+    resumed = await kiosk.call("join", {"room_id": room_id, "resume": fresh["resume_token"]})
+    assert resumed["resumed"] is True and resumed["participant_id"] == kiosk.pid
+    assert set(resumed["slots"].values()) >= {official.pid}
+    await wait_until(
+        lambda: (
+            [(p["id"], p["state"]) for p in official.participants]
+            == [(official.pid, "connected"), (kiosk.pid, "connected")]
+        ),
+        10,
+        "the kiosk back",
+    )
+    await media_keeps_flowing(official, kiosk)
+    # Same participant, same media: the SFU never saw it leave.
+    assert sfu_participants(client, room_id) == {official.pid, kiosk.pid}

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.roles import Principal, Role
-from server.db import transaction
+from server.db import transaction, utcnow
 from server.kiosks import service as kiosks
+from server.meetings import service as meetings
 from server.petitions import service as petitions
 from server.petitions.deadlines import PetitionType
 from server.petitions.workflow import Action
@@ -93,3 +94,44 @@ async def file_petition(
             petitions.ActionInput(action=Action.ASSIGN, assignee_id=assign_to.id),
         )
     return petition.id
+
+
+@dataclass(frozen=True)
+class LiveMeeting:
+    meeting_id: int
+    room_id: int
+    item_ids: tuple[int, ...]
+
+
+async def live_meeting(
+    sessionmaker: Callable[[], AsyncSession],
+    world: World,
+    *,
+    title: str = "남성리 주민 회의",
+    villages: tuple[int, ...] = (0,),
+    agenda: tuple[str, ...] = (),
+    lobby_mode: str = "auto_admit",
+) -> LiveMeeting:
+    """A meeting scheduled by the admin (chair: the official; the other official invited; the
+    villages ``world.village_ids[i]`` for i in ``villages``), with ``agenda``, started now."""
+    now = utcnow()
+    admin = admin_principal(world)
+    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
+        scheduled = await meetings.schedule_meeting(
+            session,
+            admin,
+            meetings.MeetingDraft(
+                title=title,
+                starts_at=now + dt.timedelta(minutes=1),
+                ends_at=now + dt.timedelta(hours=1),
+                chair_id=world.official_id,
+                official_ids=(world.other_official_id,),
+                village_ids=tuple(world.village_ids[i] for i in villages),
+                lobby_mode=lobby_mode,
+            ),
+        )
+        meeting = await meetings.get_meeting(session, scheduled.meeting.id)
+        items = [(await meetings.add_agenda_item(session, meeting, t)).id for t in agenda]
+        meeting = await meetings.start_meeting(session, admin, meeting)
+        assert meeting.room_id is not None
+        return LiveMeeting(meeting.id, meeting.room_id, tuple(items))

@@ -20,7 +20,7 @@ from server.config import Settings
 from server.db import transaction, utcnow
 from server.meetings import service as meetings
 from tests.conftest import World, login
-from tests.meetings.conftest import admin_principal, make_kiosk
+from tests.meetings.conftest import admin_principal, live_meeting, make_kiosk
 from tests.signaling.signaling_kit import Participant, session_cookie, wait_until
 
 pytestmark = pytest.mark.network
@@ -175,23 +175,8 @@ async def test_ending_a_recorded_meeting_registers_its_files(
     client: TestClient, world: World, sessionmaker: Any, settings: Settings
 ) -> None:
     hall = await make_kiosk(sessionmaker, world.village_ids[0], "남성리 마을회관")
-    now = utcnow()
-    async with transaction(sessionmaker) as session:
-        scheduled = await meetings.schedule_meeting(
-            session,
-            admin_principal(world),
-            meetings.MeetingDraft(
-                title="남성리 주민 회의",
-                starts_at=now + dt.timedelta(minutes=1),
-                ends_at=now + dt.timedelta(hours=1),
-                chair_id=world.official_id,
-                official_ids=(world.other_official_id,),
-                village_ids=(world.village_ids[0],),
-            ),
-        )
-        meeting = await meetings.start_meeting(session, admin_principal(world), scheduled.meeting)
-        meeting_id, room_id = meeting.id, meeting.room_id
-    assert room_id is not None
+    live = await live_meeting(sessionmaker, world)
+    meeting_id, room_id = live.meeting_id, live.room_id
     api = f"/api/v1/meetings/{meeting_id}"
 
     # An invited official who does not chair may not record; a kiosk may not either.

@@ -2,7 +2,8 @@
 server: an administrator schedules it with two villages in the browser; the two village kiosks,
 left on their home screen, go in by themselves at the start time and wait in the lobby; the chair
 admits them, sees both halls' videos, records, moves through the agenda (the kiosks show each item),
-sees a kiosk's raised hand and gives it the floor, and ends the meeting for everybody. The record
+sees a kiosk's raised hand and gives it the floor, shares its screen, and ends the meeting for
+everybody. The record
 page then shows both halls' attendance and the recording with its agenda chapters.
 
 Screenshots for the README: the chair's view, a kiosk's view, the record page."""
@@ -163,7 +164,23 @@ async def test_a_scheduled_meeting_from_start_to_record(
     await asyncio.sleep(2)  # saved a moment after the last touch
 
     await chair.screenshot(path=screenshot_path("meeting-chair.png"))
-    await kiosk_b.screenshot(path=screenshot_path("meeting-kiosk.png"))
+    await kiosk_b.screenshot(path=screenshot_path("meeting-kiosk-live.png"))
+
+    # The chair shares its screen (Chromium's fake 1280x720 screen): the kiosks get it in place of
+    # the chair's camera, first and full width; stopping brings the camera back.
+    chair_tile = kiosk_b.locator(f'[data-tiles] figure[data-publisher="a{world.official_id}"]')
+    await chair.click('[data-action="screen"]')
+    await expect(chair.locator('[data-action="screen"]')).to_have_attribute("aria-pressed", "true")
+    await expect(chair_tile).to_have_class(re.compile(r"\bscreen\b"))
+    await kiosk_b.wait_for_function(
+        "(id) => { const v = document.querySelector(`[data-tiles] figure[data-publisher='${id}'] video`);"
+        " return Boolean(v && v.videoWidth >= 960); }",
+        arg=f"a{world.official_id}",
+        timeout=30000,
+    )
+    await kiosk_b.screenshot(path=screenshot_path("meeting-kiosk-screen-share.png"))
+    await chair.click('[data-action="screen"]')
+    await expect(chair_tile).not_to_have_class(re.compile(r"\bscreen\b"))
 
     # The chair ends the meeting for everybody.
     chair.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))

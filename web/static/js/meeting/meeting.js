@@ -63,6 +63,7 @@ export class Meeting {
     this.soundBlocked = false;
     this.sentVisible = 'null';
     this.screenTrack = null;
+    this.resumeToken = null;
     this.floor = new FloorView(this);
     this.chair = new ChairPanel(this);
     this.link = linkBars(this, () => this.render());
@@ -102,8 +103,9 @@ export class Meeting {
     const socket = openSocket();
     this.socket = socket;
     socket.on('connect', () => this.join());
+    // A lost socket (a congested or cut link) leaves the media alone: the server keeps this
+    // participant for a while, and the page resumes it when the socket is back (join's resume).
     socket.on('disconnect', () => {
-      this.teardown();
       if (!this.ended) this.status('reconnecting');
     });
     socket.on('connect_error', () => {
@@ -126,7 +128,10 @@ export class Meeting {
       this.applyVideoSending();
     });
     // The SFU dropped our media (transport failure): rejoin with a new peer connection.
-    socket.on('left', () => this.join());
+    socket.on('left', () => {
+      this.resumeToken = null;
+      this.join();
+    });
     socket.on('room_closed', () => this.end('closed'));
     // The chair let this kiosk in from the lobby: join for real now.
     socket.on('admitted', () => this.join());
@@ -152,17 +157,28 @@ export class Meeting {
     if (this.ended) return;
     clearTimeout(this.retryTimer);
     const generation = ++this.generation;
-    this.teardown();
-    this.status('connecting');
+    // Still holding a live media connection from before the socket was lost: try to resume it.
+    const live = this.pc && !['failed', 'closed'].includes(this.pc.connectionState);
+    const resume = live && this.resumeToken ? this.resumeToken : null;
+    if (!resume) this.teardown();
+    this.status(resume ? 'reconnecting' : 'connecting');
     const current = () => generation === this.generation && !this.ended;
     try {
-      const joined = await call(this.socket, 'join', { room_id: this.roomId });
+      const request = resume ? { room_id: this.roomId, resume } : { room_id: this.roomId };
+      const joined = await call(this.socket, 'join', request);
       if (!current()) return;
       this.pid = joined.participant_id;
       if (joined.waiting) {
+        this.teardown();
         this.status('lobby'); // until the chair admits this kiosk ('admitted')
         return;
       }
+      this.resumeToken = joined.resume_token;
+      if (joined.resumed) {
+        this.rebind(joined);
+        return;
+      }
+      if (resume) this.teardown(); // nothing to resume: start over with a new peer connection
       this.floor.joined(joined);
       this.chair.joined(joined);
       this.residents.joined(joined);
@@ -189,6 +205,24 @@ export class Meeting {
       call(this.socket, 'leave').catch(() => {});
       this.retryTimer = setTimeout(() => this.socket.connected && this.join(), RETRY_MS);
     }
+  }
+
+  // The server bound this socket to our existing participant: same peer connection, so only the
+  // room's state is refreshed.
+  rebind(joined) {
+    this.floor.joined(joined);
+    this.chair.joined(joined);
+    this.residents.joined(joined);
+    this.setStillsWanted(Boolean(joined.stills_wanted));
+    this.people = new Map(joined.participants.map((p) => [p.id, p]));
+    this.speaker = joined.active_speaker;
+    this.setRecording(Boolean(joined.recording));
+    this.slots = { ...joined.slots };
+    this.sentVisible = ''; // send our wish again: the server may have kept an older one
+    if (this.audioMuted || this.videoMuted) {
+      call(this.socket, 'mute', { audio: this.audioMuted, video: this.videoMuted }).catch(() => {});
+    }
+    this.render();
   }
 
   async connectMedia(joined, current) {
@@ -269,7 +303,8 @@ export class Meeting {
     this.chair.render();
     if (this.ended || !this.pc) return;
     const others = [...this.people.keys()].filter((id) => id !== this.pid).length;
-    if (this.soundBlocked) this.status('sound_blocked');
+    if (this.socket && !this.socket.connected) this.status('reconnecting');
+    else if (this.soundBlocked) this.status('sound_blocked');
     else if (audioOnly) this.status('link_poor');
     else this.status(others === 0 ? 'waiting' : 'connected');
     this.updateVisible();
@@ -279,7 +314,7 @@ export class Meeting {
   // already on screen, then everybody else (so a free slot is filled when someone leaves).
   // With enough slots, the SFU's default (everyone, in join order) is used.
   updateVisible() {
-    if (!this.pc || !this.pid) return;
+    if (!this.pc || !this.pid || !this.socket.connected) return;
     const others = [...this.people.keys()].filter((id) => id !== this.pid);
     let wanted = null;
     // A shared screen comes first wherever it is, then (when slots are short) the speaker.

@@ -52,10 +52,12 @@ class SfuConfig:
     app_limited_ratio: float = 1.25
     #: Downlink loss (%) at which video is dropped even if the estimate looks fine.
     audio_only_loss_pct: float = 30.0
-    #: A low estimate drops video only with at least this much downlink loss (%): a
-    #: delay-based estimate alone also collapses when either end is short of CPU (aiortc
-    #: reported 18 kbit/s on loopback with no loss), and then only lowers the rate.
-    starved_min_loss_pct: float = 2.0
+    #: A low estimate drops video only with at least this much downlink loss (%), more than
+    #: a poor line's random loss: a link that cannot carry the video overflows its queue and
+    #: loses far more. A delay-based estimate alone also collapses when either end is short of
+    #: CPU (aiortc reported 18 kbit/s on loopback with no loss; 55 kbit/s on a 300 kbit/s lab
+    #: line with 5 % loss), and then it only lowers the rate.
+    starved_min_loss_pct: float = 12.0
     #: Loss (%, up or down) shown as 2 bars / 1 bar.
     degraded_loss_pct: float = 5.0
     poor_loss_pct: float = 20.0

@@ -98,8 +98,10 @@ class Participant:
         video_bytes = sum(o.bytes + o.packets * 48 for o in self.video_slots)
         video_bps = (video_bytes - self._video_bytes_prior) * 8 / elapsed if elapsed > 0 else 0.0
         self._video_bytes_prior = video_bytes
+        # What a subscriber reports lost includes what never reached us from the publisher
+        # (we forward the gaps as they are): only the rest is its own link's loss.
         recent = [
-            o.remote_fraction_lost / 256
+            max(0.0, o.remote_fraction_lost / 256 - o.source.upstream_loss)
             for o in self.audio_slots + self.video_slots
             if o.source is not None and now - o.remote_report_at < 3.0 and o.remote_report_at > 0
         ]

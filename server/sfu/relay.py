@@ -127,6 +127,9 @@ class InboundStream(_TaskOwner):
         # loss over the link-quality interval (see take_loss)
         self._lq_expected = 0
         self._lq_received = 0
+        #: Loss on the way from the publisher (0..1, per our last receiver report): gaps we
+        #: forward as they are, so a subscriber reports them as its own loss too.
+        self.upstream_loss = 0.0
         self.last_packet_at: float | None = None
         # counters
         self.packets = 0
@@ -358,7 +361,7 @@ class InboundStream(_TaskOwner):
                     reports=[
                         ai.RtcpReceiverInfo(
                             ssrc=self._media_ssrc,
-                            fraction_lost=self._stats.fraction_lost(),
+                            fraction_lost=(fraction := self._stats.fraction_lost()),
                             packets_lost=self._stats.lost,
                             highest_sequence=self._stats.highest_sequence,
                             jitter=self._stats.jitter,
@@ -368,6 +371,7 @@ class InboundStream(_TaskOwner):
                     ],
                 )
             ]
+            self.upstream_loss = fraction / 256
             bitrate = self._remb_bitrate() if self.kind == "video" else None
             if bitrate is not None:
                 packets.append(

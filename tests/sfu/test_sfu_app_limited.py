@@ -37,7 +37,7 @@ def test_an_estimate_capped_by_what_we_send_keeps_full_video() -> None:
 
 def test_an_estimate_at_or_below_what_we_send_is_the_links_limit() -> None:
     ctl = LinkController(SfuConfig(downgrade_after=2))
-    modes = [ctl.update(t, browser_sample(100, 110, loss=0.03)).mode for t in range(5)]
+    modes = [ctl.update(t, browser_sample(100, 110, loss=0.15)).mode for t in range(5)]
     assert modes[-1] == "audio_only"  # 100 - 40 audio leaves less than 90 for video
     ctl = LinkController(SfuConfig(downgrade_after=2))
     modes = [ctl.update(t, browser_sample(300, 290)).mode for t in range(5)]

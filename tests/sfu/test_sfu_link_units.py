@@ -54,12 +54,12 @@ def test_controller_degrades_with_hysteresis_and_probes_back() -> None:
     assert ctl.update(1, sample(300)).mode == "video"  # not yet: must last downgrade_after
     state = ctl.update(3, sample(300))
     assert (state.mode, state.bars, state.downlink_kbps) == ("low_video", 2, 300)
-    ctl.update(4, sample(60, loss=0.05))
-    state = ctl.update(6, sample(60, loss=0.05))
+    ctl.update(4, sample(60, loss=0.3))  # a thin link: its queue overflows
+    state = ctl.update(6, sample(60, loss=0.3))
     assert (state.mode, state.bars) == ("audio_only", 1)
     assert ctl.update(10, sample(None)).mode == "audio_only"  # waits for the probe
     assert ctl.update(14, sample(None)).mode == "low_video"  # probe at 6 + 8
-    assert ctl.update(15, sample(50, loss=0.05)).mode == "audio_only"  # failed probe: back at once
+    assert ctl.update(15, sample(50, loss=0.3)).mode == "audio_only"  # failed probe: back at once
     assert ctl.update(25, sample(None)).mode == "audio_only"  # backoff doubled: next at 31
     assert ctl.update(31, sample(None)).mode == "low_video"
     for t in range(32, 38):
@@ -101,6 +101,6 @@ def test_a_low_estimate_without_loss_lowers_the_rate_but_keeps_the_video() -> No
     for t in range(0, 10):
         state = ctl.update(t, sample(20, loss=0.0))
     assert (state.mode, state.bars) == ("low_video", 2)
-    for t in range(10, 14):
-        state = ctl.update(t, sample(20, loss=0.04))  # the link really drops packets
+    for t in range(10, 15):
+        state = ctl.update(t, sample(20, loss=0.3))  # the link really drops packets
     assert state.mode == "audio_only"

@@ -49,6 +49,8 @@ class HeadlessStats:
     meetings_joined: int = 0
     #: Meetings left because the link/socket/peer connection dropped (not ended by the server).
     drops: int = 0
+    #: Lost sockets after which the kiosk resumed its meeting on the same peer connection.
+    resumes: int = 0
     frames_received: dict[str, int] = field(default_factory=dict)  # mid -> frames
     current_room: int | None = None
 
@@ -137,15 +139,18 @@ class HeadlessKiosk:
         """Join one meeting and stay until it ends, the link fails, or we are told to stop.
         Returns True if we fell out by a drop (socket or peer connection lost), False if
         the meeting ended, we were removed, or we were told to stop."""
-        sock = socketio.AsyncClient(reconnection=False)
+        sock = self._socket()
         ended = asyncio.Event()
         closed_by_server = asyncio.Event()
+        # Only signaling lost (a congested or cut link): the media connection is left alone and
+        # the socket is brought back to resume it (the server keeps us meanwhile).
+        socket_lost = asyncio.Event()
 
         def on_closed(data: object = None) -> None:
             closed_by_server.set()
             ended.set()
 
-        sock.on("disconnect", lambda *args: ended.set())
+        sock.on("disconnect", lambda *args: socket_lost.set())
         sock.on("room_closed", on_closed)
         sock.on("left", on_closed)
         pc: RTCPeerConnection | None = None
@@ -191,11 +196,15 @@ class HeadlessKiosk:
             self.stats.meetings_joined += 1
             self.stats.current_room = room_id
             log.info("headless kiosk joined", extra={"room_id": room_id})
-            stop_wait = asyncio.create_task(stop.wait())
-            end_wait = asyncio.create_task(ended.wait())
-            await asyncio.wait({stop_wait, end_wait}, return_when=asyncio.FIRST_COMPLETED)
-            stop_wait.cancel()
-            end_wait.cancel()
+            token = str(ack.get("resume_token") or "")
+            while True:
+                await _first_of(stop, ended, socket_lost)
+                if stop.is_set() or ended.is_set():
+                    break
+                socket_lost.clear()
+                if not token or not await self._resume(sock, room_id, token, stop, ended):
+                    ended.set()  # nothing to resume: start over with a new peer connection
+                    break
             dropped = ended.is_set() and not closed_by_server.is_set() and not stop.is_set()
             if dropped:
                 log.warning(
@@ -214,6 +223,46 @@ class HeadlessKiosk:
                 with contextlib.suppress(Exception):
                     await sock.call("leave", {}, timeout=2)
                 await sock.disconnect()
+
+    def _socket(self) -> socketio.AsyncClient:
+        # We reconnect ourselves (to resume, or to start over), never behind the meeting's back.
+        return socketio.AsyncClient(reconnection=False)
+
+    async def _resume(
+        self,
+        sock: socketio.AsyncClient,
+        room_id: int,
+        token: str,
+        stop: asyncio.Event,
+        ended: asyncio.Event,
+    ) -> bool:
+        """Bring the socket back and bind it to our participant again (its media connection is
+        untouched); False if the server has nothing to resume or the link stays down too long."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.reconnect_window
+        attempt = 0
+        while not (stop.is_set() or ended.is_set()) and loop.time() < deadline:
+            try:
+                if not sock.connected:
+                    await sock.connect(
+                        self.server_url, auth={"token": self.token}, transports=["websocket"], wait_timeout=8
+                    )
+                ack = await sock.call("join", {"room_id": room_id, "resume": token}, timeout=8)
+            except (socketio.exceptions.SocketIOError, TimeoutError, ConnectionError, aiohttp.ClientError):
+                wait = self.reconnect_backoff[min(attempt, len(self.reconnect_backoff) - 1)]
+                attempt += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_first_of(stop, ended), wait)
+                continue
+            if ack.get("resumed"):
+                self.stats.resumes += 1
+                log.info("headless kiosk resumed its meeting", extra={"room_id": room_id})
+                return True
+            if "error" not in ack:
+                with contextlib.suppress(Exception):
+                    await sock.call("leave", {}, timeout=2)  # it joined us anew: undo, start over
+            return False
+        return False
 
     def _peer(self, ack: dict[str, Any]) -> RTCPeerConnection:
         servers = [
@@ -252,3 +301,13 @@ class HeadlessKiosk:
 
 class MeetingEnded(Exception):
     """The server refused the join/offer or ended the meeting; try again later."""
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    """Wait until any of ``events`` is set."""
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import pytest
+import socketio
 from aiohttp.test_utils import TestClient
 
 from kiosk.headless import HeadlessKiosk
@@ -92,3 +93,64 @@ async def test_headless_kiosk_joins_and_its_media_reaches_a_subscriber(
     assert len(samples) >= 3 * 48000
     loud = sum(1 for value in samples if abs(value) > 1000)
     assert loud > 48000  # at least a second's worth of clearly audible samples
+
+
+class _WatchedKiosk(HeadlessKiosk):
+    """The headless kiosk, with a handle on its sockets (to lose one, as a congested link would)."""
+
+    sockets: list[socketio.AsyncClient]
+
+    def _socket(self) -> socketio.AsyncClient:
+        sock = super()._socket()
+        self.sockets.append(sock)
+        return sock
+
+
+async def test_a_lost_socket_is_resumed_on_the_same_peer_connection(client: TestClient, world: World) -> None:
+    admin = await Admin(client, world).login()
+    kiosk_id, token = await admin.kiosk("사당리 마을회관")
+    headless = _WatchedKiosk(
+        base_url(client),
+        token,
+        lambda: open_source("testsrc"),
+        host_addresses=["127.0.0.1"],
+        poll_interval=0.2,
+    )
+    headless.sockets = []
+    stop = asyncio.Event()
+    task = asyncio.create_task(headless.run(stop))
+    official = Participant("official", client, cookie=await session_cookie(client, "official"))
+    kiosk_pid = f"k{kiosk_id}"
+    try:
+        room_id = await admin.room("사당리 주민 회의", account_ids=[world.official_id], kiosk_ids=[kiosk_id])
+        await wait_until(lambda: headless.stats.current_room == room_id, 20, "headless kiosk joins by itself")
+        await official.connect()
+        await official.join(room_id)
+        await official.publish(60, 3000, video_slots=9)
+        await wait_until(
+            lambda: official.video_frames(kiosk_pid) >= 10, 30, "the kiosk's video at the official"
+        )
+
+        # The kiosk's socket is lost without a goodbye (its transport just goes away).
+        ws = headless.sockets[-1].eio.ws
+        assert ws is not None
+        await ws.close()
+        await wait_until(lambda: headless.stats.resumes == 1, 20, "the kiosk to resume")
+        assert headless.stats.drops == 0 and headless.stats.meetings_joined == 1  # no new peer connection
+        assert len(headless.sockets) == 1  # the same socket object, reconnected
+        frames = official.video_frames(kiosk_pid)
+        await wait_until(
+            lambda: official.video_frames(kiosk_pid) >= frames + 10, 20, "its video keeps coming"
+        )
+        await wait_until(
+            lambda: (
+                [(p["id"], p["state"]) for p in official.participants if p["id"] == kiosk_pid]
+                == [(kiosk_pid, "connected")]
+            ),
+            10,
+            "the official sees it connected again",
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await official.close()

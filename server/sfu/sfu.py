@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -119,6 +120,16 @@ class Sfu:
 
     def active_speaker(self, room_id: str) -> str | None:
         return self._room(room_id).active_speaker
+
+    def media_age(self, room_id: str, participant_id: str) -> float | None:
+        """Seconds since the participant's last media packet reached us (None: none yet).
+        Audio keeps arriving even in silence (DTX), so a few seconds means its uplink is down."""
+        last = [
+            s.last_packet_at
+            for s in self._room(room_id).get(participant_id).inbound.values()
+            if s.last_packet_at is not None
+        ]
+        return time.monotonic() - max(last) if last else None
 
     # -- recording --------------------------------------------------------------------------
     def start_recording(self, room_id: str, directory: Path) -> RecordingSession:

@@ -70,6 +70,9 @@ from server.signaling.names import chair_room, participant_id, socket_room
 
 log = logging.getLogger(__name__)
 
+#: Media older than this (seconds) means a participant's uplink is down (audio arrives even in
+#: silence, DTX sends every 400 ms); the SFU's link quality says so after the same time.
+MEDIA_SILENCE_S = 3.0
 #: How long a dropped participant stays listed as "reconnecting" (the attendance record also joins
 #: a rejoin within its own grace period to the same presence).
 RECONNECT_GRACE = 60.0
@@ -238,6 +241,16 @@ class MeetingHub:
         key = (event.room_id, event.participant_id)
         sid = self.by_pid.get(key)
         if sid is None:
+            if key in self.ghosts:
+                # Its socket is lost: nobody to tell, but the others' list may change (its media
+                # stopped arriving: now it is "reconnecting").
+                self.links[key] = {
+                    "bars": event.bars,
+                    "mode": event.mode,
+                    "downlink_kbps": None,
+                    "loss_pct": None,
+                }
+                await self.broadcast_participants(event.room_id)
             return
         link = {
             "bars": event.bars,
@@ -317,7 +330,7 @@ class MeetingHub:
             (m.order, m.to_json()) for m in self.room_members(room_id)
         ]
         listed += [
-            (g.member.order, g.member.to_json("reconnecting"))
+            (g.member.order, g.member.to_json(None if self._media_flows(g) else "reconnecting"))
             for (room, _), g in self.ghosts.items()
             if room == room_id
         ]
@@ -331,6 +344,17 @@ class MeetingHub:
         return people
 
     # -- reconnecting participants ------------------------------------------------------------
+    def _media_flows(self, ghost: Ghost) -> bool:
+        """A participant whose socket was lost but whose media still arrives is still in the
+        meeting for everybody else: it is not shown as reconnecting."""
+        if not ghost.media:
+            return False
+        try:
+            age = self.sfu.media_age(ghost.member.room_id, ghost.member.pid)
+        except SfuError:
+            return False
+        return age is not None and age < MEDIA_SILENCE_S
+
     def _haunt(self, member: Member, *, media: bool = False) -> None:
         """List a dropped participant as "reconnecting" for a while instead of gone."""
         key = (member.room_id, member.pid)

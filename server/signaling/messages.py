@@ -155,7 +155,10 @@ class VisibleRequest:
         return cls(tuple(ids))
 
 
-def _flag(d: Mapping[str, Any], event: str, name: str) -> bool:
+def _only_flag(data: Any, event: str, name: str) -> bool:
+    """The payload ``{name: true|false}`` and nothing else."""
+    d = _mapping(data, event)
+    _only(d, event, {name})
     value = d.get(name)
     if not isinstance(value, bool):
         raise SignalingError("invalid_payload", f"'{event}' needs {name}, true or false")
@@ -168,9 +171,7 @@ class HandRequest:
 
     @classmethod
     def from_dict(cls, data: Any) -> HandRequest:
-        d = _mapping(data, "hand")
-        _only(d, "hand", {"raised"})
-        return cls(_flag(d, "hand", "raised"))
+        return cls(_only_flag(data, "hand", "raised"))
 
 
 @dataclass(frozen=True)
@@ -179,9 +180,7 @@ class ScreenRequest:
 
     @classmethod
     def from_dict(cls, data: Any) -> ScreenRequest:
-        d = _mapping(data, "screen")
-        _only(d, "screen", {"active"})
-        return cls(_flag(d, "screen", "active"))
+        return cls(_only_flag(data, "screen", "active"))
 
 
 #: What the chair can do; actions on a participant need ``participant_id``.

@@ -31,7 +31,7 @@ HALL_A, HALL_B = "남성리 마을회관", "동성리 마을회관"  # kiosks of
 ITEMS = ("마을 안길 보수", "경로당 겨울 난방비")
 
 
-def next_start(now: dt.datetime, margin: float = 15.0) -> dt.datetime:
+def next_start(now: dt.datetime, margin: float = 30.0) -> dt.datetime:
     """The next whole minute (the schedule form has minutes) at least ``margin`` seconds away."""
     start = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
     return start if (start - now).total_seconds() >= margin else start + dt.timedelta(minutes=1)

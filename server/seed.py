@@ -1,6 +1,10 @@
 """Demo data for ``make run``: Gangjin's eleven eup/myeon, a few villages, departments, one admin,
-two officials and three demo kiosks. Seeded once; demo passwords are random per installation and
-kept in ``var/demo_logins.json`` (owner-only), never in the repository."""
+two officials, three demo kiosks, a few residents' petitions in several statuses and one scheduled
+meeting, so county staff see a realistic picture. Seeded once; demo passwords are random per
+installation and kept in ``var/demo_logins.json`` (owner-only), never in the repository.
+
+Petitions and the meeting go through the real services (receipt numbers, deadlines, audit trail,
+scheduling rules), never raw inserts."""
 
 from __future__ import annotations
 
@@ -16,13 +20,21 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.models import Account
-from server.auth.roles import Role
+from server.auth.roles import Principal, Role
 from server.auth.secrets import Passwords
 from server.auth.service import create_account
+from server.db import utcnow
 from server.geo.models import Division, Village
 from server.kiosks import service as kiosks
 from server.kiosks.models import Kiosk
+from server.meetings import service as meetings
 from server.org.models import Department
+from server.petitions import pins, receipts
+from server.petitions import service as petitions
+from server.petitions.deadlines import PetitionType
+from server.petitions.masking import normalize_phone
+from server.petitions.workflow import Action
+from server.timeutil import SEOUL
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +52,110 @@ DEMO_KIOSKS = (
     ("대구면", "사당리", "사당리 마을회관"),
     ("성전면", "월남리", "월남리 마을회관"),
 )
+
+
+@dataclass(frozen=True)
+class DemoPetition:
+    kiosk: str  # label of the demo kiosk it was filed at
+    petition_type: PetitionType
+    department: str | None  # Korean name; None = left for the county to route
+    title: str
+    body: str
+    resident_name: str
+    resident_phone: str  # placeholder numbers, obviously not anyone's
+    is_public: bool
+    age: dt.timedelta  # how long before seeding it was filed, so deadlines differ
+    handled_by: str | None = None  # demo username who takes it in
+    answer: str | None = None  # and answers it
+
+
+DEMO_PETITIONS = (
+    DemoPetition(
+        "남성리 마을회관",
+        PetitionType.GRIEVANCE,
+        "안전건설과",
+        "마을 안길 포장이 깨져 다니기 위험합니다",
+        "남성리 마을회관에서 경로당으로 가는 안길 포장이 여러 군데 깨지고 패였습니다. "
+        "비가 오면 물웅덩이가 생겨 어르신들이 보행기를 끌고 다니기 어렵고, 지난주에는 넘어지신 "
+        "분도 있었습니다. 보수해 주시기 바랍니다.",
+        "홍길동",
+        "010-0000-0001",
+        is_public=True,
+        age=dt.timedelta(days=2, hours=3),
+        handled_by="official2",
+    ),
+    DemoPetition(
+        "남성리 마을회관",
+        PetitionType.GRIEVANCE,
+        "안전건설과",
+        "마을 입구 가로등이 꺼져 있어요",
+        "남성리 마을 입구 버스정류장 옆 가로등이 보름째 켜지지 않습니다. 저녁에 버스에서 내리면 "
+        "길이 캄캄해서 위험합니다.",
+        "김철수",
+        "010-0000-0002",
+        is_public=True,
+        age=dt.timedelta(hours=20),
+    ),
+    DemoPetition(
+        "사당리 마을회관",
+        PetitionType.SUGGESTION,
+        "민원과",
+        "강진읍 가는 군내버스 시간을 늘려 주세요",
+        "사당리에서 강진읍으로 나가는 군내버스가 오전에 한 번뿐이라 병원이나 장에 다녀오기가 "
+        "어렵습니다. 오후 차편을 하나 더 늘려 주시면 좋겠습니다.",
+        "이영희",
+        "010-0000-0003",
+        is_public=True,
+        age=dt.timedelta(days=4, hours=1),
+        handled_by="official1",
+        answer="말씀하신 사당리–강진읍 노선은 다음 달부터 오후 2시 차편을 추가하도록 운수회사와 "
+        "협의하였습니다. 확정된 시간표는 마을회관 키오스크와 게시판에 안내하겠습니다.",
+    ),
+    DemoPetition(
+        "사당리 마을회관",
+        PetitionType.GRIEVANCE,
+        "주민복지과",
+        "경로당 난방기가 고장 났습니다",
+        "사당리 경로당 난방기가 며칠 전부터 찬바람만 나옵니다. 날이 추워져 어르신들이 경로당에 "
+        "나오시기 힘들어하십니다. 빠른 수리를 부탁드립니다.",
+        "박영수",
+        "010-0000-0004",
+        is_public=False,
+        age=dt.timedelta(days=1, hours=2),
+    ),
+    DemoPetition(
+        "월남리 마을회관",
+        PetitionType.GRIEVANCE,
+        "농업정책과",
+        "농수로가 막혀 논에 물이 들어가지 않습니다",
+        "월남리 앞들 농수로에 흙과 풀이 쌓여 물이 내려가지 않습니다. 모내기 전에 준설해 주셔야 "
+        "논에 물을 댈 수 있습니다.",
+        "최순자",
+        "010-0000-0005",
+        is_public=False,
+        age=dt.timedelta(days=3),
+    ),
+    DemoPetition(
+        "월남리 마을회관",
+        PetitionType.QUESTION_PROCEDURE,
+        None,
+        "농기계 임대 신청은 어디서 하나요?",
+        "관리기를 며칠 빌리고 싶은데 신청을 어디서, 어떻게 하는지 알려 주세요.",
+        "정만수",
+        "010-0000-0006",
+        is_public=False,
+        age=dt.timedelta(hours=5),
+    ),
+)
+
+DEMO_MEETING_TITLE = "마을 안길 정비 주민 회의"
+DEMO_MEETING_PURPOSE = "남성리·사당리 마을 안길 보수 계획을 설명하고 주민 의견을 듣습니다."
+DEMO_MEETING_CHAIR = "official1"
+DEMO_MEETING_OFFICIALS = ("official2",)
+DEMO_MEETING_KIOSKS = ("남성리 마을회관", "사당리 마을회관")
+# The petition (by title) that becomes an agenda item; the other items are plain titles.
+DEMO_MEETING_PETITION = "마을 안길 포장이 깨져 다니기 위험합니다"
+DEMO_MEETING_AGENDA = ("올해 마을 안길 정비 계획 설명", "공사 기간 통행 안내와 주민 의견")
 
 
 @dataclass(frozen=True)
@@ -88,6 +204,7 @@ async def seed_demo(session: AsyncSession, passwords: Passwords, logins_file: Pa
             department_id=departments.get(dept) if dept else None,
         )
         logins.append(DemoLogin(username, password, name, role.value))
+    demo_kiosks: dict[str, Kiosk] = {}
     for division_name, village_name, label in DEMO_KIOSKS:
         village = await session.scalar(
             select(Village)
@@ -96,11 +213,124 @@ async def seed_demo(session: AsyncSession, passwords: Passwords, logins_file: Pa
         )
         if village is None:
             raise RuntimeError(f"seed data lacks {division_name} {village_name}")
-        session.add(Kiosk(village_id=village.id, label=label))
+        demo_kiosks[label] = Kiosk(village_id=village.id, label=label)
+        session.add(demo_kiosks[label])
     await session.flush()
+    filed = await _seed_petitions(session, demo_kiosks)
+    await _seed_meeting(session, demo_kiosks, filed)
     _write_private_json(logins_file, [login.__dict__ for login in logins])
     log.info("demo data seeded")
     return logins
+
+
+async def _accounts_by_username(session: AsyncSession) -> dict[str, Account]:
+    names = [username for username, *_ in DEMO_ACCOUNTS]
+    rows = (await session.scalars(select(Account).where(Account.username.in_(names)))).all()
+    return {account.username: account for account in rows}
+
+
+def _account_principal(account: Account) -> Principal:
+    return Principal(
+        role=Role(account.role),
+        id=account.id,
+        display_name=account.display_name,
+        department_id=account.department_id,
+    )
+
+
+def _unusable_pin_hash() -> str:
+    """A well-formed PIN hash that no PIN opens. The real pepper comes from the installation's
+    secret key, which seeding does not see; hashing with a pepper that is thrown away keeps the
+    status check on demo receipts an ordinary "wrong PIN" instead of a malformed-hash error."""
+    return receipts.hash_pin(
+        receipts.generate_pin(),
+        pepper=secrets.token_bytes(32),
+        params=receipts.PinHashParams(
+            time_cost=pins.PIN_TIME_COST, memory_cost_kib=pins.PIN_MEMORY_KIB, parallelism=1
+        ),
+    )
+
+
+async def _seed_petitions(session: AsyncSession, demo_kiosks: dict[str, Kiosk]) -> dict[str, int]:
+    """File ``DEMO_PETITIONS`` as their kiosks would (the kiosks need not be enrolled: filing only
+    needs the kiosk's identity) and move the handled ones along the status machine as their
+    official would. Returns petition ids by title."""
+    departments = {d.name_ko: d.id for d in (await session.scalars(select(Department))).all()}
+    accounts = await _accounts_by_username(session)
+    now = utcnow()
+    filed: dict[str, int] = {}
+    # Oldest first, so receipt numbers follow the filing order as they would in real life.
+    for demo in sorted(DEMO_PETITIONS, key=lambda p: p.age, reverse=True):
+        kiosk = demo_kiosks[demo.kiosk]
+        kiosk_principal = Principal(
+            role=Role.KIOSK, id=kiosk.id, display_name=kiosk.label, village_id=kiosk.village_id
+        )
+        petition = await petitions.file_petition(
+            session,
+            kiosk_principal,
+            petitions.NewPetition(
+                petition_type=demo.petition_type,
+                department_id=departments[demo.department] if demo.department else None,
+                title=demo.title,
+                body=demo.body,
+                resident_phone=normalize_phone(demo.resident_phone),
+                resident_name=demo.resident_name,
+                is_public=demo.is_public,
+            ),
+            _unusable_pin_hash(),
+            received_at=now - demo.age,
+        )
+        if demo.handled_by is not None:
+            official = _account_principal(accounts[demo.handled_by])
+            petition = await petitions.apply_action(
+                session, official, petition, petitions.ActionInput(action=Action.ASSIGN)
+            )
+            if demo.answer is not None:
+                petition = await petitions.apply_action(
+                    session,
+                    official,
+                    petition,
+                    petitions.ActionInput(action=Action.ANSWER, answer=demo.answer),
+                )
+        filed[demo.title] = petition.id
+    return filed
+
+
+def demo_meeting_times(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """Tomorrow 10:00-11:00 in Gangjin (Asia/Seoul), as UTC."""
+    tomorrow = now.astimezone(SEOUL).date() + dt.timedelta(days=1)
+    starts = dt.datetime.combine(tomorrow, dt.time(10, 0), tzinfo=SEOUL)
+    return starts.astimezone(dt.UTC), (starts + dt.timedelta(hours=1)).astimezone(dt.UTC)
+
+
+async def _seed_meeting(session: AsyncSession, demo_kiosks: dict[str, Kiosk], filed: dict[str, int]) -> int:
+    """Schedule the demo meeting as the admin would, chaired by the first official, with the
+    villages of two demo kiosks (kiosks join by themselves; the chair admits them from the
+    lobby) and a three-item agenda, the second taken from a resident's petition."""
+    accounts = await _accounts_by_username(session)
+    starts_at, ends_at = demo_meeting_times(utcnow())
+    scheduled = await meetings.schedule_meeting(
+        session,
+        _account_principal(accounts["admin"]),
+        meetings.MeetingDraft(
+            title=DEMO_MEETING_TITLE,
+            purpose=DEMO_MEETING_PURPOSE,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            chair_id=accounts[DEMO_MEETING_CHAIR].id,
+            official_ids=tuple(accounts[name].id for name in DEMO_MEETING_OFFICIALS),
+            village_ids=tuple(demo_kiosks[label].village_id for label in DEMO_MEETING_KIOSKS),
+            join_mode="auto",
+            lobby_mode="wait",
+        ),
+    )
+    meeting = await meetings.get_meeting(session, scheduled.meeting.id)
+    presenter = accounts[DEMO_MEETING_OFFICIALS[0]].id
+    plan, opinions = DEMO_MEETING_AGENDA
+    await meetings.add_agenda_item(session, meeting, plan, planned_minutes=15, presenter_id=presenter)
+    await meetings.add_item_from_petition(session, meeting, filed[DEMO_MEETING_PETITION], planned_minutes=20)
+    await meetings.add_agenda_item(session, meeting, opinions, planned_minutes=25)
+    return meeting.id
 
 
 async def demo_enrollment_codes(

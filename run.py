@@ -41,6 +41,7 @@ from server.kiosks import service as kiosks
 from server.kiosks.models import Kiosk
 from server.logs import configure_logging
 from server.org.models import Department
+from server.petitions import pins, receipts
 
 log = logging.getLogger("maeul")
 T = TypeVar("T")
@@ -72,9 +73,16 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 def print_demo(settings: Settings) -> None:
     passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
     logins_file = settings.data_dir / "demo_logins.json"
+    receipts_file = settings.data_dir / "demo_receipts.json"
+    pepper, params = pins.pin_pepper(settings), pins.pin_params(settings)
+
+    def pin_hasher(pin: str) -> str:
+        return receipts.hash_pin(pin, pepper=pepper, params=params)
 
     async def work(session: AsyncSession) -> tuple[list[seed.DemoLogin], list[tuple[Kiosk, str | None]]]:
-        logins = await seed.seed_demo(session, passwords, logins_file)
+        logins = await seed.seed_demo(
+            session, passwords, logins_file, pin_hasher=pin_hasher, receipts_file=receipts_file
+        )
         codes = await seed.demo_enrollment_codes(session, dt.timedelta(hours=settings.enrollment_code_hours))
         return logins, codes
 
@@ -96,6 +104,12 @@ def print_demo(settings: Settings) -> None:
             )
         else:
             lines.append(f"    {kiosk.label}: {base}/kiosk/enroll?code={code}")
+    demo_receipts = seed.load_demo_receipts(receipts_file)
+    if demo_receipts:
+        lines.append("")
+        lines.append("  Demo requests (check one at a kiosk: 내 요청 확인 → receipt number and PIN):")
+        for r in demo_receipts:
+            lines.append(f"    {r.receipt_no}  PIN {r.pin}  {r.title}")
     lines += ["=" * 72, ""]
     print("\n".join(lines), flush=True)
 

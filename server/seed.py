@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,8 +186,30 @@ async def seed_places(session: AsyncSession) -> bool:
     return True
 
 
-async def seed_demo(session: AsyncSession, passwords: Passwords, logins_file: Path) -> list[DemoLogin]:
-    """Everything for the demo; idempotent. Returns the demo logins (read back on later runs)."""
+@dataclass(frozen=True)
+class DemoReceipt:
+    """A demo request's receipt and PIN, for trying "내 요청 확인" at a demo kiosk."""
+
+    receipt_no: str
+    pin: str
+    title: str
+
+
+#: Hashes a PIN the way the running server checks it (run.py passes the installation's pepper).
+PinHasher = Callable[[str], str]
+
+
+async def seed_demo(
+    session: AsyncSession,
+    passwords: Passwords,
+    logins_file: Path,
+    *,
+    pin_hasher: PinHasher | None = None,
+    receipts_file: Path | None = None,
+) -> list[DemoLogin]:
+    """Everything for the demo; idempotent. Returns the demo logins (read back on later runs).
+    With ``pin_hasher``, every demo request gets a PIN that opens it, kept (owner-only) in
+    ``receipts_file``; without, no PIN opens a demo request."""
     await seed_places(session)
     if await session.scalar(select(Account.id).limit(1)) is not None:
         return load_demo_logins(logins_file)
@@ -216,8 +239,10 @@ async def seed_demo(session: AsyncSession, passwords: Passwords, logins_file: Pa
         demo_kiosks[label] = Kiosk(village_id=village.id, label=label)
         session.add(demo_kiosks[label])
     await session.flush()
-    filed = await _seed_petitions(session, demo_kiosks)
+    filed, issued = await _seed_petitions(session, demo_kiosks, pin_hasher)
     await _seed_meeting(session, demo_kiosks, filed)
+    if receipts_file is not None and issued:
+        _write_private_json(receipts_file, [r.__dict__ for r in issued])
     _write_private_json(logins_file, [login.__dict__ for login in logins])
     log.info("demo data seeded")
     return logins
@@ -251,14 +276,17 @@ def _unusable_pin_hash() -> str:
     )
 
 
-async def _seed_petitions(session: AsyncSession, demo_kiosks: dict[str, Kiosk]) -> dict[str, int]:
+async def _seed_petitions(
+    session: AsyncSession, demo_kiosks: dict[str, Kiosk], pin_hasher: PinHasher | None
+) -> tuple[dict[str, int], list[DemoReceipt]]:
     """File ``DEMO_PETITIONS`` as their kiosks would (the kiosks need not be enrolled: filing only
     needs the kiosk's identity) and move the handled ones along the status machine as their
-    official would. Returns petition ids by title."""
+    official would. Returns petition ids by title, and the receipts with their PINs."""
     departments = {d.name_ko: d.id for d in (await session.scalars(select(Department))).all()}
     accounts = await _accounts_by_username(session)
     now = utcnow()
     filed: dict[str, int] = {}
+    issued: list[DemoReceipt] = []
     # Oldest first, so receipt numbers follow the filing order as they would in real life.
     for demo in sorted(DEMO_PETITIONS, key=lambda p: p.age, reverse=True):
         kiosk = demo_kiosks[demo.kiosk]
@@ -277,9 +305,11 @@ async def _seed_petitions(session: AsyncSession, demo_kiosks: dict[str, Kiosk]) 
                 resident_name=demo.resident_name,
                 is_public=demo.is_public,
             ),
-            _unusable_pin_hash(),
+            pin_hasher(pin := receipts.generate_pin()) if pin_hasher else _unusable_pin_hash(),
             received_at=now - demo.age,
         )
+        if pin_hasher is not None:
+            issued.append(DemoReceipt(petition.receipt_no, pin, demo.title))
         if demo.handled_by is not None:
             official = _account_principal(accounts[demo.handled_by])
             petition = await petitions.apply_action(
@@ -293,7 +323,7 @@ async def _seed_petitions(session: AsyncSession, demo_kiosks: dict[str, Kiosk]) 
                     petitions.ActionInput(action=Action.ANSWER, answer=demo.answer),
                 )
         filed[demo.title] = petition.id
-    return filed
+    return filed, issued
 
 
 def demo_meeting_times(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -351,6 +381,12 @@ async def demo_enrollment_codes(
         result = await kiosks.issue_enrollment_code(session, kiosk, lifetime)
         issued.append((kiosk, result.code))
     return issued
+
+
+def load_demo_receipts(path: Path) -> list[DemoReceipt]:
+    if not path.exists():
+        return []
+    return [DemoReceipt(**item) for item in json.loads(path.read_text(encoding="utf-8"))]
 
 
 def load_demo_logins(path: Path) -> list[DemoLogin]:

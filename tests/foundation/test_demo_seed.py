@@ -21,6 +21,7 @@ from server.db import transaction, utcnow
 from server.kiosks import service as kiosks
 from server.kiosks.models import Kiosk
 from server.meetings.models import AgendaItem, AgendaPetition, Meeting
+from server.petitions import pins, receipts
 from server.petitions.models import Petition, PetitionEvent
 from server.timeutil import SEOUL
 from tests.conftest import login
@@ -166,3 +167,38 @@ def test_demo_petitions_use_known_kiosks_departments_and_placeholder_residents()
         assert re.fullmatch(r"010-0000-\d{4}", demo.resident_phone)
     assert set(seed.DEMO_MEETING_KIOSKS) <= kiosk_labels
     assert seed.DEMO_MEETING_PETITION in {p.title for p in seed.DEMO_PETITIONS}
+
+
+async def test_demo_receipts_open_with_their_printed_pins(
+    client: TestClient, settings: Settings, sessionmaker: Callable[[], AsyncSession]
+) -> None:
+    """`make run` seeds with the installation's PIN pepper and prints each demo receipt with its
+    PIN, so a demo kiosk's "내 요청 확인" can be tried at once."""
+    pepper, params = pins.pin_pepper(settings), pins.pin_params(settings)
+    receipts_file = settings.data_dir / "demo_receipts.json"
+    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
+        await seed.seed_demo(
+            session,
+            Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
+            settings.data_dir / "demo_logins.json",
+            pin_hasher=lambda pin: receipts.hash_pin(pin, pepper=pepper, params=params),
+            receipts_file=receipts_file,
+        )
+    demo_receipts = seed.load_demo_receipts(receipts_file)
+    assert len(demo_receipts) == len(seed.DEMO_PETITIONS)
+    assert receipts_file.stat().st_mode & 0o777 == 0o600
+    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
+        codes = await seed.demo_enrollment_codes(session, dt.timedelta(hours=1))
+        code = next(c for k, c in codes if k.label == "사당리 마을회관")
+        assert code is not None
+        _kiosk, token = await kiosks.enroll(session, code)
+    answered = next(r for r in demo_receipts if r.title.startswith("강진읍 가는 군내버스"))
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as agent:
+        async with agent.post(
+            client.make_url("/api/v1/kiosk/petitions/status"),
+            json={"receipt_no": answered.receipt_no, "pin": answered.pin},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as reply:
+            assert reply.status == 200, await reply.text()
+            petition = (await reply.json())["petition"]
+    assert petition["receipt_no"] == answered.receipt_no and petition["answer"]

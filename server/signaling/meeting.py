@@ -199,9 +199,7 @@ class MeetingHub:
                 member = self.members[sid]
                 member.connected = True
                 # Attendance is recorded from the media plane: present once media flows.
-                await meetings.record_room_presence(
-                    self.app[SESSIONMAKER], int(event.room_id), member.principal, present=True
-                )
+                await self._presence(member, present=True)
                 await self.broadcast_participants(event.room_id)
         elif isinstance(event, ParticipantLeft):
             sid = self.by_pid.get((event.room_id, event.participant_id))
@@ -211,9 +209,7 @@ class MeetingHub:
                 ghost.media = False
                 if ghost.member.connected:
                     ghost.member.connected = False
-                    await meetings.record_room_presence(
-                        self.app[SESSIONMAKER], int(event.room_id), ghost.member.principal, present=False
-                    )
+                    await self._presence(ghost.member, present=False)
                 await self.broadcast_participants(event.room_id)
                 return
             if sid is None or event.reason == "left":
@@ -224,13 +220,11 @@ class MeetingHub:
             # which rejoins with a new peer connection (or shows that the meeting is over).
             dropped = self._forget(sid)
             if dropped is not None:
-                await meetings.record_room_presence(
-                    self.app[SESSIONMAKER], int(event.room_id), dropped.principal, present=False
-                )
+                self._clear_state(dropped)
+                await self._presence(dropped, present=False)
                 if event.reason != "room-closed":
                     self._haunt(dropped)
-            await self.sio.leave_room(sid, socket_room(event.room_id))
-            await self.sio.leave_room(sid, chair_room(event.room_id))
+            await self._leave_rooms(sid, event.room_id)
             if event.reason == "room-closed":
                 await self.sio.emit("room_closed", {"room_id": event.room_id}, to=sid)
             else:
@@ -240,17 +234,7 @@ class MeetingHub:
     async def _on_link_quality(self, event: LinkQualityChanged) -> None:
         key = (event.room_id, event.participant_id)
         sid = self.by_pid.get(key)
-        if sid is None:
-            if key in self.ghosts:
-                # Its socket is lost: nobody to tell, but the others' list may change (its media
-                # stopped arriving: now it is "reconnecting").
-                self.links[key] = {
-                    "bars": event.bars,
-                    "mode": event.mode,
-                    "downlink_kbps": None,
-                    "loss_pct": None,
-                }
-                await self.broadcast_participants(event.room_id)
+        if sid is None and key not in self.ghosts:
             return
         link = {
             "bars": event.bars,
@@ -262,7 +246,10 @@ class MeetingHub:
         log.info(
             "link quality", extra={"room_id": event.room_id, "participant": event.participant_id, **link}
         )
-        await self.sio.emit("link_quality", link, to=sid)
+        if sid is not None:
+            await self.sio.emit("link_quality", link, to=sid)
+        # A participant whose socket is lost has nobody to tell, but the others' list may change
+        # (its media stopped arriving: now it is "reconnecting").
         await self.broadcast_participants(event.room_id)
         await self._update_stills_wanted(event.room_id)
 
@@ -303,20 +290,31 @@ class MeetingHub:
         with contextlib.suppress(SfuError):
             await member.handle.leave()
         if member.connected:
-            await meetings.record_room_presence(
-                self.app[SESSIONMAKER], int(member.room_id), member.principal, present=False
-            )
+            await self._presence(member, present=False)
+
+    async def _presence(self, member: Member, *, present: bool) -> None:
+        """The member's attendance: present while its media is up (ignored outside meetings)."""
+        await meetings.record_room_presence(
+            self.app[SESSIONMAKER], int(member.room_id), member.principal, present=present
+        )
+
+    async def _leave_rooms(self, sid: str, room_id: str) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            await self.sio.leave_room(sid, socket_room(room_id))
+            await self.sio.leave_room(sid, chair_room(room_id))
 
     # -- registry -----------------------------------------------------------------------------
-    def _forget(self, sid: str, *, keep_state: bool = False) -> Member | None:
+    def _forget(self, sid: str) -> Member | None:
+        """Unbind the socket from its member (the member's link state and still stay)."""
         member = self.members.pop(sid, None)
         if member is not None and self.by_pid.get((member.room_id, member.pid)) == sid:
             del self.by_pid[(member.room_id, member.pid)]
-            if not keep_state:
-                # A new connection starts with a fresh estimate (and sends a new still).
-                self.links.pop((member.room_id, member.pid), None)
-                self.stills.pop((member.room_id, member.pid), None)
         return member
+
+    def _clear_state(self, member: Member) -> None:
+        """A new connection starts with a fresh link estimate (and sends a new still)."""
+        self.links.pop((member.room_id, member.pid), None)
+        self.stills.pop((member.room_id, member.pid), None)
 
     def room_members(self, room_id: str) -> list[Member]:
         return sorted((m for m in self.members.values() if m.room_id == room_id), key=lambda m: m.order)
@@ -538,7 +536,7 @@ class MeetingHub:
         if ghost is not None:
             self._exorcise(key)
         else:
-            self._forget(member.sid, keep_state=True)  # the old socket is dead but not noticed yet
+            self._forget(member.sid)  # the old socket is dead but not noticed yet
         member.sid = sid
         self.members[sid] = member
         self.by_pid[key] = sid
@@ -638,7 +636,7 @@ class MeetingHub:
                 floor.leave_lobby(sid)
                 await self.send_lobby(room_id)
             return True
-        member = self._forget(sid, keep_state=reason == "dropped")
+        member = self._forget(sid)
         if member is None:
             if reason in ("disconnect", "dropped") and sid in self.joining:
                 self.abandoned.add(sid)
@@ -647,9 +645,7 @@ class MeetingHub:
             # Only the socket was lost (a congested or cut link): the media connection may carry
             # on, or come back with the link, and the page resumes it with its token. Nothing
             # else changes until it is back, replaced, or the grace period ends.
-            with contextlib.suppress(KeyError, ValueError):
-                await self.sio.leave_room(sid, socket_room(member.room_id))
-                await self.sio.leave_room(sid, chair_room(member.room_id))
+            await self._leave_rooms(sid, member.room_id)
             self._haunt(member, media=True)
             log.info(
                 "socket lost; media kept for a resume",
@@ -657,18 +653,13 @@ class MeetingHub:
             )
             await self.broadcast_participants(member.room_id)
             return True
-        self.links.pop((member.room_id, member.pid), None)
-        self.stills.pop((member.room_id, member.pid), None)
+        self._clear_state(member)
         with contextlib.suppress(SfuError):
             await member.handle.leave()
         # A replaced connection hands its presence straight to the new one.
         if member.connected and reason != "replaced":
-            await meetings.record_room_presence(
-                self.app[SESSIONMAKER], int(member.room_id), member.principal, present=False
-            )
-        with contextlib.suppress(KeyError, ValueError):
-            await self.sio.leave_room(sid, socket_room(member.room_id))
-            await self.sio.leave_room(sid, chair_room(member.room_id))
+            await self._presence(member, present=False)
+        await self._leave_rooms(sid, member.room_id)
         if reason == "dropped":
             self._haunt(member)  # a lost connection, not a goodbye: it may come back
         elif reason != "replaced" and (floor := self.floors.get(member.room_id)) is not None:

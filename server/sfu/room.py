@@ -300,7 +300,9 @@ class Room:
         for p in list(self.participants.values()):
             if not p.connected or p.closed:
                 continue
-            state = p.link.update(now, p.link_sample(now))
+            sample = p.link_sample(now)
+            state = p.link.update(now, sample)
+            logger.debug("room %s: %s %s -> %s", self.id, p.id, sample, state)
             demand_changed |= p.apply_link_mode()
             old = p.link_state
             if (state.bars, state.mode) != (old.bars, old.mode):

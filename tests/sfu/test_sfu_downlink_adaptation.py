@@ -1,7 +1,12 @@
 """Per-subscriber downlink adaptation under a real shaped link (tests/lab/linklab.py): a
-subscriber behind a 100 kbit/s downlink is switched to audio-only (LinkQualityChanged), keeps
+subscriber behind a 60 kbit/s downlink is switched to audio-only (LinkQualityChanged), keeps
 hearing the publisher, does not drag an unconstrained subscriber's video down, and gets video
-back by itself once the link recovers (the SFU probes)."""
+back by itself once the link recovers (the SFU probes).
+
+60 kbit/s cannot carry the publisher's lowest video rate (60 kbit/s, kiosk/rtc_tuning.py) next
+to its audio (~36 kbit/s on the wire), so the link must lose packets and the SFU must give up
+the video. A 100 kbit/s link sits on that boundary: video at its floor fits with bursts of
+loss, and the SFU rightly keeps low-rate video there more often than not."""
 
 from __future__ import annotations
 
@@ -58,7 +63,7 @@ async def test_starved_subscriber_goes_audio_only_and_comes_back() -> None:
         try:
             await wait_until(lambda: b.log(mids["video"]).frames >= 20, 30, "b sees a's video")
 
-            lab.shape(1, down_kbit=100)
+            lab.shape(1, down_kbit=60)
             await wait_until(lambda: "audio_only" in modes(events, "b"), 30, "b switched to audio-only")
             state = next(
                 e for e in reversed(events) if isinstance(e, LinkQualityChanged) and e.participant_id == "b"

@@ -5,6 +5,7 @@ Hook-up (one line in ``server.openapi.all_endpoints``, owned by the foundation):
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from server.meetings.views import (
@@ -18,208 +19,191 @@ from server.meetings.views import (
     TransitionInput,
 )
 from server.openapi import Endpoint, obj
+from server.openapi_schemas import (
+    array,
+    boolean,
+    enum,
+    envelope,
+    ids,
+    integer,
+    listing,
+    number,
+    string,
+    timestamp,
+)
 
-_ID = {"type": "integer"}
-_TIME = {"type": "string", "format": "date-time"}
-_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
-_ACTION = obj(
-    {
-        "id": _ID,
-        "text": {"type": "string"},
-        "owner_id": {"type": ["integer", "null"]},
-        "due_date": {"type": ["string", "null"]},
-    },
-    required=("id", "text"),
-)
-_ITEM = obj(
-    {
-        "id": _ID,
-        "position": _ID,
-        "title": {"type": "string"},
-        "planned_minutes": _ID,
-        "presenter_id": {"type": ["integer", "null"]},
-        "petition_ids": {"type": "array", "items": _ID},
-        "notes": {"type": "string"},
-        "decisions": {"type": "string"},
-        "actions": {"type": "array", "items": _ACTION},
-    },
-    required=("id", "position", "title"),
-)
-_MEETING = obj(
-    {
-        "id": _ID,
-        "title": {"type": "string"},
-        "purpose": {"type": "string"},
-        "status": {"type": "string", "enum": ["scheduled", "live", "ended", "cancelled"]},
-        "starts_at": _TIME,
-        "ends_at": _TIME,
-        "chair_id": _ID,
-        "official_ids": {"type": "array", "items": _ID},
-        "village_ids": {"type": "array", "items": _ID},
-        "join_mode": {"type": "string", "enum": ["auto", "touch"]},
-        "lobby_mode": {"type": "string", "enum": ["wait", "auto_admit"]},
-        "room_id": {"type": ["integer", "null"]},
-        "started_at": _TIME_OR_NULL,
-        "ended_at": _TIME_OR_NULL,
-        "cancelled_at": _TIME_OR_NULL,
-        "record_closed_at": _TIME_OR_NULL,
-        "agenda": {"type": "array", "items": _ITEM},
-    },
-    required=("id", "title", "status", "starts_at", "ends_at", "chair_id"),
-)
-_ONE = obj({"meeting": _MEETING}, required=("meeting",))
-_SCHEDULED = obj(
-    {"meeting": _MEETING, "villages_without_kiosk": {"type": "array", "items": _ID}},
-    required=("meeting", "villages_without_kiosk"),
-)
-_OUTCOME = obj(
-    {
-        "petition_id": _ID,
-        "receipt_no": {"type": "string"},
-        "outcome": {"type": "string"},
-        "detail": {"type": "string"},
-    },
-    required=("petition_id", "outcome"),
-)
 STAFF = ("official", "admin")
 ADMIN = ("admin",)
 
 
-def _e(method: str, path: str, summary: str, roles: tuple[str, ...], **kwargs: Any) -> Endpoint:
-    return Endpoint(method, path, summary, roles, tag="meetings", **kwargs)
+def _meeting() -> dict[str, Any]:
+    """``server.meetings.views`` meeting JSON, with its agenda and each item's action items."""
+    action = obj(
+        {"id": integer(), "text": string(), "owner_id": integer(null=True), "due_date": string(null=True)},
+        required=("id", "text"),
+    )
+    item = obj(
+        {
+            "id": integer(),
+            "position": integer(),
+            "title": string(),
+            "planned_minutes": integer(),
+            "presenter_id": integer(null=True),
+            "petition_ids": ids(),
+            "notes": string(),
+            "decisions": string(),
+            "actions": array(action),
+        },
+        required=("id", "position", "title"),
+    )
+    return obj(
+        {
+            "id": integer(),
+            "title": string(),
+            "purpose": string(),
+            "status": enum("scheduled", "live", "ended", "cancelled"),
+            "starts_at": timestamp(),
+            "ends_at": timestamp(),
+            "chair_id": integer(),
+            "official_ids": ids(),
+            "village_ids": ids(),
+            "join_mode": enum("auto", "touch"),
+            "lobby_mode": enum("wait", "auto_admit"),
+            "room_id": integer(null=True),
+            "started_at": timestamp(null=True),
+            "ended_at": timestamp(null=True),
+            "cancelled_at": timestamp(null=True),
+            "record_closed_at": timestamp(null=True),
+            "agenda": array(item),
+        },
+        required=("id", "title", "status", "starts_at", "ends_at", "chair_id"),
+    )
+
+
+def _recording_file() -> dict[str, Any]:
+    return obj(
+        {
+            "id": integer(),
+            "participant": string(),
+            "duration": number(),
+            "has_audio": boolean(),
+            "has_video": boolean(),
+            "url": string(),
+        },
+        required=("id", "participant", "url"),
+    )
 
 
 def meeting_endpoints() -> tuple[Endpoint, ...]:
+    endpoint = partial(Endpoint, tag="meetings")
+    meeting = _meeting()
+    one = envelope("meeting", meeting)
+    scheduled = obj(
+        {"meeting": meeting, "villages_without_kiosk": ids()}, required=("meeting", "villages_without_kiosk")
+    )
+    outcome = obj(
+        {"petition_id": integer(), "receipt_no": string(), "outcome": string(), "detail": string()},
+        required=("petition_id", "outcome"),
+    )
+    kiosk_meeting = obj({"id": integer(), "title": string(), "when": string(), "live": boolean()})
     base = "/api/v1/meetings"
-    item = base + "/{meeting_id}/agenda/{item_id}"
+    one_meeting = base + "/{meeting_id}"
+    item = one_meeting + "/agenda/{item_id}"
     return (
-        _e(
+        endpoint(
             "get",
             base,
             "Meetings (admins: all; officials: the ones they chair or are invited to)",
             STAFF,
-            response=obj({"meetings": {"type": "array", "items": _MEETING}}, required=("meetings",)),
+            response=listing("meetings", meeting),
         ),
-        _e("post", base, "Schedule a meeting", ADMIN, request=MeetingInput, status=201, response=_SCHEDULED),
-        _e("get", base + "/{meeting_id}", "One meeting (404 when not invited)", STAFF, response=_ONE),
-        _e(
+        endpoint(
+            "post", base, "Schedule a meeting", ADMIN, request=MeetingInput, status=201, response=scheduled
+        ),
+        endpoint("get", one_meeting, "One meeting (404 when not invited)", STAFF, response=one),
+        endpoint(
             "patch",
-            base + "/{meeting_id}",
+            one_meeting,
             "Edit a meeting (live: end time only)",
             ADMIN,
             request=MeetingPatch,
-            response=_SCHEDULED,
+            response=scheduled,
         ),
-        _e(
+        endpoint(
             "post",
-            base + "/{meeting_id}/transitions",
+            one_meeting + "/transitions",
             "Start, end, cancel, or close the record",
             STAFF,
             request=TransitionInput,
-            response=obj(
-                {"meeting": _MEETING, "petitions": {"type": "array", "items": _OUTCOME}},
-                required=("meeting",),
-            ),
+            response=obj({"meeting": meeting, "petitions": array(outcome)}, required=("meeting",)),
         ),
-        _e(
+        endpoint(
             "post",
-            base + "/{meeting_id}/recording/start",
+            one_meeting + "/recording/start",
             "Start recording the live meeting (chair or admin; 409 if not live or already recording)",
             STAFF,
-            response=obj({"recording": {"type": "boolean"}}, required=("recording",)),
+            response=envelope("recording", boolean()),
         ),
-        _e(
+        endpoint(
             "post",
-            base + "/{meeting_id}/recording/stop",
+            one_meeting + "/recording/stop",
             "Stop recording; the files are registered for the record (409 if not recording)",
             STAFF,
             response=obj(
-                {
-                    "recording": {"type": "boolean"},
-                    "files": {
-                        "type": "array",
-                        "items": obj(
-                            {
-                                "id": _ID,
-                                "participant": {"type": "string"},
-                                "duration": {"type": "number"},
-                                "has_audio": {"type": "boolean"},
-                                "has_video": {"type": "boolean"},
-                                "url": {"type": "string"},
-                            },
-                            required=("id", "participant", "url"),
-                        ),
-                    },
-                },
-                required=("recording", "files"),
+                {"recording": boolean(), "files": array(_recording_file())}, required=("recording", "files")
             ),
         ),
-        _e(
+        endpoint(
             "post",
-            base + "/{meeting_id}/agenda",
+            one_meeting + "/agenda",
             "Add an agenda item (or one from a petition)",
             STAFF,
             request=AgendaInput,
             status=201,
-            response=obj({"item_id": _ID, "meeting": _MEETING}, required=("item_id", "meeting")),
+            response=obj({"item_id": integer(), "meeting": meeting}, required=("item_id", "meeting")),
         ),
-        _e("patch", item, "Edit or move an agenda item", STAFF, request=AgendaPatch, response=_ONE),
-        _e("delete", item, "Remove an agenda item", STAFF, response=_ONE),
-        _e(
+        endpoint("patch", item, "Edit or move an agenda item", STAFF, request=AgendaPatch, response=one),
+        endpoint("delete", item, "Remove an agenda item", STAFF, response=one),
+        endpoint(
             "put",
             item + "/minutes",
             "Notes and decisions of an item",
             STAFF,
             request=MinutesInput,
-            response=_ONE,
+            response=one,
         ),
-        _e(
+        endpoint(
             "post",
             item + "/actions",
             "Add an action item",
             STAFF,
             request=ActionItemInput,
             status=201,
-            response=obj({"action_item_id": _ID}, required=("action_item_id",)),
+            response=envelope("action_item_id", integer()),
         ),
-        _e(
+        endpoint(
             "get",
-            base + "/{meeting_id}/admission",
+            one_meeting + "/admission",
             "May the caller join now? (403 uninvited, 409 not live)",
             ("official", "admin", "kiosk"),
             response=obj(
-                {"may_join": {"type": "boolean"}, "room_id": _ID, "url": {"type": "string"}},
+                {"may_join": boolean(), "room_id": integer(), "url": string()},
                 required=("may_join", "room_id", "url"),
             ),
         ),
-        _e(
+        endpoint(
             "put",
-            base + "/{meeting_id}/residents",
+            one_meeting + "/residents",
             "Residents in front of the kiosk",
             ("kiosk",),
             request=ResidentsInput,
-            response=obj({"residents_count": _ID}, required=("residents_count",)),
+            response=envelope("residents_count", integer()),
         ),
-        _e(
+        endpoint(
             "get",
             "/api/v1/kiosk/meetings",
             "The kiosk village's upcoming meetings",
             ("kiosk",),
-            response=obj(
-                {
-                    "meetings": {
-                        "type": "array",
-                        "items": obj(
-                            {
-                                "id": _ID,
-                                "title": {"type": "string"},
-                                "when": {"type": "string"},
-                                "live": {"type": "boolean"},
-                            }
-                        ),
-                    }
-                },
-                required=("meetings",),
-            ),
+            response=listing("meetings", kiosk_meeting),
         ),
     )

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from server.openapi import Endpoint, obj, ref
+from server.openapi_schemas import (
+    array,
+    boolean,
+    enum,
+    envelope,
+    extended,
+    integer,
+    listing,
+    number,
+    string,
+)
 from server.petitions.api import ListQuery
 from server.petitions.schemas import (
     ActionBody,
@@ -22,293 +34,240 @@ KIOSK = ("kiosk",)
 STAFF = ("official", "admin")
 ADMIN = ("admin",)
 
-_S = {"type": "string"}
-_NS = {"type": ["string", "null"]}
-_I = {"type": "integer"}
-_NI = {"type": ["integer", "null"]}
 
-PUBLIC_PETITION = obj(
-    {
-        "id": _I,
-        "petition_type": _S,
-        "petition_type_label": _S,
-        "status": {
-            "type": "string",
-            "enum": ["received", "in_progress", "info_requested", "transferred", "answered", "closed"],
-        },
-        "status_label": _S,
-        "title": _S,
-        "village": _S,
-        "department": _NS,
-        "received_at": _S,
-        "due_at": _S,
-        "deadline_state": {"type": "string", "enum": ["on_time", "due_soon", "overdue"]},
-        "support_count": _I,
-        "body_text": _S,
-        "answer": _NS,
-        "answered_at": _NS,
-    },
-    required=("id", "status", "title", "due_at", "deadline_state"),
-)
-RESIDENT_PETITION = {
-    "allOf": [
-        PUBLIC_PETITION,
-        obj(
-            {
-                "receipt_no": _S,
-                "is_public": {"type": "boolean"},
-                "info_request": _NS,
-                "extension_reason": _NS,
-            },
-            required=("receipt_no",),
-        ),
-    ]
-}
-MEDIA = obj(
-    {
-        "id": _I,
-        "kind": {"type": "string", "enum": ["message", "photo"]},
-        "content_type": _S,
-        "size_bytes": _I,
-        "duration_s": {"type": ["number", "null"]},
-        "has_video": {"type": "boolean"},
-        "url": _S,
-    }
-)
-OFFICIAL_PETITION = {
-    "allOf": [
-        RESIDENT_PETITION,
-        obj(
-            {
-                "department_id": _NI,
-                "village_id": _I,
-                "kiosk_id": _NI,
-                "assignee_id": _NI,
-                "info_requests_count": _I,
-                "extended": {"type": "boolean"},
-                "resident_name": _NS,
-                "resident_phone": {
-                    "type": "string",
-                    "description": "masked (010-****-1234) unless the caller handles it",
-                },
-                "personal_data_masked": {"type": "boolean"},
-                "media": {"type": "array", "items": MEDIA},
-                "allowed_actions": {"type": "array", "items": _S},
-            }
-        ),
-    ]
-}
-NOTE = obj({"id": _I, "author": _S, "text": _S, "created_at": _NS})
-EVENT = obj({"id": _I, "at": _S, "actor": _S, "actor_role": _S, "action": _S, "details": {"type": "object"}})
-TEMPLATE = obj({"id": _I, "title": _S, "body": _S, "department_id": _NI})
-DEPARTMENT = obj({"id": _I, "name_ko": _S, "name_en": _S, "is_active": {"type": "boolean"}})
-
-MULTIPART_FILE: dict[str, Any] = {
-    "schema": obj(
+def _public_petition() -> dict[str, Any]:
+    """What anybody may see of a public petition (no personal data)."""
+    return obj(
         {
-            "petition": ref("FileInput"),
-            "media": {
-                "type": "string",
-                "contentMediaType": "application/octet-stream",
-                "description": "Recorded voice/video message (WebM/Ogg/MP4, ≤ 3 minutes, ≤ 40 MB)",
-            },
-            "photo": {
-                "type": "array",
-                "maxItems": 3,
-                "items": {"type": "string", "contentMediaType": "application/octet-stream"},
-                "description": "JPEG/PNG/WebP photos, ≤ 8 MB each",
-            },
+            "id": integer(),
+            "petition_type": string(),
+            "petition_type_label": string(),
+            "status": enum("received", "in_progress", "info_requested", "transferred", "answered", "closed"),
+            "status_label": string(),
+            "title": string(),
+            "village": string(),
+            "department": string(null=True),
+            "received_at": string(),
+            "due_at": string(),
+            "deadline_state": enum("on_time", "due_soon", "overdue"),
+            "support_count": integer(),
+            "body_text": string(),
+            "answer": string(null=True),
+            "answered_at": string(null=True),
         },
-        required=("petition",),
-    ),
-    "encoding": {"petition": {"contentType": "application/json"}},
-}
+        required=("id", "status", "title", "due_at", "deadline_state"),
+    )
 
 
-def _wrap(key: str, schema: Any) -> dict[str, Any]:
-    return obj({key: schema}, required=(key,))
+def _resident_petition() -> dict[str, Any]:
+    """What the resident who filed it sees (with the receipt number and PIN)."""
+    return extended(
+        _public_petition(),
+        {
+            "receipt_no": string(),
+            "is_public": boolean(),
+            "info_request": string(null=True),
+            "extension_reason": string(null=True),
+        },
+        required=("receipt_no",),
+    )
+
+
+def _official_petition() -> dict[str, Any]:
+    media = obj(
+        {
+            "id": integer(),
+            "kind": enum("message", "photo"),
+            "content_type": string(),
+            "size_bytes": integer(),
+            "duration_s": number(null=True),
+            "has_video": boolean(),
+            "url": string(),
+        }
+    )
+    return extended(
+        _resident_petition(),
+        {
+            "department_id": integer(null=True),
+            "village_id": integer(),
+            "kiosk_id": integer(null=True),
+            "assignee_id": integer(null=True),
+            "info_requests_count": integer(),
+            "extended": boolean(),
+            "resident_name": string(null=True),
+            "resident_phone": string(description="masked (010-****-1234) unless the caller handles it"),
+            "personal_data_masked": boolean(),
+            "media": array(media),
+            "allowed_actions": array(string()),
+        },
+    )
+
+
+def _multipart_file() -> dict[str, Any]:
+    """A kiosk's petition with its recorded message and photos."""
+    binary = string(contentMediaType="application/octet-stream")
+    return {
+        "schema": obj(
+            {
+                "petition": ref("FileInput"),
+                "media": {
+                    **binary,
+                    "description": "Recorded voice/video message (WebM/Ogg/MP4, ≤ 3 minutes, ≤ 40 MB)",
+                },
+                "photo": {**array(binary), "maxItems": 3, "description": "JPEG/PNG/WebP photos, ≤ 8 MB each"},
+            },
+            required=("petition",),
+        ),
+        "encoding": {"petition": {"contentType": "application/json"}},
+    }
 
 
 def petition_endpoints() -> tuple[Endpoint, ...]:
-    many = {"type": "array", "items": OFFICIAL_PETITION}
+    kiosk = partial(Endpoint, roles=KIOSK, tag="kiosk petitions")
+    staff = partial(Endpoint, roles=STAFF, tag="petitions")
+    admin = partial(Endpoint, roles=ADMIN, tag="admin")
+    public, resident, official = _public_petition(), _resident_petition(), _official_petition()
+    note = obj({"id": integer(), "author": string(), "text": string(), "created_at": string(null=True)})
+    event = obj(
+        {
+            "id": integer(),
+            "at": string(),
+            "actor": string(),
+            "actor_role": string(),
+            "action": string(),
+            "details": {"type": "object"},
+        }
+    )
+    template = obj(
+        {"id": integer(), "title": string(), "body": string(), "department_id": integer(null=True)}
+    )
+    department = obj({"id": integer(), "name_ko": string(), "name_en": string(), "is_active": boolean()})
+    one_petition = "/api/v1/petitions/{petition_id}"
+    public_petitions = "/api/v1/kiosk/petitions/public"
     return (
-        Endpoint(
+        kiosk(
             "post",
             "/api/v1/kiosk/petitions",
             "File a petition from a kiosk (JSON, or multipart with a recorded message)",
-            KIOSK,
             request=FileInput,
-            multipart=MULTIPART_FILE,
+            multipart=_multipart_file(),
             status=201,
-            tag="kiosk petitions",
             response=obj(
-                {"petition": RESIDENT_PETITION, "pin": {"type": "string", "pattern": "^[0-9]{4}$"}},
-                required=("petition", "pin"),
+                {"petition": resident, "pin": string(pattern="^[0-9]{4}$")}, required=("petition", "pin")
             ),
         ),
-        Endpoint(
+        kiosk(
             "post",
             "/api/v1/kiosk/petitions/status",
             "Check a petition with its receipt number and PIN (throttled)",
-            KIOSK,
             request=StatusCheckInput,
-            response=_wrap("petition", RESIDENT_PETITION),
-            tag="kiosk petitions",
+            response=envelope("petition", resident),
         ),
-        Endpoint(
+        kiosk(
             "get",
-            "/api/v1/kiosk/petitions/public",
+            public_petitions,
             "Public petitions (no personal data)",
-            KIOSK,
-            response=_wrap("petitions", {"type": "array", "items": PUBLIC_PETITION}),
-            tag="kiosk petitions",
+            response=listing("petitions", public),
         ),
-        Endpoint(
+        kiosk(
             "get",
-            "/api/v1/kiosk/petitions/public/{petition_id}",
+            public_petitions + "/{petition_id}",
             "One public petition (no personal data)",
-            KIOSK,
-            response=_wrap("petition", PUBLIC_PETITION),
-            tag="kiosk petitions",
+            response=envelope("petition", public),
         ),
-        Endpoint(
+        kiosk(
             "post",
-            "/api/v1/kiosk/petitions/public/{petition_id}/support",
+            public_petitions + "/{petition_id}/support",
             "Support (공감) once per kiosk session",
-            KIOSK,
             request=SupportInput,
             status=201,
-            response=_wrap("support_count", _I),
-            tag="kiosk petitions",
+            response=envelope("support_count", integer()),
         ),
-        Endpoint(
+        staff(
             "get",
             "/api/v1/petitions",
             "Petitions the caller may see, earliest deadline first (personal data masked)",
-            STAFF,
             query=ListQuery,
-            response=_wrap("petitions", many),
-            tag="petitions",
+            response=listing("petitions", official),
         ),
-        Endpoint(
+        staff(
             "post",
             "/api/v1/petitions/bulk-answer",
             "Answer several petitions with one text (all or nothing)",
-            STAFF,
             request=BulkAnswerBody,
-            response=_wrap("answered", {"type": "array", "items": _I}),
-            tag="petitions",
+            response=listing("answered", integer()),
         ),
-        Endpoint(
+        staff(
             "get",
-            "/api/v1/petitions/{petition_id}",
+            one_petition,
             "One petition (unmasked for the handling department)",
-            STAFF,
-            response=_wrap("petition", OFFICIAL_PETITION),
-            tag="petitions",
+            response=envelope("petition", official),
         ),
-        Endpoint(
+        staff(
             "post",
-            "/api/v1/petitions/{petition_id}/actions",
+            one_petition + "/actions",
             "Apply a status-machine action (illegal moves: 409)",
-            STAFF,
             request=ActionBody,
-            response=_wrap("petition", OFFICIAL_PETITION),
-            tag="petitions",
+            response=envelope("petition", official),
         ),
-        Endpoint(
-            "get",
-            "/api/v1/petitions/{petition_id}/notes",
-            "Internal notes",
-            STAFF,
-            response=_wrap("notes", {"type": "array", "items": NOTE}),
-            tag="petitions",
-        ),
-        Endpoint(
+        staff("get", one_petition + "/notes", "Internal notes", response=listing("notes", note)),
+        staff(
             "post",
-            "/api/v1/petitions/{petition_id}/notes",
+            one_petition + "/notes",
             "Add an internal note",
-            STAFF,
             request=NoteBody,
             status=201,
-            response=_wrap("note", NOTE),
-            tag="petitions",
+            response=envelope("note", note),
         ),
-        Endpoint(
+        staff("get", one_petition + "/events", "Audit trail", response=listing("events", event)),
+        staff(
             "get",
-            "/api/v1/petitions/{petition_id}/events",
-            "Audit trail",
-            STAFF,
-            response=_wrap("events", {"type": "array", "items": EVENT}),
-            tag="petitions",
-        ),
-        Endpoint(
-            "get",
-            "/api/v1/petitions/{petition_id}/media/{media_id}",
+            one_petition + "/media/{media_id}",
             "A recorded message or photo",
-            STAFF,
             binary_response="application/octet-stream",
-            tag="petitions",
         ),
-        Endpoint(
+        staff(
             "get",
             "/api/v1/answer-templates",
             "Saved answers usable by the caller",
-            STAFF,
-            response=_wrap("templates", {"type": "array", "items": TEMPLATE}),
-            tag="petitions",
+            response=listing("templates", template),
         ),
-        Endpoint(
+        staff(
             "post",
             "/api/v1/answer-templates",
             "Save an answer template",
-            STAFF,
             request=TemplateBody,
             status=201,
-            response=_wrap("template", TEMPLATE),
-            tag="petitions",
+            response=envelope("template", template),
         ),
-        Endpoint(
-            "get",
-            "/api/v1/admin/departments",
-            "Departments",
-            ADMIN,
-            response=_wrap("departments", {"type": "array", "items": DEPARTMENT}),
-            tag="admin",
-        ),
-        Endpoint(
+        admin("get", "/api/v1/admin/departments", "Departments", response=listing("departments", department)),
+        admin(
             "post",
             "/api/v1/admin/departments",
             "Add a department",
-            ADMIN,
             request=DepartmentBody,
             status=201,
-            response=_wrap("department", DEPARTMENT),
-            tag="admin",
+            response=envelope("department", department),
         ),
-        Endpoint(
+        admin(
             "patch",
             "/api/v1/admin/departments/{department_id}",
             "Rename or (de)activate a department",
-            ADMIN,
             request=DepartmentPatch,
-            response=_wrap("department", DEPARTMENT),
-            tag="admin",
+            response=envelope("department", department),
         ),
-        Endpoint(
+        admin(
             "get",
             "/api/v1/admin/petitions/stats",
             "Statistics: by village and type, median time to answer, overdue rate",
-            ADMIN,
             response=obj(
                 {
-                    "by_village": {"type": "array"},
-                    "by_type": {"type": "array"},
-                    "median_hours_to_answer": {"type": ["number", "null"]},
-                    "overdue_rate": {"type": ["number", "null"]},
-                    "total": _I,
+                    "by_village": array(),
+                    "by_type": array(),
+                    "median_hours_to_answer": number(null=True),
+                    "overdue_rate": number(null=True),
+                    "total": integer(),
                 }
             ),
-            tag="admin",
         ),
     )

@@ -27,6 +27,7 @@ from aiortc.rtcrtpparameters import (
 )
 
 from . import aiortc_internals as ai
+from . import opus_packets
 from .config import SfuConfig
 from .rtputil import (
     PacedNackList,
@@ -137,6 +138,9 @@ class InboundStream(_TaskOwner):
         self.plis_sent = 0
         self.nacks_sent = 0
         self.relay_time_total = 0.0
+        #: Opus packets that were DTX / carried in-band FEC (see opus_packets.py).
+        self.opus_dtx_packets = 0
+        self.opus_fec_packets = 0
 
     # -- lifecycle -----------------------------------------------------------------------
     @property
@@ -213,6 +217,10 @@ class InboundStream(_TaskOwner):
                 due = nack.due(now, self._rtt())
                 if due:
                     self._spawn(self._send_rtcp(self._nack_packets(due)))
+        if self._codecs[packet.payload_type].name.lower() == "opus":
+            opus = opus_packets.inspect(packet.payload)
+            self.opus_dtx_packets += opus.dtx
+            self.opus_fec_packets += bool(opus.fec)
         level = packet.extensions.audio_level
         if level is not None:
             # (voice activity flag, level in -dBov 0..127); store loudness 127 - level

@@ -60,6 +60,10 @@ class ParticipantStats:
     #: Mean time spent forwarding one received packet to all its subscribers (seconds).
     relay_time_per_packet: float
     forwarded: tuple[ForwardedStream, ...]
+    #: What the participant's Opus audio carried (server/sfu/opus_packets.py).
+    audio_packets_in: int
+    opus_dtx_packets: int
+    opus_fec_packets: int
 
 
 @dataclass(frozen=True)
@@ -367,6 +371,7 @@ class Room:
                 for o in p.audio_slots + p.video_slots
             )
             ins = list(p.inbound.values())
+            audio = p.inbound.get("audio")
             packets_in = sum(s.packets for s in ins)
             relay_time = sum(s.relay_time_total for s in ins)
             result[p.id] = ParticipantStats(
@@ -382,5 +387,8 @@ class Room:
                 video_wanted=bool(p.inbound.get("video") and p.inbound["video"].wanted),
                 relay_time_per_packet=relay_time / packets_in if packets_in else 0.0,
                 forwarded=forwarded,
+                audio_packets_in=audio.packets if audio else 0,
+                opus_dtx_packets=audio.opus_dtx_packets if audio else 0,
+                opus_fec_packets=audio.opus_fec_packets if audio else 0,
             )
         return RoomStats(room_id=self.id, active_speaker=self._active_speaker, participants=result)

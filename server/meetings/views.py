@@ -8,12 +8,14 @@ import datetime as dt
 import io
 import json
 import logging
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 from multidict import MultiDictProxy
 from pydantic import AwareDatetime, Field
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.models import Account
 from server.auth.roles import Principal, Role
@@ -28,12 +30,15 @@ from server.meetings.record import record_csv_rows, record_data
 from server.petitions.models import Petition
 from server.petitions.service import OPEN_STATUSES
 from server.rendering import render
+from server.room_urls import room_url
 from server.routing import allow, principal_of
 from server.sfu import InvalidState
 from server.timeutil import SEOUL, format_local
 from server.validation import Id, Input, is_id, json_body, path_id
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MAX_IDS = 500
 TEXT_MAX = 20000
@@ -199,16 +204,36 @@ def meeting_json(meeting: Meeting) -> dict[str, Any]:
     }
 
 
-def _scheduled_json(result: service.ScheduleResult) -> dict[str, Any]:
+async def _reload(session: Any, meeting_id: int) -> Meeting:
+    session.expire_all()
+    return await service.get_meeting(session, meeting_id)
+
+
+async def _scheduled_json(session: Any, meeting_id: int, result: service.ScheduleResult) -> dict[str, Any]:
+    """The meeting as stored after scheduling or changing it, and the invited villages with no kiosk."""
+    meeting = await _reload(session, meeting_id)
     return {
-        "meeting": meeting_json(result.meeting),
+        "meeting": meeting_json(meeting),
         "villages_without_kiosk": list(result.villages_without_kiosk),
     }
 
 
-async def _reload(session: Any, meeting_id: int) -> Meeting:
-    session.expire_all()
-    return await service.get_meeting(session, meeting_id)
+def _action_of(request: web.Request, allowed: Sequence[str]) -> str:
+    """The ``{action}`` of the path; 404 for one the route does not know."""
+    action = request.match_info["action"]
+    if action not in allowed:
+        raise NotFound("no such action", code="not_found")
+    return action
+
+
+async def _list_names(session: Any, meetings: Sequence[Meeting]) -> dict[str, Any]:
+    """The chairs' and invited villages' names that the meetings_table macro shows."""
+    return {
+        "chair_names": await service.account_names(session, {m.chair_id for m in meetings}),
+        "village_names": await service.village_names(
+            session, {v.village_id for m in meetings for v in m.villages}
+        ),
+    }
 
 
 async def _managed(session: Any, principal: Principal, meeting_id: int, *, lock: bool = True) -> Meeting:
@@ -341,9 +366,7 @@ async def recording_file(request: web.Request) -> web.StreamResponse:
 
 @allow(Role.ADMIN)
 async def admin_recording(request: web.Request) -> web.StreamResponse:
-    action = request.match_info["action"]
-    if action not in ("start", "stop"):
-        raise NotFound("no such action", code="not_found")
+    action = _action_of(request, ("start", "stop"))
 
     async def work(meeting_id: int, form: MultiDictProxy[Any]) -> None:
         if action == "start":
@@ -380,8 +403,7 @@ async def api_create(request: web.Request) -> web.Response:
     )
     async with transaction(request.app[SESSIONMAKER]) as session:
         result = await service.schedule_meeting(session, principal_of(request), draft)
-        meeting = await _reload(session, result.meeting.id)
-        body = _scheduled_json(service.ScheduleResult(meeting, result.villages_without_kiosk))
+        body = await _scheduled_json(session, result.meeting.id, result)
     return web.json_response(body, status=201)
 
 
@@ -410,8 +432,7 @@ async def api_patch(request: web.Request) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
         meeting = await service.get_meeting(session, meeting_id, lock=True)
         result = await service.update_meeting(session, principal_of(request), meeting, changes)
-        meeting = await _reload(session, meeting_id)
-        body = _scheduled_json(service.ScheduleResult(meeting, result.villages_without_kiosk))
+        body = await _scheduled_json(session, meeting_id, result)
     return web.json_response(body)
 
 
@@ -425,12 +446,32 @@ async def api_transition(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+async def _change_managed(
+    request: web.Request, meeting_id: int, change: Callable[[AsyncSession, Meeting], Awaitable[T]]
+) -> tuple[T, dict[str, Any]]:
+    """Run ``change`` on a meeting the caller manages (locked), in one transaction.
+
+    Returns what ``change`` returned and the meeting as stored afterwards, as JSON."""
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        meeting = await _managed(session, principal_of(request), meeting_id)
+        result = await change(session, meeting)
+        return result, meeting_json(await _reload(session, meeting_id))
+
+
+async def _change_item(
+    request: web.Request, change: Callable[[AsyncSession, Meeting, int], Awaitable[object]]
+) -> web.Response:
+    """Run ``change`` on the path's agenda item of a meeting the caller manages; reply with the meeting."""
+    meeting_id, item_id = _id(request, "meeting_id"), _id(request, "item_id")
+    _, meeting = await _change_managed(request, meeting_id, lambda session, m: change(session, m, item_id))
+    return web.json_response({"meeting": meeting})
+
+
 @allow(Role.ADMIN, Role.OFFICIAL)
 async def api_add_agenda(request: web.Request) -> web.Response:
     data = await json_body(request, AgendaInput)
-    meeting_id = _id(request, "meeting_id")
-    async with transaction(request.app[SESSIONMAKER]) as session:
-        meeting = await _managed(session, principal_of(request), meeting_id)
+
+    async def add(session: AsyncSession, meeting: Meeting) -> int:
         if data.from_petition_id is not None:
             item = await service.add_item_from_petition(
                 session, meeting, data.from_petition_id, planned_minutes=data.planned_minutes
@@ -447,17 +488,18 @@ async def api_add_agenda(request: web.Request) -> web.Response:
             )
         else:
             raise BadRequest("an agenda item needs a title or a petition", code="validation_failed")
-        item_id = item.id
-        meeting = await _reload(session, meeting_id)
-        return web.json_response({"item_id": item_id, "meeting": meeting_json(meeting)}, status=201)
+        # Read before the reload expires it.
+        return item.id
+
+    item_id, meeting = await _change_managed(request, _id(request, "meeting_id"), add)
+    return web.json_response({"item_id": item_id, "meeting": meeting}, status=201)
 
 
 @allow(Role.ADMIN, Role.OFFICIAL)
 async def api_patch_agenda(request: web.Request) -> web.Response:
     data = await json_body(request, AgendaPatch)
-    meeting_id, item_id = _id(request, "meeting_id"), _id(request, "item_id")
-    async with transaction(request.app[SESSIONMAKER]) as session:
-        meeting = await _managed(session, principal_of(request), meeting_id)
+
+    async def patch(session: AsyncSession, meeting: Meeting, item_id: int) -> None:
         await service.update_agenda_item(
             session,
             meeting,
@@ -469,29 +511,24 @@ async def api_patch_agenda(request: web.Request) -> web.Response:
         )
         if data.position is not None:
             await service.move_agenda_item(session, meeting, item_id, data.position)
-        meeting = await _reload(session, meeting_id)
-        return web.json_response({"meeting": meeting_json(meeting)})
+
+    return await _change_item(request, patch)
 
 
 @allow(Role.ADMIN, Role.OFFICIAL)
 async def api_delete_agenda(request: web.Request) -> web.Response:
-    meeting_id, item_id = _id(request, "meeting_id"), _id(request, "item_id")
-    async with transaction(request.app[SESSIONMAKER]) as session:
-        meeting = await _managed(session, principal_of(request), meeting_id)
-        await service.delete_agenda_item(session, meeting, item_id)
-        meeting = await _reload(session, meeting_id)
-        return web.json_response({"meeting": meeting_json(meeting)})
+    return await _change_item(request, service.delete_agenda_item)
 
 
 @allow(Role.ADMIN, Role.OFFICIAL)
 async def api_minutes(request: web.Request) -> web.Response:
     data = await json_body(request, MinutesInput)
-    meeting_id, item_id = _id(request, "meeting_id"), _id(request, "item_id")
-    async with transaction(request.app[SESSIONMAKER]) as session:
-        meeting = await _managed(session, principal_of(request), meeting_id)
-        await service.write_minutes(session, meeting, item_id, notes=data.notes, decisions=data.decisions)
-        meeting = await _reload(session, meeting_id)
-        return web.json_response({"meeting": meeting_json(meeting)})
+    return await _change_item(
+        request,
+        lambda session, meeting, item_id: service.write_minutes(
+            session, meeting, item_id, notes=data.notes, decisions=data.decisions
+        ),
+    )
 
 
 @allow(Role.ADMIN, Role.OFFICIAL)
@@ -515,8 +552,11 @@ async def _admission(request: web.Request) -> dict[str, Any]:
         if await service.may_join_meeting(session, principal, meeting):
             if meeting.room_id is None:
                 raise Conflict("the meeting has not opened its room yet", code="meeting_not_live")
-            prefix = "/kiosk/rooms/" if principal.role is Role.KIOSK else "/rooms/"
-            return {"may_join": True, "room_id": meeting.room_id, "url": f"{prefix}{meeting.room_id}"}
+            return {
+                "may_join": True,
+                "room_id": meeting.room_id,
+                "url": room_url(principal.role, meeting.room_id),
+            }
         invited = (
             principal.village_id in {v.village_id for v in meeting.villages}
             if principal.role is Role.KIOSK
@@ -674,18 +714,13 @@ async def official_list_page(request: web.Request) -> web.Response:
     principal = principal_of(request)
     async with transaction(request.app[SESSIONMAKER]) as session:
         meetings = await service.feed_for_official(session, principal.id)
-        names = await service.account_names(session, {m.chair_id for m in meetings})
-        village_names = await service.village_names(
-            session, {v.village_id for m in meetings for v in m.villages}
-        )
         now = utcnow()
         context = {
             "upcoming": [m for m in meetings if m.status in ("scheduled", "live") and m.ends_at > now],
             "past": [
                 m for m in reversed(meetings) if not (m.status in ("scheduled", "live") and m.ends_at > now)
             ],
-            "chair_names": names,
-            "village_names": village_names,
+            **await _list_names(session, meetings),
         }
         return render(request, "meetings/official_list.html", context)
 
@@ -720,14 +755,9 @@ async def _list_page(
 ) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
         meetings = await service.list_meetings(session, principal_of(request))
-        names = await service.account_names(session, {m.chair_id for m in meetings})
-        village_names = await service.village_names(
-            session, {v.village_id for m in meetings for v in m.villages}
-        )
         context = {
             "meetings": meetings,
-            "chair_names": names,
-            "village_names": village_names,
+            **await _list_names(session, meetings),
             "error": error,
             "form": form or {},
             "local_input": local_input,
@@ -847,9 +877,7 @@ async def admin_update(request: web.Request) -> web.StreamResponse:
 
 @allow(Role.ADMIN)
 async def admin_transition(request: web.Request) -> web.StreamResponse:
-    action = request.match_info["action"]
-    if action not in ("start", "end", "cancel", "close_record"):
-        raise NotFound("no such action", code="not_found")
+    action = _action_of(request, ("start", "end", "cancel", "close_record"))
 
     async def work(meeting_id: int, form: MultiDictProxy[Any]) -> None:
         data = TransitionInput(
@@ -887,9 +915,7 @@ async def admin_add_agenda(request: web.Request) -> web.StreamResponse:
 
 @allow(Role.ADMIN)
 async def admin_agenda_action(request: web.Request) -> web.StreamResponse:
-    action = request.match_info["action"]
-    if action not in ("up", "down", "delete", "minutes", "actions"):
-        raise NotFound("no such action", code="not_found")
+    action = _action_of(request, ("up", "down", "delete", "minutes", "actions"))
     item_id = _id(request, "item_id")
 
     async def work(meeting_id: int, form: MultiDictProxy[Any]) -> None:

@@ -136,7 +136,8 @@ class Chair:
 
     async def _participants(self, data: dict[str, Any]) -> None:
         self.participants = [
-            {"id": p["id"], "state": p.get("state"), "kind": p.get("kind")} for p in data["participants"]
+            {"id": p["id"], "state": p.get("state"), "kind": p.get("kind"), "link": p.get("link")}
+            for p in data["participants"]
         ]
         self.log.event("participants", self.participants)
 

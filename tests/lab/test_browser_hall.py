@@ -1,5 +1,7 @@
 """Issue #7 with the Chromium kiosk page as the hall (the browser's own WebRTC stack, not aiortc):
-300 kbit/s each way with 5 % loss, measured from the page's getStats and at the chair."""
+300 kbit/s each way with 5 % loss, measured from the page's getStats and at the chair; and a
+downlink too thin for video, where both the hall's page and the chair say the hall is on sound
+only, and the video comes back by itself."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import SCREENSHOTS
+from tests.lab import metrics
 from tests.lab.browser_hall import BrowserHall
-from tests.lab.scenario import MeetingLab
+from tests.lab.scenario import MeetingLab, Records
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
@@ -29,6 +33,21 @@ def bars_sent(server_log: Path, pid: str) -> list[int]:
     return sent
 
 
+async def until_media(meeting: MeetingLab, hall: BrowserHall, pid: str) -> None:
+    """Until the kiosk page and the chair decode each other's video."""
+    deadline = time.monotonic() + 60
+    while not (
+        meeting.status("chair").get("frames", {}).get(f"{pid}/video", 0) >= 10
+        and len(hall.samples.video) >= 5
+    ):
+        assert time.monotonic() < deadline, (
+            f"the kiosk page and the chair never exchanged media: page decoded "
+            f"{len(hall.samples.video)} video samples, sent {hall.samples.sent}, "
+            f"page states {hall.samples.page_states}, chair {meeting.status('chair')}"
+        )
+        await asyncio.sleep(0.25)
+
+
 async def test_chromium_kiosk_page_at_300kbit_with_5pct_loss(tmp_path: Path) -> None:
     async with MeetingLab(tmp_path, browser_halls={1}) as meeting:
         assert meeting.seed is not None
@@ -36,17 +55,7 @@ async def test_chromium_kiosk_page_at_300kbit_with_5pct_loss(tmp_path: Path) -> 
         pid = f"k{meeting.seed.kiosk_ids[1]}"
         await meeting.lab.run_in(1, hall.start())
         try:
-            deadline = time.monotonic() + 60
-            while not (
-                meeting.status("chair").get("frames", {}).get(f"{pid}/video", 0) >= 10
-                and len(hall.samples.video) >= 5
-            ):
-                assert time.monotonic() < deadline, (
-                    f"the kiosk page and the chair never exchanged media: page decoded "
-                    f"{len(hall.samples.video)} video samples, sent {hall.samples.sent}, "
-                    f"page states {hall.samples.page_states}, chair {meeting.status('chair')}"
-                )
-                await asyncio.sleep(0.25)
+            await until_media(meeting, hall, pid)
             meeting.lab.shape(1, kbit=300, loss_pct=5)
             start = meeting.now()
             await asyncio.sleep(30)
@@ -74,3 +83,62 @@ async def test_chromium_kiosk_page_at_300kbit_with_5pct_loss(tmp_path: Path) -> 
         assert received.max_audio_gap_s <= 1.0, report
         assert received.fps >= 10, report
         assert received.max_freeze_s <= 2.0, report
+
+
+def chair_saw_modes(records: Records, pid: str) -> list[str]:
+    """The hall's link mode in each participant list the chair received, in order."""
+    modes: list[str] = []
+    for _, people in metrics.events(records.chair, "participants"):
+        entry = next((p for p in people if p["id"] == pid), None)
+        if entry is not None and entry.get("link"):
+            modes.append(str(entry["link"]["mode"]))
+    return modes
+
+
+async def test_a_downlink_too_thin_for_video_says_sound_only_on_both_pages(tmp_path: Path) -> None:
+    # 60 kbit/s toward the hall cannot carry the chair's lowest video rate (60 kbit/s) next to
+    # its audio; the hall's own upload stays as it is.
+    async with MeetingLab(tmp_path, browser_halls={1}) as meeting:
+        assert meeting.seed is not None
+        hall = BrowserHall(meeting.base_url, meeting.seed.kiosk_tokens[1], meeting.seed.room_id)
+        pid = f"k{meeting.seed.kiosk_ids[1]}"
+        await meeting.lab.run_in(1, hall.start())
+        try:
+            await until_media(meeting, hall, pid)
+            meeting.lab.shape(1, down_kbit=60)
+            thin = meeting.now()
+            deadline = time.monotonic() + 45
+            while not any(state == "link_poor" for _, state in hall.samples.page_states):
+                assert time.monotonic() < deadline, f"never sound only: {hall.samples.bars}"
+                await asyncio.sleep(0.25)
+            assert hall.page is not None
+            status = await meeting.lab.run_in(1, hall.page.locator("[data-status]").inner_text())
+            await meeting.lab.run_in(
+                1, hall.page.screenshot(path=str(SCREENSHOTS / "meeting-kiosk-sound-only.png"))
+            )
+            await asyncio.sleep(5)
+            audio_only = hall.receives(thin, meeting.now())
+
+            meeting.lab.unshape(1)
+            restored = meeting.now()
+            deadline = time.monotonic() + 60
+            while (
+                hall.samples.bars[-1][2] == "audio_only" or hall.frames_between(restored, meeting.now()) < 30
+            ):
+                assert time.monotonic() < deadline, f"video never came back: {hall.samples.bars}"
+                await asyncio.sleep(0.25)
+        finally:
+            await meeting.lab.run_in(1, hall.close())
+        records = await meeting.finish()
+    chair_modes = chair_saw_modes(records, pid)
+    report = (
+        f"page bars/modes {[(b, m) for _, b, m in hall.samples.bars]}, page states "
+        f"{[s for _, s in hall.samples.page_states]}, chair saw {chair_modes}, status {status!r}, "
+        f"page while thin [{audio_only.row()}]"
+    )
+    print(report)
+    assert status == "연결 매우 약함: 소리만 전합니다", report  # Korean first, on the kiosk
+    assert "audio_only" in chair_modes, report  # the chair's list says so too
+    assert chair_modes[-1] != "audio_only", report
+    assert audio_only.max_audio_gap_s <= 1.0, report  # sound kept coming while video was off
+    assert not records.chair_saw_hall_away(thin, restored), report

@@ -196,33 +196,40 @@ def build_document(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
 
 def foundation_endpoints() -> tuple[Endpoint, ...]:
     """The foundation's API, described here so the document covers every /api/v1 endpoint."""
+    from functools import partial
+
     from server.auth.views import LoginInput
     from server.kiosks.views import CreateKioskInput, EnrollInput, HeartbeatInput
 
+    # Imported here: server.openapi_schemas builds on obj() from this module.
+    from server.openapi_schemas import boolean, enum, envelope, integer, listing, string
+
+    auth = partial(Endpoint, tag="auth")
+    kiosks = partial(Endpoint, tag="kiosks")
     me = obj(
         {
-            "role": {"type": "string", "enum": ["kiosk", "official", "admin"]},
-            "id": {"type": "integer"},
-            "display_name": {"type": "string"},
-            "department_id": {"type": ["integer", "null"]},
+            "role": enum("kiosk", "official", "admin"),
+            "id": integer(),
+            "display_name": string(),
+            "department_id": integer(null=True),
         },
         required=("role", "id", "display_name"),
     )
     kiosk = obj(
         {
-            "id": {"type": "integer"},
-            "label": {"type": "string"},
-            "village_id": {"type": "integer"},
-            "village": {"type": "string"},
-            "enrolled_at": {"type": ["string", "null"]},
-            "revoked_at": {"type": ["string", "null"]},
-            "last_seen_at": {"type": ["string", "null"]},
-            "active": {"type": "boolean"},
+            "id": integer(),
+            "label": string(),
+            "village_id": integer(),
+            "village": string(),
+            "enrolled_at": string(null=True),
+            "revoked_at": string(null=True),
+            "last_seen_at": string(null=True),
+            "active": boolean(),
         },
         required=("id", "label", "village_id", "active"),
     )
     return (
-        Endpoint(
+        auth(
             "post",
             "/api/v1/session",
             "Log in (official or admin); sets the session cookie",
@@ -230,64 +237,51 @@ def foundation_endpoints() -> tuple[Endpoint, ...]:
             request=LoginInput,
             response=me,
             status=201,
-            tag="auth",
         ),
-        Endpoint(
+        auth(
             "delete",
             "/api/v1/session",
             "Log out",
             ("official", "admin"),
-            tag="auth",
-            response=obj({"status": {"type": "string"}}, required=("status",)),
+            response=envelope("status", string()),
         ),
-        Endpoint("get", "/api/v1/me", "Who am I", ("kiosk", "official", "admin"), response=me, tag="auth"),
-        Endpoint(
+        auth("get", "/api/v1/me", "Who am I", ("kiosk", "official", "admin"), response=me),
+        kiosks(
             "post",
             "/api/v1/kiosk/enroll",
             "Exchange a one-time enrollment code for a device token",
             (PUBLIC,),
             request=EnrollInput,
             status=201,
-            tag="kiosks",
-            response=obj({"token": {"type": "string"}, "kiosk": kiosk}, required=("token", "kiosk")),
+            response=obj({"token": string(), "kiosk": kiosk}, required=("token", "kiosk")),
         ),
-        Endpoint(
-            "get",
-            "/api/v1/admin/kiosks",
-            "List kiosks",
-            ("admin",),
-            tag="kiosks",
-            response=obj({"kiosks": {"type": "array", "items": kiosk}}, required=("kiosks",)),
-        ),
-        Endpoint(
+        kiosks("get", "/api/v1/admin/kiosks", "List kiosks", ("admin",), response=listing("kiosks", kiosk)),
+        kiosks(
             "post",
             "/api/v1/admin/kiosks",
             "Create a kiosk and its one-time enrollment code",
             ("admin",),
             request=CreateKioskInput,
             status=201,
-            tag="kiosks",
             response=obj(
-                {"kiosk": kiosk, "enrollment_code": {"type": "string"}, "expires_at": {"type": "string"}},
+                {"kiosk": kiosk, "enrollment_code": string(), "expires_at": string()},
                 required=("kiosk", "enrollment_code"),
             ),
         ),
-        Endpoint(
+        kiosks(
             "post",
             "/api/v1/admin/kiosks/{kiosk_id}/revoke",
             "Revoke a kiosk at once",
             ("admin",),
-            tag="kiosks",
-            response=obj({"kiosk": kiosk}, required=("kiosk",)),
+            response=envelope("kiosk", kiosk),
         ),
-        Endpoint(
+        kiosks(
             "post",
             "/api/v1/kiosk/heartbeat",
             "The kiosk agent's health report (every few seconds)",
             ("kiosk",),
             request=HeartbeatInput,
-            tag="kiosks",
-            response=obj({"status": {"type": "string"}}, required=("status",)),
+            response=envelope("status", string()),
         ),
     )
 

@@ -2,76 +2,67 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 from server.duty.views import AvailabilityInput
 from server.openapi import Endpoint, obj
+from server.openapi_schemas import array, boolean, enum, envelope, integer, string, timestamp
 
-_CALL = obj(
-    {
-        "id": {"type": "integer"},
-        "status": {"type": "string", "enum": ["ringing", "answered", "missed", "cancelled"]},
-        "ring_until": {"type": "string", "format": "date-time"},
-        "room_url": {"type": ["string", "null"]},
-        "village": {"type": "string"},
-    },
-    required=("id", "status", "ring_until"),
-)
-_ONE = obj({"call": _CALL}, required=("call",))
+KIOSK = ("kiosk",)
 STAFF = ("official", "admin")
 
 
+def _call() -> dict[str, Any]:
+    """A duty call as ``server.duty.views`` writes it."""
+    return obj(
+        {
+            "id": integer(),
+            "status": enum("ringing", "answered", "missed", "cancelled"),
+            "ring_until": timestamp(),
+            "room_url": string(null=True),
+            "village": string(),
+        },
+        required=("id", "status", "ring_until"),
+    )
+
+
 def duty_endpoints() -> tuple[Endpoint, ...]:
+    endpoint = partial(Endpoint, tag="duty")
+    call = _call()
+    one_call = envelope("call", call)
+    kiosk_call = "/api/v1/kiosk/duty-calls/{call_id}"
     return (
-        Endpoint(
+        endpoint(
             "post",
             "/api/v1/duty/availability",
             "Go on or off duty (take kiosk calls)",
             STAFF,
             request=AvailabilityInput,
-            tag="duty",
-            response=obj({"available": {"type": "boolean"}}, required=("available",)),
+            response=envelope("available", boolean()),
         ),
-        Endpoint(
+        endpoint(
             "get",
             "/api/v1/duty/ringing",
             "Kiosk calls ringing for this official",
             STAFF,
-            tag="duty",
-            response=obj(
-                {"available": {"type": "boolean"}, "calls": {"type": "array", "items": _CALL}},
-                required=("available", "calls"),
-            ),
+            response=obj({"available": boolean(), "calls": array(call)}, required=("available", "calls")),
         ),
-        Endpoint(
+        endpoint(
             "post",
             "/api/v1/duty/calls/{call_id}/answer",
             "Answer a call (the first answer wins)",
             STAFF,
-            tag="duty",
-            response=_ONE,
+            response=one_call,
         ),
-        Endpoint(
+        endpoint(
             "post",
             "/api/v1/kiosk/duty-calls",
             "Ring the officials on duty",
-            ("kiosk",),
+            KIOSK,
             status=201,
-            tag="duty",
-            response=_ONE,
+            response=one_call,
         ),
-        Endpoint(
-            "get",
-            "/api/v1/kiosk/duty-calls/{call_id}",
-            "This kiosk's call",
-            ("kiosk",),
-            tag="duty",
-            response=_ONE,
-        ),
-        Endpoint(
-            "post",
-            "/api/v1/kiosk/duty-calls/{call_id}/cancel",
-            "Stop ringing",
-            ("kiosk",),
-            tag="duty",
-            response=_ONE,
-        ),
+        endpoint("get", kiosk_call, "This kiosk's call", KIOSK, response=one_call),
+        endpoint("post", kiosk_call + "/cancel", "Stop ringing", KIOSK, response=one_call),
     )

@@ -2,79 +2,84 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 from server.notices.views import NoticeInput
 from server.openapi import Endpoint, obj
+from server.openapi_schemas import boolean, envelope, ids, integer, listing, string, timestamp
 
-_NOTICE = obj(
-    {
-        "id": {"type": "integer"},
-        "title": {"type": "string"},
-        "body": {"type": "string"},
-        "starts_at": {"type": "string", "format": "date-time"},
-        "ends_at": {"type": "string", "format": "date-time"},
-        "all_villages": {"type": "boolean"},
-        "village_ids": {"type": "array", "items": {"type": "integer"}},
-        "media_kind": {"type": ["string", "null"], "enum": ["image", "video", None]},
-        "media_url": {"type": ["string", "null"]},
-        "withdrawn": {"type": "boolean"},
-    },
-    required=("id", "title", "body", "starts_at", "ends_at", "all_villages"),
-)
-_DELIVERY = obj(
-    {
-        "kiosk_id": {"type": "integer"},
-        "village_id": {"type": "integer"},
-        "village": {"type": "string"},
-        "first_shown_at": {"type": ["string", "null"]},
-        "times_shown": {"type": "integer"},
-    },
-    required=("kiosk_id", "village_id", "times_shown"),
-)
+KIOSK = ("kiosk",)
 STAFF = ("official", "admin")
 
 
+def _notice() -> dict[str, Any]:
+    """A notice as ``server.notices.views`` writes it."""
+    return obj(
+        {
+            "id": integer(),
+            "title": string(),
+            "body": string(),
+            "starts_at": timestamp(),
+            "ends_at": timestamp(),
+            "all_villages": boolean(),
+            "village_ids": ids(),
+            # A text-only notice has no media: null is one of the values, not just an allowed type.
+            "media_kind": {**string(null=True), "enum": ["image", "video", None]},
+            "media_url": string(null=True),
+            "withdrawn": boolean(),
+        },
+        required=("id", "title", "body", "starts_at", "ends_at", "all_villages"),
+    )
+
+
+def _delivery() -> dict[str, Any]:
+    """One kiosk's record of showing a notice."""
+    return obj(
+        {
+            "kiosk_id": integer(),
+            "village_id": integer(),
+            "village": string(),
+            "first_shown_at": string(null=True),
+            "times_shown": integer(),
+        },
+        required=("kiosk_id", "village_id", "times_shown"),
+    )
+
+
 def notice_endpoints() -> tuple[Endpoint, ...]:
+    endpoint = partial(Endpoint, tag="notices")
+    notice = _notice()
     return (
-        Endpoint(
-            "get",
-            "/api/v1/notices",
-            "All notices",
-            STAFF,
-            tag="notices",
-            response=obj({"notices": {"type": "array", "items": _NOTICE}}, required=("notices",)),
-        ),
-        Endpoint(
+        endpoint("get", "/api/v1/notices", "All notices", STAFF, response=listing("notices", notice)),
+        endpoint(
             "post",
             "/api/v1/notices",
             "Post a text notice to chosen villages (none = all)",
             STAFF,
             request=NoticeInput,
             status=201,
-            tag="notices",
-            response=obj({"notice": _NOTICE}, required=("notice",)),
+            response=envelope("notice", notice),
         ),
-        Endpoint(
+        endpoint(
             "get",
             "/api/v1/notices/{notice_id}/deliveries",
             "Which kiosks showed a notice, and when",
             STAFF,
-            tag="notices",
-            response=obj({"deliveries": {"type": "array", "items": _DELIVERY}}, required=("deliveries",)),
+            response=listing("deliveries", _delivery()),
         ),
-        Endpoint(
+        endpoint(
             "get",
             "/api/v1/kiosk/notices",
             "Notices this kiosk's village should show now",
-            ("kiosk",),
-            tag="notices",
-            response=obj({"notices": {"type": "array", "items": _NOTICE}}, required=("notices",)),
+            KIOSK,
+            response=listing("notices", notice),
         ),
-        Endpoint(
+        endpoint(
             "post",
             "/api/v1/kiosk/notices/{notice_id}/shown",
             "Report that this kiosk showed a notice",
-            ("kiosk",),
-            tag="notices",
-            response=obj({"times_shown": {"type": "integer"}}, required=("times_shown",)),
+            KIOSK,
+            response=envelope("times_shown", integer()),
         ),
     )

@@ -11,30 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.roles import Principal, Role
 from server.db import transaction, utcnow
-from server.kiosks import service as kiosks
 from server.meetings import service as meetings
+from server.meetings.models import Meeting
 from server.petitions import service as petitions
 from server.petitions.deadlines import PetitionType
 from server.petitions.workflow import Action
 from tests.conftest import World
+from tests.kiosk_ref import KioskRef, make_kiosk
 
 # A fixed, far-future Seoul morning: tests never depend on the wall clock.
 START = dt.datetime(2030, 3, 5, 10, 0, tzinfo=dt.UTC) - dt.timedelta(hours=9)  # 10:00 KST
-
-
-@dataclass
-class KioskRef:
-    id: int
-    token: str
-    village_id: int
-
-    @property
-    def principal(self) -> Principal:
-        return Principal(role=Role.KIOSK, id=self.id, display_name="마을회관", village_id=self.village_id)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 def admin_principal(world: World) -> Principal:
@@ -47,15 +33,6 @@ def official_principal(world: World, *, other: bool = False) -> Principal:
             Role.OFFICIAL, world.other_official_id, "박안전", department_id=world.department_ids[1]
         )
     return Principal(Role.OFFICIAL, world.official_id, "김민원", department_id=world.department_ids[0])
-
-
-async def make_kiosk(sessionmaker: Callable[[], AsyncSession], village_id: int, label: str) -> KioskRef:
-    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
-        issued = await kiosks.create_kiosk(
-            session, village_id=village_id, label=label, code_lifetime=dt.timedelta(hours=1)
-        )
-        kiosk, token = await kiosks.enroll(session, issued.code)
-        return KioskRef(kiosk.id, token, village_id)
 
 
 @pytest.fixture
@@ -103,6 +80,37 @@ class LiveMeeting:
     item_ids: tuple[int, ...]
 
 
+async def scheduled_meeting(
+    session: AsyncSession,
+    world: World,
+    *,
+    title: str = "남성리 주민 회의",
+    starts_at: dt.datetime | None = None,
+    length: dt.timedelta = dt.timedelta(hours=1),
+    villages: tuple[int, ...] = (0,),
+    invite_other_official: bool = False,
+    lobby_mode: str = "auto_admit",
+) -> Meeting:
+    """A meeting the admin schedules through the real service: chaired by the official, for the
+    villages ``world.village_ids[i]`` (i in ``villages``), from ``starts_at`` (by default a minute
+    from now, so it may be started at once) for ``length``."""
+    start = starts_at if starts_at is not None else utcnow() + dt.timedelta(minutes=1)
+    scheduled = await meetings.schedule_meeting(
+        session,
+        admin_principal(world),
+        meetings.MeetingDraft(
+            title=title,
+            starts_at=start,
+            ends_at=start + length,
+            chair_id=world.official_id,
+            official_ids=(world.other_official_id,) if invite_other_official else (),
+            village_ids=tuple(world.village_ids[i] for i in villages),
+            lobby_mode=lobby_mode,
+        ),
+    )
+    return scheduled.meeting
+
+
 async def live_meeting(
     sessionmaker: Callable[[], AsyncSession],
     world: World,
@@ -111,27 +119,21 @@ async def live_meeting(
     villages: tuple[int, ...] = (0,),
     agenda: tuple[str, ...] = (),
     lobby_mode: str = "auto_admit",
+    invite_other_official: bool = True,
 ) -> LiveMeeting:
-    """A meeting scheduled by the admin (chair: the official; the other official invited; the
-    villages ``world.village_ids[i]`` for i in ``villages``), with ``agenda``, started now."""
-    now = utcnow()
-    admin = admin_principal(world)
+    """A ``scheduled_meeting`` (by default with the other official invited) with ``agenda``,
+    started now."""
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
-        scheduled = await meetings.schedule_meeting(
+        scheduled = await scheduled_meeting(
             session,
-            admin,
-            meetings.MeetingDraft(
-                title=title,
-                starts_at=now + dt.timedelta(minutes=1),
-                ends_at=now + dt.timedelta(hours=1),
-                chair_id=world.official_id,
-                official_ids=(world.other_official_id,),
-                village_ids=tuple(world.village_ids[i] for i in villages),
-                lobby_mode=lobby_mode,
-            ),
+            world,
+            title=title,
+            villages=villages,
+            invite_other_official=invite_other_official,
+            lobby_mode=lobby_mode,
         )
-        meeting = await meetings.get_meeting(session, scheduled.meeting.id)
+        meeting = await meetings.get_meeting(session, scheduled.id)
         items = [(await meetings.add_agenda_item(session, meeting, t)).id for t in agenda]
-        meeting = await meetings.start_meeting(session, admin, meeting)
+        meeting = await meetings.start_meeting(session, admin_principal(world), meeting)
         assert meeting.room_id is not None
         return LiveMeeting(meeting.id, meeting.room_id, tuple(items))

@@ -5,16 +5,15 @@ join."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server.db import transaction, utcnow
+from server.db import transaction
 from server.meetings import service as meetings
 from tests.conftest import World
-from tests.meetings.conftest import admin_principal, make_kiosk
+from tests.meetings.conftest import live_meeting, make_kiosk
 from tests.signaling.signaling_kit import Participant, session_cookie, wait_until
 
 pytestmark = pytest.mark.network
@@ -30,22 +29,8 @@ async def test_joins_and_leaves_of_real_peers_write_attendance(
 ) -> None:
     hall = await make_kiosk(sessionmaker, world.village_ids[0], "남성리 마을회관")
     stranger = await make_kiosk(sessionmaker, world.village_ids[1], "동성리 마을회관")
-    now = utcnow()
-    async with transaction(sessionmaker) as session:
-        scheduled = await meetings.schedule_meeting(
-            session,
-            admin_principal(world),
-            meetings.MeetingDraft(
-                title="남성리 주민 회의",
-                starts_at=now + dt.timedelta(minutes=1),
-                ends_at=now + dt.timedelta(hours=1),
-                chair_id=world.official_id,
-                village_ids=(world.village_ids[0],),
-            ),
-        )
-        meeting = await meetings.start_meeting(session, admin_principal(world), scheduled.meeting)
-        meeting_id, room_id = meeting.id, meeting.room_id
-    assert room_id is not None
+    live = await live_meeting(sessionmaker, world, invite_other_official=False)
+    meeting_id, room_id = live.meeting_id, live.room_id
 
     chair = await Participant("chair", client, cookie=await session_cookie(client, "official")).connect()
     kiosk = await Participant("kiosk", client, token=hall.token).connect()

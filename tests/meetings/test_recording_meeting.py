@@ -6,7 +6,6 @@ who may see the record."""
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from server.config import Settings
-from server.db import transaction, utcnow
+from server.db import transaction
 from server.meetings import service as meetings
 from tests.conftest import World, login
-from tests.meetings.conftest import admin_principal, live_meeting, make_kiosk
+from tests.meetings.conftest import live_meeting, make_kiosk, scheduled_meeting
 from tests.signaling.signaling_kit import Participant, session_cookie, wait_until
 
 pytestmark = pytest.mark.network
@@ -53,20 +52,8 @@ async def test_chair_records_a_live_meeting_of_real_peers(
 ) -> None:
     hall = await make_kiosk(sessionmaker, world.village_ids[0], "남성리 마을회관")
     late_hall = await make_kiosk(sessionmaker, world.village_ids[0], "남성리 경로당")
-    now = utcnow()
     async with transaction(sessionmaker) as session:
-        scheduled = await meetings.schedule_meeting(
-            session,
-            admin_principal(world),
-            meetings.MeetingDraft(
-                title="남성리 주민 회의",
-                starts_at=now + dt.timedelta(minutes=1),
-                ends_at=now + dt.timedelta(hours=1),
-                chair_id=world.official_id,
-                village_ids=(world.village_ids[0],),
-            ),
-        )
-        meeting_id = scheduled.meeting.id
+        meeting_id = (await scheduled_meeting(session, world)).id
     csrf = await login(client, "official")  # the chair, in the test client's cookie jar
 
     async def post(path: str, status: int) -> dict[str, Any]:

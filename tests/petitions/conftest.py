@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import math
@@ -18,9 +17,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db import transaction
-from server.kiosks import service as kiosks
 from tests.conftest import World
+from tests.kiosk_ref import KioskRef as Kiosk
+from tests.kiosk_ref import make_kiosk
 
 
 def write_voice_clip(path: Path, seconds: float = 2.0, *, live: bool = True) -> Path:
@@ -49,28 +48,6 @@ def write_voice_clip(path: Path, seconds: float = 2.0, *, live: bool = True) -> 
 @pytest.fixture(scope="session")
 def voice_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return write_voice_clip(tmp_path_factory.mktemp("clips") / "voice.webm", 2.0).read_bytes()
-
-
-@dataclass
-class Kiosk:
-    id: int
-    token: str
-    village_id: int
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-async def make_kiosk(
-    sessionmaker: Callable[[], AsyncSession], village_id: int, label: str = "마을회관"
-) -> Kiosk:
-    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
-        issued = await kiosks.create_kiosk(
-            session, village_id=village_id, label=label, code_lifetime=dt.timedelta(hours=1)
-        )
-        kiosk, token = await kiosks.enroll(session, issued.code)
-        return Kiosk(kiosk.id, token, village_id)
 
 
 @pytest.fixture

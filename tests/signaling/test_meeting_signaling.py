@@ -16,6 +16,7 @@ from server.sfu import ParticipantLeft
 from server.signaling.messages import SignalingError
 from tests.conftest import World
 from tests.signaling.signaling_kit import Admin, Participant, media_keeps_flowing, wait_until
+from tests.signaling.two_party import room_with_a_hall, wait_media_both_ways
 
 pytestmark = pytest.mark.network
 
@@ -29,38 +30,44 @@ def sfu_participants(client: TestClient, room_id: int) -> set[str]:
     return set(sfu.room_stats(str(room_id)).participants)
 
 
-async def _two_in_a_room(
-    client: TestClient, world: World, people: Callable[..., Any]
+async def _wait_listed(seer: Participant, expected: list[tuple[str | None, str]], what: str) -> None:
+    """Until ``seer``'s participant list is ``expected``: (participant id, state) in order."""
+    await wait_until(lambda: [(p["id"], p["state"]) for p in seer.participants] == expected, 10, what)
+
+
+async def _publishing_pair(
+    client: TestClient,
+    world: World,
+    people: Callable[..., Any],
+    title: str = "마을 안전 회의",
+    *,
+    official_amplitude: int = 3000,
+    kiosk_amplitude: int = 3000,
 ) -> tuple[Admin, int, int, Participant, Participant]:
-    admin = await Admin(client, world).login()
-    kiosk_id, token = await admin.kiosk("남성리 마을회관")
-    room_id = await admin.room("마을 안전 회의", account_ids=[world.official_id], kiosk_ids=[kiosk_id])
+    """The official and a hall's kiosk joined to a new room, both publishing (not yet received)."""
+    admin, kiosk_id, token, room_id = await room_with_a_hall(client, world, title)
     official = await people("official", username="official")
     kiosk = await people("kiosk", token=token)
     await official.join(room_id)
     await kiosk.join(room_id)
-    await official.publish(LUMA_OFFICIAL, 3000, video_slots=9)
-    await kiosk.publish(LUMA_KIOSK, 3000, video_slots=2)
-    assert official.pid and kiosk.pid
-    await wait_until(
-        lambda: (
-            official.sees(kiosk.pid, LUMA_KIOSK)
-            and kiosk.sees(official.pid, LUMA_OFFICIAL)
-            and official.hears(kiosk.pid)
-            and kiosk.hears(official.pid)
-        ),
-        20,
-        "video and audio both ways",
-    )
+    await official.publish(LUMA_OFFICIAL, official_amplitude, video_slots=9)
+    await kiosk.publish(LUMA_KIOSK, kiosk_amplitude, video_slots=2)
+    return admin, kiosk_id, room_id, official, kiosk
+
+
+async def _two_in_a_room(
+    client: TestClient, world: World, people: Callable[..., Any]
+) -> tuple[Admin, int, int, Participant, Participant]:
+    """A ``_publishing_pair`` once each decodes the other's video and audio."""
+    admin, kiosk_id, room_id, official, kiosk = await _publishing_pair(client, world, people)
+    await wait_media_both_ways(official, LUMA_OFFICIAL, kiosk, LUMA_KIOSK, 20, "video and audio both ways")
     return admin, kiosk_id, room_id, official, kiosk
 
 
 async def test_media_flows_between_two_participants_through_signaling(
     client: TestClient, world: World, people: Callable[..., Any]
 ) -> None:
-    admin = await Admin(client, world).login()
-    kiosk_id, token = await admin.kiosk("남성리 마을회관")
-    room_id = await admin.room("마을 안전 회의", account_ids=[world.official_id], kiosk_ids=[kiosk_id])
+    _admin, kiosk_id, token, room_id = await room_with_a_hall(client, world, "마을 안전 회의")
     official = await people("official", username="official")
     kiosk = await people("kiosk", token=token)
 
@@ -80,17 +87,7 @@ async def test_media_flows_between_two_participants_through_signaling(
     official_answer = await official.publish(LUMA_OFFICIAL, 3000, video_slots=9)
     assert "a=candidate:" in official_answer["sdp"]  # the server's candidates are in the answer
     await kiosk.publish(LUMA_KIOSK, 3000, video_slots=2)
-    assert official.pid and kiosk.pid
-    await wait_until(
-        lambda: (
-            official.sees(kiosk.pid, LUMA_KIOSK)
-            and kiosk.sees(official.pid, LUMA_OFFICIAL)
-            and official.hears(kiosk.pid)
-            and kiosk.hears(official.pid)
-        ),
-        20,
-        "video and audio both ways",
-    )
+    await wait_media_both_ways(official, LUMA_OFFICIAL, kiosk, LUMA_KIOSK, 20, "video and audio both ways")
     # Trickled candidates are accepted too (the browser sends late ones), and the end marker.
     assert kiosk.peer is not None
     sdp = kiosk.peer.pc.localDescription.sdp
@@ -267,15 +264,10 @@ async def test_closing_the_room_ends_the_meeting(
 async def test_speaker_slots_and_video_demand_reach_the_pages(
     client: TestClient, world: World, people: Callable[..., Any]
 ) -> None:
-    admin = await Admin(client, world).login()
-    kiosk_id, token = await admin.kiosk("남성리 마을회관")
-    room_id = await admin.room("회의", account_ids=[world.official_id], kiosk_ids=[kiosk_id])
-    official = await people("official", username="official")
-    kiosk = await people("kiosk", token=token)
-    await official.join(room_id)
-    await kiosk.join(room_id)
-    await official.publish(LUMA_OFFICIAL, 0, video_slots=9)  # silent
-    await kiosk.publish(LUMA_KIOSK, 12000, video_slots=2)  # speaking
+    # The official is silent, the kiosk speaks.
+    _admin, _kiosk_id, _room_id, official, kiosk = await _publishing_pair(
+        client, world, people, "회의", official_amplitude=0, kiosk_amplitude=12000
+    )
     assert official.pid and kiosk.pid
 
     def speaker_events(p: Participant) -> list[Any]:
@@ -311,12 +303,9 @@ async def test_a_dropped_peer_connection_is_reported_and_the_page_can_rejoin(
         lambda: any(name == "left" for name, _ in kiosk.events), 15, "a `left` event on the socket"
     )
     assert sfu_participants(client, room_id) == {official.pid}
-    await wait_until(
-        lambda: (
-            [(p["id"], p["state"]) for p in official.participants]
-            == [(official.pid, "connected"), (kiosk.pid, "reconnecting")]
-        ),
-        10,
+    await _wait_listed(
+        official,
+        [(official.pid, "connected"), (kiosk.pid, "reconnecting")],
         "the kiosk listed as reconnecting",
     )
     # The page's reaction: join again with a new peer connection, on the same socket.
@@ -413,14 +402,7 @@ async def test_a_lost_socket_keeps_the_media_and_the_page_resumes_it(
     resumed = await kiosk.call("join", {"room_id": room_id, "resume": fresh["resume_token"]})
     assert resumed["resumed"] is True and resumed["participant_id"] == kiosk.pid
     assert set(resumed["slots"].values()) >= {official.pid}
-    await wait_until(
-        lambda: (
-            [(p["id"], p["state"]) for p in official.participants]
-            == [(official.pid, "connected"), (kiosk.pid, "connected")]
-        ),
-        10,
-        "the kiosk back",
-    )
+    await _wait_listed(official, [(official.pid, "connected"), (kiosk.pid, "connected")], "the kiosk back")
     await media_keeps_flowing(official, kiosk)
     # Same participant, same media: the SFU never saw it leave.
     assert sfu_participants(client, room_id) == {official.pid, kiosk.pid}

@@ -15,7 +15,8 @@ from server.config import IceTransportPolicy, SecretStr, Settings
 from server.keys import SFU
 from tests.conftest import World, make_settings
 from tests.sfu.sfu_testkit import server_pcs
-from tests.signaling.signaling_kit import Admin, Participant, media_keeps_flowing, session_cookie, wait_until
+from tests.signaling.signaling_kit import Participant, media_keeps_flowing, session_cookie
+from tests.signaling.two_party import room_with_a_hall, wait_media_both_ways
 from tests.turn.coturn import Coturn
 from tests.turn.relay_kit import RelayParticipant, selected_pair
 
@@ -60,9 +61,7 @@ async def people(client: TestClient) -> AsyncIterator[Callable[..., Any]]:
 async def test_relay_only_hall_meets_official_through_coturn(
     client: TestClient, world: World, people: Callable[..., Any], turn_server: Coturn, transport: str
 ) -> None:
-    admin = await Admin(client, world).login()
-    kiosk_id, token = await admin.kiosk("남성리 마을회관")
-    room_id = await admin.room("방화벽 뒤 마을회관", account_ids=[world.official_id], kiosk_ids=[kiosk_id])
+    _admin, _kiosk_id, token, room_id = await room_with_a_hall(client, world, "방화벽 뒤 마을회관")
     official = await people(Participant, "official", cookie=await session_cookie(client, "official"))
     hall = await people(RelayParticipant, "hall", token=token, ice_transport=transport)
 
@@ -75,16 +74,8 @@ async def test_relay_only_hall_meets_official_through_coturn(
 
     await official.publish(LUMA_OFFICIAL, 3000, video_slots=2)
     await hall.publish_via(ack, LUMA_HALL, 3000)
-    assert official.pid and hall.pid
-    await wait_until(
-        lambda: (
-            official.sees(hall.pid, LUMA_HALL)
-            and hall.sees(official.pid, LUMA_OFFICIAL)
-            and official.hears(hall.pid)
-            and hall.hears(official.pid)
-        ),
-        30,
-        "video and audio both ways through the relay",
+    await wait_media_both_ways(
+        official, LUMA_OFFICIAL, hall, LUMA_HALL, 30, "video and audio both ways through the relay"
     )
     await media_keeps_flowing(official, hall)
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import aiortc.rtcrtpreceiver
 import pytest
+from aiortc import RTCIceTransport
 
 from server.sfu import (
     ActiveSpeakerChanged,
@@ -20,6 +21,44 @@ from server.sfu import aiortc_internals as ai
 from tests.sfu.sfu_testkit import LUMA, Client, hears, join, sees_video, server_pcs, wait_until
 
 pytestmark = pytest.mark.network
+
+
+def _lose_vp8_before_srtp(ice: RTCIceTransport, every: int) -> set[int]:
+    """Test harness: wrap an ICE transport's ``_recv`` so that the first copy of every ``every``-th
+    VP8 packet (by sequence number; aiortc's VP8 payload type is 97) is lost *before* SRTP, as a
+    network loses it (dropping after decryption would make SRTP's replay check reject the
+    retransmission). Returns the set of lost sequence numbers, filled as packets arrive."""
+    dropped: set[int] = set()
+    original = ice._recv
+
+    async def lossy_recv() -> bytes:
+        while True:
+            data = await original()
+            is_rtp = len(data) >= 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 208
+            seq = int.from_bytes(data[2:4], "big") if is_rtp else -1
+            if is_rtp and data[1] & 0x7F == 97 and seq % every == 0 and seq not in dropped:
+                dropped.add(seq)
+                continue
+            return data
+
+    ice._recv = lossy_recv
+    return dropped
+
+
+async def _video_keeps_decoding(subscriber: Client, publisher: str) -> None:
+    frames = subscriber.log(subscriber.slot_of(publisher, "video")).frames
+    await wait_until(
+        lambda: subscriber.log(subscriber.slot_of(publisher, "video")).frames >= frames + 10,
+        10,
+        "video keeps decoding",
+    )
+
+
+def _assert_no_server_decoder(sfu: Sfu, room_id: str) -> None:
+    """None of the server's receivers in the room started aiortc's decoder thread."""
+    for pc in server_pcs(sfu, room_id):
+        for t in pc.getTransceivers():
+            assert not ai.decoder_thread_started(t.receiver)
 
 
 async def test_three_participants_receive_each_other(
@@ -51,9 +90,7 @@ async def test_three_participants_receive_each_other(
 
     # no decoder on the server: none of the server's receivers started aiortc's decoder thread,
     # and every live decoder thread belongs to a client receiver
-    for pc in server_pcs(sfu, "r"):
-        for t in pc.getTransceivers():
-            assert not ai.decoder_thread_started(t.receiver)
+    _assert_no_server_decoder(sfu, "r")
     client_decoders = sum(
         ai.decoder_thread_started(t.receiver) for c in clients.values() for t in c.pc.getTransceivers()
     )
@@ -150,33 +187,15 @@ async def test_nack_retransmission_from_cache(sfu: Sfu, make_client: Callable[..
     sfu.open_room("r")
     await join(sfu, make_client, "a", luma=LUMA["a"])
     b = make_client("b", video_slots=1)
-    # Lose packets *before* SRTP, like a network does (dropping after decryption
-    # would make the client's SRTP replay check reject the retransmission).
-    # Test harness only: wraps the client's RTCIceTransport._recv.
-    ice = b.pc.getTransceivers()[0].receiver.transport.transport
-    dropped: set[int] = set()
-    original = ice._recv
-
-    async def lossy_recv() -> bytes:
-        while True:
-            data = await original()
-            is_rtp = len(data) >= 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 208
-            seq = int.from_bytes(data[2:4], "big") if is_rtp else -1
-            # lose the first copy of every 5th VP8 packet (aiortc's VP8 payload type is 97)
-            if is_rtp and data[1] & 0x7F == 97 and seq % 5 == 0 and seq not in dropped:
-                dropped.add(seq)
-                continue
-            return data
-
-    ice._recv = lossy_recv  # type: ignore[method-assign]
+    # Lose packets on the client's side of the transport: it must NACK them from the SFU's cache.
+    dropped = _lose_vp8_before_srtp(b.pc.getTransceivers()[0].receiver.transport.transport, every=5)
     await b.connect(await sfu.admit("r", "b"))
 
     def retransmitted() -> int:
         return sum(f.retransmitted for f in sfu.room_stats("r").participants["b"].forwarded)
 
     await wait_until(lambda: len(dropped) >= 5 and retransmitted() >= 5, 15, "retransmissions")
-    frames = b.log(b.slot_of("a", "video")).frames
-    await wait_until(lambda: b.log(b.slot_of("a", "video")).frames >= frames + 10, 10, "video keeps decoding")
+    await _video_keeps_decoding(b, "a")
     assert sees_video(b, "a")
 
 
@@ -207,9 +226,7 @@ async def test_no_decoder_anywhere_while_forwarding(
     )
     assert created == []
     assert not [t for t in threading.enumerate() if t.name.endswith("-decoder")]
-    for pc in server_pcs(sfu, "r"):
-        for t in pc.getTransceivers():
-            assert not ai.decoder_thread_started(t.receiver)
+    _assert_no_server_decoder(sfu, "r")
     assert all(p.packets_out > 100 for p in sfu.room_stats("r").participants.values())
 
 
@@ -218,27 +235,12 @@ async def test_upstream_loss_is_nacked_to_the_publisher(sfu: Sfu, make_client: C
     forwards the retransmission, so the subscriber keeps decoding."""
     sfu.open_room("r")
     await join(sfu, make_client, "a", luma=LUMA["a"])
-    # Test harness: lose packets on the SFU's side of a's transport, before SRTP.
+    # Lose packets on the SFU's side of a's transport: the SFU must NACK the publisher.
     server_pc = sfu._room("r").participants["a"].peer_connection
     assert server_pc is not None
-    ice = server_pc.getTransceivers()[0].receiver.transport.transport
-    dropped: set[int] = set()
-    original = ice._recv
-
-    async def lossy_recv() -> bytes:
-        while True:
-            data = await original()
-            is_rtp = len(data) >= 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 208
-            seq = int.from_bytes(data[2:4], "big") if is_rtp else -1
-            if is_rtp and data[1] & 0x7F == 97 and seq % 7 == 0 and seq not in dropped:
-                dropped.add(seq)
-                continue
-            return data
-
-    ice._recv = lossy_recv  # type: ignore[method-assign]
+    dropped = _lose_vp8_before_srtp(server_pc.getTransceivers()[0].receiver.transport.transport, every=7)
     b = await join(sfu, make_client, "b", video_slots=1)
     await wait_until(lambda: len(dropped) >= 5 and sees_video(b, "a"), 15, "losses and video")
     inbound = sfu._room("r").participants["a"].inbound["video"]
     assert inbound.nacks_sent > 0
-    frames = b.log(b.slot_of("a", "video")).frames
-    await wait_until(lambda: b.log(b.slot_of("a", "video")).frames >= frames + 10, 10, "video keeps decoding")
+    await _video_keeps_decoding(b, "a")

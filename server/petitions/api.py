@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.roles import Principal, Role
 from server.db import transaction, utcnow
@@ -64,6 +67,26 @@ def list_filters(query: ListQuery) -> service.Filters:
         overdue=query.overdue,
         due_soon=query.due_soon,
     )
+
+
+@asynccontextmanager
+async def account_petition(
+    request: web.Request, petition_id: int, *, lock: bool = False
+) -> AsyncIterator[tuple[AsyncSession, Principal, Petition]]:
+    """A transaction, the caller, and the petition if the caller may see it (404 otherwise)."""
+    principal = principal_of(request)
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        petition = await service.get_for_account(session, principal, petition_id, lock=lock)
+        yield session, principal, petition
+
+
+async def answer_all(session: AsyncSession, principal: Principal, ids: Iterable[int], answer: str) -> None:
+    """Answer each petition with the same text, in the caller's transaction (all or nothing)."""
+    for petition_id in ids:
+        petition = await service.get_for_account(session, principal, petition_id, lock=True)
+        await service.apply_action(
+            session, principal, petition, service.ActionInput(action=Action.ANSWER, answer=answer)
+        )
 
 
 def detail_json(principal: Principal, petition: Petition) -> dict[str, object]:
@@ -167,20 +190,16 @@ async def list_petitions(request: web.Request) -> web.Response:
 
 @allow(Role.OFFICIAL, Role.ADMIN)
 async def get_petition(request: web.Request) -> web.Response:
-    principal = principal_of(request)
-    petition_id = int_param(request, "petition_id")
-    async with transaction(request.app[SESSIONMAKER]) as session:
-        petition = await service.get_for_account(session, principal, petition_id)
-    return web.json_response({"petition": detail_json(principal, petition)})
+    async with account_petition(request, int_param(request, "petition_id")) as (_, principal, petition):
+        body = detail_json(principal, petition)
+    return web.json_response({"petition": body})
 
 
 @allow(Role.OFFICIAL, Role.ADMIN)
 async def act(request: web.Request) -> web.Response:
-    principal = principal_of(request)
     petition_id = int_param(request, "petition_id")
     data = await json_body(request, ActionBody)
-    async with transaction(request.app[SESSIONMAKER]) as session:
-        petition = await service.get_for_account(session, principal, petition_id, lock=True)
+    async with account_petition(request, petition_id, lock=True) as (session, principal, petition):
         petition = await service.apply_action(session, principal, petition, to_action(data))
         body = detail_json(principal, petition)
     return web.json_response({"petition": body})
@@ -202,51 +221,33 @@ async def bulk_answer(request: web.Request) -> web.Response:
     """Answer several similar petitions with one text; all or nothing."""
     principal = principal_of(request)
     data = await json_body(request, BulkAnswerBody)
-    answered = await service_bulk_answer(request, principal, data.petition_ids, data.answer)
-    return web.json_response({"answered": answered})
-
-
-async def service_bulk_answer(
-    request: web.Request, principal: Principal, ids: list[int], answer: str
-) -> list[int]:
+    ids = data.petition_ids
     if len(set(ids)) != len(ids):
         raise BadRequest("petition ids repeat", code="duplicate_ids")
     async with transaction(request.app[SESSIONMAKER]) as session:
-        for petition_id in ids:
-            petition = await service.get_for_account(session, principal, petition_id, lock=True)
-            await service.apply_action(
-                session, principal, petition, service.ActionInput(action=Action.ANSWER, answer=answer)
-            )
-    return ids
+        await answer_all(session, principal, ids, data.answer)
+    return web.json_response({"answered": ids})
 
 
 @allow(Role.OFFICIAL, Role.ADMIN)
 async def list_notes(request: web.Request) -> web.Response:
-    principal = principal_of(request)
-    petition_id = int_param(request, "petition_id")
-    async with transaction(request.app[SESSIONMAKER]) as session:
-        petition = await service.get_for_account(session, principal, petition_id)
+    async with account_petition(request, int_param(request, "petition_id")) as (session, _, petition):
         notes = await service.notes_of(session, petition.id)
     return web.json_response({"notes": [note_json(n) for n in notes]})
 
 
 @allow(Role.OFFICIAL, Role.ADMIN)
 async def add_note(request: web.Request) -> web.Response:
-    principal = principal_of(request)
     petition_id = int_param(request, "petition_id")
     data = await json_body(request, NoteBody)
-    async with transaction(request.app[SESSIONMAKER]) as session:
-        petition = await service.get_for_account(session, principal, petition_id)
+    async with account_petition(request, petition_id) as (session, principal, petition):
         note = await service.add_note(session, principal, petition, data.text)
     return web.json_response({"note": note_json(note)}, status=201)
 
 
 @allow(Role.OFFICIAL, Role.ADMIN)
 async def list_events(request: web.Request) -> web.Response:
-    principal = principal_of(request)
-    petition_id = int_param(request, "petition_id")
-    async with transaction(request.app[SESSIONMAKER]) as session:
-        petition = await service.get_for_account(session, principal, petition_id)
+    async with account_petition(request, int_param(request, "petition_id")) as (session, _, petition):
         events = await service.events_of(session, petition.id)
     return web.json_response({"events": [event_json(e) for e in events]})
 
@@ -254,11 +255,9 @@ async def list_events(request: web.Request) -> web.Response:
 @allow(Role.OFFICIAL, Role.ADMIN)
 async def get_media(request: web.Request) -> web.StreamResponse:
     """The recorded message or a photo, to officials who may see the petition (Range supported)."""
-    principal = principal_of(request)
     petition_id = int_param(request, "petition_id")
     media_id = int_param(request, "media_id")
-    async with transaction(request.app[SESSIONMAKER]) as session:
-        petition = await service.get_for_account(session, principal, petition_id)
+    async with account_petition(request, petition_id) as (session, _, petition):
         media = await service.media_of(session, petition, media_id)
     path = storage.resolve(request.app[SETTINGS].media_dir, media.storage_name)
     response = web.FileResponse(

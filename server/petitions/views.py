@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -19,11 +20,19 @@ from server.keys import PRINCIPAL, SESSIONMAKER
 from server.meetings import service as meetings
 from server.org.models import Department
 from server.petitions import masking, service
-from server.petitions.api import ListQuery, int_param, list_filters, principal_of, to_action
+from server.petitions.api import (
+    ListQuery,
+    account_petition,
+    answer_all,
+    int_param,
+    list_filters,
+    principal_of,
+    to_action,
+)
 from server.petitions.deadlines import PetitionType
 from server.petitions.models import AnswerTemplate, Petition
 from server.petitions.schemas import ActionBody, NoteBody, safe_mask_name, safe_mask_phone
-from server.petitions.workflow import Action, PetitionStatus
+from server.petitions.workflow import PetitionStatus
 from server.rendering import render
 from server.routing import allow
 from server.validation import Input, validate
@@ -153,9 +162,7 @@ def _display_phone(phone: str) -> str:
 async def _render_detail(
     request: web.Request, petition_id: int, error: AppError | None = None
 ) -> web.Response:
-    principal = principal_of(request)
-    async with transaction(request.app[SESSIONMAKER]) as session:
-        petition = await service.get_for_account(session, principal, petition_id)
+    async with account_petition(request, petition_id) as (session, principal, petition):
         context = await _detail_context(session, principal, petition)
         context["meeting_refs"] = await meetings.meetings_for_petition(session, petition.id)
     status = error.status if error is not None else 200
@@ -191,11 +198,28 @@ async def _template_text(session: AsyncSession, principal: Principal, template_i
     raise BadRequest("no such answer template", code="unknown_template")
 
 
+async def _detail_post(
+    request: web.Request, work: Callable[[int], Awaitable[None]], *, anchor: str = ""
+) -> web.StreamResponse:
+    """Run one form of the detail page on the path's petition, then back to the page.
+
+    A refused form shows the page again with the reason and its status; a petition the caller may
+    not see stays a plain 404."""
+    petition_id = int_param(request, "petition_id")
+    try:
+        await work(petition_id)
+    except AppError as exc:
+        if exc.status == 404:
+            raise
+        return await _render_detail(request, petition_id, exc)
+    raise web.HTTPSeeOther(f"/official/requests/{petition_id}{anchor}")
+
+
 @allow(Role.OFFICIAL, Role.ADMIN)
 async def action_submit(request: web.Request) -> web.StreamResponse:
     principal = principal_of(request)
-    petition_id = int_param(request, "petition_id")
-    try:
+
+    async def act(petition_id: int) -> None:
         form = validate(ActionForm, await _form(request))
         async with transaction(request.app[SESSIONMAKER]) as session:
             answer = form.answer or await _template_text(session, principal, form.template_id)
@@ -204,27 +228,18 @@ async def action_submit(request: web.Request) -> web.StreamResponse:
             )
             petition = await service.get_for_account(session, principal, petition_id, lock=True)
             await service.apply_action(session, principal, petition, to_action(body))
-    except AppError as exc:
-        if exc.status == 404:
-            raise
-        return await _render_detail(request, petition_id, exc)
-    raise web.HTTPSeeOther(f"/official/requests/{petition_id}")
+
+    return await _detail_post(request, act)
 
 
 @allow(Role.OFFICIAL, Role.ADMIN)
 async def note_submit(request: web.Request) -> web.StreamResponse:
-    principal = principal_of(request)
-    petition_id = int_param(request, "petition_id")
-    try:
+    async def add(petition_id: int) -> None:
         data = validate(NoteBody, await _form(request))
-        async with transaction(request.app[SESSIONMAKER]) as session:
-            petition = await service.get_for_account(session, principal, petition_id)
+        async with account_petition(request, petition_id) as (session, principal, petition):
             await service.add_note(session, principal, petition, data.text)
-    except AppError as exc:
-        if exc.status == 404:
-            raise
-        return await _render_detail(request, petition_id, exc)
-    raise web.HTTPSeeOther(f"/official/requests/{petition_id}#notes")
+
+    return await _detail_post(request, add, anchor="#notes")
 
 
 @allow(Role.OFFICIAL, Role.ADMIN)
@@ -244,11 +259,7 @@ async def bulk_answer_submit(request: web.Request) -> web.StreamResponse:
         if not text:
             raise web.HTTPSeeOther("/official/requests?error=bulk_answer_missing")
         try:
-            for raw in dict.fromkeys(raw_ids):
-                petition = await service.get_for_account(session, principal, int(raw), lock=True)
-                await service.apply_action(
-                    session, principal, petition, service.ActionInput(action=Action.ANSWER, answer=text)
-                )
+            await answer_all(session, principal, (int(raw) for raw in dict.fromkeys(raw_ids)), text)
         except AppError as exc:
             raise web.HTTPSeeOther(f"/official/requests?error={exc.code}") from exc
     raise web.HTTPSeeOther("/official/requests?done=bulk")

@@ -49,7 +49,22 @@ MAX_INFO_REQUESTS = 2
 EntityId = int | str
 
 
-class PetitionStatus(StrEnum):
+class _Labelled(StrEnum):
+    """A StrEnum whose members carry a Korean and an English label (from the subclass's table)."""
+
+    def _labels(self) -> tuple[str, str]:
+        raise NotImplementedError
+
+    @property
+    def label_ko(self) -> str:
+        return self._labels()[0]
+
+    @property
+    def label_en(self) -> str:
+        return self._labels()[1]
+
+
+class PetitionStatus(_Labelled):
     RECEIVED = "received"
     IN_PROGRESS = "in_progress"
     INFO_REQUESTED = "info_requested"
@@ -57,13 +72,8 @@ class PetitionStatus(StrEnum):
     ANSWERED = "answered"
     CLOSED = "closed"
 
-    @property
-    def label_ko(self) -> str:
-        return _STATUS_LABELS[self][0]
-
-    @property
-    def label_en(self) -> str:
-        return _STATUS_LABELS[self][1]
+    def _labels(self) -> tuple[str, str]:
+        return _STATUS_LABELS[self]
 
     @property
     def is_terminal(self) -> bool:
@@ -80,7 +90,7 @@ _STATUS_LABELS: dict[PetitionStatus, tuple[str, str]] = {
 }
 
 
-class Action(StrEnum):
+class Action(_Labelled):
     ASSIGN = "assign"
     REQUEST_INFO = "request_info"
     SUPPLEMENT = "supplement"
@@ -92,13 +102,8 @@ class Action(StrEnum):
     REOPEN = "reopen"
     WITHDRAW = "withdraw"
 
-    @property
-    def label_ko(self) -> str:
-        return _ACTION_LABELS[self][0]
-
-    @property
-    def label_en(self) -> str:
-        return _ACTION_LABELS[self][1]
+    def _labels(self) -> tuple[str, str]:
+        return _ACTION_LABELS[self]
 
 
 _ACTION_LABELS: dict[Action, tuple[str, str]] = {

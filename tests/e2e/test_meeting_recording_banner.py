@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, expect
 
-from server.auth.roles import Principal, Role
-from server.db import transaction
-from server.kiosks import service as kiosks
+from server.db import transaction, utcnow
 from server.meetings import service
-from tests.conftest import TEST_PASSWORD, World
+from tests.conftest import World, kiosk_code
+from tests.e2e.browser_steps import enrolled_kiosk_browser, log_in
 from tests.e2e.conftest import screenshot_path
 from tests.e2e.test_meeting_browsers import _Server, wait_connected
+from tests.meetings.conftest import admin_principal, scheduled_meeting
 from tests.signaling.signaling_kit import Participant, session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network]
@@ -28,37 +28,22 @@ pytestmark = [pytest.mark.e2e, pytest.mark.network]
 async def test_kiosk_page_shows_the_recording_banner(
     browser: Browser, live_server: str, world: World, sessionmaker: Any
 ) -> None:
+    code = await kiosk_code(sessionmaker, world.village_ids[0], "남성리 마을회관")
     async with transaction(sessionmaker) as session:
-        issued = await kiosks.create_kiosk(
+        scheduled = await scheduled_meeting(
             session,
-            village_id=world.village_ids[0],
-            label="남성리 마을회관",
-            code_lifetime=dt.timedelta(hours=1),
+            world,
+            title="겨울철 경로당 난방 회의",
+            starts_at=utcnow() + dt.timedelta(minutes=10),  # started by hand below
+            invite_other_official=True,
         )
-        admin = Principal(Role.ADMIN, world.admin_id, "관리자")
-        now = dt.datetime.now(dt.UTC)
-        scheduled = await service.schedule_meeting(
-            session,
-            admin,
-            service.MeetingDraft(
-                title="겨울철 경로당 난방 회의",
-                starts_at=now + dt.timedelta(minutes=10),  # started by hand below
-                ends_at=now + dt.timedelta(hours=1),
-                chair_id=world.official_id,
-                official_ids=(world.other_official_id,),
-                village_ids=(world.village_ids[0],),
-            ),
-        )
-        meeting_id = scheduled.meeting.id
+        meeting_id = scheduled.id
 
     # The village hall's kiosk is enrolled; then the meeting starts (its room invites the kiosk).
-    context = await browser.new_context(viewport={"width": 1920, "height": 1080}, locale="ko-KR")
-    kiosk = await context.new_page()
-    await kiosk.goto(f"{live_server}/kiosk/enroll?code={issued.code}")
-    await kiosk.click("button[type=submit]")
+    context, kiosk = await enrolled_kiosk_browser(browser, live_server, code)
     async with transaction(sessionmaker) as session:
         meeting = await service.get_meeting(session, meeting_id, lock=True)
-        await service.start_meeting(session, admin, meeting)
+        await service.start_meeting(session, admin_principal(world), meeting)
         room_id = meeting.room_id
     assert room_id is not None
 
@@ -79,10 +64,7 @@ async def test_kiosk_page_shows_the_recording_banner(
         # The chair's own meeting page has the recording buttons.
         chair_context = await browser.new_context(viewport={"width": 1440, "height": 900}, locale="ko-KR")
         chair_page = await chair_context.new_page()
-        await chair_page.goto(f"{live_server}/login")
-        await chair_page.fill("#username", "official")
-        await chair_page.fill("#password", TEST_PASSWORD)
-        await chair_page.click("button[type=submit]")
+        await log_in(chair_page, live_server, "official")
         await chair_page.goto(f"{live_server}/rooms/{room_id}")
         await wait_connected(chair_page)
         chair_banner = chair_page.locator("[data-recording-banner]")
@@ -92,10 +74,7 @@ async def test_kiosk_page_shows_the_recording_banner(
 
         # The administrator starts the recording from the meeting's admin page.
         admin_page = await browser.new_page(locale="ko-KR")
-        await admin_page.goto(f"{live_server}/login")
-        await admin_page.fill("#username", "admin")
-        await admin_page.fill("#password", TEST_PASSWORD)
-        await admin_page.click("button[type=submit]")
+        await log_in(admin_page, live_server, "admin")
         await admin_page.goto(f"{live_server}/admin/meetings/{meeting_id}")
         await admin_page.click('[data-action="start-recording"]')
         await expect(admin_page).to_have_url(re.compile(rf"/admin/meetings/{meeting_id}$"))

@@ -11,13 +11,20 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, expect
 
-from server.auth.roles import Principal, Role
-from server.db import transaction
+from server.db import transaction, utcnow
 from server.meetings import service
 from server.petitions.models import Petition
-from tests.conftest import TEST_PASSWORD, World
+from tests.conftest import World, kiosk_code
+from tests.e2e.browser_steps import enrolled_kiosk_browser, log_in
 from tests.e2e.conftest import screenshot_path
-from tests.meetings.conftest import START, file_petition, make_kiosk, official_principal
+from tests.meetings.conftest import (
+    START,
+    admin_principal,
+    file_petition,
+    make_kiosk,
+    official_principal,
+    scheduled_meeting,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -37,10 +44,7 @@ async def test_admin_schedules_a_meeting_and_the_record_renders(
     page = await browser.new_page(
         viewport={"width": 1280, "height": 1000}, locale="ko-KR", timezone_id="Asia/Seoul"
     )
-    await page.goto(f"{live_server}/login")
-    await page.fill("#username", "admin")
-    await page.fill("#password", TEST_PASSWORD)
-    await page.click("button[type=submit]")
+    await log_in(page, live_server, "admin")
     await page.goto(f"{live_server}/admin")
     await page.click("a[href='/admin/meetings']")
     await expect(page.locator("h1")).to_have_text("예약된 회의")
@@ -81,7 +85,7 @@ async def test_admin_schedules_a_meeting_and_the_record_renders(
     async with transaction(sessionmaker) as session:
         meeting = await service.get_meeting(session, meeting_id)
         assert meeting.starts_at == START
-        admin = Principal(Role.ADMIN, world.admin_id, "관리자")
+        admin = admin_principal(world)
         await service.start_meeting(session, admin, meeting, now=START - dt.timedelta(minutes=2))
         chair = official_principal(world)
         at = START - dt.timedelta(minutes=2)
@@ -138,56 +142,19 @@ async def test_admin_schedules_a_meeting_and_the_record_renders(
 async def test_kiosk_home_lists_its_villages_meetings_accessibly(
     browser: Browser, live_server: str, world: World, sessionmaker: Any
 ) -> None:
-    from server.kiosks import service as kiosks
     from tests.e2e.test_kiosk_accessibility import check
 
+    code = await kiosk_code(sessionmaker, world.village_ids[0], "남성리 마을회관")
     async with transaction(sessionmaker) as session:
-        issued = await kiosks.create_kiosk(
-            session,
-            village_id=world.village_ids[0],
-            label="남성리 마을회관",
-            code_lifetime=dt.timedelta(hours=1),
+        live = await scheduled_meeting(
+            session, world, title="겨울철 경로당 난방 회의", starts_at=utcnow() - dt.timedelta(minutes=5)
         )
-        admin = Principal(Role.ADMIN, world.admin_id, "관리자")
-        now = dt.datetime.now(dt.UTC)
-        live = await service.schedule_meeting(
-            session,
-            admin,
-            service.MeetingDraft(
-                title="겨울철 경로당 난방 회의",
-                starts_at=now - dt.timedelta(minutes=5),
-                ends_at=now + dt.timedelta(hours=1),
-                chair_id=world.official_id,
-                village_ids=(world.village_ids[0],),
-            ),
+        await service.start_meeting(session, admin_principal(world), live)
+        await scheduled_meeting(
+            session, world, title="마을 안길 정비 주민 회의", starts_at=START, villages=(0, 1)
         )
-        await service.start_meeting(session, admin, live.meeting)
-        await service.schedule_meeting(
-            session,
-            admin,
-            service.MeetingDraft(
-                title="마을 안길 정비 주민 회의",
-                starts_at=START,
-                ends_at=START + dt.timedelta(hours=1),
-                chair_id=world.official_id,
-                village_ids=(world.village_ids[0], world.village_ids[1]),
-            ),
-        )
-        await service.schedule_meeting(
-            session,
-            admin,
-            service.MeetingDraft(
-                title="다른 마을 회의",
-                starts_at=START,
-                ends_at=START + dt.timedelta(hours=1),
-                chair_id=world.official_id,
-                village_ids=(world.village_ids[2],),
-            ),
-        )
-    context = await browser.new_context(viewport={"width": 1920, "height": 1080}, locale="ko-KR")
-    page = await context.new_page()
-    await page.goto(f"{live_server}/kiosk/enroll?code={issued.code}")
-    await page.click("button[type=submit]")
+        await scheduled_meeting(session, world, title="다른 마을 회의", starts_at=START, villages=(2,))
+    context, page = await enrolled_kiosk_browser(browser, live_server, code)
     meetings = page.locator(".kiosk-meeting")
     await expect(meetings).to_have_count(2)
     await expect(meetings.nth(0)).to_contain_text("지금 회의 중")

@@ -13,7 +13,7 @@ from server.config import Settings
 from server.db import create_engine, make_sessionmaker
 from server.i18n import Catalogs
 from server.keys import CATALOGS, ENGINE, PASSWORDS, SESSIONMAKER, SETTINGS, SFU, TEMPLATES
-from server.meetings.autostart import autostart_ctx
+from server.meetings.clock import meeting_clock_ctx
 from server.middlewares import authorization, errors, request_context
 from server.rendering import make_environment
 from server.sfu import Sfu, SfuConfig
@@ -63,6 +63,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(sfu_ctx)  # before setup_signaling, whose meeting hub uses it
     setup_signaling(app)
-    app.cleanup_ctx.append(autostart_ctx)  # meetings open at their start time
+    app.cleanup_ctx.append(meeting_clock_ctx)  # meetings open at their start, end when abandoned
     routes.setup_routes(app)
     return app

@@ -115,6 +115,9 @@ class Settings:
     kiosk_audio_bitrate: int = 24000
     rtc_consent_timeout_seconds: int = 60
     ice_transport_policy: IceTransportPolicy = IceTransportPolicy.ALL
+    # A live meeting past its scheduled end with no official in it for this long ends by itself
+    # (server/meetings/autoend.py); 0 = only the chair ends meetings.
+    meeting_idle_end_minutes: int = 15
 
     @property
     def is_production(self) -> bool:
@@ -177,6 +180,7 @@ class Settings:
             ice_transport_policy=policy,
             kiosk_audio_bitrate=_ranged(get, "MAEUL_KIOSK_AUDIO_BITRATE", 24000, 6000, 128000),
             rtc_consent_timeout_seconds=_ranged(get, "MAEUL_RTC_CONSENT_TIMEOUT_SECONDS", 60, 10, 600),
+            meeting_idle_end_minutes=_ranged(get, "MAEUL_MEETING_IDLE_END_MINUTES", 15, 0, 24 * 60),
         )
 
 

@@ -2,38 +2,29 @@
 their village by themselves, or with one touch) are there when the chair arrives. The chair can
 still open a meeting earlier (the ``start`` transition).
 
-One background task per worker checks every ``AUTOSTART_INTERVAL`` seconds; each due meeting is
-started under a row lock after re-reading its status, so two workers never start it twice.
+The meeting clock (clock.py) checks every few seconds; each due meeting is started under a row
+lock after re-reading its status, so two workers never start it twice.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator
 
-from aiohttp import web
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.auth.roles import Principal, Role
 from server.db import transaction, utcnow
-from server.errors import MaeulError
-from server.keys import SESSIONMAKER
 from server.meetings import service
 from server.meetings.models import Meeting
 
 log = logging.getLogger(__name__)
 
-AUTOSTART_INTERVAL = 2.0
 
-
-def schedule_actor(meeting: Meeting) -> Principal:
-    """Who a scheduled start acts as: the meeting's chair (the room is theirs to run)."""
-    return Principal(role=Role.OFFICIAL, id=meeting.chair_id, display_name="scheduled start")
+def clock_actor(meeting: Meeting, what: str) -> Principal:
+    """Who a start or end by the clock acts as: the meeting's chair (the room is theirs to run)."""
+    return Principal(role=Role.OFFICIAL, id=meeting.chair_id, display_name=what)
 
 
 async def start_due_meetings(
@@ -56,24 +47,7 @@ async def start_due_meetings(
             meeting = await service.get_meeting(session, meeting_id, lock=True)
             if meeting.status != service.SCHEDULED:
                 continue  # started by hand (or by another worker) meanwhile
-            await service.start_meeting(session, schedule_actor(meeting), meeting, now=now)
+            await service.start_meeting(session, clock_actor(meeting, "scheduled start"), meeting, now=now)
             started.append(meeting_id)
             log.info("meeting started at its start time", extra={"meeting_id": meeting_id})
     return started
-
-
-async def _loop(app: web.Application) -> None:
-    while True:
-        try:
-            await start_due_meetings(app[SESSIONMAKER])
-        except (SQLAlchemyError, MaeulError):
-            log.exception("starting due meetings failed; trying again")
-        await asyncio.sleep(AUTOSTART_INTERVAL)
-
-
-async def autostart_ctx(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.get_running_loop().create_task(_loop(app), name="meeting-autostart")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

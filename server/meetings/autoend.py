@@ -1,0 +1,77 @@
+"""A live meeting that nobody runs any more ends by itself, so its record closes (status, attendance,
+recording) and the village kiosks that went in by themselves are let go.
+
+Only past its scheduled end, and only once no official (the chair or another invited official)
+has been in it for ``idle`` (``MAEUL_MEETING_IDLE_END_MINUTES``): a meeting that runs over while
+officials are in it is never cut off, a chair who is late or away for a moment finds it still
+open, and kiosks alone do not hold it open (a hall that joined by itself stays until told).
+This is how BigBlueButton and Jitsi treat rooms their moderators have left.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.db import transaction, utcnow
+from server.meetings import service
+from server.meetings.autostart import clock_actor
+from server.meetings.models import Attendance, Meeting
+
+log = logging.getLogger(__name__)
+
+
+async def officials_last_seen(session: AsyncSession, meeting: Meeting) -> dt.datetime | None:
+    """When an official was last in the meeting: None while one is in it now; the start if none
+    ever came."""
+    present = await session.scalar(
+        select(func.count())
+        .select_from(Attendance)
+        .where(
+            Attendance.meeting_id == meeting.id, Attendance.kind == "official", Attendance.left_at.is_(None)
+        )
+    )
+    if present:
+        return None
+    last_left = await session.scalar(
+        select(func.max(Attendance.left_at)).where(
+            Attendance.meeting_id == meeting.id, Attendance.kind == "official"
+        )
+    )
+    seen = [t for t in (last_left, meeting.started_at) if t is not None]
+    return max(seen) if seen else meeting.starts_at
+
+
+async def end_idle_meetings(
+    sessionmaker: async_sessionmaker[AsyncSession], idle: dt.timedelta, *, now: dt.datetime | None = None
+) -> list[int]:
+    """End every live meeting past its scheduled end with no official in it for ``idle``; returns
+    the ids of the rooms to close (the caller tells the hub, after the commit)."""
+    now = now or utcnow()
+    async with transaction(sessionmaker) as session:
+        overdue = (
+            await session.scalars(
+                select(Meeting.id).where(Meeting.status == service.LIVE, Meeting.ends_at <= now)
+            )
+        ).all()
+    rooms: list[int] = []
+    for meeting_id in overdue:
+        async with transaction(sessionmaker) as session:
+            meeting = await service.get_meeting(session, meeting_id, lock=True)
+            if meeting.status != service.LIVE:
+                continue  # ended by hand (or by another worker) meanwhile
+            seen = await officials_last_seen(session, meeting)
+            if seen is None or now - seen < idle:
+                continue
+            room_id = meeting.room_id
+            await service.end_meeting(session, clock_actor(meeting, "idle end"), meeting, now=now)
+            log.info(
+                "meeting ended by itself: past its end, no official for a while",
+                extra={"meeting_id": meeting_id, "idle_s": int((now - seen).total_seconds())},
+            )
+        if room_id is not None:
+            rooms.append(room_id)
+    return rooms

@@ -18,6 +18,7 @@ from server.keys import MEETINGS, PRINCIPAL, SESSIONMAKER
 from server.kiosks.models import Kiosk
 from server.meetings import service as meetings_service
 from server.rendering import render
+from server.room_urls import room_url
 from server.rooms import service
 from server.rooms.models import Room
 from server.routing import allow
@@ -115,11 +116,10 @@ async def api_close_room(request: web.Request) -> web.Response:
 @allow(Role.OFFICIAL, Role.ADMIN, Role.KIOSK)
 async def api_my_rooms(request: web.Request) -> web.Response:
     principal: Principal = request[PRINCIPAL]  # type: ignore[assignment]
-    prefix = "/kiosk/rooms/" if principal.role is Role.KIOSK else "/rooms/"
     async with transaction(request.app[SESSIONMAKER]) as session:
         rooms = await service.open_rooms_for(session, principal)
-        body = {"rooms": [{"id": r.id, "title": r.title, "url": f"{prefix}{r.id}"} for r in rooms]}
-    return web.json_response(body)
+        listed = [{"id": r.id, "title": r.title, "url": room_url(principal.role, r.id)} for r in rooms]
+    return web.json_response({"rooms": listed})
 
 
 # -- admin page ----------------------------------------------------------------------------------

@@ -29,22 +29,18 @@ from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
-from sqlalchemy import select
 
 from server import migrate
-from server.auth.roles import Principal, Role
 from server.auth.secrets import Passwords
-from server.auth.service import create_account
 from server.config import PROJECT_ROOT
-from server.db import create_engine, make_sessionmaker, transaction, utcnow
-from server.geo.models import Village
-from server.kiosks import service as kiosks
+from server.db import create_engine, make_sessionmaker, transaction
 from server.meetings import service as meetings
-from server.org.models import Department
-from server.seed import seed_places
+from tests.conftest import enrolled_kiosk
 from tests.lab import metrics
 from tests.lab.linklab import COUNTY, LinkLab
 from tests.lab.media_probe import load
+from tests.meetings.conftest import admin_principal, scheduled_meeting
+from tests.world_seed import seed_world
 
 PORT = 8080  # the county namespace is ours alone
 OFFICIAL = "official"
@@ -67,60 +63,28 @@ async def seed_meeting(database_url: str, halls: int) -> Seed:
     await asyncio.to_thread(migrate.upgrade, database_url)
     engine = create_engine(database_url)
     password = secrets.token_urlsafe(12)
-    passwords = Passwords(1, 1024)
     try:
         sessionmaker = make_sessionmaker(engine)
         async with transaction(sessionmaker) as session:
-            await seed_places(session)
-            departments = list((await session.scalars(select(Department.id).order_by(Department.id))).all())
-            villages = list((await session.scalars(select(Village.id).order_by(Village.id))).all())
-            admin = await create_account(
-                session,
-                passwords,
-                username="admin",
-                password=password,
-                display_name="관리자",
-                role=Role.ADMIN,
-            )
-            official = await create_account(
-                session,
-                passwords,
-                username=OFFICIAL,
-                password=password,
-                display_name="김의장",
-                role=Role.OFFICIAL,
-                department_id=departments[0],
-            )
+            world = await seed_world(session, Passwords(1, 1024), password)
         ids: dict[int, int] = {}
         tokens: dict[int, str] = {}
         for hall in range(1, halls + 1):
-            async with transaction(sessionmaker) as session:
-                issued = await kiosks.create_kiosk(
-                    session,
-                    village_id=villages[hall - 1],
-                    label=f"{hall}번 마을회관",
-                    code_lifetime=dt.timedelta(hours=2),
-                )
-                # Enrolled before the meeting starts: a started meeting invites the active kiosks.
-                kiosk, tokens[hall] = await kiosks.enroll(session, issued.code)
-                ids[hall] = kiosk.id
-        admin_principal = Principal(role=Role.ADMIN, id=admin.id, display_name="관리자")
-        now = utcnow()
-        async with transaction(sessionmaker) as session:
-            scheduled = await meetings.schedule_meeting(
-                session,
-                admin_principal,
-                meetings.MeetingDraft(
-                    title="연결 시험 회의",
-                    starts_at=now + dt.timedelta(minutes=1),
-                    ends_at=now + dt.timedelta(hours=2),
-                    chair_id=official.id,
-                    village_ids=tuple(villages[:halls]),
-                ),
+            # Enrolled before the meeting starts: a started meeting invites the active kiosks.
+            ids[hall], tokens[hall] = await enrolled_kiosk(
+                sessionmaker, world.village_ids[hall - 1], f"{hall}번 마을회관"
             )
-            meeting = await meetings.start_meeting(session, admin_principal, scheduled.meeting)
+        async with transaction(sessionmaker) as session:
+            scheduled = await scheduled_meeting(
+                session,
+                world,
+                title="연결 시험 회의",
+                length=dt.timedelta(hours=2),
+                villages=tuple(range(halls)),
+            )
+            meeting = await meetings.start_meeting(session, admin_principal(world), scheduled)
             assert meeting.room_id is not None
-            return Seed(database_url, password, official.id, meeting.id, meeting.room_id, ids, tokens)
+            return Seed(database_url, password, world.official_id, meeting.id, meeting.room_id, ids, tokens)
     finally:
         await engine.dispose()
 

@@ -24,17 +24,33 @@ def _report(label: str, records: Records, start: float, end: float) -> str:
     )
 
 
-async def test_300kbit_each_way_with_5pct_loss_for_60s_keeps_the_call(tmp_path: Path) -> None:
-    async with MeetingLab(tmp_path) as meeting:
-        await meeting.wait_media()
-        meeting.lab.shape(1, kbit=300, loss_pct=5)
-        start = meeting.now()
-        await asyncio.sleep(60)
-        end = meeting.now()
-        records = await meeting.finish()
-    report = _report("300 kbit/s 5 %", records, start, end)
+def _kept(label: str, records: Records, start: float, end: float) -> str:
+    """The window's report (printed, and the message of every assertion on it), once the call is
+    known not to have dropped in the window."""
+    report = _report(label, records, start, end)
     print(report)
     assert not records.dropped(start, end), report
+    return report
+
+
+async def _shaped_for(
+    tmp_path: Path, seconds: float, *, kbit: int, loss_pct: float | None = None
+) -> tuple[Records, float, float]:
+    """A lab meeting whose hall link is shaped to ``kbit`` (and ``loss_pct``) once media flows, held
+    so for ``seconds``; returns the records and the shaped window (start, end)."""
+    async with MeetingLab(tmp_path) as meeting:
+        await meeting.wait_media()
+        meeting.lab.shape(1, kbit=kbit, loss_pct=loss_pct)
+        start = meeting.now()
+        await asyncio.sleep(seconds)
+        end = meeting.now()
+        records = await meeting.finish()
+    return records, start, end
+
+
+async def test_300kbit_each_way_with_5pct_loss_for_60s_keeps_the_call(tmp_path: Path) -> None:
+    records, start, end = await _shaped_for(tmp_path, 60, kbit=300, loss_pct=5)
+    report = _kept("300 kbit/s 5 %", records, start, end)
     for received in (records.hall_receives(start, end), records.chair_receives(start, end)):
         assert received.max_audio_gap_s <= 1.0, report
         assert received.fps >= 10, report
@@ -43,16 +59,8 @@ async def test_300kbit_each_way_with_5pct_loss_for_60s_keeps_the_call(tmp_path: 
 
 async def test_150kbit_keeps_audio_unbroken(tmp_path: Path) -> None:
     # Video may be switched off by design at this rate; audio must not give way.
-    async with MeetingLab(tmp_path) as meeting:
-        await meeting.wait_media()
-        meeting.lab.shape(1, kbit=150)
-        start = meeting.now()
-        await asyncio.sleep(30)
-        end = meeting.now()
-        records = await meeting.finish()
-    report = _report("150 kbit/s", records, start, end)
-    print(report)
-    assert not records.dropped(start, end), report
+    records, start, end = await _shaped_for(tmp_path, 30, kbit=150)
+    report = _kept("150 kbit/s", records, start, end)
     assert records.hall_receives(start, end).max_audio_gap_s <= 1.0, report
     assert records.chair_receives(start, end).max_audio_gap_s <= 1.0, report
 
@@ -70,9 +78,7 @@ async def test_a_30s_spike_to_50kbit_does_not_end_the_call(tmp_path: Path) -> No
         await asyncio.sleep(15)
         end = meeting.now()
         records = await meeting.finish()
-    report = _report("50 kbit/s spike", records, start, end)
-    print(report)
-    assert not records.dropped(start, end), report
+    report = _kept("50 kbit/s spike", records, start, end)
     # After the spike the call carries media both ways again (in the last 5 s of the window).
     tail = end - 5
     assert records.hall_receives(tail, end).audio_frames > 0, report

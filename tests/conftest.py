@@ -14,7 +14,6 @@ import itertools
 import re
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import migrate
 from server.app import create_app
-from server.auth.roles import Role
 from server.auth.secrets import Passwords
-from server.auth.service import create_account
 from server.config import Environment, SecretStr, Settings
 from server.db import create_engine, make_sessionmaker, transaction
 from server.kiosks import service as kiosks
-from server.seed import seed_places
 from tests.pg import postgres_server
+from tests.world_seed import World, seed_world
 
 BACKENDS = ("sqlite", "postgresql")
 TEST_PASSWORD = "correct horse battery"
@@ -139,56 +136,11 @@ async def sessionmaker(settings: Settings) -> AsyncIterator[Callable[[], AsyncSe
     await engine.dispose()
 
 
-@dataclass
-class World:
-    """Test data: places, departments and a few accounts, created through the real services."""
-
-    admin_id: int
-    official_id: int
-    other_official_id: int
-    village_ids: list[int]
-    department_ids: list[int]
-
-
 @pytest.fixture
 async def world(settings: Settings, sessionmaker: Callable[[], AsyncSession]) -> World:
-    from sqlalchemy import select
-
-    from server.geo.models import Village
-    from server.org.models import Department
-
     passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
-        await seed_places(session)
-        departments = list((await session.scalars(select(Department.id).order_by(Department.id))).all())
-        villages = list((await session.scalars(select(Village.id).order_by(Village.id))).all())
-        admin = await create_account(
-            session,
-            passwords,
-            username="admin",
-            password=TEST_PASSWORD,
-            display_name="관리자",
-            role=Role.ADMIN,
-        )
-        official = await create_account(
-            session,
-            passwords,
-            username="official",
-            password=TEST_PASSWORD,
-            display_name="김민원",
-            role=Role.OFFICIAL,
-            department_id=departments[0],
-        )
-        other = await create_account(
-            session,
-            passwords,
-            username="official2",
-            password=TEST_PASSWORD,
-            display_name="박안전",
-            role=Role.OFFICIAL,
-            department_id=departments[1],
-        )
-    return World(admin.id, official.id, other.id, villages, departments)
+        return await seed_world(session, passwords, TEST_PASSWORD)
 
 
 async def kiosk_code(

@@ -16,9 +16,8 @@ import logging
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.db import transaction, utcnow
+from server.db import utcnow
 from server.meetings import service
-from server.meetings.autostart import clock_actor
 from server.meetings.models import Attendance, Meeting
 
 log = logging.getLogger(__name__)
@@ -51,27 +50,16 @@ async def end_idle_meetings(
     """End every live meeting past its scheduled end with no official in it for ``idle``; returns
     the ids of the rooms to close (the caller tells the hub, after the commit)."""
     now = now or utcnow()
-    async with transaction(sessionmaker) as session:
-        overdue = (
-            await session.scalars(
-                select(Meeting.id).where(Meeting.status == service.LIVE, Meeting.ends_at <= now)
-            )
-        ).all()
     rooms: list[int] = []
-    for meeting_id in overdue:
-        async with transaction(sessionmaker) as session:
-            meeting = await service.get_meeting(session, meeting_id, lock=True)
-            if meeting.status != service.LIVE:
-                continue  # ended by hand (or by another worker) meanwhile
-            seen = await officials_last_seen(session, meeting)
-            if seen is None or now - seen < idle:
-                continue
-            room_id = meeting.room_id
-            await service.end_meeting(session, clock_actor(meeting, "idle end"), meeting, now=now)
-            log.info(
-                "meeting ended by itself: past its end, no official for a while",
-                extra={"meeting_id": meeting_id, "idle_s": int((now - seen).total_seconds())},
-            )
-        if room_id is not None:
-            rooms.append(room_id)
+    async for session, meeting in service.each_locked(sessionmaker, service.LIVE, Meeting.ends_at <= now):
+        seen = await officials_last_seen(session, meeting)
+        if seen is None or now - seen < idle:
+            continue
+        await service.end_meeting(session, service.clock_actor(meeting, "idle end"), meeting, now=now)
+        log.info(
+            "meeting ended by itself: past its end, no official for a while",
+            extra={"meeting_id": meeting.id, "idle_s": int((now - seen).total_seconds())},
+        )
+        if meeting.room_id is not None:
+            rooms.append(meeting.room_id)
     return rooms

@@ -7,14 +7,15 @@ unknown ids are ``NotFound`` (404). Functions take the caller's ``AsyncSession``
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -157,6 +158,33 @@ async def get_meeting(session: AsyncSession, meeting_id: int, *, lock: bool = Fa
     if meeting is None:
         raise NotFound(f"meeting {meeting_id} does not exist", code="meeting_not_found")
     return meeting
+
+
+@contextlib.asynccontextmanager
+async def _locked(
+    sessionmaker: async_sessionmaker[AsyncSession], meeting_id: int
+) -> AsyncIterator[tuple[AsyncSession, Meeting]]:
+    async with transaction(sessionmaker) as session:
+        yield session, await get_meeting(session, meeting_id, lock=True)
+
+
+async def each_locked(
+    sessionmaker: async_sessionmaker[AsyncSession], status: str, *conditions: ColumnElement[bool]
+) -> AsyncIterator[tuple[AsyncSession, Meeting]]:
+    """Each meeting in ``status`` matching ``conditions``, in a transaction of its own, locked and
+    re-read: one that left ``status`` meanwhile (moved by hand, or by another worker) is skipped.
+    For background work such as the meeting clock's."""
+    async with transaction(sessionmaker) as session:
+        ids = (await session.scalars(select(Meeting.id).where(Meeting.status == status, *conditions))).all()
+    for meeting_id in ids:
+        async with _locked(sessionmaker, meeting_id) as (session, meeting):
+            if meeting.status == status:
+                yield session, meeting
+
+
+def clock_actor(meeting: Meeting, what: str) -> Principal:
+    """Who a start or end by the clock acts as: the meeting's chair (the room is theirs to run)."""
+    return Principal(role=Role.OFFICIAL, id=meeting.chair_id, display_name=what)
 
 
 async def list_meetings(session: AsyncSession, principal: Principal) -> Sequence[Meeting]:

@@ -6,8 +6,11 @@ only, and the video comes back by itself."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -48,24 +51,44 @@ async def until_media(meeting: MeetingLab, hall: BrowserHall, pid: str) -> None:
         await asyncio.sleep(0.25)
 
 
-async def test_chromium_kiosk_page_at_300kbit_with_5pct_loss(tmp_path: Path) -> None:
+@dataclass
+class HallRun:
+    meeting: MeetingLab
+    hall: BrowserHall
+    pid: str
+    #: What the chair and the lab wrote down, once the run is over.
+    records: Records | None = None
+
+
+@contextlib.asynccontextmanager
+async def chromium_hall_meeting(tmp_path: Path) -> AsyncIterator[HallRun]:
+    """A lab meeting with the Chromium kiosk page in hall 1, yielded once it and the chair decode
+    each other's video; afterwards the page is closed and the records are collected."""
     async with MeetingLab(tmp_path, browser_halls={1}) as meeting:
         assert meeting.seed is not None
         hall = BrowserHall(meeting.base_url, meeting.seed.kiosk_tokens[1], meeting.seed.room_id)
-        pid = f"k{meeting.seed.kiosk_ids[1]}"
+        run = HallRun(meeting, hall, f"k{meeting.seed.kiosk_ids[1]}")
         await meeting.lab.run_in(1, hall.start())
         try:
-            await until_media(meeting, hall, pid)
-            meeting.lab.shape(1, kbit=300, loss_pct=5)
-            start = meeting.now()
-            await asyncio.sleep(30)
-            end = meeting.now()
-            page = hall.receives(start, end)
-            await asyncio.sleep(1)  # the last link_quality event reaches the page's bars
-            shown = [bars for _, bars, _ in hall.samples.bars]
+            await until_media(meeting, hall, run.pid)
+            yield run
         finally:
             await meeting.lab.run_in(1, hall.close())
-        records = await meeting.finish()
+        run.records = await meeting.finish()
+
+
+async def test_chromium_kiosk_page_at_300kbit_with_5pct_loss(tmp_path: Path) -> None:
+    async with chromium_hall_meeting(tmp_path) as run:
+        meeting, hall, pid = run.meeting, run.hall, run.pid
+        meeting.lab.shape(1, kbit=300, loss_pct=5)
+        start = meeting.now()
+        await asyncio.sleep(30)
+        end = meeting.now()
+        page = hall.receives(start, end)
+        await asyncio.sleep(1)  # the last link_quality event reaches the page's bars
+        shown = [bars for _, bars, _ in hall.samples.bars]
+    records = run.records
+    assert records is not None
     chair = records.chair_receives(start, end)
     away = sorted(set(records.chair_saw_hall_away(start, end)))
     sent = bars_sent(tmp_path / "server.log", pid)
@@ -98,38 +121,30 @@ def chair_saw_modes(records: Records, pid: str) -> list[str]:
 async def test_a_downlink_too_thin_for_video_says_sound_only_on_both_pages(tmp_path: Path) -> None:
     # 60 kbit/s toward the hall cannot carry the chair's lowest video rate (60 kbit/s) next to
     # its audio; the hall's own upload stays as it is.
-    async with MeetingLab(tmp_path, browser_halls={1}) as meeting:
-        assert meeting.seed is not None
-        hall = BrowserHall(meeting.base_url, meeting.seed.kiosk_tokens[1], meeting.seed.room_id)
-        pid = f"k{meeting.seed.kiosk_ids[1]}"
-        await meeting.lab.run_in(1, hall.start())
-        try:
-            await until_media(meeting, hall, pid)
-            meeting.lab.shape(1, down_kbit=60)
-            thin = meeting.now()
-            deadline = time.monotonic() + 45
-            while not any(state == "link_poor" for _, state in hall.samples.page_states):
-                assert time.monotonic() < deadline, f"never sound only: {hall.samples.bars}"
-                await asyncio.sleep(0.25)
-            assert hall.page is not None
-            status = await meeting.lab.run_in(1, hall.page.locator("[data-status]").inner_text())
-            await meeting.lab.run_in(
-                1, hall.page.screenshot(path=str(SCREENSHOTS / "meeting-kiosk-sound-only.png"))
-            )
-            await asyncio.sleep(5)
-            audio_only = hall.receives(thin, meeting.now())
+    async with chromium_hall_meeting(tmp_path) as run:
+        meeting, hall, pid = run.meeting, run.hall, run.pid
+        meeting.lab.shape(1, down_kbit=60)
+        thin = meeting.now()
+        deadline = time.monotonic() + 45
+        while not any(state == "link_poor" for _, state in hall.samples.page_states):
+            assert time.monotonic() < deadline, f"never sound only: {hall.samples.bars}"
+            await asyncio.sleep(0.25)
+        assert hall.page is not None
+        status = await meeting.lab.run_in(1, hall.page.locator("[data-status]").inner_text())
+        await meeting.lab.run_in(
+            1, hall.page.screenshot(path=str(SCREENSHOTS / "meeting-kiosk-sound-only.png"))
+        )
+        await asyncio.sleep(5)
+        audio_only = hall.receives(thin, meeting.now())
 
-            meeting.lab.unshape(1)
-            restored = meeting.now()
-            deadline = time.monotonic() + 60
-            while (
-                hall.samples.bars[-1][2] == "audio_only" or hall.frames_between(restored, meeting.now()) < 30
-            ):
-                assert time.monotonic() < deadline, f"video never came back: {hall.samples.bars}"
-                await asyncio.sleep(0.25)
-        finally:
-            await meeting.lab.run_in(1, hall.close())
-        records = await meeting.finish()
+        meeting.lab.unshape(1)
+        restored = meeting.now()
+        deadline = time.monotonic() + 60
+        while hall.samples.bars[-1][2] == "audio_only" or hall.frames_between(restored, meeting.now()) < 30:
+            assert time.monotonic() < deadline, f"video never came back: {hall.samples.bars}"
+            await asyncio.sleep(0.25)
+    records = run.records
+    assert records is not None
     chair_modes = chair_saw_modes(records, pid)
     report = (
         f"page bars/modes {[(b, m) for _, b, m in hall.samples.bars]}, page states "

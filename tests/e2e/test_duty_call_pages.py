@@ -11,7 +11,8 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from server.config import Settings
-from tests.conftest import TEST_PASSWORD, World, make_settings
+from tests.conftest import World, make_settings
+from tests.e2e.browser_steps import log_in
 from tests.e2e.conftest import kiosk_browser_page, screenshot_path
 
 pytestmark = pytest.mark.e2e
@@ -27,10 +28,7 @@ async def test_duty_call_rings_and_is_answered_or_falls_back(
     browser: Browser, live_server: str, world: World, sessionmaker: Any
 ) -> None:
     official = await browser.new_page(viewport={"width": 1280, "height": 800})
-    await official.goto(f"{live_server}/login")
-    await official.fill("#username", "official")
-    await official.fill("#password", TEST_PASSWORD)
-    await official.click("button[type=submit]")
+    await log_in(official, live_server, "official")
     await official.wait_for_url(f"{live_server}/official")
     toggle = official.locator("[data-duty-toggle]")
     await expect(toggle).to_have_attribute("aria-pressed", "false")

@@ -8,6 +8,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from tests.conftest import TEST_PASSWORD, World
+from tests.e2e.browser_steps import csrf_headers, enrolled_kiosk_browser, kiosk_registered_by
 from tests.e2e.conftest import screenshot_path
 
 pytestmark = pytest.mark.e2e
@@ -32,29 +33,18 @@ async def test_admin_logs_in_enrolls_a_kiosk_and_the_kiosk_shows_its_home(
     await expect(admin).to_have_url(re.compile(r"/admin$"))
 
     # Create a kiosk through the API the page's own session and CSRF token allow.
-    token = await admin.locator('meta[name="csrf-token"]').get_attribute("content")
-    created = await admin.request.post(
-        f"{live_server}/api/v1/admin/kiosks",
-        data={"village_id": world.village_ids[0], "label": "남성리 마을회관"},
-        headers={"X-CSRF-Token": token or ""},
-    )
-    assert created.status == 201
-    code = (await created.json())["enrollment_code"]
+    _, code = await kiosk_registered_by(admin, live_server, world.village_ids[0], "남성리 마을회관")
     await admin.goto(f"{live_server}/admin/kiosks")
     await expect(admin.locator("tbody tr")).to_have_count(1)
     await expect(admin.locator("tbody")).to_contain_text("등록 대기")
     await admin.screenshot(path=screenshot_path("admin-kiosks.png"), full_page=True)
 
-    kiosk_context = await browser.new_context(viewport={"width": 1920, "height": 1080})
-    kiosk = await kiosk_context.new_page()
-    await kiosk.goto(f"{live_server}/kiosk/enroll?code={code}")
-    await kiosk.click("button[type=submit]")
+    kiosk_context, kiosk = await enrolled_kiosk_browser(browser, live_server, code)
     await expect(kiosk).to_have_url(re.compile(r"/kiosk$"))
     await expect(kiosk.locator("h1")).to_have_text("안녕하세요. 무엇을 도와드릴까요?")
     cookies = {c["name"]: c for c in await kiosk_context.cookies()}
     assert cookies["maeul_kiosk"]["httpOnly"]
 
-    kiosk_csrf = await kiosk.locator('meta[name="csrf-token"]').get_attribute("content")
     beat = await kiosk.request.post(
         f"{live_server}/api/v1/kiosk/heartbeat",
         data={
@@ -65,7 +55,7 @@ async def test_admin_logs_in_enrolls_a_kiosk_and_the_kiosk_shows_its_home(
             "free_disk_mb": 51200,
             "agent_version": "0.1.0",
         },
-        headers={"X-CSRF-Token": kiosk_csrf or ""},
+        headers=await csrf_headers(kiosk),
     )
     assert beat.status == 200
     await admin.reload()

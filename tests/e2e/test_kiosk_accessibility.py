@@ -3,7 +3,6 @@ at least 64×64 CSS px (Maeul's floor for older hands; ../shared/kiosk-accessibi
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pytest
@@ -13,9 +12,8 @@ from playwright.async_api import Browser, Page
 
 from server.app import create_app
 from server.config import Settings
-from server.db import transaction
-from server.kiosks import service as kiosks
-from tests.conftest import World
+from tests.conftest import World, kiosk_code
+from tests.e2e.browser_steps import enroll_kiosk
 
 pytestmark = pytest.mark.e2e
 
@@ -73,25 +71,13 @@ async def check(page: Page, url: str, status: int = 200) -> list[str]:
 async def test_kiosk_pages_are_accessible(
     browser: Browser, live_server: str, world: World, settings: Settings, sessionmaker: Any
 ) -> None:
-    async with transaction(sessionmaker) as session:
-        issued = await kiosks.create_kiosk(
-            session,
-            village_id=world.village_ids[0],
-            label="남성리 마을회관",
-            code_lifetime=dt.timedelta(hours=1),
-        )
-        second = await kiosks.create_kiosk(
-            session,
-            village_id=world.village_ids[1],
-            label="동성리 마을회관",
-            code_lifetime=dt.timedelta(hours=1),
-        )
+    code = await kiosk_code(sessionmaker, world.village_ids[0], "남성리 마을회관")
+    second_code = await kiosk_code(sessionmaker, world.village_ids[1], "동성리 마을회관")
     context = await browser.new_context(viewport={"width": 1920, "height": 1080})
     page = await context.new_page()
-    problems = await check(page, f"{live_server}/kiosk/enroll?code={second.code}")
+    problems = await check(page, f"{live_server}/kiosk/enroll?code={second_code}")
     problems += await check(page, f"{live_server}/kiosk", 401)  # not enrolled yet: the "not registered" page
-    await page.goto(f"{live_server}/kiosk/enroll?code={issued.code}")
-    await page.click("button[type=submit]")
+    await enroll_kiosk(page, live_server, code)
     await page.wait_for_url(f"{live_server}/kiosk")
     pages = kiosk_pages(settings)
     assert "/kiosk" in pages

@@ -8,10 +8,10 @@ import re
 
 import pytest
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, BrowserContext, Page, expect
-from yarl import URL
+from playwright.async_api import Browser, Page, expect
 
-from tests.conftest import TEST_PASSWORD, World
+from tests.conftest import World
+from tests.e2e.browser_steps import SMALL_SCREEN, LiveServer, admin_enrolled_kiosk_browser, log_in
 from tests.e2e.conftest import screenshot_path
 from tests.signaling.signaling_kit import Participant, session_cookie
 
@@ -36,59 +36,24 @@ async () => {
 """
 
 
-class _Server:
-    """The live server's base URL where the signaling kit expects an aiohttp TestClient."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-
-    def make_url(self, path: str) -> URL:
-        return URL(self.base + path)
+_Server = LiveServer  # the name tests/e2e/test_meeting_recording_banner.py imports
 
 
 async def _stats(page: Page) -> dict[str, dict[str, int]]:
     return json.loads(await page.evaluate(STATS_JS))
 
 
-async def _login(context: BrowserContext, base: str, username: str) -> Page:
-    page = await context.new_page()
-    await page.goto(f"{base}/login")
-    await page.fill("#username", username)
-    await page.fill("#password", TEST_PASSWORD)
-    await page.click("button[type=submit]")
-    await expect(page).not_to_have_url(re.compile(r"/login"))
-    return page
-
-
-async def _enrolled_kiosk(
-    browser: Browser, admin: Page, base: str, village_id: int, label: str
-) -> tuple[Page, int]:
-    token = await admin.locator('meta[name="csrf-token"]').get_attribute("content")
-    created = await admin.request.post(
-        f"{base}/api/v1/admin/kiosks",
-        data={"village_id": village_id, "label": label},
-        headers={"X-CSRF-Token": token or ""},
-    )
-    assert created.status == 201
-    body = await created.json()
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    page = await context.new_page()
-    await page.goto(f"{base}/kiosk/enroll?code={body['enrollment_code']}")
-    await page.click("button[type=submit]")
-    await expect(page).to_have_url(re.compile(r"/kiosk$"))
-    return page, int(body["kiosk"]["id"])
-
-
 @pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
 async def test_three_browsers_see_and_hear_each_other(
     browser: Browser, live_server: str, world: World
 ) -> None:
-    admin = await _login(await browser.new_context(), live_server, "admin")
-    kiosk_a, kiosk_a_id = await _enrolled_kiosk(
-        browser, admin, live_server, world.village_ids[0], "남성리 마을회관"
+    admin = await (await browser.new_context()).new_page()
+    await log_in(admin, live_server, "admin")
+    kiosk_a_id, kiosk_a = await admin_enrolled_kiosk_browser(
+        browser, admin, live_server, world.village_ids[0], "남성리 마을회관", SMALL_SCREEN
     )
-    kiosk_b, kiosk_b_id = await _enrolled_kiosk(
-        browser, admin, live_server, world.village_ids[5], "서성리 마을회관"
+    kiosk_b_id, kiosk_b = await admin_enrolled_kiosk_browser(
+        browser, admin, live_server, world.village_ids[5], "서성리 마을회관", SMALL_SCREEN
     )
 
     # The admin opens a room on the rooms page and invites the official and both kiosks.
@@ -112,8 +77,8 @@ async def test_three_browsers_see_and_hear_each_other(
         await link.click()
         await expect(kiosk).to_have_url(re.compile(rf"/kiosk/rooms/{room_id}$"))
 
-    official_context = await browser.new_context(viewport={"width": 1440, "height": 900})
-    official = await _login(official_context, live_server, "official")
+    official = await (await browser.new_context(viewport={"width": 1440, "height": 900})).new_page()
+    await log_in(official, live_server, "official")
     await official.goto(f"{live_server}/official")
     await expect(official.locator("[data-my-rooms] a")).to_have_attribute(
         "href", f"/rooms/{room_id}", timeout=15000

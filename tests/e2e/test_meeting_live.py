@@ -21,7 +21,8 @@ from playwright.async_api import Browser, Page, expect
 
 from server.db import transaction, utcnow
 from server.meetings import service
-from tests.conftest import TEST_PASSWORD, World
+from tests.conftest import World
+from tests.e2e.browser_steps import log_in
 from tests.e2e.conftest import kiosk_browser_page, screenshot_path
 
 pytestmark = pytest.mark.e2e
@@ -37,14 +38,13 @@ def next_start(now: dt.datetime, margin: float = 30.0) -> dt.datetime:
     return start if (start - now).total_seconds() >= margin else start + dt.timedelta(minutes=1)
 
 
-async def login(browser: Browser, live_server: str, username: str) -> Page:
+async def logged_in_page(browser: Browser, live_server: str, username: str) -> Page:
+    """A new Korean page on Seoul time (the schedule form's local times), logged in as ``username``
+    and on the staff's landing page."""
     page = await browser.new_page(
         viewport={"width": 1600, "height": 1000}, locale="ko-KR", timezone_id="Asia/Seoul"
     )
-    await page.goto(f"{live_server}/login")
-    await page.fill("#username", username)
-    await page.fill("#password", TEST_PASSWORD)
-    await page.click("button[type=submit]")
+    await log_in(page, live_server, username)
     await page.wait_for_url(re.compile(r"/(admin|official)"))
     return page
 
@@ -84,7 +84,7 @@ async def test_a_scheduled_meeting_from_start_to_record(
 
     # The administrator schedules the meeting in the browser: both villages, kiosks join by
     # themselves, and wait in the lobby until the chair lets them in.
-    admin = await login(browser, live_server, "admin")
+    admin = await logged_in_page(browser, live_server, "admin")
     await admin.goto(f"{live_server}/admin/meetings")
     starts = next_start(utcnow()).astimezone(SEOUL)
     await admin.fill("#title", "남성리·동성리 합동 주민 회의")
@@ -121,7 +121,7 @@ async def test_a_scheduled_meeting_from_start_to_record(
         assert meeting.started_at >= starts.astimezone(dt.UTC)  # not before its time
 
     # The chair comes in, sees both halls in the lobby and lets them in.
-    chair = await login(browser, live_server, "official")
+    chair = await logged_in_page(browser, live_server, "official")
     await chair.goto(f"{live_server}/meetings/{meeting_id}/join")
     await chair.wait_for_url(re.compile(r"/rooms/\d+$"))
     lobby = chair.locator("[data-lobby] li")

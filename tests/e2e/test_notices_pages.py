@@ -7,7 +7,8 @@ import re
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.conftest import TEST_PASSWORD, World, kiosk_code
+from tests.conftest import World, kiosk_code
+from tests.e2e.browser_steps import enrolled_kiosk_browser, log_in
 from tests.e2e.conftest import screenshot_path
 
 pytestmark = pytest.mark.e2e
@@ -19,10 +20,7 @@ async def test_notice_from_official_page_to_kiosk_home(
 ) -> None:
     code = await kiosk_code(sessionmaker, world.village_ids[0])  # type: ignore[arg-type]
     official = await browser.new_page(viewport={"width": 1280, "height": 1000})
-    await official.goto(f"{live_server}/login")
-    await official.fill("#username", "official")
-    await official.fill("#password", TEST_PASSWORD)
-    await official.click("button[type=submit]")
+    await log_in(official, live_server, "official")
     await official.goto(f"{live_server}/official/notices")
     await official.fill("#title", "벼 수매 안내")
     await official.fill(
@@ -33,10 +31,7 @@ async def test_notice_from_official_page_to_kiosk_home(
     await expect(official).to_have_url(re.compile(r"/official/notices/\d+$"))
     await expect(official.locator("main")).to_contain_text("키오스크 0대 중 0대")  # not enrolled yet
 
-    kiosk_context = await browser.new_context(viewport={"width": 1920, "height": 1080})
-    kiosk = await kiosk_context.new_page()
-    await kiosk.goto(f"{live_server}/kiosk/enroll?code={code}")
-    await kiosk.click("button[type=submit]")
+    kiosk_context, kiosk = await enrolled_kiosk_browser(browser, live_server, code)
     await expect(kiosk.locator(".kiosk-notice-title")).to_have_text("벼 수매 안내")
     await kiosk.screenshot(path=screenshot_path("kiosk-home.png"), full_page=True)
 

@@ -8,32 +8,27 @@ lab's http://198.18.0.1 is not a secure context, so the page had no getUserMedia
 from __future__ import annotations
 
 import asyncio
-import re
 
 import pytest
-from playwright.async_api import async_playwright, expect
-from yarl import URL
+from playwright.async_api import async_playwright
 
-from tests.conftest import TEST_PASSWORD, World
+from tests.conftest import World
+from tests.e2e.browser_steps import (
+    SMALL_SCREEN,
+    LiveServer,
+    admin_enrolled_kiosk_browser,
+    csrf_headers,
+    log_in,
+)
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.signaling.signaling_kit import Participant, session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
 
-class _Server:
-    """The live server's base URL where the signaling kit expects an aiohttp TestClient."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-
-    def make_url(self, path: str) -> URL:
-        return URL(self.base + path)
-
-
 @pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
 async def test_aiortc_subscriber_decodes_a_chromium_kiosk_page(live_server: str, world: World) -> None:
-    server = _Server(live_server)
+    server = LiveServer(live_server)
     official = Participant("official", server, cookie=await session_cookie(server, "official"))  # type: ignore[arg-type]
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
@@ -41,29 +36,14 @@ async def test_aiortc_subscriber_decodes_a_chromium_kiosk_page(live_server: str,
         )
         try:
             admin = await (await browser.new_context()).new_page()
-            await admin.goto(f"{live_server}/login")
-            await admin.fill("#username", "admin")
-            await admin.fill("#password", TEST_PASSWORD)
-            await admin.click("button[type=submit]")
-            await expect(admin).not_to_have_url(re.compile(r"/login"))
-            csrf = {
-                "X-CSRF-Token": await admin.locator('meta[name="csrf-token"]').get_attribute("content") or ""
-            }
-            created = await admin.request.post(
-                f"{live_server}/api/v1/admin/kiosks",
-                data={"village_id": world.village_ids[0], "label": "남성리 마을회관"},
-                headers=csrf,
+            await log_in(admin, live_server, "admin")
+            kiosk_id, kiosk = await admin_enrolled_kiosk_browser(
+                browser, admin, live_server, world.village_ids[0], "남성리 마을회관", SMALL_SCREEN
             )
-            body = await created.json()
-            kiosk_id = int(body["kiosk"]["id"])
-            kiosk = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
-            await kiosk.goto(f"{live_server}/kiosk/enroll?code={body['enrollment_code']}")
-            await kiosk.click("button[type=submit]")
-            await expect(kiosk).to_have_url(re.compile(r"/kiosk$"))
             room = await admin.request.post(
                 f"{live_server}/api/v1/admin/rooms",
                 data={"title": "회의", "account_ids": [world.official_id], "kiosk_ids": [kiosk_id]},
-                headers=csrf,
+                headers=await csrf_headers(admin),
             )
             room_id = int((await room.json())["room"]["id"])
 

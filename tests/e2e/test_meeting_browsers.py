@@ -36,9 +36,6 @@ async () => {
 """
 
 
-_Server = LiveServer  # the name tests/e2e/test_meeting_recording_banner.py imports
-
-
 async def _stats(page: Page) -> dict[str, dict[str, int]]:
     return json.loads(await page.evaluate(STATS_JS))
 
@@ -152,7 +149,7 @@ async def test_three_browsers_see_and_hear_each_other(
 
     # A fourth, loud participant (an aiortc peer through the same signaling): the kiosks have only
     # two video tiles for three others, so their pages ask the SFU to keep the speaker on screen.
-    server = _Server(live_server)
+    server = LiveServer(live_server)
     loud = Participant("loud", server, cookie=await session_cookie(server, "admin"))  # type: ignore[arg-type]
     try:
         await loud.connect()

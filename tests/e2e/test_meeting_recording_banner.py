@@ -15,9 +15,9 @@ from playwright.async_api import Browser, expect
 from server.db import transaction, utcnow
 from server.meetings import service
 from tests.conftest import World, kiosk_code
-from tests.e2e.browser_steps import enrolled_kiosk_browser, log_in
+from tests.e2e.browser_steps import LiveServer, enrolled_kiosk_browser, log_in
 from tests.e2e.conftest import screenshot_path
-from tests.e2e.test_meeting_browsers import _Server, wait_connected
+from tests.e2e.test_meeting_browsers import wait_connected
 from tests.meetings.conftest import admin_principal, scheduled_meeting
 from tests.signaling.signaling_kit import Participant, session_cookie
 
@@ -48,7 +48,7 @@ async def test_kiosk_page_shows_the_recording_banner(
     assert room_id is not None
 
     # An invited official (an aiortc peer) publishes, so the kiosk has someone to watch.
-    server = _Server(live_server)
+    server = LiveServer(live_server)
     chair = Participant("peer", server, cookie=await session_cookie(server, "official2"))  # type: ignore[arg-type]
     try:
         await chair.connect()

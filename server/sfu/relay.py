@@ -106,6 +106,7 @@ class InboundStream(_TaskOwner):
         self._on_disconnect = on_disconnect
         self._transport: RTCDtlsTransport | None = None
         self._codecs: dict[int, RTCRtpCodecParameters] = {}
+        self._opus_pts: set[int] = set()
         self._clock_rate = 90000 if kind == "video" else 48000
         self._media_ssrc: int | None = None
         self._stats: ReceiveStatistics | None = None
@@ -153,6 +154,7 @@ class InboundStream(_TaskOwner):
             return
         self._transport = transport
         self._codecs = {c.payloadType: c for c in parameters.codecs if c.payloadType is not None}
+        self._opus_pts = {pt for pt, c in self._codecs.items() if c.name.lower() == "opus"}
         media = _media_codecs(parameters.codecs)
         if media:
             self._clock_rate = media[0].clockRate
@@ -217,7 +219,7 @@ class InboundStream(_TaskOwner):
                 due = nack.due(now, self._rtt())
                 if due:
                     self._spawn(self._send_rtcp(self._nack_packets(due)))
-        if self._codecs[packet.payload_type].name.lower() == "opus":
+        if packet.payload_type in self._opus_pts:
             opus = opus_packets.inspect(packet.payload)
             self.opus_dtx_packets += opus.dtx
             self.opus_fec_packets += bool(opus.fec)

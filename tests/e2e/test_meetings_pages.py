@@ -77,16 +77,44 @@ async def test_admin_schedules_a_meeting_and_the_record_renders(
     await page.locator(".agenda-item").nth(2).get_by_role("button", name=re.compile("^위로")).click()
     await expect(titles.nth(1)).to_have_text("가로등 설치 위치")
     await expect(titles.nth(2)).to_contain_text(receipt)
+    # Drag the request's item by its handle onto the top half of the first item: it goes first, and
+    # the page reloads itself once the server has saved the order, and shows it.
+    async with page.expect_navigation():
+        await (
+            page.locator(".agenda-item")
+            .nth(2)
+            .locator("[data-drag-handle]")
+            .drag_to(page.locator(".agenda-item").nth(0), target_position={"x": 40, "y": 5})
+        )
+    await expect(titles.nth(0)).to_contain_text(receipt)
+    await expect(titles.nth(1)).to_have_text("개회와 지난 회의 결과 보고")
+    await expect(titles.nth(2)).to_have_text("가로등 설치 위치")
 
     await page.screenshot(path=screenshot_path("admin-meeting-agenda.png"), full_page=True)
 
     # The meeting is run at its scheduled time (the media plane's join/leave events are recorded
     # through the same service functions the hub will call).
+    admin = admin_principal(world)
     async with transaction(sessionmaker) as session:
         meeting = await service.get_meeting(session, meeting_id)
         assert meeting.starts_at == START
-        admin = admin_principal(world)
         await service.start_meeting(session, admin, meeting, now=START - dt.timedelta(minutes=2))
+    # This page still shows the scheduled agenda. A drag now is refused by the server (a live
+    # meeting's agenda is fixed): the page says so and puts the item back.
+    await (
+        page.locator(".agenda-item")
+        .nth(2)
+        .locator("[data-drag-handle]")
+        .drag_to(page.locator(".agenda-item").nth(0), target_position={"x": 40, "y": 5})
+    )
+    await expect(page.locator("[data-agenda-order-error]")).to_have_text(
+        "바꾼 순서를 저장하지 못했습니다. 페이지를 새로 고친 뒤 다시 해 주세요."
+    )
+    await expect(titles.nth(0)).to_contain_text(receipt)
+    await expect(titles.nth(2)).to_have_text("가로등 설치 위치")
+    async with transaction(sessionmaker) as session:
+        meeting = await service.get_meeting(session, meeting_id)
+        assert [i.title for i in sorted(meeting.agenda, key=lambda i: i.position)][2] == "가로등 설치 위치"
         chair = official_principal(world)
         at = START - dt.timedelta(minutes=2)
         await service.record_join(session, meeting_id, chair, at=at)
@@ -114,11 +142,11 @@ async def test_admin_schedules_a_meeting_and_the_record_renders(
         await service.end_meeting(session, admin, meeting, now=START + dt.timedelta(minutes=85))
     await page.reload()
     await expect(page.locator("h1 .badge")).to_have_text("종료")
-    item = page.locator(".agenda-item").nth(2)
+    item = page.locator(".agenda-item", has_text=receipt)
     await item.locator("textarea[name=notes]").fill("주민 12명 참석. 안길 200m 구간 포장 상태 확인.")
     await item.locator("textarea[name=decisions]").fill("12월 1일부터 안길 200m 구간을 재포장합니다.")
     await item.get_by_role("button", name="회의록 저장").click()
-    item = page.locator(".agenda-item").nth(2)
+    item = page.locator(".agenda-item", has_text=receipt)
     await item.locator("input[name=text]").fill("시공 업체 선정")
     await item.locator("select[name=owner_id]").select_option(str(world.official_id))
     await item.locator("input[name=due_date]").fill("2030-03-20")

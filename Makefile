@@ -8,6 +8,7 @@ PYTEST_ARGS ?= -n 2 -q
 $(VENV)/.installed: pyproject.toml constraints.txt
 	bash scripts/ensure-venv.sh
 	$(VENV)/bin/pip install -q -c constraints.txt -e .
+	$(PY) scripts/check-runtime-imports.py
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

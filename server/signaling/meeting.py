@@ -135,8 +135,9 @@ class MeetingHub:
     members: dict[str, Member] = field(default_factory=dict)  # by sid
     by_pid: dict[tuple[str, str], str] = field(default_factory=dict)  # (room, pid) -> sid
     joining: set[str] = field(default_factory=set)
-    # Sockets that disconnected while their join was still in flight: the join undoes itself.
-    abandoned: set[str] = field(default_factory=set)
+    # Sockets that disconnected while their join was still in flight, with the disconnect's reason:
+    # the join, once done, leaves for them as their disconnect would have.
+    abandoned: dict[str, str] = field(default_factory=dict)
     _queue: asyncio.Queue[SfuEvent] = field(default_factory=asyncio.Queue)
     # Start/stop of recordings, one at a time (two "stop"s must not both collect the files).
     _recording_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -298,6 +299,14 @@ class MeetingHub:
             self.app[SESSIONMAKER], int(member.room_id), member.principal, present=present
         )
 
+    async def _enter_rooms(self, sid: str, room_id: str, *, chair: bool) -> None:
+        # socket.io refuses a socket that disconnected while its join was in flight (ValueError);
+        # that socket is in ``abandoned`` and join() leaves for it once this returns.
+        with contextlib.suppress(ValueError):
+            await self.sio.enter_room(sid, socket_room(room_id))
+            if chair:
+                await self.sio.enter_room(sid, chair_room(room_id))
+
     async def _leave_rooms(self, sid: str, room_id: str) -> None:
         with contextlib.suppress(KeyError, ValueError):
             await self.sio.leave_room(sid, socket_room(room_id))
@@ -420,10 +429,9 @@ class MeetingHub:
             joined = await self._join(sid, principal, request)
         finally:
             self.joining.discard(sid)
-            abandoned = sid in self.abandoned
-            self.abandoned.discard(sid)
-        if abandoned:
-            await self.leave(sid, reason="disconnect")
+            abandoned = self.abandoned.pop(sid, None)
+        if abandoned is not None:
+            await self.leave(sid, reason=abandoned)
             raise SignalingError("not_joined", "the connection closed while joining")
         return joined
 
@@ -487,9 +495,7 @@ class MeetingHub:
             member.audio_muted, member.video_muted = previous.audio_muted, previous.video_muted
         self.members[sid] = member
         self.by_pid[(room_id, pid)] = sid
-        await self.sio.enter_room(sid, socket_room(room_id))
-        if is_chair:
-            await self.sio.enter_room(sid, chair_room(room_id))
+        await self._enter_rooms(sid, room_id, chair=is_chair)
         log.info(
             "joined meeting",
             extra={"room_id": room_id, "participant": pid, "sid": sid, "rejoin": previous is not None},
@@ -540,9 +546,7 @@ class MeetingHub:
         member.sid = sid
         self.members[sid] = member
         self.by_pid[key] = sid
-        await self.sio.enter_room(sid, socket_room(room_id))
-        if member.is_chair:
-            await self.sio.enter_room(sid, chair_room(room_id))
+        await self._enter_rooms(sid, room_id, chair=member.is_chair)
         log.info("resumed meeting", extra={"room_id": room_id, "participant": pid, "sid": sid})
         await self.broadcast_participants(room_id)
         return member
@@ -639,7 +643,7 @@ class MeetingHub:
         member = self._forget(sid)
         if member is None:
             if reason in ("disconnect", "dropped") and sid in self.joining:
-                self.abandoned.add(sid)
+                self.abandoned[sid] = reason
             return False
         if reason == "dropped" and member.connected:
             # Only the socket was lost (a congested or cut link): the media connection may carry

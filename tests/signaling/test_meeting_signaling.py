@@ -317,7 +317,11 @@ async def test_a_dropped_peer_connection_is_reported_and_the_page_can_rejoin(
 
 
 async def test_a_socket_closed_during_its_join_leaves_nothing_behind(
-    client: TestClient, world: World, people: Callable[..., Any]
+    client: TestClient,
+    world: World,
+    people: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     admin = await Admin(client, world).login()
     room_id = await admin.room("회의", account_ids=[world.official_id])
@@ -325,16 +329,30 @@ async def test_a_socket_closed_during_its_join_leaves_nothing_behind(
     sid = hasty.sock.get_sid("/")
     assert sid is not None
     hub = client.app[MEETINGS]
+    # The page goes away (its socket really closes) while the server is admitting it to the SFU.
+    sfu = client.app[SFU]
+    admit, admitting, release = sfu.admit, asyncio.Event(), asyncio.Event()
+
+    async def slow_admit(*args: Any, **kwargs: Any) -> Any:
+        admitting.set()
+        await release.wait()
+        return await admit(*args, **kwargs)
+
+    monkeypatch.setattr(sfu, "admit", slow_admit)
     principal = (await hub.sio.get_session(sid))["principal"]
-    # The server's disconnect handler runs while this socket's join waits for the database.
     joining = asyncio.ensure_future(hub.join(sid, principal, {"room_id": room_id}))
-    await asyncio.sleep(0)
-    assert sid in hub.joining
-    assert await hub.leave(sid, reason="disconnect") is False
+    await asyncio.wait_for(admitting.wait(), 10)
+    await hasty.sock.disconnect()
+    await wait_until(lambda: sid in hub.abandoned, 10, "the server saw the disconnect")
+    release.set()
     with pytest.raises(SignalingError) as refused:
         await joining
     assert refused.value.code == "not_joined"
+    # The join undid itself: no member, no SFU participant, and no error in the log.
+    assert sid not in hub.members and sid not in hub.abandoned
     assert sfu_participants(client, room_id) == set()
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+    monkeypatch.undo()
     # So the account is not locked out by a ghost participant.
     patient = await people("patient", username="official")
     assert (await patient.join(room_id))["participant_id"] == f"a{world.official_id}"

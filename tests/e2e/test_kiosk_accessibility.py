@@ -3,6 +3,8 @@ at least 64×64 CSS px (Maeul's floor for older hands; ../shared/kiosk-accessibi
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -12,8 +14,11 @@ from playwright.async_api import Browser, Page
 
 from server.app import create_app
 from server.config import Settings
+from server.db import transaction, utcnow
+from server.meetings import service as meetings
 from tests.conftest import World, kiosk_code
 from tests.e2e.browser_steps import enroll_kiosk
+from tests.meetings.conftest import admin_principal, scheduled_meeting
 
 pytestmark = pytest.mark.e2e
 
@@ -25,16 +30,19 @@ INTERACTIVE = (
 
 # Kiosk pages that take no path parameter; pages with parameters are listed in test cases below.
 SKIP = {"/kiosk/enroll"}  # the installer's page, checked separately without the kiosk cookie
+FILES = re.compile(r"\.ics\b|/media$")  # a calendar feed and a notice's media file, not pages
 
 
 def kiosk_pages(settings: Settings) -> list[str]:
-    """Every GET page under /kiosk (from the router, so new pages are checked automatically)."""
+    """Every GET page under /kiosk (from the router, so new pages are checked automatically), with
+    its path parameters as ``{name}`` placeholders; routes that serve files are left out."""
     app = create_app(settings)
     paths = set()
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource else {}
-        path = info.get("path")
-        if route.method == "GET" and path and path.startswith("/kiosk") and "{" not in path:
+        path = info.get("path") or info.get("formatter")
+        regex = info["pattern"].pattern if "pattern" in info else ""  # e.g. /kiosk/{feed:meetings\.ics}
+        if route.method == "GET" and path and path.startswith("/kiosk") and not FILES.search(path + regex):
             paths.add(path)
     return sorted(paths - SKIP)
 
@@ -79,10 +87,16 @@ async def test_kiosk_pages_are_accessible(
     problems += await check(page, f"{live_server}/kiosk", 401)  # not enrolled yet: the "not registered" page
     await enroll_kiosk(page, live_server, code)
     await page.wait_for_url(f"{live_server}/kiosk")
+    # The meeting pages: a live meeting of this kiosk's village (its join page leads to the room).
+    async with transaction(sessionmaker) as session:
+        meeting = await scheduled_meeting(session, world, starts_at=utcnow() - dt.timedelta(minutes=5))
+        await meetings.start_meeting(session, admin_principal(world), meeting)
+        ids = {"meeting_id": meeting.id, "room_id": meeting.room_id}
     pages = kiosk_pages(settings)
-    assert "/kiosk" in pages
+    assert "/kiosk" in pages and "/kiosk/rooms/{room_id}" in pages
     for path in pages:
-        problems += await check(page, live_server + path)
+        url = re.sub(r"\{(\w+)\}", lambda m: str(ids[m.group(1)]), path)
+        problems += await check(page, live_server + url)
     await context.close()
     assert problems == [], "\n".join(problems)
 

@@ -165,7 +165,9 @@ async def enrolled_kiosk(
 
 
 @pytest.fixture
-async def client(aiohttp_client: Callable[..., Awaitable[TestClient]], settings: Settings) -> TestClient:
+async def client(settings: Settings, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> TestClient:
+    # ``settings`` (and the database behind it) is requested first so that it is torn down last:
+    # the app, closed by aiohttp_client's teardown, still has its database while it stops.
     return await aiohttp_client(create_app(settings))
 
 

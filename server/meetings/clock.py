@@ -21,6 +21,7 @@ from server.meetings.autostart import start_due_meetings
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 2.0
+STOP_SECONDS = 10.0  # a tick that takes longer at shutdown is cancelled
 
 
 async def tick(app: web.Application) -> None:
@@ -32,18 +33,26 @@ async def tick(app: web.Application) -> None:
             await app[MEETINGS].close_room(room_id)
 
 
-async def _loop(app: web.Application) -> None:
-    while True:
+async def _loop(app: web.Application, stop: asyncio.Event) -> None:
+    while not stop.is_set():
         try:
             await tick(app)
         except (SQLAlchemyError, MaeulError):
             log.exception("the meeting clock failed; trying again")
-        await asyncio.sleep(TICK_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), TICK_SECONDS)
 
 
 async def meeting_clock_ctx(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.get_running_loop().create_task(_loop(app), name="meeting-clock")
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(_loop(app, stop), name="meeting-clock")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    # Stop between ticks rather than cancel one: a cancel inside a query turns into a failed
+    # rollback on a connection still busy with it (asyncpg: "another operation is in progress").
+    stop.set()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), STOP_SECONDS)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -76,6 +76,8 @@ MEDIA_SILENCE_S = 3.0
 #: How long a dropped participant stays listed as "reconnecting" (the attendance record also joins
 #: a rejoin within its own grace period to the same presence).
 RECONNECT_GRACE = 60.0
+#: At shutdown, how long the hub may take to finish the SFU events it already has.
+SHUTDOWN_DRAIN_SECONDS = 5.0
 
 #: Receive slots the pages offer (the server only recommends; the SFU accepts any number).
 SLOT_PLAN = {
@@ -138,7 +140,7 @@ class MeetingHub:
     # Sockets that disconnected while their join was still in flight, with the disconnect's reason:
     # the join, once done, leaves for them as their disconnect would have.
     abandoned: dict[str, str] = field(default_factory=dict)
-    _queue: asyncio.Queue[SfuEvent] = field(default_factory=asyncio.Queue)
+    _queue: asyncio.Queue[SfuEvent | None] = field(default_factory=asyncio.Queue)  # None: stop
     # Start/stop of recordings, one at a time (two "stop"s must not both collect the files).
     _recording_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _order: int = 0
@@ -165,13 +167,18 @@ class MeetingHub:
             yield
         finally:
             unsubscribe()
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+            # Stop after the events already queued rather than cancel: a cancel landing inside an
+            # attendance write loses it and leaves its pooled database connection mid-query.
+            self._queue.put_nowait(None)
+            try:
+                await asyncio.wait_for(asyncio.shield(pump), SHUTDOWN_DRAIN_SECONDS)
+            except TimeoutError:
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pump
 
     async def _pump(self) -> None:
-        while True:
-            event = await self._queue.get()
+        while (event := await self._queue.get()) is not None:
             try:
                 await self._on_sfu_event(event)
             except Exception:

@@ -1,0 +1,88 @@
+"""Stopping the server lets its background work finish what it has in hand instead of cancelling
+it mid-way: a cancel that lands inside a database write loses the write and leaves the pooled
+connection busy (asyncpg: "another operation is in progress"), which the next user then hits."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from server.db import transaction, utcnow
+from server.keys import MEETINGS, SFU
+from server.meetings import clock, service
+from server.sfu.events import ActiveSpeakerChanged
+from tests.conftest import World
+from tests.meetings.conftest import scheduled_meeting
+
+
+class Gate:
+    """Holds a coroutine at a point until released, and says when it got there."""
+
+    def __init__(self) -> None:
+        self.reached, self.opened = asyncio.Event(), asyncio.Event()
+
+    async def hold(self) -> None:
+        self.reached.set()
+        await self.opened.wait()
+
+
+def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_the_meeting_clock_finishes_its_tick_when_the_server_stops(
+    client: TestClient,
+    world: World,
+    sessionmaker: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gate, real_tick = Gate(), clock.tick
+
+    async def held_tick(app: Any) -> None:
+        await gate.hold()
+        await real_tick(app)
+
+    monkeypatch.setattr(clock, "tick", held_tick)
+    async with transaction(sessionmaker) as session:
+        meeting_id = (
+            await scheduled_meeting(session, world, starts_at=utcnow() - dt.timedelta(minutes=1))
+        ).id
+    await asyncio.wait_for(gate.reached.wait(), 10)
+    stopping = asyncio.ensure_future(client.close())
+    await asyncio.sleep(0.2)  # the stop is under way while the tick is held
+    assert not stopping.done()
+    gate.opened.set()
+    await asyncio.wait_for(stopping, 20)
+    # The tick that was running when the stop came did its work: the due meeting was opened.
+    async with transaction(sessionmaker) as session:
+        assert (await service.get_meeting(session, meeting_id)).status == "live"
+    assert errors(caplog) == []
+
+
+async def test_the_meeting_hub_finishes_the_sfu_events_it_has_when_the_server_stops(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub, gate, handled = client.app[MEETINGS], Gate(), []
+
+    async def held_handler(event: Any) -> None:
+        await gate.hold()
+        handled.append(event)
+
+    monkeypatch.setattr(hub, "_on_sfu_event", held_handler)
+    events = [ActiveSpeakerChanged("1", "a1"), ActiveSpeakerChanged("1", None)]
+    for event in events:
+        client.app[SFU]._emit(event)
+    await asyncio.wait_for(gate.reached.wait(), 10)
+    stopping = asyncio.ensure_future(client.close())
+    await asyncio.sleep(0.2)
+    assert not stopping.done()
+    gate.opened.set()
+    await asyncio.wait_for(stopping, 20)
+    assert handled == events
+    assert errors(caplog) == []

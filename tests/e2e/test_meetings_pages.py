@@ -89,6 +89,21 @@ async def test_admin_schedules_a_meeting_and_the_record_renders(
     await expect(titles.nth(0)).to_contain_text(receipt)
     await expect(titles.nth(1)).to_have_text("개회와 지난 회의 결과 보고")
     await expect(titles.nth(2)).to_have_text("가로등 설치 위치")
+    # A drag called off (dropped outside the agenda, after passing over the first item, which
+    # moved the dragged one up on screen): the item goes back, and nothing is saved.
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.method) if r.method == "PATCH" else None)
+    await page.locator(".agenda-item").nth(2).locator("[data-drag-handle]").hover()
+    await page.mouse.down()
+    for _ in range(2):  # dragover needs two moves (Playwright's note on HTML5 drag and drop)
+        await page.locator(".agenda-item").nth(0).hover(position={"x": 40, "y": 5})
+    await expect(titles.nth(0)).to_have_text("가로등 설치 위치")  # moved while dragging
+    for _ in range(2):
+        await page.locator("h1").hover()
+    await page.mouse.up()
+    await expect(titles.nth(0)).to_contain_text(receipt)
+    await expect(titles.nth(2)).to_have_text("가로등 설치 위치")
+    assert requests == []
 
     await page.screenshot(path=screenshot_path("admin-meeting-agenda.png"), full_page=True)
 

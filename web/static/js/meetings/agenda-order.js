@@ -33,25 +33,31 @@ if (list) {
 
   list.addEventListener("dragover", (event) => {
     if (!dragged) return;
+    event.preventDefault(); // the agenda takes the drop
+    event.dataTransfer.dropEffect = "move";
     const over = event.target.closest?.("[data-agenda-item]");
-    if (!over || over === dragged) {
-      event.preventDefault();
-      return;
-    }
-    event.preventDefault();
+    if (!over || over === dragged) return;
     const box = over.getBoundingClientRect();
     const after = event.clientY > box.top + box.height / 2;
     list.insertBefore(dragged, after ? over.nextSibling : over);
   });
 
-  list.addEventListener("dragend", async () => {
+  // Without this, some browsers open the dragged text as a link on drop.
+  list.addEventListener("drop", (event) => event.preventDefault());
+
+  list.addEventListener("dragend", async (event) => {
     if (!dragged) return;
     const item = dragged;
     dragged = null;
     item.classList.remove("dragging");
+    const putBack = () => before.forEach((entry) => list.appendChild(entry));
+    // Escape, or a drop outside the agenda: the drag is called off.
+    if (event.dataTransfer.dropEffect === "none") {
+      putBack();
+      return;
+    }
     const position = items().indexOf(item) + 1;
     if (position === before.indexOf(item) + 1) return;
-    const putBack = () => before.forEach((entry) => list.appendChild(entry));
     try {
       const response = await fetch(`${list.dataset.agendaOrder}/${item.dataset.agendaItem}`, {
         method: "PATCH",

@@ -40,6 +40,9 @@ def _as_server_user(cmd: list[str]) -> list[str]:
 @contextlib.contextmanager
 def postgres_server() -> Iterator[str]:
     """Yield a base URL ``postgresql+asyncpg://postgres@127.0.0.1:PORT`` (no database part)."""
+    # This server has no TLS: asyncpg's default ("prefer") would ask for it on every connection,
+    # and a connection closed during that exchange leaves an unretrieved ConnectionError behind.
+    os.environ.setdefault("PGSSLMODE", "disable")
     bin_dir = _bin_dir()
     root = Path(tempfile.mkdtemp(prefix="maeul-pg-"))
     data = root / "data"

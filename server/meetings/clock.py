@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
+from server.background import finish_or_cancel
 from server.errors import MaeulError
 from server.keys import MEETINGS, SESSIONMAKER, SETTINGS
 from server.meetings.autoend import end_idle_meetings
@@ -47,12 +48,5 @@ async def meeting_clock_ctx(app: web.Application) -> AsyncIterator[None]:
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(_loop(app, stop), name="meeting-clock")
     yield
-    # Stop between ticks rather than cancel one: a cancel inside a query turns into a failed
-    # rollback on a connection still busy with it (asyncpg: "another operation is in progress").
-    stop.set()
-    try:
-        await asyncio.wait_for(asyncio.shield(task), STOP_SECONDS)
-    except TimeoutError:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    stop.set()  # between ticks, not inside one
+    await finish_or_cancel(task, STOP_SECONDS)

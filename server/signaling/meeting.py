@@ -32,6 +32,7 @@ import socketio
 from aiohttp import web
 
 from server.auth.roles import Principal, Role
+from server.background import finish_or_cancel
 from server.db import transaction, utcnow
 from server.keys import SESSIONMAKER, SETTINGS, SFU
 from server.meetings import service as meetings
@@ -167,15 +168,8 @@ class MeetingHub:
             yield
         finally:
             unsubscribe()
-            # Stop after the events already queued rather than cancel: a cancel landing inside an
-            # attendance write loses it and leaves its pooled database connection mid-query.
-            self._queue.put_nowait(None)
-            try:
-                await asyncio.wait_for(asyncio.shield(pump), SHUTDOWN_DRAIN_SECONDS)
-            except TimeoutError:
-                pump.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pump
+            self._queue.put_nowait(None)  # after the events already queued (attendance writes)
+            await finish_or_cancel(pump, SHUTDOWN_DRAIN_SECONDS)
 
     async def _pump(self) -> None:
         while (event := await self._queue.get()) is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import logging
 import re
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -206,3 +207,8 @@ async def login(client: TestClient, username: str, password: str = TEST_PASSWORD
     )
     assert response.status == 303, await response.text()
     return await page_csrf(client, "/login")
+
+
+def logged_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The messages of the ERROR (and worse) records logged so far."""
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]

@@ -4,12 +4,10 @@ at least 64×64 CSS px (Maeul's floor for older hands; ../shared/kiosk-accessibi
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 import pytest
 from aiohttp import web
-from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page
 
 from server.app import create_app
@@ -18,6 +16,7 @@ from server.db import transaction, utcnow
 from server.meetings import service as meetings
 from tests.conftest import World, kiosk_code
 from tests.e2e.browser_steps import enroll_kiosk
+from tests.e2e.router_pages import axe_violations, filled, router_pages
 from tests.meetings.conftest import admin_principal, scheduled_meeting
 
 pytestmark = pytest.mark.e2e
@@ -28,23 +27,12 @@ INTERACTIVE = (
     "[tabindex]:not([tabindex='-1'])"
 )
 
-# Kiosk pages that take no path parameter; pages with parameters are listed in test cases below.
 SKIP = {"/kiosk/enroll"}  # the installer's page, checked separately without the kiosk cookie
-FILES = re.compile(r"\.ics\b|/media$")  # a calendar feed and a notice's media file, not pages
 
 
 def kiosk_pages(settings: Settings) -> list[str]:
-    """Every GET page under /kiosk (from the router, so new pages are checked automatically), with
-    its path parameters as ``{name}`` placeholders; routes that serve files are left out."""
-    app = create_app(settings)
-    paths = set()
-    for route in app.router.routes():
-        info = route.resource.get_info() if route.resource else {}
-        path = info.get("path") or info.get("formatter")
-        regex = info["pattern"].pattern if "pattern" in info else ""  # e.g. /kiosk/{feed:meetings\.ics}
-        if route.method == "GET" and path and path.startswith("/kiosk") and not FILES.search(path + regex):
-            paths.add(path)
-    return sorted(paths - SKIP)
+    """Every page under /kiosk, path parameters as ``{name}`` placeholders."""
+    return [path for path in router_pages(settings) if path.startswith("/kiosk") and path not in SKIP]
 
 
 async def small_targets(page: Page) -> list[dict[str, Any]]:
@@ -66,10 +54,7 @@ async def check(page: Page, url: str, status: int = 200) -> list[str]:
     response = await page.goto(url)
     assert response is not None and response.status == status, f"{url}: {response and response.status}"
     await page.wait_for_load_state("networkidle")
-    results = await Axe().run(page)
-    for violation in results.response["violations"]:
-        targets = [node["target"] for node in violation["nodes"]][:3]
-        problems.append(f"{url}: axe {violation['id']} ({violation['impact']}): {targets}")
+    problems += await axe_violations(page)
     for target in await small_targets(page):
         problems.append(f"{url}: target {target['width']:.0f}x{target['height']:.0f} < 64: {target['html']}")
     return problems
@@ -95,8 +80,7 @@ async def test_kiosk_pages_are_accessible(
     pages = kiosk_pages(settings)
     assert "/kiosk" in pages and "/kiosk/rooms/{room_id}" in pages
     for path in pages:
-        url = re.sub(r"\{(\w+)\}", lambda m: str(ids[m.group(1)]), path)
-        problems += await check(page, live_server + url)
+        problems += await check(page, live_server + filled(path, ids))
     await context.close()
     assert problems == [], "\n".join(problems)
 

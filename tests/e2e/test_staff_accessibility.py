@@ -2,20 +2,17 @@
 
 The kiosk pages have their own, stricter check (test_kiosk_accessibility.py). The pages come from the
 router, so a new page is checked without anyone remembering to add it; a path parameter is filled
-with a real record of that kind, and a route that serves a file rather than a page is named below.
+with a real record of that kind; routes that serve files are left out (router_pages.FILES).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 import pytest
-from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser
 
-from server.app import create_app
 from server.config import Settings
 from server.db import transaction, utcnow
 from server.meetings import service as meetings
@@ -23,6 +20,7 @@ from server.notices import service as notices
 from server.rooms import service as rooms
 from tests.conftest import World
 from tests.e2e.browser_steps import log_in
+from tests.e2e.router_pages import axe_violations, filled, router_pages
 from tests.meetings.conftest import (
     admin_principal,
     file_petition,
@@ -34,27 +32,11 @@ from tests.meetings.conftest import (
 pytestmark = pytest.mark.e2e
 
 NOT_STAFF = ("/kiosk", "/api/", "/static/", "/socket.io", "/healthz")
-# Routes that answer with a file or a download, not a page.
-FILES = re.compile(r"\.(csv|json|ics)$|/media$|/recordings/\{")
 
 
 def staff_pages(settings: Settings) -> list[str]:
-    """Every GET page outside the kiosk and the API, from the router."""
-    paths = set()
-    for route in create_app(settings).router.routes():
-        info = route.resource.get_info() if route.resource else {}
-        path = info.get("path") or info.get("formatter")
-        if route.method == "GET" and path and not path.startswith(NOT_STAFF) and not FILES.search(path):
-            paths.add(path)
-    return sorted(paths)
-
-
-async def violations(page: Page) -> list[str]:
-    results = await Axe().run(page)
-    return [
-        f"{page.url}: axe {v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']][:3]}"
-        for v in results.response["violations"]
-    ]
+    """Every page outside the kiosk and the API."""
+    return [path for path in router_pages(settings) if not path.startswith(NOT_STAFF)]
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
@@ -97,14 +79,15 @@ async def test_staff_pages_are_accessible(
 
     problems: list[str] = []
     seen: dict[str, int] = {}
+    pages = staff_pages(settings)
     context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="ko-KR")
     page = await context.new_page()
     await page.goto(f"{live_server}/login")
-    problems += await violations(page)
+    problems += await axe_violations(page)
     for user in ("admin", "official"):
         await log_in(page, live_server, user)
-        for path in staff_pages(settings):
-            url = re.sub(r"\{(\w+)\}", lambda m: str(ids[m.group(1)]), path)
+        for path in pages:
+            url = filled(path, ids)
             response = await page.goto(live_server + url)
             assert response is not None
             if response.status == 403:  # an official on an administrator's page
@@ -112,10 +95,10 @@ async def test_staff_pages_are_accessible(
             assert response.status == 200, f"{user} {url}: {response.status}"
             seen[path] = seen.get(path, 0) + 1
             await page.wait_for_load_state("load")
-            problems += [f"{user} {line}" for line in await violations(page)]
+            problems += [f"{user} {line}" for line in await axe_violations(page)]
         await page.goto(f"{live_server}/")
         await page.locator("form[action='/logout'] button").click()
     await context.close()
     assert problems == []
     # Every page was really checked, as at least one of the two roles.
-    assert set(seen) == set(staff_pages(settings)), set(staff_pages(settings)) - set(seen)
+    assert set(seen) == set(pages), set(pages) - set(seen)

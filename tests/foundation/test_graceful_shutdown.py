@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 from typing import Any
 
 import pytest
@@ -16,23 +15,9 @@ from server.db import transaction, utcnow
 from server.keys import MEETINGS, SFU
 from server.meetings import clock, service
 from server.sfu.events import ActiveSpeakerChanged
-from tests.conftest import World
+from tests.conftest import World, logged_errors
+from tests.gate import Gate
 from tests.meetings.conftest import scheduled_meeting
-
-
-class Gate:
-    """Holds a coroutine at a point until released, and says when it got there."""
-
-    def __init__(self) -> None:
-        self.reached, self.opened = asyncio.Event(), asyncio.Event()
-
-    async def hold(self) -> None:
-        self.reached.set()
-        await self.opened.wait()
-
-
-def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_the_meeting_clock_finishes_its_tick_when_the_server_stops(
@@ -62,7 +47,7 @@ async def test_the_meeting_clock_finishes_its_tick_when_the_server_stops(
     # The tick that was running when the stop came did its work: the due meeting was opened.
     async with transaction(sessionmaker) as session:
         assert (await service.get_meeting(session, meeting_id)).status == "live"
-    assert errors(caplog) == []
+    assert logged_errors(caplog) == []
 
 
 async def test_the_meeting_hub_finishes_the_sfu_events_it_has_when_the_server_stops(
@@ -85,4 +70,4 @@ async def test_the_meeting_hub_finishes_the_sfu_events_it_has_when_the_server_st
     gate.opened.set()
     await asyncio.wait_for(stopping, 20)
     assert handled == events
-    assert errors(caplog) == []
+    assert logged_errors(caplog) == []

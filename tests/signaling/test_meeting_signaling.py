@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient
 from server.keys import MEETINGS, SFU
 from server.sfu import ParticipantLeft
 from server.signaling.messages import SignalingError
-from tests.conftest import World
+from tests.conftest import World, logged_errors
+from tests.gate import Gate
 from tests.signaling.signaling_kit import Admin, Participant, media_keeps_flowing, wait_until
 from tests.signaling.two_party import room_with_a_hall, wait_media_both_ways
 
@@ -331,27 +332,26 @@ async def test_a_socket_closed_during_its_join_leaves_nothing_behind(
     hub = client.app[MEETINGS]
     # The page goes away (its socket really closes) while the server is admitting it to the SFU.
     sfu = client.app[SFU]
-    admit, admitting, release = sfu.admit, asyncio.Event(), asyncio.Event()
+    admit, gate = sfu.admit, Gate()
 
     async def slow_admit(*args: Any, **kwargs: Any) -> Any:
-        admitting.set()
-        await release.wait()
+        await gate.hold()
         return await admit(*args, **kwargs)
 
     monkeypatch.setattr(sfu, "admit", slow_admit)
     principal = (await hub.sio.get_session(sid))["principal"]
     joining = asyncio.ensure_future(hub.join(sid, principal, {"room_id": room_id}))
-    await asyncio.wait_for(admitting.wait(), 10)
+    await asyncio.wait_for(gate.reached.wait(), 10)
     await hasty.sock.disconnect()
     await wait_until(lambda: sid in hub.abandoned, 10, "the server saw the disconnect")
-    release.set()
+    gate.opened.set()
     with pytest.raises(SignalingError) as refused:
         await joining
     assert refused.value.code == "not_joined"
     # The join undid itself: no member, no SFU participant, and no error in the log.
     assert sid not in hub.members and sid not in hub.abandoned
     assert sfu_participants(client, room_id) == set()
-    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+    assert logged_errors(caplog) == []
     monkeypatch.undo()
     # So the account is not locked out by a ghost participant.
     patient = await people("patient", username="official")

@@ -162,6 +162,9 @@ class Attendance(Base):
     gap_seconds: Mapped[int] = mapped_column(default=0)
     gaps: Mapped[list[Any]] = mapped_column(JSON, default=list)
     residents_count: Mapped[int | None]
+    # While open: the last time the participant's media was seen (written every few seconds), so a
+    # presence left open by a crashed server can be ended when it really ended.
+    last_seen_at: Mapped[dt.datetime | None]
 
 
 class Recording(Base):

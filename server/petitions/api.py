@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -13,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.roles import Principal, Role
 from server.db import transaction, utcnow
-from server.errors import BadRequest, Forbidden
+from server.errors import BadRequest
 from server.keys import SESSIONMAKER, SETTINGS
-from server.petitions import pins, receipts, service, storage
+from server.petitions import pins, service, storage
 from server.petitions.filing import file_from_request
 from server.petitions.models import Petition
 from server.petitions.schemas import (
@@ -108,7 +107,9 @@ async def file_petition(request: web.Request) -> web.Response:
     filed = await file_from_request(request, kiosk)
     state = service.deadline_state(filed.petition, utcnow()).value
     body = {"petition": resident_json(filed.petition, state), "pin": filed.pin}
-    return web.json_response(body, status=201)
+    # A resend (same Idempotency-Key) gets the same answer as the first send, and is marked.
+    headers = {"Idempotent-Replayed": "true"} if filed.replayed else None
+    return web.json_response(body, status=201, headers=headers)
 
 
 @allow(Role.KIOSK)
@@ -117,26 +118,11 @@ async def check_status(request: web.Request) -> web.Response:
     kiosk = principal_of(request)
     data = await json_body(request, StatusCheckInput)
     try:
-        year, seq = receipts.parse_receipt(data.receipt_no)
+        petition = await pins.check_receipt_pin(
+            request.app[SESSIONMAKER], request.app[SETTINGS], kiosk.id, data.receipt_no, data.pin
+        )
     except ValueError as exc:
         raise BadRequest("not a receipt number", code="invalid_receipt_no") from exc
-    keys = [f"kiosk:{kiosk.id}", f"receipt:{year}-{seq}"]
-    settings = request.app[SETTINGS]
-    sessionmaker = request.app[SESSIONMAKER]
-    async with transaction(sessionmaker) as session:
-        await pins.refuse_if_locked(session, keys)
-        petition = await service.find_by_receipt(session, data.receipt_no)
-        stored = petition.pin_hash if petition is not None else None
-    ok = stored is not None and await asyncio.to_thread(
-        receipts.verify_pin, data.pin, stored, pepper=pins.pin_pepper(settings)
-    )
-    if not ok or petition is None:
-        async with transaction(sessionmaker) as session:
-            await pins.record_failure(session, keys)
-        # One answer for "no such receipt" and "wrong PIN".
-        raise Forbidden("the receipt number or the PIN is wrong", code="pin_mismatch")
-    async with transaction(sessionmaker) as session:
-        await pins.clear(session, keys[1])
     state = service.deadline_state(petition, utcnow()).value
     return web.json_response({"petition": resident_json(petition, state)})
 

@@ -2,28 +2,42 @@
 
 Order matters for durability: uploads are fsynced, probed, renamed into place and their directory
 fsynced; only then is the transaction (petition row + media rows) committed and the 201 sent.
+
+Idempotency: a kiosk sends an ``Idempotency-Key`` header (a random UUID it made when the resident
+pressed Send, kept with the request until the receipt is shown). The key is stored hashed with the
+petition in the filing transaction under a primary key (kiosk, key hash), so of two concurrent
+sends one files and the other fails on the constraint and answers with the winner's receipt; a
+resend after a lost 201 gets the same receipt. The PIN is made here and stored only as a hash, so
+to give a resend the same PIN the filing row keeps it sealed with a one-time pad derived from the
+key and the server's pepper: whoever holds the key (that kiosk, until it forgets the request) gets
+it back, the database alone does not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.auth.roles import Principal
 from server.config import Settings
 from server.db import transaction
-from server.errors import BadRequest, PayloadTooLarge
+from server.errors import BadRequest, Conflict, PayloadTooLarge
 from server.keys import SESSIONMAKER, SETTINGS
 from server.petitions import pins, receipts, service, storage
 from server.petitions.deadlines import PetitionType
 from server.petitions.media_probe import InvalidMedia, ProbedMedia, probe_media
-from server.petitions.models import Petition
+from server.petitions.models import FilingKey, Petition
 from server.petitions.schemas import FileInput
 from server.validation import MAX_JSON_BYTES, json_body, validate
 
@@ -43,6 +57,73 @@ class Upload:
 class Filed:
     petition: Petition
     pin: str
+    replayed: bool = False  # an earlier send with the same idempotency key filed it
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# A UUID (36) or any random token of URL-safe characters; short keys could collide by chance.
+_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    """The request's idempotency key, None without one (API clients other than the kiosk page)."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not _KEY_PATTERN.fullmatch(key):
+        raise BadRequest(
+            f"{IDEMPOTENCY_HEADER} must be 16-128 letters, digits, '-' or '_' (a UUID)",
+            code="invalid_idempotency_key",
+        )
+    return key
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _pin_pad(key: str, pepper: bytes) -> list[int]:
+    digest = hmac.new(pepper, b"filing-pin-seal:" + key.encode(), hashlib.sha256).digest()
+    return [b % 10 for b in digest[: receipts.PIN_LENGTH]]
+
+
+def seal_pin(pin: str, key: str, pepper: bytes) -> str:
+    """Digit-wise one-time pad; the pad's tiny modulo bias leaks nothing usable about 4 digits."""
+    return "".join(str((int(d) + p) % 10) for d, p in zip(pin, _pin_pad(key, pepper), strict=True))
+
+
+def unseal_pin(sealed: str, key: str, pepper: bytes) -> str:
+    return "".join(str((int(d) - p) % 10) for d, p in zip(sealed, _pin_pad(key, pepper), strict=True))
+
+
+def _fingerprint(data: FileInput, uploads: list[Upload]) -> str:
+    """What the filing says and carries; a resend must match it to get the earlier receipt."""
+    media = sorted(f"{u.kind}:{u.temp.sha256}" for u in uploads)
+    canonical = json.dumps({"petition": data.model_dump(mode="json"), "media": media}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _earlier_filing(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    kiosk: Principal,
+    key: str,
+    fingerprint: str,
+    pepper: bytes,
+) -> Filed | None:
+    """The petition this kiosk already filed under ``key``, with its PIN; None if there is none."""
+    async with transaction(sessionmaker) as session:
+        row = await session.get(FilingKey, (kiosk.id, _key_hash(key)))
+        if row is None:
+            return None
+        if not hmac.compare_digest(row.fingerprint, fingerprint):
+            raise Conflict(
+                "this idempotency key was already used for a different request",
+                code="idempotency_key_reused",
+            )
+        petition = await session.get(Petition, row.petition_id)
+        if petition is None:  # deleted since (the key row goes with it; a race at most)
+            return None
+        return Filed(petition=petition, pin=unseal_pin(row.pin_sealed, key, pepper), replayed=True)
 
 
 async def _next_part(reader: MultipartReader) -> object:
@@ -140,6 +221,9 @@ def _title(data: FileInput, uploads: list[Upload]) -> str:
 
 async def file_from_request(request: web.Request, kiosk: Principal) -> Filed:
     settings: Settings = request.app[SETTINGS]
+    sessionmaker = request.app[SESSIONMAKER]
+    key = idempotency_key(request)
+    pepper = pins.pin_pepper(settings)
     media_dir = settings.media_dir
     uploads: list[Upload] = []
     committed: list[Path] = []
@@ -153,9 +237,18 @@ async def file_from_request(request: web.Request, kiosk: Principal) -> Filed:
         if not data.body.strip() and not any(u.kind == "message" for u in uploads):
             raise BadRequest("a petition needs text or a recorded message", code="text_or_message_required")
         await _validate_uploads(uploads)
+        fingerprint = _fingerprint(data, uploads)
+
+        async def earlier() -> Filed | None:
+            return (
+                None if key is None else await _earlier_filing(sessionmaker, kiosk, key, fingerprint, pepper)
+            )
+
+        if (replay := await earlier()) is not None:
+            return replay
         pin = receipts.generate_pin()
         pin_hash = await asyncio.to_thread(
-            receipts.hash_pin, pin, pepper=pins.pin_pepper(settings), params=pins.pin_params(settings)
+            receipts.hash_pin, pin, pepper=pepper, params=pins.pin_params(settings)
         )
         new = service.NewPetition(
             petition_type=PetitionType(data.petition_type),
@@ -166,28 +259,21 @@ async def file_from_request(request: web.Request, kiosk: Principal) -> Filed:
             resident_name=data.name,
             is_public=data.is_public,
         )
-        async with transaction(request.app[SESSIONMAKER]) as session:
-            petition = await service.file_petition(session, kiosk, new, pin_hash)
-            for upload in uploads:
-                name = await asyncio.to_thread(
-                    storage.commit_file, media_dir, upload.temp, petition.receipt_year, upload.suffix
-                )
-                committed.append(media_dir / name)
-                service.attach_media(
-                    session,
-                    petition,
-                    service.StoredMedia(
-                        kind=upload.kind,
-                        storage_name=name,
-                        content_type=upload.content_type,
-                        size_bytes=upload.temp.size,
-                        sha256=upload.temp.sha256,
-                        duration_s=upload.probed.duration_s if upload.probed else None,
-                        has_video=bool(upload.probed and upload.probed.video_codec),
-                    ),
-                )
-            await session.flush()
-            await session.refresh(petition, attribute_names=["media", "village", "department"])
+        claim = None
+        if key is not None:
+            claim = FilingKey(
+                kiosk_id=kiosk.id,
+                key_hash=_key_hash(key),
+                fingerprint=fingerprint,
+                pin_sealed=seal_pin(pin, key, pepper),
+            )
+        try:
+            petition = await _store(request, kiosk, new, pin_hash, uploads, committed, claim)
+        except IntegrityError:
+            # A concurrent send with the same key won the (kiosk, key) primary key: its receipt.
+            if (replay := await earlier()) is None:
+                raise
+            return replay
         committed.clear()  # the rows are committed: the files are theirs now
         return Filed(petition=petition, pin=pin)
     finally:
@@ -195,3 +281,44 @@ async def file_from_request(request: web.Request, kiosk: Principal) -> Filed:
             storage.discard(upload.temp.path)
         for path in committed:  # the transaction failed after the files were moved into place
             storage.discard(path)
+
+
+async def _store(
+    request: web.Request,
+    kiosk: Principal,
+    new: service.NewPetition,
+    pin_hash: str,
+    uploads: list[Upload],
+    committed: list[Path],
+    claim: FilingKey | None,
+) -> Petition:
+    """The filing transaction: the petition, then its key claim (a duplicate key fails here,
+    before any file is moved into place), then the media."""
+    media_dir = request.app[SETTINGS].media_dir
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        petition = await service.file_petition(session, kiosk, new, pin_hash)
+        if claim is not None:
+            claim.petition_id = petition.id
+            session.add(claim)
+            await session.flush()
+        for upload in uploads:
+            name = await asyncio.to_thread(
+                storage.commit_file, media_dir, upload.temp, petition.receipt_year, upload.suffix
+            )
+            committed.append(media_dir / name)
+            service.attach_media(
+                session,
+                petition,
+                service.StoredMedia(
+                    kind=upload.kind,
+                    storage_name=name,
+                    content_type=upload.content_type,
+                    size_bytes=upload.temp.size,
+                    sha256=upload.temp.sha256,
+                    duration_s=upload.probed.duration_s if upload.probed else None,
+                    has_video=bool(upload.probed and upload.probed.video_codec),
+                ),
+            )
+        await session.flush()
+        await session.refresh(petition, attribute_names=["media", "village", "department"])
+    return petition

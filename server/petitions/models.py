@@ -145,6 +145,27 @@ class AnswerTemplate(CreatedAtMixin, Base):
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
+class FilingKey(CreatedAtMixin, Base):
+    """A kiosk's idempotency key for one filing: a resend with the same key gets the same receipt.
+
+    ``key_hash`` is the SHA-256 of the key (the key itself stays on the kiosk); the primary key
+    (kiosk, key hash) is what makes concurrent duplicates file once. ``pin_sealed`` is the receipt's
+    PIN one-time-padded with a pad only the key (and the server's pepper) can rebuild, so a resend
+    shows the resident the PIN they were given, while the database alone reveals nothing.
+    ``fingerprint`` is a hash of what was filed: the same key with a different request is refused.
+    """
+
+    __tablename__ = "petition_filing_keys"
+
+    kiosk_id: Mapped[int] = mapped_column(
+        ForeignKey("kiosk_devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    petition_id: Mapped[int] = mapped_column(ForeignKey("petitions.id", ondelete="CASCADE"), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    pin_sealed: Mapped[str] = mapped_column(String(8))
+
+
 class PinThrottle(Base):
     """Failed PIN checks per key (``kiosk:<id>`` and ``receipt:<no>``), shared by all processes."""
 

@@ -1,30 +1,84 @@
 """PIN hashing settings and the database-backed throttle for receipt + PIN checks.
 
-Keys: ``kiosk:<id>`` (one kiosk guessing many receipts) and ``receipt:<year>-<seq>`` (many kiosks
-guessing one receipt). After ``MAX_FAILURES`` failures within ``WINDOW`` a key is locked for
-``LOCKOUT``; checks on a locked key answer 429 with Retry-After, without looking at the PIN.
+A check *reserves* its attempt before any PIN is verified: one conditional UPDATE per throttle key
+(``UPDATE ... SET attempts = attempts + 1 WHERE attempts < limit RETURNING``), all in one
+transaction. The database serialises those updates (a row lock on PostgreSQL, the write lock on
+SQLite), so however many checks arrive at once, at most ``limit`` of them get a reservation; the
+rest answer 429 with Retry-After without looking at the PIN. (Checking a failure counter *after*
+verifying, as before, let 30 simultaneous guesses all through.)
+
+Three keys, so a PIN can be guessed neither on one receipt nor sprayed across many:
+
+* ``receipt:<year>-<seq>`` — guesses at one receipt, from any kiosk (5 per 15 minutes);
+* ``kiosk:<id>`` — guesses by one kiosk across all receipts (a stolen device token);
+* ``all`` — guesses across the whole receipt space, from every kiosk together.
+
+A right PIN gives its kiosk and county-wide attempt back, so villages checking their own receipts
+never use up those budgets; a receipt's own count keeps every attempt (a resident who checks her
+receipt a sixth time within 15 minutes waits like a guesser would). A
+receipt that does not exist costs an Argon2 hash with the same parameters as a real check, so
+neither the answer nor its time tells an attacker which receipt numbers are issued.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import math
+from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import case, literal, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.config import Settings
-from server.db import utcnow
-from server.errors import TooManyRequests
-from server.petitions.models import PinThrottle
+from server.db import UtcDateTime, transaction, utcnow
+from server.errors import Forbidden, TooManyRequests
+from server.petitions import receipts, service
+from server.petitions.models import Petition, PinThrottle
 from server.petitions.receipts import PinHashParams
 from server.petitions.sql import insert_ignoring_conflicts
 
-MAX_FAILURES = 5
-WINDOW = dt.timedelta(minutes=15)
-LOCKOUT = dt.timedelta(minutes=15)
+log = logging.getLogger(__name__)
+
+# What a missing receipt's check hashes: same cost as verifying a real PIN hash.
+DUMMY_PIN = "0000"
+
+
+@dataclass(frozen=True)
+class PinLimit:
+    """At most ``attempts`` guesses on ``key`` per ``window`` (the window starts at the first)."""
+
+    key: str
+    attempts: int
+    window: dt.timedelta
+
+
+@dataclass(frozen=True)
+class PinLimits:
+    """How many wrong guesses each key allows. A resident mistypes a few times at most; a kiosk's
+    whole village rarely more than a handful an hour; the county's ~100 kiosks together even less
+    often reach the county-wide cap. With these figures a sprayed PIN (one guess per receipt, each
+    a 1 in 10,000 chance) is expected to hit about once in two weeks county-wide, and the spray
+    also locks status checks out for everyone, which the warning log makes visible at once."""
+
+    per_receipt: int = 5
+    receipt_window: dt.timedelta = dt.timedelta(minutes=15)
+    per_kiosk: int = 10
+    kiosk_window: dt.timedelta = dt.timedelta(hours=1)
+    county_wide: int = 30
+    county_window: dt.timedelta = dt.timedelta(hours=1)
+
+    def keys(self, kiosk_id: int, year: int, seq: int) -> list[PinLimit]:
+        """The three limits of one check, in one fixed order (``all`` < ``kiosk:`` < ``receipt:``)
+        so that concurrent checks lock the rows in the same order and never deadlock."""
+        return [
+            PinLimit("all", self.county_wide, self.county_window),
+            PinLimit(f"kiosk:{kiosk_id}", self.per_kiosk, self.kiosk_window),
+            PinLimit(f"receipt:{year}-{seq}", self.per_receipt, self.receipt_window),
+        ]
 
 
 # Argon2id cost of a PIN hash: deliberately lighter than for passwords (receipts.py's default is
@@ -52,37 +106,89 @@ def pin_pepper(settings: Settings) -> bytes:
     return hmac.new(settings.secret_key.get().encode(), b"petition-pin-pepper", hashlib.sha256).digest()
 
 
-async def refuse_if_locked(session: AsyncSession, keys: list[str], now: dt.datetime | None = None) -> None:
+async def reserve(session: AsyncSession, limits: list[PinLimit], now: dt.datetime | None = None) -> None:
+    """Take one attempt on every limit, or raise TooManyRequests (the caller's transaction then
+    rolls back, so a refused check takes nothing from the other keys either)."""
     now = now or utcnow()
-    rows = (await session.scalars(select(PinThrottle).where(PinThrottle.key.in_(keys)))).all()
-    waits = [r.locked_until - now for r in rows if r.locked_until is not None and r.locked_until > now]
-    if waits:
-        retry = max(1, math.ceil(max(waits).total_seconds()))
-        raise TooManyRequests("too many wrong PINs; try again later", retry_after=retry, code="pin_locked")
-
-
-async def record_failure(session: AsyncSession, keys: list[str], now: dt.datetime | None = None) -> None:
-    """Count one failure on every key; the ``MAX_FAILURES``-th locks the key."""
-    now = now or utcnow()
-    for key in keys:
-        # Create the row if missing (a concurrent first failure is not an error), then lock it.
+    at = literal(now, UtcDateTime())
+    for limit in limits:
+        # Create the row if missing (a concurrent first attempt is not an error).
         await session.execute(
-            insert_ignoring_conflicts(session, PinThrottle).values(key=key, failures=0, window_started_at=now)
+            insert_ignoring_conflicts(session, PinThrottle).values(
+                key=limit.key, failures=0, window_started_at=now
+            )
         )
-        row = await session.get(PinThrottle, key, with_for_update=True, populate_existing=True)
-        assert row is not None
-        if now - row.window_started_at > WINDOW:
-            row.failures = 0
-            row.window_started_at = now
-        row.failures += 1
-        if row.failures >= MAX_FAILURES:
-            row.locked_until = now + LOCKOUT
-            row.failures = 0
-            row.window_started_at = now
-    await session.flush()
+        expired = PinThrottle.window_started_at <= now - limit.window
+        taken = await session.scalar(
+            update(PinThrottle)
+            .where(PinThrottle.key == limit.key, or_(expired, PinThrottle.failures < limit.attempts))
+            .values(
+                failures=case((expired, 1), else_=PinThrottle.failures + 1),
+                window_started_at=case((expired, at), else_=PinThrottle.window_started_at),
+            )
+            .returning(PinThrottle.failures)
+        )
+        if taken is None:
+            started = await session.scalar(
+                select(PinThrottle.window_started_at).where(PinThrottle.key == limit.key)
+            )
+            wait = (started + limit.window - now) if started is not None else limit.window
+            if limit.key == "all":
+                log.warning("county-wide PIN guess limit reached; status checks refused for a while")
+            raise TooManyRequests(
+                "too many wrong PINs; try again later",
+                retry_after=max(1, math.ceil(wait.total_seconds())),
+                code="pin_locked",
+            )
 
 
-async def clear(session: AsyncSession, key: str) -> None:
-    row = await session.get(PinThrottle, key)
-    if row is not None:
-        await session.delete(row)
+async def give_back(session: AsyncSession, limits: list[PinLimit]) -> None:
+    """After a right PIN: the kiosk's and the county's attempt is returned, so a village checking
+    its own receipts never uses up those budgets. The receipt's own count stays: at most
+    ``per_receipt`` PINs are ever verified per receipt per window, right or wrong."""
+    shared = [limit.key for limit in limits if not limit.key.startswith("receipt:")]
+    await session.execute(
+        update(PinThrottle)
+        .where(PinThrottle.key.in_(shared), PinThrottle.failures > 0)
+        .values(failures=PinThrottle.failures - 1)
+    )
+
+
+def verify_or_dummy(pin: str, stored_hash: str | None, *, pepper: bytes, params: PinHashParams) -> bool:
+    """Verify ``pin`` against ``stored_hash``; with no hash (no such receipt) spend the same Argon2
+    work on a dummy and answer False. Blocking: run it in a thread."""
+    if stored_hash is None:
+        receipts.hash_pin(pin if receipts.is_pin(pin) else DUMMY_PIN, pepper=pepper, params=params)
+        return False
+    try:
+        return receipts.verify_pin(pin, stored_hash, pepper=pepper)
+    except ValueError:
+        log.error("stored PIN hash is damaged; the check is refused")
+        return False
+
+
+async def check_receipt_pin(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    kiosk_id: int,
+    receipt_no: str,
+    pin: str,
+    limits: PinLimits | None = None,
+) -> Petition:
+    """The petition behind ``receipt_no`` if ``pin`` opens it. Raises TooManyRequests when a limit
+    is used up, Forbidden ("receipt number or PIN wrong", one answer for both) otherwise, and
+    ValueError for text that is not a receipt number at all."""
+    year, seq = receipts.parse_receipt(receipt_no)
+    keys = (limits or PinLimits()).keys(kiosk_id, year, seq)
+    async with transaction(sessionmaker) as session:
+        await reserve(session, keys)
+        petition = await service.find_by_receipt(session, receipt_no)
+    stored = petition.pin_hash if petition is not None else None
+    ok = await asyncio.to_thread(
+        verify_or_dummy, pin, stored, pepper=pin_pepper(settings), params=pin_params(settings)
+    )
+    if not ok or petition is None:
+        raise Forbidden("the receipt number or the PIN is wrong", code="pin_mismatch")
+    async with transaction(sessionmaker) as session:
+        await give_back(session, keys)
+    return petition

@@ -127,7 +127,8 @@ def generate_salt() -> bytes:
     return secrets.token_bytes(16)
 
 
-def _is_pin(pin: object) -> bool:
+def is_pin(pin: object) -> bool:
+    """True for exactly four ASCII digits."""
     return isinstance(pin, str) and len(pin) == PIN_LENGTH and pin.isascii() and pin.isdigit()
 
 
@@ -148,7 +149,7 @@ def hash_pin(
 
     ``salt`` defaults to 16 fresh random bytes; pass one only for reproducible tests.
     """
-    if not _is_pin(pin):
+    if not is_pin(pin):
         raise ValueError(f"a PIN is exactly {PIN_LENGTH} digits")
     if salt is None:
         salt = generate_salt()
@@ -171,7 +172,7 @@ def verify_pin(pin: str, stored_hash: str, *, pepper: bytes | None = None) -> bo
     stored hash is a data error and raises ValueError."""
     if not stored_hash.startswith("$argon2id$"):
         raise ValueError("stored PIN hash is not an Argon2id hash")
-    if not _is_pin(pin):
+    if not is_pin(pin):
         return False
     try:
         return low_level.verify_secret(stored_hash.encode("ascii"), _secret(pin, pepper), low_level.Type.ID)

@@ -6,6 +6,7 @@ The settings object is immutable and passed through the app (``keys.SETTINGS``);
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -23,6 +24,13 @@ Getter = Callable[[str], str | None]
 
 DEFAULT_TURN_TTL_SECONDS = 3600
 TURN_TTL_RANGE = (60, 24 * 3600)
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# The default trusted proxy: nginx on the same machine.
+LOOPBACK_NETWORKS: tuple[IpNetwork, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
 
 
 class Environment(StrEnum):
@@ -78,19 +86,31 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = PROJECT_ROOT / "var"
+    # New media (uploads) are refused while the data directory's disk has less free space than
+    # this, so what remains keeps logins, PIN checks and text requests working (0 = no guard).
+    min_free_mb: int = 256
     # Cookies get the Secure flag when the request arrived over TLS; behind a TLS-terminating
     # proxy set trust_proxy so X-Forwarded-Proto is believed.
     trust_proxy: bool = False
+    # With trust_proxy: the proxies whose X-Forwarded-For entries are believed. The client address
+    # is the first one, reading X-Forwarded-For right to left, that is not one of these.
+    trusted_proxies: tuple[IpNetwork, ...] = field(default_factory=lambda: LOOPBACK_NETWORKS)
     force_secure_cookies: bool = False
     session_hours: int = 12
     login_max_failures: int = 5
     login_lockout_minutes: int = 15
+    # Requests one kiosk may file per hour (a stolen device token cannot flood the inbox or disk).
+    kiosk_filings_per_hour: int = 30
     # argon2 cost; tests lower it so a suite of logins stays fast.
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     enrollment_code_hours: int = 24
     # How long a kiosk's call to the official on duty rings before it offers a recorded request.
     duty_ring_seconds: int = 60
+    # Open sockets one kiosk or one account may have at once (this process), and how often a
+    # socket's kiosk token or login session is checked again (revocation, logout, expiry).
+    sockets_per_principal: int = 4
+    socket_recheck_seconds: int = 5
     default_locale: str = "ko"
     log_level: str = "INFO"
     log_json: bool = True
@@ -159,13 +179,18 @@ class Settings:
             host=(get("MAEUL_HOST") or "127.0.0.1"),
             port=_int(get, "MAEUL_PORT", 8080),
             data_dir=data_dir,
+            min_free_mb=_ranged(get, "MAEUL_MIN_FREE_MB", 256, 0, 1024 * 1024),
             trust_proxy=_bool(get, "MAEUL_TRUST_PROXY", False),
+            trusted_proxies=_networks(get, "MAEUL_TRUSTED_PROXIES", LOOPBACK_NETWORKS),
             force_secure_cookies=_bool(get, "MAEUL_SECURE_COOKIES", False),
             session_hours=_int(get, "MAEUL_SESSION_HOURS", 12),
             login_max_failures=_int(get, "MAEUL_LOGIN_MAX_FAILURES", 5),
             login_lockout_minutes=_int(get, "MAEUL_LOGIN_LOCKOUT_MINUTES", 15),
+            kiosk_filings_per_hour=_ranged(get, "MAEUL_KIOSK_FILINGS_PER_HOUR", 30, 1, 10000),
             enrollment_code_hours=_int(get, "MAEUL_ENROLLMENT_CODE_HOURS", 24),
             duty_ring_seconds=_int(get, "MAEUL_DUTY_RING_SECONDS", 60),
+            sockets_per_principal=_ranged(get, "MAEUL_SOCKETS_PER_PRINCIPAL", 4, 1, 64),
+            socket_recheck_seconds=_ranged(get, "MAEUL_SOCKET_RECHECK_SECONDS", 5, 1, 300),
             default_locale=(get("MAEUL_DEFAULT_LOCALE") or "ko"),
             log_level=(get("MAEUL_LOG_LEVEL") or "INFO").upper(),
             log_json=_bool(get, "MAEUL_LOG_JSON", True),
@@ -212,6 +237,16 @@ def _ranged(get: Getter, name: str, default: int, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _networks(get: Getter, name: str, default: tuple[IpNetwork, ...]) -> tuple[IpNetwork, ...]:
+    raw = get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return tuple(ipaddress.ip_network(part.strip()) for part in str(raw).split(",") if part.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be comma-separated CIDRs like 10.0.0.5/32: {exc}") from exc
 
 
 def _bool(get: Getter, name: str, default: bool) -> bool:

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import Field
 
 from server.auth.models import Account
 from server.auth.roles import PUBLIC, Principal, Role
-from server.auth.service import ThrottlePolicy, authenticate, end_session, start_session
+from server.auth.service import (
+    ThrottlePolicy,
+    authenticate,
+    end_session,
+    reserve_login_attempt,
+    start_session,
+)
 from server.cookies import clear_cookie, set_cookie
 from server.csrf import rotate_nonce
 from server.db import transaction
 from server.errors import AuthenticationRequired, TooManyRequests
-from server.keys import PASSWORDS, PRINCIPAL, SESSIONMAKER, SETTINGS
-from server.middlewares import SESSION_COOKIE
+from server.keys import PASSWORDS, PRINCIPAL, SESSIONMAKER, SETTINGS, SIO
+from server.middlewares import SESSION_COOKIE, client_address
 from server.rendering import render
 from server.routing import allow
+from server.signaling.guard import end_login_session_sockets
 from server.validation import Input, form_body, json_body
 
 
@@ -27,19 +36,32 @@ class LoginInput(Input):
     next: str | None = Field(default=None, max_length=512)
 
 
-def _safe_next(target: str | None, role: Role) -> str:
-    """Only same-site paths: an open redirect after login is a phishing tool."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/admin" if role is Role.ADMIN else "/official"
+# What a browser drops from a URL before parsing it (WHATWG URL: ASCII tab and newline anywhere;
+# C0 controls and space at either end).
+_URL_IGNORED = re.compile(r"[\t\n\r]")
+_URL_TRIMMED = "".join(chr(c) for c in range(0x21))
 
 
-def _client_ip(request: web.Request) -> str:
-    if request.app[SETTINGS].trust_proxy:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return request.remote or "unknown"
+def safe_next(target: str | None, role: Role) -> str:
+    """Where to go after login: ``target`` only if the browser would read it as a path on this
+    site, else the role's home page (an open redirect after login is a phishing tool).
+
+    The check is made on the URL as the browser will see it: ``/<tab>/example.org`` and
+    ``/<backslash>example.org`` are both ``//example.org`` to a browser, another site."""
+    home = "/admin" if role is Role.ADMIN else "/official"
+    if not target:
+        return home
+    seen = _URL_IGNORED.sub("", target).strip(_URL_TRIMMED).replace("\\", "/")
+    parts = urlsplit(seen)
+    if (
+        not seen.startswith("/")
+        or seen.startswith("//")
+        or parts.scheme
+        or parts.netloc
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in seen)
+    ):
+        return home
+    return seen
 
 
 async def _login(request: web.Request, data: LoginInput) -> tuple[Account, str]:
@@ -50,6 +72,10 @@ async def _login(request: web.Request, data: LoginInput) -> tuple[Account, str]:
         lockout=dt.timedelta(minutes=settings.login_lockout_minutes),
     )
     sessionmaker = request.app[SESSIONMAKER]
+    client_ip = client_address(request)
+    # The attempt is counted and committed before the password is checked: see the service.
+    async with transaction(sessionmaker) as session:
+        await reserve_login_attempt(session, policy, username=data.username, client_ip=client_ip)
     async with transaction(sessionmaker) as session:
         account = await authenticate(
             session,
@@ -57,7 +83,7 @@ async def _login(request: web.Request, data: LoginInput) -> tuple[Account, str]:
             policy,
             username=data.username,
             password=data.password,
-            client_ip=_client_ip(request),
+            client_ip=client_ip,
         )
         if account is None:
             cookie_key = None
@@ -98,7 +124,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         if isinstance(exc, TooManyRequests):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    response = web.HTTPSeeOther(_safe_next(data.next, Role(account.role)))
+    response = web.HTTPSeeOther(safe_next(data.next, Role(account.role)))
     _open_session(request, response, cookie_key)
     raise response
 
@@ -109,6 +135,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     if principal is not None and principal.session_id:
         async with transaction(request.app[SESSIONMAKER]) as session:
             await end_session(session, principal.session_id)
+        await end_login_session_sockets(request.app[SIO], principal.session_id)
     response = web.HTTPSeeOther("/login")
     clear_cookie(response, request, SESSION_COOKIE)
     rotate_nonce(request)
@@ -148,6 +175,7 @@ async def api_logout(request: web.Request) -> web.Response:
     assert principal is not None and principal.session_id is not None
     async with transaction(request.app[SESSIONMAKER]) as session:
         await end_session(session, principal.session_id)
+    await end_login_session_sockets(request.app[SIO], principal.session_id)
     response = web.json_response({"status": "logged_out"})
     clear_cookie(response, request, SESSION_COOKIE)
     return response

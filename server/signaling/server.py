@@ -4,7 +4,9 @@ Every connection authenticates at connect time with the same credentials as HTTP
 session cookie, or the kiosk's device token as cookie or ``auth={"token": …}``); the principal is
 kept in the socket.io session. Kiosk sockets join the room ``kiosk:<id>`` so a revocation can
 close them at once (``revocation.disconnect_kiosk``); closing a socket also removes its meeting
-participant from the SFU.
+participant from the SFU. Before any handler runs, :mod:`server.signaling.guard` refuses reserved
+event names, re-checks the credential (revocation, logout, expiry, deactivation) and caps the
+sockets per kiosk and per account.
 
 Meeting events (``join``, ``offer``, ``ice``, ``mute``, ``visible``, ``leave``) are handled by
 :class:`server.signaling.meeting.MeetingHub`; see docs/signaling.md.
@@ -22,11 +24,13 @@ from aiohttp import web
 from server.auth.roles import PUBLIC, Principal, Role
 from server.auth.service import principal_for_session
 from server.db import transaction
-from server.keys import MEETINGS, SESSIONMAKER, SIO
+from server.errors import outage_error
+from server.keys import MEETINGS, SESSIONMAKER, SETTINGS, SIO
 from server.kiosks.service import principal_for_token
 from server.middlewares import KIOSK_COOKIE, SESSION_COOKIE
 from server.routing import allow
 from server.signaling import chair
+from server.signaling.guard import Credential, SocketLimitReached, SocketServer, SocketSessions
 from server.signaling.meeting import MeetingHub
 from server.signaling.messages import MAX_MESSAGE_BYTES, SignalingError, StillRequest
 from server.signaling.revocation import kiosk_room
@@ -47,11 +51,11 @@ LOST_CONNECTION = frozenset(
 RequestHandler = Callable[[str, Principal, Any], Awaitable[dict[str, Any]]]
 
 
-def create_sio() -> socketio.AsyncServer:
+def create_sio() -> SocketServer:
     # cors_allowed_origins=None: only same-origin pages may open a socket (no cross-site hijack).
     # Messages above MAX_MESSAGE_BYTES close that connection; a kiosk that vanished without a
     # close is noticed after ping_interval + ping_timeout (20 s) and leaves its room.
-    return socketio.AsyncServer(
+    return SocketServer(
         async_mode="aiohttp",
         cors_allowed_origins=None,
         logger=False,
@@ -62,20 +66,26 @@ def create_sio() -> socketio.AsyncServer:
     )
 
 
-async def authenticate_environ(app: web.Application, environ: dict[str, Any], auth: Any) -> Principal | None:
-    request: web.Request = environ["aiohttp.request"]
+async def authenticate_environ(app: web.Application, environ: Any, auth: Any) -> Credential | None:
+    """The credential a connecting socket presents, checked as HTTP checks it; None if none holds.
+    Only socket.io's own connect reaches this (``SocketServer`` refuses a client's "connect")."""
+    request = environ.get("aiohttp.request") if isinstance(environ, dict) else None
+    if not isinstance(request, web.BaseRequest):
+        return None
     token = auth.get("token") if isinstance(auth, dict) else None
     async with transaction(app[SESSIONMAKER]) as session:
         if isinstance(token, str) and token:
-            return await principal_for_token(session, token)
+            principal = await principal_for_token(session, token)
+            return None if principal is None else Credential(principal, token)
         session_key = request.cookies.get(SESSION_COOKIE)
         if session_key:
             principal = await principal_for_session(session, session_key)
             if principal is not None:
-                return principal
+                return Credential(principal, session_key)
         kiosk_token = request.cookies.get(KIOSK_COOKIE)
         if kiosk_token:
-            return await principal_for_token(session, kiosk_token)
+            principal = await principal_for_token(session, kiosk_token)
+            return None if principal is None else Credential(principal, kiosk_token)
     return None
 
 
@@ -86,12 +96,25 @@ def setup_signaling(app: web.Application) -> None:
     app[SIO] = sio
     hub = MeetingHub(app, sio)
     app[MEETINGS] = hub
+    settings = app[SETTINGS]
+    sessions = SocketSessions(
+        sio,
+        lambda: app[SESSIONMAKER],
+        limit=settings.sockets_per_principal,
+        recheck_seconds=settings.socket_recheck_seconds,
+    )
+    sio.sessions = sessions
 
     async def meetings_ctx(_app: web.Application) -> AsyncIterator[None]:
         async for _ in hub.run():
             yield
 
+    async def sessions_ctx(_app: web.Application) -> AsyncIterator[None]:
+        async for _ in sessions.run():
+            yield
+
     app.cleanup_ctx.append(meetings_ctx)
+    app.cleanup_ctx.append(sessions_ctx)
 
     @allow(PUBLIC, self_authenticating=True)
     async def socketio_endpoint(request: web.Request) -> web.StreamResponse:
@@ -103,14 +126,26 @@ def setup_signaling(app: web.Application) -> None:
 
     @sio.event
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        principal = await authenticate_environ(app, environ, auth)
-        if principal is None:
+        credential = await authenticate_environ(app, environ, auth)
+        if credential is None:
             raise socketio.exceptions.ConnectionRefusedError(
                 {"code": "authentication_required", "message": "log in or enroll the kiosk first"}
             )
-        await sio.save_session(sid, {"principal": principal})
-        if principal.role is Role.KIOSK:
-            await sio.enter_room(sid, kiosk_room(principal.id))
+        principal = credential.principal
+        try:
+            sessions.register(sid, credential)
+        except SocketLimitReached:
+            log.warning("socket refused: too many open", extra={"actor": principal.audit_label})
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": "too_many_sockets", "message": "this device or account has too many sockets open"}
+            ) from None
+        try:
+            await sio.save_session(sid, {"principal": principal})
+            if principal.role is Role.KIOSK:
+                await sio.enter_room(sid, kiosk_room(principal.id))
+        except BaseException:
+            sessions.unregister(sid)  # a refused connect gets no disconnect event
+            raise
         log.info("socket connected", extra={"sid": sid, "actor": principal.audit_label})
 
     @sio.event
@@ -118,6 +153,7 @@ def setup_signaling(app: web.Application) -> None:
         # A dropped socket, a closed tab and a revoked kiosk all end here: free the SFU participant.
         # A lost connection (not closed by either side) may come back: listed as reconnecting.
         lost = str(reason) in LOST_CONNECTION
+        sessions.unregister(sid)
         await hub.leave(sid, reason="dropped" if lost else "disconnect")
         log.info("socket disconnected (%s)", reason, extra={"sid": sid, "reason": str(reason)})
 
@@ -146,9 +182,18 @@ def setup_signaling(app: web.Application) -> None:
                 log.info("meeting request refused", extra={"sid": sid, "event": name, "code": error.code})
                 await sio.emit("error", {**error.to_json()["error"], "event": name}, to=sid)
                 return error.to_json()
-            except Exception:
-                log.exception("meeting request failed", extra={"sid": sid, "event": name})
-                failure = SignalingError("internal_error", "something went wrong on the server")
+            except Exception as exc:
+                # A database outage or a full disk is named as such (the page may try again); only
+                # a bug is an internal error with a traceback.
+                outage = outage_error(exc)
+                if outage is None:
+                    log.exception("meeting request failed", extra={"sid": sid, "event": name})
+                    failure = SignalingError("internal_error", "something went wrong on the server")
+                else:
+                    log.warning(
+                        "meeting request failed: %s", outage.message, extra={"sid": sid, "event": name}
+                    )
+                    failure = SignalingError(outage.code, outage.message)
                 await sio.emit("error", {**failure.to_json()["error"], "event": name}, to=sid)
                 return failure.to_json()
 

@@ -46,8 +46,9 @@ class LoginSession(CreatedAtMixin, Base):
 
 
 class LoginThrottle(Base):
-    """Failed-login counter per key (``user:<name>`` and ``ip:<addr>``); in the database so every
-    server process shares it."""
+    """Failed-login counter per key (``pair:<name>@<addr>`` and ``ip:<addr>``; see
+    ``service.ThrottlePolicy``); in the database so every server process shares it.
+    ``window_started_at`` is the time of the key's latest attempt."""
 
     __tablename__ = "auth_login_throttle"
 

@@ -7,14 +7,15 @@ import logging
 import math
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import case, delete, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.models import Account, LoginSession, LoginThrottle
 from server.auth.roles import Principal, Role
 from server.auth.secrets import Passwords, new_token, token_hash
-from server.db import utcnow
-from server.errors import BadRequest, Conflict, TooManyRequests
+from server.db import UtcDateTime, utcnow
+from server.errors import BadRequest, Conflict, NotFound, TooManyRequests
+from server.petitions.sql import insert_ignoring_conflicts
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +24,27 @@ MIN_PASSWORD_LENGTH = 10
 
 @dataclass(frozen=True)
 class ThrottlePolicy:
+    """Login throttling by (account, address) with growing delays.
+
+    Failures are counted per ``pair:<username>@<address>`` and, for one address trying many
+    accounts, per ``ip:<address>``. Past ``max_failures`` (``address_failures`` for the address)
+    each failure locks that key for ``base_delay`` doubled per further failure, up to ``lockout``.
+    An account is never locked for everyone: someone guessing from one machine delays only
+    themselves, and the official at her own desk still logs in. Counts are forgotten after
+    ``forget_after`` without a failure, or on a successful login; an admin can unlock at once."""
+
     max_failures: int
     lockout: dt.timedelta
-    # Failures older than this no longer count toward a lockout.
-    window: dt.timedelta = dt.timedelta(minutes=15)
+    base_delay: dt.timedelta = dt.timedelta(seconds=30)
+    address_failures: int = 20
+    forget_after: dt.timedelta = dt.timedelta(hours=1)
+
+    def delay(self, failures: int, threshold: int) -> dt.timedelta | None:
+        """How long a key with ``failures`` is locked (None below its ``threshold``)."""
+        if failures < threshold:
+            return None
+        doublings = min(failures - threshold, 20)
+        return min(self.base_delay * (2**doublings), self.lockout)
 
 
 async def create_account(
@@ -61,6 +79,79 @@ async def create_account(
     return account
 
 
+def _pair_key(username: str, client_ip: str) -> str:
+    return f"pair:{username}@{client_ip}"
+
+
+def _address_key(client_ip: str) -> str:
+    return f"ip:{client_ip}"
+
+
+def _throttle_keys(policy: ThrottlePolicy, username: str, client_ip: str) -> list[tuple[str, int]]:
+    # Sorted by key, so concurrent logins lock the rows in one order.
+    return sorted(
+        [
+            (_address_key(client_ip), policy.address_failures),
+            (_pair_key(username, client_ip), policy.max_failures),
+        ]
+    )
+
+
+def _username(text: str) -> str:
+    return text.strip().lower()
+
+
+async def reserve_login_attempt(
+    session: AsyncSession,
+    policy: ThrottlePolicy,
+    *,
+    username: str,
+    client_ip: str,
+    now: dt.datetime | None = None,
+) -> None:
+    """Count this attempt as a failure *before* the password is checked (a right password gives
+    it back), or raise TooManyRequests while the (account, address) pair or the address is
+    locked. Each count is one conditional UPDATE, so simultaneous attempts cannot all slip past
+    the limit; commit this transaction before checking the password."""
+    now = now or utcnow()
+    at = literal(now, UtcDateTime())
+    for key, threshold in _throttle_keys(policy, _username(username), client_ip):
+        await session.execute(
+            insert_ignoring_conflicts(session, LoginThrottle).values(
+                key=key, failures=0, window_started_at=now
+            )
+        )
+        idle = LoginThrottle.window_started_at <= now - policy.forget_after
+        failures = await session.scalar(
+            update(LoginThrottle)
+            .where(
+                LoginThrottle.key == key,
+                or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until <= now),
+            )
+            .values(failures=case((idle, 1), else_=LoginThrottle.failures + 1), window_started_at=at)
+            .returning(LoginThrottle.failures)
+        )
+        if failures is None:
+            locked_until = await session.scalar(
+                select(LoginThrottle.locked_until).where(LoginThrottle.key == key)
+            )
+            wait = (locked_until - now) if locked_until is not None else policy.base_delay
+            raise TooManyRequests(
+                "too many failed logins; try again later",
+                retry_after=max(1, math.ceil(wait.total_seconds())),
+                code="login_locked",
+            )
+        delay = policy.delay(failures, threshold)
+        if delay is not None:
+            # Still inside this transaction's row lock: the next attempt sees the lock.
+            await session.execute(
+                update(LoginThrottle).where(LoginThrottle.key == key).values(locked_until=now + delay)
+            )
+            log.warning(
+                "login throttled", extra={"throttle_kind": key.split(":", 1)[0], "delay_s": delay.seconds}
+            )
+
+
 async def authenticate(
     session: AsyncSession,
     passwords: Passwords,
@@ -69,55 +160,40 @@ async def authenticate(
     username: str,
     password: str,
     client_ip: str,
-    now: dt.datetime | None = None,
 ) -> Account | None:
-    """Check a login; None for a wrong username or password.
-
-    Refuses (TooManyRequests) while the username or the client address is locked out, and counts
-    failures per both, so neither one password tried on every account nor one account tried from
-    many machines gets far. The caller commits also when this returns None: the failure count
-    must stick."""
-    now = now or utcnow()
-    username = username.strip().lower()
-    keys = [f"user:{username}", f"ip:{client_ip}"]
-    await _refuse_if_locked(session, keys, now)
+    """Check a login whose attempt ``reserve_login_attempt`` has counted; None for a wrong username
+    or password (the failure then stays counted). A right password clears its pair's count and
+    gives the address its attempt back."""
+    username = _username(username)
     account = await session.scalar(select(Account).where(Account.username == username))
     ok = passwords.verify(account.password_hash if account else None, password)
     if not ok or account is None or not account.is_active:
-        await _record_failure(session, keys, policy, now)
         log.info("login failed", extra={"client_ip": client_ip})
         return None
-    await session.execute(delete(LoginThrottle).where(LoginThrottle.key == keys[0]))
+    await session.execute(delete(LoginThrottle).where(LoginThrottle.key == _pair_key(username, client_ip)))
+    await session.execute(
+        update(LoginThrottle)
+        .where(LoginThrottle.key == _address_key(client_ip), LoginThrottle.failures > 0)
+        .values(failures=LoginThrottle.failures - 1)
+    )
     if passwords.needs_rehash(account.password_hash):
         account.password_hash = passwords.hash(password)
-    account.last_login_at = now
+    account.last_login_at = utcnow()
     return account
 
 
-async def _refuse_if_locked(session: AsyncSession, keys: list[str], now: dt.datetime) -> None:
-    rows = (await session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys)))).all()
-    locked = [row.locked_until for row in rows if row.locked_until and row.locked_until > now]
-    if locked:
-        retry_after = math.ceil((max(locked) - now).total_seconds())
-        raise TooManyRequests(
-            "too many failed logins; try again later", retry_after=retry_after, code="login_locked"
+async def unlock_account(session: AsyncSession, account_id: int) -> int:
+    """Lift every login delay on the account (an admin's act); returns how many were lifted."""
+    account = await session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"account {account_id} not found", code="account_not_found")
+    result = await session.execute(
+        delete(LoginThrottle).where(
+            LoginThrottle.key.startswith(_pair_key(account.username, ""), autoescape=True)
         )
-
-
-async def _record_failure(
-    session: AsyncSession, keys: list[str], policy: ThrottlePolicy, now: dt.datetime
-) -> None:
-    for key in keys:
-        row = await session.get(LoginThrottle, key)
-        if row is None:
-            row = LoginThrottle(key=key, failures=0, window_started_at=now)
-            session.add(row)
-        elif now - row.window_started_at > policy.window:
-            row.failures, row.window_started_at, row.locked_until = 0, now, None
-        row.failures += 1
-        if row.failures >= policy.max_failures:
-            row.locked_until = now + policy.lockout
-            log.warning("login locked", extra={"throttle_kind": key.split(":", 1)[0]})
+    )
+    log.info("account unlocked", extra={"account_id": account_id})
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def start_session(session: AsyncSession, account: Account, lifetime: dt.timedelta) -> str:

@@ -12,9 +12,10 @@ from server.auth.secrets import Passwords
 from server.config import Settings
 from server.db import create_engine, make_sessionmaker
 from server.i18n import Catalogs
-from server.keys import CATALOGS, ENGINE, PASSWORDS, SESSIONMAKER, SETTINGS, SFU, TEMPLATES
+from server.keys import CATALOGS, ENGINE, PASSWORDS, SESSIONMAKER, SETTINGS, SFU, SPACE, TEMPLATES
 from server.meetings.clock import meeting_clock_ctx
-from server.middlewares import authorization, errors, request_context
+from server.middlewares import authorization, errors, media_space, request_context
+from server.petitions.storage import MIB, SpaceGuard
 from server.rendering import make_environment
 from server.sfu import Sfu, SfuConfig
 from server.signaling.ice import sfu_ice_servers
@@ -54,9 +55,10 @@ async def sfu_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[request_context, errors, authorization], client_max_size=CLIENT_MAX_SIZE
+        middlewares=[request_context, errors, authorization, media_space], client_max_size=CLIENT_MAX_SIZE
     )
     app[SETTINGS] = settings
+    app[SPACE] = SpaceGuard(settings.data_dir, settings.min_free_mb * MIB)
     app[PASSWORDS] = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
     app[CATALOGS] = Catalogs(settings.default_locale)
     app[TEMPLATES] = make_environment()

@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from server.auth.roles import Principal
 from server.auth.secrets import Passwords
+from server.background import FailureStreak
 from server.config import Settings
 from server.i18n import Catalogs
+from server.petitions.storage import SpaceGuard
 from server.sfu import Sfu
 
 if TYPE_CHECKING:
@@ -27,6 +29,8 @@ CATALOGS = web.AppKey("catalogs", Catalogs)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 SFU = web.AppKey("sfu", Sfu)
 MEETINGS: web.AppKey[MeetingHub] = web.AppKey("meetings")
+CLOCK = web.AppKey("meeting_clock", FailureStreak)  # the meeting clock's health, for /readyz
+SPACE = web.AppKey("space_guard", SpaceGuard)  # MAEUL_MIN_FREE_MB for new media
 
 # Per request, set by the middlewares.
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")

@@ -4,6 +4,7 @@
 2. ``errors`` — maps the error tree (and aiohttp's HTTP errors) to JSON or a friendly page.
 3. ``auth`` — resolves the principal (session cookie, kiosk cookie or bearer token) and enforces
    the route's ``@allow`` roles; checks CSRF on unsafe methods.
+4. ``media_space`` — refuses media bodies (507) while the disk is low (``SpaceGuard``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import uuid
 from urllib.parse import quote
 
 from aiohttp import web
-from sqlalchemy.exc import OperationalError
 
 from server.auth.roles import PUBLIC, Principal
 from server.auth.service import principal_for_session
@@ -27,12 +27,15 @@ from server.errors import (
     AppError,
     AuthenticationRequired,
     Forbidden,
+    InsufficientStorage,
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
+    outage_error,
 )
-from server.keys import CATALOGS, CSRF_NONCE, LOCALE, PRINCIPAL, REQUEST_ID, SESSIONMAKER, SETTINGS
+from server.keys import CATALOGS, CSRF_NONCE, LOCALE, PRINCIPAL, REQUEST_ID, SESSIONMAKER, SETTINGS, SPACE
 from server.kiosks.service import principal_for_token
+from server.petitions.storage import MAX_UNSIZED_BODY_BYTES, SMALL_BODY_BYTES
 from server.rendering import render, wants_json
 from server.routing import Handler, allowed_roles, is_self_authenticating
 
@@ -109,13 +112,22 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return _error_response(request, _from_http(exc))
-    except OperationalError:
-        log.exception("database unavailable", extra={"request_id": request.get(REQUEST_ID)})
-        return _error_response(request, ServiceUnavailable("the database is not reachable"))
-    except Exception:
-        log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID)})
-        error = AppError("something went wrong on the server", code="internal_error")
-        return _error_response(request, error)
+    except Exception as exc:
+        outage = outage_error(exc)
+        if outage is None:
+            log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID)})
+            outage = AppError("something went wrong on the server", code="internal_error")
+        else:
+            # Expected while the database restarts or the disk is full: one line per request, no
+            # traceback (/readyz and the meeting clock's log say it once).
+            log.warning(
+                "%s: %s: %s",
+                outage.message,
+                type(exc).__name__,
+                str(exc)[:200],
+                extra={"request_id": request.get(REQUEST_ID), "code": outage.code},
+            )
+        return _error_response(request, outage)
 
 
 def _from_http(exc: web.HTTPException) -> AppError:
@@ -129,23 +141,32 @@ def _from_http(exc: web.HTTPException) -> AppError:
 
 
 def _error_response(request: web.Request, exc: AppError) -> web.StreamResponse:
-    if exc.status >= 500:
+    if exc.status >= 500 and not isinstance(exc, ServiceUnavailable | InsufficientStorage):
         log.error("request failed", extra={"request_id": request.get(REQUEST_ID), "code": exc.code})
     headers = {}
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    display = _display(request, exc)
     if wants_json(request):
         body = exc.to_json()
         body["error"]["request_id"] = request.get(REQUEST_ID)
+        if display:
+            body["error"]["display"] = display
         return web.json_response(body, status=exc.status, headers=headers)
     if isinstance(exc, AuthenticationRequired) and request.method == "GET":
         if request.path.startswith("/kiosk"):
             return render(request, "kiosk/not_enrolled.html", status=401)
         raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
-    response = render(request, "error.html", {"error": exc}, status=exc.status)
+    response = render(request, "error.html", {"error": exc, "display": display}, status=exc.status)
     response.headers.update(headers)
     return response
+
+
+def _display(request: web.Request, exc: AppError) -> str | None:
+    """What to do, in the request's language (Korean unless English was chosen)."""
+    if exc.display is None:
+        return None
+    return request.app[CATALOGS].get(request[LOCALE]).gettext(exc.display)
 
 
 @web.middleware

@@ -19,6 +19,7 @@ def setup_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/", areas.index)
     r.add_get("/healthz", health.healthz)
+    r.add_get("/readyz", health.readyz)
     r.add_get("/login", auth_views.login_page)
     r.add_post("/login", auth_views.login_submit)
     r.add_post("/logout", auth_views.logout)

@@ -15,6 +15,9 @@ from server.db import utcnow
 from server.errors import AuthenticationRequired, BadRequest, Conflict, NotFound
 from server.geo.models import Village
 from server.kiosks.models import Kiosk
+from server.meetings.models import Meeting, MeetingVillage
+from server.rooms import service as rooms
+from server.rooms.models import Room
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +86,32 @@ async def enroll(session: AsyncSession, code: str) -> tuple[Kiosk, str]:
     kiosk.revoked_at = None
     await session.flush()
     log.info("kiosk enrolled", extra={"kiosk_id": kiosk.id})
+    await invite_to_live_meetings(session, kiosk)
     return kiosk, token
+
+
+async def invite_to_live_meetings(session: AsyncSession, kiosk: Kiosk) -> list[int]:
+    """Invite a kiosk that was just enrolled (or re-enrolled) to the rooms of its village's live
+    meetings, as a meeting's start invites the kiosks active then; without it a kiosk that comes in
+    during a meeting is admitted but never told of the room, and its agent never joins."""
+    room_ids = (
+        await session.scalars(
+            select(Meeting.room_id)
+            .join(MeetingVillage, MeetingVillage.meeting_id == Meeting.id)
+            .join(Room, Room.id == Meeting.room_id)
+            .where(
+                Meeting.status == "live",
+                MeetingVillage.village_id == kiosk.village_id,
+                Room.closed_at.is_(None),
+            )
+            .order_by(Meeting.room_id)
+        )
+    ).all()
+    invited = [room_id for room_id in room_ids if room_id is not None]
+    for room_id in invited:
+        await rooms.invite(session, room_id, rooms.Invitees(kiosk_ids=(kiosk.id,)))
+        log.info("kiosk invited to a live meeting", extra={"kiosk_id": kiosk.id, "room_id": room_id})
+    return invited
 
 
 async def revoke(session: AsyncSession, kiosk_id: int) -> Kiosk:

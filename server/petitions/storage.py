@@ -4,6 +4,9 @@ petition row is committed, so a 201 never points at a file that a crash could lo
 
 A crash between the rename and the commit leaves an orphan file (never a row without its file);
 orphans carry a random name and are harmless.
+
+``SpaceGuard`` keeps ``MAEUL_MIN_FREE_MB`` of the disk free for small writes: new media are
+refused (507) before they can fill it, so logins, PIN checks and text requests keep working.
 """
 
 from __future__ import annotations
@@ -12,14 +15,17 @@ import asyncio
 import hashlib
 import logging
 import os
+import shutil
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from aiohttp import BodyPartReader
 
-from server.errors import BadRequest, PayloadTooLarge
+from server.errors import BadRequest, MediaStorageLow, PayloadTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +45,58 @@ MESSAGE_TYPES = {
     ("mp4", False): ("audio/mp4", ".m4a"),
     ("mp4", True): ("video/mp4", ".mp4"),
 }
+
+
+# Bodies up to this size are text: a request, a login, a PIN check. Larger ones carry media.
+SMALL_BODY_BYTES = 256 * 1024
+# What a body of unknown length may hold at most: a filing's message and photos.
+MAX_UNSIZED_BODY_BYTES = MAX_MESSAGE_BYTES + MAX_PHOTOS * MAX_PHOTO_BYTES
+MIB = 1024 * 1024
+
+
+@dataclass
+class SpaceGuard:
+    """Refuses new media while the disk of ``directory`` would keep less than ``min_free_bytes``.
+
+    Each media request reserves its declared size before its body is read, and the check and the
+    reservation happen with no ``await`` between them, so concurrent uploads cannot all pass a
+    check that only one of them fits. (Bytes an upload has already written count twice, in the
+    free space and in its reservation: the guard errs on the side of refusing.)
+    """
+
+    directory: Path
+    min_free_bytes: int
+    reserved: int = 0
+
+    def free_bytes(self) -> int:
+        folder = self.directory
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent  # the data directory may not exist before the first write
+        return shutil.disk_usage(folder).free
+
+    def is_low(self, free_bytes: int) -> bool:
+        return free_bytes < self.min_free_bytes
+
+    @asynccontextmanager
+    async def reserve(self, nbytes: int) -> AsyncIterator[None]:
+        """Room for a body of ``nbytes`` of media, or MediaStorageLow (507)."""
+        if self.min_free_bytes <= 0:
+            yield
+            return
+        free = await asyncio.to_thread(self.free_bytes)
+        if self.is_low(free - self.reserved - nbytes):
+            log.warning(
+                "media refused: disk space low",
+                extra={"free_mb": free // MIB, "reserved_mb": self.reserved // MIB, "body_bytes": nbytes},
+            )
+            raise MediaStorageLow(
+                f"the disk keeps less than {self.min_free_bytes // MIB} MB free with this upload"
+            )
+        self.reserved += nbytes
+        try:
+            yield
+        finally:
+            self.reserved -= nbytes
 
 
 @dataclass

@@ -21,7 +21,7 @@ from . import aiortc_internals as ai
 from .config import SfuConfig
 from .errors import InvalidRequest, InvalidSdp, InvalidState, NotInRoom, SfuError
 from .linkquality import LinkController, LinkSample, LinkState
-from .offer import SUPPORTED_CODEC, OfferedMedia, parse_offer
+from .offer import SUPPORTED_CODEC, Offer, read_offer
 from .opus import with_opus_fmtp
 from .relay import InboundStream, Kind, OutStream
 
@@ -150,15 +150,14 @@ class Participant:
             raise NotInRoom(f"participant {self.id!r} has left")
         if self._pc is not None or self._negotiating:
             raise InvalidState("offer already handled for this participant; renegotiation is not supported")
-        lines = parse_offer(sdp)
-        assert isinstance(sdp, str)
+        offer = read_offer(sdp)
         self._negotiating = True
         try:
-            return await self._negotiate(sdp, lines)
+            return await self._negotiate(offer)
         finally:
             self._negotiating = False
 
-    async def _negotiate(self, sdp: str, lines: list[OfferedMedia]) -> str:
+    async def _negotiate(self, offer: Offer) -> str:
         pc = RTCPeerConnection(
             RTCConfiguration(
                 iceServers=list(self._config.ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
@@ -172,7 +171,7 @@ class Participant:
             # setRemoteDescription adopts them: this is how codec preferences
             # (Opus/VP8 only, no RTX) and our receive/send hooks get in before
             # negotiation.
-            for line in lines:
+            for line in offer.media:
                 t = pc.addTransceiver(line.kind, direction=line.server_direction)
                 t.setCodecPreferences(
                     [
@@ -205,12 +204,12 @@ class Participant:
                 ai.intercept_receive(t.receiver, receive_hook)
                 ai.intercept_send(t.sender, send_hook)
 
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.engine_sdp, type="offer"))
             ai.gather_on(pc, self._config.host_addresses)
             ai.tune_consent(pc, self._config.consent_interval, self._config.consent_timeout)
             await pc.setLocalDescription(await pc.createAnswer())
             # aiortc's answer has no Opus fmtp: ask for in-band FEC, DTX and a modest rate.
-            answer = with_opus_fmtp(pc.localDescription.sdp, self.audio_max_bitrate)
+            answer = offer.complete_answer(with_opus_fmtp(pc.localDescription.sdp, self.audio_max_bitrate))
         except SfuError:
             await pc.close()
             raise

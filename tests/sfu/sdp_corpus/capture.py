@@ -1,0 +1,122 @@
+"""Capture the SDP offers the meeting pages' browsers make, as fixtures for test_sfu_offer_corpus.
+
+Each browser builds the peer connection the way ``web/static/js/meeting/meeting.js``
+(``connectMedia``) does: ``bundlePolicy: 'max-bundle'``, a send-only audio transceiver, the
+role's receive-only audio slots, a send-only video transceiver (camera, or a shared screen),
+the role's receive-only video slots; no camera means receive-only. The offer is taken after ICE
+gathering, as the page sends it.
+
+Run it inside a loopback-only network namespace (the candidates in the files are 127.0.0.1):
+
+    unshare -rn sh -c 'ip link set lo up && .venv/bin/python -m tests.sfu.sdp_corpus.capture'
+
+Chromium through Playwright (Debian's /usr/bin/chromium, the browser tests' flags); Firefox ESR
+over WebDriver BiDi, headful on a private Xvfb so that it has a screen to share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+from playwright.async_api import async_playwright
+
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.firefox_bidi import launch_firefox, xvfb
+
+HERE = Path(__file__).parent
+#: (audio slots, video slots) of the pages' templates (web/templates/meeting/*.html).
+ROLES = {"kiosk": (3, 2), "official": (3, 9)}
+#: camera: publishes camera + microphone; screen: a shared screen + microphone; receive: no devices.
+SOURCES = ("camera", "screen", "receive")
+
+OFFER_JS = """
+async ([audioSlots, videoSlots, source]) => {
+  const pc = new RTCPeerConnection({iceServers: [], bundlePolicy: 'max-bundle'});
+  let stream = null, video = null;
+  if (source !== 'receive') {
+    const camera = {width: {ideal: 640}, height: {ideal: 360}};
+    stream = await navigator.mediaDevices.getUserMedia({audio: true, video: camera});
+    video = stream.getVideoTracks()[0];
+    if (source === 'screen') {
+      const screen = await navigator.mediaDevices.getDisplayMedia({video: {frameRate: 15}, audio: false});
+      video = screen.getVideoTracks()[0];
+      video.contentHint = 'detail';
+      stream = new MediaStream([stream.getAudioTracks()[0], video]);
+    }
+    pc.addTransceiver(stream.getAudioTracks()[0], {direction: 'sendonly', streams: [stream]});
+  }
+  for (let i = 0; i < audioSlots; i += 1) pc.addTransceiver('audio', {direction: 'recvonly'});
+  if (video) pc.addTransceiver(video, {direction: 'sendonly', streams: [stream]});
+  for (let i = 0; i < videoSlots; i += 1) pc.addTransceiver('video', {direction: 'recvonly'});
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((done) => {
+    if (pc.iceGatheringState === 'complete') return done();
+    setTimeout(done, 5000);
+    pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && done());
+  });
+  const sdp = pc.localDescription.sdp;
+  pc.close();
+  if (stream) stream.getTracks().forEach((t) => t.stop());
+  return sdp;
+}
+"""
+
+Capture = Callable[[str, int, int, str], Awaitable[str]]
+
+
+async def page_server() -> tuple[web.AppRunner, str]:
+    """An empty page on http://127.0.0.1 (a secure context, so getUserMedia works)."""
+    app = web.Application()
+
+    async def index(_: web.Request) -> web.Response:
+        return web.Response(text="<!doctype html><title>offer</title>", content_type="text/html")
+
+    app.router.add_get("/", index)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}/"
+
+
+def save(browser: str, role: str, source: str, sdp: str) -> None:
+    name = f"{browser}-{role}-{source}.sdp"
+    (HERE / name).write_text(sdp.replace("\r\n", "\n"))
+    print(name, sdp.count("\nm="), "m-lines", file=sys.stderr)
+
+
+async def capture_all() -> None:
+    runner, url = await page_server()
+    try:
+        async with async_playwright() as playwright:
+            chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            version = chromium.version
+            page = await chromium.new_page()
+            await page.goto(url)
+            for role, (audio, video) in ROLES.items():
+                for source in SOURCES:
+                    save("chromium", role, source, await page.evaluate(OFFER_JS, [audio, video, source]))
+            await chromium.close()
+        async with xvfb() as display, launch_firefox(display=display) as firefox:
+            tab = await firefox.new_page()
+            await tab.goto(url)
+            agent = await tab.evaluate("() => navigator.userAgent")
+            for role, (audio, video) in ROLES.items():
+                for source in SOURCES:
+                    sdp = await tab.evaluate(OFFER_JS, [audio, video, source], user_activation=True)
+                    save("firefox", role, source, sdp)
+        (HERE / "browsers.json").write_text(
+            json.dumps({"chromium": version, "firefox": agent}, indent=2) + "\n"
+        )
+    finally:
+        await runner.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(capture_all())

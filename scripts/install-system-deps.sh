@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs: PostgreSQL (a throw-away server per test run), Chromium
 # (browser tests; never `playwright install`), Korean fonts (screenshots), iproute2 (network
-# namespaces, tc), nftables (packet loss in the link lab), coturn (TURN relay tests). Installs only what is missing; needs root (or sudo).
+# namespaces, tc), nftables (packet loss in the link lab), coturn (TURN relay tests), Firefox ESR
+# and Xvfb (the Firefox meeting test; headful Firefox shares a screen only on a display). Installs only what is missing; needs root (or sudo).
 set -euo pipefail
 
 need=()
@@ -13,6 +14,8 @@ command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 dpkg -s fonts-noto-cjk >/dev/null 2>&1 || need+=(fonts-noto-cjk)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v turnserver >/dev/null 2>&1 || need+=(coturn)
+command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
+command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 for extra in "$@"; do
   dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra")
 done

@@ -7,13 +7,13 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.roles import Principal
 from server.db import utcnow
 from server.duty.models import DutyAvailability, DutyCall
-from server.errors import Conflict, NotFound
+from server.errors import Conflict, Forbidden, NotFound
 from server.kiosks.models import Kiosk
 from server.rooms import service as rooms
 
@@ -91,17 +91,26 @@ async def ringing_for(session: AsyncSession, official: Principal) -> list[CallVi
     return [CallView(call, kiosk.village.full_name_ko) for call, kiosk in rows.all()]
 
 
+def _on_duty(official: Principal) -> ColumnElement[bool]:
+    """SQL condition: the official is on duty (part of the answer's UPDATE, so going off duty and
+    answering cannot interleave)."""
+    return exists().where(DutyAvailability.account_id == official.id, DutyAvailability.available.is_(True))
+
+
 async def answer(session: AsyncSession, official: Principal, call_id: int) -> DutyCall:
+    """Take a ringing call: only an official on duty, and only the first one."""
     now = utcnow()
     await _expire(session, now)
     taken = await session.execute(
         update(DutyCall)
-        .where(DutyCall.id == call_id, DutyCall.status == "ringing")
+        .where(DutyCall.id == call_id, DutyCall.status == "ringing", _on_duty(official))
         .values(status="answered", answered_by=official.id, answered_at=now)
     )
     call = await session.get(DutyCall, call_id, populate_existing=True)
     if call is None:
         raise NotFound("no such call", code="call_not_found")
+    if taken.rowcount != 1 and call.status == "ringing":  # type: ignore[attr-defined]
+        raise Forbidden("only an official on duty answers calls", code="not_on_duty")
     if taken.rowcount != 1:  # type: ignore[attr-defined]
         code = "call_taken" if call.status == "answered" else f"call_{call.status}"
         raise Conflict("this call is no longer ringing", code=code)

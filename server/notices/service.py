@@ -10,9 +10,9 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.auth.roles import Principal
+from server.auth.roles import Principal, Role
 from server.db import utcnow
-from server.errors import BadRequest, NotFound
+from server.errors import BadRequest, Forbidden, NotFound
 from server.geo.models import Village
 from server.kiosks.models import Kiosk
 from server.notices.models import Notice, NoticeDelivery, NoticeTarget
@@ -127,6 +127,10 @@ async def record_shown(session: AsyncSession, kiosk: Principal, notice_id: int) 
     return delivery
 
 
+def may_withdraw(actor: Principal, notice: Notice) -> bool:
+    return actor.role is Role.ADMIN or (actor.is_account and notice.author_id == actor.id)
+
+
 async def get(session: AsyncSession, notice_id: int) -> Notice:
     notice = await session.get(Notice, notice_id)
     if notice is None:
@@ -134,8 +138,11 @@ async def get(session: AsyncSession, notice_id: int) -> Notice:
     return notice
 
 
-async def withdraw(session: AsyncSession, notice_id: int) -> Notice:
+async def withdraw(session: AsyncSession, actor: Principal, notice_id: int) -> Notice:
+    """Take a notice off the kiosks: its author or an administrator only."""
     notice = await get(session, notice_id)
+    if not may_withdraw(actor, notice):
+        raise Forbidden("only the author or an administrator withdraws a notice", code="not_notice_author")
     if notice.withdrawn_at is None:
         notice.withdrawn_at = utcnow()
     return notice

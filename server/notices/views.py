@@ -196,13 +196,19 @@ async def notice_page(request: web.Request) -> web.Response:
         notice = await service.get(session, _id(request))
         rows = await service.delivery_report(session, notice)
     shown = sum(1 for row in rows if row.delivery)
-    return render(request, "notices/official_detail.html", {"notice": notice, "rows": rows, "shown": shown})
+    context = {
+        "notice": notice,
+        "rows": rows,
+        "shown": shown,
+        "may_withdraw": service.may_withdraw(principal_of(request), notice),
+    }
+    return render(request, "notices/official_detail.html", context)
 
 
 @allow(Role.OFFICIAL, Role.ADMIN)
 async def notice_withdraw(request: web.Request) -> web.StreamResponse:
     async with transaction(request.app[SESSIONMAKER]) as session:
-        notice = await service.withdraw(session, _id(request))
+        notice = await service.withdraw(session, principal_of(request), _id(request))
     raise web.HTTPSeeOther(f"/official/notices/{notice.id}")
 
 

@@ -126,3 +126,34 @@ async def test_cancel_and_bad_input(client: TestClient, world: World, sessionmak
     status, _ = await _kiosk_call(client, token, "POST", "/api/v1/duty/calls/1/answer")
     assert status == 403
     assert (await client.post("/api/v1/kiosk/duty-calls", headers={"X-CSRF-Token": csrf})).status == 403
+
+
+async def test_only_an_official_on_duty_answers_a_ringing_call(
+    client: TestClient, two_officials: TestClient, world: World, sessionmaker: Any
+) -> None:
+    _, token = await _kiosk(sessionmaker, world.village_ids[0])
+    on_duty_csrf = await login(client, "official")
+    off_duty_csrf = await login(two_officials, "official2")
+    await client.post(
+        "/api/v1/duty/availability", json={"available": True}, headers={"X-CSRF-Token": on_duty_csrf}
+    )
+    _, body = await _kiosk_call(client, token, "POST", "/api/v1/kiosk/duty-calls")
+    call_id = body["call"]["id"]
+
+    refused = await two_officials.post(
+        f"/api/v1/duty/calls/{call_id}/answer", headers={"X-CSRF-Token": off_duty_csrf}
+    )
+    assert refused.status == 403 and (await refused.json())["error"]["code"] == "not_on_duty"
+    _, still = await _kiosk_call(client, token, "GET", f"/api/v1/kiosk/duty-calls/{call_id}")
+    assert still["call"]["status"] == "ringing"
+    # Off duty again: the official who was on duty cannot take it either.
+    await client.post(
+        "/api/v1/duty/availability", json={"available": False}, headers={"X-CSRF-Token": on_duty_csrf}
+    )
+    late = await client.post(f"/api/v1/duty/calls/{call_id}/answer", headers={"X-CSRF-Token": on_duty_csrf})
+    assert late.status == 403
+    await client.post(
+        "/api/v1/duty/availability", json={"available": True}, headers={"X-CSRF-Token": on_duty_csrf}
+    )
+    taken = await client.post(f"/api/v1/duty/calls/{call_id}/answer", headers={"X-CSRF-Token": on_duty_csrf})
+    assert taken.status == 200 and (await taken.json())["call"]["status"] == "answered"

@@ -153,3 +153,56 @@ async def test_form_with_image_and_withdrawal(client: TestClient, world: World, 
     await client.post(f"/official/notices/{notice_id}/withdraw", data={"csrf_token": csrf})
     status, _ = await _as_kiosk(client, token, "GET", f"/kiosk/notices/{notice_id}/media")
     assert status == 404
+
+
+async def test_only_the_author_or_an_admin_withdraws_a_notice(
+    client: TestClient, aiohttp_client: Any, world: World, sessionmaker: Any
+) -> None:
+    token = await _kiosk(sessionmaker, world.village_ids[0], "A")
+    author_csrf = await login(client, "official")
+    other = await aiohttp_client(client.server)
+    other_csrf = await login(other, "official2")
+    admin = await aiohttp_client(client.server)
+    admin_csrf = await login(admin, "admin")
+
+    async def post_notice() -> int:
+        response = await client.post(
+            "/api/v1/notices",
+            json={
+                "title": "벼 수매 안내",
+                "body": "마을회관 앞",
+                "village_ids": [world.village_ids[0]],
+                **_window(),
+            },
+            headers={"X-CSRF-Token": author_csrf},
+        )
+        assert response.status == 201, await response.text()
+        return int((await response.json())["notice"]["id"])
+
+    async def shown_on_kiosk(notice_id: int) -> bool:
+        _, body = await _as_kiosk(client, token, "GET", "/api/v1/kiosk/notices")
+        return notice_id in [n["id"] for n in json.loads(body)["notices"]]
+
+    first = await post_notice()
+    # Another official: no button, and the form post is refused; the notice stays on the kiosks.
+    page = await (await other.get(f"/official/notices/{first}")).text()
+    assert f"/official/notices/{first}/withdraw" not in page
+    refused = await other.post(
+        f"/official/notices/{first}/withdraw", data={"csrf_token": other_csrf}, allow_redirects=False
+    )
+    assert refused.status == 403
+    assert await shown_on_kiosk(first)
+    # The author can.
+    assert (
+        f"/official/notices/{first}/withdraw" in await (await client.get(f"/official/notices/{first}")).text()
+    )
+    done = await client.post(
+        f"/official/notices/{first}/withdraw", data={"csrf_token": author_csrf}, allow_redirects=False
+    )
+    assert done.status == 303 and not await shown_on_kiosk(first)
+    # An administrator can withdraw anybody's.
+    second = await post_notice()
+    by_admin = await admin.post(
+        f"/official/notices/{second}/withdraw", data={"csrf_token": admin_csrf}, allow_redirects=False
+    )
+    assert by_admin.status == 303 and not await shown_on_kiosk(second)

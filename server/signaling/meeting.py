@@ -312,9 +312,10 @@ class MeetingHub:
         )
 
     async def _enter_rooms(self, sid: str, room_id: str, *, chair: bool) -> None:
-        # socket.io refuses a socket that disconnected while its join was in flight (ValueError);
-        # that socket is in ``abandoned`` and join() leaves for it once this returns.
-        with contextlib.suppress(ValueError):
+        # socket.io refuses a socket that disconnected while its join was in flight: ValueError
+        # when no other socket is connected, KeyError (its room table) when some are. That
+        # socket is in ``abandoned`` and join() leaves for it once this returns.
+        with contextlib.suppress(KeyError, ValueError):
             await self.sio.enter_room(sid, socket_room(room_id))
             if chair:
                 await self.sio.enter_room(sid, chair_room(room_id))

@@ -1,6 +1,9 @@
 // "요청하기": kind → office → speak (voice/video) or write → phone → public? → confirm → receipt.
-// Everything stays in this page's memory; going home (or the idle timeout) forgets it.
+// Everything stays in this page's memory until Send; going home (or the idle timeout) forgets it.
+// From Send on, the request is kept in the kiosk's outbox (IndexedDB) until the receipt is in, and
+// sent again by itself while the line is down (kiosk-outbox.js).
 import { csrfToken, formatLocalDate, formatPhone, goHome, keypad, part, show, startIdle } from './kiosk-common.js';
+import { deliver, keep, newKey, pending } from './kiosk-outbox.js';
 
 const MAX_SECONDS = 180;
 const root = document.getElementById('request-flow');
@@ -19,8 +22,9 @@ function go(name) {
   if (name !== current) history.push(current);
   current = name;
   show(root, name);
-  root.querySelector('[data-action="back"]').hidden = name === 'kind' || name === 'receipt';
-  root.querySelector('.flow-nav').hidden = name === 'receipt';
+  // Once sent (or being sent) there is no going back to edit: that would be a second request.
+  root.querySelector('[data-action="back"]').hidden = ['kind', 'waiting', 'receipt'].includes(name);
+  root.querySelector('.flow-nav').hidden = name === 'receipt' || name === 'waiting';
 }
 
 function label(name) {
@@ -201,10 +205,49 @@ function fillSummary() {
 
 root.querySelector('[data-action="restart"]').addEventListener('click', () => goHome(root));
 const sendButton = root.querySelector('[data-action="send"]');
+
+function showReceipt(body) {
+  part(root, 'receipt-no').textContent = body.petition.receipt_no;
+  part(root, 'receipt-pin').textContent = body.pin;
+  part(root, 'receipt-due').textContent = formatLocalDate(body.petition.due_at, locale);
+  history.length = 0;
+  go('receipt');
+}
+
+// Deliver a kept request, showing the waiting screen while the line is down.
+async function deliverKept(record) {
+  part(root, 'retrying').hidden = true;
+  part(root, 'walk-away').hidden = true;
+  part(root, 'waiting-sending').hidden = false;
+  root.querySelector('[data-action="leave-pending"]').hidden = true;
+  go('waiting');
+  const result = await deliver(record, {
+    api: root.dataset.api,
+    csrf: csrfToken(),
+    onWait() {
+      part(root, 'waiting-sending').hidden = true;
+      part(root, 'retrying').hidden = false;
+      part(root, 'walk-away').hidden = false;
+      root.querySelector('[data-action="leave-pending"]').hidden = false;
+    },
+  });
+  if (result.outcome === 'filed') {
+    showReceipt(result.body);
+    return;
+  }
+  const details = (result.body.error && result.body.error.details) || [];
+  if (Array.isArray(details) && details.some((d) => d.field === 'phone')) {
+    part(root, 'phone-error').hidden = false;
+    go('phone');
+    return;
+  }
+  part(root, 'send-error').hidden = false;
+  go('confirm');
+}
+
 sendButton.addEventListener('click', async () => {
   sendButton.disabled = true;
   part(root, 'send-error').hidden = true;
-  part(root, 'sending').hidden = false;
   const petition = {
     petition_type: state.kind,
     department_id: state.department ? Number(state.department) : null,
@@ -212,38 +255,28 @@ sendButton.addEventListener('click', async () => {
     phone: state.phone,
     is_public: state.isPublic,
   };
-  const form = new FormData();
-  form.append('petition', new Blob([JSON.stringify(petition)], { type: 'application/json' }), 'petition.json');
-  if (state.blob) {
-    const extension = state.blob.type.includes('mp4') ? 'mp4' : state.blob.type.includes('ogg') ? 'ogg' : 'webm';
-    form.append('media', state.blob, `message.${extension}`);
+  const extension = state.blob && (state.blob.type.includes('mp4') ? 'mp4' : state.blob.type.includes('ogg') ? 'ogg' : 'webm');
+  const record = { key: newKey(), petition, blob: state.blob, filename: state.blob ? `message.${extension}` : null };
+  try {
+    await keep(record); // before the first attempt: a reload from here on loses nothing
+  } catch (error) {
+    // No IndexedDB (private mode, quota): still send, only without the safety net.
   }
   try {
-    const response = await fetch(root.dataset.api, {
-      method: 'POST', body: form, credentials: 'same-origin', headers: { 'X-CSRF-Token': csrfToken(), Accept: 'application/json' },
-    });
-    const body = await response.json().catch(() => ({}));
-    if (response.status === 201) {
-      part(root, 'receipt-no').textContent = body.petition.receipt_no;
-      part(root, 'receipt-pin').textContent = body.pin;
-      part(root, 'receipt-due').textContent = formatLocalDate(body.petition.due_at, locale);
-      history.length = 0;
-      go('receipt');
-      return;
-    }
-    const details = (body.error && body.error.details) || [];
-    if (Array.isArray(details) && details.some((d) => d.field === 'phone')) {
-      part(root, 'phone-error').hidden = false;
-      go('phone');
-      return;
-    }
-    part(root, 'send-error').hidden = false;
-  } catch (error) {
-    part(root, 'send-error').hidden = false;
+    await deliverKept(record);
   } finally {
     sendButton.disabled = false;
-    part(root, 'sending').hidden = true;
   }
 });
+
+root.querySelector('[data-action="leave-pending"]').addEventListener('click', () => goHome(root));
+
+// A request kept by an earlier page (reloaded, or the browser relaunched) that was still being sent:
+// carry on. One started long ago is left to the home page (its resident has gone by now).
+const RESUME_WINDOW_MS = 15 * 60 * 1000;
+pending().then((kept) => {
+  const recent = kept.find((record) => Date.now() - record.createdAt < RESUME_WINDOW_MS);
+  if (recent && current === 'kind') deliverKept(recent);
+}).catch(() => {});
 
 root.querySelector('[data-action="home"]').addEventListener('click', () => goHome(root));

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, true
+from sqlalchemy import CheckConstraint, ForeignKey, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.db import Base, CreatedAtMixin
@@ -26,6 +26,8 @@ class Account(CreatedAtMixin, Base):
         ForeignKey("org_departments.id", ondelete="SET NULL"), index=True
     )
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Triage: may route requests that no department has yet (granted by an admin; admins always may).
+    can_triage: Mapped[bool] = mapped_column(default=False, server_default=false())
     last_login_at: Mapped[dt.datetime | None]
 
     department: Mapped[Department | None] = relationship(lazy="joined")

@@ -26,6 +26,11 @@ class Principal:
     department_id: int | None = None
     village_id: int | None = None
     session_id: str | None = None  # the hashed session key, for logout
+    can_triage: bool = False  # may route requests no department has yet (admins always may)
+
+    @property
+    def may_triage(self) -> bool:
+        return self.role is Role.ADMIN or (self.role is Role.OFFICIAL and self.can_triage)
 
     @property
     def is_account(self) -> bool:

@@ -221,6 +221,7 @@ async def principal_for_session(session: AsyncSession, cookie_key: str) -> Princ
         display_name=account.display_name,
         department_id=account.department_id,
         session_id=row.id,
+        can_triage=account.can_triage,
     )
 
 

@@ -94,7 +94,7 @@ def detail_json(principal: Principal, petition: Petition) -> dict[str, object]:
         petition,
         state,
         personal=service.handles(principal, petition),
-        actions=service.allowed_actions(petition),
+        actions=service.allowed_actions(petition, principal),
     )
 
 
@@ -117,12 +117,28 @@ async def check_status(request: web.Request) -> web.Response:
     """A resident's receipt number + PIN: the only way a kiosk reads a private petition."""
     kiosk = principal_of(request)
     data = await json_body(request, StatusCheckInput)
+    petition = await _resident_petition(request, kiosk, data)
+    state = service.deadline_state(petition, utcnow()).value
+    return web.json_response({"petition": resident_json(petition, state)})
+
+
+async def _resident_petition(request: web.Request, kiosk: Principal, data: StatusCheckInput) -> Petition:
     try:
-        petition = await pins.check_receipt_pin(
+        return await pins.check_receipt_pin(
             request.app[SESSIONMAKER], request.app[SETTINGS], kiosk.id, data.receipt_no, data.pin
         )
     except ValueError as exc:
         raise BadRequest("not a receipt number", code="invalid_receipt_no") from exc
+
+
+@allow(Role.KIOSK)
+async def withdraw(request: web.Request) -> web.Response:
+    """The resident withdraws (취하) her own petition: receipt number + PIN, like a status check."""
+    kiosk = principal_of(request)
+    data = await json_body(request, StatusCheckInput)
+    checked = await _resident_petition(request, kiosk, data)
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        petition = await service.withdraw_by_resident(session, kiosk, checked.id)
     state = service.deadline_state(petition, utcnow()).value
     return web.json_response({"petition": resident_json(petition, state)})
 

@@ -164,6 +164,13 @@ def petition_endpoints() -> tuple[Endpoint, ...]:
             response=envelope("petition", resident),
         ),
         kiosk(
+            "post",
+            "/api/v1/kiosk/petitions/withdraw",
+            "The resident withdraws (취하) a petition with its receipt number and PIN (throttled)",
+            request=StatusCheckInput,
+            response=envelope("petition", resident),
+        ),
+        kiosk(
             "get",
             public_petitions,
             "Public petitions (no personal data)",

@@ -29,6 +29,7 @@ def setup_routes(app: web.Application) -> None:
 
     r.add_post("/api/v1/kiosk/petitions", api.file_petition)
     r.add_post("/api/v1/kiosk/petitions/status", api.check_status)
+    r.add_post("/api/v1/kiosk/petitions/withdraw", api.withdraw)
     r.add_get("/api/v1/kiosk/petitions/public", api.list_public)
     r.add_get("/api/v1/kiosk/petitions/public/{petition_id}", api.get_public)
     r.add_post("/api/v1/kiosk/petitions/public/{petition_id}/support", api.support)

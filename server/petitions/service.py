@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth.models import Account
 from server.auth.roles import Principal, Role
 from server.db import utcnow
-from server.errors import BadRequest, Conflict, NotFound
+from server.errors import BadRequest, Conflict, Forbidden, NotFound
 from server.org.models import Department
 from server.petitions import deadlines, receipts, workflow
 from server.petitions.deadlines import PetitionType
@@ -322,8 +322,33 @@ def workflow_state(petition: Petition) -> WorkflowState:
     )
 
 
-def allowed_actions(petition: Petition) -> list[str]:
-    return sorted(a.value for a in workflow.allowed_actions(workflow_state(petition)))
+def allowed_actions(petition: Petition, principal: Principal | None = None) -> list[str]:
+    """The status machine's next actions; with ``principal``, only those that principal may take."""
+    actions = workflow.allowed_actions(workflow_state(petition))
+    if principal is not None:
+        actions = frozenset(a for a in actions if refusal(principal, petition, a) is None)
+    return sorted(a.value for a in actions)
+
+
+def refusal(principal: Principal, petition: Petition, action: Action) -> str | None:
+    """Why ``principal`` may not take ``action`` on ``petition`` (None if it may), whatever the
+    status machine says.
+
+    * Withdrawal (취하) is the resident's own act: at a kiosk after the receipt's PIN, or by an
+      admin who records the resident's reason; never by an official.
+    * A request no department has yet is routed by triage only (``Principal.may_triage``: admins
+      and officials an admin granted it); other officials see it masked and cannot act on it,
+      so nobody can take a request to their own department just to read the resident's data.
+    * Kiosks take no other action."""
+    if action is Action.WITHDRAW:
+        if principal.role in (Role.KIOSK, Role.ADMIN):
+            return None
+        return "only the resident (at a kiosk, with the PIN) or an admin withdraws a request"
+    if principal.role is Role.KIOSK:
+        return "a kiosk only withdraws"
+    if petition.department_id is None and not principal.may_triage:
+        return "only triage routes a request that no department has yet"
+    return None
 
 
 async def _check_assignee(session: AsyncSession, assignee_id: int, department_id: int | None) -> None:
@@ -337,7 +362,16 @@ async def _check_assignee(session: AsyncSession, assignee_id: int, department_id
 async def apply_action(
     session: AsyncSession, principal: Principal, petition: Petition, data: ActionInput
 ) -> Petition:
-    """Apply one status-machine action; illegal moves raise Conflict (409)."""
+    """Apply one status-machine action; illegal moves raise Conflict (409), actions the principal
+    may not take (``refusal``) Forbidden (403)."""
+    refused = refusal(principal, petition, data.action)
+    if refused is not None:
+        code = "withdraw_not_allowed" if data.action is Action.WITHDRAW else "triage_only"
+        raise Forbidden(refused, code=code)
+    if data.action is Action.WITHDRAW and principal.role is Role.ADMIN and not (data.reason or "").strip():
+        raise BadRequest(
+            "an admin withdraws a request only with the resident's reason", code="reason_required"
+        )
     state = workflow_state(petition)
     params: dict[str, Any] = {}
     action = data.action
@@ -420,6 +454,17 @@ async def apply_action(
     await session.flush()
     await session.refresh(petition, attribute_names=["department"])
     return petition
+
+
+async def withdraw_by_resident(session: AsyncSession, kiosk: Principal, petition_id: int) -> Petition:
+    """Withdraw (취하) a petition whose receipt PIN the resident just gave at ``kiosk``."""
+    petition = await session.scalar(
+        select(Petition).where(Petition.id == petition_id).with_for_update(of=Petition)
+    )
+    if petition is None:
+        raise NotFound(f"petition {petition_id} not found", code="petition_not_found")
+    action = ActionInput(action=Action.WITHDRAW, reason="withdrawn by the resident at a kiosk")
+    return await apply_action(session, kiosk, petition, action)
 
 
 async def _check_department(session: AsyncSession, department_id: int) -> None:

@@ -138,7 +138,7 @@ async def _detail_context(session: AsyncSession, principal: Principal, petition:
         "petition": petition,
         "deadline": service.deadline_state(petition, utcnow()).value,
         "personal": service.handles(principal, petition),
-        "actions": service.allowed_actions(petition),
+        "actions": service.allowed_actions(petition, principal),
         "notes": await service.notes_of(session, petition.id),
         "events": await service.events_of(session, petition.id),
         "departments": await active_departments(session),

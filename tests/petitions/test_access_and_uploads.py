@@ -113,11 +113,11 @@ async def test_officials_see_their_department_and_unrouted_only(
     assert (
         unrouted_detail["resident_phone"] == "010-****-5678" and unrouted_detail["resident_name"] == "홍*동"
     )
-    # Taking an unrouted request routes it to the official's department.
+    # Only triage routes an unrouted request (tests/security/test_residents_triage.py).
     taken = await official_json_call(
         client, csrf, "POST", f"/api/v1/petitions/{unrouted}/actions", {"action": "assign"}
     )
-    assert taken.body["petition"]["department_id"] == world.department_ids[0]
+    assert taken.status == 403 and taken.body["error"]["code"] == "triage_only"
 
     await client.post("/logout", data={"csrf_token": csrf})
     admin_csrf = await login(client, "admin")

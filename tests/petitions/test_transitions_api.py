@@ -47,6 +47,7 @@ def body_for(action: str, world: World) -> dict[str, Any]:
         "transfer": {"action": "transfer", "department_id": world.department_ids[1], "reason": "담당 부서"},
         "extend": {"action": "extend", "reason": "현장 확인이 필요합니다", "extension_days": 3},
         "answer": {"action": "answer", "answer": "처리했습니다"},
+        "withdraw": {"action": "withdraw", "reason": "민원인이 전화로 취하 요청"},
     }.get(action, {"action": action})
 
 
@@ -68,7 +69,8 @@ async def make_petition(sessionmaker: Any, kiosk: Kiosk, world: World, status: s
 async def test_every_action_from(
     status: str, client: TestClient, world: World, kiosk: Kiosk, sessionmaker: Any
 ) -> None:
-    csrf = await login(client, "official")
+    # An admin may take every action (an official never withdraws: tests/security/test_residents_triage.py).
+    csrf = await login(client, "admin")
     for action in ACTIONS:
         petition_id = await make_petition(sessionmaker, kiosk, world, status)
         reply = await official_json_call(

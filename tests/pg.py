@@ -37,66 +37,89 @@ def _as_server_user(cmd: list[str]) -> list[str]:
     return cmd
 
 
+class PostgresServer:
+    """One throw-away server: ``init`` once, then ``start`` and ``stop`` as often as a test needs
+    (the fault tests stop it mid-run and start it again on the same port and data directory).
+
+    For speed, commits are acknowledged before their WAL is written; ``durable_commits`` waits for
+    the write, so an immediate stop (a crash as far as PostgreSQL knows) loses no acknowledged
+    commit. fsync stays off: the machine does not lose power in a test.
+    """
+
+    def __init__(self, *, durable_commits: bool = False) -> None:
+        self.durable_commits = durable_commits
+        # This server has no TLS: asyncpg's default ("prefer") would ask for it on every connection,
+        # and a connection closed during that exchange leaves an unretrieved ConnectionError behind.
+        os.environ.setdefault("PGSSLMODE", "disable")
+        self.bin_dir = _bin_dir()
+        self.root = Path(tempfile.mkdtemp(prefix="maeul-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.env = {**os.environ, "LC_ALL": "C.UTF-8"}
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+
+    @property
+    def url(self) -> str:
+        """The base URL ``postgresql+asyncpg://postgres@127.0.0.1:PORT`` (no database part)."""
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}"
+
+    def _run(self, *args: str, check: bool = True) -> None:
+        subprocess.run(_as_server_user(list(args)), check=check, capture_output=True, env=self.env)
+
+    def init(self) -> None:
+        self._run(
+            str(self.bin_dir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+
+    def start(self) -> None:
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c full_page_writes=off"
+        if not self.durable_commits:
+            options += " -c synchronous_commit=off"
+        self._run(
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "start",
+        )
+
+    def stop(self, mode: str = "immediate", *, check: bool = False) -> None:
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=check)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_postgres(*, durable_commits: bool = False) -> Iterator[PostgresServer]:
+    """A started server, stopped and removed afterwards."""
+    server = PostgresServer(durable_commits=durable_commits)
+    try:
+        server.init()
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        server.remove()
+
+
 @contextlib.contextmanager
 def postgres_server() -> Iterator[str]:
     """Yield a base URL ``postgresql+asyncpg://postgres@127.0.0.1:PORT`` (no database part)."""
-    # This server has no TLS: asyncpg's default ("prefer") would ask for it on every connection,
-    # and a connection closed during that exchange leaves an unretrieved ConnectionError behind.
-    os.environ.setdefault("PGSSLMODE", "disable")
-    bin_dir = _bin_dir()
-    root = Path(tempfile.mkdtemp(prefix="maeul-pg-"))
-    data = root / "data"
-    port = free_port()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    env = {**os.environ, "LC_ALL": "C.UTF-8"}
-    try:
-        subprocess.run(
-            _as_server_user(
-                [
-                    str(bin_dir / "initdb"),
-                    "-D",
-                    str(data),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-            env=env,
-        )
-        options = (
-            f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        subprocess.run(
-            _as_server_user(
-                [
-                    str(bin_dir / "pg_ctl"),
-                    "-D",
-                    str(data),
-                    "-o",
-                    options,
-                    "-l",
-                    str(root / "log"),
-                    "-w",
-                    "start",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-            env=env,
-        )
-        try:
-            yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}"
-        finally:
-            subprocess.run(
-                _as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
-                capture_output=True,
-                env=env,
-            )
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    with running_postgres() as server:
+        yield server.url

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.auth import accounts
 from server.auth import views as auth_views
 from server.duty import routes as duty_routes
 from server.kiosks import views as kiosk_views
@@ -41,6 +42,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/api/v1/admin/kiosks", kiosk_views.api_create_kiosk)
     r.add_post("/api/v1/admin/kiosks/{kiosk_id}/revoke", kiosk_views.api_revoke_kiosk)
 
+    accounts.setup_routes(app)
     petitions_routes.setup_routes(app)
     notices_routes.setup_routes(app)
     duty_routes.setup_routes(app)

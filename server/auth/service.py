@@ -14,7 +14,7 @@ from server.auth.models import Account, LoginSession, LoginThrottle
 from server.auth.roles import Principal, Role
 from server.auth.secrets import Passwords, new_token, token_hash
 from server.db import UtcDateTime, utcnow
-from server.errors import BadRequest, Conflict, NotFound, TooManyRequests
+from server.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
 from server.petitions.sql import insert_ignoring_conflicts
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,7 @@ async def create_account(
         raise BadRequest("username must be 1-64 characters", code="invalid_username")
     if role not in (Role.OFFICIAL, Role.ADMIN):
         raise BadRequest("accounts are officials or admins", code="invalid_role")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise BadRequest(f"password must be at least {MIN_PASSWORD_LENGTH} characters", code="weak_password")
+    check_password_rules(password)
     if await session.scalar(select(Account.id).where(Account.username == username)) is not None:
         raise Conflict(f"username {username!r} is taken", code="username_taken")
     account = Account(
@@ -194,6 +193,114 @@ async def unlock_account(session: AsyncSession, account_id: int) -> int:
     )
     log.info("account unlocked", extra={"account_id": account_id})
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def _locked_account(session: AsyncSession, account_id: int) -> Account | None:
+    # ``of=Account``: PostgreSQL cannot lock the outer-joined department the relationship loads.
+    return await session.scalar(select(Account).where(Account.id == account_id).with_for_update(of=Account))
+
+
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise BadRequest(f"password must be at least {MIN_PASSWORD_LENGTH} characters", code="weak_password")
+
+
+async def change_password(
+    session: AsyncSession,
+    passwords: Passwords,
+    principal: Principal,
+    *,
+    current_password: str,
+    new_password: str,
+) -> int:
+    """An official or admin changes her own password; the current one is required (a browser left
+    logged in is not enough). Every other session of the account ends, as after a suspected leak;
+    returns how many ended."""
+    account = await _locked_account(session, principal.id)
+    if account is None or not account.is_active or not principal.is_account:
+        raise NotFound("no such account", code="account_not_found")
+    if not passwords.verify(account.password_hash, current_password):
+        raise Forbidden("the current password is wrong", code="wrong_current_password")
+    check_password_rules(new_password)
+    if passwords.verify(account.password_hash, new_password):
+        raise BadRequest("the new password is the current one", code="password_unchanged")
+    account.password_hash = passwords.hash(new_password)
+    others = delete(LoginSession).where(LoginSession.account_id == account.id)
+    if principal.session_id is not None:
+        others = others.where(LoginSession.id != principal.session_id)
+    ended = await session.execute(others)
+    log.info("password changed", extra={"account_id": account.id})
+    return int(getattr(ended, "rowcount", 0) or 0)
+
+
+@dataclass(frozen=True)
+class AccountEnded:
+    """What ``deactivate_account`` did, for the caller to finish outside the database (the
+    signaling hub closes the account's sockets: ``server.signaling.guard.end_account_sockets``)."""
+
+    account_id: int
+    sessions_ended: int
+
+
+async def deactivate_account(session: AsyncSession, actor: Principal, account_id: int) -> AccountEnded:
+    """An admin deactivates an account: it can no longer log in and every login session of it
+    ends now (the session rows are deleted, so the next request of any of its browsers is
+    anonymous). The caller then closes its sockets with ``AccountEnded.account_id``."""
+    if actor.role is not Role.ADMIN:
+        raise Forbidden("only an admin deactivates accounts")
+    if actor.id == account_id:
+        raise Conflict("an admin cannot deactivate her own account", code="cannot_deactivate_self")
+    account = await _locked_account(session, account_id)
+    if account is None:
+        raise NotFound(f"account {account_id} not found", code="account_not_found")
+    account.is_active = False
+    ended = await session.execute(delete(LoginSession).where(LoginSession.account_id == account_id))
+    count = int(getattr(ended, "rowcount", 0) or 0)
+    log.warning("account deactivated; sessions ended", extra={"account_id": account_id, "sessions": count})
+    return AccountEnded(account_id, count)
+
+
+async def set_account_flags(
+    session: AsyncSession, account_id: int, *, active: bool | None = None, can_triage: bool | None = None
+) -> Account:
+    """Reactivate an account or grant/withdraw triage (deactivation is ``deactivate_account``)."""
+    account = await _locked_account(session, account_id)
+    if account is None:
+        raise NotFound(f"account {account_id} not found", code="account_not_found")
+    if active:
+        account.is_active = True
+    if can_triage is not None:
+        if can_triage and account.role != Role.OFFICIAL.value:
+            raise BadRequest(
+                "triage is granted to officials (admins always have it)", code="triage_for_officials"
+            )
+        account.can_triage = can_triage
+    log.info("account changed", extra={"account_id": account_id, "active": active, "can_triage": can_triage})
+    return account
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    account: Account
+    locked_until: dt.datetime | None  # the latest login delay on any of its (account, address) pairs
+
+
+async def list_accounts(session: AsyncSession, now: dt.datetime | None = None) -> list[AccountRow]:
+    now = now or utcnow()
+    accounts = (await session.scalars(select(Account).order_by(Account.role, Account.username))).all()
+    locks = (
+        await session.execute(
+            select(LoginThrottle.key, LoginThrottle.locked_until).where(
+                LoginThrottle.key.startswith("pair:"), LoginThrottle.locked_until > now
+            )
+        )
+    ).all()
+    latest: dict[str, dt.datetime] = {}
+    for key, until in locks:
+        username = key.removeprefix("pair:").rsplit("@", 1)[0]
+        if until is not None and (username not in latest or until > latest[username]):
+            latest[username] = until
+    return [AccountRow(a, latest.get(a.username)) for a in accounts]
 
 
 async def start_session(session: AsyncSession, account: Account, lifetime: dt.timedelta) -> str:

@@ -1,5 +1,6 @@
 // One meeting page: camera + microphone, one RTCPeerConnection to the SFU with one sending audio,
 // one sending video and N receive-only "slots" (docs/signaling.md), tiles, mute buttons, rejoin.
+import { Backoff } from './backoff.js';
 import { ChairPanel } from './chair-panel.js';
 import { FloorView } from './floor.js';
 import { linkBars } from './link-bars.js';
@@ -8,7 +9,9 @@ import { call, openSocket } from './signaling.js';
 import { Tiles } from './tiles.js';
 
 const GATHER_WAIT_MS = 2000; // send the offer with the candidates gathered by then; trickle the rest
-const RETRY_MS = 2000;
+// After this many failures in a row the page says it cannot connect and whom to tell.
+const UNREACHABLE_AFTER = 3;
+const STABLE_MS = 10000; // connected this long: the next failure starts the backoff over
 const STILL_EVERY_MS = 10000;
 const FATAL = new Set(['not_invited', 'room_closed', 'room_not_found', 'removed']);
 
@@ -60,6 +63,10 @@ export class Meeting {
     this.generation = 0;
     this.ended = false;
     this.retryTimer = null;
+    this.backoff = new Backoff();
+    this.mediaNotBefore = 0; // no offer before this time (ms): the backoff after a failure
+    this.failureKey = 'error';
+    this.stableTimer = null;
     this.soundBlocked = false;
     this.sentVisible = 'null';
     this.screenTrack = null;
@@ -127,9 +134,12 @@ export class Meeting {
       this.videoWanted = wanted;
       this.applyVideoSending();
     });
-    // The SFU dropped our media (transport failure): rejoin with a new peer connection.
+    // The SFU dropped our media (transport failure): join again at once, so that the page is
+    // back in the meeting (a chair's controls work), with a new peer connection when the backoff
+    // allows. Counted once if our own connection's failure already counted it.
     socket.on('left', () => {
       this.resumeToken = null;
+      if (Date.now() >= this.mediaNotBefore) this.noteFailure('error');
       this.join();
     });
     socket.on('room_closed', () => this.end('closed'));
@@ -163,30 +173,39 @@ export class Meeting {
     if (!resume) this.teardown();
     this.status(resume ? 'reconnecting' : 'connecting');
     const current = () => generation === this.generation && !this.ended;
+    let joined;
     try {
       const request = resume ? { room_id: this.roomId, resume } : { room_id: this.roomId };
-      const joined = await call(this.socket, 'join', request);
+      joined = await call(this.socket, 'join', request);
+    } catch (error) {
+      if (current()) this.failed('joining failed', error);
+      return;
+    }
+    if (!current()) return;
+    this.pid = joined.participant_id;
+    if (joined.waiting) {
+      this.teardown();
+      this.status('lobby'); // until the chair admits this kiosk ('admitted')
+      return;
+    }
+    this.resumeToken = joined.resume_token;
+    if (joined.resumed) {
+      this.rebind(joined);
+      return;
+    }
+    if (resume) this.teardown(); // nothing to resume: start over with a new peer connection
+    this.floor.joined(joined);
+    this.chair.joined(joined);
+    this.residents.joined(joined);
+    this.link.reset();
+    this.setStillsWanted(Boolean(joined.stills_wanted));
+    this.people = new Map(joined.participants.map((p) => [p.id, p]));
+    this.speaker = joined.active_speaker;
+    this.setRecording(Boolean(joined.recording));
+    this.render();
+    try {
+      await this.waitMediaTurn();
       if (!current()) return;
-      this.pid = joined.participant_id;
-      if (joined.waiting) {
-        this.teardown();
-        this.status('lobby'); // until the chair admits this kiosk ('admitted')
-        return;
-      }
-      this.resumeToken = joined.resume_token;
-      if (joined.resumed) {
-        this.rebind(joined);
-        return;
-      }
-      if (resume) this.teardown(); // nothing to resume: start over with a new peer connection
-      this.floor.joined(joined);
-      this.chair.joined(joined);
-      this.residents.joined(joined);
-      this.link.reset();
-      this.setStillsWanted(Boolean(joined.stills_wanted));
-      this.people = new Map(joined.participants.map((p) => [p.id, p]));
-      this.speaker = joined.active_speaker;
-      this.setRecording(Boolean(joined.recording));
       await this.connectMedia(joined, current);
       if (!current()) return;
       if (this.audioMuted || this.videoMuted) {
@@ -194,17 +213,54 @@ export class Meeting {
       }
       this.render();
     } catch (error) {
-      if (!current()) return;
-      console.warn('joining failed', error);
-      if (FATAL.has(error.code)) {
-        this.end(error.code === 'not_invited' || error.code === 'removed' ? error.code : 'closed');
-        return;
-      }
-      this.status(error.code === 'already_joined' ? 'already_joined' : 'error');
-      if (error.code === 'already_joined' && this.root.dataset.state === 'lobby') return;
-      call(this.socket, 'leave').catch(() => {});
-      this.retryTimer = setTimeout(() => this.socket.connected && this.join(), RETRY_MS);
+      if (current()) this.failed('media failed', error);
     }
+  }
+
+  failed(what, error) {
+    console.warn(what, error);
+    if (FATAL.has(error.code)) {
+      this.end(error.code === 'not_invited' || error.code === 'removed' ? error.code : 'closed');
+      return;
+    }
+    this.retryLater(error.code === 'already_joined' ? 'already_joined' : 'error');
+  }
+
+  // One more failure in a row: the next offer waits (backoff.js: 1, 2, 4 … 30 s, jittered); after
+  // a few the page says plainly that it cannot connect and whom to tell, and keeps trying.
+  noteFailure(key) {
+    clearTimeout(this.stableTimer);
+    const delay = this.backoff.fail();
+    this.mediaNotBefore = Date.now() + delay;
+    this.failureKey = this.backoff.failures >= UNREACHABLE_AFTER ? 'unreachable' : key;
+    this.status(this.failureKey);
+    return delay;
+  }
+
+  // Try again after the backoff by leaving and joining back to back (one offer per join): until
+  // then a page whose join went through stays in the meeting, so a chair's admit, agenda and end
+  // keep working while its own media cannot connect.
+  retryLater(key) {
+    const delay = this.noteFailure(key);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.rejoin(), delay);
+  }
+
+  async rejoin() {
+    if (this.ended || !this.socket.connected) return; // the socket's 'connect' joins again
+    const generation = this.generation;
+    await call(this.socket, 'leave').catch(() => {});
+    if (generation !== this.generation || this.ended) return; // joined meanwhile ('left', 'connect')
+    this.resumeToken = null;
+    this.teardown();
+    this.join();
+  }
+
+  async waitMediaTurn() {
+    const wait = this.mediaNotBefore - Date.now();
+    if (wait <= 0) return;
+    this.status(this.failureKey);
+    await new Promise((done) => setTimeout(done, wait));
   }
 
   // The server bound this socket to our existing participant: same peer connection, so only the
@@ -265,10 +321,14 @@ export class Meeting {
     });
     pc.addEventListener('connectionstatechange', () => {
       if (pc !== this.pc) return;
-      if (pc.connectionState === 'connected') this.render();
-      if (pc.connectionState === 'failed') {
-        call(this.socket, 'leave').catch(() => {}).finally(() => this.join());
+      if (pc.connectionState === 'connected') {
+        clearTimeout(this.stableTimer);
+        this.stableTimer = setTimeout(() => {
+          if (pc === this.pc && pc.connectionState === 'connected') this.backoff.reset();
+        }, STABLE_MS);
+        this.render();
       }
+      if (pc.connectionState === 'failed') this.retryLater('error');
     });
 
     await pc.setLocalDescription(await pc.createOffer());
@@ -303,7 +363,9 @@ export class Meeting {
     this.chair.render();
     if (this.ended || !this.pc) return;
     const others = [...this.people.keys()].filter((id) => id !== this.pid).length;
-    if (this.socket && !this.socket.connected) this.status('reconnecting');
+    if (this.backoff.failures >= UNREACHABLE_AFTER && this.pc.connectionState !== 'connected') {
+      this.status('unreachable');
+    } else if (this.socket && !this.socket.connected) this.status('reconnecting');
     else if (this.soundBlocked) this.status('sound_blocked');
     else if (audioOnly) this.status('link_poor');
     else this.status(others === 0 ? 'waiting' : 'connected');
@@ -440,6 +502,7 @@ export class Meeting {
     this.ended = true;
     this.setRecording(false);
     clearTimeout(this.retryTimer);
+    clearTimeout(this.stableTimer);
     this.teardown();
     if (this.socket) this.socket.disconnect();
     if (this.stream) for (const track of this.stream.getTracks()) track.stop();

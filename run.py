@@ -34,7 +34,7 @@ from server.auth.roles import Role
 from server.auth.secrets import Passwords
 from server.auth.service import create_account
 from server.config import Settings
-from server.db import create_engine, make_sessionmaker, transaction
+from server.db import create_engine, make_private, make_sessionmaker, transaction
 from server.errors import AppError, ConfigError
 from server.geo.models import Division, Village
 from server.kiosks import service as kiosks
@@ -252,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "demo", False) and settings.is_production:
+        # The demo seeds accounts whose passwords are printed on every start.
+        print("configuration error: --demo is refused with MAEUL_ENV=production", file=sys.stderr)
+        return 2
+    make_private(settings.data_dir, settings.database_url)
     configure_logging(settings.log_level, json_lines=settings.log_json)
     try:
         args.func(settings, args)

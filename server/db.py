@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy import DateTime, MetaData, event, func, make_url
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -87,6 +89,47 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # FULL: an acknowledged petition must survive a power cut at the village hall's server.
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
+
+
+# Residents' requests, recorded messages and meeting recordings live under the data directory:
+# readable by the server's own user only.
+PRIVATE_UMASK = 0o077
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_SUBDIRS = ("media", "recordings")
+
+
+def make_private(data_dir: Path, database_url: str) -> None:
+    """Make everything the server writes from now on owner-only, and the data directory with it.
+
+    Sets the process umask to 077 (so every file the server, SQLite or the recorder creates later
+    is 0600 and every directory 0700; an entry point calls this once, before anything is written),
+    creates ``data_dir`` and its media and recordings directories 0700 (tightening existing ones),
+    and makes an embedded SQLite database and its WAL/SHM files 0600."""
+    os.umask(PRIVATE_UMASK)
+    for folder in (data_dir, *(data_dir / name for name in PRIVATE_SUBDIRS)):
+        folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+        folder.chmod(PRIVATE_DIR_MODE)
+    database = sqlite_path(database_url)
+    if database is None:
+        return
+    database.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    os.close(os.open(database, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
+    for path in (
+        database,
+        database.with_name(database.name + "-wal"),
+        database.with_name(database.name + "-shm"),
+    ):
+        if path.exists():
+            path.chmod(PRIVATE_FILE_MODE)
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    """The file of a ``sqlite+aiosqlite:///path`` URL (None for other databases or in-memory)."""
+    url = make_url(database_url)
+    if not url.drivername.startswith("sqlite") or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

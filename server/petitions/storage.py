@@ -26,6 +26,7 @@ from typing import BinaryIO
 from aiohttp import BodyPartReader
 
 from server.errors import BadRequest, MediaStorageLow, PayloadTooLarge
+from server.validation import MAX_JSON_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,9 @@ MESSAGE_TYPES = {
 }
 
 
-# Bodies up to this size are text: a request, a login, a PIN check. Larger ones carry media.
-SMALL_BODY_BYTES = 256 * 1024
+# Bodies up to this size are text: a JSON request, a login, a PIN check, or a text-only filing
+# (its JSON part and the multipart framing). Larger ones carry media.
+SMALL_BODY_BYTES = MAX_JSON_BYTES + 4096
 # What a body of unknown length may hold at most: a filing's message and photos.
 MAX_UNSIZED_BODY_BYTES = MAX_MESSAGE_BYTES + MAX_PHOTOS * MAX_PHOTO_BYTES
 MIB = 1024 * 1024

@@ -358,7 +358,13 @@ async def _seed_meeting(session: AsyncSession, demo_kiosks: dict[str, Kiosk], fi
     presenter = accounts[DEMO_MEETING_OFFICIALS[0]].id
     plan, opinions = DEMO_MEETING_AGENDA
     await meetings.add_agenda_item(session, meeting, plan, planned_minutes=15, presenter_id=presenter)
-    await meetings.add_item_from_petition(session, meeting, filed[DEMO_MEETING_PETITION], planned_minutes=20)
+    await meetings.add_item_from_petition(
+        session,
+        meeting,
+        filed[DEMO_MEETING_PETITION],
+        actor=_account_principal(accounts["admin"]),
+        planned_minutes=20,
+    )
     await meetings.add_agenda_item(session, meeting, opinions, planned_minutes=25)
     return meeting.id
 

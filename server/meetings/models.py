@@ -122,9 +122,33 @@ class AgendaPetition(Base):
         ForeignKey("meeting_agenda_items.id", ondelete="CASCADE"), index=True
     )
     petition_id: Mapped[int] = mapped_column(ForeignKey("petitions.id", ondelete="CASCADE"), index=True)
-    # Filled when the record is closed: "answered" or "skipped", and why it was skipped.
+    # Filled when the record is closed: "answered", "skipped" (and why), or "proposed" (the decision
+    # went to the handling department as a DecisionProposal; "answered" once it confirms).
     outcome: Mapped[str | None] = mapped_column(String(12))
     outcome_detail: Mapped[str | None] = mapped_column(Text)
+
+
+PROPOSAL_STATUSES = ("proposed", "confirmed", "dismissed")
+
+
+class DecisionProposal(CreatedAtMixin, Base):
+    """A meeting's decision on a petition whose department the closing official does not belong to:
+    the handling department confirms it (the petition is then answered with it) or dismisses it."""
+
+    __tablename__ = "meeting_decision_proposals"
+    __table_args__ = (CheckConstraint("status IN ('proposed', 'confirmed', 'dismissed')", name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agenda_petition_id: Mapped[int] = mapped_column(
+        ForeignKey("meeting_agenda_petitions.id", ondelete="CASCADE"), unique=True
+    )
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
+    petition_id: Mapped[int] = mapped_column(ForeignKey("petitions.id", ondelete="CASCADE"), index=True)
+    answer: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default="proposed", index=True)
+    proposed_by: Mapped[int | None] = mapped_column(ForeignKey("auth_accounts.id", ondelete="SET NULL"))
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("auth_accounts.id", ondelete="SET NULL"))
+    decided_at: Mapped[dt.datetime | None]
 
 
 class ActionItem(CreatedAtMixin, Base):

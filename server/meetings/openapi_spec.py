@@ -15,6 +15,7 @@ from server.meetings.views import (
     MeetingInput,
     MeetingPatch,
     MinutesInput,
+    ProposalDecision,
     ResidentsInput,
     TransitionInput,
 )
@@ -106,6 +107,21 @@ def meeting_endpoints() -> tuple[Endpoint, ...]:
         required=("petition_id", "outcome"),
     )
     kiosk_meeting = obj({"id": integer(), "title": string(), "when": string(), "live": boolean()})
+    proposal = obj(
+        {
+            "id": integer(),
+            "status": enum("proposed", "confirmed", "dismissed"),
+            "answer": string(),
+            "meeting_id": integer(),
+            "meeting_title": string(),
+            "petition_id": integer(),
+            "receipt_no": string(),
+            "petition_title": string(),
+            "created_at": timestamp(null=True),
+            "decided_at": timestamp(null=True),
+        },
+        required=("id", "status", "answer", "meeting_id", "petition_id"),
+    )
     base = "/api/v1/meetings"
     one_meeting = base + "/{meeting_id}"
     item = one_meeting + "/agenda/{item_id}"
@@ -205,5 +221,21 @@ def meeting_endpoints() -> tuple[Endpoint, ...]:
             "The kiosk village's upcoming meetings",
             ("kiosk",),
             response=listing("meetings", kiosk_meeting),
+        ),
+        endpoint(
+            "get",
+            "/api/v1/meeting-proposals",
+            "Meeting decisions waiting for the caller's department to confirm",
+            STAFF,
+            response=listing("proposals", proposal),
+        ),
+        endpoint(
+            "post",
+            "/api/v1/meeting-proposals/{proposal_id}",
+            "Confirm (answers the petition with the decision) or dismiss a proposed decision"
+            " (404 unless the caller's department handles the petition; 409 if already decided)",
+            STAFF,
+            request=ProposalDecision,
+            response=envelope("proposal", proposal),
         ),
     )

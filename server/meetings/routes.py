@@ -24,6 +24,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/meetings/{meeting_id}/join", views.join_page)
     r.add_get("/kiosk/meetings/{meeting_id}/join", views.kiosk_join_page)
     r.add_get("/official/meetings", views.official_list_page)
+    r.add_post("/official/meeting-proposals/{proposal_id}", views.official_decide_proposal)
     r.add_get("/official/meetings.ics", views.official_ics)
     # A calendar file, not a page: the path is a pattern so that the kiosk accessibility test, which
     # opens every parameterless GET /kiosk* route in a browser, does not try to render it.
@@ -44,3 +45,5 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/v1/meetings/{meeting_id}/admission", views.api_admission)
     r.add_put("/api/v1/meetings/{meeting_id}/residents", views.api_residents)
     r.add_get("/api/v1/kiosk/meetings", views.api_kiosk_upcoming)
+    r.add_get("/api/v1/meeting-proposals", views.api_proposals)
+    r.add_post("/api/v1/meeting-proposals/{proposal_id}", views.api_decide_proposal)

@@ -32,6 +32,7 @@ from server.meetings.models import (
     AgendaItem,
     AgendaPetition,
     Attendance,
+    DecisionProposal,
     Meeting,
     MeetingOfficial,
     MeetingVillage,
@@ -528,13 +529,27 @@ def _item(meeting: Meeting, item_id: int) -> AgendaItem:
     raise NotFound(f"agenda item {item_id} is not in meeting {meeting.id}", code="agenda_item_not_found")
 
 
-async def _check_petitions(session: AsyncSession, petition_ids: Sequence[int]) -> list[Petition]:
+async def _check_petitions(
+    session: AsyncSession, actor: Principal | None, petition_ids: Sequence[int]
+) -> list[Petition]:
+    """The petitions to link, each one the linking official may see (the petitions domain's own
+    rule, ``visible_to``); any other is "not found", exactly as its GET answers, so an agenda
+    reveals nothing of another department's requests. Linking needs an actor."""
     if not petition_ids:
         return []
-    found = (await session.scalars(select(Petition).where(Petition.id.in_(petition_ids)))).all()
+    if actor is None:
+        raise ValueError("linking petitions needs the linking principal")
+    stmt = select(Petition).where(Petition.id.in_(petition_ids), petitions.visible_to(actor))
+    found = (await session.scalars(stmt)).all()
     if missing := sorted(set(petition_ids) - {p.id for p in found}):
         raise NotFound(f"no petitions {missing}", code="petition_not_found", details={"ids": missing})
     return list(found)
+
+
+def may_act_on(actor: Principal, petition: Petition) -> bool:
+    """May the meeting's decision answer this petition in ``actor``'s name? Admins, and officials of
+    the department that handles it (``petitions.handles``); anybody else's decision is proposed."""
+    return actor.role is Role.ADMIN or petitions.handles(actor, petition)
 
 
 async def add_agenda_item(
@@ -546,15 +561,17 @@ async def add_agenda_item(
     presenter_id: int | None = None,
     petition_ids: Sequence[int] = (),
     position: int | None = None,
+    actor: Principal | None = None,
 ) -> AgendaItem:
-    """Insert an item at ``position`` (1-based; default: at the end); the order stays 1..n."""
+    """Insert an item at ``position`` (1-based; default: at the end); the order stays 1..n.
+    ``petition_ids`` are linked as ``actor`` (who must be able to see each one)."""
     _require_agenda_editable(meeting)
     title = _check_title(title)
     if not 1 <= planned_minutes <= 600:
         raise BadRequest("planned minutes must be 1-600", code="invalid_planned_minutes")
     if presenter_id is not None:
         await _check_officials(session, [presenter_id])
-    await _check_petitions(session, petition_ids)
+    await _check_petitions(session, actor, petition_ids)
     count = len(meeting.agenda)
     at = count + 1 if position is None else max(1, min(position, count + 1))
     for other in meeting.agenda:
@@ -578,15 +595,20 @@ async def add_agenda_item(
 
 
 async def add_item_from_petition(
-    session: AsyncSession, meeting: Meeting, petition_id: int, *, planned_minutes: int = 10
+    session: AsyncSession,
+    meeting: Meeting,
+    petition_id: int,
+    *,
+    actor: Principal,
+    planned_minutes: int = 10,
 ) -> AgendaItem:
-    """An agenda item titled after the petition, linked to it."""
-    petition = await session.get(Petition, petition_id)
-    if petition is None:
-        raise NotFound(f"no petition {petition_id}", code="petition_not_found")
+    """An agenda item titled after the petition, linked to it; 404 unless ``actor`` may see it
+    (checked before its title is read)."""
+    _require_agenda_editable(meeting)
+    petition = await petitions.get_for_account(session, actor, petition_id)
     title = f"[{petition.receipt_no}] {petition.title}"[:TITLE_MAX]
     return await add_agenda_item(
-        session, meeting, title, planned_minutes=planned_minutes, petition_ids=[petition.id]
+        session, meeting, title, planned_minutes=planned_minutes, petition_ids=[petition.id], actor=actor
     )
 
 
@@ -614,7 +636,10 @@ async def update_agenda_item(
     planned_minutes: int | None = None,
     presenter_id: int | None = None,
     petition_ids: Sequence[int] | None = None,
+    actor: Principal | None = None,
 ) -> AgendaItem:
+    """Change an item; petitions newly linked must be visible to ``actor`` (links already there
+    stay, even ones the actor cannot see: an administrator may have put them there)."""
     _require_agenda_editable(meeting)
     item = _item(meeting, item_id)
     if title is not None:
@@ -627,8 +652,8 @@ async def update_agenda_item(
         await _check_officials(session, [presenter_id])
         item.presenter_id = presenter_id
     if petition_ids is not None:
-        await _check_petitions(session, petition_ids)
         wanted = set(petition_ids)
+        await _check_petitions(session, actor, sorted(wanted - {p.petition_id for p in item.petitions}))
         item.petitions = [p for p in item.petitions if p.petition_id in wanted] + [
             AgendaPetition(petition_id=i) for i in sorted(wanted - {p.petition_id for p in item.petitions})
         ]
@@ -731,10 +756,31 @@ async def _apply_decision(
     assert petition is not None  # the link's foreign key cascades on delete
     if not item.decisions.strip():
         return PetitionOutcome(petition.id, petition.receipt_no, "skipped", "no_decision")
+    answer = f"{meeting.title} ({meeting.starts_at.date().isoformat()}): {item.decisions.strip()}"
+    if not may_act_on(actor, petition):
+        # Not the closer's to answer: the handling department gets the decision to confirm.
+        session.add(
+            DecisionProposal(
+                agenda_petition_id=link.id,
+                meeting_id=meeting.id,
+                petition_id=petition.id,
+                answer=answer,
+                status="proposed",
+                proposed_by=actor.id if actor.is_account else None,
+            )
+        )
+        petitions.record(
+            session,
+            petition.id,
+            actor,
+            "meeting_decision_proposed",
+            meeting_id=meeting.id,
+            agenda_item_id=item.id,
+        )
+        return PetitionOutcome(petition.id, petition.receipt_no, "proposed", "to_department")
     if Action.ANSWER.value not in petitions.allowed_actions(petition):
         status = PetitionStatus(petition.status)
         return PetitionOutcome(petition.id, petition.receipt_no, "skipped", f"status_{status.value}")
-    answer = f"{meeting.title} ({meeting.starts_at.date().isoformat()}): {item.decisions.strip()}"
     await petitions.apply_action(
         session, actor, petition, petitions.ActionInput(action=Action.ANSWER, answer=answer)
     )
@@ -742,6 +788,81 @@ async def _apply_decision(
         session, petition.id, actor, "meeting_decision", meeting_id=meeting.id, agenda_item_id=item.id
     )
     return PetitionOutcome(petition.id, petition.receipt_no, "answered", "answered")
+
+
+# --- decisions proposed to the handling department ----------------------------------------
+
+
+@dataclass(frozen=True)
+class ProposalView:
+    proposal: DecisionProposal
+    petition: Petition
+    meeting_title: str
+
+
+async def pending_proposals(session: AsyncSession, principal: Principal) -> list[ProposalView]:
+    """Decisions waiting for ``principal``'s confirmation: on petitions it may see (the petitions
+    domain's rule) and act on (its department handles them; admins: all)."""
+    stmt = (
+        select(DecisionProposal, Petition, Meeting.title)
+        .join(Petition, Petition.id == DecisionProposal.petition_id)
+        .join(Meeting, Meeting.id == DecisionProposal.meeting_id)
+        .where(DecisionProposal.status == "proposed", petitions.visible_to(principal))
+        .order_by(DecisionProposal.id)
+    )
+    rows = (await session.execute(stmt)).all()
+    return [
+        ProposalView(p, petition, title) for p, petition, title in rows if may_act_on(principal, petition)
+    ]
+
+
+async def decide_proposal(
+    session: AsyncSession, principal: Principal, proposal_id: int, *, confirm: bool
+) -> ProposalView:
+    """Confirm (the petition is answered with the decision, in ``principal``'s name) or dismiss a
+    proposed decision. 404 unless the principal may see and act on the petition; 409 if decided."""
+    not_found = NotFound(f"proposal {proposal_id} not found", code="proposal_not_found")
+    proposal = await session.scalar(
+        select(DecisionProposal)
+        .where(DecisionProposal.id == proposal_id)
+        .with_for_update(of=DecisionProposal)
+    )
+    if proposal is None:
+        raise not_found
+    try:
+        petition = await petitions.get_for_account(session, principal, proposal.petition_id, lock=True)
+    except NotFound:
+        raise not_found from None
+    if not may_act_on(principal, petition):
+        raise not_found
+    if proposal.status != "proposed":
+        raise Conflict(f"this proposal was already {proposal.status}", code="proposal_decided")
+    link = await session.get(AgendaPetition, proposal.agenda_petition_id)
+    if confirm:
+        await petitions.apply_action(
+            session, principal, petition, petitions.ActionInput(action=Action.ANSWER, answer=proposal.answer)
+        )
+        petitions.record(
+            session,
+            petition.id,
+            principal,
+            "meeting_decision",
+            meeting_id=proposal.meeting_id,
+            proposal_id=proposal.id,
+        )
+    proposal.status = "confirmed" if confirm else "dismissed"
+    proposal.decided_by = principal.id if principal.is_account else None
+    proposal.decided_at = utcnow()
+    if link is not None:
+        link.outcome = "answered" if confirm else "skipped"
+        link.outcome_detail = "confirmed_by_department" if confirm else "dismissed_by_department"
+    await session.flush()
+    log.info(
+        "meeting decision proposal decided",
+        extra={"proposal_id": proposal.id, "actor": principal.audit_label, "confirmed": confirm},
+    )
+    meeting = await get_meeting(session, proposal.meeting_id)
+    return ProposalView(proposal, petition, meeting.title)
 
 
 async def meetings_for_petition(session: AsyncSession, petition_id: int) -> list[MeetingRef]:

@@ -33,6 +33,7 @@ from server.rendering import render
 from server.room_urls import room_url
 from server.routing import allow, principal_of
 from server.sfu import InvalidState
+from server.spreadsheet import formula_safe
 from server.timeutil import SEOUL, format_local
 from server.validation import Id, Input, is_id, json_body, path_id
 
@@ -75,6 +76,10 @@ class TransitionInput(Input):
     action: Literal["start", "end", "cancel", "close_record"]
     reason: str = Field(default="", max_length=2000)
     apply_decisions: bool = True
+
+
+class ProposalDecision(Input):
+    action: Literal["confirm", "dismiss"]
 
 
 class AgendaInput(Input):
@@ -470,11 +475,12 @@ async def _change_item(
 @allow(Role.ADMIN, Role.OFFICIAL)
 async def api_add_agenda(request: web.Request) -> web.Response:
     data = await json_body(request, AgendaInput)
+    actor = principal_of(request)
 
     async def add(session: AsyncSession, meeting: Meeting) -> int:
         if data.from_petition_id is not None:
             item = await service.add_item_from_petition(
-                session, meeting, data.from_petition_id, planned_minutes=data.planned_minutes
+                session, meeting, data.from_petition_id, actor=actor, planned_minutes=data.planned_minutes
             )
         elif data.title is not None:
             item = await service.add_agenda_item(
@@ -485,6 +491,7 @@ async def api_add_agenda(request: web.Request) -> web.Response:
                 presenter_id=data.presenter_id,
                 petition_ids=data.petition_ids,
                 position=data.position,
+                actor=actor,
             )
         else:
             raise BadRequest("an agenda item needs a title or a petition", code="validation_failed")
@@ -508,6 +515,7 @@ async def api_patch_agenda(request: web.Request) -> web.Response:
             planned_minutes=data.planned_minutes,
             presenter_id=data.presenter_id,
             petition_ids=data.petition_ids,
+            actor=principal_of(request),
         )
         if data.position is not None:
             await service.move_agenda_item(session, meeting, item_id, data.position)
@@ -692,7 +700,8 @@ async def record_csv(request: web.Request) -> web.Response:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     for row in record_csv_rows(data):
-        writer.writerow(row)
+        # Titles, minutes, names and petition titles are typed by people: no cell runs as a formula.
+        writer.writerow([formula_safe(cell) for cell in row])
     # A byte-order mark so that spreadsheet programs open the Korean text as UTF-8.
     return web.Response(
         body=("\ufeff" + buffer.getvalue()).encode("utf-8"),
@@ -708,8 +717,69 @@ def _json_default(value: object) -> str:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
+# --- decisions proposed to the handling department ------------------------------------------------
+
+
+def proposal_json(view: service.ProposalView) -> dict[str, Any]:
+    """A proposed decision as the handling department sees it (no resident's personal data)."""
+    p = view.proposal
+    return {
+        "id": p.id,
+        "status": p.status,
+        "answer": p.answer,
+        "meeting_id": p.meeting_id,
+        "meeting_title": view.meeting_title,
+        "petition_id": view.petition.id,
+        "receipt_no": view.petition.receipt_no,
+        "petition_title": view.petition.title,
+        "created_at": p.created_at.isoformat() if p.created_at else None,
+        "decided_at": p.decided_at.isoformat() if p.decided_at else None,
+    }
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def api_proposals(request: web.Request) -> web.Response:
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        views = await service.pending_proposals(session, principal_of(request))
+        body = {"proposals": [proposal_json(v) for v in views]}
+    return web.json_response(body)
+
+
+async def _decide(request: web.Request, action: str) -> service.ProposalView:
+    proposal_id = _id(request, "proposal_id")
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        view = await service.decide_proposal(
+            session, principal_of(request), proposal_id, confirm=action == "confirm"
+        )
+        return view
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def api_decide_proposal(request: web.Request) -> web.Response:
+    data = await json_body(request, ProposalDecision)
+    return web.json_response({"proposal": proposal_json(await _decide(request, data.action))})
+
+
+@allow(Role.ADMIN, Role.OFFICIAL)
+async def official_decide_proposal(request: web.Request) -> web.StreamResponse:
+    """The form on the officials' meetings page; a refusal shows the page again with the reason."""
+    form = await request.post()
+    action = str(form.get("action") or "")
+    if action not in ("confirm", "dismiss"):
+        raise BadRequest("action must be confirm or dismiss", code="validation_failed")
+    try:
+        await _decide(request, action)
+    except Conflict as exc:
+        return await _official_list(request, exc)
+    raise web.HTTPSeeOther("/official/meetings#proposals")
+
+
 @allow(Role.ADMIN, Role.OFFICIAL)
 async def official_list_page(request: web.Request) -> web.Response:
+    return await _official_list(request)
+
+
+async def _official_list(request: web.Request, error: AppError | None = None) -> web.Response:
     """The meetings an official chairs or is invited to: join while live, the record, the feed."""
     principal = principal_of(request)
     async with transaction(request.app[SESSIONMAKER]) as session:
@@ -720,9 +790,11 @@ async def official_list_page(request: web.Request) -> web.Response:
             "past": [
                 m for m in reversed(meetings) if not (m.status in ("scheduled", "live") and m.ends_at > now)
             ],
+            "proposals": await service.pending_proposals(session, principal),
+            "error": error,
             **await _list_names(session, meetings),
         }
-        return render(request, "meetings/official_list.html", context)
+        return render(request, "meetings/official_list.html", context, status=error.status if error else 200)
 
 
 # --- admin pages ----------------------------------------------------------------------------------
@@ -899,7 +971,9 @@ async def admin_add_agenda(request: web.Request) -> web.StreamResponse:
             minutes = _form_int(form, "planned_minutes", required=False) or 10
             petition_id = _form_int(form, "from_petition_id", required=False)
             if petition_id is not None:
-                await service.add_item_from_petition(session, meeting, petition_id, planned_minutes=minutes)
+                await service.add_item_from_petition(
+                    session, meeting, petition_id, actor=principal_of(request), planned_minutes=minutes
+                )
             else:
                 await service.add_agenda_item(
                     session,
@@ -908,6 +982,7 @@ async def admin_add_agenda(request: web.Request) -> web.StreamResponse:
                     planned_minutes=minutes,
                     presenter_id=_form_int(form, "presenter_id", required=False),
                     petition_ids=_form_ids(form, "petition_ids"),
+                    actor=principal_of(request),
                 )
 
     return await _admin_post(request, work)

@@ -36,6 +36,7 @@ from server.petitions.views import templates_for
 from server.petitions.workflow import PetitionStatus
 from server.rendering import render
 from server.routing import allow
+from server.spreadsheet import formula_safe
 from server.timeutil import format_local
 from server.validation import Input, json_body, validate
 
@@ -254,17 +255,12 @@ def export_csv(rows: list[Petition], *, personal: bool) -> bytes:
                 format_local(p.answered_at),
                 service.deadline_state(p, now).value,
                 p.support_count,
-                _cell(p.title),
-                _cell(name or ""),
+                formula_safe(p.title),
+                formula_safe(name or ""),
                 phone,
             )
         )
     return "\ufeff".encode() + buffer.getvalue().encode("utf-8")
-
-
-def _cell(value: str) -> str:
-    """Neutralise spreadsheet formulas in resident-supplied text (CSV injection)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 @allow(Role.ADMIN)

@@ -54,7 +54,7 @@ async def test_staff_pages_are_accessible(
             session, world, title="겨울철 경로당 난방 회의", starts_at=utcnow() - dt.timedelta(minutes=5)
         )
         meeting = await meetings.get_meeting(session, meeting.id)
-        await meetings.add_item_from_petition(session, meeting, petition_id)
+        await meetings.add_item_from_petition(session, meeting, petition_id, actor=admin)
         await meetings.start_meeting(session, admin, meeting)
         room = await rooms.create_room(
             session, admin, "민원 상담", rooms.Invitees(account_ids=(world.official_id,))

@@ -176,7 +176,9 @@ async def test_agenda_item_from_a_petition_and_the_petition_lists_the_meeting(
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
         petition_id = await file_petition(session, kiosk_a, "안길이 깨졌어요")
         meeting = await service.get_meeting(session, meeting_id)
-        item = await service.add_item_from_petition(session, meeting, petition_id)
+        item = await service.add_item_from_petition(
+            session, meeting, petition_id, actor=admin_principal(world)
+        )
         petition = await session.get(Petition, petition_id)
         assert petition is not None and item.title == f"[{petition.receipt_no}] 안길이 깨졌어요"
         refs = await service.meetings_for_petition(session, petition_id)
@@ -275,8 +277,11 @@ async def test_closing_the_record_answers_linked_petitions_through_the_petitions
         fresh = await file_petition(session, kiosk_a, "가로등 고장")  # still "received": cannot be answered
         undecided = await file_petition(session, kiosk_a, "버스 시간", assign_to=chair)
         meeting = await service.get_meeting(session, meeting_id)
-        road = await service.add_agenda_item(session, meeting, "안길", petition_ids=[taken, fresh])
-        bus = await service.add_item_from_petition(session, meeting, undecided)
+        admin = admin_principal(world)  # schedules the agenda; the chair closes the record
+        road = await service.add_agenda_item(
+            session, meeting, "안길", petition_ids=[taken, fresh], actor=admin
+        )
+        bus = await service.add_item_from_petition(session, meeting, undecided, actor=admin)
         await service.start_meeting(session, chair, meeting, now=START)
         await service.write_minutes(session, meeting, road.id, decisions="12월 1일 포장 공사를 시작합니다.")
         await service.add_action_item(
@@ -293,7 +298,8 @@ async def test_closing_the_record_answers_linked_petitions_through_the_petitions
     outcomes = {o.petition_id: (o.outcome, o.detail) for o in report.outcomes}
     assert outcomes == {
         taken: ("answered", "answered"),
-        fresh: ("skipped", "status_received"),
+        # No department handles it yet: not the chair's to answer (see tests/security/).
+        fresh: ("proposed", "to_department"),
         undecided: ("skipped", "no_decision"),
     }
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.roles import Principal, Role
 from server.db import transaction, utcnow
-from server.errors import BadRequest
+from server.errors import AppError, BadRequest
 from server.keys import SESSIONMAKER, SETTINGS
-from server.petitions import pins, service, storage
+from server.petitions import pins, service, storage, throttle
 from server.petitions.filing import file_from_request
 from server.petitions.models import Petition
 from server.petitions.schemas import (
@@ -104,7 +104,16 @@ def detail_json(principal: Principal, petition: Petition) -> dict[str, object]:
 @allow(Role.KIOSK)
 async def file_petition(request: web.Request) -> web.Response:
     kiosk = principal_of(request)
-    filed = await file_from_request(request, kiosk)
+    sessionmaker = request.app[SESSIONMAKER]
+    limit = throttle.filing_limit(kiosk.id, request.app[SETTINGS].kiosk_filings_per_hour)
+    await throttle.reserve_filing(sessionmaker, limit)
+    try:
+        filed = await file_from_request(request, kiosk)
+    except AppError:
+        await throttle.return_filing(sessionmaker, limit)
+        raise
+    if filed.replayed:
+        await throttle.return_filing(sessionmaker, limit)
     state = service.deadline_state(filed.petition, utcnow()).value
     body = {"petition": resident_json(filed.petition, state), "pin": filed.pin}
     # A resend (same Idempotency-Key) gets the same answer as the first send, and is marked.

@@ -1,11 +1,9 @@
 """PIN hashing settings and the database-backed throttle for receipt + PIN checks.
 
-A check *reserves* its attempt before any PIN is verified: one conditional UPDATE per throttle key
-(``UPDATE ... SET attempts = attempts + 1 WHERE attempts < limit RETURNING``), all in one
-transaction. The database serialises those updates (a row lock on PostgreSQL, the write lock on
-SQLite), so however many checks arrive at once, at most ``limit`` of them get a reservation; the
-rest answer 429 with Retry-After without looking at the PIN. (Checking a failure counter *after*
-verifying, as before, let 30 simultaneous guesses all through.)
+A check *reserves* its attempt before any PIN is verified (``throttle.reserve``: one conditional
+UPDATE per key, all in one transaction), so however many checks arrive at once, at most ``limit``
+of them get a reservation; the rest answer 429 with Retry-After without looking at the PIN.
+(Checking a failure counter *after* verifying, as before, let 30 simultaneous guesses through.)
 
 Three keys, so a PIN can be guessed neither on one receipt nor sprayed across many:
 
@@ -27,33 +25,22 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-import math
 from dataclasses import dataclass
 
-from sqlalchemy import case, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.config import Settings
-from server.db import UtcDateTime, transaction, utcnow
+from server.db import transaction
 from server.errors import Forbidden, TooManyRequests
-from server.petitions import receipts, service
-from server.petitions.models import Petition, PinThrottle
+from server.petitions import receipts, service, throttle
+from server.petitions.models import Petition
 from server.petitions.receipts import PinHashParams
-from server.petitions.sql import insert_ignoring_conflicts
+from server.petitions.throttle import Limit
 
 log = logging.getLogger(__name__)
 
 # What a missing receipt's check hashes: same cost as verifying a real PIN hash.
 DUMMY_PIN = "0000"
-
-
-@dataclass(frozen=True)
-class PinLimit:
-    """At most ``attempts`` guesses on ``key`` per ``window`` (the window starts at the first)."""
-
-    key: str
-    attempts: int
-    window: dt.timedelta
 
 
 @dataclass(frozen=True)
@@ -71,13 +58,13 @@ class PinLimits:
     county_wide: int = 30
     county_window: dt.timedelta = dt.timedelta(hours=1)
 
-    def keys(self, kiosk_id: int, year: int, seq: int) -> list[PinLimit]:
+    def keys(self, kiosk_id: int, year: int, seq: int) -> list[Limit]:
         """The three limits of one check, in one fixed order (``all`` < ``kiosk:`` < ``receipt:``)
         so that concurrent checks lock the rows in the same order and never deadlock."""
         return [
-            PinLimit("all", self.county_wide, self.county_window),
-            PinLimit(f"kiosk:{kiosk_id}", self.per_kiosk, self.kiosk_window),
-            PinLimit(f"receipt:{year}-{seq}", self.per_receipt, self.receipt_window),
+            Limit("all", self.county_wide, self.county_window),
+            Limit(f"kiosk:{kiosk_id}", self.per_kiosk, self.kiosk_window),
+            Limit(f"receipt:{year}-{seq}", self.per_receipt, self.receipt_window),
         ]
 
 
@@ -106,52 +93,24 @@ def pin_pepper(settings: Settings) -> bytes:
     return hmac.new(settings.secret_key.get().encode(), b"petition-pin-pepper", hashlib.sha256).digest()
 
 
-async def reserve(session: AsyncSession, limits: list[PinLimit], now: dt.datetime | None = None) -> None:
+async def reserve(session: AsyncSession, limits: list[Limit], now: dt.datetime | None = None) -> None:
     """Take one attempt on every limit, or raise TooManyRequests (the caller's transaction then
     rolls back, so a refused check takes nothing from the other keys either)."""
-    now = now or utcnow()
-    at = literal(now, UtcDateTime())
-    for limit in limits:
-        # Create the row if missing (a concurrent first attempt is not an error).
-        await session.execute(
-            insert_ignoring_conflicts(session, PinThrottle).values(
-                key=limit.key, failures=0, window_started_at=now
-            )
-        )
-        expired = PinThrottle.window_started_at <= now - limit.window
-        taken = await session.scalar(
-            update(PinThrottle)
-            .where(PinThrottle.key == limit.key, or_(expired, PinThrottle.failures < limit.attempts))
-            .values(
-                failures=case((expired, 1), else_=PinThrottle.failures + 1),
-                window_started_at=case((expired, at), else_=PinThrottle.window_started_at),
-            )
-            .returning(PinThrottle.failures)
-        )
-        if taken is None:
-            started = await session.scalar(
-                select(PinThrottle.window_started_at).where(PinThrottle.key == limit.key)
-            )
-            wait = (started + limit.window - now) if started is not None else limit.window
-            if limit.key == "all":
-                log.warning("county-wide PIN guess limit reached; status checks refused for a while")
-            raise TooManyRequests(
-                "too many wrong PINs; try again later",
-                retry_after=max(1, math.ceil(wait.total_seconds())),
-                code="pin_locked",
-            )
+    refused = await throttle.reserve(session, limits, now)
+    if refused is None:
+        return
+    if refused.limit.key == "all":
+        log.warning("county-wide PIN guess limit reached; status checks refused for a while")
+    raise TooManyRequests(
+        "too many wrong PINs; try again later", retry_after=refused.retry_after, code="pin_locked"
+    )
 
 
-async def give_back(session: AsyncSession, limits: list[PinLimit]) -> None:
+async def give_back(session: AsyncSession, limits: list[Limit]) -> None:
     """After a right PIN: the kiosk's and the county's attempt is returned, so a village checking
     its own receipts never uses up those budgets. The receipt's own count stays: at most
     ``per_receipt`` PINs are ever verified per receipt per window, right or wrong."""
-    shared = [limit.key for limit in limits if not limit.key.startswith("receipt:")]
-    await session.execute(
-        update(PinThrottle)
-        .where(PinThrottle.key.in_(shared), PinThrottle.failures > 0)
-        .values(failures=PinThrottle.failures - 1)
-    )
+    await throttle.give_back(session, [limit.key for limit in limits if not limit.key.startswith("receipt:")])
 
 
 def verify_or_dummy(pin: str, stored_hash: str | None, *, pepper: bytes, params: PinHashParams) -> bool:

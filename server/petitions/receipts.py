@@ -1,9 +1,15 @@
 """Receipt numbers residents can read aloud, and the PIN that goes with them.
 
 A receipt number looks like ``강진-2026-00123``: the county, the year of receipt in Asia/Seoul, and a
-five-digit sequence that restarts every year. Residents type it back on a kiosk keypad or read it to
-an official over the phone, so parsing forgives spaces, missing hyphens, full-width digits, ASCII
-spellings of the prefix and plain digits (``202600123``).
+sequence that restarts every year, shown with five digits. Past 99,999 in a year the number simply
+grows a digit (``강진-2026-100000``, up to seven digits: ten million a year). Residents keep the
+short numbers they know, and a stolen kiosk token cannot use up the year's numbers: at the filing
+limit (``MAEUL_KIOSK_FILINGS_PER_HOUR``, 30) one kiosk files at most 262,800 a year, so it would
+take some forty stolen tokens filing non-stop for a year, long after they were noticed and revoked.
+
+Residents type it back on a kiosk keypad or read it to an official over the phone, so parsing
+forgives spaces, missing hyphens, full-width digits, ASCII spellings of the prefix and plain digits
+(``202600123``).
 
 The 4-digit PIN lets a resident without an account look up a petition. Ten thousand PINs are
 trivially brute-forced offline, so the stored hash uses Argon2id (memory-hard and slow) and accepts
@@ -30,8 +36,9 @@ from server.petitions.deadlines import SEOUL
 RECEIPT_PREFIX = "강진"
 # What a keypad or a romanising official may type instead of 강진 (compared case-insensitively).
 ASCII_PREFIXES = ("GANGJIN", "KANGJIN", "GJ")
-SEQ_DIGITS = 5
-MAX_SEQ = 10**SEQ_DIGITS - 1
+SEQ_DIGITS = 5  # shown at least this wide (zero-padded)
+MAX_SEQ_DIGITS = 7
+MAX_SEQ = 10**MAX_SEQ_DIGITS - 1
 MIN_YEAR = 2000
 MAX_YEAR = 9999
 PIN_LENGTH = 4
@@ -67,11 +74,18 @@ def _strip_prefix(text: str) -> str:
     return text
 
 
+def _long_seq(digits: str) -> bool:
+    """A number past 99,999: six or seven digits, never with a leading zero (those are never
+    issued, so ``2026001234`` stays a typo instead of quietly naming receipt 1234)."""
+    return SEQ_DIGITS < len(digits) <= MAX_SEQ_DIGITS and not digits.startswith("0")
+
+
 def parse_receipt(text: str) -> tuple[int, int]:
     """Parse a receipt number as typed or spoken back; return ``(year, seq)``.
 
     Accepted: ``강진-2026-00123``, ``강진 2026 123``, ``강진202600123``, ``GJ-2026-00123``,
-    ``gangjin2026-123``, ``2026-00123``, ``202600123`` (exactly 9 digits when there is no separator).
+    ``gangjin2026-123``, ``2026-00123``, ``202600123`` (9 to 11 digits when there is no separator:
+    the year, then the number with its zeros), ``강진-2026-100000``.
     """
     if not isinstance(text, str):
         raise TypeError("receipt number must be a string")
@@ -84,13 +98,17 @@ def parse_receipt(text: str) -> tuple[int, int]:
         raise ValueError(f"receipt number {text!r} is not valid; expected something like {_EXAMPLE}")
     if len(groups) == 1:
         digits = groups[0]
-        if len(digits) != 4 + SEQ_DIGITS:
+        if len(digits) != 4 + SEQ_DIGITS and not _long_seq(digits[4:]):
             raise ValueError(
                 f"receipt number {text!r} has {len(digits)} digits; expected 4 for the year and "
                 f"{SEQ_DIGITS} for the number, like {_EXAMPLE}"
             )
         year_text, seq_text = digits[:4], digits[4:]
-    elif len(groups) == 2 and len(groups[0]) == 4 and 1 <= len(groups[1]) <= SEQ_DIGITS:
+    elif (
+        len(groups) == 2
+        and len(groups[0]) == 4
+        and (1 <= len(groups[1]) <= SEQ_DIGITS or _long_seq(groups[1]))
+    ):
         year_text, seq_text = groups
     else:
         raise ValueError(f"receipt number {text!r} is not valid; expected something like {_EXAMPLE}")

@@ -26,7 +26,10 @@ FAST = PinHashParams(time_cost=1, memory_cost_kib=1024, parallelism=1)
 def test_format_receipt() -> None:
     assert format_receipt(2026, 123) == "강진-2026-00123"
     assert format_receipt(2026, 99999) == "강진-2026-99999"
-    for year, seq in [(2026, 0), (2026, 100000), (1999, 1), (2026, -1)]:
+    # Past 99,999 the number grows a digit (up to seven) instead of running out.
+    assert format_receipt(2026, 100000) == "강진-2026-100000"
+    assert format_receipt(2026, 9999999) == "강진-2026-9999999"
+    for year, seq in [(2026, 0), (2026, 10**7), (1999, 1), (2026, -1)]:
         with pytest.raises(ValueError):
             format_receipt(year, seq)
 
@@ -62,8 +65,10 @@ def test_parse_receipt_tolerant(text: str) -> None:
 
 
 def test_parse_roundtrip() -> None:
-    for year, seq in [(2026, 1), (2031, 45678), (2000, 99999)]:
+    for year, seq in [(2026, 1), (2031, 45678), (2000, 99999), (2026, 100000), (2026, 9999999)]:
         assert parse_receipt(format_receipt(year, seq)) == (year, seq)
+    assert parse_receipt("20261234567") == (2026, 1234567)
+    assert parse_receipt("강진 2026 123456") == (2026, 123456)
 
 
 @pytest.mark.parametrize(
@@ -71,7 +76,9 @@ def test_parse_roundtrip() -> None:
     [
         ("", "empty"),
         ("   ", "empty"),
-        ("2026001234", "10 digits"),  # too many digits
+        ("2026001234", "10 digits"),  # a long number never starts with 0: a typo
+        ("202612345678", "12 digits"),
+        ("강진-2026-12345678", "not valid"),
         ("20260012", "8 digits"),
         ("서울-2026-00123", "not valid"),
         ("강진-2026-000123", "not valid"),

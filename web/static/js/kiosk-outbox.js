@@ -80,7 +80,7 @@ function formOf(record) {
   return form;
 }
 
-// One attempt: {outcome: 'filed', body} | {outcome: 'refused', status, body} | {outcome: 'retry', retryAfter}.
+// One attempt: {outcome: 'filed', body} | {outcome: 'refused', status, body} | {outcome: 'retry', retryAfter, display}.
 export async function attempt(record, { api, csrf }) {
   const size = record.blob ? record.blob.size : 0;
   const controller = new AbortController();
@@ -95,7 +95,11 @@ export async function attempt(record, { api, csrf }) {
     });
     const body = await response.json().catch(() => ({}));
     if (response.status === 201 || response.status === 200) return { outcome: 'filed', body };
-    if (retryable(response.status)) return { outcome: 'retry', retryAfter: response.headers.get('Retry-After') };
+    if (retryable(response.status)) {
+      // The server's own words for the resident (a filing limit, a full disk), in the kiosk's language.
+      const display = (body.error && body.error.display) || null;
+      return { outcome: 'retry', retryAfter: response.headers.get('Retry-After'), display };
+    }
     return { outcome: 'refused', status: response.status, body };
   } catch (error) {
     return { outcome: 'retry', retryAfter: null }; // offline, reset, or our own timeout
@@ -104,7 +108,8 @@ export async function attempt(record, { api, csrf }) {
   }
 }
 
-// Send one kept request until it is filed or refused; `onWait(delayMs)` is told before each pause.
+// Send one kept request until it is filed or refused; `onWait(delayMs, display)` is told before each
+// pause (`display`: what the server said to show, or null).
 // Resolves like `attempt` with 'filed' or 'refused'; the record is gone from the outbox by then.
 export async function deliver(record, { api, csrf, onWait = () => {} }) {
   let attempts = record.attempts || 0;
@@ -117,7 +122,7 @@ export async function deliver(record, { api, csrf, onWait = () => {} }) {
     attempts += 1;
     await withStore('readwrite', (store) => store.put({ ...record, attempts }));
     const delay = backoff(attempts, result.retryAfter);
-    onWait(delay);
+    onWait(delay, result.display);
     await new Promise((resolve) => setTimeout(resolve, delay));
   }
 }

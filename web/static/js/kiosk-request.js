@@ -224,8 +224,9 @@ async function deliverKept(record) {
   const result = await deliver(record, {
     api: root.dataset.api,
     csrf: csrfToken(),
-    onWait() {
+    onWait(delay, display) {
       part(root, 'waiting-sending').hidden = true;
+      if (display) part(root, 'retrying').textContent = display;
       part(root, 'retrying').hidden = false;
       part(root, 'walk-away').hidden = false;
       root.querySelector('[data-action="leave-pending"]').hidden = false;

@@ -26,7 +26,7 @@ function renderReceipt() {
   receiptDisplay.textContent = `강진-${year}-${seq}`;
 }
 keypad(root.querySelector('[data-keypad="receipt"]'), {
-  onDigit(d) { if (state.receipt.length < 9) state.receipt += d; renderReceipt(); },
+  onDigit(d) { if (state.receipt.length < 11) state.receipt += d; renderReceipt(); }, // year + 5 to 7 digits
   onClear() { state.receipt = state.receipt.slice(0, -1); renderReceipt(); },
   onOk() { if (state.receipt.length >= 5) go('pin'); },
 });

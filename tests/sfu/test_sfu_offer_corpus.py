@@ -15,6 +15,7 @@ from server.sfu import Sfu
 from server.sfu import aiortc_internals as ai
 from server.sfu.errors import InvalidSdp
 from server.sfu.offer import read_offer
+from tests.sfu.sdp_corpus import disable_section, mid_of, rebuild, sections
 
 CORPUS = Path(__file__).parent / "sdp_corpus"
 CAPTURED = sorted(CORPUS.glob("*.sdp"))
@@ -24,23 +25,6 @@ SLOTS = {"kiosk": (3, 2), "official": (3, 9)}
 
 def captured(name: str) -> str:
     return (CORPUS / name).read_text().replace("\n", "\r\n")
-
-
-def sections(sdp: str) -> list[str]:
-    """The m-sections' text (without the session part)."""
-    return ["m=" + s for s in re.split(r"\r\nm=", sdp)[1:]]
-
-
-def rebuild(sdp: str, parts: list[str]) -> str:
-    return (
-        re.split(r"\r\nm=", sdp)[0] + "\r\n" + "".join(p if p.endswith("\r\n") else p + "\r\n" for p in parts)
-    )
-
-
-def mid_of(section: str) -> str:
-    match = re.search(r"^a=mid:(\S+)", section, re.MULTILINE)
-    assert match, section
-    return match.group(1)
 
 
 async def answer(sfu: Sfu, sdp: str, pid: str = "p") -> str:
@@ -98,11 +82,7 @@ async def test_captured_offer_is_answered(sfu: Sfu, path: Path) -> None:
 async def test_a_disabled_section_is_answered_rejected_not_the_whole_offer(sfu: Sfu) -> None:
     """Port 0 without bundle-only (a stopped transceiver, RFC 8843 §7.5.3): out of the group,
     answered port 0; the rest of the offer is live and its receive slots work."""
-    sdp = captured("firefox-kiosk-camera.sdp")
-    parts = sections(sdp)
-    mid = mid_of(parts[6])  # the second video receive slot
-    parts[6] = parts[6].replace("a=bundle-only\r\n", "")
-    sdp = rebuild(sdp, parts).replace(f"a=group:BUNDLE 0 1 2 3 4 5 {mid}", "a=group:BUNDLE 0 1 2 3 4 5")
+    sdp, mid = disable_section(captured("firefox-kiosk-camera.sdp"), 6)  # the second video slot
     offer = read_offer(sdp)
     assert [r.mid for r in offer.rejected] == [mid] and len(offer.media) == 6
     if "r" not in sfu.room_ids:

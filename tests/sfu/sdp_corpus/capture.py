@@ -34,8 +34,10 @@ ROLES = {"kiosk": (3, 2), "official": (3, 9)}
 #: camera: publishes camera + microphone; screen: a shared screen + microphone; receive: no devices.
 SOURCES = ("camera", "screen", "receive")
 
+#: Returns the offer's SDP; with ``keep`` the peer connection stays open as window.offerPc (for
+#: the browser test that sets the SFU's answer on it).
 OFFER_JS = """
-async ([audioSlots, videoSlots, source]) => {
+async ([audioSlots, videoSlots, source, keep]) => {
   const pc = new RTCPeerConnection({iceServers: [], bundlePolicy: 'max-bundle'});
   let stream = null, video = null;
   if (source !== 'receive') {
@@ -60,8 +62,13 @@ async ([audioSlots, videoSlots, source]) => {
     pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && done());
   });
   const sdp = pc.localDescription.sdp;
-  pc.close();
-  if (stream) stream.getTracks().forEach((t) => t.stop());
+  if (keep) {
+    window.offerPc = pc;
+    window.offerStream = stream;
+  } else {
+    pc.close();
+    if (stream) stream.getTracks().forEach((t) => t.stop());
+  }
   return sdp;
 }
 """
@@ -101,7 +108,8 @@ async def capture_all() -> None:
             await page.goto(url)
             for role, (audio, video) in ROLES.items():
                 for source in SOURCES:
-                    save("chromium", role, source, await page.evaluate(OFFER_JS, [audio, video, source]))
+                    sdp = await page.evaluate(OFFER_JS, [audio, video, source, False])
+                    save("chromium", role, source, sdp)
             await chromium.close()
         async with xvfb() as display, launch_firefox(display=display) as firefox:
             tab = await firefox.new_page()
@@ -109,7 +117,7 @@ async def capture_all() -> None:
             agent = await tab.evaluate("() => navigator.userAgent")
             for role, (audio, video) in ROLES.items():
                 for source in SOURCES:
-                    sdp = await tab.evaluate(OFFER_JS, [audio, video, source], user_activation=True)
+                    sdp = await tab.evaluate(OFFER_JS, [audio, video, source, False], user_activation=True)
                     save("firefox", role, source, sdp)
         (HERE / "browsers.json").write_text(
             json.dumps({"chromium": version, "firefox": agent}, indent=2) + "\n"

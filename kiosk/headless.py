@@ -9,9 +9,14 @@ meeting ends, the link drops or the server restarts.
 Weak links (issue #7): the peer connection is tuned by kiosk/rtc_tuning.py (small picture and
 60-800 kbit/s VP8 following REMB, throttled keyframes, limited retransmissions, paced NACKs,
 a time-bounded jitter buffer, Opus at the server's rate with FEC, tolerant ICE consent). After
-a drop (link cut, socket or peer connection lost) it retries fast — 0.5 s, 1 s, then every 2 s
-— and rejoins with a *new* peer connection (aiortc has no ICE restart); the server lists the
-hall as reconnecting meanwhile and the new join replaces the stale one.
+a drop (link cut, socket or peer connection lost) it retries fast — 0.25 s, 0.5 s, then every
+second — and rejoins with a *new* peer connection (aiortc has no ICE restart); the server lists
+the hall as reconnecting meanwhile and the new join replaces the stale one.
+
+A server that stops cleanly says ``server_restarting`` first: then there is nothing to resume (the
+new process knows no participant), so the kiosk drops its peer connection at once and asks for
+its meeting every ``RESTART_POLL_S`` until the server answers, to be back within a second or two
+of it (a killed server sends nothing: the drop path above brings the kiosk back).
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ log = logging.getLogger(__name__)
 
 SourceFactory = Callable[[], tuple[MediaStreamTrack | None, MediaStreamTrack | None]]
 
+#: While the server restarts: how often to ask whether it is back (a refused connect costs nothing).
+RESTART_POLL_S = 0.25
+
 
 @dataclass
 class HeadlessStats:
@@ -67,7 +75,7 @@ class HeadlessKiosk:
         max_backoff: float = 30.0,
         speaker: Callable[[], SpeakerMixer] | None = None,
         tuning: WeakLinkTuning | None = None,
-        reconnect_backoff: tuple[float, ...] = (0.5, 1.0, 2.0),
+        reconnect_backoff: tuple[float, ...] = (0.25, 0.5, 1.0),
         reconnect_window: float = 300.0,
     ) -> None:
         self.server_url = server_url.rstrip("/")
@@ -81,6 +89,7 @@ class HeadlessKiosk:
         self.reconnect_backoff = reconnect_backoff
         self.reconnect_window = reconnect_window
         self.stats = HeadlessStats()
+        self._server_restarting = False  # told so by the server; cleared by the next join
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -101,7 +110,7 @@ class HeadlessKiosk:
                         if dropped:
                             dropped_at = loop.time()
                             self.stats.drops += 1
-                            wait = self.reconnect_backoff[0]
+                            wait = RESTART_POLL_S if self._server_restarting else self.reconnect_backoff[0]
                         else:
                             continue
                     else:
@@ -116,7 +125,9 @@ class HeadlessKiosk:
                     log.warning("kiosk offline or meeting dropped; retrying", extra={"error": str(exc)})
                     if isinstance(exc, MeetingEnded) and exc.args and exc.args[0] != "already_joined":
                         dropped_at = None  # refused by the server: no hurry
-                    if dropped_at is not None and loop.time() - dropped_at < self.reconnect_window:
+                    if self._server_restarting and dropped_at is not None:
+                        wait = RESTART_POLL_S
+                    elif dropped_at is not None and loop.time() - dropped_at < self.reconnect_window:
                         # Just lost a meeting: come back as soon as the link does.
                         wait = self.reconnect_backoff[min(failures, len(self.reconnect_backoff) - 1)]
                         failures += 1
@@ -150,6 +161,9 @@ class HeadlessKiosk:
             closed_by_server.set()
             ended.set()
 
+        # The server is stopping (SIGTERM): its successor will know nothing to resume.
+        restarting = asyncio.Event()
+        sock.on("server_restarting", lambda *args: restarting.set())
         sock.on("disconnect", lambda *args: socket_lost.set())
         sock.on("room_closed", on_closed)
         sock.on("left", on_closed)
@@ -195,6 +209,7 @@ class HeadlessKiosk:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
             self.stats.meetings_joined += 1
             self.stats.current_room = room_id
+            self._server_restarting = False
             log.info("headless kiosk joined", extra={"room_id": room_id})
             token = str(ack.get("resume_token") or "")
             while True:
@@ -202,6 +217,10 @@ class HeadlessKiosk:
                 if stop.is_set() or ended.is_set():
                     break
                 socket_lost.clear()
+                if restarting.is_set():
+                    self._server_restarting = True
+                    ended.set()  # the media connection dies with the server: start over
+                    break
                 if not token or not await self._resume(sock, room_id, token, stop, ended):
                     ended.set()  # nothing to resume: start over with a new peer connection
                     break

@@ -14,11 +14,13 @@ from server.db import create_engine, make_sessionmaker
 from server.i18n import Catalogs
 from server.keys import CATALOGS, ENGINE, PASSWORDS, SESSIONMAKER, SETTINGS, SFU, SPACE, TEMPLATES
 from server.meetings.clock import meeting_clock_ctx
+from server.meetings.presence import presence_ctx
 from server.middlewares import authorization, errors, media_space, request_context
 from server.petitions.storage import MIB, SpaceGuard
 from server.rendering import make_environment
 from server.sfu import Sfu, SfuConfig
 from server.signaling.ice import sfu_ice_servers
+from server.signaling.restart import announce_restart
 from server.signaling.server import setup_signaling
 
 log = logging.getLogger(__name__)
@@ -66,5 +68,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(sfu_ctx)  # before setup_signaling, whose meeting hub uses it
     setup_signaling(app)
     app.cleanup_ctx.append(meeting_clock_ctx)  # meetings open at their start, end when abandoned
+    # After the hub: presences left open by a crash end at their last media; media marks while serving.
+    app.cleanup_ctx.append(presence_ctx)
+    app.on_shutdown.append(announce_restart)  # SIGTERM: pages rejoin as soon as we are back
     routes.setup_routes(app)
     return app

@@ -14,8 +14,23 @@ export class SignalingError extends Error {
 // Same-origin socket; the session cookie (officials) or the kiosk cookie authenticates it.
 // socket.io reconnects by itself after a drop; the page rejoins on every 'connect'. Retries stay
 // frequent (at most 2 s apart) so a hall is back within seconds of its link returning.
+const RETRY_MS = 500;
+const RETRY_MAX_MS = 2000;
+// A server that stops cleanly (a restart) says 'server_restarting' first: then retry every 250 ms
+// instead of backing off, so the page rejoins within moments of the server answering again.
+const RESTART_RETRY_MS = 250;
+
 export function openSocket() {
-  return io({ transports: ['websocket'], reconnectionDelay: 500, reconnectionDelayMax: 2000 });
+  const socket = io({ transports: ['websocket'], reconnectionDelay: RETRY_MS, reconnectionDelayMax: RETRY_MAX_MS });
+  socket.on('server_restarting', () => {
+    socket.io.reconnectionDelay(RESTART_RETRY_MS);
+    socket.io.reconnectionDelayMax(RESTART_RETRY_MS);
+  });
+  socket.on('connect', () => {
+    socket.io.reconnectionDelay(RETRY_MS);
+    socket.io.reconnectionDelayMax(RETRY_MAX_MS);
+  });
+  return socket;
 }
 
 // Emit with an acknowledgement; resolves with the ack, rejects with SignalingError on {error}.

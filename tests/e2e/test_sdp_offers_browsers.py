@@ -20,7 +20,7 @@ from server.sfu import Sfu, SfuConfig
 from server.sfu.errors import NotInRoom
 from tests.e2e.firefox_bidi import launch_firefox, xvfb
 from tests.sfu.sdp_corpus import disable_section
-from tests.sfu.sdp_corpus.capture import OFFER_JS, ROLES, SOURCES, page_server
+from tests.sfu.sdp_corpus.capture import OFFER_JS, ROLES, SOURCES, blank_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
@@ -50,11 +50,10 @@ async (answer) => {
 async def sfu_and_page() -> AsyncIterator[tuple[Sfu, str]]:
     sfu = Sfu(SfuConfig(host_addresses=("127.0.0.1",), ice_servers=()))
     sfu.open_room("r")
-    runner, url = await page_server()
     try:
-        yield sfu, url
+        async with blank_page() as url:
+            yield sfu, url
     finally:
-        await runner.cleanup()
         await sfu.close()
 
 

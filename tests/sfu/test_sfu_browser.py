@@ -7,10 +7,10 @@ import json
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from aiohttp import web
 
 from server.sfu import Sfu
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.sfu.sdp_corpus.capture import blank_page
 from tests.sfu.sfu_testkit import LUMA, Client, join, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network]
@@ -54,20 +54,8 @@ async () => {
 @pytest.fixture
 async def page_url() -> AsyncIterator[str]:
     # getUserMedia needs a secure context: http://127.0.0.1 is one.
-    async def index(request: web.Request) -> web.Response:
-        return web.Response(text="<html><body>sfu</body></html>", content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/", index)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        await runner.cleanup()
+    async with blank_page() as url:
+        yield url
 
 
 async def test_browser_and_kiosk_exchange_media(

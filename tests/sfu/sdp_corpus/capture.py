@@ -17,9 +17,10 @@ over WebDriver BiDi, headful on a private Xvfb so that it has a screen to share.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import sys
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
@@ -28,6 +29,7 @@ from playwright.async_api import async_playwright
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.firefox_bidi import launch_firefox, xvfb
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 #: (audio slots, video slots) of the pages' templates (web/templates/meeting/*.html).
 ROLES = {"kiosk": (3, 2), "official": (3, 9)}
@@ -73,15 +75,14 @@ async ([audioSlots, videoSlots, source, keep]) => {
 }
 """
 
-Capture = Callable[[str, int, int, str], Awaitable[str]]
 
-
-async def page_server() -> tuple[web.AppRunner, str]:
-    """An empty page on http://127.0.0.1 (a secure context, so getUserMedia works)."""
+@contextlib.asynccontextmanager
+async def blank_page() -> AsyncIterator[str]:
+    """An empty page on http://127.0.0.1 (a secure context, so getUserMedia works); yields its URL."""
     app = web.Application()
 
     async def index(_: web.Request) -> web.Response:
-        return web.Response(text="<!doctype html><title>offer</title>", content_type="text/html")
+        return web.Response(text="<!doctype html><title>maeul</title>", content_type="text/html")
 
     app.router.add_get("/", index)
     runner = web.AppRunner(app)
@@ -89,18 +90,20 @@ async def page_server() -> tuple[web.AppRunner, str]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}/"
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        await runner.cleanup()
 
 
 def save(browser: str, role: str, source: str, sdp: str) -> None:
     name = f"{browser}-{role}-{source}.sdp"
     (HERE / name).write_text(sdp.replace("\r\n", "\n"))
-    print(name, sdp.count("\nm="), "m-lines", file=sys.stderr)
+    log.info("%s: %d m-lines", name, sdp.count("\nm="))
 
 
 async def capture_all() -> None:
-    runner, url = await page_server()
-    try:
+    async with blank_page() as url:
         async with async_playwright() as playwright:
             chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             version = chromium.version
@@ -122,9 +125,8 @@ async def capture_all() -> None:
         (HERE / "browsers.json").write_text(
             json.dumps({"chromium": version, "firefox": agent}, indent=2) + "\n"
         )
-    finally:
-        await runner.cleanup()
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     asyncio.run(capture_all())

@@ -14,7 +14,7 @@ from server.auth.roles import Principal, Role
 from server.db import transaction, utcnow
 from server.errors import AppError, BadRequest
 from server.keys import SESSIONMAKER, SETTINGS
-from server.petitions import pins, service, storage, throttle
+from server.petitions import pins, service, storage, throttle, visits
 from server.petitions.filing import file_from_request
 from server.petitions.models import Petition
 from server.petitions.schemas import (
@@ -177,9 +177,18 @@ async def support(request: web.Request) -> web.Response:
     kiosk = principal_of(request)
     petition_id = int_param(request, "petition_id")
     data = await json_body(request, SupportInput)
+    visit = visits.visit_id(request.app[SETTINGS].secret_key.get(), kiosk.id, data.visit)
     async with transaction(request.app[SESSIONMAKER]) as session:
-        petition = await service.add_support(session, kiosk, petition_id, data.session_id)
+        petition = await service.add_support(session, kiosk, petition_id, visit)
     return web.json_response({"support_count": petition.support_count}, status=201)
+
+
+@allow(Role.KIOSK)
+async def start_visit(request: web.Request) -> web.Response:
+    """A new resident at the kiosk (after the idle reset): the token 공감 is counted on."""
+    kiosk = principal_of(request)
+    token = await visits.issue(request.app[SESSIONMAKER], request.app[SETTINGS].secret_key.get(), kiosk.id)
+    return web.json_response({"visit": token}, status=201)
 
 
 # --- officials and admins --------------------------------------------------------------------------

@@ -94,7 +94,8 @@ class PetitionMedia(CreatedAtMixin, Base):
 
 
 class PetitionSupport(CreatedAtMixin, Base):
-    """공감: one per kiosk session (a random id the kiosk page makes after each idle reset)."""
+    """공감: one per kiosk visit. ``session_id`` holds ``visit:<random>`` from a server-issued visit
+    token (``petitions/visits.py``), never an id the page chose."""
 
     __tablename__ = "petition_supports"
     __table_args__ = (UniqueConstraint("petition_id", "session_id", name="uq_petition_supports_session"),)

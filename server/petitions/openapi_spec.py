@@ -185,10 +185,17 @@ def petition_endpoints() -> tuple[Endpoint, ...]:
         kiosk(
             "post",
             public_petitions + "/{petition_id}/support",
-            "Support (공감) once per kiosk session",
+            "Support (공감) once per kiosk visit (the visit token from /api/v1/kiosk/visits)",
             request=SupportInput,
             status=201,
             response=envelope("support_count", integer()),
+        ),
+        kiosk(
+            "post",
+            "/api/v1/kiosk/visits",
+            "Start a resident's visit: a server-issued token, one support per request per visit (rationed)",
+            status=201,
+            response=envelope("visit", string()),
         ),
         staff(
             "get",

@@ -33,6 +33,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/v1/kiosk/petitions/public", api.list_public)
     r.add_get("/api/v1/kiosk/petitions/public/{petition_id}", api.get_public)
     r.add_post("/api/v1/kiosk/petitions/public/{petition_id}/support", api.support)
+    r.add_post("/api/v1/kiosk/visits", api.start_visit)
 
     r.add_get("/api/v1/petitions", api.list_petitions)
     r.add_post("/api/v1/petitions/bulk-answer", api.bulk_answer)

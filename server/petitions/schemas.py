@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from server.petitions import masking
 from server.petitions.deadlines import PetitionType
 from server.petitions.models import Petition, PetitionEvent, PetitionMedia, PetitionNote
+from server.petitions.visits import VISIT_PATTERN
 from server.petitions.workflow import Action, PetitionStatus
 from server.validation import Id, Input
 
@@ -64,7 +65,8 @@ class StatusCheckInput(Input):
 
 
 class SupportInput(Input):
-    session_id: str = Field(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    # A token from POST /api/v1/kiosk/visits (see petitions/visits.py), never one the page made up.
+    visit: str = Field(min_length=1, max_length=120, pattern=VISIT_PATTERN)
 
 
 class ActionBody(Input):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -60,28 +59,34 @@ async def test_no_kiosk_reads_a_private_request_without_receipt_and_pin(
     assert wrong.status == 403
 
 
-async def test_support_once_per_kiosk_session(
+async def test_support_once_per_kiosk_visit(
     client: TestClient, world: World, kiosk: Kiosk, other_kiosk: Kiosk
 ) -> None:
     public = await file_json(client, kiosk, is_public=True)
     private = await file_json(client, kiosk, is_public=False)
     url = f"/api/v1/kiosk/petitions/public/{public.body['petition']['id']}/support"
-    session_a, session_b = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    first = await kiosk_call(client, other_kiosk, "POST", url, json_body={"session_id": session_a})
+
+    async def visit() -> str:
+        reply = await kiosk_call(client, other_kiosk, "POST", "/api/v1/kiosk/visits")
+        assert reply.status == 201
+        return str(reply.body["visit"])
+
+    visit_a, visit_b = await visit(), await visit()
+    first = await kiosk_call(client, other_kiosk, "POST", url, json_body={"visit": visit_a})
     assert first.status == 201 and first.body["support_count"] == 1
-    twice = await kiosk_call(client, other_kiosk, "POST", url, json_body={"session_id": session_a})
+    twice = await kiosk_call(client, other_kiosk, "POST", url, json_body={"visit": visit_a})
     assert twice.status == 409 and twice.body["error"]["code"] == "already_supported"
-    second = await kiosk_call(client, other_kiosk, "POST", url, json_body={"session_id": session_b})
+    second = await kiosk_call(client, other_kiosk, "POST", url, json_body={"visit": visit_b})
     assert second.body["support_count"] == 2
     hidden = await kiosk_call(
         client,
         other_kiosk,
         "POST",
         f"/api/v1/kiosk/petitions/public/{private.body['petition']['id']}/support",
-        json_body={"session_id": session_a},
+        json_body={"visit": visit_a},
     )
     assert hidden.status == 404
-    bad = await kiosk_call(client, other_kiosk, "POST", url, json_body={"session_id": "x"})
+    bad = await kiosk_call(client, other_kiosk, "POST", url, json_body={"visit": "x"})
     assert bad.status == 400
 
 

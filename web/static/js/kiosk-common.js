@@ -84,15 +84,25 @@ export function keypad(container, { onDigit, onClear, onOk }) {
 
 const SESSION_KEY = 'maeul-kiosk-session';
 
-// A random id for this resident's visit (for 공감 once per visit); forgotten when the kiosk goes home.
-export function kioskSessionId() {
-  let id = sessionStorage.getItem(SESSION_KEY);
-  if (!id) {
-    const bytes = crypto.getRandomValues(new Uint8Array(18));
-    id = btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-    sessionStorage.setItem(SESSION_KEY, id);
+// The server-issued token of this resident's visit (공감 once per visit); forgotten when the kiosk
+// goes home. Null when the server gives none (the kiosk's visits for this hour are used up).
+export async function kioskVisit() {
+  let token = sessionStorage.getItem(SESSION_KEY);
+  if (!token) {
+    const response = await fetch('/api/v1/kiosk/visits', {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'X-CSRF-Token': csrfToken(), Accept: 'application/json' },
+    });
+    if (response.status !== 201) return null;
+    token = (await response.json()).visit;
+    sessionStorage.setItem(SESSION_KEY, token);
   }
-  return id;
+  return token;
+}
+
+export function forgetVisit() {
+  sessionStorage.removeItem(SESSION_KEY);
 }
 
 export function goHome(root) {

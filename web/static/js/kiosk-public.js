@@ -1,5 +1,5 @@
-// 공감: support public requests, once per kiosk session (a random id kept until the idle reset).
-import { csrfToken, goHome, kioskSessionId, startIdle } from './kiosk-common.js';
+// 공감: support public requests, once per visit (a token the server issues, kept until the idle reset).
+import { csrfToken, forgetVisit, goHome, kioskVisit, startIdle } from './kiosk-common.js';
 
 const root = document.getElementById('public-flow');
 startIdle(() => goHome(root));
@@ -9,11 +9,13 @@ for (const button of root.querySelectorAll('[data-support]')) {
     const id = button.dataset.support;
     button.disabled = true;
     try {
+      const visit = await kioskVisit();
+      if (!visit) { button.disabled = false; return; }
       const response = await fetch(`/api/v1/kiosk/petitions/public/${id}/support`, {
         method: 'POST',
         credentials: 'same-origin',
         headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrfToken(), Accept: 'application/json' },
-        body: JSON.stringify({ session_id: kioskSessionId() }),
+        body: JSON.stringify({ visit }),
       });
       const body = await response.json().catch(() => ({}));
       if (response.status === 201) {
@@ -22,6 +24,7 @@ for (const button of root.querySelectorAll('[data-support]')) {
       } else if (response.status === 409) {
         root.querySelector(`[data-again-for="${id}"]`).hidden = false;
       } else {
+        if (response.status === 400) forgetVisit(); // the visit ran out: the next touch starts one
         button.disabled = false;
       }
     } catch (error) {

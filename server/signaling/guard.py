@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -34,6 +35,7 @@ from server.auth.secrets import token_hash
 from server.auth.service import principal_for_session
 from server.background import finish_or_cancel
 from server.db import transaction
+from server.errors import outage_error
 from server.kiosks.service import principal_for_token
 from server.signaling.names import participant_id
 
@@ -69,14 +71,12 @@ class Credential:
         return f"{self.principal.role.value}:{token_hash(self.secret)}"
 
     def same_principal(self, now: Principal | None) -> bool:
-        """The credential still names the same principal, with the same rights (an account moved to
-        another department sees other petitions: its sockets start over)."""
-        p = self.principal
-        return now is not None and (now.role, now.id, now.department_id, now.village_id) == (
-            p.role,
-            p.id,
-            p.department_id,
-            p.village_id,
+        """The credential still names the same principal with the same rights (an account moved to
+        another department, or granted/refused a permission, starts its sockets over). Only the
+        display name may change underneath an open socket."""
+        return (
+            now is not None
+            and dataclasses.replace(now, display_name=self.principal.display_name) == self.principal
         )
 
 
@@ -190,8 +190,12 @@ class SocketSessions:
         for key, credential in by_key.items():
             try:
                 valid = await self._valid(credential)
-            except Exception:
+            except Exception as exc:
                 # A database hiccup is no reason to close the village's meeting: next sweep.
+                if outage_error(exc) is not None:
+                    # The others would fail alike; one line per sweep, not a traceback per socket.
+                    log.warning("socket credentials not checked: %s: %s", type(exc).__name__, str(exc)[:200])
+                    break
                 log.exception(
                     "socket credential check failed", extra={"actor": credential.principal.audit_label}
                 )
@@ -246,7 +250,19 @@ class SocketServer(socketio.AsyncServer):
         # Entering a room always asks the database: a kiosk revoked a moment ago joins nothing.
         fresh = event in FRESH_CHECK_EVENTS
         sessions = self.sessions
-        if sid is not None and sessions is not None and not await sessions.still_valid(sid, fresh=fresh):
+        try:
+            valid = sid is None or sessions is None or await sessions.still_valid(sid, fresh=fresh)
+        except Exception as exc:
+            outage = outage_error(exc)
+            if outage is None or sid is None:
+                raise
+            # The database is down (or its disk full): the page hears so and may try again.
+            log.warning("socket event not checked: %s", outage.message, extra={"sid": sid, "event": event})
+            error = {"code": outage.code, "message": outage.message}
+            await self.emit("error", {**error, "event": event[:64]}, to=sid, namespace=namespace)
+            await self._ack(eio_sid, namespace, id, {"error": error})
+            return
+        if not valid and sid is not None and sessions is not None:
             error = {"code": sessions.ended_code(sid), "message": "sign in or enroll again"}
             await self._ack(eio_sid, namespace, id, {"error": error})
             await sessions.end(sid)

@@ -9,7 +9,9 @@ transceivers), so this is the browser end of tests/sfu/test_sfu_offer_corpus.py.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -26,8 +28,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
 Evaluate = Callable[[str, Any], Awaitable[Any]]
 
-# Sets the answer, waits for the connection (10 s at most), then closes it; returns the state and
-# each transceiver's (mid, currentDirection).
+# Sets the answer and waits for the connection (10 s at most); returns the state and each
+# transceiver's (mid, currentDirection).
 ACCEPT_JS = """
 async (answer) => {
   const pc = window.offerPc;
@@ -35,15 +37,19 @@ async (answer) => {
   for (let i = 0; i < 100 && pc.connectionState !== 'connected'; i += 1) {
     await new Promise((done) => setTimeout(done, 100));
   }
-  const result = {
+  return {
     state: pc.connectionState,
     directions: pc.getTransceivers().map((t) => [t.mid, t.currentDirection]),
   };
-  pc.close();
-  if (window.offerStream) window.offerStream.getTracks().forEach((t) => t.stop());
-  return result;
 }
 """
+CLOSE_JS = """
+() => {
+  window.offerPc.close();
+  if (window.offerStream) window.offerStream.getTracks().forEach((t) => t.stop());
+}
+"""
+SSRC_LINES = re.compile(r"^a=ssrc(-group)?:.*\r\n", re.MULTILINE)
 
 
 @contextlib.asynccontextmanager
@@ -58,21 +64,39 @@ async def sfu_and_page() -> AsyncIterator[tuple[Sfu, str]]:
 
 
 async def exchange(
-    evaluate: Evaluate, sfu: Sfu, role: str, source: str, disable: int | None = None
+    evaluate: Evaluate,
+    sfu: Sfu,
+    role: str,
+    source: str,
+    *,
+    disable: int | None = None,
+    without_ssrc: bool = False,
 ) -> tuple[dict[str, Any], str | None]:
     """One offer from the browser, answered by the SFU and set by the browser. With ``disable``,
-    that m-section is disabled in the offer the SFU gets. Returns (the browser's result, the
-    disabled section's mid)."""
+    that m-section is disabled in the offer the SFU gets; ``without_ssrc`` takes the offer's
+    ``a=ssrc`` lines out (as some engines send it), and the SFU must still receive the browser's
+    media (by the mid header extension). Returns (the browser's result, the disabled mid)."""
     audio, video = ROLES[role]
     offer = await evaluate(OFFER_JS, [audio, video, source, True])
     mid = None
     if disable is not None:
         offer, mid = disable_section(offer, disable)
-    participant = f"{role}-{source}-{disable}"
+    if without_ssrc:
+        offer = SSRC_LINES.sub("", offer)
+    participant = f"{role}-{source}-{disable}-{without_ssrc}"
     handle = await sfu.admit("r", participant)
     try:
         answer = await handle.handle_offer(offer)
         result: dict[str, Any] = await evaluate(ACCEPT_JS, answer)
+        if without_ssrc and result["state"] == "connected":
+            for _ in range(100):
+                stats = handle.stats()
+                if stats.packets_in > stats.audio_packets_in > 0:  # audio and video
+                    break
+                await asyncio.sleep(0.1)
+            result["audio_in"] = stats.audio_packets_in
+            result["video_in"] = stats.packets_in - stats.audio_packets_in
+        await evaluate(CLOSE_JS, None)
     finally:
         with contextlib.suppress(NotInRoom):  # the browser's close may have ended it already
             await handle.leave()
@@ -85,6 +109,8 @@ async def accepts_every_shape(evaluate: Evaluate, sfu: Sfu) -> None:
             result, _ = await exchange(evaluate, sfu, role, source)
             assert result["state"] == "connected", (role, source, result)
             assert all(direction not in (None, "stopped") for _, direction in result["directions"]), result
+    result, _ = await exchange(evaluate, sfu, "kiosk", "camera", without_ssrc=True)
+    assert result["state"] == "connected" and result["audio_in"] > 0 and result["video_in"] > 0, result
     result, mid = await exchange(evaluate, sfu, "kiosk", "camera", disable=6)
     assert result["state"] == "connected", result
     # The rejected transceiver is stopped (Firefox keeps it without a mid, Chromium removes it).

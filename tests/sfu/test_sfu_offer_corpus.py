@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -172,3 +173,34 @@ def test_bundle_only_outside_the_group_is_rejected_and_a_missing_group_refused()
     assert [r.mid for r in offer.rejected] == ["4"]
     with pytest.raises(InvalidSdp, match="BUNDLE"):
         read_offer(re.sub(r"a=group:BUNDLE[^\r]*\r\n", "", sdp))
+
+
+@pytest.mark.parametrize(
+    ("offered", "answered"), [("actpass", "active"), ("active", "passive"), ("passive", "active")]
+)
+async def test_the_answer_takes_the_dtls_role_the_offer_leaves(sfu: Sfu, offered: str, answered: str) -> None:
+    """RFC 8842 §5: actpass lets the answerer choose (active); otherwise the other role."""
+    sdp = captured("firefox-official-camera.sdp").replace("a=setup:actpass", f"a=setup:{offered}")
+    answer_sdp = await answer(sfu, sdp)
+    assert set(re.findall(r"^a=setup:(\w+)", answer_sdp, re.MULTILINE)) == {answered}
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param(lambda sdp: re.sub(r"^a=ssrc(-group)?:.*\r\n", "", sdp, flags=re.M), id="no-ssrc"),
+        pytest.param(lambda sdp: re.sub(r"^a=msid:.*\r\n", "", sdp, flags=re.M), id="no-msid"),
+        pytest.param(lambda sdp: re.sub(r"^a=msid:\S+ ", "a=msid:- ", sdp, flags=re.M), id="msid-no-stream"),
+        pytest.param(
+            lambda sdp: re.sub(r"^a=extmap:(\d+)", r"a=extmap:1\1", sdp, flags=re.M), id="extmap-ids"
+        ),
+    ],
+)
+async def test_engine_differences_in_publishing_offers(sfu: Sfu, variant: Any) -> None:
+    """What engines vary in (RFC 8829 §5.2.1, RFC 8830): absent a=ssrc lines (mid-based routing),
+    a=msid with or without a stream id or not at all, other extmap ids: all answered alike."""
+    for name in ("chromium-kiosk-camera.sdp", "firefox-kiosk-camera.sdp"):
+        sdp = variant(captured(name))
+        offer = read_offer(sdp)
+        assert [m.client_sends for m in offer.media].count(True) == 2
+        check_answer(sdp, await answer(sfu, sdp, pid=f"{name}-{len(sdp)}"), rejected_mids=set())

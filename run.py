@@ -197,7 +197,10 @@ def cmd_revoke_kiosk(settings: Settings, args: argparse.Namespace) -> None:
         return kiosk.label
 
     label = with_session(settings, work)
-    print(f"kiosk {args.id} ({label}) revoked; its token is refused from now on")
+    print(
+        f"kiosk {args.id} ({label}) revoked; its token is refused from now on and a running server"
+        f" closes its open sockets within {settings.socket_recheck_seconds} s"
+    )
 
 
 def cmd_list_kiosks(settings: Settings, args: argparse.Namespace) -> None:

@@ -60,6 +60,17 @@ async def connect(
     return await p.connect()
 
 
+async def hall_and_room(
+    make_client: MakeClient, world: World, sessionmaker: Sessionmaker, **settings: Any
+) -> tuple[TestClient, int, str, int]:
+    """A server (``settings`` overridden), an enrolled kiosk of village A and a room it is invited
+    to: (client, kiosk id, device token, room id)."""
+    client = await make_client(**settings)
+    kiosk_id, token = await enrolled_kiosk(sessionmaker, world.village_ids[0])
+    admin = await Admin(client, world).login()
+    return client, kiosk_id, token, await admin.room("사랑방", kiosk_ids=[kiosk_id])
+
+
 def test_the_gate_sits_on_the_method_socketio_dispatches_events_through() -> None:
     # The override is only a gate while python-socketio still routes every client event through it.
     assert "_handle_event" in vars(socketio.AsyncServer)
@@ -73,10 +84,7 @@ async def test_reserved_event_names_never_reach_a_handler(
     sockets: list[Participant],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    client = await make_client()
-    kiosk_id, token = await enrolled_kiosk(sessionmaker, world.village_ids[0])
-    admin = await Admin(client, world).login()
-    room = await admin.room("사랑방", kiosk_ids=[kiosk_id])
+    client, kiosk_id, token, room = await hall_and_room(make_client, world, sessionmaker)
     hall = await connect(sockets, client, token=token)
     await hall.join(room)
     hub = client.app[MEETINGS]
@@ -134,10 +142,9 @@ async def test_a_kiosk_revoked_in_the_database_is_refused_and_disconnected(
     make_client: MakeClient, world: World, sessionmaker: Sessionmaker, sockets: list[Participant]
 ) -> None:
     """Revoked behind the server's back (another process): no push reaches this one."""
-    client = await make_client(socket_recheck_seconds=300)
-    kiosk_id, token = await enrolled_kiosk(sessionmaker, world.village_ids[0])
-    admin = await Admin(client, world).login()
-    room = await admin.room("사랑방", kiosk_ids=[kiosk_id])
+    client, kiosk_id, token, room = await hall_and_room(
+        make_client, world, sessionmaker, socket_recheck_seconds=300
+    )
     hall = await connect(sockets, client, token=token)
     assert (await hall.call("whoami"))["id"] == kiosk_id
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
@@ -156,10 +163,9 @@ async def test_a_kiosk_revoked_in_the_database_is_refused_and_disconnected(
 async def test_any_event_after_the_recheck_interval_finds_the_revocation(
     make_client: MakeClient, world: World, sessionmaker: Sessionmaker, sockets: list[Participant]
 ) -> None:
-    client = await make_client(socket_recheck_seconds=1)
-    kiosk_id, token = await enrolled_kiosk(sessionmaker, world.village_ids[0])
-    admin = await Admin(client, world).login()
-    room = await admin.room("사랑방", kiosk_ids=[kiosk_id])
+    client, kiosk_id, token, room = await hall_and_room(
+        make_client, world, sessionmaker, socket_recheck_seconds=1
+    )
     busy = await connect(sockets, client, token=token)
     idle = await connect(sockets, client, token=token)
     await idle.join(room)

@@ -1,0 +1,113 @@
+"""The meeting clock and the hub's SFU-event pump outlive any exception: the first failure of a
+streak is one ERROR (with its traceback), the rest are quiet, the recovery is one INFO line, and
+the work goes on. /readyz reports a clock that stopped ticking."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db import transaction, utcnow
+from server.keys import MEETINGS, SFU
+from server.meetings import clock, service
+from server.sfu.events import ActiveSpeakerChanged
+from server.views import health
+from tests.conftest import World
+from tests.gate import Gate
+from tests.meetings.conftest import scheduled_meeting
+from tests.signaling.signaling_kit import wait_until
+
+
+def _records(caplog: pytest.LogCaptureFixture, logger: str, level: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == logger and r.levelno == level]
+
+
+async def test_the_clock_survives_any_exception_and_reports_the_streak_once(
+    client: TestClient,
+    world: World,
+    sessionmaker: Callable[[], AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="server.meetings.clock")
+    real_tick, failures = clock.tick, [0]
+
+    async def failing_tick(app: Any) -> None:
+        if failures[0] < 3:  # not a database error: the old clock caught only those, and died
+            failures[0] += 1
+            raise KeyError("something nobody expected")
+        await real_tick(app)
+
+    monkeypatch.setattr(clock, "tick", failing_tick)
+    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
+        due = await scheduled_meeting(session, world, starts_at=utcnow() - dt.timedelta(minutes=1))
+        meeting_id = due.id
+
+    async def is_live() -> bool:
+        async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
+            return (await service.get_meeting(session, meeting_id)).status == "live"
+
+    for _ in range(300):
+        if await is_live():
+            break
+        await asyncio.sleep(0.1)
+    assert await is_live()
+    errors = _records(caplog, "server.meetings.clock", logging.ERROR)
+    assert len(errors) == 1 and errors[0].exc_info is not None  # 3 failures, one ERROR
+    recovered = _records(caplog, "server.meetings.clock", logging.INFO)
+    assert any("works again after 3 failures" in r.getMessage() for r in recovered)
+
+
+async def test_readyz_reports_a_clock_that_stopped_ticking(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ready = await client.get("/readyz")
+    body = await ready.json()
+    assert ready.status == 200, body
+    assert body["clock"]["status"] == "ok" and body["database"] == "ok" and body["disk"]["status"] == "ok"
+
+    gate = Gate()
+
+    async def stuck_tick(app: Any) -> None:
+        await gate.hold()
+
+    monkeypatch.setattr(clock, "tick", stuck_tick)
+    monkeypatch.setattr(health, "CLOCK_STALE_SECONDS", 1.0)
+    await asyncio.wait_for(gate.reached.wait(), 10)
+    await asyncio.sleep(1.5)
+    stalled = await client.get("/readyz")
+    body = await stalled.json()
+    assert stalled.status == 503 and body["clock"]["status"] == "stalled", body
+    assert body["clock"]["seconds_since_tick"] >= 1.0
+    gate.opened.set()
+
+
+async def test_the_event_pump_reports_a_streak_once_and_carries_on(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="server.signaling.meeting")
+    hub, handled = client.app[MEETINGS], []
+    real = hub._on_sfu_event
+
+    async def handler(event: Any) -> None:
+        if event.participant_id == "fails":
+            raise OSError("the database went away")
+        handled.append(event)
+        await real(event)
+
+    monkeypatch.setattr(hub, "_on_sfu_event", handler)
+    for _ in range(4):
+        client.app[SFU]._emit(ActiveSpeakerChanged("1", "fails"))
+    client.app[SFU]._emit(ActiveSpeakerChanged("1", "works"))
+    await wait_until(lambda: len(handled) == 1, 10, "the pump to carry on after the failures")
+    errors = _records(caplog, "server.signaling.meeting", logging.ERROR)
+    assert len(errors) == 1
+    infos = _records(caplog, "server.signaling.meeting", logging.INFO)
+    assert any("works again after 4 failures" in r.getMessage() for r in infos)

@@ -13,10 +13,9 @@ const DB_NAME = 'maeul-kiosk';
 const STORE = 'outbox';
 const FIRST_DELAY_MS = 2000;
 const MAX_DELAY_MS = 60000;
-// Long enough for a recorded message on a slow village line (≈ 20 kB/s), short enough to notice
-// a dead connection and try again once the line is back.
-const BASE_TIMEOUT_MS = 20000;
-const BYTES_PER_SECOND = 20000;
+// A send is given up (and tried again) when nothing has moved for this long: not a fixed timeout,
+// which would either cut a recorded message on a slow village line or wait for ages on a dead one.
+const STALL_MS = 20000;
 
 function openDb() {
   return new Promise((resolve, reject) => {
@@ -63,7 +62,7 @@ export async function pending() {
 }
 
 function retryable(status) {
-  return status === 408 || status === 429 || status >= 500;
+  return status === 0 || status === 408 || status === 429 || status >= 500;
 }
 
 function backoff(attempts, retryAfterSeconds) {
@@ -80,31 +79,47 @@ function formOf(record) {
   return form;
 }
 
-// One attempt: {outcome: 'filed', body} | {outcome: 'refused', status, body} | {outcome: 'retry', retryAfter, display}.
+// POST with a stall watchdog: upload and download progress both count as "moving" (XHR, because
+// fetch reports no upload progress).
+function post(api, form, headers) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    let watchdog = null;
+    const moving = () => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => xhr.abort(), STALL_MS);
+    };
+    const failed = () => {
+      clearTimeout(watchdog);
+      reject(new Error('network'));
+    };
+    xhr.open('POST', api);
+    for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+    xhr.upload.onprogress = moving;
+    xhr.onprogress = moving;
+    xhr.onload = () => {
+      clearTimeout(watchdog);
+      let body = {};
+      try { body = JSON.parse(xhr.responseText); } catch (error) { /* not JSON: keep {} */ }
+      resolve({ status: xhr.status, body, retryAfter: xhr.getResponseHeader('Retry-After') });
+    };
+    xhr.onerror = failed;
+    xhr.onabort = failed;
+    moving();
+    xhr.send(form);
+  });
+}
+
+// One attempt: {outcome: 'filed', body} | {outcome: 'refused', status, body} | {outcome: 'retry', retryAfter}.
 export async function attempt(record, { api, csrf }) {
-  const size = record.blob ? record.blob.size : 0;
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), BASE_TIMEOUT_MS + (size / BYTES_PER_SECOND) * 1000);
   try {
-    const response = await fetch(api, {
-      method: 'POST',
-      body: formOf(record),
-      credentials: 'same-origin',
-      signal: controller.signal,
-      headers: { 'X-CSRF-Token': csrf, 'Idempotency-Key': record.key, Accept: 'application/json' },
-    });
-    const body = await response.json().catch(() => ({}));
-    if (response.status === 201 || response.status === 200) return { outcome: 'filed', body };
-    if (retryable(response.status)) {
-      // The server's own words for the resident (a filing limit, a full disk), in the kiosk's language.
-      const display = (body.error && body.error.display) || null;
-      return { outcome: 'retry', retryAfter: response.headers.get('Retry-After'), display };
-    }
-    return { outcome: 'refused', status: response.status, body };
+    const headers = { 'X-CSRF-Token': csrf, 'Idempotency-Key': record.key, Accept: 'application/json' };
+    const { status, body, retryAfter } = await post(api, formOf(record), headers);
+    if (status === 201 || status === 200) return { outcome: 'filed', body };
+    if (retryable(status)) return { outcome: 'retry', retryAfter };
+    return { outcome: 'refused', status, body };
   } catch (error) {
-    return { outcome: 'retry', retryAfter: null }; // offline, reset, or our own timeout
-  } finally {
-    clearTimeout(timer);
+    return { outcome: 'retry', retryAfter: null }; // offline, reset, or stalled
   }
 }
 

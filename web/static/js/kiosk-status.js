@@ -45,16 +45,24 @@ function statusLabel(status) {
   return node ? node.textContent.trim() : status;
 }
 
+function receiptNo() {
+  return `${state.receipt.slice(0, 4)}-${state.receipt.slice(4)}`;
+}
+
+// Receipt number + PIN to one of the kiosk's petition endpoints (status check, withdrawal).
+function postWithPin(url) {
+  return fetch(url, {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrfToken(), Accept: 'application/json' },
+    body: JSON.stringify({ receipt_no: receiptNo(), pin: state.pin }),
+  });
+}
+
 async function check() {
   hideErrors();
-  const receipt = `${state.receipt.slice(0, 4)}-${state.receipt.slice(4)}`;
   try {
-    const response = await fetch(root.dataset.api, {
-      method: 'POST',
-      credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrfToken(), Accept: 'application/json' },
-      body: JSON.stringify({ receipt_no: receipt, pin: state.pin }),
-    });
+    const response = await postWithPin(root.dataset.api);
     const body = await response.json().catch(() => ({}));
     if (response.ok) { showResult(body.petition); return; }
     state.pin = '';
@@ -76,7 +84,35 @@ function showResult(petition) {
   part(root, 'info-text').textContent = petition.info_request || '';
   part(root, 'waiting').hidden = answered || petition.status === 'closed';
   part(root, 'due').textContent = formatLocalDate(petition.due_at, locale);
+  // Withdrawal (취하) is the resident's own act, for a request not yet answered.
+  part(root, 'withdraw-box').hidden = !WITHDRAWABLE.has(petition.status);
+  part(root, 'withdraw-confirm').hidden = true;
+  part(root, 'withdraw-error').hidden = true;
+  part(root, 'withdrawn').hidden = true;
   go('result');
 }
+
+const WITHDRAWABLE = new Set(['received', 'in_progress', 'info_requested', 'transferred']);
+
+root.querySelector('[data-action="withdraw"]').addEventListener('click', () => {
+  part(root, 'withdraw-confirm').hidden = false;
+});
+root.querySelector('[data-action="withdraw-no"]').addEventListener('click', () => {
+  part(root, 'withdraw-confirm').hidden = true;
+});
+root.querySelector('[data-action="withdraw-yes"]').addEventListener('click', async (event) => {
+  event.target.disabled = true;
+  try {
+    const response = await postWithPin(root.dataset.withdrawApi);
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(String(response.status));
+    showResult(body.petition);
+    part(root, 'withdrawn').hidden = false;
+  } catch (error) {
+    part(root, 'withdraw-error').hidden = false;
+  } finally {
+    event.target.disabled = false;
+  }
+});
 
 root.querySelector('[data-action="home"]').addEventListener('click', () => goHome(root));

@@ -288,8 +288,14 @@ async def end_login_session_sockets(sio: socketio.AsyncServer, session_id: str) 
     return 0 if sessions is None else await sessions.end_login_session(session_id)
 
 
-async def end_account_sockets(sio: socketio.AsyncServer, account_id: int) -> int:
-    """An account deactivated: close its sockets in this process at once (the sweep does it in
-    every process within ``MAEUL_SOCKET_RECHECK_SECONDS`` anyway)."""
+async def end_principal_sockets(sio: socketio.AsyncServer, principal_key: str) -> int:
+    """Close the sockets of one kiosk (``k<id>``) or account (``a<id>``) in this process at once,
+    each told ``revoked`` first (the sweep does it in every process within
+    ``MAEUL_SOCKET_RECHECK_SECONDS`` anyway)."""
     sessions = _sessions(sio)
-    return 0 if sessions is None else await sessions.end_principal(f"a{account_id}")
+    return 0 if sessions is None else await sessions.end_principal(principal_key)
+
+
+async def end_account_sockets(sio: socketio.AsyncServer, account_id: int) -> int:
+    """An account deactivated: close its sockets in this process at once."""
+    return await end_principal_sockets(sio, f"a{account_id}")

@@ -287,6 +287,7 @@ def foundation_endpoints() -> tuple[Endpoint, ...]:
 
 
 def all_endpoints() -> tuple[Endpoint, ...]:
+    from server.auth.openapi_spec import account_endpoints
     from server.duty.openapi_spec import duty_endpoints
     from server.meetings.openapi_spec import meeting_endpoints
     from server.notices.openapi_spec import notice_endpoints
@@ -295,6 +296,7 @@ def all_endpoints() -> tuple[Endpoint, ...]:
 
     return (
         foundation_endpoints()
+        + account_endpoints()
         + petition_endpoints()
         + notice_endpoints()
         + duty_endpoints()

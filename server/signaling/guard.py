@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.auth.roles import Principal, Role
 from server.auth.secrets import token_hash
 from server.auth.service import principal_for_session
-from server.background import finish_or_cancel
+from server.background import FailureStreak, finish_or_cancel
 from server.db import transaction
 from server.errors import outage_error
 from server.kiosks.service import principal_for_token
@@ -219,8 +219,14 @@ class SocketSessions:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.recheck_seconds)
                 if not stop.is_set():
-                    await self.sweep()
+                    try:
+                        await self.sweep()
+                    except Exception as exc:  # a dead sweep would never close a revoked socket again
+                        health.failed(exc)
+                    else:
+                        health.succeeded()
 
+        health = FailureStreak("the socket credential sweep", log)
         task = asyncio.get_running_loop().create_task(loop(), name="socket-sweep")
         try:
             yield

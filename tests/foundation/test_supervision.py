@@ -1,23 +1,27 @@
-"""The meeting clock and the hub's SFU-event pump outlive any exception: the first failure of a
-streak is one ERROR (with its traceback), the rest are quiet, the recovery is one INFO line, and
-the work goes on. /readyz reports a clock that stopped ticking."""
+"""The meeting clock, the hub's SFU-event pump and the socket sweep outlive any exception: the
+first failure of a streak is one ERROR (with its traceback), the rest are quiet, the recovery is
+one INFO line, and the work goes on. /readyz reports a clock that stopped ticking."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.app import create_app
+from server.config import Settings
 from server.db import transaction, utcnow
 from server.keys import MEETINGS, SFU
 from server.meetings import clock, service
 from server.sfu.events import ActiveSpeakerChanged
+from server.signaling.guard import SocketSessions
 from server.views import health
 from tests.conftest import World
 from tests.gate import Gate
@@ -111,3 +115,26 @@ async def test_the_event_pump_reports_a_streak_once_and_carries_on(
     assert len(errors) == 1
     infos = _records(caplog, "server.signaling.meeting", logging.INFO)
     assert any("works again after 4 failures" in r.getMessage() for r in infos)
+
+
+async def test_the_socket_sweep_survives_a_failing_sweep(
+    settings: Settings,
+    aiohttp_client: Callable[..., Awaitable[TestClient]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="server.signaling.guard")
+    real_sweep, calls = SocketSessions.sweep, [0]
+
+    async def failing_sweep(self: SocketSessions) -> int:
+        calls[0] += 1
+        if calls[0] <= 2:
+            raise RuntimeError("a bug in one sweep")
+        return await real_sweep(self)
+
+    monkeypatch.setattr(SocketSessions, "sweep", failing_sweep)
+    await aiohttp_client(create_app(dataclasses.replace(settings, socket_recheck_seconds=1)))
+    await wait_until(lambda: calls[0] >= 3, 15, "the sweep to run again after two failures")
+    assert len(_records(caplog, "server.signaling.guard", logging.ERROR)) == 1
+    infos = _records(caplog, "server.signaling.guard", logging.INFO)
+    assert any("works again after 2 failures" in r.getMessage() for r in infos)

@@ -110,16 +110,20 @@ function post(api, form, headers) {
   });
 }
 
-// One attempt: {outcome: 'filed', body} | {outcome: 'refused', status, body} | {outcome: 'retry', retryAfter}.
+// One attempt: {outcome: 'filed', body} | {outcome: 'refused', status, body} | {outcome: 'retry', retryAfter, display}.
 export async function attempt(record, { api, csrf }) {
   try {
     const headers = { 'X-CSRF-Token': csrf, 'Idempotency-Key': record.key, Accept: 'application/json' };
     const { status, body, retryAfter } = await post(api, formOf(record), headers);
     if (status === 201 || status === 200) return { outcome: 'filed', body };
-    if (retryable(status)) return { outcome: 'retry', retryAfter };
+    if (retryable(status)) {
+      // The server's own words for the resident (a filing limit, a full disk), in the kiosk's language.
+      const display = (body.error && body.error.display) || null;
+      return { outcome: 'retry', retryAfter, display };
+    }
     return { outcome: 'refused', status, body };
   } catch (error) {
-    return { outcome: 'retry', retryAfter: null }; // offline, reset, or stalled
+    return { outcome: 'retry', retryAfter: null, display: null }; // offline, reset, or stalled
   }
 }
 

@@ -226,7 +226,10 @@ async function deliverKept(record) {
     csrf: csrfToken(),
     onWait(delay, display) {
       part(root, 'waiting-sending').hidden = true;
-      if (display) part(root, 'retrying').textContent = display;
+      // The server's words when it gave some (a filing limit), else "we will send it again".
+      const retrying = part(root, 'retrying');
+      if (!retrying.dataset.text) retrying.dataset.text = retrying.textContent;
+      retrying.textContent = display || retrying.dataset.text;
       part(root, 'retrying').hidden = false;
       part(root, 'walk-away').hidden = false;
       root.querySelector('[data-action="leave-pending"]').hidden = false;

@@ -232,10 +232,12 @@ def _is_trusted(address: str, networks: tuple[IpNetwork, ...]) -> bool:
 
 @web.middleware
 async def media_space(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Media bodies (anything larger than a text request) only while the disk keeps
-    MAEUL_MIN_FREE_MB free; small writes (logins, PIN checks, text requests) always pass."""
+    """Media (a multipart upload larger than a text request) only while the disk keeps
+    MAEUL_MIN_FREE_MB free; small writes (logins, PIN checks, text requests) always pass, and so
+    do socket.io's messages (never stored: a meeting must not break on a full disk)."""
     size = request.content_length
-    if not request.body_exists or (size is not None and size <= SMALL_BODY_BYTES):
+    is_upload = request.body_exists and request.content_type == "multipart/form-data"
+    if not is_upload or (size is not None and size <= SMALL_BODY_BYTES):
         return await handler(request)
     async with request.app[SPACE].reserve(size if size is not None else MAX_UNSIZED_BODY_BYTES):
         return await handler(request)

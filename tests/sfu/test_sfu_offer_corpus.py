@@ -194,11 +194,16 @@ async def test_the_answer_takes_the_dtls_role_the_offer_leaves(sfu: Sfu, offered
         pytest.param(
             lambda sdp: re.sub(r"^a=extmap:(\d+)", r"a=extmap:1\1", sdp, flags=re.M), id="extmap-ids"
         ),
+        pytest.param(
+            lambda sdp: re.sub(r"^(m=(?:audio|video) \d+ \S+ )(\d+) ([^\r]*)", r"\1\3 \2", sdp, flags=re.M),
+            id="preferred-codec-last",
+        ),
     ],
 )
 async def test_engine_differences_in_publishing_offers(sfu: Sfu, variant: Any) -> None:
     """What engines vary in (RFC 8829 §5.2.1, RFC 8830): absent a=ssrc lines (mid-based routing),
-    a=msid with or without a stream id or not at all, other extmap ids: all answered alike."""
+    a=msid with or without a stream id or not at all, other extmap ids, Opus/VP8 not first in the
+    payload type order: all answered alike."""
     for name in ("chromium-kiosk-camera.sdp", "firefox-kiosk-camera.sdp"):
         sdp = variant(captured(name))
         offer = read_offer(sdp)

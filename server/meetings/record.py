@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.auth.roles import Principal
 from server.db import utcnow
 from server.meetings import service
 from server.meetings.models import Meeting
@@ -16,12 +17,15 @@ from server.petitions.workflow import PetitionStatus
 from server.timeutil import format_local
 
 
-async def record_data(session: AsyncSession, meeting: Meeting) -> dict[str, Any]:
+async def record_data(session: AsyncSession, meeting: Meeting, viewer: Principal) -> dict[str, Any]:
+    """The record as ``viewer`` may read it: a linked request the viewer may not see (another
+    department's) shows its receipt number, status and outcome, not its title."""
     presences = await service.attendance_of(session, meeting.id)
     until = meeting.ended_at or min(utcnow(), meeting.ends_at)
     totals = service.attendance_totals(presences, until=until)
     petition_ids = {p.petition_id for item in meeting.agenda for p in item.petitions}
     petitions = await service.petitions_by_id(session, petition_ids)
+    visible = await service.visible_petition_ids(session, viewer, petition_ids)
     account_ids = {meeting.chair_id, *(o.account_id for o in meeting.officials)}
     account_ids |= {i.presenter_id for i in meeting.agenda if i.presenter_id is not None}
     account_ids |= {a.owner_id for i in meeting.agenda for a in i.actions if a.owner_id is not None}
@@ -79,7 +83,8 @@ async def record_data(session: AsyncSession, meeting: Meeting) -> dict[str, Any]
                     {
                         "id": link.petition_id,
                         "receipt_no": petitions[link.petition_id].receipt_no,
-                        "title": petitions[link.petition_id].title,
+                        "title": petitions[link.petition_id].title if link.petition_id in visible else "",
+                        "hidden": link.petition_id not in visible,
                         "status": petitions[link.petition_id].status,
                         "status_ko": PetitionStatus(petitions[link.petition_id].status).label_ko,
                         "outcome": link.outcome,
@@ -162,7 +167,7 @@ def record_csv_rows(data: dict[str, Any]) -> Iterator[list[str]]:
             yield [
                 "petition",
                 no,
-                f"{p['receipt_no']} {p['title']}",
+                f"{p['receipt_no']} {p['title']}".strip(),
                 f"{p['status']} {outcome}".strip(),
                 "",
                 "",

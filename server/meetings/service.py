@@ -546,6 +546,15 @@ async def _check_petitions(
     return list(found)
 
 
+async def visible_petition_ids(session: AsyncSession, viewer: Principal, petition_ids: set[int]) -> set[int]:
+    """Those of ``petition_ids`` the viewer may see (the petitions domain's rule): a meeting's
+    record names the others by receipt number only."""
+    if not petition_ids:
+        return set()
+    stmt = select(Petition.id).where(Petition.id.in_(petition_ids), petitions.visible_to(viewer))
+    return set((await session.scalars(stmt)).all())
+
+
 def may_act_on(actor: Principal, petition: Petition) -> bool:
     """May the meeting's decision answer this petition in ``actor``'s name? Admins, and officials of
     the department that handles it (``petitions.handles``); anybody else's decision is proposed."""

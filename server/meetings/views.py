@@ -675,7 +675,7 @@ async def kiosk_ics(request: web.Request) -> web.Response:
 async def record_page(request: web.Request) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
         meeting = await service.get_visible(session, principal_of(request), _id(request, "meeting_id"))
-        data = await record_data(session, meeting)
+        data = await record_data(session, meeting, principal_of(request))
         return render(request, "meetings/record.html", {"record": data, "meeting": meeting})
 
 
@@ -683,7 +683,7 @@ async def record_page(request: web.Request) -> web.Response:
 async def record_json(request: web.Request) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
         meeting = await service.get_visible(session, principal_of(request), _id(request, "meeting_id"))
-        data = await record_data(session, meeting)
+        data = await record_data(session, meeting, principal_of(request))
     body = json.dumps(data, default=_json_default, ensure_ascii=False, indent=2)
     return web.Response(
         text=body,
@@ -696,7 +696,7 @@ async def record_json(request: web.Request) -> web.Response:
 async def record_csv(request: web.Request) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
         meeting = await service.get_visible(session, principal_of(request), _id(request, "meeting_id"))
-        data = await record_data(session, meeting)
+        data = await record_data(session, meeting, principal_of(request))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     for row in record_csv_rows(data):

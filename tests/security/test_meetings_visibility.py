@@ -144,6 +144,12 @@ async def test_closing_the_record_answers_own_requests_and_proposes_the_others(
         assert answered is not None and answered.status == "answered"
     record = await (await chair.client.get(f"/meetings/{meeting_id}/record")).text()
     assert "담당 부서에 답변안으로 보냄" in record
+    # The chair's record names the other department's request by receipt number only.
+    assert SECRET_TITLE not in record and "다른 부서의 요청" in record and "마을 안길 포장" in record
+    for export in ("record.csv", "record.json"):
+        body = (await (await chair.client.get(f"/meetings/{meeting_id}/{export}")).read()).decode("utf-8-sig")
+        assert SECRET_TITLE not in body and "마을 안길 포장" in body, export
+    assert SECRET_TITLE in await (await admin.client.get(f"/meetings/{meeting_id}/record")).text()
 
     # Only the handling department (and admins) see it, and only they decide it.
     status, body = await chair.call("GET", "/api/v1/meeting-proposals")

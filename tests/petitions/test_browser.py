@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from server.config import PROJECT_ROOT
+from tests.petitions.kiosk_steps import check_receipt
 from tests.petitions.live import PASSWORD, running
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -133,14 +134,7 @@ def test_kiosk_voice_request_answered_by_official_and_read_at_kiosk(tmp_path: Pa
             # Back at the kiosk: check with receipt number and PIN on the keypads.
             kiosk.click("[data-screen=receipt] [data-action=home]")
             kiosk.wait_for_url(re.compile(r"/kiosk$"))
-            kiosk.goto(f"{server.base_url}/kiosk/status")
-            for digit in receipt.replace("강진-", "").replace("-", ""):
-                kiosk.click(f"[data-keypad=receipt] [data-key='{digit}']")
-            kiosk.click("[data-keypad=receipt] [data-key=ok]")
-            for digit in pin:
-                kiosk.click(f"[data-keypad=pin] [data-key='{digit}']")
-            kiosk.click("[data-keypad=pin] [data-key=ok]")
-            kiosk.locator("[data-screen=result]").wait_for(state="visible")
+            check_receipt(kiosk, server.base_url, receipt, pin)
             assert (
                 kiosk.locator("[data-part=answer-text]").inner_text()
                 == "다음 주 화요일에 가로등을 고치겠습니다."

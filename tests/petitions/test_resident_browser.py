@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.petitions.kiosk_steps import check_receipt
 from tests.petitions.live import PASSWORD, LiveServer, running
+from tests.petitions.test_browser_resend import kiosk_page
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
@@ -22,15 +24,6 @@ FILING = {
     "body": "어르신들이 추워서 못 모이세요.",
     "phone": "010-2222-3333",
 }
-
-
-def enrolled_kiosk(browser: Any, server: LiveServer, errors: list[str]) -> Any:
-    page = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="ko-KR").new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{server.base_url}/kiosk/enroll?code={server.seeded.browser_enroll_code}")
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/kiosk$"))
-    return page
 
 
 def file_request(page: Any, server: LiveServer, **fields: object) -> dict[str, Any]:
@@ -51,18 +44,11 @@ def test_the_resident_withdraws_her_request_at_the_kiosk(tmp_path: Path) -> None
     with running(tmp_path) as server, playwright_sync.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         try:
-            kiosk = enrolled_kiosk(browser, server, errors)
+            kiosk = kiosk_page(server, browser, errors)
             filed = file_request(kiosk, server)
             receipt, pin = filed["petition"]["receipt_no"], filed["pin"]
 
-            kiosk.goto(f"{server.base_url}/kiosk/status")
-            for digit in receipt.replace("강진-", "").replace("-", ""):
-                kiosk.click(f"[data-keypad=receipt] [data-key='{digit}']")
-            kiosk.click("[data-keypad=receipt] [data-key=ok]")
-            for digit in pin:
-                kiosk.click(f"[data-keypad=pin] [data-key='{digit}']")
-            kiosk.click("[data-keypad=pin] [data-key=ok]")
-            kiosk.locator("[data-screen=result]").wait_for(state="visible")
+            check_receipt(kiosk, server.base_url, receipt, pin)
             assert kiosk.locator("[data-part=result-status]").get_attribute("data-status") == "received"
 
             kiosk.click("[data-action=withdraw]")
@@ -89,7 +75,7 @@ def test_support_at_the_kiosk_counts_once_per_visit(tmp_path: Path) -> None:
     with running(tmp_path) as server, playwright_sync.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         try:
-            kiosk = enrolled_kiosk(browser, server, errors)
+            kiosk = kiosk_page(server, browser, errors)
             petition_id = file_request(kiosk, server, is_public=True)["petition"]["id"]
 
             kiosk.goto(f"{server.base_url}/kiosk/public")

@@ -8,8 +8,9 @@ them, as if nothing had happened. So:
 * while the server runs, every ``SEEN_INTERVAL_S`` each open presence whose media is flowing gets
   ``last_seen_at = now`` (one UPDATE per live meeting: cheap);
 * at start-up, before the server answers anyone, presences left open by the previous run end at
-  their ``last_seen_at`` (or at their join if media was never seen). A clean stop does the same
-  after a last "seen" mark, so it needs no special case;
+  their ``last_seen_at`` (or at their join if media was never seen); if the database is down then,
+  as soon as it answers (only rows neither joined nor seen since the start). A clean stop does
+  the same after a last "seen" mark, so it needs no special case;
 * the halls' rejoin then either continues the presence with a gap (within the rejoin grace) or
   opens a new one: either way the record shows the gap and counts the interruption.
 
@@ -50,13 +51,17 @@ class Seen:
     principal: Principal
 
 
-async def end_presences_at_last_seen(session: AsyncSession) -> int:
-    """End every open presence at the last time its media was seen (its join if never): what a
-    server that stopped, cleanly or not, knows of when each participant really left. Run it only
-    when this process hosts no participant (at start-up, or at shutdown after the last mark)."""
-    rows = (
-        await session.scalars(select(Attendance).where(Attendance.left_at.is_(None)).with_for_update())
-    ).all()
+async def end_presences_at_last_seen(session: AsyncSession, *, before: dt.datetime | None = None) -> int:
+    """End open presences at the last time their media was seen (their join if never): what a
+    server that stopped, cleanly or not, knows of when each participant really left. ``before``:
+    only presences neither joined nor seen since then (the previous run's, once this run serves)."""
+    stmt = select(Attendance).where(Attendance.left_at.is_(None))
+    if before is not None:
+        stmt = stmt.where(
+            Attendance.joined_at < before,
+            or_(Attendance.last_seen_at.is_(None), Attendance.last_seen_at < before),
+        )
+    rows = (await session.scalars(stmt.with_for_update())).all()
     for row in rows:
         row.left_at = max(row.last_seen_at or row.joined_at, row.joined_at)
     await session.flush()
@@ -115,8 +120,31 @@ async def _mark(app: web.Application) -> None:
             await mark_seen(session, seen, utcnow())
 
 
-async def _loop(app: web.Application, stop: asyncio.Event, health: FailureStreak) -> None:
+async def _end_all(app: web.Application, when: str, before: dt.datetime | None = None) -> None:
+    async with transaction(app[SESSIONMAKER]) as session:
+        ended = await end_presences_at_last_seen(session, before=before)
+    if ended:
+        log.info("open presences ended at the last time media was seen (%s)", when, extra={"ended": ended})
+
+
+async def _end_previous_run(app: web.Application, started: dt.datetime) -> bool:
+    """True once the previous run's presences are ended. Refreshes this run's marks first, so a
+    hall that rejoined (and so continued its open presence) meanwhile is not ended with them."""
+    try:
+        await _mark(app)
+        await _end_all(app, "previous run", before=started)
+    except Exception:
+        log.debug("previous run's presences not ended yet", exc_info=True)
+        return False
+    return True
+
+
+async def _loop(
+    app: web.Application, stop: asyncio.Event, health: FailureStreak, started: dt.datetime, ended: bool
+) -> None:
     while not stop.is_set():
+        if not ended:  # the database was down at start-up
+            ended = await _end_previous_run(app, started)
         try:
             await _mark(app)
         except Exception as exc:  # a database outage: the next mark may well succeed
@@ -127,20 +155,19 @@ async def _loop(app: web.Application, stop: asyncio.Event, health: FailureStreak
             await asyncio.wait_for(stop.wait(), SEEN_INTERVAL_S)
 
 
-async def _end_all(app: web.Application, when: str) -> None:
-    async with transaction(app[SESSIONMAKER]) as session:
-        ended = await end_presences_at_last_seen(session)
-    if ended:
-        log.info("open presences ended at the last time media was seen (%s)", when, extra={"ended": ended})
-
-
 async def presence_ctx(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: close the crashed run's presences, mark media as seen while serving, and end
-    the presences at the last mark when the server stops. Register it after the meeting hub."""
-    await _end_all(app, "previous run")
+    """cleanup_ctx: end the previous run's presences (before the server answers anyone, unless
+    the database is down then: later, as soon as it is back), mark media as seen while serving,
+    and end the presences at the last mark when the server stops. Register it after the hub."""
+    started = utcnow()
+    ended = await _end_previous_run(app, started)
+    if not ended:
+        log.warning("the previous run's open presences will be ended once the database answers")
     stop = asyncio.Event()
     health = FailureStreak("attendance last-seen marks", log)
-    task = asyncio.get_running_loop().create_task(_loop(app, stop, health), name="presence-seen")
+    task = asyncio.get_running_loop().create_task(
+        _loop(app, stop, health, started, ended), name="presence-seen"
+    )
     try:
         yield
     finally:

@@ -148,7 +148,9 @@ def petition_endpoints() -> tuple[Endpoint, ...]:
         kiosk(
             "post",
             "/api/v1/kiosk/petitions",
-            "File a petition from a kiosk (JSON, or multipart with a recorded message)",
+            "File a petition from a kiosk (JSON, or multipart with a recorded message). An "
+            "Idempotency-Key header (a UUID made by the kiosk) makes resends answer with the same "
+            "receipt and PIN (header Idempotent-Replayed: true); the same key with another request is 409",
             request=FileInput,
             multipart=_multipart_file(),
             status=201,

@@ -120,3 +120,26 @@ async def test_flowing_media_keeps_last_seen_fresh(
     finally:
         for p in (chair, hall):
             await p.close()
+
+
+async def test_a_late_end_of_the_previous_run_spares_this_runs_presences(
+    world: World, sessionmaker: Any, kiosk_a: KioskRef, kiosk_b: KioskRef
+) -> None:
+    """The database was down at start-up: the previous run's presences are ended once it is back,
+    but a hall seen since the start (it rejoined, continuing its open row) or joined since stays."""
+    live = await live_meeting(sessionmaker, world, villages=(0, 1), invite_other_official=False)
+    started = utcnow()
+    before, since = started - dt.timedelta(minutes=5), started + dt.timedelta(seconds=5)
+    async with transaction(sessionmaker) as session:
+        await meetings.record_join(session, live.meeting_id, kiosk_a.principal, at=before)
+        await meetings.record_join(session, live.meeting_id, kiosk_b.principal, at=before)
+        await meetings.record_join(session, live.meeting_id, official_principal(world), at=since)
+    async with transaction(sessionmaker) as session:
+        await presence.mark_seen(session, [presence.Seen(live.room_id, kiosk_a.principal)], before)
+        await presence.mark_seen(session, [presence.Seen(live.room_id, kiosk_b.principal)], since)
+    async with transaction(sessionmaker) as session:
+        assert await presence.end_presences_at_last_seen(session, before=started) == 1
+    rows = {(r.kiosk_id, r.account_id): r for r in await _rows(sessionmaker, live.meeting_id)}
+    assert rows[(kiosk_a.id, None)].left_at == before  # the previous run's, ended at its last media
+    assert rows[(kiosk_b.id, None)].left_at is None  # seen since the start: this run's
+    assert rows[(None, world.official_id)].left_at is None  # joined since the start

@@ -134,26 +134,27 @@ async def test_only_an_official_on_duty_answers_a_ringing_call(
     _, token = await _kiosk(sessionmaker, world.village_ids[0])
     on_duty_csrf = await login(client, "official")
     off_duty_csrf = await login(two_officials, "official2")
-    await client.post(
-        "/api/v1/duty/availability", json={"available": True}, headers={"X-CSRF-Token": on_duty_csrf}
-    )
+
+    async def on_duty(available: bool) -> None:
+        response = await client.post(
+            "/api/v1/duty/availability", json={"available": available}, headers={"X-CSRF-Token": on_duty_csrf}
+        )
+        assert response.status == 200
+
+    async def answer(browser: TestClient, csrf: str) -> Any:
+        return await browser.post(f"/api/v1/duty/calls/{call_id}/answer", headers={"X-CSRF-Token": csrf})
+
+    await on_duty(True)
     _, body = await _kiosk_call(client, token, "POST", "/api/v1/kiosk/duty-calls")
     call_id = body["call"]["id"]
 
-    refused = await two_officials.post(
-        f"/api/v1/duty/calls/{call_id}/answer", headers={"X-CSRF-Token": off_duty_csrf}
-    )
+    refused = await answer(two_officials, off_duty_csrf)
     assert refused.status == 403 and (await refused.json())["error"]["code"] == "not_on_duty"
     _, still = await _kiosk_call(client, token, "GET", f"/api/v1/kiosk/duty-calls/{call_id}")
     assert still["call"]["status"] == "ringing"
     # Off duty again: the official who was on duty cannot take it either.
-    await client.post(
-        "/api/v1/duty/availability", json={"available": False}, headers={"X-CSRF-Token": on_duty_csrf}
-    )
-    late = await client.post(f"/api/v1/duty/calls/{call_id}/answer", headers={"X-CSRF-Token": on_duty_csrf})
-    assert late.status == 403
-    await client.post(
-        "/api/v1/duty/availability", json={"available": True}, headers={"X-CSRF-Token": on_duty_csrf}
-    )
-    taken = await client.post(f"/api/v1/duty/calls/{call_id}/answer", headers={"X-CSRF-Token": on_duty_csrf})
+    await on_duty(False)
+    assert (await answer(client, on_duty_csrf)).status == 403
+    await on_duty(True)
+    taken = await answer(client, on_duty_csrf)
     assert taken.status == 200 and (await taken.json())["call"]["status"] == "answered"

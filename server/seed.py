@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 SEED_FILE = Path(__file__).resolve().parent / "seed_data" / "gangjin.json"
 
+TRIAGE_DEPARTMENT = "민원과"
 DEMO_ACCOUNTS = (
     # username, display name, role, department (Korean name)
     ("admin", "관리자", Role.ADMIN, None),
@@ -217,7 +218,7 @@ async def seed_demo(
     logins = []
     for username, name, role, dept in DEMO_ACCOUNTS:
         password = secrets.token_urlsafe(9)
-        await create_account(
+        account = await create_account(
             session,
             passwords,
             username=username,
@@ -226,6 +227,8 @@ async def seed_demo(
             role=role,
             department_id=departments.get(dept) if dept else None,
         )
+        # The 민원과 official routes the requests residents left to the county (triage).
+        account.can_triage = dept == TRIAGE_DEPARTMENT
         logins.append(DemoLogin(username, password, name, role.value))
     demo_kiosks: dict[str, Kiosk] = {}
     for division_name, village_name, label in DEMO_KIOSKS:

@@ -10,7 +10,10 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server import seed
 from server.auth.models import Account
+from server.auth.secrets import Passwords
+from server.config import Settings
 from server.db import transaction
 from server.petitions.models import Petition, PetitionEvent
 from tests.conftest import World, login
@@ -145,3 +148,14 @@ async def test_the_resident_withdraws_at_a_kiosk_with_the_pin(
     assert twice.status == 409
     bad = await kiosk_call(client, kiosk, "POST", path, json_body={"receipt_no": "아무거나", "pin": pin})
     assert bad.status == 400
+
+
+async def test_the_demo_gives_triage_to_its_minwon_official(
+    settings: Settings, sessionmaker: Callable[[], AsyncSession]
+) -> None:
+    passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
+        await seed.seed_demo(session, passwords, settings.data_dir / "demo_logins.json")
+    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
+        triage = (await session.scalars(select(Account.username).where(Account.can_triage.is_(True)))).all()
+    assert list(triage) == ["official1"]

@@ -178,6 +178,15 @@ def outage_error(exc: BaseException) -> AppError | None:
     return None
 
 
+def describe(exc: BaseException) -> str:
+    """One short line for the log: the driver's own message, never SQLAlchemy's wrapper text,
+    which quotes the statement's parameters (a resident's name and phone number in a filing)."""
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else None
+    inner = orig if isinstance(orig, BaseException) else exc
+    text = str(inner).strip()
+    return f"{type(inner).__name__}: {text.splitlines()[0][:200] if text else ''}"
+
+
 def _chain(exc: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]

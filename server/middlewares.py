@@ -31,6 +31,7 @@ from server.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
+    describe,
     outage_error,
 )
 from server.keys import CATALOGS, CSRF_NONCE, LOCALE, PRINCIPAL, REQUEST_ID, SESSIONMAKER, SETTINGS, SPACE
@@ -121,10 +122,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             # Expected while the database restarts or the disk is full: one line per request, no
             # traceback (/readyz and the meeting clock's log say it once).
             log.warning(
-                "%s: %s: %s",
+                "%s: %s",
                 outage.message,
-                type(exc).__name__,
-                str(exc)[:200],
+                describe(exc),
                 extra={"request_id": request.get(REQUEST_ID), "code": outage.code},
             )
         return _error_response(request, outage)

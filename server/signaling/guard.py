@@ -35,7 +35,7 @@ from server.auth.secrets import token_hash
 from server.auth.service import principal_for_session
 from server.background import FailureStreak, finish_or_cancel
 from server.db import transaction
-from server.errors import outage_error
+from server.errors import describe, outage_error
 from server.kiosks.service import principal_for_token
 from server.signaling.names import participant_id
 
@@ -194,7 +194,7 @@ class SocketSessions:
                 # A database hiccup is no reason to close the village's meeting: next sweep.
                 if outage_error(exc) is not None:
                     # The others would fail alike; one line per sweep, not a traceback per socket.
-                    log.warning("socket credentials not checked: %s: %s", type(exc).__name__, str(exc)[:200])
+                    log.warning("socket credentials not checked: %s", describe(exc))
                     break
                 log.exception(
                     "socket credential check failed", extra={"actor": credential.principal.audit_label}

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from server.auth.roles import PUBLIC
+from server.errors import describe
 from server.keys import CLOCK, ENGINE, SPACE
 from server.petitions.storage import MIB
 from server.routing import allow
@@ -34,7 +35,7 @@ async def _database_answers(app: web.Application) -> bool:
                 await connection.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         # A warning without a traceback: monitoring polls this every few seconds during an outage.
-        log.warning("health check: database unreachable: %s: %s", type(exc).__name__, str(exc)[:200])
+        log.warning("health check: database unreachable: %s", describe(exc))
         return False
     return True
 

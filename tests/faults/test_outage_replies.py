@@ -77,6 +77,7 @@ async def test_socket_events_and_connects_get_a_structured_error_while_the_datab
                 transports=["websocket"],
                 wait_timeout=10,
             )
+        await refused.shutdown()
         # python-socketio hands the refusal's dict over as its text, like authentication_required's.
         assert len(reasons) == 1 and "'code': 'database_unavailable'" in reasons[0]["message"], reasons
 

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from server.errors import DatabaseUnavailable, InsufficientStorage, outage_error
+from server.errors import DatabaseUnavailable, InsufficientStorage, describe, outage_error
 from tests.pg import free_port
 
 
@@ -75,3 +75,16 @@ def test_a_full_disk_found_behind_a_wrapping_error() -> None:
             raise RuntimeError("writing the upload failed") from inner
     except RuntimeError as outer:
         assert isinstance(outage_error(outer), InsufficientStorage)
+
+
+def test_the_log_line_of_an_outage_never_quotes_the_statement_parameters() -> None:
+    error = sa_exc.OperationalError(
+        "INSERT INTO petitions (resident_phone) VALUES ($1)",
+        ("010-1234-5678",),
+        sqlite3.OperationalError("database or disk is full"),
+    )
+    assert "010-1234-5678" in str(error)  # SQLAlchemy's own text does
+    assert describe(error) == "OperationalError: database or disk is full"
+    assert describe(ConnectionRefusedError(111, "Connect call failed")) == (
+        "ConnectionRefusedError: [Errno 111] Connect call failed"
+    )

@@ -168,6 +168,12 @@ async def test_closing_the_record_answers_own_requests_and_proposes_the_others(
         "POST", f"/api/v1/meeting-proposals/{proposal['id']}", {"action": "maybe"}
     )
     assert status == 400
+    # The request's own page points its department to the decision waiting for it.
+    request_page = await (await other.client.get(f"/official/requests/{foreign}")).text()
+    assert (
+        "담당 부서에 답변안으로 보냄" in request_page
+        and 'href="/official/meetings#proposals"' in request_page
+    )
     page = await (await other.client.get("/official/meetings")).text()
     assert SECRET_TITLE in page and f"/official/meeting-proposals/{proposal['id']}" in page
     assert SECRET_TITLE not in await (await chair.client.get("/official/meetings")).text()

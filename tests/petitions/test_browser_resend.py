@@ -9,6 +9,8 @@ import concurrent.futures
 import json
 import re
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,17 @@ def kiosk_page(server: LiveServer, browser: Any, errors: list[str]) -> Any:
     return page
 
 
+@contextmanager
+def kiosk_at(tmp_path: Path, errors: list[str]) -> Iterator[tuple[LiveServer, Any]]:
+    """A live server and an enrolled kiosk page in headless Chromium."""
+    with running(tmp_path) as server, playwright_sync.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            yield server, kiosk_page(server, browser, errors)
+        finally:
+            browser.close()
+
+
 def fill_request(page: Any, server: LiveServer, *, record: bool) -> None:
     page.goto(f"{server.base_url}/kiosk/request")
     page.click("[data-kind=grievance]")
@@ -108,29 +121,24 @@ def test_recorded_request_survives_503s_a_reload_and_a_lost_answer(tmp_path: Pat
             seen.append("pass")
             route.continue_()
 
-    with running(tmp_path) as server, playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            page = kiosk_page(server, browser, errors)
-            page.route("**/api/v1/kiosk/petitions", intercept)
-            fill_request(page, server, record=True)
-            page.click("[data-action=send]")
-            expect(page.locator("[data-screen=waiting]")).to_contain_text(RETRYING, timeout=15000)
-            expect(page.locator("[data-part=walk-away]")).to_be_visible()
-            assert seen and set(seen) == {"503"}
+    with kiosk_at(tmp_path, errors) as (server, page):
+        page.route("**/api/v1/kiosk/petitions", intercept)
+        fill_request(page, server, record=True)
+        page.click("[data-action=send]")
+        expect(page.locator("[data-screen=waiting]")).to_contain_text(RETRYING, timeout=15000)
+        expect(page.locator("[data-part=walk-away]")).to_be_visible()
+        assert seen and set(seen) == {"503"}
 
-            # The kiosk agent relaunches the page: the kept request (and its recording) carries on.
-            page.reload()
-            page.locator("[data-screen=waiting]").wait_for(state="visible", timeout=10000)
-            expect(page.locator("[data-part=retrying]")).to_contain_text(RETRYING, timeout=15000)
-            assert stored(server) == ([], 0)
+        # The kiosk agent relaunches the page: the kept request (and its recording) carries on.
+        page.reload()
+        page.locator("[data-screen=waiting]").wait_for(state="visible", timeout=10000)
+        expect(page.locator("[data-part=retrying]")).to_contain_text(RETRYING, timeout=15000)
+        assert stored(server) == ([], 0)
 
-            mode["now"] = "lose"
-            page.locator("[data-screen=receipt]").wait_for(state="visible", timeout=30000)
-            receipt = page.locator("[data-part=receipt-no]").inner_text()
-            pin = page.locator("[data-part=receipt-pin]").inner_text()
-        finally:
-            browser.close()
+        mode["now"] = "lose"
+        page.locator("[data-screen=receipt]").wait_for(state="visible", timeout=30000)
+        receipt = page.locator("[data-part=receipt-no]").inner_text()
+        pin = page.locator("[data-part=receipt-pin]").inner_text()
         receipts, media = stored(server)
         assert "lost 201" in seen and seen[-1] == "pass", seen
         assert receipts == [receipt] and media == 1
@@ -140,19 +148,14 @@ def test_recorded_request_survives_503s_a_reload_and_a_lost_answer(tmp_path: Pat
 
 def test_request_sent_once_the_stopped_server_is_back(tmp_path: Path) -> None:
     errors: list[str] = []
-    with running(tmp_path) as server, playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            page = kiosk_page(server, browser, errors)
-            fill_request(page, server, record=False)
-            server.stop()  # the server process is gone: connection refused
-            page.click("[data-action=send]")
-            expect(page.locator("[data-part=retrying]")).to_contain_text(RETRYING, timeout=15000)
-            server.start()
-            page.locator("[data-screen=receipt]").wait_for(state="visible", timeout=40000)
-            receipt = page.locator("[data-part=receipt-no]").inner_text()
-        finally:
-            browser.close()
+    with kiosk_at(tmp_path, errors) as (server, page):
+        fill_request(page, server, record=False)
+        server.stop()  # the server process is gone: connection refused
+        page.click("[data-action=send]")
+        expect(page.locator("[data-part=retrying]")).to_contain_text(RETRYING, timeout=15000)
+        server.start()
+        page.locator("[data-screen=receipt]").wait_for(state="visible", timeout=40000)
+        receipt = page.locator("[data-part=receipt-no]").inner_text()
         assert stored(server)[0] == [receipt]
     assert not errors, errors
 
@@ -163,29 +166,24 @@ def test_a_walked_away_request_is_shown_pending_at_home_and_sent_from_there(tmp_
     def unavailable(route: Any) -> None:
         route.fulfill(status=503, headers={"Retry-After": "1"}, json={"error": {"code": "db"}})
 
-    with running(tmp_path) as server, playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            page = kiosk_page(server, browser, errors)
-            page.route("**/api/v1/kiosk/petitions", unavailable)
-            fill_request(page, server, record=False)
-            page.click("[data-action=send]")
-            expect(page.locator("[data-part=retrying]")).to_contain_text(RETRYING, timeout=15000)
-            # The resident walks away: "Finish" takes the kiosk home, which shows the request waiting.
-            page.click("[data-action=leave-pending]")
-            page.wait_for_url(re.compile(r"/kiosk$"))
-            box = page.locator("[data-outbox]")
-            expect(box.locator("[data-part=outbox-waiting]")).to_be_visible(timeout=10000)
-            assert stored(server) == ([], 0)
-            page.unroute("**/api/v1/kiosk/petitions", unavailable)
-            expect(box.locator("[data-part=outbox-sent]")).to_be_visible(timeout=30000)
-            # Nothing of the resident's is shown to the next person at the kiosk.
-            assert "5555" not in box.inner_text() and "난간" not in box.inner_text()
-            # Sent means gone from the kiosk: the next visit to home shows nothing waiting.
-            page.reload()
-            page.wait_for_timeout(1000)
-            assert box.is_hidden()
-        finally:
-            browser.close()
+    with kiosk_at(tmp_path, errors) as (server, page):
+        page.route("**/api/v1/kiosk/petitions", unavailable)
+        fill_request(page, server, record=False)
+        page.click("[data-action=send]")
+        expect(page.locator("[data-part=retrying]")).to_contain_text(RETRYING, timeout=15000)
+        # The resident walks away: "Finish" takes the kiosk home, which shows the request waiting.
+        page.click("[data-action=leave-pending]")
+        page.wait_for_url(re.compile(r"/kiosk$"))
+        box = page.locator("[data-outbox]")
+        expect(box.locator("[data-part=outbox-waiting]")).to_be_visible(timeout=10000)
+        assert stored(server) == ([], 0)
+        page.unroute("**/api/v1/kiosk/petitions", unavailable)
+        expect(box.locator("[data-part=outbox-sent]")).to_be_visible(timeout=30000)
+        # Nothing of the resident's is shown to the next person at the kiosk.
+        assert "5555" not in box.inner_text() and "난간" not in box.inner_text()
+        # Sent means gone from the kiosk: the next visit to home shows nothing waiting.
+        page.reload()
+        page.wait_for_timeout(1000)
+        assert box.is_hidden()
         assert len(stored(server)[0]) == 1
     assert not errors, errors

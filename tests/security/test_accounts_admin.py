@@ -3,7 +3,9 @@ ends their sessions at once), grant triage and lift login delays."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from aiohttp.test_utils import TestClient
 
@@ -11,6 +13,7 @@ from server.app import create_app
 from server.config import Settings
 from tests.conftest import TEST_PASSWORD, World, login, page_csrf
 from tests.petitions.conftest import official_json_call
+from tests.signaling.signaling_kit import Participant, session_cookie
 
 ClientFactory = Callable[..., Awaitable[TestClient]]
 NEW_PASSWORD = "새-비밀번호-2026-long"
@@ -122,3 +125,24 @@ async def test_only_admins_manage_accounts_and_triage_is_for_officials(
     assert to_admin.status == 400
     bad = await official_json_call(client, admin, "POST", path, {"action": "delete"})
     assert bad.status == 400
+
+
+async def test_deactivation_closes_the_accounts_sockets_at_once(
+    world: World, settings: Settings, aiohttp_client: ClientFactory
+) -> None:
+    # Only the push from the deactivation can close it in time: the periodic re-check is slow here.
+    slow = replace(settings, socket_recheck_seconds=300)
+    client = await aiohttp_client(create_app(slow))
+    page = await Participant("official", client, cookie=await session_cookie(client, "official")).connect()
+    bystander = await Participant(
+        "official2", client, cookie=await session_cookie(client, "official2")
+    ).connect()
+    try:
+        csrf = await login(client, "admin")
+        path = f"/api/v1/admin/accounts/{world.official_id}/actions"
+        assert (await official_json_call(client, csrf, "POST", path, {"action": "deactivate"})).status == 200
+        await asyncio.wait_for(page.disconnected.wait(), 10)
+        assert bystander.sock.connected
+    finally:
+        await page.close()
+        await bystander.close()

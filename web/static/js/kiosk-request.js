@@ -18,8 +18,21 @@ let playbackUrl = null;
 let keepRecording = true;
 const idle = startIdle(() => goHome(root));
 
+// While a request waits to be sent, the idle prompt ("it will forget what you entered") would be
+// wrong: the request is kept. The resident has been told they may leave; after a while without a
+// touch the kiosk goes home (which shows the request waiting and keeps sending it).
+const WALK_AWAY_MS = 90000;
+let walkAway = null;
+function armWalkAway() {
+  clearTimeout(walkAway);
+  walkAway = setTimeout(() => goHome(root), WALK_AWAY_MS);
+}
+document.addEventListener('pointerdown', () => { if (current === 'waiting') armWalkAway(); }, { passive: true });
+
 function go(name) {
   if (name !== current) history.push(current);
+  if (name === 'waiting' && current !== 'waiting') { idle.pause(); armWalkAway(); }
+  if (name !== 'waiting' && current === 'waiting') { clearTimeout(walkAway); idle.resume(); }
   current = name;
   show(root, name);
   // Once sent (or being sent) there is no going back to edit: that would be a second request.

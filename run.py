@@ -4,7 +4,7 @@
     python run.py serve [--demo]           serve (migrating first); --demo seeds demo data
     python run.py migrate [--revision R]   alembic upgrade (or --downgrade R)
     python run.py create-admin --username U --name NAME   (password from MAEUL_NEW_PASSWORD or a prompt)
-    python run.py create-official --username U --name NAME [--department 민원과]
+    python run.py create-official --username U --name NAME [--department 민원과] [--triage]
     python run.py create-kiosk --village "강진읍 남성리" --label "남성리 마을회관"
     python run.py revoke-kiosk --id N
     python run.py list-kiosks
@@ -156,6 +156,7 @@ def cmd_create_account(role: Role) -> Callable[[Settings, argparse.Namespace], N
                 role=role,
                 department_id=department_id,
             )
+            account.can_triage = bool(getattr(args, "triage", False))
             return account.id
 
         account_id = with_session(settings, work)
@@ -232,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--name", required=True, help="display name")
         if role is Role.OFFICIAL:
             p.add_argument("--department", help="department name in Korean, e.g. 민원과")
+            p.add_argument(
+                "--triage",
+                action="store_true",
+                help="may route requests no department has yet (민원과 staff)",
+            )
         p.set_defaults(func=cmd_create_account(role))
     ck = sub.add_parser("create-kiosk", help="register a kiosk and print its one-time enrollment code")
     ck.add_argument("--village", required=True, help="e.g. '강진읍 남성리'")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -75,3 +76,20 @@ def test_serve_demo_refuses_production(tmp_path: Path) -> None:
     assert "--demo is refused with MAEUL_ENV=production" in refused.stderr
     assert not (tmp_path / "prod.db").exists()
     assert not (tmp_path / "var" / "demo_logins.json").exists()
+
+
+def test_create_official_can_grant_triage(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    assert run_py("migrate", data_dir=data_dir).returncode == 0
+    for username, extra in (("lee", ["--triage"]), ("park", [])):
+        made = run_py(
+            "create-official", "--username", username, "--name", "이민원", *extra,
+            data_dir=data_dir, MAEUL_NEW_PASSWORD="long enough password",
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    db = sqlite3.connect(data_dir / "maeul.db")
+    try:
+        rows = dict(db.execute("SELECT username, can_triage FROM auth_accounts").fetchall())
+    finally:
+        db.close()
+    assert rows == {"lee": 1, "park": 0}

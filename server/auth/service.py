@@ -82,6 +82,10 @@ def _pair_key(username: str, client_ip: str) -> str:
     return f"pair:{username}@{client_ip}"
 
 
+def _pair_username(key: str) -> str:
+    return key.removeprefix("pair:").rsplit("@", 1)[0]
+
+
 def _address_key(client_ip: str) -> str:
     return f"ip:{client_ip}"
 
@@ -186,13 +190,18 @@ async def unlock_account(session: AsyncSession, account_id: int) -> int:
     account = await session.get(Account, account_id)
     if account is None:
         raise NotFound(f"account {account_id} not found", code="account_not_found")
-    result = await session.execute(
-        delete(LoginThrottle).where(
+    candidates = await session.scalars(
+        select(LoginThrottle.key).where(
             LoginThrottle.key.startswith(_pair_key(account.username, ""), autoescape=True)
         )
     )
+    # An address never contains "@", so the username is everything before the last one (the
+    # prefix alone would also match a user named "<username>@...").
+    keys = [key for key in candidates if _pair_username(key) == account.username]
+    if keys:
+        await session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(keys)))
     log.info("account unlocked", extra={"account_id": account_id})
-    return int(getattr(result, "rowcount", 0) or 0)
+    return len(keys)
 
 
 async def _locked_account(session: AsyncSession, account_id: int) -> Account | None:
@@ -297,7 +306,7 @@ async def list_accounts(session: AsyncSession, now: dt.datetime | None = None) -
     ).all()
     latest: dict[str, dt.datetime] = {}
     for key, until in locks:
-        username = key.removeprefix("pair:").rsplit("@", 1)[0]
+        username = _pair_username(key)
         if until is not None and (username not in latest or until > latest[username]):
             latest[username] = until
     return [AccountRow(a, latest.get(a.username)) for a in accounts]

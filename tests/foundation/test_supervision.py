@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.app import create_app
+from server.background import finish_or_cancel
 from server.config import Settings
 from server.db import transaction, utcnow
 from server.keys import MEETINGS, SFU
@@ -138,3 +139,17 @@ async def test_the_socket_sweep_survives_a_failing_sweep(
     assert len(_records(caplog, "server.signaling.guard", logging.ERROR)) == 1
     infos = _records(caplog, "server.signaling.guard", logging.INFO)
     assert any("works again after 2 failures" in r.getMessage() for r in infos)
+
+
+async def test_a_background_task_that_died_does_not_fail_the_shutdown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def dies() -> None:
+        raise OSError("connect call failed")
+
+    task = asyncio.get_running_loop().create_task(dies(), name="doomed")
+    await asyncio.sleep(0)
+    await finish_or_cancel(task, 1.0)  # the old shutdown re-raised this: exit code 1
+    assert [r.getMessage() for r in _records(caplog, "server.background", logging.ERROR)] == [
+        "background task doomed had died"
+    ]

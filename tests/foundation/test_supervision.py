@@ -34,6 +34,26 @@ def _records(caplog: pytest.LogCaptureFixture, logger: str, level: int) -> list[
     return [r for r in caplog.records if r.name == logger and r.levelno == level]
 
 
+def _one_streak_logged(caplog: pytest.LogCaptureFixture, logger: str, failures: int) -> None:
+    errors = _records(caplog, logger, logging.ERROR)
+    assert len(errors) == 1 and errors[0].exc_info is not None, errors  # one ERROR, with its traceback
+    recovered = [r.getMessage() for r in _records(caplog, logger, logging.INFO)]
+    assert any(f"works again after {failures} failures" in m for m in recovered), recovered
+
+
+class FailsFirst:
+    """Stands in for ``real``: raises ``error`` on the first ``times`` calls, then calls it."""
+
+    def __init__(self, real: Callable[..., Awaitable[Any]], times: int, error: Exception) -> None:
+        self.real, self.times, self.error, self.calls = real, times, error, 0
+
+    async def __call__(self, *args: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.times:
+            raise self.error
+        return await self.real(*args)
+
+
 async def test_the_clock_survives_any_exception_and_reports_the_streak_once(
     client: TestClient,
     world: World,
@@ -42,15 +62,8 @@ async def test_the_clock_survives_any_exception_and_reports_the_streak_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="server.meetings.clock")
-    real_tick, failures = clock.tick, [0]
-
-    async def failing_tick(app: Any) -> None:
-        if failures[0] < 3:  # not a database error: the old clock caught only those, and died
-            failures[0] += 1
-            raise KeyError("something nobody expected")
-        await real_tick(app)
-
-    monkeypatch.setattr(clock, "tick", failing_tick)
+    # Not a database error: the old clock caught only those, and died.
+    monkeypatch.setattr(clock, "tick", FailsFirst(clock.tick, 3, KeyError("something nobody expected")))
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
         due = await scheduled_meeting(session, world, starts_at=utcnow() - dt.timedelta(minutes=1))
         meeting_id = due.id
@@ -64,10 +77,7 @@ async def test_the_clock_survives_any_exception_and_reports_the_streak_once(
             break
         await asyncio.sleep(0.1)
     assert await is_live()
-    errors = _records(caplog, "server.meetings.clock", logging.ERROR)
-    assert len(errors) == 1 and errors[0].exc_info is not None  # 3 failures, one ERROR
-    recovered = _records(caplog, "server.meetings.clock", logging.INFO)
-    assert any("works again after 3 failures" in r.getMessage() for r in recovered)
+    _one_streak_logged(caplog, "server.meetings.clock", 3)
 
 
 async def test_readyz_reports_a_clock_that_stopped_ticking(
@@ -112,10 +122,7 @@ async def test_the_event_pump_reports_a_streak_once_and_carries_on(
         client.app[SFU]._emit(ActiveSpeakerChanged("1", "fails"))
     client.app[SFU]._emit(ActiveSpeakerChanged("1", "works"))
     await wait_until(lambda: len(handled) == 1, 10, "the pump to carry on after the failures")
-    errors = _records(caplog, "server.signaling.meeting", logging.ERROR)
-    assert len(errors) == 1
-    infos = _records(caplog, "server.signaling.meeting", logging.INFO)
-    assert any("works again after 4 failures" in r.getMessage() for r in infos)
+    _one_streak_logged(caplog, "server.signaling.meeting", 4)
 
 
 async def test_the_socket_sweep_survives_a_failing_sweep(
@@ -125,20 +132,11 @@ async def test_the_socket_sweep_survives_a_failing_sweep(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="server.signaling.guard")
-    real_sweep, calls = SocketSessions.sweep, [0]
-
-    async def failing_sweep(self: SocketSessions) -> int:
-        calls[0] += 1
-        if calls[0] <= 2:
-            raise RuntimeError("a bug in one sweep")
-        return await real_sweep(self)
-
-    monkeypatch.setattr(SocketSessions, "sweep", failing_sweep)
+    sweep = FailsFirst(SocketSessions.sweep, 2, RuntimeError("a bug in one sweep"))
+    monkeypatch.setattr(SocketSessions, "sweep", lambda self: sweep(self))
     await aiohttp_client(create_app(dataclasses.replace(settings, socket_recheck_seconds=1)))
-    await wait_until(lambda: calls[0] >= 3, 15, "the sweep to run again after two failures")
-    assert len(_records(caplog, "server.signaling.guard", logging.ERROR)) == 1
-    infos = _records(caplog, "server.signaling.guard", logging.INFO)
-    assert any("works again after 2 failures" in r.getMessage() for r in infos)
+    await wait_until(lambda: sweep.calls >= 3, 15, "the sweep to run again after two failures")
+    _one_streak_logged(caplog, "server.signaling.guard", 2)
 
 
 async def test_a_background_task_that_died_does_not_fail_the_shutdown(

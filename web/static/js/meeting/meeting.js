@@ -143,6 +143,16 @@ export class Meeting {
       this.join();
     });
     socket.on('room_closed', () => this.end('closed'));
+    // The server is stopping (a restart): its successor can resume nothing, and its going away is
+    // no failure of ours. Drop the media connection now; the socket (retrying every 250 ms, see
+    // signaling.js) joins afresh as soon as the server answers.
+    socket.on('server_restarting', () => {
+      this.resumeToken = null;
+      this.backoff.reset();
+      this.mediaNotBefore = 0;
+      this.teardown();
+      if (!this.ended) this.status('reconnecting');
+    });
     // The chair let this kiosk in from the lobby: join for real now.
     socket.on('admitted', () => this.join());
     socket.on('removed', () => this.end('removed'));

@@ -70,7 +70,9 @@ def utcnow() -> dt.datetime:
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    kwargs: dict[str, Any] = {"echo": echo}
+    # hide_parameters: an error's text carries its statement's parameters, a resident's name and
+    # phone among them, and error texts end up in logs.
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if url.startswith("sqlite"):
         # One writer at a time; wait for the lock instead of failing with "database is locked".
         kwargs["connect_args"] = {"timeout": 30}

@@ -31,7 +31,7 @@ from tests.meetings.conftest import (
 
 pytestmark = pytest.mark.e2e
 
-NOT_STAFF = ("/kiosk", "/api/", "/static/", "/socket.io", "/healthz")
+NOT_STAFF = ("/kiosk", "/api/", "/static/", "/socket.io", "/healthz", "/readyz")
 
 
 def staff_pages(settings: Settings) -> list[str]:

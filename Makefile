@@ -37,7 +37,7 @@ else
 endif
 
 lint: install-test
-	$(VENV)/bin/ruff check server kiosk tests run.py
+	$(VENV)/bin/ruff check server kiosk rtc tests run.py
 	$(VENV)/bin/mypy
 
 clean:

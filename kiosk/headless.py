@@ -40,9 +40,9 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from kiosk.rtc_tuning import WeakLinkTuning, opus_bitrate_from_answer, tune_peer_connection
 from kiosk.speaker import SpeakerMixer
-from server.sfu.aiortc_internals import gather_on
+from rtc.aiortc_internals import gather_on
+from rtc.tuning import WeakLinkTuning, opus_bitrate_from_answer, tune_peer_connection
 
 log = logging.getLogger(__name__)
 

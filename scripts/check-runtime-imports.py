@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Import every module of the server and the kiosk, and fail if one cannot be imported.
+"""Import every module of the server, the kiosk and their rtc library, and fail if one cannot be imported.
 
 `make install` runs this right after installing the runtime dependencies and before the test extras
 go in, so a module that imports a test-only package (pytest, playwright…) at load time fails the build
@@ -16,7 +16,7 @@ import sys
 def main() -> int:
     failed: list[str] = []
     count = 0
-    for root in ("server", "kiosk"):
+    for root in ("server", "kiosk", "rtc"):
         package = importlib.import_module(root)
         for info in pkgutil.walk_packages(package.__path__, f"{root}."):
             count += 1

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-from . import aiortc_internals as ai
+from rtc import aiortc_internals as ai
+
 from .errors import InvalidSdp
 
 MAX_SDP_BYTES = 64 * 1024

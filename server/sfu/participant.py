@@ -17,7 +17,8 @@ from aiortc import (
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
 
-from . import aiortc_internals as ai
+from rtc import aiortc_internals as ai
+
 from .config import SfuConfig
 from .errors import InvalidRequest, InvalidSdp, InvalidState, NotInRoom, SfuError
 from .linkquality import LinkController, LinkSample, LinkState

@@ -55,10 +55,11 @@ import av
 import av.container
 import av.stream
 
-from .rtputil import ts_diff
+from rtc.rtputil import ts_diff
 
 if TYPE_CHECKING:
-    from . import aiortc_internals as ai
+    from rtc import aiortc_internals as ai
+
     from .participant import Participant
     from .relay import InboundStream
 

@@ -26,10 +26,9 @@ from aiortc.rtcrtpparameters import (
     RTCRtpSendParameters,
 )
 
-from . import aiortc_internals as ai
-from . import opus_packets
-from .config import SfuConfig
-from .rtputil import (
+from rtc import aiortc_internals as ai
+from rtc.codecs import opus as opus_codec
+from rtc.rtputil import (
     PacedNackList,
     ReceiveStatistics,
     TokenBucket,
@@ -41,6 +40,8 @@ from .rtputil import (
     ts_add,
     vp8_is_keyframe_start,
 )
+
+from .config import SfuConfig
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class InboundStream(_TaskOwner):
         self.plis_sent = 0
         self.nacks_sent = 0
         self.relay_time_total = 0.0
-        #: Opus packets that were DTX / carried in-band FEC (see opus_packets.py).
+        #: Opus packets that were DTX / carried in-band FEC (see rtc/codecs/opus.py).
         self.opus_dtx_packets = 0
         self.opus_fec_packets = 0
 
@@ -220,7 +221,7 @@ class InboundStream(_TaskOwner):
                 if due:
                     self._spawn(self._send_rtcp(self._nack_packets(due)))
         if packet.payload_type in self._opus_pts:
-            opus = opus_packets.inspect(packet.payload)
+            opus = opus_codec.inspect(packet.payload)
             self.opus_dtx_packets += opus.dtx
             self.opus_fec_packets += bool(opus.fec)
         level = packet.extensions.audio_level

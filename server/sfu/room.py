@@ -60,7 +60,7 @@ class ParticipantStats:
     #: Mean time spent forwarding one received packet to all its subscribers (seconds).
     relay_time_per_packet: float
     forwarded: tuple[ForwardedStream, ...]
-    #: What the participant's Opus audio carried (server/sfu/opus_packets.py).
+    #: What the participant's Opus audio carried (rtc/codecs/opus.py).
     audio_packets_in: int
     opus_dtx_packets: int
     opus_fec_packets: int

@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestClient
 
 from kiosk.headless import HeadlessKiosk
 from kiosk.media import open_source
-from kiosk.rtc_tuning import WeakLinkTuning
 from kiosk.speaker import SpeakerMixer
+from rtc.tuning import WeakLinkTuning
 from tests.conftest import World
 from tests.signaling.signaling_kit import Admin, Participant, base_url, session_cookie, wait_until
 

@@ -32,8 +32,8 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from kiosk.media import TestPatternVideo
-from kiosk.rtc_tuning import WeakLinkTuning, opus_bitrate_from_answer, tune_peer_connection
-from server.sfu.aiortc_internals import gather_on
+from rtc.aiortc_internals import gather_on
+from rtc.tuning import WeakLinkTuning, opus_bitrate_from_answer, tune_peer_connection
 from tests.lab.media_probe import BurstAudio, ProbeLog
 
 

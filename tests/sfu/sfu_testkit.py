@@ -25,9 +25,9 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from kiosk.media import ToneAudio
-from kiosk.rtc_tuning import WeakLinkTuning, tune_peer_connection
+from rtc import aiortc_internals as ai
+from rtc.tuning import WeakLinkTuning, tune_peer_connection
 from server.sfu import ParticipantHandle, Sfu
-from server.sfu import aiortc_internals as ai
 
 LOOPBACK = ["127.0.0.1"]
 WIDTH, HEIGHT = 640, 360

@@ -1,6 +1,6 @@
 """Does Chromium really send what the SFU's answer asks for (opus.py): DTX in silence, and
 in-band FEC (LBRR) once the receiver reports loss? Read on the wire by the SFU itself
-(opus_packets.py), from Debian's headless Chromium with its fake microphone (a beep twice
+(rtc/codecs/opus.py), from Debian's headless Chromium with its fake microphone (a beep twice
 a second, too short a silence for DTX, so the silence here is a muted track).
 
 Loss is real: nftables drops a share of the UDP toward the SFU's port for this browser

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from rtc import aiortc_internals as ai
 from server.sfu import ParticipantLeft, Sfu, SfuConfig, SfuEvent
-from server.sfu import aiortc_internals as ai
 from tests.sfu.netfilter import PortFilter
 from tests.sfu.sfu_testkit import LOOPBACK, Client, join, wait_until
 

@@ -15,8 +15,8 @@ import asyncio
 import pytest
 from aiortc import RTCSessionDescription
 
+from rtc import aiortc_internals as ai
 from server.sfu import LinkQualityChanged, Sfu, SfuConfig, SfuEvent
-from server.sfu import aiortc_internals as ai
 from tests.lab.linklab import COUNTY, LinkLab
 from tests.sfu.sfu_testkit import Client, wait_until
 

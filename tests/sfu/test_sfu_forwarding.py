@@ -11,13 +11,13 @@ import aiortc.rtcrtpreceiver
 import pytest
 from aiortc import RTCIceTransport
 
+from rtc import aiortc_internals as ai
 from server.sfu import (
     ActiveSpeakerChanged,
     Sfu,
     SfuEvent,
     VideoDemandChanged,
 )
-from server.sfu import aiortc_internals as ai
 from tests.sfu.sfu_testkit import LUMA, Client, hears, join, sees_video, server_pcs, wait_until
 
 pytestmark = pytest.mark.network

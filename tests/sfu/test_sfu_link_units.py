@@ -3,9 +3,9 @@ retransmission byte budget, and the link controller's decisions (hysteresis, pro
 
 from __future__ import annotations
 
+from rtc.rtputil import PacedNackList, TokenBucket
 from server.sfu import SfuConfig
 from server.sfu.linkquality import LinkController, LinkSample
-from server.sfu.rtputil import PacedNackList, TokenBucket
 
 
 def test_nacks_are_paced_by_rtt_limited_and_forgotten() -> None:

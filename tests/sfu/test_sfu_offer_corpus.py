@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from rtc import aiortc_internals as ai
 from server.sfu import Sfu
-from server.sfu import aiortc_internals as ai
 from server.sfu.errors import InvalidSdp
 from server.sfu.offer import read_offer
 from tests.sfu.sdp_corpus import disable_section, mid_of, rebuild, sections

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
+from rtc import aiortc_internals as ai
 from server.sfu import InvalidRequest, Sfu
-from server.sfu import aiortc_internals as ai
 from server.sfu.opus import opus_fmtp, with_opus_fmtp
 from tests.sfu.sfu_testkit import Client, wait_until
 

@@ -20,8 +20,8 @@ import av
 import pytest
 from aiortc.codecs.vpx import Vp8Encoder
 
+from rtc import aiortc_internals as ai
 from server.sfu import InvalidState, RecordedFile, Sfu, recording
-from server.sfu import aiortc_internals as ai
 from tests.sfu.sfu_testkit import LUMA, Client, join, sees_video, server_pcs, wait_until
 
 pytestmark = pytest.mark.network

@@ -9,9 +9,7 @@ import av
 import pytest
 from aiortc.codecs.vpx import Vp8Encoder
 
-from server.sfu import InvalidSdp, SfuConfig
-from server.sfu.offer import parse_offer
-from server.sfu.rtputil import (
+from rtc.rtputil import (
     NackTracker,
     ReceiveStatistics,
     seq_add,
@@ -19,6 +17,8 @@ from server.sfu.rtputil import (
     ts_add,
     vp8_is_keyframe_start,
 )
+from server.sfu import InvalidSdp, SfuConfig
+from server.sfu.offer import parse_offer
 
 
 def test_sequence_maths_wraps() -> None:

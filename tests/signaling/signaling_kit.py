@@ -12,7 +12,7 @@ import socketio
 from aiohttp.test_utils import TestClient
 from aiortc import RTCSessionDescription
 
-from server.sfu import aiortc_internals as ai
+from rtc import aiortc_internals as ai
 from tests.conftest import TEST_PASSWORD, World, login
 from tests.sfu.sfu_testkit import LOOPBACK, Client, close_to, wait_until
 

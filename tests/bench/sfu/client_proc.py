@@ -77,7 +77,7 @@ async def _setup(clip: list[tuple[bytes, bool]], server_port: int) -> Handler:
     )
     from aiortc.mediastreams import MediaStreamError
 
-    from server.sfu import aiortc_internals as ai
+    from rtc import aiortc_internals as ai
 
     rec = Recorder()
     url = f"http://{LOOPBACK}:{server_port}/offer"

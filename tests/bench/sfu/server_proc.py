@@ -126,8 +126,8 @@ async def _setup(mode: str) -> Handler:
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
     from aiortc.contrib.media import MediaRelay
 
+    from rtc import aiortc_internals as ai
     from server.sfu import ParticipantConnected, ParticipantLeft, Sfu, SfuConfig
-    from server.sfu import aiortc_internals as ai
 
     recorder = DelayRecorder()
     recorder.install()

@@ -1,9 +1,13 @@
-"""The only module of the SFU that touches aiortc/aioice internals.
+"""The aiortc/aioice internals the SFU relies on (the kiosk's own are in :mod:`rtc.tuning`).
+
+Together with :mod:`rtc.tuning` this is the only code that touches aiortc/aioice internals;
+both are pinned to the versions below (:func:`versions_match`) and checked by
+``tests/rtc/test_aiortc_internals.py``.
 
 aiortc has no public API for forwarding RTP without decoding, nor for choosing
 the addresses ICE gathers on. Everything below relies on implementation
 details of **aiortc 1.16.0 / aioice 0.13.0** (pinned in pyproject.toml);
-``tests/sfu/test_aiortc_internals.py`` checks each assumption and fails loudly
+``tests/rtc/test_aiortc_internals.py`` checks each assumption and fails loudly
 when an upgrade breaks one. Internals used, and why:
 
 1. ``RTCIceGatherer._connection`` (an ``aioice.Connection``) and, on it,

@@ -3,8 +3,8 @@ serialise (one NACK across the wrap raised 'negative shift count' and was never 
 
 from __future__ import annotations
 
-from server.sfu import aiortc_internals as ai
-from server.sfu.rtputil import nack_runs
+from rtc import aiortc_internals as ai
+from rtc.rtputil import nack_runs
 
 
 def test_runs_split_at_the_wrap_and_keep_age_order() -> None:

@@ -12,7 +12,7 @@ from fractions import Fraction
 import av
 import pytest
 
-from server.sfu.opus_packets import OpusPacketInfo, inspect, silk_frames_per_packet
+from rtc.codecs.opus import OpusPacketInfo, inspect, silk_frames_per_packet
 
 FRAME = 960  # 20 ms at 48 kHz
 

@@ -1,5 +1,6 @@
-"""Fail loudly when an aiortc/aioice upgrade breaks an assumption of
-server/sfu/aiortc_internals.py (see its docstring for the list)."""
+"""Fail loudly when an aiortc/aioice upgrade breaks an assumption of rtc/aiortc_internals.py
+(the SFU's, see its docstring for the list) or of rtc/tuning.py (the kiosk's patches): one
+version pin, one test."""
 
 from __future__ import annotations
 
@@ -9,19 +10,44 @@ import aioice
 import aioice.stun
 import aiortc
 import pytest
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs.opus import OpusEncoder
+from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 
-from server.sfu import aiortc_internals as ai
+from rtc import aiortc_internals as ai
 
 
 def test_versions_are_the_checked_ones() -> None:
     assert ai.versions_match(), (
         f"aiortc {aiortc.__version__} / aioice {aioice.__version__} installed, but "
-        f"server/sfu/aiortc_internals.py was checked against aiortc {ai.TESTED_AIORTC_VERSION} / "
+        f"rtc/aiortc_internals.py and rtc/tuning.py were checked against aiortc {ai.TESTED_AIORTC_VERSION} / "
         f"aioice {ai.TESTED_AIOICE_VERSION}: re-check every internal it lists, then bump the constants"
     )
+
+
+def test_aiortc_internals_the_tuning_relies_on() -> None:
+    nxt = inspect.getsource(RTCRtpSender._next_encoded_frame)
+    assert "if self.__encoder is None:" in nxt and "force_keyframe = self.__force_keyframe" in nxt
+    rtcp = inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    assert "self._send_keyframe()" in rtcp and "await self._retransmit(seq)" in rtcp
+    assert "self.__encoder.target_bitrate = bitrate" in rtcp
+    retransmit = inspect.getsource(RTCRtpSender._retransmit)
+    assert "self.__rtp_history.get(sequence_number % RTP_HISTORY_SIZE)" in retransmit
+    assert "self.__rtt = " in inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    rtp = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert "self.__nack_generator.add(packet)" in rtp
+    assert "sorted(self.__nack_generator.missing)" in rtp
+    assert "self.__jitter_buffer.add(packet)" in rtp and "await self._send_rtcp_pli(packet.ssrc)" in rtp
+    assert "await self._send_rtcp_nack(" in rtp
+    enc = inspect.getsource(Vp8Encoder.encode)
+    assert "self.target_bitrate" in enc and "self.__target_bitrate" in enc
+    jb = inspect.getsource(JitterBuffer)
+    for name in ("self._origin", "self._packets", "self._capacity", "def _remove_frame", "def remove"):
+        assert name in jb, name
+    assert OpusEncoder().codec.is_open is False  # still configurable before the first frame
 
 
 def test_aioice_connection_internals() -> None:

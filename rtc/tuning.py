@@ -7,7 +7,8 @@ without limit; its receiver re-NACKs everything missing in the last 128 packets 
 new gap, and its jitter buffer (512 packets) waits forever for a lost packet, freezing
 video for 15-20 s. This module is the only place the kiosk changes aiortc's behaviour,
 always *per instance* (one sender/receiver of one peer connection, nothing
-process-wide), through these internals (each pinned by tests/kiosk/test_rtc_tuning.py):
+process-wide), through these internals (pinned to the same aiortc version as
+:mod:`rtc.aiortc_internals`, each checked by tests/rtc/test_tuning.py):
 
 - ``RTCRtpSender._RTCRtpSender__encoder``: left ``None`` by aiortc until the first frame;
   we put our encoder there when the sender starts (``send``), so the sender uses it.
@@ -36,8 +37,8 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import RTP_HISTORY_SIZE
 
-from server.sfu import aiortc_internals as ai
-from server.sfu.rtputil import PacedNackList, TokenBucket, nack_runs, seq_diff
+from rtc import aiortc_internals as ai
+from rtc.rtputil import PacedNackList, TokenBucket, nack_runs, seq_diff
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pydantic import Field
 from sqlalchemy import select
 
 from server.auth.models import Account
+from server.auth.participant_ids import parse_participant_id, participant_id
 from server.auth.roles import Principal, Role
 from server.db import transaction
 from server.errors import BadRequest, Forbidden, NotFound
@@ -22,7 +23,6 @@ from server.room_urls import room_url
 from server.rooms import service
 from server.rooms.models import Room
 from server.routing import allow
-from server.signaling.names import participant_id
 from server.validation import Id, Input, is_id, json_body, path_id
 
 log = logging.getLogger(__name__)
@@ -219,7 +219,7 @@ async def api_still(request: web.Request) -> web.Response:
     principal: Principal = request[PRINCIPAL]  # type: ignore[assignment]
     room_id = _room_id(request)
     pid = request.match_info["participant_id"]
-    if not (0 < len(pid) <= 64 and pid[0] in "ak" and pid[1:].isascii() and pid[1:].isdigit()):
+    if parse_participant_id(pid) is None:
         raise BadRequest("participant_id must look like k12 or a3", code="invalid_participant_id")
     jpeg = request.app[MEETINGS].still_of(str(room_id), participant_id(principal), pid)
     if jpeg is None:

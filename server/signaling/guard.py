@@ -30,6 +30,7 @@ import socketio
 from socketio import packet
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server.auth.participant_ids import account_participant_id, participant_id
 from server.auth.roles import Principal, Role
 from server.auth.secrets import token_hash
 from server.auth.service import principal_for_session
@@ -37,7 +38,6 @@ from server.background import FailureStreak, finish_or_cancel
 from server.db import transaction
 from server.errors import describe, outage_error
 from server.kiosks.service import principal_for_token
-from server.signaling.names import participant_id
 
 log = logging.getLogger(__name__)
 
@@ -304,4 +304,4 @@ async def end_principal_sockets(sio: socketio.AsyncServer, principal_key: str) -
 
 async def end_account_sockets(sio: socketio.AsyncServer, account_id: int) -> int:
     """An account deactivated: close its sockets in this process at once."""
-    return await end_principal_sockets(sio, f"a{account_id}")
+    return await end_principal_sockets(sio, account_participant_id(account_id))

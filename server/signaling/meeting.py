@@ -31,6 +31,7 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from server.auth.participant_ids import participant_id
 from server.auth.roles import Principal, Role
 from server.background import FailureStreak, finish_or_cancel
 from server.db import transaction, utcnow
@@ -67,7 +68,7 @@ from server.signaling.messages import (
     SignalingError,
     VisibleRequest,
 )
-from server.signaling.names import chair_room, participant_id, socket_room
+from server.signaling.names import chair_room, socket_room
 
 log = logging.getLogger(__name__)
 

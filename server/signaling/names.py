@@ -1,8 +1,7 @@
-"""Names shared by the signaling modules: socket.io rooms and participant ids."""
+"""Names shared by the signaling modules: socket.io rooms (participant ids are
+:mod:`server.auth.participant_ids`)."""
 
 from __future__ import annotations
-
-from server.auth.roles import Principal, Role
 
 
 def socket_room(room_id: str) -> str:
@@ -14,7 +13,3 @@ def chair_room(room_id: str) -> str:
     """The socket.io room of the people chairing a meeting (they get the lobby)."""
     return f"chair:{room_id}"
 
-
-def participant_id(principal: Principal) -> str:
-    """One id per device/account: a newer join of the same kiosk or account replaces the older."""
-    return f"k{principal.id}" if principal.role is Role.KIOSK else f"a{principal.id}"

@@ -1,5 +1,5 @@
-"""Small RTP helpers that need no aiortc internals (sequence maths, VP8
-keyframe detection, receive statistics, NACK bookkeeping, NTP time)."""
+"""Small RTP helpers that need no aiortc internals (sequence maths, receive statistics,
+NACK bookkeeping, NTP time). Codec payloads are read in :mod:`rtc.codecs`."""
 
 from __future__ import annotations
 
@@ -50,37 +50,6 @@ def ntp_now() -> int:
 def abs_send_time_now() -> int:
     """abs-send-time header extension value: 6.18 fixed-point seconds, 24 bits."""
     return (ntp_now() >> 14) & 0x00FFFFFF
-
-
-def vp8_is_keyframe_start(payload: bytes) -> bool:
-    """True if this VP8 RTP payload (RFC 7741) starts a keyframe.
-
-    The payload descriptor must have S=1 and PID=0 and the VP8 payload header's
-    P bit (inverse keyframe flag) must be 0.
-    """
-    n = len(payload)
-    if n < 1:
-        return False
-    b0 = payload[0]
-    if not (b0 & 0x10) or (b0 & 0x07):  # S bit, partition index
-        return False
-    pos = 1
-    if b0 & 0x80:  # X: extension byte follows
-        if n <= pos:
-            return False
-        x = payload[pos]
-        pos += 1
-        if x & 0x80:  # I: picture id, 7 or 15 bits
-            if n <= pos:
-                return False
-            pos += 2 if payload[pos] & 0x80 else 1
-        if x & 0x40:  # L: TL0PICIDX
-            pos += 1
-        if x & 0x30:  # T or K: TID/KEYIDX
-            pos += 1
-    if n <= pos:
-        return False
-    return (payload[pos] & 0x01) == 0
 
 
 class ReceiveStatistics:

@@ -38,6 +38,7 @@ from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import RTP_HISTORY_SIZE
 
 from rtc import aiortc_internals as ai
+from rtc.codecs import vp8
 from rtc.rtputil import PacedNackList, TokenBucket, nack_runs, seq_diff
 
 
@@ -250,7 +251,7 @@ class TimeBoundedJitterBuffer(JitterBuffer):
             p = self._packets[(self._origin + count) % self._capacity]
             if p is None:
                 seen_gap = True
-            elif seen_gap and p.payload and (p.payload[0] & 0x17) == 0x10:  # VP8: S=1, partition 0
+            elif seen_gap and (d := vp8.PayloadDescriptor.parse(p.payload)) is not None and d.frame_start:
                 return count
         return None
 

@@ -1,6 +1,8 @@
-"""What a forwarded Opus packet carries, read without decoding it (RFC 6716).
+"""What an Opus packet carries, read without decoding it (RFC 6716): the TOC byte once
+(:class:`Toc`), for the recorder's durations (:func:`samples`) and the SFU's counters
+(:func:`inspect`).
 
-The SFU asks every publisher for in-band FEC and DTX (opus.py), but the answer only *asks*:
+The SFU asks every publisher for in-band FEC and DTX (server/sfu/opus.py), but the answer only *asks*:
 whether a browser really sends them depends on its encoder, the loss we report and the
 bitrate. These counters show it on the wire:
 
@@ -65,6 +67,48 @@ class OpusPacketInfo:
     fec: bool | None
 
 
+@dataclass(frozen=True)
+class Toc:
+    """The table-of-contents byte that starts every Opus packet (RFC 6716 §3.1)."""
+
+    #: 0..11 SILK-only, 12..15 hybrid, 16..31 CELT-only; with the mode it gives the frame size.
+    config: int
+    stereo: bool
+    #: Frames in the packet: 0 one, 1 two of equal size, 2 two of different sizes, 3 a count follows.
+    code: int
+
+    @classmethod
+    def parse(cls, payload: bytes) -> Toc | None:
+        """The TOC of ``payload``; None for an empty payload."""
+        if not payload:
+            return None
+        toc = payload[0]
+        return cls(config=toc >> 3, stereo=bool(toc & 0x04), code=toc & 0x03)
+
+    @property
+    def frame_samples(self) -> int:
+        """Samples at 48 kHz in one frame of this configuration (Table 2)."""
+        if self.config < 12:  # SILK: 10, 20, 40, 60 ms
+            return (480, 960, 1920, 2880)[self.config & 3]
+        if self.config < 16:  # hybrid: 10, 20 ms
+            return (480, 960)[self.config & 1]
+        return (120, 240, 480, 960)[self.config & 3]  # CELT: 2.5, 5, 10, 20 ms
+
+    def frame_count(self, payload: bytes) -> int:
+        """Frames in ``payload`` (whose TOC this is): code 3 reads the count byte (§3.2.5)."""
+        if self.code == 0:
+            return 1
+        if self.code in (1, 2):
+            return 2
+        return payload[1] & 0x3F if len(payload) > 1 else 0
+
+
+def samples(payload: bytes) -> int:
+    """Samples (at 48 kHz) in one Opus packet, from its TOC (0 for an empty payload)."""
+    toc = Toc.parse(payload)
+    return toc.frame_samples * toc.frame_count(payload) if toc is not None else 0
+
+
 def silk_frames_per_packet(config: int) -> int:
     """20 ms SILK frames in one Opus frame of TOC ``config`` (0 for CELT-only)."""
     if config < 12:  # SILK-only: 10, 20, 40, 60 ms
@@ -78,10 +122,10 @@ def inspect(payload: bytes) -> OpusPacketInfo:
     """Read the TOC (§3.1) and, for SILK or hybrid frames, the mid channel's LBRR flag."""
     if len(payload) <= DTX_MAX_BYTES:
         return OpusPacketInfo(dtx=len(payload) > 0, fec=None)
-    toc = payload[0]
-    config, code = toc >> 3, toc & 0x3
-    frames = silk_frames_per_packet(config)
-    if frames == 0 or code not in (0, 1):
+    toc = Toc.parse(payload)
+    assert toc is not None  # longer than DTX_MAX_BYTES
+    frames = silk_frames_per_packet(toc.config)
+    if frames == 0 or toc.code not in (0, 1):
         # Codes 0 and 1 start the first frame right after the TOC; 2 and 3 put lengths there.
         return OpusPacketInfo(dtx=False, fec=None)
     decoder = _RangeDecoder(payload[1:])

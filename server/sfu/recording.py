@@ -55,6 +55,7 @@ import av
 import av.container
 import av.stream
 
+from rtc.codecs import opus, vp8
 from rtc.rtputil import ts_diff
 
 if TYPE_CHECKING:
@@ -114,60 +115,6 @@ class Mark:
 
 
 # --- RTP payload helpers (pure functions) -----------------------------------------------------
-
-
-def vp8_descriptor_size(payload: bytes) -> int | None:
-    """Size of the RFC 7741 payload descriptor, or None if the payload is too short."""
-    n = len(payload)
-    if n < 1:
-        return None
-    pos = 1
-    if payload[0] & 0x80:  # X
-        if n <= pos:
-            return None
-        x = payload[pos]
-        pos += 1
-        if x & 0x80:  # I: picture id, 7 or 15 bits
-            if n <= pos:
-                return None
-            pos += 2 if payload[pos] & 0x80 else 1
-        if x & 0x40:  # L: TL0PICIDX
-            pos += 1
-        if x & 0x30:  # T or K: TID/Y/KEYIDX
-            pos += 1
-    return pos if pos <= n else None
-
-
-def vp8_keyframe_size(frame: bytes) -> tuple[int, int] | None:
-    """(width, height) if ``frame`` (a whole VP8 frame) is a keyframe, else None."""
-    if len(frame) < 10 or frame[0] & 0x01:  # P bit: 0 = keyframe
-        return None
-    if frame[3:6] != b"\x9d\x01\x2a":
-        return None
-    width, height = struct.unpack_from("<HH", frame, 6)
-    return width & 0x3FFF, height & 0x3FFF
-
-
-def opus_samples(payload: bytes) -> int:
-    """Samples (at 48 kHz) in one Opus packet, from its TOC byte (RFC 6716, 3.1)."""
-    if not payload:
-        return 0
-    toc = payload[0]
-    config = toc >> 3
-    if config < 12:  # SILK: 10, 20, 40, 60 ms
-        per_frame = (480, 960, 1920, 2880)[config & 3]
-    elif config < 16:  # hybrid: 10, 20 ms
-        per_frame = (480, 960)[config & 1]
-    else:  # CELT: 2.5, 5, 10, 20 ms
-        per_frame = (120, 240, 480, 960)[config & 3]
-    code = toc & 3
-    if code == 0:
-        count = 1
-    elif code in (1, 2):
-        count = 2
-    else:
-        count = payload[1] & 0x3F if len(payload) > 1 else 0
-    return per_frame * count
 
 
 def opus_head(channels: int) -> bytes:
@@ -341,12 +288,11 @@ class _Vp8Assembler:
         self._parts = []
 
     def _consume(self, p: _Rtp) -> _Frame | None:
-        size = vp8_descriptor_size(p.payload)
-        if size is None or size >= len(p.payload):
+        descriptor = vp8.PayloadDescriptor.parse(p.payload)
+        if descriptor is None or descriptor.size >= len(p.payload):
             return None  # empty/padding packet
-        b0 = p.payload[0]
-        data = p.payload[size:]
-        if b0 & 0x10 and not b0 & 0x07:  # S=1, PID=0: first packet of a frame
+        data = p.payload[descriptor.size :]
+        if descriptor.frame_start:
             if self._parts:  # the previous frame never got its marker
                 self._drop_partial()
                 self.need_keyframe = True
@@ -361,7 +307,7 @@ class _Vp8Assembler:
             return None
         frame = b"".join(self._parts)
         self._parts = []
-        keyframe = vp8_keyframe_size(frame) is not None
+        keyframe = vp8.keyframe_size(frame) is not None
         if self.need_keyframe and not keyframe:
             self.dropped_frames += 1
             return None
@@ -394,7 +340,7 @@ class _OpusAssembler:
                 data=pkt.payload,
                 keyframe=True,
                 arrival=pkt.arrival,
-                samples=opus_samples(pkt.payload),
+                samples=opus.samples(pkt.payload),
             )
         ]
 
@@ -473,7 +419,7 @@ class _FileWriter:
     def _on_frame(self, kind: Kind, f: _Frame) -> None:
         seconds = self._clocks[kind].seconds(f.ts, f.arrival)
         if kind == "video" and self._size is None and f.keyframe:
-            self._size = vp8_keyframe_size(f.data)
+            self._size = vp8.keyframe_size(f.data)
         if kind == "audio" and self._channels is None:
             self._channels = 2 if f.data[0] & 0x04 else 1
         item = _Pending(kind, f.data, seconds, f.keyframe, f.samples)

@@ -28,6 +28,7 @@ from aiortc.rtcrtpparameters import (
 
 from rtc import aiortc_internals as ai
 from rtc.codecs import opus as opus_codec
+from rtc.codecs import vp8
 from rtc.rtputil import (
     PacedNackList,
     ReceiveStatistics,
@@ -38,7 +39,6 @@ from rtc.rtputil import (
     seq_add,
     seq_diff,
     ts_add,
-    vp8_is_keyframe_start,
 )
 
 from .config import SfuConfig
@@ -526,7 +526,7 @@ class OutStream(_TaskOwner):
         if self._epoch_first_seq is None:
             if self._need_keyframe:
                 # Deltas before the first keyframe are undecodable: skip them.
-                if not vp8_is_keyframe_start(packet.payload):
+                if not vp8.is_keyframe_start(packet.payload):
                     return
                 self._need_keyframe = False
             self._begin_epoch(packet)

@@ -1,6 +1,7 @@
-"""server/sfu/opus_packets.py against packets from a real Opus encoder (libopus through PyAV):
-the LBRR flag it reads is set only when the encoder was asked for in-band FEC, DTX is a
-TOC-only packet, CELT-only packets have no SILK flag to read, and no input makes it raise."""
+"""rtc/codecs/opus.py against packets from a real Opus encoder (libopus through PyAV): the
+TOC gives each packet's duration, the LBRR flag it reads is set only when the encoder was asked
+for in-band FEC, DTX is a TOC-only packet, CELT-only packets have no SILK flag to read, and no
+input makes it raise."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from fractions import Fraction
 import av
 import pytest
 
-from rtc.codecs.opus import OpusPacketInfo, inspect, silk_frames_per_packet
+from rtc.codecs import opus
+from rtc.codecs.opus import OpusPacketInfo, Toc, inspect, silk_frames_per_packet
 
 FRAME = 960  # 20 ms at 48 kHz
 
@@ -92,3 +94,32 @@ def test_any_bytes_are_read_without_error() -> None:
         payload = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
         info = inspect(payload)
         assert info.dtx == (0 < len(payload) <= 2)
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (bytes([0xFC, 0]), 960),  # CELT FB 20 ms, stereo, one frame
+        (bytes([0x78 | 1]), 1920),  # SILK WB 20 ms, two frames
+        (bytes([0x18 | 3, 3]), 3 * 2880),  # SILK NB 60 ms, code 3 with a count of three
+        (bytes([0x18 | 3]), 0),  # code 3 without its count byte: nothing to trust
+        (bytes([0x80]), 120),  # CELT 2.5 ms
+        (bytes([0x60 | 2, 1, 2]), 2 * 480),  # hybrid SWB 10 ms, two frames of different sizes
+        (b"", 0),
+    ],
+)
+def test_samples_from_the_toc(payload: bytes, expected: int) -> None:
+    assert opus.samples(payload) == expected
+
+
+def test_toc_fields() -> None:
+    assert Toc.parse(b"") is None
+    assert Toc.parse(bytes([0xFC])) == Toc(config=31, stereo=True, code=0)
+    assert Toc.parse(bytes([0x4B])) == Toc(config=9, stereo=False, code=3)
+
+
+def test_samples_agree_with_encoder_output() -> None:
+    """Real packets of 20 ms frames, SILK (voip) and CELT (lowdelay), carry 960 samples each."""
+    for options in ({"application": "voip"}, {"application": "lowdelay"}):
+        packets = encode(options, frames=10)
+        assert packets and [opus.samples(p) for p in packets] == [FRAME] * len(packets)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from fractions import Fraction
 
-import av
 import pytest
-from aiortc.codecs.vpx import Vp8Encoder
 
 from rtc.rtputil import (
     NackTracker,
@@ -15,7 +12,6 @@ from rtc.rtputil import (
     seq_add,
     seq_diff,
     ts_add,
-    vp8_is_keyframe_start,
 )
 from server.sfu import InvalidSdp, SfuConfig
 from server.sfu.offer import parse_offer
@@ -27,23 +23,6 @@ def test_sequence_maths_wraps() -> None:
     assert seq_diff(65535, 0) == -1
     assert seq_diff(100, 100) == 0
     assert ts_add(2**32 - 1, 2) == 1
-
-
-def test_vp8_keyframe_detection_on_real_encoder_output() -> None:
-    encoder = Vp8Encoder()
-    payloads = []
-    for i in range(3):
-        frame = av.VideoFrame(320, 180, "yuv420p")
-        for plane in frame.planes:
-            plane.update(bytes([(i * 40) % 256]) * (plane.line_size * plane.height))
-        frame.pts = i * 3000
-        frame.time_base = Fraction(1, 90000)
-        payloads.append(encoder.encode(frame)[0])
-    assert vp8_is_keyframe_start(payloads[0][0])
-    assert not any(vp8_is_keyframe_start(p) for p in payloads[0][1:])
-    assert not vp8_is_keyframe_start(payloads[1][0])
-    assert not vp8_is_keyframe_start(b"")
-    assert not vp8_is_keyframe_start(b"\x90")
 
 
 def test_nack_tracker() -> None:

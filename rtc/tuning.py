@@ -24,7 +24,6 @@ process-wide), through these internals (pinned to the same aiortc version as
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +38,9 @@ from aiortc.rtp import RTP_HISTORY_SIZE
 
 from rtc import aiortc_internals as ai
 from rtc.codecs import vp8
-from rtc.rtputil import PacedNackList, TokenBucket, nack_runs, seq_diff
+from rtc.keyframes import KeyframeThrottle
+from rtc.retransmit import RetransmitGate
+from rtc.rtputil import PacedNackList, nack_runs
 
 
 @dataclass
@@ -135,10 +136,11 @@ def tuned_opus_encoder(bitrate: int) -> OpusEncoder:
 
 def tune_sender(sender: RTCRtpSender, tuning: WeakLinkTuning) -> None:
     original_send = sender.send
-    loop_time = time.monotonic
-    state: dict[str, Any] = {"last_keyframe": -1e9, "timer": None}
-    resent: dict[int, tuple[int, float]] = {}
-    budget = TokenBucket(rate=0.0, burst=0.0)
+    gate = RetransmitGate(
+        max_per_packet=tuning.retransmit_max_per_packet,
+        budget_share=tuning.retransmit_budget,
+        window=RTP_HISTORY_SIZE,
+    )
 
     async def send(parameters: RTCRtpSendParameters) -> None:
         codec = parameters.codecs[0].mimeType.lower() if parameters.codecs else ""
@@ -149,30 +151,23 @@ def tune_sender(sender: RTCRtpSender, tuning: WeakLinkTuning) -> None:
                 sender._RTCRtpSender__encoder = tuned_opus_encoder(tuning.opus_bitrate)  # type: ignore[attr-defined]
         await original_send(parameters)
 
+    def force_keyframe() -> None:
+        sender._RTCRtpSender__force_keyframe = True  # type: ignore[attr-defined]
+        tuning.count("keyframes")
+
+    # aiortc makes a keyframe on every PLI; each is 5-10x a delta frame.
+    keyframes = KeyframeThrottle(tuning.keyframe_min_interval, force_keyframe)
+
     def send_keyframe() -> None:
-        # aiortc makes a keyframe on every PLI; each is 5-10x a delta frame.
-        now = loop_time()
-        wait = state["last_keyframe"] + tuning.keyframe_min_interval - now
-        if wait <= 0:
-            state["last_keyframe"] = now
-            sender._RTCRtpSender__force_keyframe = True  # type: ignore[attr-defined]
-            tuning.count("keyframes")
-        elif state["timer"] is None:
+        if keyframes.request() == "deferred":
             tuning.count("keyframes_deferred")
-
-            def fire() -> None:
-                state["timer"] = None
-                send_keyframe()
-
-            state["timer"] = asyncio.get_running_loop().call_later(wait, fire)
 
     original_retransmit = sender._retransmit
 
     async def retransmit(sequence_number: int) -> None:
-        now = loop_time()
-        times, last = resent.get(sequence_number, (0, -1e9))
+        now = time.monotonic()
         rtt = getattr(sender, "_RTCRtpSender__rtt", None) or 0.1  # noqa: B009
-        if times >= tuning.retransmit_max_per_packet or now - last < max(0.02, rtt):
+        if not gate.may_resend(sequence_number, now, rtt):
             tuning.count("retransmit_refused")
             return
         history = getattr(sender, "_RTCRtpSender__rtp_history")  # noqa: B009
@@ -181,15 +176,9 @@ def tune_sender(sender: RTCRtpSender, tuning: WeakLinkTuning) -> None:
             return
         encoder = getattr(sender, "_RTCRtpSender__encoder", None)  # noqa: B009
         estimate = getattr(encoder, "target_bitrate", None) or tuning.video_start_bitrate
-        budget.rate = tuning.retransmit_budget * estimate / 8
-        budget.burst = max(3000.0, budget.rate * 0.5)
-        if not budget.take(12 + len(packet.payload), now):
+        if not gate.take(sequence_number, 12 + len(packet.payload), now, estimate):
             tuning.count("retransmit_refused")
             return
-        resent[sequence_number] = (times + 1, now)
-        if len(resent) > 2 * RTP_HISTORY_SIZE:
-            for key in [k for k in resent if abs(seq_diff(sequence_number, k)) > RTP_HISTORY_SIZE]:
-                del resent[key]
         tuning.count("retransmitted")
         await original_retransmit(sequence_number)
 

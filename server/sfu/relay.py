@@ -29,17 +29,16 @@ from aiortc.rtcrtpparameters import (
 from rtc import aiortc_internals as ai
 from rtc.codecs import opus as opus_codec
 from rtc.codecs import vp8
+from rtc.keyframes import KeyframeThrottle
+from rtc.retransmit import RetransmitGate
 from rtc.rtputil import (
     PacedNackList,
     ReceiveStatistics,
-    TokenBucket,
     abs_send_time_now,
     nack_runs,
     ntp_now,
-    seq_add,
-    seq_diff,
-    ts_add,
 )
+from rtc.seq_rewriter import SeqRewriter
 
 from .config import SfuConfig
 
@@ -58,6 +57,8 @@ RTP_HEADER_BYTES = 12
 REMB_FRESH_S = 5.0
 #: Round-trip time assumed until RTCP has measured one (seconds).
 DEFAULT_RTT = 0.1
+#: Output sequence numbers a subscriber may still NACK (resend counts older than this go).
+RETRANSMIT_WINDOW = 512
 
 
 def _media_codecs(codecs: list[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
@@ -121,8 +122,7 @@ class InboundStream(_TaskOwner):
         self._rtcp_task: asyncio.Task[None] | None = None
         self._closed = False
         # keyframe requests (PLI), throttled per publisher
-        self._last_pli = -1e9
-        self._pli_timer: asyncio.TimerHandle | None = None
+        self._keyframes = KeyframeThrottle(config.pli_min_interval, self._send_pli)
         self._pli_pending = False
         # loudness from the RFC 6464 audio-level extension, since last take_loudness()
         self._level_sum = 0.0
@@ -175,9 +175,7 @@ class InboundStream(_TaskOwner):
         for out in list(self.outputs):
             out.assign(None)
         self.taps = []
-        if self._pli_timer is not None:
-            self._pli_timer.cancel()
-            self._pli_timer = None
+        self._keyframes.cancel()
         if self._transport is not None:
             ai.unregister_rtp_receiver(self._transport, self)
         if self._rtcp_task is not None:
@@ -314,19 +312,14 @@ class InboundStream(_TaskOwner):
             self._pli_pending = True
             return
         self._pli_pending = False
-        loop = asyncio.get_running_loop()
-        wait = self._last_pli + self._config.pli_min_interval - loop.time()
-        if wait <= 0:
-            self._last_pli = loop.time()
-            self.plis_sent += 1
-            pli = ai.RtcpPsfbPacket(fmt=ai.RTCP_PSFB_PLI, ssrc=self._rtcp_ssrc, media_ssrc=self._media_ssrc)
-            self._spawn(self._send_rtcp([pli]))
-        elif self._pli_timer is None:
-            self._pli_timer = loop.call_later(wait, self._pli_timer_fired)
+        self._keyframes.request()
 
-    def _pli_timer_fired(self) -> None:
-        self._pli_timer = None
-        self.request_keyframe()
+    def _send_pli(self) -> None:
+        if self._closed or self._media_ssrc is None:
+            return
+        self.plis_sent += 1
+        pli = ai.RtcpPsfbPacket(fmt=ai.RTCP_PSFB_PLI, ssrc=self._rtcp_ssrc, media_ssrc=self._media_ssrc)
+        self._spawn(self._send_rtcp([pli]))
 
     def _nack_packets(self, due: list[int]) -> list[ai.RtcpRtpfbPacket]:
         nack = self._nack
@@ -409,15 +402,10 @@ class OutStream(_TaskOwner):
         self._transport: RTCDtlsTransport | None = None
         self._ext_map = ai.HeaderExtensionsMap()
         self._pt = 0
-        self._clock_rate = 90000 if kind == "video" else 48000
         self._source: InboundStream | None = None
         self._need_keyframe = kind == "video"
-        self._epoch_first_seq: int | None = None  # source seq of the first packet of this epoch
-        self._seq_offset = 0
-        self._ts_offset = 0
-        self._last_seq: int | None = None
-        self._last_ts = 0
-        self._last_send = 0.0
+        # keeps the subscriber's numbering continuous across source switches
+        self._numbering = SeqRewriter(90000 if kind == "video" else 48000)
         self._rtcp_task: asyncio.Task[None] | None = None
         self._closed = False
         self.remb: int | None = None
@@ -428,8 +416,11 @@ class OutStream(_TaskOwner):
         #: Round-trip time to the subscriber from its RRs of our SRs (seconds).
         self.rtt: float | None = None
         self._sr_sent: dict[int, float] = {}  # SR NTP middle 32 bits -> monotonic send time
-        self._resent: dict[int, tuple[int, float]] = {}  # out seq -> (times, last time)
-        self._rtx_budget = TokenBucket(rate=0.0, burst=0.0)
+        self._rtx_gate = RetransmitGate(
+            max_per_packet=config.retransmit_max_per_packet,
+            budget_share=config.retransmit_budget,
+            window=RETRANSMIT_WINDOW,
+        )
         # counters
         self.packets = 0
         self.bytes = 0
@@ -458,7 +449,7 @@ class OutStream(_TaskOwner):
         if not media:
             return
         self._pt = media[0].payloadType or 0
-        self._clock_rate = media[0].clockRate
+        self._numbering.clock_rate = media[0].clockRate
         self._ext_map.configure(parameters)
         self._transport = transport
         ai.register_rtp_sender(transport, self, parameters)
@@ -491,7 +482,7 @@ class OutStream(_TaskOwner):
         if self._source is not None and self in self._source.outputs:
             self._source.outputs.remove(self)
         self._source = source
-        self._epoch_first_seq = None
+        self._numbering.end_epoch()
         self._need_keyframe = self.kind == "video"
         self.remb = None
         if source is not None and not self._closed:
@@ -508,7 +499,7 @@ class OutStream(_TaskOwner):
             return
         self.paused = paused
         self.remb = None
-        self._epoch_first_seq = None
+        self._numbering.end_epoch()
         self._need_keyframe = self.kind == "video"
         if not paused and self._source is not None and self.started and self.kind == "video":
             self.keyframe_requests += 1
@@ -523,35 +514,24 @@ class OutStream(_TaskOwner):
     async def forward(self, source: InboundStream, packet: ai.RtpPacket) -> None:
         if source is not self._source or self._transport is None or self.paused:
             return
-        if self._epoch_first_seq is None:
+        numbering = self._numbering
+        if not numbering.in_epoch:
             if self._need_keyframe:
                 # Deltas before the first keyframe are undecodable: skip them.
                 if not vp8.is_keyframe_start(packet.payload):
                     return
                 self._need_keyframe = False
-            self._begin_epoch(packet)
-        elif seq_diff(packet.sequence_number, self._epoch_first_seq) < 0:
+            numbering.begin(packet.sequence_number, packet.timestamp, time.monotonic())
+        elif not numbering.in_this_epoch(packet.sequence_number):
             return  # late packet from before this slot switched to the source
         await self._send(self._rewrite(packet))
-
-    def _begin_epoch(self, packet: ai.RtpPacket) -> None:
-        # Keep the subscriber's sequence numbers and timestamps continuous across
-        # source switches, so its jitter buffer sees one ordinary stream.
-        if self._last_seq is None:
-            self._seq_offset = (random.randint(0, 0x7FFF) - packet.sequence_number) & 0xFFFF
-            self._ts_offset = (random.getrandbits(32) - packet.timestamp) & 0xFFFFFFFF
-        else:
-            self._seq_offset = (self._last_seq + 1 - packet.sequence_number) & 0xFFFF
-            elapsed = max(1, int((time.monotonic() - self._last_send) * self._clock_rate))
-            self._ts_offset = (self._last_ts + elapsed - packet.timestamp) & 0xFFFFFFFF
-        self._epoch_first_seq = packet.sequence_number
 
     def _rewrite(self, packet: ai.RtpPacket) -> ai.RtpPacket:
         out = ai.RtpPacket(
             payload_type=self._pt,
             marker=packet.marker,
-            sequence_number=seq_add(packet.sequence_number, self._seq_offset),
-            timestamp=ts_add(packet.timestamp, self._ts_offset),
+            sequence_number=self._numbering.seq(packet.sequence_number),
+            timestamp=self._numbering.timestamp(packet.timestamp),
             ssrc=self._ssrc,
             payload=packet.payload,
         )
@@ -573,10 +553,8 @@ class OutStream(_TaskOwner):
         self.octets += len(out.payload)
         if retransmission:
             self.retransmitted += 1
-        elif self._last_seq is None or seq_diff(out.sequence_number, self._last_seq) > 0:
-            self._last_seq = out.sequence_number
-            self._last_ts = out.timestamp
-            self._last_send = time.monotonic()
+        else:
+            self._numbering.sent(out.sequence_number, out.timestamp, time.monotonic())
 
     # -- aiortc RtpSender protocol: RTCP from the subscriber ----------------------------------
     async def _handle_rtcp_packet(self, packet: ai.AnyRtcpPacket) -> None:
@@ -614,35 +592,28 @@ class OutStream(_TaskOwner):
 
     async def _retransmit(self, lost: list[int]) -> None:
         source = self._source
-        if source is None or self._epoch_first_seq is None or self._transport is None or self.paused:
+        if source is None or not self._numbering.in_epoch or self._transport is None or self.paused:
             return
         now = time.monotonic()
         # Retransmissions may take retransmit_budget of the subscriber's estimate at most:
         # on a thin link they would otherwise crowd out the media (and the audio).
         estimate = self.fresh_remb() or 1_000_000
-        rate = self._config.retransmit_budget * estimate / 8
-        self._rtx_budget.rate, self._rtx_budget.burst = rate, max(3000.0, rate * 0.5)
-        min_gap = max(0.02, self.rtt if self.rtt is not None else DEFAULT_RTT)
+        rtt = self.rtt if self.rtt is not None else DEFAULT_RTT
         for out_seq in lost:
-            src_seq = seq_add(out_seq, -self._seq_offset)
-            if seq_diff(src_seq, self._epoch_first_seq) < 0:
+            src_seq = self._numbering.source_seq(out_seq)
+            if src_seq is None:
                 continue
-            times, last = self._resent.get(out_seq, (0, -1e9))
-            if times >= self._config.retransmit_max_per_packet or now - last < min_gap:
+            if not self._rtx_gate.may_resend(out_seq, now, rtt):
                 self.retransmit_refused += 1
                 continue
             packet = source.cached(src_seq)
             if packet is None:
                 self.nack_misses += 1
                 continue
-            if not self._rtx_budget.take(RTP_HEADER_BYTES + len(packet.payload), now):
+            if not self._rtx_gate.take(out_seq, RTP_HEADER_BYTES + len(packet.payload), now, estimate):
                 self.retransmit_refused += 1
                 continue
-            self._resent[out_seq] = (times + 1, now)
             await self._send(self._rewrite(packet), retransmission=True)
-        if len(self._resent) > 1024:  # forget old sequence numbers
-            newest = self._last_seq or 0
-            self._resent = {k: v for k, v in self._resent.items() if 0 <= seq_diff(newest, k) < 512}
 
     async def _send_rtcp(self, packets: list[Any]) -> None:
         if self._transport is None:
@@ -655,9 +626,8 @@ class OutStream(_TaskOwner):
     async def _run_rtcp(self) -> None:
         while True:
             await asyncio.sleep(self._config.rtcp_interval * (0.5 + random.random()))
-            if not self.packets or self._last_seq is None:
+            if not self.packets or self._numbering.last_seq is None:
                 continue
-            elapsed = int((time.monotonic() - self._last_send) * self._clock_rate)
             ntp = ntp_now()
             self._sr_sent[(ntp >> 16) & 0xFFFFFFFF] = time.monotonic()
             if len(self._sr_sent) > 8:
@@ -666,7 +636,7 @@ class OutStream(_TaskOwner):
                 ssrc=self._ssrc,
                 sender_info=ai.RtcpSenderInfo(
                     ntp_timestamp=ntp,
-                    rtp_timestamp=ts_add(self._last_ts, elapsed),
+                    rtp_timestamp=self._numbering.timestamp_at(time.monotonic()),
                     packet_count=self.packets & 0xFFFFFFFF,
                     octet_count=self.octets & 0xFFFFFFFF,
                 ),

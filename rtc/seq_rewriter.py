@@ -1,0 +1,78 @@
+"""Sequence numbers and timestamps of a forwarded stream that switches sources (mediasoup's
+``SeqManager``, LiveKit's ``RTPMunger``).
+
+An SFU slot carries one publisher's track at a time, and its subscriber must see one ordinary
+stream: when the slot switches publisher, or resumes after a pause, the next packet gets the
+next sequence number and a timestamp advanced by the wall time since the last packet, so the
+subscriber's jitter buffer neither waits for a gap nor sees time run backwards. Each switch
+begins an *epoch* with new offsets; packets from before it (late arrivals from the previous
+source position) are refused.
+"""
+
+from __future__ import annotations
+
+import random
+
+from rtc.rtputil import seq_add, seq_diff, ts_add
+
+
+class SeqRewriter:
+    """Maps a source's (seq, timestamp) to the continuous output numbering of one slot."""
+
+    def __init__(self, clock_rate: int, rng: random.Random | None = None) -> None:
+        self.clock_rate = clock_rate
+        self._rng = rng or random.Random()
+        self._epoch_first_seq: int | None = None  # source seq of this epoch's first packet
+        self._seq_offset = 0
+        self._ts_offset = 0
+        #: The newest output sequence number and timestamp sent, and when (monotonic seconds).
+        self.last_seq: int | None = None
+        self.last_ts = 0
+        self.last_send = 0.0
+
+    @property
+    def in_epoch(self) -> bool:
+        """An epoch has begun: packets are being rewritten."""
+        return self._epoch_first_seq is not None
+
+    def end_epoch(self) -> None:
+        """The source switched or paused: the next packet begins a new epoch."""
+        self._epoch_first_seq = None
+
+    def begin(self, seq: int, timestamp: int, now: float) -> None:
+        """Begin an epoch at this source packet: it follows on the last one sent. The first
+        epoch starts at random numbers (RFC 3550 §5.1)."""
+        if self.last_seq is None:
+            self._seq_offset = (self._rng.randint(0, 0x7FFF) - seq) & 0xFFFF
+            self._ts_offset = (self._rng.getrandbits(32) - timestamp) & 0xFFFFFFFF
+        else:
+            self._seq_offset = (self.last_seq + 1 - seq) & 0xFFFF
+            elapsed = max(1, int((now - self.last_send) * self.clock_rate))
+            self._ts_offset = (self.last_ts + elapsed - timestamp) & 0xFFFFFFFF
+        self._epoch_first_seq = seq
+
+    def in_this_epoch(self, seq: int) -> bool:
+        """The source packet ``seq`` is not from before the epoch began."""
+        return self._epoch_first_seq is not None and seq_diff(seq, self._epoch_first_seq) >= 0
+
+    def seq(self, source_seq: int) -> int:
+        return seq_add(source_seq, self._seq_offset)
+
+    def timestamp(self, source_ts: int) -> int:
+        return ts_add(source_ts, self._ts_offset)
+
+    def source_seq(self, out_seq: int) -> int | None:
+        """The source sequence number behind ``out_seq`` (a NACK), if it is of this epoch."""
+        seq = seq_add(out_seq, -self._seq_offset)
+        return seq if self.in_this_epoch(seq) else None
+
+    def sent(self, out_seq: int, out_ts: int, now: float) -> None:
+        """Record a sent (not resent) packet; the newest one is what the next epoch follows."""
+        if self.last_seq is None or seq_diff(out_seq, self.last_seq) > 0:
+            self.last_seq = out_seq
+            self.last_ts = out_ts
+            self.last_send = now
+
+    def timestamp_at(self, now: float) -> int:
+        """The output RTP timestamp that corresponds to ``now`` (for a sender report)."""
+        return ts_add(self.last_ts, int((now - self.last_send) * self.clock_rate))

@@ -1,0 +1,32 @@
+"""rtc/keyframes.py: one keyframe per interval; a request inside the window is deferred to its
+end (once), not dropped; a cancelled throttle sends nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rtc.keyframes import KeyframeThrottle
+
+
+async def test_requests_inside_the_window_are_deferred_once() -> None:
+    sent: list[float] = []
+    loop = asyncio.get_running_loop()
+    throttle = KeyframeThrottle(0.2, lambda: sent.append(loop.time()))
+    assert throttle.request() == "sent"
+    assert [throttle.request() for _ in range(5)] == ["deferred"] + ["waiting"] * 4
+    assert len(sent) == 1 and throttle.deferred
+    await asyncio.sleep(0.3)
+    assert len(sent) == 2 and not throttle.deferred
+    assert sent[1] - sent[0] >= 0.2 - 1e-3  # never two within the interval
+    await asyncio.sleep(0.25)
+    assert throttle.request() == "sent"  # the window has passed
+
+
+async def test_cancel_drops_the_deferred_request() -> None:
+    sent: list[int] = []
+    throttle = KeyframeThrottle(0.1, lambda: sent.append(1))
+    throttle.request()
+    throttle.request()
+    throttle.cancel()
+    await asyncio.sleep(0.2)
+    assert sent == [1]

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from rtc.recorded import Mark, RecordedFile
 from server.auth.models import Account
 from server.auth.roles import Principal, Role
 from server.db import transaction, utcnow
@@ -43,7 +44,6 @@ from server.petitions.models import Petition
 from server.petitions.workflow import Action, PetitionStatus
 from server.rooms import service as rooms
 from server.rooms.models import Room
-from server.sfu import Mark, RecordedFile
 
 log = logging.getLogger(__name__)
 

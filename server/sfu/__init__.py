@@ -1,6 +1,8 @@
 """Maeul's selective forwarding unit: forwards encoded RTP between
 participants without decoding (see docs/sfu.md)."""
 
+from rtc.recorded import Mark, RecordedFile
+
 from .config import SfuConfig
 from .errors import (
     AlreadyJoined,
@@ -20,7 +22,7 @@ from .events import (
     SlotAssigned,
     VideoDemandChanged,
 )
-from .recording import Mark, RecordedFile, RecordingSession
+from .recording import RecordingSession
 from .room import ForwardedStream, ParticipantStats, RoomStats
 from .sfu import ParticipantHandle, Sfu
 

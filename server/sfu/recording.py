@@ -56,6 +56,7 @@ import av.container
 import av.stream
 
 from rtc.codecs import opus, vp8
+from rtc.recorded import Mark, RecordedFile
 from rtc.rtputil import ts_diff
 
 if TYPE_CHECKING:
@@ -88,30 +89,6 @@ HEADER_WAIT_SECONDS = 30.0
 KEYFRAME_REQUEST_INTERVAL = 1.0
 #: Packets waiting for the writer thread; beyond that they are dropped (recording only).
 QUEUE_MAX_ITEMS = 20000
-
-
-@dataclass(frozen=True)
-class RecordedFile:
-    """One participant's finished recording."""
-
-    participant_id: str
-    path: Path
-    started_at: datetime
-    ended_at: datetime
-    #: Seconds between ``started_at`` and ``ended_at`` (the file's time line).
-    duration: float
-    has_audio: bool
-    has_video: bool
-
-
-@dataclass(frozen=True)
-class Mark:
-    """A chapter-like mark (e.g. an agenda item starts)."""
-
-    label: str
-    at: datetime
-    #: Seconds since the session started.
-    offset: float
 
 
 # --- RTP payload helpers (pure functions) -----------------------------------------------------

@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtc.recorded import RecordedFile
+
 from .config import SfuConfig
 from .errors import AlreadyJoined, InvalidRequest, InvalidState, NotInRoom, RoomNotFound
 from .events import (
@@ -21,7 +23,7 @@ from .events import (
     VideoDemandChanged,
 )
 from .participant import Participant
-from .recording import RecordedFile, RecordingSession
+from .recording import RecordingSession
 from .relay import InboundStream, OutStream
 
 logger = logging.getLogger(__name__)

@@ -7,11 +7,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from rtc.recorded import Mark, RecordedFile
+
 from .config import SfuConfig
 from .errors import InvalidRequest, InvalidState, RoomNotFound
 from .events import SfuEvent
 from .participant import Participant
-from .recording import Mark, RecordedFile, RecordingSession
+from .recording import RecordingSession
 from .room import ParticipantStats, Room, RoomStats
 
 logger = logging.getLogger(__name__)

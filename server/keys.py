@@ -18,7 +18,7 @@ from server.petitions.storage import SpaceGuard
 from server.sfu import Sfu
 
 if TYPE_CHECKING:
-    from server.signaling.meeting import MeetingHub
+    from server.signaling.room_hub import RoomHub
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -28,7 +28,7 @@ TEMPLATES = web.AppKey("templates", Environment)
 CATALOGS = web.AppKey("catalogs", Catalogs)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 SFU = web.AppKey("sfu", Sfu)
-MEETINGS: web.AppKey[MeetingHub] = web.AppKey("meetings")
+MEETINGS: web.AppKey[RoomHub] = web.AppKey("meetings")
 CLOCK = web.AppKey("meeting_clock", FailureStreak)  # the meeting clock's health, for /readyz
 SPACE = web.AppKey("space_guard", SpaceGuard)  # MAEUL_MIN_FREE_MB for new media
 

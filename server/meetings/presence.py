@@ -101,7 +101,7 @@ def media_seen(app: web.Application) -> list[Seen]:
     whose socket is lost but whose media still flows)."""
     hub = app[MEETINGS]
     members = [m for m in hub.members.values() if m.connected]
-    members += [g.member for g in hub.ghosts.values() if g.media]
+    members += [g.member for g in hub.ghosts() if g.media]
     seen = []
     for member in members:
         try:

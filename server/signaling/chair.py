@@ -15,26 +15,26 @@ from typing import TYPE_CHECKING, Any
 
 from server.auth.roles import Principal, Role
 from server.db import transaction
-from server.keys import SESSIONMAKER
 from server.meetings import service as meetings
 from server.signaling.floor import Floor
 from server.signaling.messages import ChairRequest, HandRequest, ScreenRequest, SignalingError
 from server.signaling.names import socket_room
 
 if TYPE_CHECKING:
-    from server.signaling.meeting import MeetingHub, Member
+    from server.signaling.hub_room import Member
+    from server.signaling.room_hub import RoomHub
 
 log = logging.getLogger(__name__)
 
 
-def _floor_of(hub: MeetingHub, member: Member) -> Floor:
-    floor = hub.floors.get(member.room_id)
+def _floor_of(hub: RoomHub, member: Member) -> Floor:
+    floor = hub.floor_of(member.room_id)
     if floor is None:
         raise SignalingError("no_chair", "this room is not a scheduled meeting; nobody chairs it")
     return floor
 
 
-async def hand(hub: MeetingHub, sid: str, data: Any) -> dict[str, Any]:
+async def hand(hub: RoomHub, sid: str, data: Any) -> dict[str, Any]:
     """Raise or lower one's own hand (the kiosk's one big button)."""
     member = hub.joined(sid)
     request = HandRequest.from_dict(data)
@@ -48,14 +48,14 @@ async def hand(hub: MeetingHub, sid: str, data: Any) -> dict[str, Any]:
     return {"ok": True, **floor.hands_json()}
 
 
-async def screen(hub: MeetingHub, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+async def screen(hub: RoomHub, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
     """An official's page now sends a shared screen in place of its camera (or stopped)."""
     member = hub.joined(sid)
     request = ScreenRequest.from_dict(data)
     if principal.role is Role.KIOSK:
         raise SignalingError("forbidden", "kiosks do not share screens")
     member.sharing = request.active
-    if (floor := hub.floors.get(member.room_id)) is not None:
+    if (floor := hub.floor_of(member.room_id)) is not None:
         if request.active:
             floor.sharing = member.pid
         elif floor.sharing == member.pid:
@@ -64,7 +64,7 @@ async def screen(hub: MeetingHub, sid: str, principal: Principal, data: Any) -> 
     return {"ok": True}
 
 
-async def chair(hub: MeetingHub, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
+async def chair(hub: RoomHub, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
     member = hub.joined(sid)
     request = ChairRequest.from_dict(data)
     if not member.is_chair:
@@ -79,7 +79,7 @@ async def chair(hub: MeetingHub, sid: str, principal: Principal, data: Any) -> d
         assert target is not None
         entry = floor.admit(target)
         if entry is not None:
-            hub.waiting.pop(entry.sid, None)
+            hub.remove_from_lobby(room_id, entry.sid)
             await hub.sio.emit("admitted", {}, to=entry.sid)
         await hub.send_lobby(room_id)
     elif request.action == "remove":
@@ -88,7 +88,7 @@ async def chair(hub: MeetingHub, sid: str, principal: Principal, data: Any) -> d
             raise SignalingError("invalid_target", "the chair cannot remove itself; leave instead")
         entry = floor.remove(target)
         if entry is not None:
-            hub.waiting.pop(entry.sid, None)
+            hub.remove_from_lobby(room_id, entry.sid)
             await hub.sio.emit("removed", {}, to=entry.sid)
         if (other := hub.member_by_pid(room_id, target)) is not None:
             await hub.sio.emit("removed", {}, to=other.sid)
@@ -134,9 +134,9 @@ async def chair(hub: MeetingHub, sid: str, principal: Principal, data: Any) -> d
     return {"ok": True}
 
 
-async def end_for_all(hub: MeetingHub, principal: Principal, floor: Floor, room_id: str) -> None:
+async def end_for_all(hub: RoomHub, principal: Principal, floor: Floor, room_id: str) -> None:
     """End the meeting (status, attendance) and then close its room for everybody."""
-    async with transaction(hub.app[SESSIONMAKER]) as session:
+    async with transaction(hub.sessionmaker) as session:
         meeting = await meetings.get_meeting(session, floor.meeting_id, lock=True)
         meetings.require_manager(principal, meeting)
         await meetings.end_meeting(session, principal, meeting)

@@ -2,7 +2,7 @@
 admitted or removed, the raise-hand queue and who has the floor, the current agenda item, and who
 shares a screen.
 
-Pure data and rules, no I/O: :class:`server.signaling.meeting.MeetingHub` keeps one ``Floor`` per
+Pure data and rules, no I/O: :class:`server.signaling.room_hub.RoomHub` keeps one ``Floor`` per
 room of a scheduled meeting hosted by this worker and turns these changes into socket.io events.
 Ad-hoc rooms (no meeting) have no floor: nobody chairs them.
 """

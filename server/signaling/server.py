@@ -9,7 +9,7 @@ event names, re-checks the credential (revocation, logout, expiry, deactivation)
 sockets per kiosk and per account.
 
 Meeting events (``join``, ``offer``, ``ice``, ``mute``, ``visible``, ``leave``) are handled by
-:class:`server.signaling.meeting.MeetingHub`; see docs/signaling.md.
+:class:`server.signaling.room_hub.RoomHub`; see docs/signaling.md.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from server.auth.roles import PUBLIC, Principal, Role
 from server.auth.service import principal_for_session
 from server.db import transaction
 from server.errors import outage_error
-from server.keys import MEETINGS, SESSIONMAKER, SETTINGS, SIO
+from server.keys import MEETINGS, SESSIONMAKER, SETTINGS, SFU, SIO
 from server.kiosks.service import principal_for_token
 from server.middlewares import KIOSK_COOKIE, SESSION_COOKIE
 from server.routing import allow
 from server.signaling import chair
 from server.signaling.guard import Credential, SocketLimitReached, SocketServer, SocketSessions
-from server.signaling.meeting import MeetingHub
 from server.signaling.messages import MAX_MESSAGE_BYTES, SignalingError, StillRequest
 from server.signaling.revocation import kiosk_room
+from server.signaling.room_hub import RoomHub
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +94,9 @@ def setup_signaling(app: web.Application) -> None:
     registered before this one)."""
     sio = create_sio()
     app[SIO] = sio
-    hub = MeetingHub(app, sio)
-    app[MEETINGS] = hub
     settings = app[SETTINGS]
+    hub = RoomHub(sio, settings)
+    app[MEETINGS] = hub
     sessions = SocketSessions(
         sio,
         lambda: app[SESSIONMAKER],
@@ -106,7 +106,8 @@ def setup_signaling(app: web.Application) -> None:
     sio.sessions = sessions
 
     async def meetings_ctx(_app: web.Application) -> AsyncIterator[None]:
-        async for _ in hub.run():
+        # The SFU and the database exist once their (earlier) cleanup contexts ran.
+        async for _ in hub.run(app[SFU], app[SESSIONMAKER]):
             yield
 
     async def sessions_ctx(_app: web.Application) -> AsyncIterator[None]:

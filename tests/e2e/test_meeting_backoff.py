@@ -17,8 +17,8 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from server.auth.roles import Principal
-from server.signaling.meeting import MeetingHub
 from server.signaling.messages import SignalingError
+from server.signaling.room_hub import RoomHub
 from tests.conftest import World
 from tests.e2e.browser_steps import log_in
 from tests.e2e.conftest import kiosk_browser_page
@@ -37,7 +37,7 @@ class ChairTrouble:
 
     joins: list[float] = field(default_factory=list)
     on: bool = True
-    hub: MeetingHub | None = None
+    hub: RoomHub | None = None
 
     def in_window(self, window: float) -> list[float]:
         """Seconds from the first join of the joins in the first ``window`` seconds."""
@@ -51,15 +51,15 @@ async def chair_in_trouble(
     (``spoil`` None) or hand it an answer spoiled by ``spoil``."""
     loop = asyncio.get_running_loop()
     trouble = ChairTrouble()
-    join, offer = MeetingHub._join, MeetingHub.offer
+    join, offer = RoomHub._join, RoomHub.offer
 
-    async def counted_join(hub: MeetingHub, sid: str, principal: Principal, request: Any) -> dict[str, Any]:
+    async def counted_join(hub: RoomHub, sid: str, principal: Principal, request: Any) -> dict[str, Any]:
         if principal.id == world.official_id and principal.is_account:
             trouble.joins.append(loop.time())
             trouble.hub = hub
         return await join(hub, sid, principal, request)
 
-    async def troubled_offer(hub: MeetingHub, sid: str, data: Any) -> dict[str, Any]:
+    async def troubled_offer(hub: RoomHub, sid: str, data: Any) -> dict[str, Any]:
         member = hub.members.get(sid)
         if not trouble.on or member is None or member.pid != f"a{world.official_id}":
             return await offer(hub, sid, data)
@@ -67,8 +67,8 @@ async def chair_in_trouble(
             raise SignalingError("invalid_sdp", "media section 1: refused by the test")
         return spoil(await offer(hub, sid, data))
 
-    monkeypatch.setattr(MeetingHub, "_join", counted_join)
-    monkeypatch.setattr(MeetingHub, "offer", troubled_offer)
+    monkeypatch.setattr(RoomHub, "_join", counted_join)
+    monkeypatch.setattr(RoomHub, "offer", troubled_offer)
     return trouble
 
 

@@ -107,7 +107,7 @@ async def test_readyz_reports_a_clock_that_stopped_ticking(
 async def test_the_event_pump_reports_a_streak_once_and_carries_on(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="server.signaling.meeting")
+    caplog.set_level(logging.INFO, logger="server.signaling.room_hub")
     hub, handled = client.app[MEETINGS], []
     real = hub._on_sfu_event
 
@@ -122,7 +122,7 @@ async def test_the_event_pump_reports_a_streak_once_and_carries_on(
         client.app[SFU]._emit(ActiveSpeakerChanged("1", "fails"))
     client.app[SFU]._emit(ActiveSpeakerChanged("1", "works"))
     await wait_until(lambda: len(handled) == 1, 10, "the pump to carry on after the failures")
-    _one_streak_logged(caplog, "server.signaling.meeting", 4)
+    _one_streak_logged(caplog, "server.signaling.room_hub", 4)
 
 
 async def test_the_socket_sweep_survives_a_failing_sweep(

@@ -129,7 +129,7 @@ async def test_lobby_hands_floor_agenda_mute_and_removal(
         meeting = await meetings.get_meeting(session, meeting_id)
         assert meeting.status == "ended"
     assert (await a.call("join", {"room_id": room_id}))["error"]["code"] == "room_closed"
-    assert str(room_id) not in client.app[MEETINGS].floors
+    assert str(room_id) not in client.app[MEETINGS].rooms
 
 
 async def test_a_dropped_kiosk_is_reconnecting_then_back_in_its_place(

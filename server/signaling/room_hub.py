@@ -1,6 +1,6 @@
-"""Meetings over socket.io: one SFU participant per joined socket.
+"""Live rooms over socket.io: one SFU participant per joined socket.
 
-``MeetingHub`` (one per application / worker process) turns the validated client events into SFU
+``RoomHub`` (one per application / worker process) turns the validated client events into SFU
 calls and turns SFU events into socket.io events:
 
 * client → server: ``join``, ``offer``, ``ice``, ``mute``, ``visible``, ``leave``, ``hand``, ``screen``,
@@ -14,7 +14,9 @@ A participant whose connection dropped (socket gone, or its media transport fail
 it takes its place (and its raised hand, floor and attendance row) back.
 
 The hub's registry (which socket is which participant, mute flags) describes the rooms hosted by this
-worker's SFU and nothing else; invitations and rooms live in the database.
+worker's SFU and nothing else; invitations and rooms live in the database. Each live room's state is
+one :class:`server.signaling.hub_room.HubRoom` in ``rooms``. "Room" is the live call; "meeting" is
+the scheduled one (:mod:`server.meetings`) a room may belong to.
 """
 
 from __future__ import annotations
@@ -29,15 +31,15 @@ from pathlib import Path
 from typing import Any
 
 import socketio
-from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.auth.participant_ids import participant_id
 from server.auth.roles import Principal, Role
 from server.background import FailureStreak, finish_or_cancel
+from server.config import Settings
 from server.db import transaction, utcnow
-from server.keys import SESSIONMAKER, SETTINGS, SFU
 from server.meetings import service as meetings
-from server.rooms import service as rooms
+from server.rooms import service as rooms_service
 from server.sfu import (
     ActiveSpeakerChanged,
     AlreadyJoined,
@@ -48,7 +50,6 @@ from server.sfu import (
     Mark,
     NotInRoom,
     ParticipantConnected,
-    ParticipantHandle,
     ParticipantLeft,
     RecordedFile,
     RoomNotFound,
@@ -59,6 +60,7 @@ from server.sfu import (
     VideoDemandChanged,
 )
 from server.signaling.floor import AgendaEntry, Floor, LobbyEntry
+from server.signaling.hub_room import Ghost, HubRoom, Member
 from server.signaling.ice import client_rtc_config
 from server.signaling.messages import (
     IceRequest,
@@ -93,54 +95,11 @@ SLOT_PLAN = {
 
 
 @dataclass
-class Member:
-    sid: str
-    room_id: str
-    pid: str
-    principal: Principal
-    info: rooms.MemberInfo
-    handle: ParticipantHandle
-    audio_muted: bool = False
-    video_muted: bool = False
-    connected: bool = False
-    order: int = 0
-    is_chair: bool = False
-    sharing: bool = False  # sends a shared screen instead of its camera
-    # Proves a later join comes from the same page (which kept its media connection).
-    resume_token: str = field(default_factory=lambda: secrets.token_urlsafe(18))
-
-    def to_json(self, state: str | None = None) -> dict[str, Any]:
-        return {
-            "id": self.pid,
-            "kind": self.info.kind,
-            "name": self.info.name,
-            "village": self.info.village,
-            "audio_muted": self.audio_muted,
-            "video_muted": self.video_muted,
-            "connected": self.connected and state is None,
-            "state": state or ("connected" if self.connected else "connecting"),
-            "chair": self.is_chair,
-            "screen": self.sharing,
-        }
-
-
-@dataclass
-class Ghost:
-    """A participant whose connection dropped, listed as "reconnecting" until it is back or the
-    grace period ends. ``media``: only its socket was lost; its SFU participant is still there
-    (its media may well still flow) and the page can resume it."""
-
-    member: Member
-    expiry: asyncio.TimerHandle
-    media: bool = False
-
-
-@dataclass
-class MeetingHub:
-    app: web.Application
+class RoomHub:
     sio: socketio.AsyncServer
+    settings: Settings
     members: dict[str, Member] = field(default_factory=dict)  # by sid
-    by_pid: dict[tuple[str, str], str] = field(default_factory=dict)  # (room, pid) -> sid
+    rooms: dict[str, HubRoom] = field(default_factory=dict)  # the live rooms hosted here, by id
     joining: set[str] = field(default_factory=set)
     # Sockets that disconnected while their join was still in flight, with the disconnect's reason:
     # the join, once done, leaves for them as their disconnect would have.
@@ -149,24 +108,28 @@ class MeetingHub:
     # Start/stop of recordings, one at a time (two "stop"s must not both collect the files).
     _recording_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _order: int = 0
-    floors: dict[str, Floor] = field(default_factory=dict)  # by room, for scheduled meetings
-    waiting: dict[str, tuple[str, str]] = field(default_factory=dict)  # lobby sid -> (room, pid)
-    ghosts: dict[tuple[str, str], Ghost] = field(default_factory=dict)
     reconnect_grace: float = RECONNECT_GRACE
-    # The SFU's view of each participant's link (LinkQualityChanged), for the pages.
-    links: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    # The latest still picture (JPEG) each participant sent, shown to audio-only participants.
-    stills: dict[tuple[str, str], bytes] = field(default_factory=dict)
-    stills_wanted: set[str] = field(default_factory=set)  # rooms with someone on audio only
     pump_health: FailureStreak = field(default_factory=lambda: FailureStreak("forwarding SFU events", log))
+    # The SFU and the database come up in cleanup contexts after the hub is made: handed to run().
+    _sfu: Sfu | None = None
+    _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
     @property
     def sfu(self) -> Sfu:
-        return self.app[SFU]
+        if self._sfu is None:
+            raise RuntimeError("the room hub is not running")
+        return self._sfu
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        if self._sessionmaker is None:
+            raise RuntimeError("the room hub is not running")
+        return self._sessionmaker
 
     # -- lifecycle ----------------------------------------------------------------------------
-    async def run(self) -> AsyncIterator[None]:
+    async def run(self, sfu: Sfu, sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
         """cleanup_ctx body: forward SFU events while the app runs."""
+        self._sfu, self._sessionmaker = sfu, sessionmaker
         unsubscribe: Callable[[], None] = self.sfu.subscribe(self._queue.put_nowait)
         pump = asyncio.get_running_loop().create_task(self._pump(), name="meeting-event-pump")
         try:
@@ -192,13 +155,13 @@ class MeetingHub:
 
     async def _on_sfu_event(self, event: SfuEvent) -> None:
         if isinstance(event, SlotAssigned):
-            sid = self.by_pid.get((event.room_id, event.subscriber_id))
+            sid = self._sid_of(event.room_id, event.subscriber_id)
             if sid is not None:
                 await self.sio.emit(
                     "slot", {"mid": event.mid, "kind": event.kind, "publisher_id": event.publisher_id}, to=sid
                 )
         elif isinstance(event, VideoDemandChanged):
-            sid = self.by_pid.get((event.room_id, event.participant_id))
+            sid = self._sid_of(event.room_id, event.participant_id)
             if sid is not None:
                 await self.sio.emit("video_demand", {"wanted": event.wanted}, to=sid)
         elif isinstance(event, ActiveSpeakerChanged):
@@ -208,7 +171,7 @@ class MeetingHub:
         elif isinstance(event, LinkQualityChanged):
             await self._on_link_quality(event)
         elif isinstance(event, ParticipantConnected):
-            sid = self.by_pid.get((event.room_id, event.participant_id))
+            sid = self._sid_of(event.room_id, event.participant_id)
             if sid is not None and sid in self.members:
                 member = self.members[sid]
                 member.connected = True
@@ -216,8 +179,9 @@ class MeetingHub:
                 await self._presence(member, present=True)
                 await self.broadcast_participants(event.room_id)
         elif isinstance(event, ParticipantLeft):
-            sid = self.by_pid.get((event.room_id, event.participant_id))
-            ghost = self.ghosts.get((event.room_id, event.participant_id))
+            sid = self._sid_of(event.room_id, event.participant_id)
+            room = self.rooms.get(event.room_id)
+            ghost = room.ghosts.get(event.participant_id) if room is not None else None
             if sid is None and ghost is not None and ghost.media and event.reason != "left":
                 # Its page had lost its socket and now its media is gone too: it can only rejoin.
                 ghost.media = False
@@ -246,9 +210,12 @@ class MeetingHub:
             await self.broadcast_participants(event.room_id)
 
     async def _on_link_quality(self, event: LinkQualityChanged) -> None:
-        key = (event.room_id, event.participant_id)
-        sid = self.by_pid.get(key)
-        if sid is None and key not in self.ghosts:
+        room = self.rooms.get(event.room_id)
+        pid = event.participant_id
+        if room is None:
+            return
+        sid = room.sids.get(pid)
+        if sid is None and pid not in room.ghosts:
             return
         link = {
             "bars": event.bars,
@@ -256,7 +223,7 @@ class MeetingHub:
             "downlink_kbps": event.downlink_kbps,
             "loss_pct": event.loss_pct,
         }
-        self.links[key] = link
+        room.links[pid] = link
         log.info(
             "link quality", extra={"room_id": event.room_id, "participant": event.participant_id, **link}
         )
@@ -269,28 +236,25 @@ class MeetingHub:
 
     async def _update_stills_wanted(self, room_id: str) -> None:
         """Ask the pages for still pictures while somebody in the room receives no video."""
-        wanted = any(
-            link["mode"] == "audio_only" and (room, pid) in self.by_pid
-            for (room, pid), link in self.links.items()
-            if room == room_id
-        )
-        if wanted == (room_id in self.stills_wanted):
+        room = self.rooms.get(room_id)
+        if room is None:
             return
-        if wanted:
-            self.stills_wanted.add(room_id)
-        else:
-            self.stills_wanted.discard(room_id)
+        wanted = room.audio_only_present()
+        if wanted == room.stills_wanted:
+            return
+        room.stills_wanted = wanted
         await self.sio.emit("stills_wanted", {"wanted": wanted}, room=socket_room(room_id))
 
     def set_still(self, sid: str, jpeg: bytes) -> None:
         member = self._member(sid)
-        self.stills[(member.room_id, member.pid)] = jpeg
+        self._hub_room(member.room_id).stills[member.pid] = jpeg
 
     def still_of(self, room_id: str, viewer: str, pid: str) -> bytes | None:
         """``pid``'s still picture, for a ``viewer`` who is in the room (None otherwise)."""
-        if (room_id, viewer) not in self.by_pid:
+        room = self.rooms.get(room_id)
+        if room is None or viewer not in room.sids:
             return None
-        return self.stills.get((room_id, pid))
+        return room.stills.get(pid)
 
     def _sfu_has(self, room_id: str, pid: str) -> bool:
         try:
@@ -309,7 +273,7 @@ class MeetingHub:
     async def _presence(self, member: Member, *, present: bool) -> None:
         """The member's attendance: present while its media is up (ignored outside meetings)."""
         await meetings.record_room_presence(
-            self.app[SESSIONMAKER], int(member.room_id), member.principal, present=present
+            self.sessionmaker, int(member.room_id), member.principal, present=present
         )
 
     async def _enter_rooms(self, sid: str, room_id: str, *, chair: bool) -> None:
@@ -327,40 +291,64 @@ class MeetingHub:
             await self.sio.leave_room(sid, chair_room(room_id))
 
     # -- registry -----------------------------------------------------------------------------
+    def _hub_room(self, room_id: str) -> HubRoom:
+        """The live state of ``room_id`` here, made on first use (a join)."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            room = self.rooms[room_id] = HubRoom(room_id)
+        return room
+
+    def _lobby_of(self, sid: str) -> HubRoom | None:
+        """The room whose lobby this socket waits in (a handful of rooms per worker)."""
+        return next((room for room in self.rooms.values() if sid in room.lobby), None)
+
+    def _sid_of(self, room_id: str, pid: str) -> str | None:
+        room = self.rooms.get(room_id)
+        return None if room is None else room.sids.get(pid)
+
     def _forget(self, sid: str) -> Member | None:
         """Unbind the socket from its member (the member's link state and still stay)."""
         member = self.members.pop(sid, None)
-        if member is not None and self.by_pid.get((member.room_id, member.pid)) == sid:
-            del self.by_pid[(member.room_id, member.pid)]
+        room = self.rooms.get(member.room_id) if member is not None else None
+        if member is not None and room is not None and room.sids.get(member.pid) == sid:
+            del room.sids[member.pid]
         return member
 
     def _clear_state(self, member: Member) -> None:
         """A new connection starts with a fresh link estimate (and sends a new still)."""
-        self.links.pop((member.room_id, member.pid), None)
-        self.stills.pop((member.room_id, member.pid), None)
+        if (room := self.rooms.get(member.room_id)) is not None:
+            room.clear_state(member.pid)
+
+    def _floor(self, room_id: str) -> Floor | None:
+        room = self.rooms.get(room_id)
+        return None if room is None else room.floor
+
+    def ghosts(self) -> list[Ghost]:
+        """Every participant listed as reconnecting, in every room hosted here."""
+        return [ghost for room in self.rooms.values() for ghost in room.ghosts.values()]
 
     def room_members(self, room_id: str) -> list[Member]:
         return sorted((m for m in self.members.values() if m.room_id == room_id), key=lambda m: m.order)
 
     def member_by_pid(self, room_id: str, pid: str) -> Member | None:
-        sid = self.by_pid.get((room_id, pid))
+        sid = self._sid_of(room_id, pid)
         return None if sid is None else self.members.get(sid)
 
     def participants_json(self, room_id: str) -> list[dict[str, Any]]:
         listed: list[tuple[int, dict[str, Any]]] = [
             (m.order, m.to_json()) for m in self.room_members(room_id)
         ]
+        room = self.rooms.get(room_id)
         listed += [
             (g.member.order, g.member.to_json(None if self._media_flows(g) else "reconnecting"))
-            for (room, _), g in self.ghosts.items()
-            if room == room_id
+            for g in (room.ghosts.values() if room is not None else ())
         ]
-        floor = self.floors.get(room_id)
+        floor = room.floor if room is not None else None
         people = [entry for _, entry in sorted(listed, key=lambda pair: pair[0])]
         for person in people:
             person["hand"] = floor is not None and person["id"] in floor.hands
             person["floor"] = floor is not None and floor.floor == person["id"]
-            link = self.links.get((room_id, person["id"]))
+            link = room.links.get(person["id"]) if room is not None else None
             person["link"] = {"bars": link["bars"], "mode": link["mode"]} if link else None
         return people
 
@@ -378,28 +366,31 @@ class MeetingHub:
 
     def _haunt(self, member: Member, *, media: bool = False) -> None:
         """List a dropped participant as "reconnecting" for a while instead of gone."""
-        key = (member.room_id, member.pid)
-        self._exorcise(key)
+        room_id, pid = member.room_id, member.pid
+        room = self._hub_room(room_id)
+        room.exorcise(pid)
         loop = asyncio.get_running_loop()
-        expiry = loop.call_later(self.reconnect_grace, lambda: loop.create_task(self._ghost_expired(key)))
+        expiry = loop.call_later(
+            self.reconnect_grace, lambda: loop.create_task(self._ghost_expired(room_id, pid))
+        )
         if not media:
             member.connected = False
-        self.ghosts[key] = Ghost(member, expiry, media)
+        room.ghosts[pid] = Ghost(member, expiry, media)
 
-    def _exorcise(self, key: tuple[str, str]) -> Ghost | None:
-        ghost = self.ghosts.pop(key, None)
-        if ghost is not None:
-            ghost.expiry.cancel()
-        return ghost
+    def _exorcise(self, room_id: str, pid: str) -> Ghost | None:
+        room = self.rooms.get(room_id)
+        return None if room is None else room.exorcise(pid)
 
-    async def _ghost_expired(self, key: tuple[str, str]) -> None:
-        ghost = self._exorcise(key)
-        if ghost is None:
+    async def _ghost_expired(self, room_id: str, pid: str) -> None:
+        room = self.rooms.get(room_id)
+        ghost = room.exorcise(pid) if room is not None else None
+        if room is None or ghost is None:
             return
-        room_id, pid = key
+        # Gone for good: its link estimate and its last still picture go with it.
+        room.clear_state(pid)
         if ghost.media:
             await self._end_media(ghost.member)
-        if (floor := self.floors.get(room_id)) is not None:
+        if (floor := room.floor) is not None:
             floor.gone(pid)
             await self.broadcast_hands(room_id)
         log.info("participant did not come back", extra={"room_id": room_id, "participant": pid})
@@ -411,17 +402,29 @@ class MeetingHub:
         )
 
     async def broadcast_hands(self, room_id: str) -> None:
-        if (floor := self.floors.get(room_id)) is not None:
+        if (floor := self._floor(room_id)) is not None:
             await self.sio.emit("hands", floor.hands_json(), room=socket_room(room_id))
 
     async def send_lobby(self, room_id: str) -> None:
-        if (floor := self.floors.get(room_id)) is not None:
+        if (floor := self._floor(room_id)) is not None:
             await self.sio.emit("lobby", {"waiting": floor.lobby_json()}, room=chair_room(room_id))
 
     async def forget_ghost(self, room_id: str, pid: str) -> None:
-        ghost = self._exorcise((room_id, pid))
-        if ghost is not None and ghost.media:
-            await self._end_media(ghost.member)
+        """``pid`` will not be back (the chair removed it): stop listing it, end its media."""
+        ghost = self._exorcise(room_id, pid)
+        if ghost is not None:
+            self.rooms[room_id].clear_state(pid)
+            if ghost.media:
+                await self._end_media(ghost.member)
+
+    def remove_from_lobby(self, room_id: str, sid: str) -> None:
+        """The chair admitted or removed a waiting socket: it no longer waits here."""
+        if (room := self.rooms.get(room_id)) is not None:
+            room.lobby.pop(sid, None)
+
+    def floor_of(self, room_id: str) -> Floor | None:
+        """The chair's floor of ``room_id`` (None: not a scheduled meeting, or not hosted here)."""
+        return self._floor(room_id)
 
     def joined(self, sid: str) -> Member:
         """The member this socket is (SignalingError ``not_joined`` if none)."""
@@ -450,29 +453,30 @@ class MeetingHub:
         return joined
 
     async def _join(self, sid: str, principal: Principal, request: JoinRequest) -> dict[str, Any]:
-        if sid in self.waiting:
+        if self._lobby_of(sid) is not None:
             raise SignalingError("already_joined", "this connection is already waiting in a lobby")
         room_id = str(request.room_id)
-        async with transaction(self.app[SESSIONMAKER]) as session:
-            room = await session.get(rooms.Room, request.room_id)
+        async with transaction(self.sessionmaker) as session:
+            room = await session.get(rooms_service.Room, request.room_id)
             if room is None:
                 raise SignalingError("room_not_found", f"room {request.room_id} does not exist")
             if not room.is_open:
                 raise SignalingError("room_closed", "this meeting is over")
             if not await meetings.may_join_room(session, principal, room):
                 raise SignalingError("not_invited", "you are not invited to this room")
-            info = await rooms.member_info(session, principal)
+            info = await rooms_service.member_info(session, principal)
             title = room.title
             meeting = await meetings.meeting_for_room(session, room.id)
-            if meeting is not None and room_id not in self.floors:
-                self.floors[room_id] = Floor(
+            live = self._hub_room(room_id)
+            if meeting is not None and live.floor is None:
+                live.floor = Floor(
                     meeting_id=meeting.id,
                     chair_id=meeting.chair_id,
                     lobby_mode=meeting.lobby_mode,
                     agenda=tuple(AgendaEntry(i.id, i.position, i.title) for i in meeting.agenda),
                 )
         pid = participant_id(principal)
-        floor = self.floors.get(room_id)
+        floor = live.floor
         is_chair = floor is not None and (
             principal.role is Role.ADMIN
             or (principal.role is Role.OFFICIAL and principal.id == floor.chair_id)
@@ -485,7 +489,7 @@ class MeetingHub:
         if request.resume is not None and (resumed := await self._resume(sid, room_id, pid, request.resume)):
             return self._join_ack(resumed, floor, room_json, resumed=True)
         replaced = await self._replace_earlier(room_id, pid, sid)
-        if (stale := self.ghosts.get((room_id, pid))) is not None and stale.media:
+        if (stale := live.ghosts.get(pid)) is not None and stale.media:
             # A new page (not a resume) while the old one's media is still held: drop that media.
             stale.media = False
             with contextlib.suppress(SfuError):
@@ -493,11 +497,11 @@ class MeetingHub:
         self.sfu.open_room(room_id)
         try:
             # Village halls sit on thin links: their Opus is asked for a lower rate.
-            audio_rate = self.app[SETTINGS].kiosk_audio_bitrate if principal.role is Role.KIOSK else None
+            audio_rate = self.settings.kiosk_audio_bitrate if principal.role is Role.KIOSK else None
             handle = await self.sfu.admit(room_id, pid, audio_max_bitrate=audio_rate)
         except AlreadyJoined as exc:
             raise SignalingError("already_joined", "this device or account is already in the room") from exc
-        ghost = self._exorcise((room_id, pid))
+        ghost = self._exorcise(room_id, pid)
         previous = replaced or (ghost.member if ghost is not None else None)
         if previous is not None:
             order = previous.order  # back in its place in the list
@@ -508,7 +512,7 @@ class MeetingHub:
         if previous is not None:
             member.audio_muted, member.video_muted = previous.audio_muted, previous.video_muted
         self.members[sid] = member
-        self.by_pid[(room_id, pid)] = sid
+        self._hub_room(room_id).sids[pid] = sid
         await self._enter_rooms(sid, room_id, chair=is_chair)
         log.info(
             "joined meeting",
@@ -521,10 +525,11 @@ class MeetingHub:
         self, member: Member, floor: Floor | None, room_json: dict[str, Any], *, resumed: bool
     ) -> dict[str, Any]:
         room_id, pid = member.room_id, member.pid
+        live = self._hub_room(room_id)
         ack = {
             "participant_id": pid,
             "room": room_json,
-            **client_rtc_config(self.app[SETTINGS], pid),
+            **client_rtc_config(self.settings, pid),
             "participants": self.participants_json(room_id),
             "slot_plan": SLOT_PLAN[member.principal.role],
             "active_speaker": self.sfu.active_speaker(room_id),
@@ -533,33 +538,33 @@ class MeetingHub:
             "meeting_id": floor.meeting_id if floor is not None else None,
             "floor": floor.state_json() if floor is not None else None,
             "lobby": floor.lobby_json() if floor is not None and member.is_chair else [],
-            "stills_wanted": room_id in self.stills_wanted,
+            "stills_wanted": live.stills_wanted,
             "resume_token": member.resume_token,
             "resumed": resumed,
         }
         if resumed:
             ack["slots"] = member.handle.slots()  # the page keeps its peer connection
-            ack["link"] = self.links.get((room_id, pid))
+            ack["link"] = live.links.get(pid)
         return ack
 
     async def _resume(self, sid: str, room_id: str, pid: str, token: str) -> Member | None:
         """Bind this socket to the participant whose page lost its socket but kept its media
         connection (its token proves it is the same page). None if there is nothing to resume:
         the page then starts over with a new peer connection."""
-        key = (room_id, pid)
-        ghost = self.ghosts.get(key)
+        live = self._hub_room(room_id)
+        ghost = live.ghosts.get(pid)
         member = ghost.member if ghost is not None and ghost.media else self.member_by_pid(room_id, pid)
         if member is None or not secrets.compare_digest(member.resume_token, token):
             return None
         if not self._sfu_has(room_id, pid):
             return None
         if ghost is not None:
-            self._exorcise(key)
+            live.exorcise(pid)
         else:
             self._forget(member.sid)  # the old socket is dead but not noticed yet
         member.sid = sid
         self.members[sid] = member
-        self.by_pid[key] = sid
+        live.sids[pid] = sid
         await self._enter_rooms(sid, room_id, chair=member.is_chair)
         log.info("resumed meeting", extra={"room_id": room_id, "participant": pid, "sid": sid})
         await self.broadcast_participants(room_id)
@@ -571,16 +576,17 @@ class MeetingHub:
         floor: Floor,
         room_id: str,
         pid: str,
-        info: rooms.MemberInfo,
+        info: rooms_service.MemberInfo,
         room_json: dict[str, Any],
     ) -> dict[str, Any]:
         """Park a kiosk in the lobby; the chair's ``admit`` sends it ``admitted`` and it joins again."""
+        live = self._hub_room(room_id)
         earlier = floor.lobby.get(pid)
         if earlier is not None and earlier.sid != sid:
-            self.waiting.pop(earlier.sid, None)
+            live.lobby.pop(earlier.sid, None)
             await self.sio.emit("replaced", {}, to=earlier.sid)
         floor.wait(LobbyEntry(sid, pid, info.name, info.village, utcnow()))
-        self.waiting[sid] = (room_id, pid)
+        live.lobby[sid] = pid
         log.info("waiting in the lobby", extra={"room_id": room_id, "participant": pid})
         await self.send_lobby(room_id)
         return {"waiting": True, "participant_id": pid, "room": room_json}
@@ -589,7 +595,7 @@ class MeetingHub:
         """The same kiosk or account joins again (a page reloaded, a kiosk came back after its link
         dropped before the old socket timed out): the newest connection wins, the older one is
         told it was ``replaced`` and stops. Attendance continues."""
-        earlier = self.by_pid.get((room_id, pid))
+        earlier = self._sid_of(room_id, pid)
         if earlier is None or earlier == sid:
             return None
         log.info("participant replaced by a newer connection", extra={"room_id": room_id, "participant": pid})
@@ -648,11 +654,11 @@ class MeetingHub:
         """Leave the room (the ``leave`` event and every disconnect); True if the socket was in one.
         ``reason`` "dropped" (the connection was lost, not closed) lists the participant as
         reconnecting for a while."""
-        if (lobby := self.waiting.pop(sid, None)) is not None:
-            room_id, _ = lobby
-            if (floor := self.floors.get(room_id)) is not None:
-                floor.leave_lobby(sid)
-                await self.send_lobby(room_id)
+        if (lobby := self._lobby_of(sid)) is not None:
+            del lobby.lobby[sid]
+            if lobby.floor is not None:
+                lobby.floor.leave_lobby(sid)
+                await self.send_lobby(lobby.room_id)
             return True
         member = self._forget(sid)
         if member is None:
@@ -680,7 +686,7 @@ class MeetingHub:
         await self._leave_rooms(sid, member.room_id)
         if reason == "dropped":
             self._haunt(member)  # a lost connection, not a goodbye: it may come back
-        elif reason != "replaced" and (floor := self.floors.get(member.room_id)) is not None:
+        elif reason != "replaced" and (floor := self._floor(member.room_id)) is not None:
             floor.gone(member.pid)
             await self.broadcast_hands(member.room_id)
         log.info(
@@ -732,9 +738,9 @@ class MeetingHub:
         """Stop the room's recording (InvalidState if it is not recorded) and register every file
         for the meeting that owns the room; returns the registered files."""
         files, marks = await self.stop_recording(room_id)
-        async with transaction(self.app[SESSIONMAKER]) as session:
+        async with transaction(self.sessionmaker) as session:
             _, registered = await meetings.register_room_recording(
-                session, int(room_id), files, marks, self.app[SETTINGS].data_dir
+                session, int(room_id), files, marks, self.settings.data_dir
             )
         return registered
 
@@ -751,14 +757,25 @@ class MeetingHub:
                 log.exception("finishing the recording of a closed room failed", extra={"room_id": key})
         if key in self.sfu.room_ids:
             await self.sfu.close_room(key)
-        for ghost in [k for k in self.ghosts if k[0] == key]:
-            self._exorcise(ghost)
-        for sid, (room, _) in list(self.waiting.items()):
-            if room == key:
-                del self.waiting[sid]
-                await self.sio.emit("room_closed", {"room_id": key}, to=sid)
-        self.floors.pop(key, None)
-        self.stills_wanted.discard(key)
+        # Everything this worker knew of the room goes in one removal. The SFU's "room-closed"
+        # events that the pump has not handled yet then find nobody: their pages are told here.
+        live = self.rooms.pop(key, None)
+        if live is None:
+            return
+        live.close()
+        for sid in live.lobby:
+            await self.sio.emit("room_closed", {"room_id": key}, to=sid)
+        for sid in live.sids.values():
+            if (member := self.members.pop(sid, None)) is None:
+                continue
+            await self._leave_rooms(sid, key)
+            await self.sio.emit("room_closed", {"room_id": key}, to=sid)
+            if member.connected:
+                try:
+                    await self._presence(member, present=False)
+                except Exception:
+                    # The room is closed either way (the pump logs the same failure and carries on).
+                    log.exception("ending a presence in a closed room failed", extra={"room_id": key})
 
     def occupancy(self, room_id: int) -> int:
         return len(self.room_members(str(room_id)))

@@ -1,14 +1,17 @@
-"""Payloads of the meeting events, each parsed from the raw socket.io data by an explicit
-``from_dict``; anything unexpected raises :class:`SignalingError` with a stable code.
+"""Payloads of the room events: each is a pydantic model validated from the raw socket.io data, and
+one adapter (:func:`refusal`) turns pydantic's ValidationError into a :class:`SignalingError` with a
+stable code and a message that says what was expected.
 
 Errors reach the client as ``{"error": {"code", "message"}}`` (ack) and as an ``error`` event.
+The models are strict (no ``"1"`` for 1, no ``1`` for ``true``) and refuse unknown fields.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 #: Largest SDP offer accepted (a 16-slot browser offer is about 20 KB).
 MAX_SDP_BYTES = 64 * 1024
@@ -18,6 +21,11 @@ MAX_CANDIDATE_CHARS = 1024
 MAX_MEDIA_SECTIONS = 24
 MAX_VISIBLE = 32
 MAX_ID_CHARS = 64
+#: Largest still picture a page may send (a 320x180 JPEG is about 10-20 KB).
+MAX_STILL_BYTES = 64 * 1024
+
+#: The pydantic error type of a refusal that carries its own code (:func:`refuse`).
+_CODED = "signaling"
 
 
 class SignalingError(Exception):
@@ -32,155 +40,157 @@ class SignalingError(Exception):
         return {"error": {"code": self.code, "message": self.message}}
 
 
-def _mapping(data: Any, event: str) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
-        raise SignalingError("invalid_payload", f"'{event}' needs a JSON object")
-    return data
+def refuse(code: str, message: str) -> PydanticCustomError:
+    """A validator's refusal with a code of its own (``sdp_too_large`` rather than ``invalid_payload``)."""
+    return PydanticCustomError(_CODED, "{message}", {"code": code, "message": message})
 
 
-def _only(data: Mapping[str, Any], event: str, allowed: set[str]) -> None:
-    if unknown := sorted(set(data) - allowed):
-        raise SignalingError("invalid_payload", f"'{event}' has unknown fields {unknown}")
+def refusal(payload: type[Payload], exc: ValidationError, data: Any) -> SignalingError:
+    """The one adapter from pydantic's errors to the codes and messages the pages rely on."""
+    event = payload.EVENT
+    errors = exc.errors()
+    if coded := next((e for e in errors if e["type"] == _CODED), None):
+        ctx = coded.get("ctx") or {}
+        return SignalingError(str(ctx["code"]), str(ctx["message"]))
+    if unknown := sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden"):
+        return SignalingError("invalid_payload", f"'{event}' has unknown fields {unknown}")
+    first = errors[0]
+    if not first["loc"]:  # not an object at all
+        return SignalingError("invalid_payload", f"'{event}' needs a JSON object")
+    return SignalingError("invalid_payload", payload.field_message(str(first["loc"][0]), data))
 
 
-@dataclass(frozen=True)
-class JoinRequest:
-    room_id: int
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    EVENT: ClassVar[str]
+    #: What a page is told when a field is missing or wrong, by field name (as sent).
+    FIELD_MESSAGES: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Self:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise refusal(cls, exc, data) from None
+
+    @classmethod
+    def field_message(cls, field: str, data: dict[str, Any]) -> str:
+        """What to tell the page when ``field`` of ``data`` is missing or wrong."""
+        return cls.FIELD_MESSAGES.get(field, f"'{cls.EVENT}' has an invalid {field}")
+
+
+ParticipantId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
+PositiveId = Annotated[int, Field(gt=0, lt=2**31)]
+
+
+class JoinRequest(Payload):
+    EVENT = "join"
+    FIELD_MESSAGES = {
+        "room_id": "'join' needs room_id, a positive integer",
+        "resume": "'join' resume must be the token of an earlier join",
+    }
+
+    room_id: PositiveId
     # The resume token of this page's earlier join: after a lost socket, the page keeps its
     # media connection and asks to be bound to it again instead of starting over.
-    resume: str | None = None
-
-    @classmethod
-    def from_dict(cls, data: Any) -> JoinRequest:
-        d = _mapping(data, "join")
-        _only(d, "join", {"room_id", "resume"})
-        room_id = d.get("room_id")
-        if isinstance(room_id, bool) or not isinstance(room_id, int) or not 0 < room_id < 2**31:
-            raise SignalingError("invalid_payload", "'join' needs room_id, a positive integer")
-        resume = d.get("resume")
-        if resume is not None and (not isinstance(resume, str) or not 0 < len(resume) <= MAX_ID_CHARS):
-            raise SignalingError("invalid_payload", "'join' resume must be the token of an earlier join")
-        return cls(room_id, resume)
+    resume: Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)] | None = None
 
 
-@dataclass(frozen=True)
-class OfferRequest:
+class OfferRequest(Payload):
+    EVENT = "offer"
+    FIELD_MESSAGES = {
+        "type": "'offer' type must be 'offer'",
+        "sdp": "'offer' needs sdp, a string",
+    }
+
+    type: Literal["offer"] = "offer"  # checked first: an answer is a different mistake
     sdp: str
 
-    @classmethod
-    def from_dict(cls, data: Any) -> OfferRequest:
-        d = _mapping(data, "offer")
-        _only(d, "offer", {"sdp", "type"})
-        sdp = d.get("sdp")
-        if d.get("type", "offer") != "offer":
-            raise SignalingError("invalid_payload", "'offer' type must be 'offer'")
-        if not isinstance(sdp, str):
-            raise SignalingError("invalid_payload", "'offer' needs sdp, a string")
+    @model_validator(mode="after")
+    def _an_offer_we_can_answer(self) -> Self:
+        sdp = self.sdp
         if len(sdp.encode("utf-8", "replace")) > MAX_SDP_BYTES:
-            raise SignalingError("sdp_too_large", f"the SDP is larger than {MAX_SDP_BYTES} bytes")
+            raise refuse("sdp_too_large", f"the SDP is larger than {MAX_SDP_BYTES} bytes")
         if not sdp.startswith("v=0"):
-            raise SignalingError("invalid_sdp", "the SDP must start with 'v=0'")
+            raise refuse("invalid_sdp", "the SDP must start with 'v=0'")
         sections = sum(1 for line in sdp.splitlines() if line.startswith("m="))
         if sections == 0:
-            raise SignalingError("no_media", "the offer has no media sections")
+            raise refuse("no_media", "the offer has no media sections")
         if sections > MAX_MEDIA_SECTIONS:
-            raise SignalingError(
-                "too_many_slots", f"the offer has more than {MAX_MEDIA_SECTIONS} media sections"
-            )
-        return cls(sdp)
+            raise refuse("too_many_slots", f"the offer has more than {MAX_MEDIA_SECTIONS} media sections")
+        return self
 
 
-@dataclass(frozen=True)
-class IceRequest:
-    candidate: str | None  # None (or "") = end of candidates
-    sdp_mid: str | None
-    sdp_mline_index: int | None
+class IceRequest(Payload):
+    EVENT = "ice"
+    FIELD_MESSAGES = {
+        "candidate": f"candidate must be a string of at most {MAX_CANDIDATE_CHARS}",
+        "sdpMid": "sdpMid must be a short string",
+        "sdpMLineIndex": "sdpMLineIndex must be an integer 0-63",
+    }
 
+    candidate: Annotated[str, Field(max_length=MAX_CANDIDATE_CHARS)] | None = None  # None/"": the end
+    sdp_mid: Annotated[str, Field(max_length=32)] | None = Field(default=None, alias="sdpMid")
+    sdp_mline_index: Annotated[int, Field(ge=0, lt=64)] | None = Field(default=None, alias="sdpMLineIndex")
+    # Browsers send it with every candidate; the SFU does not need it.
+    username_fragment: Any = Field(default=None, alias="usernameFragment")
+
+    @field_validator("candidate")
     @classmethod
-    def from_dict(cls, data: Any) -> IceRequest:
-        d = _mapping(data, "ice")
-        _only(d, "ice", {"candidate", "sdpMid", "sdpMLineIndex", "usernameFragment"})
-        candidate = d.get("candidate")
-        mid = d.get("sdpMid")
-        index = d.get("sdpMLineIndex")
-        if candidate is not None and (not isinstance(candidate, str) or len(candidate) > MAX_CANDIDATE_CHARS):
-            raise SignalingError(
-                "invalid_payload", f"candidate must be a string of at most {MAX_CANDIDATE_CHARS}"
-            )
-        if mid is not None and (not isinstance(mid, str) or len(mid) > 32):
-            raise SignalingError("invalid_payload", "sdpMid must be a short string")
-        if index is not None and (
-            isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 64
-        ):
-            raise SignalingError("invalid_payload", "sdpMLineIndex must be an integer 0-63")
-        if candidate and mid is None and index is None:
-            raise SignalingError("invalid_payload", "a candidate needs sdpMid or sdpMLineIndex")
-        return cls(candidate or None, mid, index)
+    def _empty_is_the_end(cls, candidate: str | None) -> str | None:
+        return candidate or None
+
+    @model_validator(mode="after")
+    def _a_candidate_names_its_section(self) -> Self:
+        if self.candidate and self.sdp_mid is None and self.sdp_mline_index is None:
+            raise refuse("invalid_payload", "a candidate needs sdpMid or sdpMLineIndex")
+        return self
 
 
-@dataclass(frozen=True)
-class MuteRequest:
+class MuteRequest(Payload):
+    EVENT = "mute"
+    FIELD_MESSAGES = {
+        "audio": "'mute' needs audio and video, both true or false",
+        "video": "'mute' needs audio and video, both true or false",
+    }
+
     audio: bool
     video: bool
 
+
+class VisibleRequest(Payload):
+    EVENT = "visible"
+    FIELD_MESSAGES = {
+        "publisher_ids": f"publisher_ids must be a list of at most {MAX_VISIBLE} participant ids",
+    }
+
+    # None = everyone, in join order. A JSON list (lax: to a tuple), of strict strings.
+    publisher_ids: (
+        Annotated[tuple[Annotated[ParticipantId, Strict()], ...], Field(max_length=MAX_VISIBLE, strict=False)]
+        | None
+    ) = None
+
+    @field_validator("publisher_ids", mode="before")
     @classmethod
-    def from_dict(cls, data: Any) -> MuteRequest:
-        d = _mapping(data, "mute")
-        _only(d, "mute", {"audio", "video"})
-        audio, video = d.get("audio"), d.get("video")
-        if not isinstance(audio, bool) or not isinstance(video, bool):
-            raise SignalingError("invalid_payload", "'mute' needs audio and video, both true or false")
-        return cls(audio, video)
+    def _a_json_list(cls, ids: Any) -> Any:
+        if ids is not None and not isinstance(ids, list):
+            raise ValueError("not a list")
+        return ids
 
 
-@dataclass(frozen=True)
-class VisibleRequest:
-    publisher_ids: tuple[str, ...] | None  # None = everyone, in join order
+class HandRequest(Payload):
+    EVENT = "hand"
+    FIELD_MESSAGES = {"raised": "'hand' needs raised, true or false"}
 
-    @classmethod
-    def from_dict(cls, data: Any) -> VisibleRequest:
-        d = _mapping(data, "visible")
-        _only(d, "visible", {"publisher_ids"})
-        ids = d.get("publisher_ids")
-        if ids is None:
-            return cls(None)
-        if (
-            not isinstance(ids, list)
-            or len(ids) > MAX_VISIBLE
-            or not all(isinstance(i, str) and 0 < len(i) <= MAX_ID_CHARS for i in ids)
-        ):
-            raise SignalingError(
-                "invalid_payload", f"publisher_ids must be a list of at most {MAX_VISIBLE} participant ids"
-            )
-        return cls(tuple(ids))
-
-
-def _only_flag(data: Any, event: str, name: str) -> bool:
-    """The payload ``{name: true|false}`` and nothing else."""
-    d = _mapping(data, event)
-    _only(d, event, {name})
-    value = d.get(name)
-    if not isinstance(value, bool):
-        raise SignalingError("invalid_payload", f"'{event}' needs {name}, true or false")
-    return value
-
-
-@dataclass(frozen=True)
-class HandRequest:
     raised: bool
 
-    @classmethod
-    def from_dict(cls, data: Any) -> HandRequest:
-        return cls(_only_flag(data, "hand", "raised"))
 
+class ScreenRequest(Payload):
+    EVENT = "screen"
+    FIELD_MESSAGES = {"active": "'screen' needs active, true or false"}
 
-@dataclass(frozen=True)
-class ScreenRequest:
     active: bool
-
-    @classmethod
-    def from_dict(cls, data: Any) -> ScreenRequest:
-        return cls(_only_flag(data, "screen", "active"))
 
 
 #: What the chair can do; actions on a participant need ``participant_id``.
@@ -195,57 +205,57 @@ CHAIR_ACTIONS = {
     "agenda": False,  # make agenda item ``item_id`` current (null: none)
     "end": False,  # end the meeting for everybody
 }
+ChairAction = Literal[
+    "admit", "remove", "mute", "ask_unmute", "give_floor", "lower_hand", "take_floor", "agenda", "end"
+]
 
 
-@dataclass(frozen=True)
-class ChairRequest:
-    action: str
-    participant_id: str | None = None
-    item_id: int | None = None
+class ChairRequest(Payload):
+    EVENT = "chair"
+    FIELD_MESSAGES = {"action": f"'chair' action must be one of {sorted(CHAIR_ACTIONS)}"}
+
+    action: ChairAction
+    participant_id: ParticipantId | None = None
+    item_id: PositiveId | None = None
 
     @classmethod
-    def from_dict(cls, data: Any) -> ChairRequest:
-        d = _mapping(data, "chair")
-        _only(d, "chair", {"action", "participant_id", "item_id"})
-        action = d.get("action")
-        if not isinstance(action, str) or action not in CHAIR_ACTIONS:
-            raise SignalingError("invalid_payload", f"'chair' action must be one of {sorted(CHAIR_ACTIONS)}")
-        pid = d.get("participant_id")
+    def field_message(cls, field: str, data: dict[str, Any]) -> str:
+        # The action is valid here (its own error comes first): say what that action takes.
+        action = data.get("action")
+        if field == "participant_id" and isinstance(action, str):
+            verb = "needs" if CHAIR_ACTIONS.get(action) else "takes no"
+            return f"'chair' {action} {verb} participant_id"
+        if field == "item_id" and action == "agenda":
+            return "'chair' agenda needs item_id, a positive integer or null"
+        if field == "item_id":
+            return f"'chair' {action} takes no item_id"
+        return super().field_message(field, data)
+
+    @model_validator(mode="after")
+    def _what_the_action_needs(self) -> Self:
+        action = self.action
         if CHAIR_ACTIONS[action]:
-            if not isinstance(pid, str) or not 0 < len(pid) <= MAX_ID_CHARS:
-                raise SignalingError("invalid_payload", f"'chair' {action} needs participant_id")
-        elif pid is not None:
-            raise SignalingError("invalid_payload", f"'chair' {action} takes no participant_id")
-        item = d.get("item_id")
-        if action == "agenda":
-            if item is not None and (
-                isinstance(item, bool) or not isinstance(item, int) or not 0 < item < 2**31
-            ):
-                raise SignalingError(
-                    "invalid_payload", "'chair' agenda needs item_id, a positive integer or null"
-                )
-        elif item is not None:
-            raise SignalingError("invalid_payload", f"'chair' {action} takes no item_id")
-        return cls(action, pid, item)
+            if self.participant_id is None:
+                raise refuse("invalid_payload", f"'chair' {action} needs participant_id")
+        elif self.participant_id is not None:
+            raise refuse("invalid_payload", f"'chair' {action} takes no participant_id")
+        if action != "agenda" and self.item_id is not None:
+            raise refuse("invalid_payload", f"'chair' {action} takes no item_id")
+        return self
 
 
-#: Largest still picture a page may send (a 320x180 JPEG is about 10-20 KB).
-MAX_STILL_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class StillRequest:
+class StillRequest(Payload):
     """A still picture of the sender's camera (JPEG), for participants who receive no video."""
+
+    EVENT = "still"
+    FIELD_MESSAGES = {"jpeg": "'still' needs jpeg, the bytes of a JPEG picture"}
 
     jpeg: bytes
 
-    @classmethod
-    def from_dict(cls, data: Any) -> StillRequest:
-        d = _mapping(data, "still")
-        _only(d, "still", {"jpeg"})
-        jpeg = d.get("jpeg")
-        if not isinstance(jpeg, bytes) or not jpeg.startswith(b"\xff\xd8\xff"):
-            raise SignalingError("invalid_payload", "'still' needs jpeg, the bytes of a JPEG picture")
-        if len(jpeg) > MAX_STILL_BYTES:
-            raise SignalingError("still_too_large", f"the picture is larger than {MAX_STILL_BYTES} bytes")
-        return cls(jpeg)
+    @model_validator(mode="after")
+    def _a_small_jpeg(self) -> Self:
+        if not self.jpeg.startswith(b"\xff\xd8\xff"):
+            raise refuse("invalid_payload", self.FIELD_MESSAGES["jpeg"])
+        if len(self.jpeg) > MAX_STILL_BYTES:
+            raise refuse("still_too_large", f"the picture is larger than {MAX_STILL_BYTES} bytes")
+        return self

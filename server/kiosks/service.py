@@ -16,6 +16,7 @@ from server.errors import AuthenticationRequired, BadRequest, Conflict, NotFound
 from server.geo.models import Village
 from server.kiosks.models import Kiosk
 from server.meetings.models import Meeting, MeetingVillage
+from server.meetings.workflow import MeetingStatus
 from server.rooms import service as rooms
 from server.rooms.models import Room
 
@@ -100,7 +101,7 @@ async def invite_to_live_meetings(session: AsyncSession, kiosk: Kiosk) -> list[i
             .join(MeetingVillage, MeetingVillage.meeting_id == Meeting.id)
             .join(Room, Room.id == Meeting.room_id)
             .where(
-                Meeting.status == "live",
+                Meeting.status == MeetingStatus.LIVE,
                 MeetingVillage.village_id == kiosk.village_id,
                 Room.closed_at.is_(None),
             )

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.db import utcnow
 from server.meetings import service
 from server.meetings.models import Attendance, Meeting
+from server.meetings.workflow import MeetingStatus
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,9 @@ async def end_idle_meetings(
     the ids of the rooms to close (the caller tells the hub, after the commit)."""
     now = now or utcnow()
     rooms: list[int] = []
-    async for session, meeting in service.each_locked(sessionmaker, service.LIVE, Meeting.ends_at <= now):
+    async for session, meeting in service.each_locked(
+        sessionmaker, MeetingStatus.LIVE, Meeting.ends_at <= now
+    ):
         seen = await officials_last_seen(session, meeting)
         if seen is None or now - seen < idle:
             continue

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.db import utcnow
 from server.meetings import service
 from server.meetings.models import Meeting
+from server.meetings.workflow import MeetingStatus
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ async def start_due_meetings(
     now = now or utcnow()
     started: list[int] = []
     due = (Meeting.starts_at <= now, Meeting.ends_at > now)
-    async for session, meeting in service.each_locked(sessionmaker, service.SCHEDULED, *due):
+    async for session, meeting in service.each_locked(sessionmaker, MeetingStatus.SCHEDULED, *due):
         await service.start_meeting(
             session, service.clock_actor(meeting, "scheduled start"), meeting, now=now
         )

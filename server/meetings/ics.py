@@ -13,11 +13,17 @@ from collections.abc import Iterable
 from icalendar import Calendar, Event
 
 from server.meetings.models import Meeting
+from server.meetings.workflow import MeetingStatus
 from server.timeutil import SEOUL
 
 PRODID = "-//Gangjin County//Maeul meetings//KO"
 UID_DOMAIN = "maeul.gangjin"
-_STATUS = {"scheduled": "CONFIRMED", "live": "CONFIRMED", "ended": "CONFIRMED", "cancelled": "CANCELLED"}
+_STATUS = {
+    MeetingStatus.SCHEDULED: "CONFIRMED",
+    MeetingStatus.LIVE: "CONFIRMED",
+    MeetingStatus.ENDED: "CONFIRMED",
+    MeetingStatus.CANCELLED: "CANCELLED",
+}
 
 
 def meeting_uid(meeting: Meeting) -> str:
@@ -45,7 +51,7 @@ def build_calendar(
         event.add("summary", meeting.title)
         if meeting.purpose:
             event.add("description", meeting.purpose)
-        event.add("status", _STATUS[meeting.status])
+        event.add("status", _STATUS[MeetingStatus(meeting.status)])
         event.add("sequence", meeting.sequence)
         if link_prefix is not None:
             event.add("url", f"{base_url}{link_prefix}{meeting.id}/record")

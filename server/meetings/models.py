@@ -16,8 +16,9 @@ from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, String, Text, Un
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.db import Base, CreatedAtMixin
+from server.meetings.workflow import MeetingStatus
 
-STATUSES = ("scheduled", "live", "ended", "cancelled")
+STATUSES = tuple(MeetingStatus)
 JOIN_MODES = ("auto", "touch")  # kiosks join by themselves at start time, or with one touch
 LOBBY_MODES = ("wait", "auto_admit")  # kiosks wait to be admitted, or invited ones are let in
 
@@ -37,7 +38,7 @@ class Meeting(CreatedAtMixin, Base):
     starts_at: Mapped[dt.datetime] = mapped_column(index=True)
     ends_at: Mapped[dt.datetime]
     chair_id: Mapped[int] = mapped_column(ForeignKey("auth_accounts.id", ondelete="RESTRICT"), index=True)
-    status: Mapped[str] = mapped_column(String(12), default="scheduled")
+    status: Mapped[str] = mapped_column(String(12), default=MeetingStatus.SCHEDULED.value)
     join_mode: Mapped[str] = mapped_column(String(12), default="touch")
     lobby_mode: Mapped[str] = mapped_column(String(12), default="auto_admit")
     room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id", ondelete="SET NULL"), index=True)

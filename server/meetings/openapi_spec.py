@@ -19,6 +19,7 @@ from server.meetings.views import (
     ResidentsInput,
     TransitionInput,
 )
+from server.meetings.workflow import MeetingStatus
 from server.openapi import Endpoint, obj
 from server.openapi_schemas import (
     array,
@@ -62,7 +63,7 @@ def _meeting() -> dict[str, Any]:
             "id": integer(),
             "title": string(),
             "purpose": string(),
-            "status": enum("scheduled", "live", "ended", "cancelled"),
+            "status": enum(*MeetingStatus),
             "starts_at": timestamp(),
             "ends_at": timestamp(),
             "chair_id": integer(),

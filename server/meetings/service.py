@@ -39,6 +39,7 @@ from server.meetings.models import (
     MeetingVillage,
     Recording,
 )
+from server.meetings.workflow import CURRENT, FINAL, MeetingAction, MeetingStatus, next_status
 from server.petitions import service as petitions
 from server.petitions.models import Petition
 from server.petitions.workflow import Action, PetitionStatus
@@ -53,14 +54,6 @@ MAX_DURATION = dt.timedelta(hours=12)
 CHAIR_EARLY_JOIN = dt.timedelta(minutes=15)
 # A participant who comes back within this time continues the same presence (a reconnect).
 REJOIN_GRACE = dt.timedelta(seconds=60)
-
-SCHEDULED, LIVE, ENDED, CANCELLED = "scheduled", "live", "ended", "cancelled"
-# The status machine: action -> (statuses it is allowed from, status it leads to).
-TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
-    "start": (frozenset({SCHEDULED}), LIVE),
-    "end": (frozenset({LIVE}), ENDED),
-    "cancel": (frozenset({SCHEDULED}), CANCELLED),
-}
 
 
 # --- inputs and results -------------------------------------------------------------------
@@ -216,7 +209,7 @@ async def upcoming_for_village(
     now = now or utcnow()
     stmt = (
         select(Meeting)
-        .where(_village_filter(village_id), Meeting.status.in_((SCHEDULED, LIVE)), Meeting.ends_at > now)
+        .where(_village_filter(village_id), Meeting.status.in_(CURRENT), Meeting.ends_at > now)
         .order_by(Meeting.starts_at)
         .limit(limit)
     )
@@ -347,7 +340,7 @@ async def schedule_meeting(session: AsyncSession, actor: Principal, draft: Meeti
         chair_id=draft.chair_id,
         join_mode=draft.join_mode,
         lobby_mode=draft.lobby_mode,
-        status=SCHEDULED,
+        status=MeetingStatus.SCHEDULED,
         sequence=0,
         created_by=actor.id if actor.is_account else None,
         officials=[MeetingOfficial(account_id=i) for i in officials],
@@ -367,9 +360,9 @@ async def update_meeting(
 ) -> ScheduleResult:
     """Edit a meeting. Scheduled: anything. Live: only the end time. Ended/cancelled: nothing."""
     requested = {name for name, value in vars(changes).items() if value is not None}
-    if meeting.status in (ENDED, CANCELLED):
+    if meeting.status in FINAL:
         raise Conflict(f"a {meeting.status} meeting is read-only", code="meeting_read_only")
-    if meeting.status == LIVE and (refused := sorted(requested - _LIVE_EDITABLE)):
+    if meeting.status == MeetingStatus.LIVE and (refused := sorted(requested - _LIVE_EDITABLE)):
         raise Conflict(
             "a live meeting can only change its end time (and its minutes)",
             code="meeting_live_limited",
@@ -379,7 +372,7 @@ async def update_meeting(
     ends_at = changes.ends_at or meeting.ends_at
     _check_times(starts_at, ends_at)
     if (
-        meeting.status == LIVE
+        meeting.status == MeetingStatus.LIVE
         and changes.ends_at is not None
         and changes.ends_at <= (meeting.started_at or starts_at)
     ):
@@ -420,17 +413,6 @@ async def update_meeting(
     return ScheduleResult(meeting, without_kiosk)
 
 
-def _move(meeting: Meeting, action: str) -> str:
-    allowed_from, target = TRANSITIONS[action]
-    if meeting.status not in allowed_from:
-        raise Conflict(
-            f"cannot {action} a {meeting.status} meeting",
-            code="illegal_meeting_transition",
-            details={"from_status": meeting.status, "action": action},
-        )
-    return target
-
-
 async def active_kiosk_ids(session: AsyncSession, meeting: Meeting) -> list[int]:
     village_ids = [v.village_id for v in meeting.villages]
     if not village_ids:
@@ -447,7 +429,7 @@ async def start_meeting(
     """scheduled → live. Opens the meeting's room (``meeting.room_id``), inviting the chair, the
     officials and the active kiosks of the invited villages, so today's room signaling and the
     kiosks' "open rooms" polling work unchanged."""
-    meeting.status = _move(meeting, "start")
+    meeting.status = next_status(meeting.status, MeetingAction.START)
     meeting.started_at = now or utcnow()
     invitees = rooms.Invitees(
         account_ids=tuple(sorted({meeting.chair_id, *(o.account_id for o in meeting.officials)})),
@@ -467,7 +449,7 @@ async def end_meeting(
 ) -> Meeting:
     """live → ended. Closes the room; open presences end now. The caller tells the hub
     (``app[MEETINGS].close_room(room_id)``) after the commit."""
-    meeting.status = _move(meeting, "end")
+    meeting.status = next_status(meeting.status, MeetingAction.END)
     now = now or utcnow()
     meeting.ended_at = now
     if meeting.room_id is not None:
@@ -491,7 +473,7 @@ async def cancel_meeting(
     *,
     now: dt.datetime | None = None,
 ) -> Meeting:
-    meeting.status = _move(meeting, "cancel")
+    meeting.status = next_status(meeting.status, MeetingAction.CANCEL)
     meeting.cancelled_at = now or utcnow()
     meeting.cancel_reason = reason.strip() or None
     meeting.sequence += 1
@@ -504,7 +486,7 @@ async def cancel_meeting(
 
 
 def _require_agenda_editable(meeting: Meeting) -> None:
-    if meeting.status != SCHEDULED:
+    if meeting.status != MeetingStatus.SCHEDULED:
         raise Conflict(
             f"the agenda of a {meeting.status} meeting cannot change (only its minutes)",
             code="agenda_locked",
@@ -729,7 +711,7 @@ async def close_record(
     """Close the record of an ended meeting. With ``apply_decisions``, every linked petition of an
     item with decisions is answered with them through the petitions service (audited there); a
     petition whose status does not allow an answer is skipped and reported."""
-    if meeting.status != ENDED:
+    if meeting.status != MeetingStatus.ENDED:
         raise Conflict(
             f"only an ended meeting's record can be closed (this one is {meeting.status})",
             code="illegal_meeting_transition",
@@ -899,13 +881,19 @@ async def may_join_meeting(
     active kiosks of invited villages; before the start only the chair, from ``CHAIR_EARLY_JOIN``."""
     now = now or utcnow()
     if principal.role is Role.KIOSK:
-        if meeting.status != LIVE or principal.village_id not in {v.village_id for v in meeting.villages}:
+        if meeting.status != MeetingStatus.LIVE or principal.village_id not in {
+            v.village_id for v in meeting.villages
+        }:
             return False
         kiosk = await session.get(Kiosk, principal.id)
         return kiosk is not None and kiosk.is_active and kiosk.village_id == principal.village_id
-    if meeting.status == LIVE:
+    if meeting.status == MeetingStatus.LIVE:
         return principal.role is Role.ADMIN or is_invited_official(meeting, principal.id)
-    if meeting.status == SCHEDULED and principal.is_account and meeting.chair_id == principal.id:
+    if (
+        meeting.status == MeetingStatus.SCHEDULED
+        and principal.is_account
+        and meeting.chair_id == principal.id
+    ):
         return now >= meeting.starts_at - CHAIR_EARLY_JOIN
     return False
 

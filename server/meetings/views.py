@@ -27,6 +27,7 @@ from server.kiosks.models import Kiosk
 from server.meetings import ics, service
 from server.meetings.models import Meeting
 from server.meetings.record import record_csv_rows, record_data
+from server.meetings.workflow import CURRENT, MeetingStatus
 from server.petitions.models import Petition
 from server.petitions.service import OPEN_STATUSES
 from server.rendering import render
@@ -301,7 +302,7 @@ async def _live_room(request: web.Request, meeting_id: int) -> int:
     """The room of a live meeting the principal runs (chair or admin); 409 if it is not live."""
     async with transaction(request.app[SESSIONMAKER]) as session:
         meeting = await _managed(session, principal_of(request), meeting_id, lock=False)
-        if meeting.status != "live" or meeting.room_id is None:
+        if meeting.status != MeetingStatus.LIVE or meeting.room_id is None:
             raise Conflict("the meeting is not live", code="meeting_not_live")
         return meeting.room_id
 
@@ -605,7 +606,7 @@ async def api_residents(request: web.Request) -> web.Response:
 
 
 def _kiosk_entry(meeting: Meeting, locale: str) -> dict[str, Any]:
-    live = meeting.status == "live"
+    live = meeting.status == MeetingStatus.LIVE
     return {
         "id": meeting.id,
         "title": meeting.title,
@@ -786,10 +787,8 @@ async def _official_list(request: web.Request, error: AppError | None = None) ->
         meetings = await service.feed_for_official(session, principal.id)
         now = utcnow()
         context = {
-            "upcoming": [m for m in meetings if m.status in ("scheduled", "live") and m.ends_at > now],
-            "past": [
-                m for m in reversed(meetings) if not (m.status in ("scheduled", "live") and m.ends_at > now)
-            ],
+            "upcoming": [m for m in meetings if m.status in CURRENT and m.ends_at > now],
+            "past": [m for m in reversed(meetings) if not (m.status in CURRENT and m.ends_at > now)],
             "proposals": await service.pending_proposals(session, principal),
             "error": error,
             **await _list_names(session, meetings),
@@ -926,7 +925,7 @@ async def admin_update(request: web.Request) -> web.StreamResponse:
     async def work(meeting_id: int, form: MultiDictProxy[Any]) -> None:
         async with transaction(request.app[SESSIONMAKER]) as session:
             meeting = await service.get_meeting(session, meeting_id, lock=True)
-            if meeting.status == "live":
+            if meeting.status == MeetingStatus.LIVE:
                 changes = service.MeetingChanges(
                     ends_at=parse_local(str(form.get("ends_at") or ""), "ends_at")
                 )

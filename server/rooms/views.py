@@ -18,6 +18,7 @@ from server.errors import BadRequest, Forbidden, NotFound
 from server.keys import MEETINGS, PRINCIPAL, SESSIONMAKER
 from server.kiosks.models import Kiosk
 from server.meetings import service as meetings_service
+from server.meetings.workflow import MeetingStatus
 from server.rendering import render
 from server.room_urls import room_url
 from server.rooms import service
@@ -193,7 +194,7 @@ async def _meeting_page(request: web.Request, template: str) -> web.Response:
         record_meeting_id = (
             meeting.id
             if meeting is not None
-            and meeting.status == "live"
+            and meeting.status == MeetingStatus.LIVE
             and meetings_service.may_manage(principal, meeting)
             else None
         )

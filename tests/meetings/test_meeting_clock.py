@@ -14,6 +14,7 @@ from server.db import transaction
 from server.meetings import service
 from server.meetings.autoend import end_idle_meetings
 from server.meetings.autostart import start_due_meetings
+from server.meetings.workflow import MeetingStatus
 from server.rooms.models import Room
 from tests.conftest import World
 from tests.meetings.conftest import START, KioskRef, official_principal, scheduled_meeting
@@ -71,14 +72,14 @@ async def test_ends_only_past_its_end_once_no_official_was_in_it_for_the_idle_ti
     await leave(sessionmaker, meeting_id, chair, END + 5 * MINUTE)
     assert await end_at(END + 19 * MINUTE) == []
     status, room_id = await status_of(sessionmaker, meeting_id)
-    assert status == service.LIVE
+    assert status == MeetingStatus.LIVE
     now = END + 20 * MINUTE
     assert await end_at(now) == [room_id]
     assert await end_at(now + MINUTE) == []  # once
 
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
         meeting = await service.get_meeting(session, meeting_id)
-        assert meeting.status == service.ENDED
+        assert meeting.status == MeetingStatus.ENDED
         assert meeting.ended_at is not None and meeting.ended_at.replace(tzinfo=dt.UTC) == now
         room = await session.get(Room, room_id)
         assert room is not None and room.closed_at is not None
@@ -96,7 +97,7 @@ async def test_a_meeting_no_official_ever_joined_ends_after_its_end(
     _, room_id = await status_of(sessionmaker, meeting_id)
     # An hour with nobody to chair it: it ends at its scheduled end.
     assert await end_idle_meetings(sessionmaker, IDLE, now=END) == [room_id]  # type: ignore[arg-type]
-    assert (await status_of(sessionmaker, meeting_id))[0] == service.ENDED
+    assert (await status_of(sessionmaker, meeting_id))[0] == MeetingStatus.ENDED
 
 
 async def test_scheduled_ended_and_cancelled_meetings_are_left_alone(
@@ -108,4 +109,4 @@ async def test_scheduled_ended_and_cancelled_meetings_are_left_alone(
     later = END + 60 * MINUTE
     assert await end_idle_meetings(sessionmaker, IDLE, now=later) == []  # type: ignore[arg-type]
     assert await start_due_meetings(sessionmaker, now=later) == []  # type: ignore[arg-type]
-    assert (await status_of(sessionmaker, waiting))[0] == service.SCHEDULED
+    assert (await status_of(sessionmaker, waiting))[0] == MeetingStatus.SCHEDULED

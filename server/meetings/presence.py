@@ -36,7 +36,6 @@ from server.background import FailureStreak
 from server.db import transaction, utcnow
 from server.keys import MEETINGS, SESSIONMAKER
 from server.meetings.models import Attendance, Meeting
-from server.sfu import SfuError
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +103,7 @@ def media_seen(app: web.Application) -> list[Seen]:
     members += [g.member for g in hub.ghosts() if g.media]
     seen = []
     for member in members:
-        try:
-            age = hub.sfu.media_age(member.room_id, member.pid)
-        except SfuError:
-            continue
+        age = hub.media_age(member.room_id, member.pid)
         if age is not None and age < MEDIA_FRESH_S:
             seen.append(Seen(int(member.room_id), member.principal))
     return seen

@@ -33,7 +33,7 @@ from server.petitions.service import OPEN_STATUSES
 from server.rendering import render
 from server.room_urls import room_url
 from server.routing import allow, principal_of
-from server.sfu import InvalidState
+from server.signaling.room_hub import RecordingStateError
 from server.spreadsheet import formula_safe
 from server.timeutil import SEOUL, format_local
 from server.validation import Id, Input, is_id, json_body, path_id
@@ -313,7 +313,7 @@ async def _start_recording(request: web.Request, meeting_id: int) -> None:
         await request.app[MEETINGS].start_recording(
             str(room_id), recordings_dir(request.app, meeting_id), RECORDING_STARTED_MARK
         )
-    except InvalidState as exc:
+    except RecordingStateError as exc:
         raise Conflict("the meeting is already being recorded", code="already_recording") from exc
     log.info("meeting recording started", extra={"meeting_id": meeting_id, "room_id": room_id})
 
@@ -329,7 +329,7 @@ async def _stop_and_register(app: web.Application, room_id: int) -> list[dict[st
     """Stop the room's recording and register every file for the meeting's record."""
     try:
         return await app[MEETINGS].finish_recording(str(room_id))
-    except InvalidState as exc:
+    except RecordingStateError as exc:
         raise Conflict("the meeting is not being recorded", code="not_recording") from exc
 
 

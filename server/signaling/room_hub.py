@@ -94,6 +94,14 @@ SLOT_PLAN = {
 }
 
 
+class RecordingStateError(Exception):
+    """Recording asked to start in a recorded room, or to stop in one that is not recorded.
+
+    The hub's own type, raised in place of the SFU's ``InvalidState``: the domain code that
+    starts and stops recordings does not import the media plane (tests/test_import_boundaries.py).
+    """
+
+
 @dataclass
 class RoomHub:
     sio: socketio.AsyncServer
@@ -358,11 +366,16 @@ class RoomHub:
         meeting for everybody else: it is not shown as reconnecting."""
         if not ghost.media:
             return False
-        try:
-            age = self.sfu.media_age(ghost.member.room_id, ghost.member.pid)
-        except SfuError:
-            return False
+        age = self.media_age(ghost.member.room_id, ghost.member.pid)
         return age is not None and age < MEDIA_SILENCE_S
+
+    def media_age(self, room_id: str, pid: str) -> float | None:
+        """Seconds since the participant's media last reached the SFU; None if none has, or if
+        the SFU does not host the participant (any more)."""
+        try:
+            return self.sfu.media_age(room_id, pid)
+        except SfuError:
+            return None
 
     def _haunt(self, member: Member, *, media: bool = False) -> None:
         """List a dropped participant as "reconnecting" for a while instead of gone."""
@@ -704,10 +717,14 @@ class RoomHub:
             return False
 
     async def start_recording(self, room_id: str, directory: Path, label: str) -> None:
-        """Record the room (InvalidState if it already is), mark ``label`` and tell everybody."""
+        """Record the room (RecordingStateError if it already is), mark ``label`` and tell
+        everybody."""
         async with self._recording_lock:
             self.sfu.open_room(room_id)
-            self.sfu.start_recording(room_id, directory)
+            try:
+                self.sfu.start_recording(room_id, directory)
+            except InvalidState as exc:
+                raise RecordingStateError("the room is already being recorded") from exc
             self.sfu.mark(room_id, label[:500])
         log.info("recording started", extra={"room_id": room_id})
         await self.sio.emit("recording", {"active": True}, room=socket_room(room_id))
@@ -719,15 +736,15 @@ class RoomHub:
                 self.sfu.mark(room_id, label[:500])
 
     async def stop_recording(self, room_id: str) -> tuple[list[RecordedFile], list[Mark]]:
-        """Stop the room's recording (InvalidState if it is not recorded); every file is complete
-        on return. Everybody is told."""
+        """Stop the room's recording (RecordingStateError if it is not recorded); every file is
+        complete on return. Everybody is told."""
         async with self._recording_lock:
             try:
                 session = self.sfu.recording(room_id)
             except RoomNotFound as exc:
-                raise InvalidState("the room is not being recorded") from exc
+                raise RecordingStateError("the room is not being recorded") from exc
             if session is None:
-                raise InvalidState("the room is not being recorded")
+                raise RecordingStateError("the room is not being recorded")
             marks = list(session.marks)
             files = await self.sfu.stop_recording(room_id)
         log.info("recording stopped", extra={"room_id": room_id, "files": len(files)})
@@ -735,8 +752,8 @@ class RoomHub:
         return files, marks
 
     async def finish_recording(self, room_id: str) -> list[dict[str, Any]]:
-        """Stop the room's recording (InvalidState if it is not recorded) and register every file
-        for the meeting that owns the room; returns the registered files."""
+        """Stop the room's recording (RecordingStateError if it is not recorded) and register every
+        file for the meeting that owns the room; returns the registered files."""
         files, marks = await self.stop_recording(room_id)
         async with transaction(self.sessionmaker) as session:
             _, registered = await meetings.register_room_recording(
@@ -751,7 +768,7 @@ class RoomHub:
         if self.is_recording(key):
             try:
                 await self.finish_recording(key)
-            except InvalidState:
+            except RecordingStateError:
                 pass  # a "stop" in flight collects the files
             except Exception:
                 log.exception("finishing the recording of a closed room failed", extra={"room_id": key})

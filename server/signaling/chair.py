@@ -14,8 +14,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from server.auth.roles import Principal, Role
-from server.db import transaction
 from server.meetings import service as meetings
+from server.meetings.ending import ending
+from server.signaling.events import Admitted, Agenda, AskUnmute, ChairMute, Removed, emit
 from server.signaling.floor import Floor
 from server.signaling.messages import ChairRequest, HandRequest, ScreenRequest, SignalingError
 from server.signaling.names import socket_room
@@ -80,7 +81,7 @@ async def chair(hub: RoomHub, sid: str, principal: Principal, data: Any) -> dict
         entry = floor.admit(target)
         if entry is not None:
             hub.remove_from_lobby(room_id, entry.sid)
-            await hub.sio.emit("admitted", {}, to=entry.sid)
+            await emit(hub.sio, Admitted(), to=entry.sid)
         await hub.send_lobby(room_id)
     elif request.action == "remove":
         assert target is not None
@@ -89,9 +90,9 @@ async def chair(hub: RoomHub, sid: str, principal: Principal, data: Any) -> dict
         entry = floor.remove(target)
         if entry is not None:
             hub.remove_from_lobby(room_id, entry.sid)
-            await hub.sio.emit("removed", {}, to=entry.sid)
+            await emit(hub.sio, Removed(), to=entry.sid)
         if (other := hub.member_by_pid(room_id, target)) is not None:
-            await hub.sio.emit("removed", {}, to=other.sid)
+            await emit(hub.sio, Removed(), to=other.sid)
             await hub.leave(other.sid, reason="removed")
         await hub.forget_ghost(room_id, target)
         await hub.send_lobby(room_id)
@@ -104,14 +105,14 @@ async def chair(hub: RoomHub, sid: str, principal: Principal, data: Any) -> dict
             raise SignalingError("unknown_participant", f"{target} is not in the meeting")
         if request.action == "mute":
             other.audio_muted = True
-            await hub.sio.emit("chair_mute", {}, to=other.sid)
+            await emit(hub.sio, ChairMute(), to=other.sid)
             await hub.broadcast_participants(room_id)
         elif request.action == "ask_unmute":
-            await hub.sio.emit("ask_unmute", {"floor": False}, to=other.sid)
+            await emit(hub.sio, AskUnmute(floor=False), to=other.sid)
         else:
             if request.action == "give_floor":
                 floor.give_floor(target)
-                await hub.sio.emit("ask_unmute", {"floor": True}, to=other.sid)
+                await emit(hub.sio, AskUnmute(floor=True), to=other.sid)
             else:
                 floor.lower(target)
             await hub.broadcast_hands(room_id)
@@ -128,7 +129,7 @@ async def chair(hub: RoomHub, sid: str, principal: Principal, data: Any) -> dict
         if entry_item is not None:
             # A chapter in the recording, so the record can jump to each item.
             hub.mark(room_id, f"{entry_item.position}. {entry_item.title}")
-        await hub.sio.emit("agenda", floor.agenda_json(), room=socket_room(room_id))
+        await emit(hub.sio, Agenda(**floor.agenda_json()), room=socket_room(room_id))
     else:  # "end"
         await end_for_all(hub, principal, floor, room_id)
     return {"ok": True}
@@ -136,8 +137,7 @@ async def chair(hub: RoomHub, sid: str, principal: Principal, data: Any) -> dict
 
 async def end_for_all(hub: RoomHub, principal: Principal, floor: Floor, room_id: str) -> None:
     """End the meeting (status, attendance) and then close its room for everybody."""
-    async with transaction(hub.sessionmaker) as session:
-        meeting = await meetings.get_meeting(session, floor.meeting_id, lock=True)
+    async with ending(hub.sessionmaker, hub) as work:
+        meeting = await meetings.get_meeting(work.session, floor.meeting_id, lock=True)
         meetings.require_manager(principal, meeting)
-        await meetings.end_meeting(session, principal, meeting)
-    await hub.close_room(int(room_id))
+        await work.end_meeting(principal, meeting)

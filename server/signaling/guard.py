@@ -38,6 +38,8 @@ from server.background import FailureStreak, finish_or_cancel
 from server.db import transaction
 from server.errors import describe, outage_error
 from server.kiosks.service import principal_for_token
+from server.signaling.events import Error, Revoked, emit
+from server.signaling.messages import SignalingError
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +168,7 @@ class SocketSessions:
             "socket closed: its credential no longer holds",
             extra={"sid": sid, "actor": credential.principal.audit_label, "code": code},
         )
-        await self.sio.emit("revoked", {"code": code, "message": "sign in or enroll again"}, to=sid)
+        await emit(self.sio, Revoked(code, "sign in or enroll again"), to=sid)
         await self.sio.disconnect(sid)
 
     async def end_principal(self, principal_key: str) -> int:
@@ -249,9 +251,10 @@ class SocketServer(socketio.AsyncServer):
         if not isinstance(event, str) or event in RESERVED_EVENTS:
             log.warning("reserved or malformed socket event refused", extra={"sid": sid or ""})
             if sid is not None:
-                error = {"code": "reserved_event", "message": "this event name is reserved"}
-                await self.emit("error", {**error, "event": str(event)[:64]}, to=sid, namespace=namespace)
-                await self._ack(eio_sid, namespace, id, {"error": error})
+                error = SignalingError("reserved_event", "this event name is reserved")
+                refused = Error.of(error, str(event))
+                await self.emit(refused.NAME, refused.to_dict(), to=sid, namespace=namespace)
+                await self._ack(eio_sid, namespace, id, error.to_json())
             return
         # Entering a room always asks the database: a kiosk revoked a moment ago joins nothing.
         fresh = event in FRESH_CHECK_EVENTS
@@ -264,13 +267,14 @@ class SocketServer(socketio.AsyncServer):
                 raise
             # The database is down (or its disk full): the page hears so and may try again.
             log.warning("socket event not checked: %s", outage.message, extra={"sid": sid, "event": event})
-            error = {"code": outage.code, "message": outage.message}
-            await self.emit("error", {**error, "event": event[:64]}, to=sid, namespace=namespace)
-            await self._ack(eio_sid, namespace, id, {"error": error})
+            error = SignalingError(outage.code, outage.message)
+            refused = Error.of(error, event)
+            await self.emit(refused.NAME, refused.to_dict(), to=sid, namespace=namespace)
+            await self._ack(eio_sid, namespace, id, error.to_json())
             return
         if not valid and sid is not None and sessions is not None:
-            error = {"code": sessions.ended_code(sid), "message": "sign in or enroll again"}
-            await self._ack(eio_sid, namespace, id, {"error": error})
+            ended = SignalingError(sessions.ended_code(sid), "sign in or enroll again")
+            await self._ack(eio_sid, namespace, id, ended.to_json())
             await sessions.end(sid)
             return
         await super()._handle_event(eio_sid, namespace, id, data)

@@ -16,10 +16,11 @@ import logging
 from aiohttp import web
 
 from server.keys import SIO
+from server.signaling.events import ServerRestarting, emit
 
 log = logging.getLogger(__name__)
 
-EVENT = "server_restarting"
+EVENT = ServerRestarting.NAME
 #: Time for the notice to leave the send queues before the connections close.
 FLUSH_SECONDS = 0.3
 
@@ -29,7 +30,7 @@ async def announce_restart(app: web.Application) -> None:
     sockets = list(sio.eio.sockets.values())
     if not sockets:
         return
-    await sio.emit(EVENT, {"reconnect": "now"})
+    await emit(sio, ServerRestarting())
     await asyncio.sleep(FLUSH_SECONDS)
     # Each socket sends engine.io's CLOSE packet and forgets its participant (the hub's disconnect).
     await asyncio.gather(*(s.close(wait=True) for s in sockets), return_exceptions=True)

@@ -59,6 +59,21 @@ from server.sfu import (
     SlotAssigned,
     VideoDemandChanged,
 )
+from server.signaling.events import (
+    ActiveSpeaker,
+    Hands,
+    Left,
+    LinkQuality,
+    Lobby,
+    Participants,
+    Recording,
+    Replaced,
+    RoomClosed,
+    Slot,
+    StillsWanted,
+    VideoDemand,
+    emit,
+)
 from server.signaling.floor import AgendaEntry, Floor, LobbyEntry
 from server.signaling.hub_room import Ghost, HubRoom, Member
 from server.signaling.ice import client_rtc_config
@@ -165,17 +180,13 @@ class RoomHub:
         if isinstance(event, SlotAssigned):
             sid = self._sid_of(event.room_id, event.subscriber_id)
             if sid is not None:
-                await self.sio.emit(
-                    "slot", {"mid": event.mid, "kind": event.kind, "publisher_id": event.publisher_id}, to=sid
-                )
+                await emit(self.sio, Slot(event.mid, event.kind, event.publisher_id), to=sid)
         elif isinstance(event, VideoDemandChanged):
             sid = self._sid_of(event.room_id, event.participant_id)
             if sid is not None:
-                await self.sio.emit("video_demand", {"wanted": event.wanted}, to=sid)
+                await emit(self.sio, VideoDemand(event.wanted), to=sid)
         elif isinstance(event, ActiveSpeakerChanged):
-            await self.sio.emit(
-                "active_speaker", {"participant_id": event.participant_id}, room=socket_room(event.room_id)
-            )
+            await emit(self.sio, ActiveSpeaker(event.participant_id), room=socket_room(event.room_id))
         elif isinstance(event, LinkQualityChanged):
             await self._on_link_quality(event)
         elif isinstance(event, ParticipantConnected):
@@ -212,9 +223,9 @@ class RoomHub:
                     self._haunt(dropped)
             await self._leave_rooms(sid, event.room_id)
             if event.reason == "room-closed":
-                await self.sio.emit("room_closed", {"room_id": event.room_id}, to=sid)
+                await emit(self.sio, RoomClosed(event.room_id), to=sid)
             else:
-                await self.sio.emit("left", {"reason": event.reason}, to=sid)
+                await emit(self.sio, Left(event.reason), to=sid)
             await self.broadcast_participants(event.room_id)
 
     async def _on_link_quality(self, event: LinkQualityChanged) -> None:
@@ -225,18 +236,13 @@ class RoomHub:
         sid = room.sids.get(pid)
         if sid is None and pid not in room.ghosts:
             return
-        link = {
-            "bars": event.bars,
-            "mode": event.mode,
-            "downlink_kbps": event.downlink_kbps,
-            "loss_pct": event.loss_pct,
-        }
+        link = LinkQuality(event.bars, event.mode, event.downlink_kbps, event.loss_pct).to_dict()
         room.links[pid] = link
         log.info(
             "link quality", extra={"room_id": event.room_id, "participant": event.participant_id, **link}
         )
         if sid is not None:
-            await self.sio.emit("link_quality", link, to=sid)
+            await emit(self.sio, LinkQuality(**link), to=sid)
         # A participant whose socket is lost has nobody to tell, but the others' list may change
         # (its media stopped arriving: now it is "reconnecting").
         await self.broadcast_participants(event.room_id)
@@ -251,7 +257,7 @@ class RoomHub:
         if wanted == room.stills_wanted:
             return
         room.stills_wanted = wanted
-        await self.sio.emit("stills_wanted", {"wanted": wanted}, room=socket_room(room_id))
+        await emit(self.sio, StillsWanted(wanted), room=socket_room(room_id))
 
     def set_still(self, sid: str, jpeg: bytes) -> None:
         member = self._member(sid)
@@ -410,17 +416,15 @@ class RoomHub:
         await self.broadcast_participants(room_id)
 
     async def broadcast_participants(self, room_id: str) -> None:
-        await self.sio.emit(
-            "participants", {"participants": self.participants_json(room_id)}, room=socket_room(room_id)
-        )
+        await emit(self.sio, Participants(self.participants_json(room_id)), room=socket_room(room_id))
 
     async def broadcast_hands(self, room_id: str) -> None:
         if (floor := self._floor(room_id)) is not None:
-            await self.sio.emit("hands", floor.hands_json(), room=socket_room(room_id))
+            await emit(self.sio, Hands(**floor.hands_json()), room=socket_room(room_id))
 
     async def send_lobby(self, room_id: str) -> None:
         if (floor := self._floor(room_id)) is not None:
-            await self.sio.emit("lobby", {"waiting": floor.lobby_json()}, room=chair_room(room_id))
+            await emit(self.sio, Lobby(floor.lobby_json()), room=chair_room(room_id))
 
     async def forget_ghost(self, room_id: str, pid: str) -> None:
         """``pid`` will not be back (the chair removed it): stop listing it, end its media."""
@@ -597,7 +601,7 @@ class RoomHub:
         earlier = floor.lobby.get(pid)
         if earlier is not None and earlier.sid != sid:
             live.lobby.pop(earlier.sid, None)
-            await self.sio.emit("replaced", {}, to=earlier.sid)
+            await emit(self.sio, Replaced(), to=earlier.sid)
         floor.wait(LobbyEntry(sid, pid, info.name, info.village, utcnow()))
         live.lobby[sid] = pid
         log.info("waiting in the lobby", extra={"room_id": room_id, "participant": pid})
@@ -613,7 +617,7 @@ class RoomHub:
             return None
         log.info("participant replaced by a newer connection", extra={"room_id": room_id, "participant": pid})
         member = self.members.get(earlier)
-        await self.sio.emit("replaced", {}, to=earlier)
+        await emit(self.sio, Replaced(), to=earlier)
         await self.leave(earlier, reason="replaced")
         return member
 
@@ -727,7 +731,7 @@ class RoomHub:
                 raise RecordingStateError("the room is already being recorded") from exc
             self.sfu.mark(room_id, label[:500])
         log.info("recording started", extra={"room_id": room_id})
-        await self.sio.emit("recording", {"active": True}, room=socket_room(room_id))
+        await emit(self.sio, Recording(active=True), room=socket_room(room_id))
 
     def mark(self, room_id: str, label: str) -> None:
         """A chapter mark in the room's recording, if it is being recorded."""
@@ -748,7 +752,7 @@ class RoomHub:
             marks = list(session.marks)
             files = await self.sfu.stop_recording(room_id)
         log.info("recording stopped", extra={"room_id": room_id, "files": len(files)})
-        await self.sio.emit("recording", {"active": False}, room=socket_room(room_id))
+        await emit(self.sio, Recording(active=False), room=socket_room(room_id))
         return files, marks
 
     async def finish_recording(self, room_id: str) -> list[dict[str, Any]]:
@@ -781,12 +785,12 @@ class RoomHub:
             return
         live.close()
         for sid in live.lobby:
-            await self.sio.emit("room_closed", {"room_id": key}, to=sid)
+            await emit(self.sio, RoomClosed(key), to=sid)
         for sid in live.sids.values():
             if (member := self.members.pop(sid, None)) is None:
                 continue
             await self._leave_rooms(sid, key)
-            await self.sio.emit("room_closed", {"room_id": key}, to=sid)
+            await emit(self.sio, RoomClosed(key), to=sid)
             if member.connected:
                 try:
                     await self._presence(member, present=False)

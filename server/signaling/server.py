@@ -30,6 +30,7 @@ from server.kiosks.service import principal_for_token
 from server.middlewares import KIOSK_COOKIE, SESSION_COOKIE
 from server.routing import allow
 from server.signaling import chair
+from server.signaling.events import Error, emit
 from server.signaling.guard import Credential, SocketLimitReached, SocketServer, SocketSessions
 from server.signaling.messages import MAX_MESSAGE_BYTES, SignalingError, StillRequest
 from server.signaling.revocation import kiosk_room
@@ -161,7 +162,7 @@ def setup_signaling(app: web.Application) -> None:
     @sio.on("*")
     async def unknown_event(event: str, sid: str, data: Any = None) -> dict[str, Any]:
         error = SignalingError("unknown_event", f"unknown event {event[:64]!r}")
-        await sio.emit("error", {**error.to_json()["error"], "event": event[:64]}, to=sid)
+        await emit(sio, Error.of(error, event), to=sid)
         return error.to_json()
 
     @sio.event
@@ -181,7 +182,7 @@ def setup_signaling(app: web.Application) -> None:
                 return await handler(sid, principal, data)
             except SignalingError as error:
                 log.info("meeting request refused", extra={"sid": sid, "event": name, "code": error.code})
-                await sio.emit("error", {**error.to_json()["error"], "event": name}, to=sid)
+                await emit(sio, Error.of(error, name), to=sid)
                 return error.to_json()
             except Exception as exc:
                 # A database outage or a full disk is named as such (the page may try again); only
@@ -195,7 +196,7 @@ def setup_signaling(app: web.Application) -> None:
                         "meeting request failed: %s", outage.message, extra={"sid": sid, "event": name}
                     )
                     failure = SignalingError(outage.code, outage.message)
-                await sio.emit("error", {**failure.to_json()["error"], "event": name}, to=sid)
+                await emit(sio, Error.of(failure, name), to=sid)
                 return failure.to_json()
 
         sio.on(name, run)

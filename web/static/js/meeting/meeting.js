@@ -33,8 +33,9 @@ export class Meeting {
     this.root = root;
     this.roomId = Number(root.dataset.roomId);
     this.home = root.dataset.home;
-    this.videoSlots = Number(root.dataset.videoSlots);
-    this.audioSlots = Number(root.dataset.audioSlots);
+    // How many receive slots to offer: the server's slot plan, from each join's answer.
+    this.videoSlots = 0;
+    this.audioSlots = 0;
     this.texts = JSON.parse(root.dataset.strings);
     this.statusEl = root.querySelector('[data-status]');
     this.recordingEl = root.querySelector('[data-recording-banner]');
@@ -199,6 +200,8 @@ export class Meeting {
       return;
     }
     this.resumeToken = joined.resume_token;
+    this.videoSlots = joined.slot_plan.video;
+    this.audioSlots = joined.slot_plan.audio;
     if (joined.resumed) {
       this.rebind(joined);
       return;

@@ -4,7 +4,9 @@ A keyframe is 5-10x a delta frame. The SFU asks a publisher for one (PLI) whenev
 joins, switches, resumes or loses the picture, and aiortc's sender makes one on every PLI; on a
 thin link a burst of them is what freezes the picture. Both ends therefore let at most one
 request through per interval. A request inside the window is deferred to its end rather than
-dropped, so a late joiner waits at most one interval.
+dropped, so a late joiner waits at most one interval (:class:`KeyframeThrottle`). Where the
+request repeats by itself while the need lasts, the extra ones are simply dropped
+(:class:`MinInterval`).
 """
 
 from __future__ import annotations
@@ -54,3 +56,20 @@ class KeyframeThrottle:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+class MinInterval:
+    """Lets a request through at most once per ``interval`` seconds and drops the rest, for
+    requests that are repeated anyway while the need lasts (a receiver's PLI on every broken
+    frame, the recorder asking on every packet until a keyframe comes). Time is the caller's
+    (``now``), so it also serves outside the event loop."""
+
+    def __init__(self, interval: float, last: float = -1e9) -> None:
+        self.interval = interval
+        self._last = last
+
+    def allow(self, now: float) -> bool:
+        if now - self._last < self.interval:
+            return False
+        self._last = now
+        return True

@@ -38,7 +38,7 @@ from aiortc.rtp import RTP_HISTORY_SIZE
 
 from rtc import aiortc_internals as ai
 from rtc.codecs import vp8
-from rtc.keyframes import KeyframeThrottle
+from rtc.keyframes import KeyframeThrottle, MinInterval
 from rtc.retransmit import RetransmitGate
 from rtc.rtputil import PacedNackList, nack_runs
 
@@ -274,7 +274,7 @@ def tune_receiver(receiver: RTCRtpReceiver, tuning: WeakLinkTuning, rtt: Any) ->
     nacks = _PacedNacks(tuning, rtt)
     receiver._RTCRtpReceiver__nack_generator = nacks  # type: ignore[attr-defined]
     original_pli = receiver._send_rtcp_pli
-    last_pli = [-1e9]
+    plis = MinInterval(tuning.pli_min_interval)
 
     async def send_rtcp_nack(media_ssrc: int, lost: list[int]) -> None:
         # one RTCP packet per run: aiortc cannot pack a NACK across the 65535 -> 0 wrap
@@ -288,10 +288,9 @@ def tune_receiver(receiver: RTCRtpReceiver, tuning: WeakLinkTuning, rtt: Any) ->
 
     async def send_rtcp_pli(media_ssrc: int) -> None:
         now = time.monotonic()
-        if now - last_pli[0] < tuning.pli_min_interval:
+        if not plis.allow(now):
             tuning.count("pli_suppressed")
             return
-        last_pli[0] = now
         tuning.count("pli")
         await original_pli(media_ssrc)
 

@@ -56,6 +56,7 @@ import av.container
 import av.stream
 
 from rtc.codecs import opus, vp8
+from rtc.keyframes import MinInterval
 from rtc.recorded import Mark, RecordedFile
 from rtc.rtputil import ts_diff
 
@@ -353,7 +354,8 @@ class _FileWriter:
         self.origin = origin
         self.started_at = started_at
         self._request_keyframe = request_keyframe
-        self._last_request = origin  # the session asked for a keyframe when it attached
+        # the session asked for a keyframe when it attached
+        self._keyframe_requests = MinInterval(KEYFRAME_REQUEST_INTERVAL, last=origin)
         self._clocks: dict[Kind, _TrackClock] = {
             "audio": _TrackClock(AUDIO_RATE, origin),
             "video": _TrackClock(VIDEO_RATE, origin),
@@ -389,8 +391,7 @@ class _FileWriter:
             self._on_frame(kind, f)
 
     def _ask_keyframe(self, now: float) -> None:
-        if now - self._last_request >= KEYFRAME_REQUEST_INTERVAL:
-            self._last_request = now
+        if self._keyframe_requests.allow(now):
             self._request_keyframe()
 
     def _on_frame(self, kind: Kind, f: _Frame) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.db import utcnow
 from server.meetings import service
+from server.meetings.ending import LiveRooms, ending
 from server.meetings.models import Attendance, Meeting
 from server.meetings.workflow import MeetingStatus
 
@@ -46,23 +47,29 @@ async def officials_last_seen(session: AsyncSession, meeting: Meeting) -> dt.dat
 
 
 async def end_idle_meetings(
-    sessionmaker: async_sessionmaker[AsyncSession], idle: dt.timedelta, *, now: dt.datetime | None = None
+    sessionmaker: async_sessionmaker[AsyncSession],
+    live: LiveRooms,
+    idle: dt.timedelta,
+    *,
+    now: dt.datetime | None = None,
 ) -> list[int]:
-    """End every live meeting past its scheduled end with no official in it for ``idle``; returns
-    the ids of the rooms to close (the caller tells the hub, after the commit)."""
+    """End every live meeting past its scheduled end with no official in it for ``idle``, each in a
+    transaction of its own, and close its live room after that commit; returns the ids of the
+    rooms closed."""
     now = now or utcnow()
-    rooms: list[int] = []
-    async for session, meeting in service.each_locked(
-        sessionmaker, MeetingStatus.LIVE, Meeting.ends_at <= now
-    ):
-        seen = await officials_last_seen(session, meeting)
-        if seen is None or now - seen < idle:
-            continue
-        await service.end_meeting(session, service.clock_actor(meeting, "idle end"), meeting, now=now)
-        log.info(
-            "meeting ended by itself: past its end, no official for a while",
-            extra={"meeting_id": meeting.id, "idle_s": int((now - seen).total_seconds())},
-        )
-        if meeting.room_id is not None:
-            rooms.append(meeting.room_id)
-    return rooms
+    closed: list[int] = []
+    for meeting_id in await service.ids_in(sessionmaker, MeetingStatus.LIVE, Meeting.ends_at <= now):
+        async with ending(sessionmaker, live) as work:
+            meeting = await work.locked(meeting_id, MeetingStatus.LIVE)
+            if meeting is None:
+                continue
+            seen = await officials_last_seen(work.session, meeting)
+            if seen is None or now - seen < idle:
+                continue
+            await work.end_meeting(service.clock_actor(meeting, "idle end"), meeting, now=now)
+            log.info(
+                "meeting ended by itself: past its end, no official for a while",
+                extra={"meeting_id": meeting.id, "idle_s": int((now - seen).total_seconds())},
+            )
+        closed.extend(work.room_ids)
+    return closed

@@ -37,8 +37,7 @@ async def tick(app: web.Application) -> None:
     await start_due_meetings(sessionmaker)
     idle_minutes = app[SETTINGS].meeting_idle_end_minutes
     if idle_minutes:
-        for room_id in await end_idle_meetings(sessionmaker, dt.timedelta(minutes=idle_minutes)):
-            await app[MEETINGS].close_room(room_id)
+        await end_idle_meetings(sessionmaker, app[MEETINGS], dt.timedelta(minutes=idle_minutes))
 
 
 async def _loop(app: web.Application, stop: asyncio.Event, health: FailureStreak) -> None:

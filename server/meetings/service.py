@@ -7,7 +7,6 @@ unknown ids are ``NotFound`` (404). Functions take the caller's ``AsyncSession``
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -154,25 +153,31 @@ async def get_meeting(session: AsyncSession, meeting_id: int, *, lock: bool = Fa
     return meeting
 
 
-@contextlib.asynccontextmanager
-async def _locked(
-    sessionmaker: async_sessionmaker[AsyncSession], meeting_id: int
-) -> AsyncIterator[tuple[AsyncSession, Meeting]]:
+async def ids_in(
+    sessionmaker: async_sessionmaker[AsyncSession], status: MeetingStatus, *conditions: ColumnElement[bool]
+) -> Sequence[int]:
+    """The ids of the meetings in ``status`` matching ``conditions`` (read without locks: the
+    caller locks and re-reads each, with ``get_locked_in``)."""
     async with transaction(sessionmaker) as session:
-        yield session, await get_meeting(session, meeting_id, lock=True)
+        return (await session.scalars(select(Meeting.id).where(Meeting.status == status, *conditions))).all()
+
+
+async def get_locked_in(session: AsyncSession, meeting_id: int, status: MeetingStatus) -> Meeting | None:
+    """The meeting locked and re-read; None if it left ``status`` meanwhile (moved by hand, or by
+    another worker)."""
+    meeting = await get_meeting(session, meeting_id, lock=True)
+    return meeting if meeting.status == status else None
 
 
 async def each_locked(
-    sessionmaker: async_sessionmaker[AsyncSession], status: str, *conditions: ColumnElement[bool]
+    sessionmaker: async_sessionmaker[AsyncSession], status: MeetingStatus, *conditions: ColumnElement[bool]
 ) -> AsyncIterator[tuple[AsyncSession, Meeting]]:
     """Each meeting in ``status`` matching ``conditions``, in a transaction of its own, locked and
-    re-read: one that left ``status`` meanwhile (moved by hand, or by another worker) is skipped.
-    For background work such as the meeting clock's."""
-    async with transaction(sessionmaker) as session:
-        ids = (await session.scalars(select(Meeting.id).where(Meeting.status == status, *conditions))).all()
-    for meeting_id in ids:
-        async with _locked(sessionmaker, meeting_id) as (session, meeting):
-            if meeting.status == status:
+    re-read: one that left ``status`` meanwhile is skipped. For background work such as the
+    meeting clock's."""
+    for meeting_id in await ids_in(sessionmaker, status, *conditions):
+        async with transaction(sessionmaker) as session:
+            if (meeting := await get_locked_in(session, meeting_id, status)) is not None:
                 yield session, meeting
 
 
@@ -447,8 +452,8 @@ async def start_meeting(
 async def end_meeting(
     session: AsyncSession, actor: Principal, meeting: Meeting, *, now: dt.datetime | None = None
 ) -> Meeting:
-    """live → ended. Closes the room; open presences end now. The caller tells the hub
-    (``app[MEETINGS].close_room(room_id)``) after the commit."""
+    """live → ended. Marks the room closed; open presences end now. Callers go through
+    ``ending.ending``, which closes the live room after the commit."""
     meeting.status = next_status(meeting.status, MeetingAction.END)
     now = now or utcnow()
     meeting.ended_at = now

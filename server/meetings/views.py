@@ -25,6 +25,7 @@ from server.geo.models import Village
 from server.keys import LOCALE, MEETINGS, SESSIONMAKER, SETTINGS
 from server.kiosks.models import Kiosk
 from server.meetings import ics, service
+from server.meetings.ending import ending
 from server.meetings.models import Meeting
 from server.meetings.record import record_csv_rows, record_data
 from server.meetings.workflow import CURRENT, MeetingStatus
@@ -255,14 +256,13 @@ async def _transition(
 ) -> tuple[Meeting, service.CloseReport | None]:
     principal = principal_of(request)
     report: service.CloseReport | None = None
-    room_to_close: int | None = None
-    async with transaction(request.app[SESSIONMAKER]) as session:
+    async with ending(request.app[SESSIONMAKER], request.app[MEETINGS]) as work:
+        session = work.session
         meeting = await _managed(session, principal, meeting_id)
         if data.action == "start":
             await service.start_meeting(session, principal, meeting)
         elif data.action == "end":
-            await service.end_meeting(session, principal, meeting)
-            room_to_close = meeting.room_id
+            await work.end_meeting(principal, meeting)
         elif data.action == "cancel":
             if principal.role is not Role.ADMIN:
                 raise Forbidden("only an administrator cancels a meeting", code="admin_only")
@@ -272,10 +272,6 @@ async def _transition(
                 session, principal, meeting, apply_decisions=data.apply_decisions
             )
         meeting = await _reload(session, meeting_id)
-    if room_to_close is not None:
-        # After the commit: a running recording is finished and registered (by the hub), then
-        # everybody still in the room is told and disconnected.
-        await request.app[MEETINGS].close_room(room_to_close)
     return meeting, report
 
 

@@ -18,6 +18,7 @@ from server.errors import BadRequest, Forbidden, NotFound
 from server.keys import MEETINGS, PRINCIPAL, SESSIONMAKER
 from server.kiosks.models import Kiosk
 from server.meetings import service as meetings_service
+from server.meetings.ending import ending
 from server.meetings.workflow import MeetingStatus
 from server.rendering import render
 from server.room_urls import room_url
@@ -100,10 +101,8 @@ async def api_invite(request: web.Request) -> web.Response:
 
 async def _close(request: web.Request) -> Room:
     principal: Principal = request[PRINCIPAL]  # type: ignore[assignment]
-    async with transaction(request.app[SESSIONMAKER]) as session:
-        room = await service.close_room(session, _room_id(request), principal)
-    # After the commit: everybody still in the room (in this worker) is told and disconnected.
-    await request.app[MEETINGS].close_room(room.id)
+    async with ending(request.app[SESSIONMAKER], request.app[MEETINGS]) as work:
+        room = await work.close_room(_room_id(request), principal)
     return room
 
 

@@ -16,6 +16,7 @@ from server.meetings.models import Meeting
 from server.petitions import service as petitions
 from server.petitions.deadlines import PetitionType
 from server.petitions.workflow import Action
+from server.rooms.models import Room
 from tests.conftest import World
 from tests.kiosk_ref import KioskRef, make_kiosk
 
@@ -137,3 +138,21 @@ async def live_meeting(
         meeting = await meetings.start_meeting(session, admin_principal(world), meeting)
         assert meeting.room_id is not None
         return LiveMeeting(meeting.id, meeting.room_id, tuple(items))
+
+
+class RoomsClosedAfterCommit:
+    """The live side of ``ending``: it records each room it is told to close, and what another
+    session sees of that room and its meeting at that moment, so a test shows the close came after
+    the commit (a close before it would see the meeting still live and the room open)."""
+
+    def __init__(self, sessionmaker: Callable[[], AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+        self.closed: list[tuple[int, str | None, bool]] = []  # (room id, meeting status, room closed)
+
+    async def close_room(self, room_id: int) -> None:
+        async with transaction(self.sessionmaker) as session:  # type: ignore[arg-type]
+            meeting = await meetings.meeting_for_room(session, room_id)
+            room = await session.get(Room, room_id)
+            assert room is not None
+            status = None if meeting is None else str(meeting.status)
+            self.closed.append((room_id, status, room.closed_at is not None))

@@ -17,7 +17,13 @@ from server.meetings.autostart import start_due_meetings
 from server.meetings.workflow import MeetingStatus
 from server.rooms.models import Room
 from tests.conftest import World
-from tests.meetings.conftest import START, KioskRef, official_principal, scheduled_meeting
+from tests.meetings.conftest import (
+    START,
+    KioskRef,
+    RoomsClosedAfterCommit,
+    official_principal,
+    scheduled_meeting,
+)
 
 Maker = Callable[[], AsyncSession]
 IDLE = dt.timedelta(minutes=15)
@@ -60,8 +66,10 @@ async def test_ends_only_past_its_end_once_no_official_was_in_it_for_the_idle_ti
     await join(sessionmaker, meeting_id, kiosk_a.principal, START + MINUTE)
     await leave(sessionmaker, meeting_id, chair, START + 10 * MINUTE)  # the chair closed the browser
 
+    live = RoomsClosedAfterCommit(sessionmaker)
+
     async def end_at(now: dt.datetime) -> list[int]:
-        return await end_idle_meetings(sessionmaker, IDLE, now=now)  # type: ignore[arg-type]
+        return await end_idle_meetings(sessionmaker, live, IDLE, now=now)  # type: ignore[arg-type]
 
     # Long idle, but before the scheduled end: a late or returning chair finds it open.
     assert await end_at(END - MINUTE) == []
@@ -93,10 +101,12 @@ async def test_a_meeting_no_official_ever_joined_ends_after_its_end(
     world: World, sessionmaker: Maker
 ) -> None:
     meeting_id = await started_meeting(sessionmaker, world)
-    assert await end_idle_meetings(sessionmaker, IDLE, now=END - MINUTE) == []  # type: ignore[arg-type]
+    live = RoomsClosedAfterCommit(sessionmaker)
+    assert await end_idle_meetings(sessionmaker, live, IDLE, now=END - MINUTE) == []  # type: ignore[arg-type]
     _, room_id = await status_of(sessionmaker, meeting_id)
     # An hour with nobody to chair it: it ends at its scheduled end.
-    assert await end_idle_meetings(sessionmaker, IDLE, now=END) == [room_id]  # type: ignore[arg-type]
+    assert await end_idle_meetings(sessionmaker, live, IDLE, now=END) == [room_id]  # type: ignore[arg-type]
+    assert live.closed == [(room_id, MeetingStatus.ENDED, True)]  # its live room, after the commit
     assert (await status_of(sessionmaker, meeting_id))[0] == MeetingStatus.ENDED
 
 
@@ -107,6 +117,7 @@ async def test_scheduled_ended_and_cancelled_meetings_are_left_alone(
         waiting = (await scheduled_meeting(session, world, starts_at=START)).id
     # Never started (e.g. the clock was down): not ended, and not started once its end has passed.
     later = END + 60 * MINUTE
-    assert await end_idle_meetings(sessionmaker, IDLE, now=later) == []  # type: ignore[arg-type]
+    live = RoomsClosedAfterCommit(sessionmaker)
+    assert await end_idle_meetings(sessionmaker, live, IDLE, now=later) == []  # type: ignore[arg-type]
     assert await start_due_meetings(sessionmaker, now=later) == []  # type: ignore[arg-type]
     assert (await status_of(sessionmaker, waiting))[0] == MeetingStatus.SCHEDULED

@@ -146,13 +146,3 @@ async def api_account_action(request: web.Request) -> web.Response:
     row = next(r for r in await _rows(request) if r.account.id == account_id)
     return web.json_response({"account": account_json(row)})
 
-
-def setup_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/account/password", password_page)
-    r.add_post("/account/password", password_submit)
-    r.add_post("/api/v1/me/password", api_change_password)
-    r.add_get("/admin/accounts", accounts_page)
-    r.add_post("/admin/accounts/{account_id}", accounts_submit)
-    r.add_get("/api/v1/admin/accounts", api_list_accounts)
-    r.add_post("/api/v1/admin/accounts/{account_id}/actions", api_account_action)

@@ -1,5 +1,5 @@
-"""OpenAPI declarations of the account API (see ``server.openapi``): one's own password, and the
-admin's account management."""
+"""OpenAPI declarations of the auth API (see ``server.openapi.spec``): the session and "who am I",
+one's own password, and the admin's account management."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from functools import partial
 from typing import Any
 
 from server.auth.accounts import AccountActionBody, PasswordChange
-from server.openapi import Endpoint, obj
-from server.openapi_schemas import boolean, enum, envelope, integer, listing, string
+from server.auth.roles import PUBLIC
+from server.auth.views import LoginInput
+from server.openapi.spec import Endpoint, boolean, enum, envelope, integer, listing, obj, string
 
 ADMIN = ("admin",)
 
@@ -27,6 +28,43 @@ def _account() -> dict[str, Any]:
             "login_delayed_until": string(null=True, description="latest login delay on any address"),
         },
         required=("id", "username", "role", "active", "can_triage"),
+    )
+
+
+def _me() -> dict[str, Any]:
+    """The signed-in principal as ``/api/v1/me`` and a login return it."""
+    return obj(
+        {
+            "role": enum("kiosk", "official", "admin"),
+            "id": integer(),
+            "display_name": string(),
+            "department_id": integer(null=True),
+        },
+        required=("role", "id", "display_name"),
+    )
+
+
+def session_endpoints() -> tuple[Endpoint, ...]:
+    auth = partial(Endpoint, tag="auth")
+    me = _me()
+    return (
+        auth(
+            "post",
+            "/api/v1/session",
+            "Log in (official or admin); sets the session cookie",
+            (PUBLIC,),
+            request=LoginInput,
+            response=me,
+            status=201,
+        ),
+        auth(
+            "delete",
+            "/api/v1/session",
+            "Log out",
+            ("official", "admin"),
+            response=envelope("status", string()),
+        ),
+        auth("get", "/api/v1/me", "Who am I", ("kiosk", "official", "admin"), response=me),
     )
 
 

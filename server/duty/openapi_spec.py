@@ -1,4 +1,4 @@
-"""OpenAPI declarations of the duty-call API (see ``server.openapi``)."""
+"""OpenAPI declarations of the duty-call API (see ``server.openapi.spec``)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,17 @@ from functools import partial
 from typing import Any
 
 from server.duty.views import AvailabilityInput
-from server.openapi import Endpoint, obj
-from server.openapi_schemas import array, boolean, enum, envelope, integer, string, timestamp
+from server.openapi.spec import (
+    Endpoint,
+    array,
+    boolean,
+    enum,
+    envelope,
+    integer,
+    obj,
+    string,
+    timestamp,
+)
 
 KIOSK = ("kiosk",)
 STAFF = ("official", "admin")

@@ -1,6 +1,6 @@
-"""OpenAPI declarations of the meetings API (see ``server.openapi``).
+"""OpenAPI declarations of the meetings API (see ``server.openapi.spec``).
 
-Hook-up (one line in ``server.openapi.all_endpoints``, owned by the foundation): add
+Hook-up (one line in ``server.openapi.document.all_endpoints``): add
 ``meeting_endpoints()`` from this module to the tuple it returns."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from server.meetings.views import (
     TransitionInput,
 )
 from server.meetings.workflow import MeetingStatus
-from server.openapi import Endpoint, obj
-from server.openapi_schemas import (
+from server.openapi.spec import (
+    Endpoint,
     array,
     boolean,
     enum,
@@ -30,6 +30,7 @@ from server.openapi_schemas import (
     integer,
     listing,
     number,
+    obj,
     string,
     timestamp,
 )

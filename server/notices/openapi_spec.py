@@ -1,4 +1,4 @@
-"""OpenAPI declarations of the notices API (see ``server.openapi``)."""
+"""OpenAPI declarations of the notices API (see ``server.openapi.spec``)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,17 @@ from functools import partial
 from typing import Any
 
 from server.notices.views import NoticeInput
-from server.openapi import Endpoint, obj
-from server.openapi_schemas import boolean, envelope, ids, integer, listing, string, timestamp
+from server.openapi.spec import (
+    Endpoint,
+    boolean,
+    envelope,
+    ids,
+    integer,
+    listing,
+    obj,
+    string,
+    timestamp,
+)
 
 KIOSK = ("kiosk",)
 STAFF = ("official", "admin")

@@ -1,12 +1,12 @@
-"""OpenAPI declarations of the petitions API (see ``server.openapi``)."""
+"""OpenAPI declarations of the petitions API (see ``server.openapi.spec``)."""
 
 from __future__ import annotations
 
 from functools import partial
 from typing import Any
 
-from server.openapi import Endpoint, obj, ref
-from server.openapi_schemas import (
+from server.openapi.spec import (
+    Endpoint,
     array,
     boolean,
     enum,
@@ -15,6 +15,8 @@ from server.openapi_schemas import (
     integer,
     listing,
     number,
+    obj,
+    ref,
     string,
 )
 from server.petitions.api import ListQuery

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server import openapi
 from server.petitions import admin, api, views
 
 
@@ -24,8 +23,6 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/admin/answer-templates", admin.templates_submit)
     r.add_get("/admin/petitions/stats", admin.stats_page)
     r.add_get("/admin/petitions.csv", admin.export_petitions)
-
-    r.add_get("/api/v1/openapi.json", openapi.openapi_json)
 
     r.add_post("/api/v1/kiosk/petitions", api.file_petition)
     r.add_post("/api/v1/kiosk/petitions/status", api.check_status)

@@ -1,4 +1,4 @@
-"""OpenAPI declarations of the rooms API (see ``server.openapi``): the admin's rooms, the caller's
+"""OpenAPI declarations of the rooms API (see ``server.openapi.spec``): the admin's rooms, the caller's
 invitations, and a participant's still picture."""
 
 from __future__ import annotations
@@ -6,8 +6,18 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from server.openapi import Endpoint, obj
-from server.openapi_schemas import boolean, envelope, extended, ids, integer, listing, string, timestamp
+from server.openapi.spec import (
+    Endpoint,
+    boolean,
+    envelope,
+    extended,
+    ids,
+    integer,
+    listing,
+    obj,
+    string,
+    timestamp,
+)
 from server.rooms.service import TITLE_MAX
 from server.rooms.views import CreateRoomInput, InviteInput
 

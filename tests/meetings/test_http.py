@@ -310,7 +310,7 @@ async def test_admin_pages_record_and_exports(
 
 async def test_openapi_declarations_match_the_routes(client: TestClient) -> None:
     from server.meetings.openapi_spec import meeting_endpoints
-    from server.openapi import build_document
+    from server.openapi.document import build_document
 
     document = build_document(meeting_endpoints())
     documented = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}

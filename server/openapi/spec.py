@@ -1,4 +1,13 @@
-"""Builders for the JSON schemas the features' OpenAPI declarations repeat (see ``server.openapi``).
+"""The vocabulary of Maeul's OpenAPI declarations: ``Endpoint`` and the JSON-schema builders.
+
+Each domain's ``openapi_spec`` module declares its endpoints as an immutable tuple of ``Endpoint``
+(method, path, summary, roles, request model, response schema) built from this module; request
+bodies and query strings come from the same pydantic models the handlers validate with, so the
+document cannot drift from the validation. ``server.openapi.document`` assembles the document.
+
+This module is a leaf: it imports no domain and nothing else from ``server`` (a test holds that),
+so every domain's spec can import it and the aggregator can import every domain's spec without an
+import circle.
 
 Every builder returns a fresh plain dict: a schema several endpoints share is then neither a
 module-level mutable value nor something ``json.dumps`` cannot serialise (a ``MappingProxyType``
@@ -8,9 +17,42 @@ nested in a response would break ``/api/v1/openapi.json``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
-from server.openapi import obj
+from pydantic import BaseModel
+
+
+def obj(properties: Mapping[str, Any] | None = None, *, required: Iterable[str] = ()) -> dict[str, Any]:
+    """A JSON object schema (a small helper for response schemas)."""
+    schema: dict[str, Any] = {"type": "object", "properties": dict(properties or {})}
+    required = list(required)
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    summary: str
+    roles: tuple[str, ...]
+    request: type[BaseModel] | None = None
+    response: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType(obj()))
+    status: int = 200
+    query: type[BaseModel] | None = None
+    multipart: Mapping[str, Any] | None = None  # extra multipart/form-data body schema
+    binary_response: str | None = None  # content type of a file response
+    binary_description: str = "The file (Range requests are supported)"
+    tag: str = "maeul"
+    # Path parameters are database ids unless named here (e.g. a signaling participant id).
+    path_schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def _scalar(name: str, null: bool, keywords: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,59 +1,34 @@
 """The OpenAPI 3.1 document of Maeul's JSON API, served at ``/api/v1/openapi.json``.
 
-Each feature declares its endpoints as an immutable tuple of ``Endpoint`` (method, path, summary,
-roles, request model, response schema); request bodies and query strings come from the same
-pydantic models the handlers validate with, so the document cannot drift from the validation.
+It assembles every domain's declarations (each domain's ``openapi_spec``, written in the vocabulary
+of ``server.openapi.spec``) into one document; ``server.routes`` mounts ``openapi_json``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
 
+from server.auth.openapi_spec import account_endpoints, session_endpoints
 from server.auth.roles import PUBLIC
+from server.duty.openapi_spec import duty_endpoints
+from server.kiosks.openapi_spec import kiosk_endpoints
+from server.meetings.openapi_spec import meeting_endpoints
+from server.notices.openapi_spec import notice_endpoints
+from server.openapi.spec import Endpoint, obj, ref
+from server.petitions.openapi_spec import petition_endpoints
+from server.rooms.openapi_spec import room_endpoints
 from server.routing import allow
+from server.validation import MAX_ID
 
 JSON = "application/json"
-MAX_ID = 2**31 - 1
 _PARAM = re.compile(r"{([a-z_]+)}")
 _ID_SCHEMA: Mapping[str, Any] = MappingProxyType({"type": "integer", "minimum": 1, "maximum": MAX_ID})
-
-
-def obj(properties: Mapping[str, Any] | None = None, *, required: Iterable[str] = ()) -> dict[str, Any]:
-    """A JSON object schema (a small helper for response schemas)."""
-    schema: dict[str, Any] = {"type": "object", "properties": dict(properties or {})}
-    required = list(required)
-    if required:
-        schema["required"] = required
-    return schema
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    method: str
-    path: str
-    summary: str
-    roles: tuple[str, ...]
-    request: type[BaseModel] | None = None
-    response: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType(obj()))
-    status: int = 200
-    query: type[BaseModel] | None = None
-    multipart: Mapping[str, Any] | None = None  # extra multipart/form-data body schema
-    binary_response: str | None = None  # content type of a file response
-    binary_description: str = "The file (Range requests are supported)"
-    tag: str = "maeul"
-    # Path parameters are database ids unless named here (e.g. a signaling participant id).
-    path_schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 ERROR_SCHEMA: Mapping[str, Any] = MappingProxyType(
@@ -194,108 +169,11 @@ def build_document(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
     }
 
 
-def foundation_endpoints() -> tuple[Endpoint, ...]:
-    """The foundation's API, described here so the document covers every /api/v1 endpoint."""
-    from functools import partial
-
-    from server.auth.views import LoginInput
-    from server.kiosks.views import CreateKioskInput, EnrollInput, HeartbeatInput
-
-    # Imported here: server.openapi_schemas builds on obj() from this module.
-    from server.openapi_schemas import boolean, enum, envelope, integer, listing, string
-
-    auth = partial(Endpoint, tag="auth")
-    kiosks = partial(Endpoint, tag="kiosks")
-    me = obj(
-        {
-            "role": enum("kiosk", "official", "admin"),
-            "id": integer(),
-            "display_name": string(),
-            "department_id": integer(null=True),
-        },
-        required=("role", "id", "display_name"),
-    )
-    kiosk = obj(
-        {
-            "id": integer(),
-            "label": string(),
-            "village_id": integer(),
-            "village": string(),
-            "enrolled_at": string(null=True),
-            "revoked_at": string(null=True),
-            "last_seen_at": string(null=True),
-            "active": boolean(),
-        },
-        required=("id", "label", "village_id", "active"),
-    )
-    return (
-        auth(
-            "post",
-            "/api/v1/session",
-            "Log in (official or admin); sets the session cookie",
-            (PUBLIC,),
-            request=LoginInput,
-            response=me,
-            status=201,
-        ),
-        auth(
-            "delete",
-            "/api/v1/session",
-            "Log out",
-            ("official", "admin"),
-            response=envelope("status", string()),
-        ),
-        auth("get", "/api/v1/me", "Who am I", ("kiosk", "official", "admin"), response=me),
-        kiosks(
-            "post",
-            "/api/v1/kiosk/enroll",
-            "Exchange a one-time enrollment code for a device token",
-            (PUBLIC,),
-            request=EnrollInput,
-            status=201,
-            response=obj({"token": string(), "kiosk": kiosk}, required=("token", "kiosk")),
-        ),
-        kiosks("get", "/api/v1/admin/kiosks", "List kiosks", ("admin",), response=listing("kiosks", kiosk)),
-        kiosks(
-            "post",
-            "/api/v1/admin/kiosks",
-            "Create a kiosk and its one-time enrollment code",
-            ("admin",),
-            request=CreateKioskInput,
-            status=201,
-            response=obj(
-                {"kiosk": kiosk, "enrollment_code": string(), "expires_at": string()},
-                required=("kiosk", "enrollment_code"),
-            ),
-        ),
-        kiosks(
-            "post",
-            "/api/v1/admin/kiosks/{kiosk_id}/revoke",
-            "Revoke a kiosk at once",
-            ("admin",),
-            response=envelope("kiosk", kiosk),
-        ),
-        kiosks(
-            "post",
-            "/api/v1/kiosk/heartbeat",
-            "The kiosk agent's health report (every few seconds)",
-            ("kiosk",),
-            request=HeartbeatInput,
-            response=envelope("status", string()),
-        ),
-    )
-
-
 def all_endpoints() -> tuple[Endpoint, ...]:
-    from server.auth.openapi_spec import account_endpoints
-    from server.duty.openapi_spec import duty_endpoints
-    from server.meetings.openapi_spec import meeting_endpoints
-    from server.notices.openapi_spec import notice_endpoints
-    from server.petitions.openapi_spec import petition_endpoints
-    from server.rooms.openapi_spec import room_endpoints
-
+    """Every domain's endpoints, in the document's order."""
     return (
-        foundation_endpoints()
+        session_endpoints()
+        + kiosk_endpoints()
         + account_endpoints()
         + petition_endpoints()
         + notice_endpoints()

@@ -149,7 +149,7 @@ async def _admin_page(request: web.Request, error: str | None = None, status: in
             "kiosks": kiosks,
             "error": error,
         }
-        return render(request, "meeting/admin_rooms.html", context, status=status)
+        return render(request, "room/admin_rooms.html", context, status=status)
 
 
 @allow(Role.ADMIN)
@@ -204,12 +204,12 @@ async def _meeting_page(request: web.Request, template: str) -> web.Response:
 
 @allow(Role.OFFICIAL, Role.ADMIN)
 async def official_meeting_page(request: web.Request) -> web.Response:
-    return await _meeting_page(request, "meeting/official.html")
+    return await _meeting_page(request, "room/official.html")
 
 
 @allow(Role.KIOSK)
 async def kiosk_meeting_page(request: web.Request) -> web.Response:
-    return await _meeting_page(request, "meeting/kiosk.html")
+    return await _meeting_page(request, "room/kiosk.html")
 
 
 @allow(Role.OFFICIAL, Role.ADMIN, Role.KIOSK)

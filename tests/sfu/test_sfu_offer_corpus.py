@@ -16,12 +16,11 @@ from rtc import aiortc_internals as ai
 from server.sfu import Sfu
 from server.sfu.errors import InvalidSdp
 from server.sfu.offer import read_offer
-from tests.sfu.sdp_corpus import disable_section, mid_of, rebuild, sections
+from tests.sfu.sdp_corpus import PAGE_SLOTS, disable_section, mid_of, rebuild, sections
 
 CORPUS = Path(__file__).parent / "sdp_corpus"
 CAPTURED = sorted(CORPUS.glob("*.sdp"))
-#: (audio slots, video slots) the pages offer, per role (web/templates/meeting/*.html).
-SLOTS = {"kiosk": (3, 2), "official": (3, 9)}
+SLOTS = PAGE_SLOTS
 
 
 def captured(name: str) -> str:

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import re
 
+from server.auth.roles import Role
+from server.signaling.room_hub import SLOT_PLAN
+
+#: (audio slots, video slots) each captured page offers: the join ack's slot plan for its role.
+PAGE_SLOTS = {
+    page: (SLOT_PLAN[role]["audio"], SLOT_PLAN[role]["video"])
+    for page, role in (("kiosk", Role.KIOSK), ("official", Role.OFFICIAL))
+}
 _SECTION = re.compile(r"\r?\nm=")
 
 

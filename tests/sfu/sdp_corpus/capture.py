@@ -1,6 +1,6 @@
 """Capture the SDP offers the meeting pages' browsers make, as fixtures for test_sfu_offer_corpus.
 
-Each browser builds the peer connection the way ``web/static/js/meeting/meeting.js``
+Each browser builds the peer connection the way ``web/static/js/room/room.js``
 (``connectMedia``) does: ``bundlePolicy: 'max-bundle'``, a send-only audio transceiver, the
 role's receive-only audio slots, a send-only video transceiver (camera, or a shared screen),
 the role's receive-only video slots; no camera means receive-only. The offer is taken after ICE
@@ -28,11 +28,11 @@ from playwright.async_api import async_playwright
 
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.firefox_bidi import launch_firefox, xvfb
+from tests.sfu.sdp_corpus import PAGE_SLOTS
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-#: (audio slots, video slots) of the pages' templates (web/templates/meeting/*.html).
-ROLES = {"kiosk": (3, 2), "official": (3, 9)}
+ROLES = PAGE_SLOTS
 #: camera: publishes camera + microphone; screen: a shared screen + microphone; receive: no devices.
 SOURCES = ("camera", "screen", "receive")
 

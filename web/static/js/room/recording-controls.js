@@ -1,5 +1,5 @@
 // The chair's recording buttons on the official meeting page: they call the meetings API; which one
-// shows follows the room's state (the root's data-recording, kept by meeting.js from the join ack and
+// shows follows the room's state (the root's data-recording, kept by room.js from the join ack and
 // the 'recording' event), so every open page of the chair agrees.
 export function recordingControls(root) {
   const box = root.querySelector('[data-record-controls]');

@@ -28,7 +28,7 @@ function waitForGathering(pc, ms) {
   });
 }
 
-export class Meeting {
+export class Room {
   constructor(root) {
     this.root = root;
     this.roomId = Number(root.dataset.roomId);

@@ -20,8 +20,9 @@ const idle = startIdle(() => goHome(root));
 
 // While a request waits to be sent, the idle prompt ("it will forget what you entered") would be
 // wrong: the request is kept. The resident has been told they may leave; after a while without a
-// touch the kiosk goes home (which shows the request waiting and keeps sending it).
-const WALK_AWAY_MS = 90000;
+// touch the kiosk goes home (which shows the request waiting and keeps sending it). Longer than
+// the idle prompt: a recorded message on a thin line can take minutes once the line is back.
+const WALK_AWAY_MS = 180000;
 let walkAway = null;
 function armWalkAway() {
   clearTimeout(walkAway);

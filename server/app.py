@@ -16,6 +16,8 @@ from server.keys import CATALOGS, ENGINE, PASSWORDS, SESSIONMAKER, SETTINGS, SFU
 from server.meetings.clock import meeting_clock_ctx
 from server.meetings.presence import presence_ctx
 from server.middlewares import authorization, errors, media_space, request_context
+from server.ops.metrics import setup_metrics
+from server.ops.views import http_metrics
 from server.petitions.storage import MIB, SpaceGuard
 from server.rendering import make_environment
 from server.sfu import Sfu, SfuConfig
@@ -57,9 +59,12 @@ async def sfu_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[request_context, errors, authorization, media_space], client_max_size=CLIENT_MAX_SIZE
+        # http_metrics outermost: it times every answer, error pages and refusals included.
+        middlewares=[http_metrics, request_context, errors, authorization, media_space],
+        client_max_size=CLIENT_MAX_SIZE,
     )
     app[SETTINGS] = settings
+    setup_metrics(app)  # before setup_signaling, whose event hook counts into it
     app[SPACE] = SpaceGuard(settings.data_dir, settings.min_free_mb * MIB)
     app[PASSWORDS] = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
     app[CATALOGS] = Catalogs(settings.default_locale)

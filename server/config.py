@@ -138,6 +138,8 @@ class Settings:
     # A live meeting past its scheduled end with no official in it for this long ends by itself
     # (server/meetings/autoend.py); 0 = only the chair ends meetings.
     meeting_idle_end_minutes: int = 15
+    # Bearer token a Prometheus server on another machine scrapes /metrics with (None: loopback only).
+    metrics_token: SecretStr | None = None
 
     @property
     def is_production(self) -> bool:
@@ -206,7 +208,19 @@ class Settings:
             kiosk_audio_bitrate=_ranged(get, "MAEUL_KIOSK_AUDIO_BITRATE", 24000, 6000, 128000),
             rtc_consent_timeout_seconds=_ranged(get, "MAEUL_RTC_CONSENT_TIMEOUT_SECONDS", 60, 10, 600),
             meeting_idle_end_minutes=_ranged(get, "MAEUL_MEETING_IDLE_END_MINUTES", 15, 0, 24 * 60),
+            metrics_token=_metrics_token(get),
         )
+
+
+def _metrics_token(get: Getter) -> SecretStr | None:
+    value = (get("MAEUL_METRICS_TOKEN") or "").strip()
+    if not value:
+        return None
+    if len(value) < 24:
+        # A short token is guessable by anyone who can reach the port; refuse to start rather
+        # than expose the metrics (room ids, kiosk counts) behind it.
+        raise ConfigError("MAEUL_METRICS_TOKEN must be at least 24 characters long")
+    return SecretStr(value)
 
 
 def _development_secret(data_dir: Path) -> str:

@@ -18,6 +18,7 @@ from server.petitions.storage import SpaceGuard
 from server.sfu import Sfu
 
 if TYPE_CHECKING:
+    from server.ops.metrics import Metrics
     from server.signaling.room_hub import RoomHub
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -31,6 +32,8 @@ SFU = web.AppKey("sfu", Sfu)
 MEETINGS: web.AppKey[RoomHub] = web.AppKey("meetings")
 CLOCK = web.AppKey("meeting_clock", FailureStreak)  # the meeting clock's health, for /readyz
 SPACE = web.AppKey("space_guard", SpaceGuard)  # MAEUL_MIN_FREE_MB for new media
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")  # this process's Prometheus registry
+SAMPLER = web.AppKey("ops_sampler", FailureStreak)  # the system-history sampler's health
 
 # Per request, set by the middlewares.
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")

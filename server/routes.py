@@ -11,8 +11,8 @@ from server.duty import routes as duty_routes
 from server.kiosks import routes as kiosks_routes
 from server.meetings import routes as meetings_routes
 from server.notices import routes as notices_routes
-from server.ops import routes as ops_routes
 from server.openapi import document as openapi_document
+from server.ops import routes as ops_routes
 from server.petitions import routes as petitions_routes
 from server.rendering import STATIC_DIR
 from server.rooms import routes as rooms_routes

@@ -57,6 +57,8 @@ class ParticipantStats:
     packets_out: int
     bytes_out: int
     keyframe_requests_sent: int
+    #: NACK packets sent to this participant for media it published that arrived with gaps.
+    nacks_sent: int
     loudness: float
     video_wanted: bool
     #: Mean time spent forwarding one received packet to all its subscribers (seconds).
@@ -385,6 +387,7 @@ class Room:
                 packets_out=sum(f.packets for f in forwarded),
                 bytes_out=sum(f.bytes for f in forwarded),
                 keyframe_requests_sent=sum(s.plis_sent for s in ins),
+                nacks_sent=sum(s.nacks_sent for s in ins),
                 loudness=p.loudness,
                 video_wanted=bool(p.inbound.get("video") and p.inbound["video"].wanted),
                 relay_time_per_packet=relay_time / packets_in if packets_in else 0.0,

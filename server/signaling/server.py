@@ -28,6 +28,7 @@ from server.errors import outage_error
 from server.keys import MEETINGS, SESSIONMAKER, SETTINGS, SFU, SIO
 from server.kiosks.service import principal_for_token
 from server.middlewares import KIOSK_COOKIE, SESSION_COOKIE
+from server.ops.hooks import counted_event
 from server.routing import allow
 from server.signaling import chair
 from server.signaling.events import Error, emit
@@ -199,7 +200,7 @@ def setup_signaling(app: web.Application) -> None:
                 await emit(sio, Error.of(failure, name), to=sid)
                 return failure.to_json()
 
-        sio.on(name, run)
+        sio.on(name, counted_event(app, name, run))  # metrics: the ack tells ok or the error code
 
     async def on_leave(sid: str, _principal: Principal, _data: Any) -> dict[str, Any]:
         return {"left": await hub.leave(sid)}

@@ -58,6 +58,9 @@ MATRIX: dict[tuple[str, str], list[Call]] = {
     ("GET", "/"): [Call(allow(*ROLES, cells={(ANON, OWN): DENY}))],  # anonymous: to the login page
     ("GET", "/healthz"): [Call(PUBLIC)],
     ("GET", "/readyz"): [Call(PUBLIC)],
+    # From loopback (as here) any caller may scrape; elsewhere only with MAEUL_METRICS_TOKEN
+    # (tests/ops/test_metrics_endpoint.py).
+    ("GET", "/metrics"): [Call(PUBLIC)],
     ("GET", "/login"): [Call(PUBLIC)],
     ("POST", "/login"): [Call(allow(*ROLES, cells=NO_CSRF_ANON), form={})],
     ("POST", "/logout"): [Call(allow(*ROLES, cells=NO_CSRF_ANON), form={}, login_is_ok=True)],

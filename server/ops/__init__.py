@@ -1,0 +1,1 @@
+"""Operations: Prometheus metrics (/metrics), the system page (/admin/system) and its history."""

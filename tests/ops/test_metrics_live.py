@@ -1,0 +1,60 @@
+"""/metrics reads the media plane at scrape time: a real two-party meeting over loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import World
+from tests.ops.test_metrics_endpoint import sample
+from tests.signaling.conftest import people  # noqa: F401  (the fixture)
+from tests.signaling.two_party import room_with_a_hall, wait_media_both_ways
+
+pytestmark = pytest.mark.network
+
+LUMA_OFFICIAL, LUMA_KIOSK = 50, 170
+
+
+async def test_metrics_show_the_live_meeting_and_its_socket_events(
+    client: TestClient,
+    world: World,
+    people: Callable[..., Any],  # noqa: F811
+) -> None:
+    _admin, _kiosk_id, token, room_id = await room_with_a_hall(client, world, "마을 안전 회의")
+    official = await people("official", username="official")
+    kiosk = await people("kiosk", token=token)
+    await official.join(room_id)
+    await kiosk.join(room_id)
+    await official.publish(LUMA_OFFICIAL, 3000, video_slots=2)
+    await kiosk.publish(LUMA_KIOSK, 3000, video_slots=2)
+    await wait_media_both_ways(official, LUMA_OFFICIAL, kiosk, LUMA_KIOSK, 20, "media both ways")
+    refused = await kiosk.call("mute", {"kind": "nonsense"})
+    assert "error" in refused
+    code = refused["error"]["code"]
+
+    text = await (await client.get("/metrics")).text()
+    room, kiosk_pid, official_pid = str(room_id), kiosk.pid, official.pid
+    assert kiosk_pid and official_pid
+    assert sample(text, "maeul_rooms") == 1
+    assert sample(text, "maeul_participants", kind="kiosk") == 1
+    assert sample(text, "maeul_participants", kind="official") == 1
+    for pid in (kiosk_pid, official_pid):
+        assert (sample(text, "maeul_forwarded_bytes_total", room=room, participant=pid) or 0) > 0
+        assert (sample(text, "maeul_forwarded_packets_total", room=room, participant=pid) or 0) > 0
+        for name in ("maeul_retransmitted_packets_total", "maeul_nacks_sent_total", "maeul_plis_sent_total"):
+            assert sample(text, name, room=room, participant=pid) is not None, name
+    modes = [
+        sample(text, "maeul_participants_by_link_mode", mode=m) or 0
+        for m in ("video", "low_video", "audio_only")
+    ]
+    assert sum(modes) == 2
+    assert sample(text, "maeul_socket_events_total", event="join", result="ok") == 2
+    assert sample(text, "maeul_socket_events_total", event="offer", result="ok") == 2
+    assert sample(text, "maeul_socket_events_total", event="mute", result=code) == 1
+    assert sample(text, "maeul_recording_bytes", room=room) == 0
+
+    await kiosk.close()
+    await official.close()

@@ -351,8 +351,9 @@ def refusal(principal: Principal, petition: Petition, action: Action) -> str | N
     return None
 
 
-async def _check_assignee(session: AsyncSession, assignee_id: int, department_id: int | None) -> None:
-    account = await session.get(Account, assignee_id)
+async def _check_assignee(session: AsyncSession, assignee_id: int | None, department_id: int | None) -> None:
+    # None cannot come out of an assign (the workflow requires the id); it is refused all the same.
+    account = None if assignee_id is None else await session.get(Account, assignee_id)
     if account is None or not account.is_active:
         raise BadRequest("no such official", code="unknown_assignee")
     if account.role == Role.OFFICIAL.value and account.department_id != department_id:
@@ -410,11 +411,11 @@ async def apply_action(
         ) from exc
 
     if action is Action.ASSIGN:
-        await _check_assignee(session, int(new_state.assignee_id or 0), new_state.department_id)  # type: ignore[arg-type]
+        await _check_assignee(session, new_state.assignee_id, new_state.department_id)
         if new_state.department_id != petition.department_id:
-            await _check_department(session, int(new_state.department_id))  # type: ignore[arg-type]
+            await _check_department(session, new_state.department_id)
     if action is Action.TRANSFER:
-        await _check_department(session, int(new_state.department_id))  # type: ignore[arg-type]
+        await _check_department(session, new_state.department_id)
     details: dict[str, Any] = {"from_status": petition.status, "to_status": new_state.status.value}
     if action is Action.REQUEST_INFO:
         petition.info_request_text = data.reason
@@ -448,8 +449,8 @@ async def apply_action(
     petition.status = new_state.status.value
     petition.info_requests_count = new_state.info_requests_count
     petition.extended = new_state.extended
-    petition.department_id = new_state.department_id  # type: ignore[assignment]
-    petition.assignee_id = new_state.assignee_id  # type: ignore[assignment]
+    petition.department_id = new_state.department_id
+    petition.assignee_id = new_state.assignee_id
     record(session, petition.id, principal, action.value, **details)
     await session.flush()
     await session.refresh(petition, attribute_names=["department"])
@@ -467,8 +468,8 @@ async def withdraw_by_resident(session: AsyncSession, kiosk: Principal, petition
     return await apply_action(session, kiosk, petition, action)
 
 
-async def _check_department(session: AsyncSession, department_id: int) -> None:
-    department = await session.get(Department, department_id)
+async def _check_department(session: AsyncSession, department_id: int | None) -> None:
+    department = None if department_id is None else await session.get(Department, department_id)
     if department is None or not department.is_active:
         raise BadRequest("no such department", code="unknown_department")
 

@@ -46,8 +46,6 @@ logger = logging.getLogger(__name__)
 
 MAX_INFO_REQUESTS = 2
 
-EntityId = int | str
-
 
 class _Labelled(StrEnum):
     """A StrEnum whose members carry a Korean and an English label (from the subclass's table)."""
@@ -139,8 +137,8 @@ class WorkflowState:
     status: PetitionStatus = PetitionStatus.RECEIVED
     info_requests_count: int = 0
     extended: bool = False
-    department_id: EntityId | None = None
-    assignee_id: EntityId | None = None
+    department_id: int | None = None
+    assignee_id: int | None = None
 
 
 class IllegalTransition(Exception):
@@ -181,9 +179,10 @@ def _require_text(state: WorkflowState, action: Action, params: dict[str, Any], 
     return value
 
 
-def _require_id(state: WorkflowState, action: Action, params: dict[str, Any], name: str) -> EntityId:
+def _require_id(state: WorkflowState, action: Action, params: dict[str, Any], name: str) -> int:
+    """The database id ``params[name]``; a missing one (or anything but an int) is refused."""
     value = params.get(name)
-    if value is None or isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+    if not isinstance(value, int) or isinstance(value, bool):
         raise IllegalTransition(state.status, action, f"{name} is required")
     return value
 
@@ -231,12 +230,13 @@ def apply(state: WorkflowState, action: Action, **params: Any) -> WorkflowState:
 
     if action is Action.ASSIGN:
         assignee = _require_id(state, action, params, "assignee_id")
-        department = params.get("department_id")
-        if department is None:
+        if params.get("department_id") is None:
             if state.department_id is None:
                 raise IllegalTransition(state.status, action, "department_id is required")
             department = state.department_id
-        elif state.department_id is not None and department != state.department_id:
+        else:
+            department = _require_id(state, action, params, "department_id")
+        if state.department_id is not None and department != state.department_id:
             raise IllegalTransition(
                 state.status, action, "to move the petition to another department, transfer it"
             )

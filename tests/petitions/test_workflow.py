@@ -20,6 +20,10 @@ from server.petitions.workflow import (
 S = PetitionStatus
 A = Action
 
+# Database ids: departments and officials.
+CIVIL, ROADS, WATER = 1, 2, 3
+KIM, LEE, PARK = 11, 12, 13
+
 # The whole legal transition table, written out independently of the module's own table.
 EXPECTED: dict[tuple[PetitionStatus, Action], PetitionStatus] = {
     (S.RECEIVED, A.ASSIGN): S.IN_PROGRESS,
@@ -44,21 +48,21 @@ EXPECTED: dict[tuple[PetitionStatus, Action], PetitionStatus] = {
 
 # A typical state for each status, as reached through the machine.
 TYPICAL: dict[PetitionStatus, WorkflowState] = {
-    S.RECEIVED: WorkflowState(S.RECEIVED, department_id="civil"),
-    S.IN_PROGRESS: WorkflowState(S.IN_PROGRESS, department_id="civil", assignee_id="kim"),
-    S.INFO_REQUESTED: WorkflowState(S.INFO_REQUESTED, 1, department_id="civil", assignee_id="kim"),
-    S.TRANSFERRED: WorkflowState(S.TRANSFERRED, department_id="roads"),
-    S.ANSWERED: WorkflowState(S.ANSWERED, department_id="civil", assignee_id="kim"),
-    S.CLOSED: WorkflowState(S.CLOSED, department_id="civil", assignee_id="kim"),
+    S.RECEIVED: WorkflowState(S.RECEIVED, department_id=CIVIL),
+    S.IN_PROGRESS: WorkflowState(S.IN_PROGRESS, department_id=CIVIL, assignee_id=KIM),
+    S.INFO_REQUESTED: WorkflowState(S.INFO_REQUESTED, 1, department_id=CIVIL, assignee_id=KIM),
+    S.TRANSFERRED: WorkflowState(S.TRANSFERRED, department_id=ROADS),
+    S.ANSWERED: WorkflowState(S.ANSWERED, department_id=CIVIL, assignee_id=KIM),
+    S.CLOSED: WorkflowState(S.CLOSED, department_id=CIVIL, assignee_id=KIM),
 }
 
 VALID_PARAMS: dict[Action, dict[str, Any]] = {
-    A.ASSIGN: {"assignee_id": "lee"},
+    A.ASSIGN: {"assignee_id": LEE},
     A.REQUEST_INFO: {"reason": "사진을 첨부해 주세요"},
     A.SUPPLEMENT: {},
     A.ANSWER: {},
     A.CLOSE: {"reason": "보완 기한 경과"},
-    A.TRANSFER: {"department_id": "water", "reason": "상수도 소관"},
+    A.TRANSFER: {"department_id": WATER, "reason": "상수도 소관"},
     A.RECEIVE: {},
     A.EXTEND: {"reason": "현장 조사 필요", "extension_days": 3, "petition_type": PetitionType.GRIEVANCE},
     A.REOPEN: {},
@@ -97,9 +101,9 @@ def test_allowed_actions_match_expected_table() -> None:
 
 
 def test_happy_path_with_two_info_requests() -> None:
-    state = WorkflowState(department_id="civil")
-    state = apply(state, A.ASSIGN, assignee_id="kim")
-    assert (state.status, state.assignee_id) == (S.IN_PROGRESS, "kim")
+    state = WorkflowState(department_id=CIVIL)
+    state = apply(state, A.ASSIGN, assignee_id=KIM)
+    assert (state.status, state.assignee_id) == (S.IN_PROGRESS, KIM)
     for n in range(1, MAX_INFO_REQUESTS + 1):
         state = apply(state, A.REQUEST_INFO, reason="주소를 알려 주세요")
         assert state.info_requests_count == n
@@ -114,9 +118,9 @@ def test_happy_path_with_two_info_requests() -> None:
 
 
 def test_info_request_count_survives_reopen_and_transfer() -> None:
-    state = WorkflowState(S.IN_PROGRESS, 2, department_id="civil", assignee_id="kim")
-    state = apply(apply(state, A.TRANSFER, department_id="roads"), A.RECEIVE)
-    state = apply(state, A.ASSIGN, assignee_id="park")
+    state = WorkflowState(S.IN_PROGRESS, 2, department_id=CIVIL, assignee_id=KIM)
+    state = apply(apply(state, A.TRANSFER, department_id=ROADS), A.RECEIVE)
+    state = apply(state, A.ASSIGN, assignee_id=PARK)
     with pytest.raises(IllegalTransition):
         apply(state, A.REQUEST_INFO, reason="x")
 
@@ -163,11 +167,11 @@ def test_extension_limit_is_original_period() -> None:
 
 def test_transfer_rules() -> None:
     state = TYPICAL[S.IN_PROGRESS]
-    moved = apply(state, A.TRANSFER, department_id="roads")
-    assert moved == WorkflowState(S.TRANSFERRED, 0, False, "roads", None)
+    moved = apply(state, A.TRANSFER, department_id=ROADS)
+    assert moved == WorkflowState(S.TRANSFERRED, 0, False, ROADS, None)
     assert apply(moved, A.RECEIVE).status is S.RECEIVED
     with pytest.raises(IllegalTransition, match="already in that department"):
-        apply(state, A.TRANSFER, department_id="civil")
+        apply(state, A.TRANSFER, department_id=CIVIL)
     with pytest.raises(IllegalTransition, match="department_id is required"):
         apply(state, A.TRANSFER)
 
@@ -175,18 +179,35 @@ def test_transfer_rules() -> None:
 def test_assign_rules() -> None:
     new = WorkflowState()
     with pytest.raises(IllegalTransition, match="department_id is required"):
-        apply(new, A.ASSIGN, assignee_id="kim")
-    state = apply(new, A.ASSIGN, assignee_id="kim", department_id=7)
-    assert (state.department_id, state.assignee_id) == (7, "kim")
+        apply(new, A.ASSIGN, assignee_id=KIM)
+    state = apply(new, A.ASSIGN, assignee_id=KIM, department_id=7)
+    assert (state.department_id, state.assignee_id) == (7, KIM)
     with pytest.raises(IllegalTransition, match="transfer"):
-        apply(state, A.ASSIGN, assignee_id="lee", department_id=8)
+        apply(state, A.ASSIGN, assignee_id=LEE, department_id=8)
     with pytest.raises(IllegalTransition, match="assignee_id is required"):
         apply(state, A.ASSIGN)
-    assert apply(state, A.ASSIGN, assignee_id="lee").assignee_id == "lee"
+    assert apply(state, A.ASSIGN, assignee_id=LEE).assignee_id == LEE
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"assignee_id": "kim", "department_id": CIVIL},
+        {"assignee_id": True, "department_id": CIVIL},
+        {"assignee_id": KIM, "department_id": "civil"},
+        {"assignee_id": KIM, "department_id": ""},
+    ],
+)
+def test_ids_are_database_ids(params: dict[str, Any]) -> None:
+    """An id is an int: a name, a bool or an empty string is refused, not stored."""
+    with pytest.raises(IllegalTransition, match="_id is required"):
+        apply(WorkflowState(), A.ASSIGN, **params)
+    with pytest.raises(IllegalTransition, match="department_id is required"):
+        apply(TYPICAL[S.IN_PROGRESS], A.TRANSFER, department_id=str(ROADS))
 
 
 def test_answer_needs_an_assignee() -> None:
-    state = WorkflowState(S.IN_PROGRESS, department_id="civil")
+    state = WorkflowState(S.IN_PROGRESS, department_id=CIVIL)
     with pytest.raises(IllegalTransition, match="no official"):
         apply(state, A.ANSWER)
     assert A.ANSWER not in allowed_actions(state)

@@ -154,7 +154,7 @@ class RoomHub:
         """cleanup_ctx body: forward SFU events while the app runs."""
         self._sfu, self._sessionmaker = sfu, sessionmaker
         unsubscribe: Callable[[], None] = self.sfu.subscribe(self._queue.put_nowait)
-        pump = asyncio.get_running_loop().create_task(self._pump(), name="meeting-event-pump")
+        pump = asyncio.get_running_loop().create_task(self._pump(), name="room-event-pump")
         try:
             yield
         finally:
@@ -532,7 +532,7 @@ class RoomHub:
         self._hub_room(room_id).sids[pid] = sid
         await self._enter_rooms(sid, room_id, chair=is_chair)
         log.info(
-            "joined meeting",
+            "joined room",
             extra={"room_id": room_id, "participant": pid, "sid": sid, "rejoin": previous is not None},
         )
         await self.broadcast_participants(room_id)
@@ -583,7 +583,7 @@ class RoomHub:
         self.members[sid] = member
         live.sids[pid] = sid
         await self._enter_rooms(sid, room_id, chair=member.is_chair)
-        log.info("resumed meeting", extra={"room_id": room_id, "participant": pid, "sid": sid})
+        log.info("resumed room", extra={"room_id": room_id, "participant": pid, "sid": sid})
         await self.broadcast_participants(room_id)
         return member
 
@@ -706,9 +706,7 @@ class RoomHub:
         elif reason != "replaced" and (floor := self._floor(member.room_id)) is not None:
             floor.gone(member.pid)
             await self.broadcast_hands(member.room_id)
-        log.info(
-            "left meeting", extra={"room_id": member.room_id, "participant": member.pid, "reason": reason}
-        )
+        log.info("left room", extra={"room_id": member.room_id, "participant": member.pid, "reason": reason})
         await self.broadcast_participants(member.room_id)
         await self._update_stills_wanted(member.room_id)
         return True

@@ -28,6 +28,7 @@ from server.db import utcnow
 from server.geo.models import Division, Village
 from server.kiosks import service as kiosks
 from server.kiosks.models import Kiosk
+from server.meetings import agenda as meeting_agenda
 from server.meetings import service as meetings
 from server.org.models import Department
 from server.petitions import pins, receipts
@@ -360,15 +361,15 @@ async def _seed_meeting(session: AsyncSession, demo_kiosks: dict[str, Kiosk], fi
     meeting = await meetings.get_meeting(session, scheduled.meeting.id)
     presenter = accounts[DEMO_MEETING_OFFICIALS[0]].id
     plan, opinions = DEMO_MEETING_AGENDA
-    await meetings.add_agenda_item(session, meeting, plan, planned_minutes=15, presenter_id=presenter)
-    await meetings.add_item_from_petition(
+    await meeting_agenda.add_agenda_item(session, meeting, plan, planned_minutes=15, presenter_id=presenter)
+    await meeting_agenda.add_item_from_petition(
         session,
         meeting,
         filed[DEMO_MEETING_PETITION],
         actor=_account_principal(accounts["admin"]),
         planned_minutes=20,
     )
-    await meetings.add_agenda_item(session, meeting, opinions, planned_minutes=25)
+    await meeting_agenda.add_agenda_item(session, meeting, opinions, planned_minutes=25)
     return meeting.id
 
 

@@ -11,6 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.roles import Principal
 from server.db import utcnow
+from server.meetings import agenda as meeting_agenda
+from server.meetings import attendance as meeting_attendance
+from server.meetings import recordings as meeting_recordings
 from server.meetings import service
 from server.meetings.models import Meeting
 from server.petitions.workflow import PetitionStatus
@@ -20,18 +23,18 @@ from server.timeutil import format_local
 async def record_data(session: AsyncSession, meeting: Meeting, viewer: Principal) -> dict[str, Any]:
     """The record as ``viewer`` may read it: a linked request the viewer may not see (another
     department's) shows its receipt number, status and outcome, not its title."""
-    presences = await service.attendance_of(session, meeting.id)
+    presences = await meeting_attendance.attendance_of(session, meeting.id)
     until = meeting.ended_at or min(utcnow(), meeting.ends_at)
-    totals = service.attendance_totals(presences, until=until)
+    totals = meeting_attendance.attendance_totals(presences, until=until)
     petition_ids = {p.petition_id for item in meeting.agenda for p in item.petitions}
     petitions = await service.petitions_by_id(session, petition_ids)
-    visible = await service.visible_petition_ids(session, viewer, petition_ids)
+    visible = await meeting_agenda.visible_petition_ids(session, viewer, petition_ids)
     account_ids = {meeting.chair_id, *(o.account_id for o in meeting.officials)}
     account_ids |= {i.presenter_id for i in meeting.agenda if i.presenter_id is not None}
     account_ids |= {a.owner_id for i in meeting.agenda for a in i.actions if a.owner_id is not None}
     names = await service.account_names(session, account_ids)
     villages = await service.village_names(session, {v.village_id for v in meeting.villages})
-    recordings = await service.recordings_of(session, meeting.id)
+    recordings = await meeting_recordings.recordings_of(session, meeting.id)
     return {
         "meeting": {
             "id": meeting.id,

@@ -24,7 +24,9 @@ from server.errors import AppError, BadRequest, Conflict, Forbidden, NotFound
 from server.geo.models import Village
 from server.keys import LOCALE, MEETINGS, SESSIONMAKER, SETTINGS
 from server.kiosks.models import Kiosk
-from server.meetings import ics, service
+from server.meetings import agenda as meeting_agenda
+from server.meetings import attendance, ics, service
+from server.meetings import recordings as meeting_recordings
 from server.meetings.ending import ending
 from server.meetings.models import Meeting
 from server.meetings.record import record_csv_rows, record_data
@@ -253,9 +255,9 @@ async def _managed(session: Any, principal: Principal, meeting_id: int, *, lock:
 
 async def _transition(
     request: web.Request, meeting_id: int, data: TransitionInput
-) -> tuple[Meeting, service.CloseReport | None]:
+) -> tuple[Meeting, meeting_agenda.CloseReport | None]:
     principal = principal_of(request)
-    report: service.CloseReport | None = None
+    report: meeting_agenda.CloseReport | None = None
     async with ending(request.app[SESSIONMAKER], request.app[MEETINGS]) as work:
         session = work.session
         meeting = await _managed(session, principal, meeting_id)
@@ -268,14 +270,14 @@ async def _transition(
                 raise Forbidden("only an administrator cancels a meeting", code="admin_only")
             await service.cancel_meeting(session, principal, meeting, data.reason)
         else:
-            report = await service.close_record(
+            report = await meeting_agenda.close_record(
                 session, principal, meeting, apply_decisions=data.apply_decisions
             )
         meeting = await _reload(session, meeting_id)
     return meeting, report
 
 
-def _report_json(report: service.CloseReport | None) -> list[dict[str, Any]] | None:
+def _report_json(report: meeting_agenda.CloseReport | None) -> list[dict[str, Any]] | None:
     if report is None:
         return None
     return [
@@ -347,7 +349,7 @@ async def recording_file(request: web.Request) -> web.StreamResponse:
     meeting_id, recording_id = _id(request, "meeting_id"), _id(request, "recording_id")
     async with transaction(request.app[SESSIONMAKER]) as session:
         await service.get_visible(session, principal_of(request), meeting_id)
-        recordings = await service.recordings_of(session, meeting_id)
+        recordings = await meeting_recordings.recordings_of(session, meeting_id)
         recording = next((r for r in recordings if r.id == recording_id), None)
         if recording is None:
             raise NotFound("no such recording", code="recording_not_found")
@@ -476,11 +478,11 @@ async def api_add_agenda(request: web.Request) -> web.Response:
 
     async def add(session: AsyncSession, meeting: Meeting) -> int:
         if data.from_petition_id is not None:
-            item = await service.add_item_from_petition(
+            item = await meeting_agenda.add_item_from_petition(
                 session, meeting, data.from_petition_id, actor=actor, planned_minutes=data.planned_minutes
             )
         elif data.title is not None:
-            item = await service.add_agenda_item(
+            item = await meeting_agenda.add_agenda_item(
                 session,
                 meeting,
                 data.title,
@@ -504,7 +506,7 @@ async def api_patch_agenda(request: web.Request) -> web.Response:
     data = await json_body(request, AgendaPatch)
 
     async def patch(session: AsyncSession, meeting: Meeting, item_id: int) -> None:
-        await service.update_agenda_item(
+        await meeting_agenda.update_agenda_item(
             session,
             meeting,
             item_id,
@@ -515,14 +517,14 @@ async def api_patch_agenda(request: web.Request) -> web.Response:
             actor=principal_of(request),
         )
         if data.position is not None:
-            await service.move_agenda_item(session, meeting, item_id, data.position)
+            await meeting_agenda.move_agenda_item(session, meeting, item_id, data.position)
 
     return await _change_item(request, patch)
 
 
 @allow(Role.ADMIN, Role.OFFICIAL)
 async def api_delete_agenda(request: web.Request) -> web.Response:
-    return await _change_item(request, service.delete_agenda_item)
+    return await _change_item(request, meeting_agenda.delete_agenda_item)
 
 
 @allow(Role.ADMIN, Role.OFFICIAL)
@@ -530,7 +532,7 @@ async def api_minutes(request: web.Request) -> web.Response:
     data = await json_body(request, MinutesInput)
     return await _change_item(
         request,
-        lambda session, meeting, item_id: service.write_minutes(
+        lambda session, meeting, item_id: meeting_agenda.write_minutes(
             session, meeting, item_id, notes=data.notes, decisions=data.decisions
         ),
     )
@@ -542,7 +544,7 @@ async def api_add_action(request: web.Request) -> web.Response:
     meeting_id, item_id = _id(request, "meeting_id"), _id(request, "item_id")
     async with transaction(request.app[SESSIONMAKER]) as session:
         meeting = await _managed(session, principal_of(request), meeting_id)
-        action = await service.add_action_item(
+        action = await meeting_agenda.add_action_item(
             session, meeting, item_id, data.text, owner_id=data.owner_id, due_date=data.due_date
         )
         return web.json_response({"action_item_id": action.id}, status=201)
@@ -595,7 +597,7 @@ async def kiosk_join_page(request: web.Request) -> web.StreamResponse:
 async def api_residents(request: web.Request) -> web.Response:
     data = await json_body(request, ResidentsInput)
     async with transaction(request.app[SESSIONMAKER]) as session:
-        presence = await service.set_residents_count(
+        presence = await attendance.set_residents_count(
             session, _id(request, "meeting_id"), principal_of(request), data.count
         )
         return web.json_response({"residents_count": presence.residents_count})
@@ -717,7 +719,7 @@ def _json_default(value: object) -> str:
 # --- decisions proposed to the handling department ------------------------------------------------
 
 
-def proposal_json(view: service.ProposalView) -> dict[str, Any]:
+def proposal_json(view: meeting_agenda.ProposalView) -> dict[str, Any]:
     """A proposed decision as the handling department sees it (no resident's personal data)."""
     p = view.proposal
     return {
@@ -737,15 +739,15 @@ def proposal_json(view: service.ProposalView) -> dict[str, Any]:
 @allow(Role.ADMIN, Role.OFFICIAL)
 async def api_proposals(request: web.Request) -> web.Response:
     async with transaction(request.app[SESSIONMAKER]) as session:
-        views = await service.pending_proposals(session, principal_of(request))
+        views = await meeting_agenda.pending_proposals(session, principal_of(request))
         body = {"proposals": [proposal_json(v) for v in views]}
     return web.json_response(body)
 
 
-async def _decide(request: web.Request, action: str) -> service.ProposalView:
+async def _decide(request: web.Request, action: str) -> meeting_agenda.ProposalView:
     proposal_id = _id(request, "proposal_id")
     async with transaction(request.app[SESSIONMAKER]) as session:
-        view = await service.decide_proposal(
+        view = await meeting_agenda.decide_proposal(
             session, principal_of(request), proposal_id, confirm=action == "confirm"
         )
         return view
@@ -785,7 +787,7 @@ async def _official_list(request: web.Request, error: AppError | None = None) ->
         context = {
             "upcoming": [m for m in meetings if m.status in CURRENT and m.ends_at > now],
             "past": [m for m in reversed(meetings) if not (m.status in CURRENT and m.ends_at > now)],
-            "proposals": await service.pending_proposals(session, principal),
+            "proposals": await meeting_agenda.pending_proposals(session, principal),
             "error": error,
             **await _list_names(session, meetings),
         }
@@ -966,11 +968,11 @@ async def admin_add_agenda(request: web.Request) -> web.StreamResponse:
             minutes = _form_int(form, "planned_minutes", required=False) or 10
             petition_id = _form_int(form, "from_petition_id", required=False)
             if petition_id is not None:
-                await service.add_item_from_petition(
+                await meeting_agenda.add_item_from_petition(
                     session, meeting, petition_id, actor=principal_of(request), planned_minutes=minutes
                 )
             else:
-                await service.add_agenda_item(
+                await meeting_agenda.add_agenda_item(
                     session,
                     meeting,
                     str(form.get("title") or ""),
@@ -995,13 +997,13 @@ async def admin_agenda_action(request: web.Request) -> web.StreamResponse:
             if item is None:
                 raise NotFound("no such agenda item", code="agenda_item_not_found")
             if action in ("up", "down"):
-                await service.move_agenda_item(
+                await meeting_agenda.move_agenda_item(
                     session, meeting, item_id, item.position - 1 if action == "up" else item.position + 1
                 )
             elif action == "delete":
-                await service.delete_agenda_item(session, meeting, item_id)
+                await meeting_agenda.delete_agenda_item(session, meeting, item_id)
             elif action == "minutes":
-                await service.write_minutes(
+                await meeting_agenda.write_minutes(
                     session,
                     meeting,
                     item_id,
@@ -1014,7 +1016,7 @@ async def admin_agenda_action(request: web.Request) -> web.StreamResponse:
                     due_date = dt.date.fromisoformat(due) if due else None
                 except ValueError as exc:
                     raise BadRequest("due date is not a date", code="invalid_time") from exc
-                await service.add_action_item(
+                await meeting_agenda.add_action_item(
                     session,
                     meeting,
                     item_id,

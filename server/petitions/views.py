@@ -17,7 +17,7 @@ from server.db import transaction, utcnow
 from server.errors import AppError, BadRequest
 from server.geo.models import Village
 from server.keys import PRINCIPAL, SESSIONMAKER
-from server.meetings import service as meetings
+from server.meetings import agenda
 from server.org.models import Department
 from server.petitions import masking, service
 from server.petitions.api import (
@@ -164,7 +164,7 @@ async def _render_detail(
 ) -> web.Response:
     async with account_petition(request, petition_id) as (session, principal, petition):
         context = await _detail_context(session, principal, petition)
-        context["meeting_refs"] = await meetings.meetings_for_petition(session, petition.id)
+        context["meeting_refs"] = await agenda.meetings_for_petition(session, petition.id)
     status = error.status if error is not None else 200
     return render(request, "petitions/detail.html", context | {"error": error}, status=status)
 

@@ -38,6 +38,8 @@ from server.auth.roles import Principal, Role
 from server.background import FailureStreak, finish_or_cancel
 from server.config import Settings
 from server.db import transaction, utcnow
+from server.meetings import attendance as meeting_attendance
+from server.meetings import recordings as meeting_recordings
 from server.meetings import service as meetings
 from server.rooms import service as rooms_service
 from server.sfu import (
@@ -286,7 +288,7 @@ class RoomHub:
 
     async def _presence(self, member: Member, *, present: bool) -> None:
         """The member's attendance: present while its media is up (ignored outside meetings)."""
-        await meetings.record_room_presence(
+        await meeting_attendance.record_room_presence(
             self.sessionmaker, int(member.room_id), member.principal, present=present
         )
 
@@ -758,7 +760,7 @@ class RoomHub:
         file for the meeting that owns the room; returns the registered files."""
         files, marks = await self.stop_recording(room_id)
         async with transaction(self.sessionmaker) as session:
-            _, registered = await meetings.register_room_recording(
+            _, registered = await meeting_recordings.register_room_recording(
                 session, int(room_id), files, marks, self.settings.data_dir
             )
         return registered

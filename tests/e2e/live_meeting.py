@@ -9,6 +9,7 @@ from typing import Any
 
 from server.auth.roles import Principal, Role
 from server.db import transaction, utcnow
+from server.meetings import agenda as meeting_agenda
 from server.meetings import service
 from tests.conftest import World
 
@@ -41,7 +42,7 @@ async def started_meeting(
         scheduled = (await service.schedule_meeting(session, admin, draft)).meeting
         meeting = await service.get_meeting(session, scheduled.id)
         for item in agenda:
-            await service.add_agenda_item(session, meeting, item, actor=admin)
+            await meeting_agenda.add_agenda_item(session, meeting, item, actor=admin)
         await service.start_meeting(session, admin, meeting)
         assert meeting.room_id is not None
         return meeting.id, meeting.room_id

@@ -13,6 +13,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from server.db import transaction, utcnow
+from server.meetings import recordings as meeting_recordings
 from server.meetings import service
 from tests.conftest import World, kiosk_code
 from tests.e2e.browser_steps import LiveServer, enrolled_kiosk_browser, log_in
@@ -107,7 +108,7 @@ async def test_kiosk_page_shows_the_recording_banner(
         await admin_page.reload()
         await expect(admin_page.locator('[data-action="start-recording"]')).to_be_visible()
         async with transaction(sessionmaker) as session:
-            recordings = await service.recordings_of(session, meeting_id)
+            recordings = await meeting_recordings.recordings_of(session, meeting_id)
         assert {r.participant for r in recordings} == {"김민원", "박안전", "남성리 마을회관"}
         await chair_context.close()
     finally:

@@ -12,6 +12,8 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from server.db import transaction, utcnow
+from server.meetings import attendance as meeting_attendance
+from server.meetings import recordings as meeting_recordings
 from server.meetings import service
 from server.petitions.models import Petition
 from tests.conftest import World, kiosk_code
@@ -132,21 +134,25 @@ async def test_admin_schedules_a_meeting_and_the_record_renders(
         assert [i.title for i in sorted(meeting.agenda, key=lambda i: i.position)][2] == "가로등 설치 위치"
         chair = official_principal(world)
         at = START - dt.timedelta(minutes=2)
-        await service.record_join(session, meeting_id, chair, at=at)
-        await service.record_join(
+        await meeting_attendance.record_join(session, meeting_id, chair, at=at)
+        await meeting_attendance.record_join(
             session, meeting_id, first.principal, at=at + dt.timedelta(minutes=1), name="남성리 마을회관"
         )
-        await service.set_residents_count(session, meeting_id, first.principal, 12)
-        await service.record_leave(session, meeting_id, first.principal, at=START + dt.timedelta(minutes=20))
-        await service.record_join(
+        await meeting_attendance.set_residents_count(session, meeting_id, first.principal, 12)
+        await meeting_attendance.record_leave(
+            session, meeting_id, first.principal, at=START + dt.timedelta(minutes=20)
+        )
+        await meeting_attendance.record_join(
             session, meeting_id, first.principal, at=START + dt.timedelta(minutes=20, seconds=30)
         )
-        await service.record_join(
+        await meeting_attendance.record_join(
             session, meeting_id, second.principal, at=START + dt.timedelta(minutes=3), name="동성리 마을회관"
         )
-        await service.set_residents_count(session, meeting_id, second.principal, 8)
-        await service.record_leave(session, meeting_id, second.principal, at=START + dt.timedelta(minutes=70))
-        await service.register_recording(
+        await meeting_attendance.set_residents_count(session, meeting_id, second.principal, 8)
+        await meeting_attendance.record_leave(
+            session, meeting_id, second.principal, at=START + dt.timedelta(minutes=70)
+        )
+        await meeting_recordings.register_recording(
             session,
             meeting_id,
             participant="회의 전체",

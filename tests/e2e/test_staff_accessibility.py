@@ -15,6 +15,7 @@ from playwright.async_api import Browser
 
 from server.config import Settings
 from server.db import transaction, utcnow
+from server.meetings import agenda as meeting_agenda
 from server.meetings import service as meetings
 from server.notices import service as notices
 from server.rooms import service as rooms
@@ -54,7 +55,7 @@ async def test_staff_pages_are_accessible(
             session, world, title="겨울철 경로당 난방 회의", starts_at=utcnow() - dt.timedelta(minutes=5)
         )
         meeting = await meetings.get_meeting(session, meeting.id)
-        await meetings.add_item_from_petition(session, meeting, petition_id, actor=admin)
+        await meeting_agenda.add_item_from_petition(session, meeting, petition_id, actor=admin)
         await meetings.start_meeting(session, admin, meeting)
         room = await rooms.create_room(
             session, admin, "민원 상담", rooms.Invitees(account_ids=(world.official_id,))

@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestClient
 from server.app import create_app
 from server.config import Settings
 from server.db import transaction, utcnow
+from server.meetings import attendance as meeting_attendance
 from server.meetings import presence
-from server.meetings import service as meetings
 from server.meetings.models import Attendance
 from tests.conftest import World
 from tests.kiosk_ref import KioskRef
@@ -26,7 +26,7 @@ from tests.signaling.signaling_kit import Participant, session_cookie, wait_unti
 
 async def _rows(sessionmaker: Any, meeting_id: int) -> list[Attendance]:
     async with transaction(sessionmaker) as session:
-        return list(await meetings.attendance_of(session, meeting_id))
+        return list(await meeting_attendance.attendance_of(session, meeting_id))
 
 
 async def test_a_restart_ends_open_presences_at_last_seen_and_the_rejoin_shows_the_gap(
@@ -41,8 +41,8 @@ async def test_a_restart_ends_open_presences_at_last_seen_and_the_rejoin_shows_t
     joined, seen = now - dt.timedelta(minutes=10), now - dt.timedelta(seconds=40)
     async with transaction(sessionmaker) as session:
         # What a killed server leaves behind: the hall seen 40 s ago, the chair's media never seen.
-        await meetings.record_join(session, live.meeting_id, kiosk_a.principal, at=joined)
-        await meetings.record_join(session, live.meeting_id, official_principal(world), at=joined)
+        await meeting_attendance.record_join(session, live.meeting_id, kiosk_a.principal, at=joined)
+        await meeting_attendance.record_join(session, live.meeting_id, official_principal(world), at=joined)
         await session.flush()
     async with transaction(sessionmaker) as session:
         await presence.mark_seen(session, [presence.Seen(live.room_id, kiosk_a.principal)], seen)
@@ -53,9 +53,12 @@ async def test_a_restart_ends_open_presences_at_last_seen_and_the_rejoin_shows_t
     assert rows["official"].left_at == joined  # never seen: no attendance claimed
 
     async with transaction(sessionmaker) as session:  # the hall is back
-        await meetings.record_join(session, live.meeting_id, kiosk_a.principal, at=now)
+        await meeting_attendance.record_join(session, live.meeting_id, kiosk_a.principal, at=now)
     presences = await _rows(sessionmaker, live.meeting_id)
-    totals = {t.kind: t for t in meetings.attendance_totals(presences, until=now + dt.timedelta(minutes=1))}
+    totals = {
+        t.kind: t
+        for t in meeting_attendance.attendance_totals(presences, until=now + dt.timedelta(minutes=1))
+    }
     assert totals["kiosk"].interruptions == 1
     assert totals["kiosk"].gap_seconds == 40
     # Present for the 9:20 before the stop and the minute since, not for the outage.
@@ -72,9 +75,9 @@ async def test_marks_touch_only_open_presences_of_those_seen(
     t0 = utcnow() - dt.timedelta(minutes=5)
     async with transaction(sessionmaker) as session:
         for meeting_id in (live.meeting_id, other.meeting_id):
-            await meetings.record_join(session, meeting_id, kiosk_a.principal, at=t0)
-        await meetings.record_join(session, live.meeting_id, kiosk_b.principal, at=t0)
-        await meetings.record_leave(
+            await meeting_attendance.record_join(session, meeting_id, kiosk_a.principal, at=t0)
+        await meeting_attendance.record_join(session, live.meeting_id, kiosk_b.principal, at=t0)
+        await meeting_attendance.record_leave(
             session, live.meeting_id, kiosk_b.principal, at=t0 + dt.timedelta(minutes=1)
         )
     mark = utcnow()
@@ -131,9 +134,9 @@ async def test_a_late_end_of_the_previous_run_spares_this_runs_presences(
     started = utcnow()
     before, since = started - dt.timedelta(minutes=5), started + dt.timedelta(seconds=5)
     async with transaction(sessionmaker) as session:
-        await meetings.record_join(session, live.meeting_id, kiosk_a.principal, at=before)
-        await meetings.record_join(session, live.meeting_id, kiosk_b.principal, at=before)
-        await meetings.record_join(session, live.meeting_id, official_principal(world), at=since)
+        await meeting_attendance.record_join(session, live.meeting_id, kiosk_a.principal, at=before)
+        await meeting_attendance.record_join(session, live.meeting_id, kiosk_b.principal, at=before)
+        await meeting_attendance.record_join(session, live.meeting_id, official_principal(world), at=since)
     async with transaction(sessionmaker) as session:
         await presence.mark_seen(session, [presence.Seen(live.room_id, kiosk_a.principal)], before)
         await presence.mark_seen(session, [presence.Seen(live.room_id, kiosk_b.principal)], since)

@@ -26,7 +26,7 @@ from kiosk.headless import HeadlessKiosk
 from kiosk.media import open_source
 from server.auth.models import Account
 from server.db import create_engine, make_sessionmaker, transaction, utcnow
-from server.meetings import service as meetings
+from server.meetings import attendance as meeting_attendance
 from server.meetings.models import Attendance
 from tests.lab.browser_hall import BrowserHall
 from tests.meetings.conftest import live_meeting
@@ -67,8 +67,8 @@ async def _presences(server: LiveServer, meeting_id: int) -> tuple[list[Attendan
     engine = create_engine(server.database_url)
     try:
         async with transaction(make_sessionmaker(engine)) as session:
-            rows = list(await meetings.attendance_of(session, meeting_id))
-        return rows, meetings.attendance_totals(rows, until=utcnow())
+            rows = list(await meeting_attendance.attendance_of(session, meeting_id))
+        return rows, meeting_attendance.attendance_totals(rows, until=utcnow())
     finally:
         await engine.dispose()
 

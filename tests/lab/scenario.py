@@ -34,6 +34,7 @@ from server import migrate
 from server.auth.secrets import Passwords
 from server.config import PROJECT_ROOT
 from server.db import create_engine, make_sessionmaker, transaction
+from server.meetings import attendance as meeting_attendance
 from server.meetings import service as meetings
 from tests.conftest import enrolled_kiosk
 from tests.lab import metrics
@@ -347,7 +348,7 @@ class MeetingLab:
         engine = create_engine(self.seed.database_url)
         try:
             async with transaction(make_sessionmaker(engine)) as session:
-                return list(await meetings.attendance_of(session, self.seed.meeting_id))
+                return list(await meeting_attendance.attendance_of(session, self.seed.meeting_id))
         finally:
             await engine.dispose()
 

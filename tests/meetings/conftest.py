@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.roles import Principal, Role
 from server.db import transaction, utcnow
+from server.meetings import agenda as meeting_agenda
 from server.meetings import service as meetings
 from server.meetings.models import Meeting
 from server.petitions import service as petitions
@@ -134,7 +135,7 @@ async def live_meeting(
             lobby_mode=lobby_mode,
         )
         meeting = await meetings.get_meeting(session, scheduled.id)
-        items = [(await meetings.add_agenda_item(session, meeting, t)).id for t in agenda]
+        items = [(await meeting_agenda.add_agenda_item(session, meeting, t)).id for t in agenda]
         meeting = await meetings.start_meeting(session, admin_principal(world), meeting)
         assert meeting.room_id is not None
         return LiveMeeting(meeting.id, meeting.room_id, tuple(items))

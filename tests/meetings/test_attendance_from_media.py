@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from server.db import transaction
-from server.meetings import service as meetings
+from server.meetings import attendance as meeting_attendance
 from tests.conftest import World
 from tests.meetings.conftest import live_meeting, make_kiosk
 from tests.signaling.signaling_kit import Participant, session_cookie, wait_until
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.network
 
 async def _rows(sessionmaker: Any, meeting_id: int) -> list[Any]:
     async with transaction(sessionmaker) as session:
-        return list(await meetings.attendance_of(session, meeting_id))
+        return list(await meeting_attendance.attendance_of(session, meeting_id))
 
 
 async def test_joins_and_leaves_of_real_peers_write_attendance(

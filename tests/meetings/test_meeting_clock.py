@@ -11,6 +11,7 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import transaction
+from server.meetings import attendance as meeting_attendance
 from server.meetings import service
 from server.meetings.autoend import end_idle_meetings
 from server.meetings.autostart import start_due_meetings
@@ -49,12 +50,12 @@ async def status_of(sessionmaker: Maker, meeting_id: int) -> tuple[str, int | No
 
 async def join(sessionmaker: Maker, meeting_id: int, principal: object, at: dt.datetime) -> None:
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
-        await service.record_join(session, meeting_id, principal, at=at)  # type: ignore[arg-type]
+        await meeting_attendance.record_join(session, meeting_id, principal, at=at)  # type: ignore[arg-type]
 
 
 async def leave(sessionmaker: Maker, meeting_id: int, principal: object, at: dt.datetime) -> None:
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
-        await service.record_leave(session, meeting_id, principal, at=at)  # type: ignore[arg-type]
+        await meeting_attendance.record_leave(session, meeting_id, principal, at=at)  # type: ignore[arg-type]
 
 
 async def test_ends_only_past_its_end_once_no_official_was_in_it_for_the_idle_time(
@@ -91,7 +92,7 @@ async def test_ends_only_past_its_end_once_no_official_was_in_it_for_the_idle_ti
         assert meeting.ended_at is not None and meeting.ended_at.replace(tzinfo=dt.UTC) == now
         room = await session.get(Room, room_id)
         assert room is not None and room.closed_at is not None
-        presences = await service.attendance_of(session, meeting_id)
+        presences = await meeting_attendance.attendance_of(session, meeting_id)
         hall = [p for p in presences if p.kind == "kiosk"]
         assert len(hall) == 1 and hall[0].left_at is not None
         assert hall[0].left_at.replace(tzinfo=dt.UTC) == now  # the hall's presence closed at the end

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from server.config import Settings
 from server.db import transaction
-from server.meetings import service as meetings
+from server.meetings import recordings as meeting_recordings
 from tests.conftest import World, login
 from tests.meetings.conftest import live_meeting, make_kiosk, scheduled_meeting
 from tests.signaling.signaling_kit import Participant, session_cookie, wait_until
@@ -120,7 +120,7 @@ async def test_chair_records_a_live_meeting_of_real_peers(
     assert {f["participant"] for f in files} == {"김민원", "남성리 마을회관"}
     assert all(f["has_audio"] and f["has_video"] for f in files)
     async with transaction(sessionmaker) as session:
-        rows = list(await meetings.recordings_of(session, meeting_id))
+        rows = list(await meeting_recordings.recordings_of(session, meeting_id))
     assert sorted(r.id for r in rows) == sorted(f["id"] for f in files)
     shortest, longest = before_stop - after_start, after_stop - before_start
     for row in rows:
@@ -210,7 +210,7 @@ async def test_ending_a_recorded_meeting_registers_its_files(
             await p.close()
 
     async with transaction(sessionmaker) as session:
-        rows = list(await meetings.recordings_of(session, meeting_id))
+        rows = list(await meeting_recordings.recordings_of(session, meeting_id))
     assert {r.participant for r in rows} == {"김민원", "남성리 마을회관"}
     for row in rows:
         kinds, seconds = _media_seconds(settings.data_dir / row.path)

@@ -13,6 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db import transaction
 from server.errors import BadRequest, Conflict
 from server.kiosks import service as kiosks
+from server.meetings import agenda as meeting_agenda
+from server.meetings import attendance as meeting_attendance
+from server.meetings import recordings as meeting_recordings
 from server.meetings import service
 from server.meetings.models import Meeting
 from server.petitions.models import Petition, PetitionEvent
@@ -110,7 +113,7 @@ async def test_status_machine_refuses_illegal_moves(world: World, sessionmaker: 
         with pytest.raises(Conflict):
             await service.start_meeting(session, admin, other)
         with pytest.raises(Conflict) as exc:
-            await service.close_record(session, admin, other)
+            await meeting_agenda.close_record(session, admin, other)
         assert exc.value.code == "illegal_meeting_transition"
 
 
@@ -120,7 +123,7 @@ async def test_editing_a_live_meeting_is_limited(world: World, sessionmaker: Mak
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
         meeting = await service.get_meeting(session, meeting_id)
         await service.update_meeting(session, admin, meeting, service.MeetingChanges(title="안길 회의"))
-        item = await service.add_agenda_item(session, meeting, "안길 포장")
+        item = await meeting_agenda.add_agenda_item(session, meeting, "안길 포장")
         await service.start_meeting(session, admin, meeting, now=START)
         for changes in (
             service.MeetingChanges(starts_at=START + dt.timedelta(minutes=5)),
@@ -132,22 +135,24 @@ async def test_editing_a_live_meeting_is_limited(world: World, sessionmaker: Mak
                 await service.update_meeting(session, admin, meeting, changes)
             assert exc.value.code == "meeting_live_limited"
         with pytest.raises(Conflict) as exc:
-            await service.add_agenda_item(session, meeting, "새 안건")
+            await meeting_agenda.add_agenda_item(session, meeting, "새 안건")
         assert exc.value.code == "agenda_locked"
         # Allowed while live: the end time and the minutes.
         new_end = START + dt.timedelta(hours=2)
         await service.update_meeting(session, admin, meeting, service.MeetingChanges(ends_at=new_end))
-        await service.write_minutes(session, meeting, item.id, notes="포장 견적 검토", decisions="12월 착공")
+        await meeting_agenda.write_minutes(
+            session, meeting, item.id, notes="포장 견적 검토", decisions="12월 착공"
+        )
         assert meeting.ends_at == new_end and meeting.title == "안길 회의"
         await service.end_meeting(session, admin, meeting, now=new_end)
         with pytest.raises(Conflict) as exc:
             await service.update_meeting(session, admin, meeting, service.MeetingChanges(ends_at=new_end))
         assert exc.value.code == "meeting_read_only"
         # Minutes stay editable after the meeting until the record is closed.
-        await service.write_minutes(session, meeting, item.id, decisions="12월 1일 착공")
-        await service.close_record(session, admin, meeting)
+        await meeting_agenda.write_minutes(session, meeting, item.id, decisions="12월 1일 착공")
+        await meeting_agenda.close_record(session, admin, meeting)
         with pytest.raises(Conflict) as exc:
-            await service.write_minutes(session, meeting, item.id, notes="늦은 메모")
+            await meeting_agenda.write_minutes(session, meeting, item.id, notes="늦은 메모")
         assert exc.value.code == "record_closed"
 
 
@@ -155,14 +160,14 @@ async def test_agenda_order_stays_dense(world: World, sessionmaker: Maker) -> No
     meeting_id = await schedule(sessionmaker, world)
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
         meeting = await service.get_meeting(session, meeting_id)
-        a = await service.add_agenda_item(session, meeting, "A")
-        b = await service.add_agenda_item(session, meeting, "B")
-        c = await service.add_agenda_item(session, meeting, "C")
-        d = await service.add_agenda_item(session, meeting, "D", position=2)  # insert
-        await service.move_agenda_item(session, meeting, c.id, 1)  # reorder
-        await service.move_agenda_item(session, meeting, a.id, 99)  # clamped to the end
-        await service.delete_agenda_item(session, meeting, d.id)
-        e = await service.add_agenda_item(session, meeting, "E", position=0)
+        a = await meeting_agenda.add_agenda_item(session, meeting, "A")
+        b = await meeting_agenda.add_agenda_item(session, meeting, "B")
+        c = await meeting_agenda.add_agenda_item(session, meeting, "C")
+        d = await meeting_agenda.add_agenda_item(session, meeting, "D", position=2)  # insert
+        await meeting_agenda.move_agenda_item(session, meeting, c.id, 1)  # reorder
+        await meeting_agenda.move_agenda_item(session, meeting, a.id, 99)  # clamped to the end
+        await meeting_agenda.delete_agenda_item(session, meeting, d.id)
+        e = await meeting_agenda.add_agenda_item(session, meeting, "E", position=0)
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
         meeting = await service.get_meeting(session, meeting_id)
         assert [(i.position, i.title) for i in meeting.agenda] == [(1, "E"), (2, "C"), (3, "B"), (4, "A")]
@@ -176,12 +181,12 @@ async def test_agenda_item_from_a_petition_and_the_petition_lists_the_meeting(
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
         petition_id = await file_petition(session, kiosk_a, "안길이 깨졌어요")
         meeting = await service.get_meeting(session, meeting_id)
-        item = await service.add_item_from_petition(
+        item = await meeting_agenda.add_item_from_petition(
             session, meeting, petition_id, actor=admin_principal(world)
         )
         petition = await session.get(Petition, petition_id)
         assert petition is not None and item.title == f"[{petition.receipt_no}] 안길이 깨졌어요"
-        refs = await service.meetings_for_petition(session, petition_id)
+        refs = await meeting_agenda.meetings_for_petition(session, petition_id)
         assert [(r.meeting_id, r.agenda_item_title) for r in refs] == [(meeting_id, item.title)]
 
 
@@ -226,38 +231,45 @@ async def test_rejoin_within_grace_continues_one_presence(
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
         meeting = await service.get_meeting(session, meeting_id)
         await service.start_meeting(session, admin_principal(world), meeting, now=t0)
-        first = await service.record_join(session, meeting_id, kiosk_a.principal, at=t0)
-        again = await service.record_join(
+        first = await meeting_attendance.record_join(session, meeting_id, kiosk_a.principal, at=t0)
+        again = await meeting_attendance.record_join(
             session, meeting_id, kiosk_a.principal, at=t0 + dt.timedelta(seconds=5)
         )
         assert again.id == first.id  # idempotent
-        await service.record_leave(session, meeting_id, kiosk_a.principal, at=t0 + dt.timedelta(minutes=10))
+        await meeting_attendance.record_leave(
+            session, meeting_id, kiosk_a.principal, at=t0 + dt.timedelta(minutes=10)
+        )
         assert (
-            await service.record_leave(
+            await meeting_attendance.record_leave(
                 session, meeting_id, kiosk_a.principal, at=t0 + dt.timedelta(minutes=10, seconds=3)
             )
             is None
         )
-        back = await service.record_join(
+        back = await meeting_attendance.record_join(
             session, meeting_id, kiosk_a.principal, at=t0 + dt.timedelta(minutes=10, seconds=40)
         )
         assert back.id == first.id and back.left_at is None  # the same presence, continued
-        await service.set_residents_count(session, meeting_id, kiosk_a.principal, 7)
-        await service.record_leave(session, meeting_id, kiosk_a.principal, at=t0 + dt.timedelta(minutes=30))
+        await meeting_attendance.set_residents_count(session, meeting_id, kiosk_a.principal, 7)
+        await meeting_attendance.record_leave(
+            session, meeting_id, kiosk_a.principal, at=t0 + dt.timedelta(minutes=30)
+        )
         # Back after the grace period: a second presence of the same participant.
-        late = await service.record_join(
+        late = await meeting_attendance.record_join(
             session, meeting_id, kiosk_a.principal, at=t0 + dt.timedelta(minutes=35)
         )
         assert late.id != first.id
-        await service.record_join(session, meeting_id, chair, at=t0 + dt.timedelta(minutes=1))
+        await meeting_attendance.record_join(session, meeting_id, chair, at=t0 + dt.timedelta(minutes=1))
         await service.end_meeting(session, admin_principal(world), meeting, now=t0 + dt.timedelta(minutes=40))
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
-        presences = await service.attendance_of(session, meeting_id)
+        presences = await meeting_attendance.attendance_of(session, meeting_id)
         assert len(presences) == 3
         continued = next(p for p in presences if p.id == first.id)
         assert continued.gap_seconds == 40 and len(continued.gaps) == 1
         assert continued.residents_count == 7
-        totals = {t.kind: t for t in service.attendance_totals(presences, until=t0 + dt.timedelta(hours=1))}
+        totals = {
+            t.kind: t
+            for t in meeting_attendance.attendance_totals(presences, until=t0 + dt.timedelta(hours=1))
+        }
         kiosk_total = totals["kiosk"]
         # 0-30 min minus the 40 s gap, plus 35-40 min.
         assert kiosk_total.present_seconds == 30 * 60 - 40 + 5 * 60
@@ -278,13 +290,15 @@ async def test_closing_the_record_answers_linked_petitions_through_the_petitions
         undecided = await file_petition(session, kiosk_a, "버스 시간", assign_to=chair)
         meeting = await service.get_meeting(session, meeting_id)
         admin = admin_principal(world)  # schedules the agenda; the chair closes the record
-        road = await service.add_agenda_item(
+        road = await meeting_agenda.add_agenda_item(
             session, meeting, "안길", petition_ids=[taken, fresh], actor=admin
         )
-        bus = await service.add_item_from_petition(session, meeting, undecided, actor=admin)
+        bus = await meeting_agenda.add_item_from_petition(session, meeting, undecided, actor=admin)
         await service.start_meeting(session, chair, meeting, now=START)
-        await service.write_minutes(session, meeting, road.id, decisions="12월 1일 포장 공사를 시작합니다.")
-        await service.add_action_item(
+        await meeting_agenda.write_minutes(
+            session, meeting, road.id, decisions="12월 1일 포장 공사를 시작합니다."
+        )
+        await meeting_agenda.add_action_item(
             session,
             meeting,
             road.id,
@@ -293,7 +307,7 @@ async def test_closing_the_record_answers_linked_petitions_through_the_petitions
             due_date=dt.date(2030, 3, 20),
         )
         await service.end_meeting(session, chair, meeting, now=START + dt.timedelta(hours=1))
-        report = await service.close_record(session, chair, meeting)
+        report = await meeting_agenda.close_record(session, chair, meeting)
         assert bus.decisions == ""
     outcomes = {o.petition_id: (o.outcome, o.detail) for o in report.outcomes}
     assert outcomes == {
@@ -316,7 +330,7 @@ async def test_closing_the_record_answers_linked_petitions_through_the_petitions
         assert [e.action for e in events][-2:] == ["answer", "meeting_decision"]
         assert events[-2].actor == f"official:{world.official_id}"
         assert events[-1].details == {"meeting_id": meeting_id, "agenda_item_id": road.id}
-        refs = await service.meetings_for_petition(session, taken)
+        refs = await meeting_agenda.meetings_for_petition(session, taken)
         assert refs[0].outcome == "answered"
         block = make_environment().get_template("meetings/petition_meetings.html")
         html = block.render(_=lambda text: text, meeting_refs=refs)
@@ -329,7 +343,7 @@ async def test_closing_the_record_answers_linked_petitions_through_the_petitions
 async def test_register_recording(world: World, sessionmaker: Maker) -> None:
     meeting_id = await schedule(sessionmaker, world)
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
-        recording = await service.register_recording(
+        recording = await meeting_recordings.register_recording(
             session,
             meeting_id,
             participant="mix",
@@ -340,10 +354,10 @@ async def test_register_recording(world: World, sessionmaker: Maker) -> None:
         )
         assert recording.id
         with pytest.raises(BadRequest):
-            await service.register_recording(
+            await meeting_recordings.register_recording(
                 session, meeting_id, participant="x", path="../etc/passwd", started_at=START
             )
-        assert [r.path for r in await service.recordings_of(session, meeting_id)] == [
+        assert [r.path for r in await meeting_recordings.recordings_of(session, meeting_id)] == [
             "recordings/meeting-1/mix.webm"
         ]
 
@@ -360,9 +374,21 @@ async def test_hub_presence_hook_records_only_rooms_that_a_meeting_owns(
         from server.rooms import service as rooms
 
         plain = await rooms.create_room(session, admin_principal(world), "임시 방", rooms.Invitees())
-    await service.record_room_presence(sessionmaker, room_id, kiosk_a.principal, present=True, at=START)  # type: ignore[arg-type]
-    await service.record_room_presence(sessionmaker, plain.id, kiosk_a.principal, present=True, at=START)  # type: ignore[arg-type]
-    await service.record_room_presence(
+    await meeting_attendance.record_room_presence(
+        sessionmaker,  # type: ignore[arg-type]
+        room_id,
+        kiosk_a.principal,
+        present=True,
+        at=START,
+    )
+    await meeting_attendance.record_room_presence(
+        sessionmaker,  # type: ignore[arg-type]
+        plain.id,
+        kiosk_a.principal,
+        present=True,
+        at=START,
+    )
+    await meeting_attendance.record_room_presence(
         sessionmaker,  # type: ignore[arg-type]
         room_id,
         kiosk_a.principal,
@@ -370,7 +396,7 @@ async def test_hub_presence_hook_records_only_rooms_that_a_meeting_owns(
         at=START + dt.timedelta(minutes=5),
     )
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
-        presences = await service.attendance_of(session, meeting_id)
+        presences = await meeting_attendance.attendance_of(session, meeting_id)
         assert [(p.kiosk_id, p.joined_at, p.left_at) for p in presences] == [
             (kiosk_a.id, START, START + dt.timedelta(minutes=5))
         ]

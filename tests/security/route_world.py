@@ -28,6 +28,7 @@ from server.auth.secrets import Passwords
 from server.config import Settings
 from server.db import create_engine, make_sessionmaker, transaction, utcnow
 from server.duty import service as duty
+from server.meetings import agenda as meeting_agenda
 from server.meetings import service as meetings
 from server.meetings.models import DecisionProposal
 from server.migrate import upgrade
@@ -146,7 +147,7 @@ async def _build_side(
             ),
         )
         meeting = await meetings.get_meeting(session, scheduled.meeting.id)
-        item = await meetings.add_agenda_item(session, meeting, f"{tag} 안건")
+        item = await meeting_agenda.add_agenda_item(session, meeting, f"{tag} 안건")
         side.ids["meeting_id"] = scheduled.meeting.id
         side.ids["item_id"] = item.id
     side.ids["kiosk_id"] = kiosk.id
@@ -215,13 +216,13 @@ async def _proposal(
             ),
         )
         meeting = await meetings.get_meeting(session, scheduled.meeting.id)
-        item = await meetings.add_agenda_item(
+        item = await meeting_agenda.add_agenda_item(
             session, meeting, "가로등", petition_ids=(petition_id,), actor=admin
         )
         await meetings.start_meeting(session, admin, meeting)
         await meetings.end_meeting(session, admin, meeting)
-        await meetings.write_minutes(session, meeting, item.id, decisions="다음 주에 고칩니다.")
-        await meetings.close_record(session, chair, meeting)
+        await meeting_agenda.write_minutes(session, meeting, item.id, decisions="다음 주에 고칩니다.")
+        await meeting_agenda.close_record(session, chair, meeting)
         proposal = await session.scalar(
             select(DecisionProposal.id).where(DecisionProposal.petition_id == petition_id)
         )

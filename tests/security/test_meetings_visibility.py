@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import transaction
+from server.meetings import agenda as meeting_agenda
 from server.meetings import service as meetings
 from server.meetings.models import DecisionProposal
 from server.petitions.models import Petition, PetitionEvent
@@ -199,7 +200,7 @@ async def test_closing_the_record_answers_own_requests_and_proposes_the_others(
         assert [e.action for e in events][-3:] == ["meeting_decision_proposed", "answer", "meeting_decision"]
         assert events[-3].actor == f"official:{world.official_id}"
         assert events[-2].actor == f"official:{world.other_official_id}"
-        refs = await meetings.meetings_for_petition(session, foreign)
+        refs = await meeting_agenda.meetings_for_petition(session, foreign)
         assert refs[0].outcome == "answered"
 
 
@@ -214,14 +215,14 @@ async def test_a_proposal_is_dismissed_from_the_page_and_a_refused_confirm_says_
         )
         meeting = await meetings.get_meeting(session, (await scheduled_meeting(session, world)).id)
         admin = admin_principal(world)
-        item = await meetings.add_agenda_item(
+        item = await meeting_agenda.add_agenda_item(
             session, meeting, "정류장", petition_ids=[received, taken], actor=admin
         )
         chair = official_principal(world)
         await meetings.start_meeting(session, admin, meeting)
-        await meetings.write_minutes(session, meeting, item.id, decisions="지붕을 고칩니다.")
+        await meeting_agenda.write_minutes(session, meeting, item.id, decisions="지붕을 고칩니다.")
         await meetings.end_meeting(session, chair, meeting)
-        report = await meetings.close_record(session, chair, meeting)
+        report = await meeting_agenda.close_record(session, chair, meeting)
     assert {(o.petition_id, o.outcome) for o in report.outcomes} == {
         (received, "proposed"),
         (taken, "proposed"),
@@ -263,10 +264,10 @@ async def test_the_record_csv_neutralises_spreadsheet_formulas(
         meeting = await meetings.get_meeting(
             session, (await scheduled_meeting(session, world, title='=HYPERLINK("http://x")')).id
         )
-        item = await meetings.add_agenda_item(session, meeting, "+SUM(A1:A9)")
+        item = await meeting_agenda.add_agenda_item(session, meeting, "+SUM(A1:A9)")
         await meetings.start_meeting(session, admin_principal(world), meeting)
-        await meetings.write_minutes(session, meeting, item.id, notes="-2+3", decisions="@cmd")
-        await meetings.add_action_item(session, meeting, item.id, "=1+1", due_date=dt.date(2030, 1, 1))
+        await meeting_agenda.write_minutes(session, meeting, item.id, notes="-2+3", decisions="@cmd")
+        await meeting_agenda.add_action_item(session, meeting, item.id, "=1+1", due_date=dt.date(2030, 1, 1))
     response = await staff["chair"].client.get(f"/meetings/{meeting.id}/record.csv")
     assert response.status == 200
     text = (await response.read()).decode("utf-8-sig")

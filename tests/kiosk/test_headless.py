@@ -42,7 +42,7 @@ async def test_headless_kiosk_joins_and_its_media_reaches_a_subscriber(
         host_addresses=["127.0.0.1"],
         poll_interval=0.2,
         speaker=speaker,
-        # This test is about the path, not the picture-size adaptation (test_rtc_tuning.py and the
+        # This test is about the path, not the picture-size adaptation (tests/rtc/test_tuning.py and the
         # link lab cover that): keep the camera's 640x360, which a bandwidth estimate dipping on a
         # CPU-starved CI machine would otherwise shrink to 320x240 (the likely cause of one CI timeout).
         tuning=WeakLinkTuning(small_below_bitrate=0),

@@ -8,7 +8,7 @@ participant from the SFU. Before any handler runs, :mod:`server.signaling.guard`
 event names, re-checks the credential (revocation, logout, expiry, deactivation) and caps the
 sockets per kiosk and per account.
 
-Meeting events (``join``, ``offer``, ``ice``, ``mute``, ``visible``, ``leave``) are handled by
+Room events (``join``, ``offer``, ``ice``, ``mute``, ``visible``, ``leave``, …) are handled by
 :class:`server.signaling.room_hub.RoomHub`; see docs/signaling.md.
 """
 
@@ -173,7 +173,7 @@ def setup_signaling(app: web.Application) -> None:
         return {"role": principal.role.value, "id": principal.id, "display_name": principal.display_name}
 
     def request(name: str, handler: RequestHandler) -> None:
-        """Register a meeting event: errors become an ``error`` event plus an error ack, and the
+        """Register a room event: errors become an ``error`` event plus an error ack, and the
         server (and the room) carry on."""
 
         async def run(sid: str, data: Any = None) -> dict[str, Any]:
@@ -182,7 +182,7 @@ def setup_signaling(app: web.Application) -> None:
                 principal: Principal = session["principal"]
                 return await handler(sid, principal, data)
             except SignalingError as error:
-                log.info("meeting request refused", extra={"sid": sid, "event": name, "code": error.code})
+                log.info("room request refused", extra={"sid": sid, "event": name, "code": error.code})
                 await emit(sio, Error.of(error, name), to=sid)
                 return error.to_json()
             except Exception as exc:
@@ -190,12 +190,10 @@ def setup_signaling(app: web.Application) -> None:
                 # a bug is an internal error with a traceback.
                 outage = outage_error(exc)
                 if outage is None:
-                    log.exception("meeting request failed", extra={"sid": sid, "event": name})
+                    log.exception("room request failed", extra={"sid": sid, "event": name})
                     failure = SignalingError("internal_error", "something went wrong on the server")
                 else:
-                    log.warning(
-                        "meeting request failed: %s", outage.message, extra={"sid": sid, "event": name}
-                    )
+                    log.warning("room request failed: %s", outage.message, extra={"sid": sid, "event": name})
                     failure = SignalingError(outage.code, outage.message)
                 await emit(sio, Error.of(failure, name), to=sid)
                 return failure.to_json()

@@ -10,3 +10,4 @@ from server.ops import views
 def setup_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/metrics", views.metrics_endpoint)
+    r.add_get("/admin/system", views.system_page)

@@ -1,4 +1,5 @@
-"""``GET /metrics`` (Prometheus) and the latency middleware."""
+"""``GET /metrics`` (Prometheus), the latency middleware and ``GET /admin/system`` (the IT admin's
+view of the live meetings, the kiosks and the history charts)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,19 @@ import time
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from server.auth.roles import PUBLIC
+from server.auth.roles import PUBLIC, Role
 from server.db import transaction, utcnow
 from server.errors import describe
 from server.keys import ENGINE, METRICS, SESSIONMAKER, SETTINGS
+from server.kiosks.fleet import fleet
+from server.ops.history import DAY, MONTH, charts
+from server.ops.live import LiveState, app_live_state
 from server.ops.metrics import may_scrape, route_label, tcp_peer
+from server.rendering import render
+from server.rooms.models import Room
 from server.routing import Handler, allow
 
 log = logging.getLogger(__name__)
@@ -64,4 +71,31 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     return web.Response(
         body=generate_latest(metrics.registry),
         headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"},
+    )
+
+
+@allow(Role.ADMIN)
+async def system_page(request: web.Request) -> web.Response:
+    live = app_live_state(request.app) or LiveState(())
+    now = utcnow()
+    async with transaction(request.app[SESSIONMAKER]) as session:
+        kiosks = [entry for entry in await fleet(session, now) if entry.kiosk.is_active]
+        room_ids = [int(room.room_id) for room in live.rooms if room.room_id.isdigit()]
+        titles = {
+            str(room.id): room.title
+            for room in (await session.scalars(select(Room).where(Room.id.in_(room_ids)))).all()
+        }
+        day = await charts(session, DAY, now)
+        month = await charts(session, MONTH, now)
+    return render(
+        request,
+        "admin/system.html",
+        {
+            "live": live,
+            "titles": titles,
+            "kiosks_online": [e for e in kiosks if e.online],
+            "kiosks_offline": [e for e in kiosks if not e.online],
+            "day": day,
+            "month": month,
+        },
     )

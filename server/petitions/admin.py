@@ -7,7 +7,6 @@ import io
 import logging
 import statistics
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.roles import Role
+from server.charts import bars
 from server.db import transaction, utcnow
 from server.errors import BadRequest, Conflict, NotFound
 from server.keys import SESSIONMAKER
@@ -284,18 +284,6 @@ async def export_petitions(request: web.Request) -> web.Response:
 
 
 # --- statistics ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Bar:
-    label: str
-    value: int
-    width: float  # 0..100, share of the largest bar
-
-
-def bars(counter: Counter[str]) -> list[Bar]:
-    top = max(counter.values(), default=0) or 1
-    return [Bar(label, count, round(100 * count / top, 1)) for label, count in counter.most_common()]
 
 
 async def compute_stats(session: AsyncSession) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from tests.meetings.conftest import (
 
 pytestmark = pytest.mark.e2e
 
-NOT_STAFF = ("/kiosk", "/api/", "/static/", "/socket.io", "/healthz", "/readyz")
+NOT_STAFF = ("/kiosk", "/api/", "/static/", "/socket.io", "/healthz", "/readyz", "/metrics")
 
 
 def staff_pages(settings: Settings) -> list[str]:

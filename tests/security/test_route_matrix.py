@@ -72,6 +72,7 @@ MATRIX: dict[tuple[str, str], list[Call]] = {
     # --- areas, accounts, kiosk fleet -----------------------------------------------------------
     ("GET", "/official"): [Call(ACCOUNTS_ONLY)],
     ("GET", "/admin"): [Call(ADMIN_ONLY)],
+    ("GET", "/admin/system"): [Call(ADMIN_ONLY)],
     ("DELETE", "/api/v1/session"): [Call(ACCOUNTS_ONLY)],
     ("GET", "/api/v1/me"): [Call(allow(*KIOSKS, *ACCOUNTS))],
     ("GET", "/kiosk"): [Call(KIOSK_ONLY)],

@@ -8,6 +8,9 @@
     python run.py create-kiosk --village "강진읍 남성리" --label "남성리 마을회관"
     python run.py revoke-kiosk --id N
     python run.py list-kiosks
+    python run.py backup --to DIR          a consistent snapshot while the server runs
+    python run.py verify-backup DIR        check a snapshot against its manifest
+    python run.py restore --from DIR       into an empty data directory and database
 
 Settings come from MAEUL_* environment variables (see .env.example).
 """
@@ -22,6 +25,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 from aiohttp import web
@@ -35,11 +39,12 @@ from server.auth.secrets import Passwords
 from server.auth.service import create_account
 from server.config import Settings
 from server.db import create_engine, make_private, make_sessionmaker, transaction
-from server.errors import AppError, ConfigError
+from server.errors import AppError, ConfigError, MaeulError
 from server.geo.models import Division, Village
 from server.kiosks import service as kiosks
 from server.kiosks.models import Kiosk
 from server.logs import configure_logging
+from server.ops import backup, restore
 from server.org.models import Department
 from server.petitions import pins, receipts
 
@@ -60,7 +65,9 @@ def with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
-    if not args.no_migrate:
+    if args.no_migrate:
+        migrate.check_known(settings.database_url)
+    else:
         migrate.upgrade(settings.database_url)
     if args.demo:
         print_demo(settings)
@@ -216,6 +223,26 @@ def cmd_list_kiosks(settings: Settings, args: argparse.Namespace) -> None:
     print("\n".join(with_session(settings, work)) or "no kiosks")
 
 
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> None:
+    manifest = backup.backup(settings, Path(args.to))
+    total = sum(int(f["size"]) for f in manifest["files"])
+    print(f"snapshot written to {args.to}: {len(manifest['files'])} files, {total} bytes")
+
+
+def cmd_verify_backup(settings: Settings, args: argparse.Namespace) -> None:
+    manifest = backup.verify(Path(args.snapshot))
+    print(f"snapshot {args.snapshot} is whole: {len(manifest['files'])} files match the manifest")
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> None:
+    manifest = restore.restore(settings, Path(getattr(args, "from")))
+    revisions = ", ".join(manifest["database"]["revisions"]) or "none"
+    print(
+        f"restored {len(manifest['files'])} files (database at schema revision {revisions});"
+        " `run.py serve` migrates it to this version's schema"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run.py", description="Maeul server and operator commands")
     sub = parser.add_subparsers(dest="command")
@@ -248,6 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
     rk.set_defaults(func=cmd_revoke_kiosk)
     lk = sub.add_parser("list-kiosks", help="list kiosks")
     lk.set_defaults(func=cmd_list_kiosks)
+    bk = sub.add_parser("backup", help="take a consistent snapshot (database + media) while serving")
+    bk.add_argument("--to", required=True, metavar="DIR", help="a new or empty directory")
+    bk.set_defaults(func=cmd_backup)
+    vb = sub.add_parser("verify-backup", help="check a snapshot's files against its manifest")
+    vb.add_argument("snapshot", metavar="DIR")
+    vb.set_defaults(func=cmd_verify_backup)
+    rs = sub.add_parser("restore", help="restore a snapshot into an empty data directory and database")
+    rs.add_argument("--from", required=True, metavar="DIR")
+    rs.set_defaults(func=cmd_restore)
     return parser
 
 
@@ -271,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         args.func(settings, args)
     except AppError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except MaeulError as exc:  # an operator's command refused (backup, restore, a newer database)
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -9,6 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import World
+from tests.ops.test_metrics_dashboard import dashboard_metrics, exported_series
 from tests.ops.test_metrics_endpoint import sample
 from tests.signaling.conftest import people  # noqa: F401  (the fixture)
 from tests.signaling.two_party import room_with_a_hall, wait_media_both_ways
@@ -55,6 +56,8 @@ async def test_metrics_show_the_live_meeting_and_its_socket_events(
     assert sample(text, "maeul_socket_events_total", event="offer", result="ok") == 2
     assert sample(text, "maeul_socket_events_total", event="mute", result=code) == 1
     assert sample(text, "maeul_recording_bytes", room=room) == 0
+    # Every metric docs/grafana-maeul.json queries is in this scrape.
+    assert sorted(dashboard_metrics() - exported_series(text)) == []
 
     await kiosk.close()
     await official.close()

@@ -70,7 +70,9 @@ async def reserve(
                 select(PinThrottle.window_started_at).where(PinThrottle.key == limit.key)
             )
             wait = (started + limit.window - now) if started is not None else limit.window
-            return Refused(limit, max(1, math.ceil(wait.total_seconds())))
+            # A concurrent caller may have started the window with a ``now`` a little later than
+            # ours: the wait never exceeds the window itself.
+            return Refused(limit, max(1, math.ceil(min(wait, limit.window).total_seconds())))
     return None
 
 

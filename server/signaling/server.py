@@ -24,7 +24,7 @@ from aiohttp import web
 from server.auth.roles import PUBLIC, Principal, Role
 from server.auth.service import principal_for_session
 from server.db import transaction
-from server.errors import outage_error
+from server.errors import DatabaseUnavailable, outage_error
 from server.keys import MEETINGS, SESSIONMAKER, SETTINGS, SFU, SIO
 from server.kiosks.service import principal_for_token
 from server.middlewares import KIOSK_COOKIE, SESSION_COOKIE
@@ -129,7 +129,20 @@ def setup_signaling(app: web.Application) -> None:
 
     @sio.event
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        credential = await authenticate_environ(app, environ, auth)
+        try:
+            credential = await authenticate_environ(app, environ, auth)
+        except Exception as exc:
+            # Authentication only talks to the database, so an OSError here is the database going
+            # away even when its traceback no longer shows the driver. It must not escape as the
+            # builtin ConnectionRefusedError: python-socketio turns that into a reasonless refusal.
+            outage = outage_error(exc) or (DatabaseUnavailable() if isinstance(exc, OSError) else None)
+            if outage is None:
+                raise
+            # Refused with a reason the page can act on (try again), not a traceback and no answer.
+            log.warning("socket refused: %s", outage.message, extra={"sid": sid})
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": outage.code, "message": outage.message}
+            ) from None
         if credential is None:
             raise socketio.exceptions.ConnectionRefusedError(
                 {"code": "authentication_required", "message": "log in or enroll the kiosk first"}

@@ -40,7 +40,7 @@ ADMIN = ("admin",)
 
 
 def _meeting() -> dict[str, Any]:
-    """``server.meetings.views`` meeting JSON, with its agenda and each item's action items."""
+    """``server.meetings.views.meeting_json``, with its agenda and each item's action items."""
     action = obj(
         {"id": integer(), "text": string(), "owner_id": integer(null=True), "due_date": string(null=True)},
         required=("id", "text"),

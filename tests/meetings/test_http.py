@@ -321,7 +321,7 @@ async def test_openapi_declarations_match_the_routes(client: TestClient) -> None
         if (
             path
             and route.method != "HEAD"
-            and route.handler.__module__ == "server.meetings.views"
+            and route.handler.__module__ == "server.meetings.api"
             and path.startswith("/api/")
         ):
             routes.add((route.method, path))

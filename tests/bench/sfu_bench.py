@@ -17,6 +17,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import re
 import signal
 import statistics
 import sys
@@ -76,6 +77,11 @@ class Measurement:
     clients_rxq_kib: float = 0.0
     server_udp_drops: int = 0
     clients_udp_drops: int = 0
+    #: RTP/RTCP packets the server sent during the window, and its CPU seconds then
+    #: (packets per CPU-second = forwarding cost per packet, issue 16)
+    packets_out_window: int | None = None
+    server_cpu_s: float = 0.0
+    server_rss_kib: int = 0  # resident memory of the server process at the end of the window
 
     @property
     def min_fps(self) -> float:
@@ -215,7 +221,7 @@ class Harness:
     def measure(self, scenario: str, n: int, window: float, flowing: bool = True) -> Measurement:
         self.wait_quiet(QUIET_WAIT)
         q0 = self._udp()
-        self.server.request(("mark",))
+        out0 = self.server.request(("mark",)).get("packets_out")
         s0 = self.snapshots(True)
         cpu0 = self.server.cpu()
         ccpu0 = sum(c.cpu() for c in self.clients)
@@ -229,6 +235,7 @@ class Harness:
         t1 = time.monotonic()
         stats = self.server.request(("stats",))
         q1 = self._udp()
+        out1 = stats.get("packets_out")
         dt = t1 - t0
         busy = (m1[0] - m0[0]) / (m1[1] - m0[1]) * (os.cpu_count() or 1)
         slots = self.assigned_video_slots(stats)
@@ -291,6 +298,9 @@ class Harness:
             server_udp_drops=q1["server"][1] - q0["server"][1],
             clients_udp_drops=q1["clients"][1] - q0["clients"][1],
             not_connected=sum(1 for snap in s1 for st in snap["states"].values() if st != "connected"),
+            packets_out_window=out1 - out0 if out0 is not None and out1 is not None else None,
+            server_cpu_s=cpu1 - cpu0,
+            server_rss_kib=rss_kib(self.server.pid),
         )
 
     def _udp(self) -> dict[str, tuple[int, int]]:
@@ -343,7 +353,14 @@ def fanout(
             current = n
             flowing = h.wait_flowing(20)
             time.sleep(1.5)
+            spy = (
+                start_pyspy(h.server.pid, window, f"{mode}-1to{n}")
+                if mode == "sfu" and n == steps[-1]
+                else None
+            )
             m = h.measure(f"{mode}-1toN", n, window, flowing)
+            if spy is not None:
+                finish_pyspy(*spy)
             log("  " + m.line())
             if m.min_fps < FPS_TARGET and retry_failed:
                 # The machine is shared: measure once more before calling it a failure.
@@ -532,6 +549,20 @@ def main() -> int:
             )
         )
     fwd_p95 = hall.server_delay.get("video_residence_p95_ms")
+    # Forwarding cost per packet: packets the server sent per CPU-second of its process,
+    # at the largest 1->N (64 in --quick). Memory: slope of server RSS against N.
+    top = max(sfu_runs, key=lambda m: m.n, default=None)
+    pps_per_core = (
+        top.packets_out_window / top.server_cpu_s
+        if top is not None and top.packets_out_window and top.server_cpu_s > 0
+        else None
+    )
+    rss_fit = linear_fit([m.n for m in sfu_runs], [float(m.server_rss_kib) for m in sfu_runs])
+    if top is not None:
+        print(
+            f"SFU 1->{top.n}: {top.packets_out_window} packets sent in {top.server_cpu_s:.2f} CPU-s; "
+            f"server RSS by N: {[(m.n, m.server_rss_kib) for m in sfu_runs]} KiB"
+        )
     print(f"RESULT cpu_per_subscriber_pct={_fmt(sfu_slope)}")
     print(f"RESULT mediarelay_cpu_per_subscriber_pct={_fmt(relay_slope)}")
     print(f"RESULT cpu_ratio_vs_mediarelay={_fmt(ratio, 1)}")
@@ -539,7 +570,64 @@ def main() -> int:
     print(f"RESULT town_hall_server_cores={_fmt(hall.server_cpu_pct / 100.0, 3)}")
     print(f"RESULT town_hall_min_fps={_fmt(hall_extra['kiosk_min_fps'], 2)}")
     print(f"RESULT forward_delay_p95_ms={_fmt(fwd_p95, 3)}")
+    print(f"RESULT forwarded_pps_per_core={_fmt(pps_per_core, 0)}")
+    print(f"RESULT rss_per_subscriber_kib={_fmt(rss_fit[0] if rss_fit else None, 0)}")
     return 0
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of a process (VmRSS, KiB), from /proc."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def start_pyspy(pid: int, window: float, label: str) -> tuple[Any, Path] | None:
+    """With SFU_BENCH_PYSPY=<dir>: sample the server with py-spy during one window.
+
+    ``--nonblocking`` so the sampler does not pause the process it measures; the
+    collapsed stacks go to <dir>/<label>.txt and the top 15 by self time are printed.
+    """
+    out_dir = os.environ.get("SFU_BENCH_PYSPY")
+    if not out_dir:
+        return None
+    import shutil
+    import subprocess
+
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    path = Path(out_dir) / f"{label}.txt"
+    cmd = [exe, "record", "--pid", str(pid), "--duration", str(int(window)), "--rate", "200"]
+    cmd += ["--nonblocking", "--format", "raw", "--output", str(path)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), path
+
+
+def finish_pyspy(proc: Any, path: Path) -> None:
+    try:
+        proc.wait(timeout=60)
+    except Exception:
+        proc.kill()
+        return
+    if not path.exists():
+        log(f"  py-spy wrote nothing to {path}")
+        return
+    self_time: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        # per function, not per line: "send (aioice/ice.py:768)" -> "send (aioice/ice.py)"
+        leaf = re.sub(r":\d+\)$", ")", stack.rsplit(";", 1)[-1])
+        self_time[leaf] = self_time.get(leaf, 0) + int(count)
+        total += int(count)
+    log(f"  py-spy top 15 by self time ({total} samples, {path}):")
+    for leaf, c in sorted(self_time.items(), key=lambda kv: -kv[1])[:15]:
+        log(f"    {100.0 * c / total:5.1f} %  {leaf}")
 
 
 def code_revision() -> str:

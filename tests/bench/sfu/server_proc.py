@@ -219,7 +219,10 @@ async def _setup(mode: str) -> Handler:
         if cmd == "mark":
             recorder.take()
             lag.take()
-            return {"ok": True}
+            mark: dict[str, Any] = {"ok": True}
+            if sfu is not None:
+                mark["packets_out"] = sum(p.packets_out for p in sfu.room_stats(room).participants.values())
+            return mark
         if cmd == "stats":
             out: dict[str, Any] = {
                 "delay": recorder.take(),

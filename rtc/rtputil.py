@@ -3,8 +3,9 @@ NACK bookkeeping, NTP time). Codec payloads are read in :mod:`rtc.codecs`."""
 
 from __future__ import annotations
 
+import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
 
@@ -50,6 +51,89 @@ def ntp_now() -> int:
 def abs_send_time_now() -> int:
     """abs-send-time header extension value: 6.18 fixed-point seconds, 24 bits."""
     return (ntp_now() >> 14) & 0x00FFFFFF
+
+
+#: Builds one serialized packet header (empty payload) with the given abs-send-time
+#: and audio level (None: no audio-level extension); see :class:`RtpHeaderLayout`.
+HeaderSerializer = Callable[[int, "tuple[bool, int] | None"], bytes]
+
+_SEQ_TS = struct.Struct("!BBHL")
+
+
+class RtpHeaderLayout:
+    """The byte layout of one outgoing stream's RTP header, computed once per stream.
+
+    Forwarding writes the same SSRC, MID and extension layout into every packet of a
+    subscriber's slot; only marker, sequence number, timestamp, abs-send-time and
+    audio level change. So the header is serialized once (by ``serialize``, the same
+    serializer the per-packet path used) and each packet is a copy of it with those
+    fields written at known offsets, plus the payload: no packet object and no
+    extension encoding per packet. The offsets are found by serializing twice with
+    different values and comparing, so the layout follows whatever extension IDs and
+    header form (one- or two-byte) the serializer chose.
+    """
+
+    __slots__ = ("_plain", "_level", "_ast_plain", "_ast_level", "_level_at")
+
+    def __init__(self, serialize: HeaderSerializer) -> None:
+        self._plain = serialize(0, None)
+        self._ast_plain = _changed_at(self._plain, serialize(0xFFFFFF, None), 3)
+        with_level = serialize(0, (False, 0))
+        self._level_at = _changed_at(with_level, serialize(0, (True, 0x7F)), 1)
+        # No audio-level ID negotiated: the serializer leaves the extension out.
+        self._level = with_level if self._level_at is not None else None
+        self._ast_level = _changed_at(with_level, serialize(0xFFFFFF, (False, 0)), 3)
+
+    def build(
+        self,
+        *,
+        marker: int,
+        seq: int,
+        timestamp: int,
+        abs_send_time: int,
+        audio_level: tuple[bool, int] | None,
+        payload: bytes,
+        padding_size: int,
+    ) -> bytes:
+        """The packet: template header with this packet's fields, payload, padding."""
+        if audio_level is not None and self._level is not None:
+            data = bytearray(self._level)
+            ast_at = self._ast_level
+            at = self._level_at
+            assert at is not None
+            data[at] = (0x80 if audio_level[0] else 0) | (audio_level[1] & 0x7F)
+        else:
+            data = bytearray(self._plain)
+            ast_at = self._ast_plain
+        # byte 0: V=2 and X from the template, P per packet; byte 1: M per packet, PT kept
+        _SEQ_TS.pack_into(
+            data,
+            0,
+            data[0] | 0x20 if padding_size else data[0],
+            data[1] | 0x80 if marker else data[1],
+            seq,
+            timestamp,
+        )
+        if ast_at is not None:
+            data[ast_at : ast_at + 3] = (abs_send_time & 0xFFFFFF).to_bytes(3, "big")
+        data += payload
+        if padding_size:
+            # RFC 3550 5.1: the last padding octet counts the padding; the others are ignored
+            data += bytes(padding_size - 1)
+            data.append(padding_size)
+        return bytes(data)
+
+
+def _changed_at(a: bytes, b: bytes, width: int) -> int | None:
+    """Offset of the ``width`` bytes in which ``a`` and ``b`` differ (None: identical)."""
+    if len(a) != len(b):
+        raise ValueError("header layouts differ in length")
+    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    if not diff:
+        return None
+    if diff != list(range(diff[0], diff[0] + width)):
+        raise ValueError("header field is not where expected")
+    return diff[0]
 
 
 class ReceiveStatistics:

@@ -34,6 +34,7 @@ from rtc.retransmit import RetransmitGate
 from rtc.rtputil import (
     PacedNackList,
     ReceiveStatistics,
+    RtpHeaderLayout,
     abs_send_time_now,
     nack_runs,
     ntp_now,
@@ -402,6 +403,7 @@ class OutStream(_TaskOwner):
         self._transport: RTCDtlsTransport | None = None
         self._ext_map = ai.HeaderExtensionsMap()
         self._pt = 0
+        self._layout: RtpHeaderLayout | None = None  # set in start(), once the IDs are known
         self._source: InboundStream | None = None
         self._need_keyframe = kind == "video"
         # keeps the subscriber's numbering continuous across source switches
@@ -451,6 +453,7 @@ class OutStream(_TaskOwner):
         self._pt = media[0].payloadType or 0
         self._numbering.clock_rate = media[0].clockRate
         self._ext_map.configure(parameters)
+        self._layout = RtpHeaderLayout(self._serialize_header)
         self._transport = transport
         ai.register_rtp_sender(transport, self, parameters)
         self._rtcp_task = asyncio.get_running_loop().create_task(
@@ -524,37 +527,45 @@ class OutStream(_TaskOwner):
             numbering.begin(packet.sequence_number, packet.timestamp, time.monotonic())
         elif not numbering.in_this_epoch(packet.sequence_number):
             return  # late packet from before this slot switched to the source
-        await self._send(self._rewrite(packet))
+        await self._send(packet)
 
-    def _rewrite(self, packet: ai.RtpPacket) -> ai.RtpPacket:
-        out = ai.RtpPacket(
-            payload_type=self._pt,
-            marker=packet.marker,
-            sequence_number=self._numbering.seq(packet.sequence_number),
-            timestamp=self._numbering.timestamp(packet.timestamp),
-            ssrc=self._ssrc,
-            payload=packet.payload,
-        )
-        out.padding_size = packet.padding_size
+    def _serialize_header(self, abs_send_time: int, audio_level: tuple[bool, int] | None) -> bytes:
+        """This slot's header as aiortc serializes it (for :class:`RtpHeaderLayout`)."""
+        out = ai.RtpPacket(payload_type=self._pt, ssrc=self._ssrc)
         ext = out.extensions
         ext.mid = self.mid  # browsers demux BUNDLEd media by MID first
-        ext.abs_send_time = abs_send_time_now()  # the subscriber's BWE measures our send times
-        ext.audio_level = packet.extensions.audio_level
-        return out
+        ext.abs_send_time = abs_send_time  # the subscriber's BWE measures our send times
+        ext.audio_level = audio_level
+        return out.serialize(self._ext_map)
 
-    async def _send(self, out: ai.RtpPacket, retransmission: bool = False) -> None:
+    def _rewrite(self, packet: ai.RtpPacket, seq: int, timestamp: int) -> bytes:
+        """The packet for this subscriber: our SSRC, PT, numbering and extensions."""
+        assert self._layout is not None
+        return self._layout.build(
+            marker=packet.marker,
+            seq=seq,
+            timestamp=timestamp,
+            abs_send_time=abs_send_time_now(),
+            audio_level=packet.extensions.audio_level,
+            payload=packet.payload,
+            padding_size=packet.padding_size,
+        )
+
+    async def _send(self, packet: ai.RtpPacket, retransmission: bool = False) -> None:
         assert self._transport is not None
+        seq = self._numbering.seq(packet.sequence_number)
+        timestamp = self._numbering.timestamp(packet.timestamp)
         try:
-            await ai.send_rtp(self._transport, out.serialize(self._ext_map))
+            await ai.send_rtp(self._transport, self._rewrite(packet, seq, timestamp))
         except ConnectionError:
             return
         self.packets += 1
-        self.bytes += RTP_HEADER_BYTES + len(out.payload) + out.padding_size
-        self.octets += len(out.payload)
+        self.bytes += RTP_HEADER_BYTES + len(packet.payload) + packet.padding_size
+        self.octets += len(packet.payload)
         if retransmission:
             self.retransmitted += 1
         else:
-            self._numbering.sent(out.sequence_number, out.timestamp, time.monotonic())
+            self._numbering.sent(seq, timestamp, time.monotonic())
 
     # -- aiortc RtpSender protocol: RTCP from the subscriber ----------------------------------
     async def _handle_rtcp_packet(self, packet: ai.AnyRtcpPacket) -> None:
@@ -613,7 +624,7 @@ class OutStream(_TaskOwner):
             if not self._rtx_gate.take(out_seq, RTP_HEADER_BYTES + len(packet.payload), now, estimate):
                 self.retransmit_refused += 1
                 continue
-            await self._send(self._rewrite(packet), retransmission=True)
+            await self._send(packet, retransmission=True)
 
     async def _send_rtcp(self, packets: list[Any]) -> None:
         if self._transport is None:

@@ -1,6 +1,6 @@
 """Attendance across server restarts: a restart is on the record.
 
-Presences are opened and closed from the media plane (``service.record_join``/``record_leave``),
+Presences are opened and closed from the media plane (``attendance.record_join``/``record_leave``),
 but a server that is killed (SIGKILL, power cut, OOM) never sees its participants leave: their
 rows stay open, and when the halls come back after the restart their rejoin would simply continue
 them, as if nothing had happened. So:

@@ -16,7 +16,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_finds_nothing() -> None:
-    result = _run("ruff", "check", "server", "kiosk", "tests", "run.py", "migrations", "scripts")
+    result = _run("ruff", "check", "server", "rtc", "kiosk", "tests", "run.py", "migrations", "scripts")
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
 
 

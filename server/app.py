@@ -17,6 +17,7 @@ from server.meetings.clock import meeting_clock_ctx
 from server.meetings.presence import presence_ctx
 from server.middlewares import authorization, errors, media_space, request_context
 from server.ops.metrics import setup_metrics
+from server.ops.retention import retention_ctx
 from server.ops.sampler import sampler_ctx
 from server.ops.views import http_metrics
 from server.petitions.storage import MIB, SpaceGuard
@@ -75,6 +76,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_signaling(app)
     app.cleanup_ctx.append(meeting_clock_ctx)  # meetings open at their start, end when abandoned
     app.cleanup_ctx.append(sampler_ctx)  # a row of history a minute for /admin/system
+    app.cleanup_ctx.append(retention_ctx)  # daily: erase recordings and personal data that are due
     # After the hub: presences left open by a crash end at their last media; media marks while serving.
     app.cleanup_ctx.append(presence_ctx)
     app.on_shutdown.append(announce_restart)  # SIGTERM: pages rejoin as soon as we are back

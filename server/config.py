@@ -140,6 +140,12 @@ class Settings:
     meeting_idle_end_minutes: int = 15
     # Bearer token a Prometheus server on another machine scrapes /metrics with (None: loopback only).
     metrics_token: SecretStr | None = None
+    # Retention (server/ops/retention.py, docs/operations.md: the law behind each default); days,
+    # 0 = keep forever. Recordings count from the recording, the rest from the request's closing.
+    retention_recording_days: int = 1095
+    retention_message_days: int = 365
+    retention_contact_days: int = 90
+    retention_audit_days: int = 730
 
     @property
     def is_production(self) -> bool:
@@ -209,6 +215,10 @@ class Settings:
             rtc_consent_timeout_seconds=_ranged(get, "MAEUL_RTC_CONSENT_TIMEOUT_SECONDS", 60, 10, 600),
             meeting_idle_end_minutes=_ranged(get, "MAEUL_MEETING_IDLE_END_MINUTES", 15, 0, 24 * 60),
             metrics_token=_metrics_token(get),
+            retention_recording_days=_ranged(get, "MAEUL_RETENTION_RECORDING_DAYS", 1095, 0, 36500),
+            retention_message_days=_ranged(get, "MAEUL_RETENTION_MESSAGE_DAYS", 365, 0, 36500),
+            retention_contact_days=_ranged(get, "MAEUL_RETENTION_CONTACT_DAYS", 90, 0, 36500),
+            retention_audit_days=_ranged(get, "MAEUL_RETENTION_AUDIT_DAYS", 730, 0, 36500),
         )
 
 

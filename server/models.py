@@ -9,6 +9,7 @@ from server.kiosks.models import Kiosk
 from server.meetings import models as meetings_models  # noqa: F401  (registers the meeting tables)
 from server.notices import models as notices_models  # noqa: F401  (registers the notice tables)
 from server.ops import models as ops_models  # noqa: F401  (registers the system-history tables)
+from server.ops import retention as ops_retention  # noqa: F401  (registers the retention log)
 from server.org.models import Department
 from server.petitions import models as petitions_models  # noqa: F401  (registers the petition tables)
 from server.rooms import models as rooms_models  # noqa: F401  (registers the room tables)

@@ -50,6 +50,8 @@ class Meeting(CreatedAtMixin, Base):
     record_closed_at: Mapped[dt.datetime | None]
     # Bumped on every change that calendar clients must see (iCalendar SEQUENCE).
     sequence: Mapped[int] = mapped_column(default=0)
+    # A legal hold's reason: the retention job keeps this meeting's recordings while it is set.
+    retention_hold: Mapped[str | None] = mapped_column(Text)
 
     officials: Mapped[list[MeetingOfficial]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="MeetingOfficial.id"
@@ -205,3 +207,5 @@ class Recording(Base):
     started_at: Mapped[dt.datetime]
     ended_at: Mapped[dt.datetime | None]
     marks: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Set by the retention job before it deletes the file; the row goes once the file is gone.
+    purged_at: Mapped[dt.datetime | None]

@@ -56,7 +56,10 @@ def _split_phone(digits: str) -> tuple[str, str, str]:
 
 
 def format_phone(text: str) -> str:
-    """Hyphenated display form: ``01012345678`` -> ``010-1234-5678``."""
+    """Hyphenated display form: ``01012345678`` -> ``010-1234-5678``; empty once the retention
+    job has erased it (server/ops/retention.py)."""
+    if not text:
+        return ""
     return "-".join(_split_phone(normalize_phone(text)))
 
 

@@ -66,6 +66,10 @@ class Petition(CreatedAtMixin, Base):
     answered_by: Mapped[int | None] = mapped_column(ForeignKey("auth_accounts.id", ondelete="SET NULL"))
     closed_at: Mapped[dt.datetime | None]
     support_count: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    # Retention (server/ops/retention.py): a legal hold's reason stops every purge of this request;
+    # contact_purged_at is when the resident's name and phone were erased.
+    retention_hold: Mapped[str | None] = mapped_column(Text)
+    contact_purged_at: Mapped[dt.datetime | None]
 
     village: Mapped[Village] = relationship(lazy="joined")
     department: Mapped[Department | None] = relationship(lazy="joined")
@@ -89,6 +93,8 @@ class PetitionMedia(CreatedAtMixin, Base):
     sha256: Mapped[str] = mapped_column(String(64))
     duration_s: Mapped[float | None]
     has_video: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Set by the retention job before it deletes the file; the row goes once the file is gone.
+    purged_at: Mapped[dt.datetime | None]
 
     petition: Mapped[Petition] = relationship(back_populates="media")
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rtc.recorded import Mark, RecordedFile
+from server.auth.participant_ids import account_participant_id, kiosk_participant_id, parse_participant_id
 from server.errors import BadRequest
 from server.kiosks.models import Kiosk
 from server.meetings.models import (
@@ -57,12 +58,13 @@ async def register_recording(
 
 async def _participant_names(session: AsyncSession, pids: set[str]) -> dict[str, str]:
     """Display names for SFU participant ids (``a<account id>``, ``k<kiosk id>``)."""
-    account_ids = {int(p[1:]) for p in pids if p[:1] == "a" and p[1:].isdigit()}
-    kiosk_ids = {int(p[1:]) for p in pids if p[:1] == "k" and p[1:].isdigit()}
-    names = {f"a{i}": n for i, n in (await account_names(session, account_ids)).items()}
+    parsed = [known for pid in pids if (known := parse_participant_id(pid)) is not None]
+    account_ids = {i for kind, i in parsed if kind == "a"}
+    kiosk_ids = {i for kind, i in parsed if kind == "k"}
+    names = {account_participant_id(i): n for i, n in (await account_names(session, account_ids)).items()}
     if kiosk_ids:
         for kiosk in (await session.scalars(select(Kiosk).where(Kiosk.id.in_(kiosk_ids)))).all():
-            names[f"k{kiosk.id}"] = kiosk.label
+            names[kiosk_participant_id(kiosk.id)] = kiosk.label
     return names
 
 

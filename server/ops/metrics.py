@@ -49,6 +49,19 @@ UNMATCHED = "unmatched"
 
 LiveSource = Callable[[], LiveState | None]
 
+#: Per-participant counters read from the SFU: (LiveParticipant attribute, family, help).
+PARTICIPANT_COUNTERS = (
+    ("packets_out", "maeul_forwarded_packets", "RTP packets forwarded to a participant"),
+    ("bytes_out", "maeul_forwarded_bytes", "RTP bytes forwarded to a participant"),
+    ("retransmitted", "maeul_retransmitted_packets", "Packets resent to a participant after its NACKs"),
+    (
+        "nacks_sent",
+        "maeul_nacks_sent",
+        "NACKs sent to a participant for media it published that arrived with gaps",
+    ),
+    ("plis_sent", "maeul_plis_sent", "Keyframe requests (PLI) sent to a participant"),
+)
+
 
 class LiveCollector(Collector):
     """The media plane's numbers, computed from a fresh :class:`LiveState` at each scrape.
@@ -80,31 +93,8 @@ class LiveCollector(Collector):
             "maeul_recording_bytes", "Bytes written by each room's running recording", labels=["room"]
         )
         per_participant = {
-            "packets_out": CounterMetricFamily(
-                "maeul_forwarded_packets",
-                "RTP packets forwarded to a participant",
-                labels=["room", "participant"],
-            ),
-            "bytes_out": CounterMetricFamily(
-                "maeul_forwarded_bytes",
-                "RTP bytes forwarded to a participant",
-                labels=["room", "participant"],
-            ),
-            "retransmitted": CounterMetricFamily(
-                "maeul_retransmitted_packets",
-                "Packets resent to a participant after its NACKs",
-                labels=["room", "participant"],
-            ),
-            "nacks_sent": CounterMetricFamily(
-                "maeul_nacks_sent",
-                "NACKs sent to a participant for media it published that arrived with gaps",
-                labels=["room", "participant"],
-            ),
-            "plis_sent": CounterMetricFamily(
-                "maeul_plis_sent",
-                "Keyframe requests (PLI) sent to a participant",
-                labels=["room", "participant"],
-            ),
+            attr: CounterMetricFamily(name, doc, labels=["room", "participant"])
+            for attr, name, doc in PARTICIPANT_COUNTERS
         }
         by_kind: dict[str, int] = {"kiosk": 0, "official": 0}
         by_mode: dict[str, int] = {"video": 0, "low_video": 0, "audio_only": 0}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -57,20 +58,48 @@ def _bucket_of(starts: list[dt.datetime], at: dt.datetime) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class Figures:
+    """The whole server's figures at one sampled minute (or hour)."""
+
+    minutes: int
+    rooms: float
+    participants: float
+    forwarded_bps: float
+    kiosks_online: float
+
+
+def merge_workers(rows: Sequence[SystemSample]) -> dict[dt.datetime, Figures]:
+    """One :class:`Figures` per ``at``: each worker writes its own row for its own rooms, so rooms,
+    participants and bitrate add up across the rows of one ``at``; the kiosks online are the same
+    fleet seen by each worker (the largest count, not a sum)."""
+    merged: dict[dt.datetime, Figures] = {}
+    for row in rows:
+        seen = merged.get(row.at, Figures(0, 0.0, 0.0, 0.0, 0.0))
+        merged[row.at] = Figures(
+            minutes=max(seen.minutes, row.minutes),
+            rooms=seen.rooms + row.rooms,
+            participants=seen.participants + row.participants,
+            forwarded_bps=seen.forwarded_bps + row.forwarded_bps,
+            kiosks_online=max(seen.kiosks_online, row.kiosks_online),
+        )
+    return merged
+
+
 async def charts(session: AsyncSession, window: Window, now: dt.datetime) -> Charts:
     starts = window.starts(now)
     since = starts[0]
     rows = (await session.scalars(select(SystemSample).where(SystemSample.at >= since))).all()
     sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])  # minutes, p, bps, kiosks
-    for row in rows:
-        index = _bucket_of(starts, row.at)
+    for at, figures in merge_workers(rows).items():
+        index = _bucket_of(starts, at)
         if index is None:
             continue
         totals = sums[index]
-        totals[0] += row.minutes
-        totals[1] += row.participants * row.minutes
-        totals[2] += row.forwarded_bps * row.minutes
-        totals[3] += row.kiosks_online * row.minutes
+        totals[0] += figures.minutes
+        totals[1] += figures.participants * figures.minutes
+        totals[2] += figures.forwarded_bps * figures.minutes
+        totals[3] += figures.kiosks_online * figures.minutes
     labels = [to_local(start).strftime(window.label_format) for start in starts]
 
     def series(position: int, scale: float = 1.0) -> list[Bar]:

@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -29,6 +29,7 @@ from server.background import FailureStreak, finish_or_cancel
 from server.db import transaction, utcnow
 from server.keys import SAMPLER, SESSIONMAKER
 from server.kiosks.fleet import fleet
+from server.ops.history import Figures, merge_workers
 from server.ops.live import LiveState, app_live_state
 from server.ops.models import HallSample, SystemSample
 
@@ -107,24 +108,17 @@ async def take_sample(
     return row
 
 
-def _weighted(rows: Sequence[SystemSample], attr: str) -> float:
-    minutes = sum(r.minutes for r in rows)
-    return sum(getattr(r, attr) * r.minutes for r in rows) / minutes if minutes else 0.0
-
-
 async def roll_up(session: AsyncSession, now: dt.datetime) -> int:
     """Fold minute rows older than ``MINUTE_ROWS_KEPT`` into hourly rows; drop ancient hours.
 
     The minute rows are deleted first, with RETURNING, and the hourly rows built from what the
     delete returned: two workers rolling up at once cannot both fold the same minutes (the second
-    delete finds them gone), so no hour is counted twice. Returns the minute rows folded."""
+    delete finds them gone), so no hour is counted twice. An hour that had a single sample looks
+    like a minute row (``minutes == 1``) and is folded again into the same row: same figures, no
+    harm. Returns the rows folded."""
     cutoff = floor_hour(now - MINUTE_ROWS_KEPT)
-    await session.execute(
-        delete(SystemSample).where(SystemSample.minutes > 1, SystemSample.at < now - HOUR_ROWS_KEPT)
-    )
-    await session.execute(
-        delete(HallSample).where(HallSample.minutes > 1, HallSample.at < now - HOUR_ROWS_KEPT)
-    )
+    await session.execute(delete(SystemSample).where(SystemSample.at < now - HOUR_ROWS_KEPT))
+    await session.execute(delete(HallSample).where(HallSample.at < now - HOUR_ROWS_KEPT))
     gone = (
         await session.execute(
             delete(SystemSample)
@@ -138,27 +132,27 @@ async def roll_up(session: AsyncSession, now: dt.datetime) -> int:
             )
         )
     ).all()
-    by_hour: dict[dt.datetime, list[SystemSample]] = defaultdict(list)
-    for at, rooms, participants, bps, kiosks in gone:
-        by_hour[floor_hour(at)].append(
-            SystemSample(
-                at=at,
-                minutes=1,
-                rooms=rooms,
-                participants=participants,
-                forwarded_bps=bps,
-                kiosks_online=kiosks,
-            )
+    minute_rows = [
+        SystemSample(
+            at=at, minutes=1, rooms=rooms, participants=people, forwarded_bps=bps, kiosks_online=kiosks
         )
-    for hour, rows in sorted(by_hour.items()):
+        for at, rooms, people, bps, kiosks in gone
+    ]
+    # One figure per minute for the whole server first (each worker wrote its own row), then the
+    # hour's mean of those minutes.
+    by_hour: dict[dt.datetime, list[Figures]] = defaultdict(list)
+    for at, figures in merge_workers(minute_rows).items():
+        by_hour[floor_hour(at)].append(figures)
+    for hour, minutes in sorted(by_hour.items()):
+        count = len(minutes)
         session.add(
             SystemSample(
                 at=hour,
-                minutes=len(rows),
-                rooms=_weighted(rows, "rooms"),
-                participants=_weighted(rows, "participants"),
-                forwarded_bps=_weighted(rows, "forwarded_bps"),
-                kiosks_online=_weighted(rows, "kiosks_online"),
+                minutes=count,
+                rooms=sum(m.rooms for m in minutes) / count,
+                participants=sum(m.participants for m in minutes) / count,
+                forwarded_bps=sum(m.forwarded_bps for m in minutes) / count,
+                kiosks_online=sum(m.kiosks_online for m in minutes) / count,
             )
         )
     halls = (
@@ -174,9 +168,9 @@ async def roll_up(session: AsyncSession, now: dt.datetime) -> int:
         totals[0] += 1
         totals[1] += present
         totals[2] += weak
-    for (hour, hall), (count, present, weak) in sorted(hall_hours.items()):
+    for (hour, hall), (folded, present, weak) in sorted(hall_hours.items()):
         session.add(
-            HallSample(at=hour, minutes=int(count), hall=hall, present_minutes=present, weak_minutes=weak)
+            HallSample(at=hour, minutes=int(folded), hall=hall, present_minutes=present, weak_minutes=weak)
         )
     await session.flush()
     return len(gone)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -157,3 +158,22 @@ def test_a_short_metrics_token_is_refused_at_start_up(tmp_path: Path) -> None:
         Settings.from_env(env)
     assert Settings.from_env(env | {"MAEUL_METRICS_TOKEN": TOKEN}).metrics_token == SecretStr(TOKEN)
     assert Settings.from_env({"MAEUL_DATA_DIR": str(tmp_path)}).metrics_token is None
+
+
+async def test_a_scrape_during_a_database_outage_still_answers(
+    tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClient]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing listens on the database's port: the latency and media numbers still come, with
+    maeul_metrics_database_ok 0 (and no 500, no traceback)."""
+    url = "postgresql+asyncpg://maeul:x@127.0.0.1:9/maeul"  # the discard port: refused at once
+    client = await aiohttp_client(create_app(make_settings(url, tmp_path / "data")))
+    response = await client.get("/metrics")
+    assert response.status == 200
+    text = await response.text()
+    assert sample(text, "maeul_metrics_database_ok") == 0
+    assert sample(text, "maeul_rooms") == 0
+    assert not [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.ERROR and r.name in ("server.ops.views", "server.ops.metrics")
+    ]

@@ -195,3 +195,42 @@ async def test_the_sampler_survives_any_exception_and_reports_the_streak_once(
     await finish_or_cancel(task, 5.0)
     assert await rows() >= 1
     _one_streak_logged(caplog, "server.ops.sampler", 3)
+
+
+async def test_two_workers_rows_add_up_and_the_fleet_is_not_counted_twice(
+    world: World, sessionmaker: Callable[[], AsyncSession]
+) -> None:
+    """Each worker samples its own rooms; the page and the roll-up speak for the whole server."""
+    now = utcnow()
+    old = (now - dt.timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
+        for at in (old, old + dt.timedelta(minutes=1), now):
+            for people, bps in ((2, 100_000.0), (3, 50_000.0)):  # worker 1, worker 2
+                session.add(
+                    SystemSample(
+                        at=sampler.floor_minute(at),
+                        minutes=1,
+                        rooms=1,
+                        participants=people,
+                        forwarded_bps=bps,
+                        kiosks_online=4,
+                    )
+                )
+    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
+        assert await sampler.roll_up(session, now) == 4
+    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
+        hour = (await session.scalars(select(SystemSample).where(SystemSample.minutes > 1))).one()
+        day = await charts(session, DAY, now)
+        month = await charts(session, MONTH, now)
+    assert (hour.at, hour.minutes, hour.rooms, hour.participants, hour.forwarded_bps, hour.kiosks_online) == (
+        old,
+        2,
+        2.0,
+        5.0,
+        150_000.0,
+        4.0,
+    )
+    assert day.participants[-1].value == 5 and day.kiosks_online[-1].value == 4
+    assert day.forwarded_kbps[-1].value == 150
+    assert max(bar.value for bar in month.participants) == 5
+    assert max(bar.value for bar in month.kiosks_online) == 4

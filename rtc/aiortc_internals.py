@@ -36,7 +36,14 @@ when an upgrade breaks one. Internals used, and why:
    stream objects implement these protocols and register in place of
    aiortc's, receiving decrypted, parsed RTP/RTCP.
 4. ``RTCDtlsTransport._send_rtp(data)``: SRTP-protects and sends one RTP or
-   RTCP packet; used to send rewritten packets and our RTCP.
+   RTCP packet; used to send our RTCP and, where no direct send is possible (a TURN
+   relay), rewritten packets. :class:`DirectRtpSender` sends RTP synchronously past
+   aioice's per-packet coroutines (``Connection.send`` -> ``sendto`` ->
+   ``StunProtocol.send_data``: three awaits around one ``transport.sendto``). It reads
+   ``RTCDtlsTransport._state`` / ``_tx_srtp`` (the pylibsrtp session),
+   ``RTCDtlsTransport.transport._connection._nominated`` (the selected pair per
+   component), ``CandidatePair.protocol`` / ``remote_addr`` and
+   ``aioice.ice.StunProtocol.transport`` (the asyncio datagram transport).
 5. ``RTCRtpSender._ssrc``: the SSRC aiortc put in the answer's ``a=ssrc``
    line; forwarded packets must carry it so the subscriber demuxes them.
 6. ``RTCRtpReceiver._RTCRtpReceiver__decoder_thread``: read by tests only,
@@ -65,11 +72,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import aioice
+import aioice.ice
 import aioice.stun
 import aiortc
 from aiortc import RTCIceGatherer, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
 from aiortc.rtp import (
     RTCP_PSFB_APP,
@@ -125,6 +134,7 @@ __all__ = [
     "unregister_rtp_receiver",
     "unregister_rtp_sender",
     "send_rtp",
+    "DirectRtpSender",
     "sender_ssrc",
     "decoder_thread_started",
     "versions_match",
@@ -319,6 +329,55 @@ async def send_rtp(transport: RTCDtlsTransport, data: bytes) -> None:
     Raises ``ConnectionError`` when the transport is not connected.
     """
     await transport._send_rtp(data)
+
+
+class DirectRtpSender:
+    """Sends SRTP-protected RTP of one DTLS transport synchronously (see item 4 above).
+
+    One per forwarding slot: the selected pair's socket and address are looked up
+    again only when ICE selects another pair, so a packet costs one SRTP protect and
+    one ``sendto``, with no coroutine. aiortc's own transport byte/packet counters
+    (``RTCDtlsTransport`` stats) do not see these packets; the SFU counts its own.
+    """
+
+    __slots__ = ("_dtls", "_nominated", "_pair", "_udp", "_addr")
+
+    def __init__(self, transport: RTCDtlsTransport) -> None:
+        self._dtls = transport
+        self._nominated: dict[int, Any] = transport.transport._connection._nominated
+        self._pair: Any = None
+        self._udp: asyncio.DatagramTransport | None = None
+        self._addr: tuple[str, int] = ("", 0)
+
+    def send(self, data: bytes) -> bool:
+        """Protect and send one RTP packet now. False: no direct path (a TURN relay's
+        protocol has its own async framing), send it with :func:`send_rtp` instead.
+
+        Raises ``ConnectionError`` when the transport is not connected, as ``send_rtp``.
+        """
+        dtls = self._dtls
+        if dtls._state is not DtlsState.CONNECTED:
+            raise ConnectionError("Cannot send encrypted RTP, not connected")
+        pair = self._nominated.get(1)
+        if pair is not self._pair:
+            self._select(pair)
+        udp = self._udp
+        if udp is None:
+            return False
+        udp.sendto(dtls._tx_srtp.protect(data), self._addr)
+        return True
+
+    def _select(self, pair: Any) -> None:
+        if pair is None:
+            raise ConnectionError("Cannot send data, not connected")
+        self._pair = pair
+        protocol = pair.protocol
+        # Exactly aioice's host/server-reflexive UDP protocol; TURN subclasses wrap data.
+        if type(protocol) is aioice.ice.StunProtocol and protocol.transport is not None:
+            self._udp = protocol.transport
+            self._addr = pair.remote_addr
+        else:
+            self._udp = None
 
 
 # --- 6. For tests ---------------------------------------------------------------------------

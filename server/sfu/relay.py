@@ -239,7 +239,7 @@ class InboundStream(_TaskOwner):
                     self.taps.remove(tap)
         for out in tuple(self.outputs):
             try:
-                await out.forward(self, packet)
+                out.forward(self, packet)
             except Exception:  # never let one subscriber break the publisher's transport loop
                 logger.exception("forwarding to %s failed", out.subscriber_id)
         self.relay_time_total += time.perf_counter() - t0
@@ -404,6 +404,7 @@ class OutStream(_TaskOwner):
         self._ext_map = ai.HeaderExtensionsMap()
         self._pt = 0
         self._layout: RtpHeaderLayout | None = None  # set in start(), once the IDs are known
+        self._direct: ai.DirectRtpSender | None = None  # set in start(), with the transport
         self._source: InboundStream | None = None
         self._need_keyframe = kind == "video"
         # keeps the subscriber's numbering continuous across source switches
@@ -454,6 +455,7 @@ class OutStream(_TaskOwner):
         self._numbering.clock_rate = media[0].clockRate
         self._ext_map.configure(parameters)
         self._layout = RtpHeaderLayout(self._serialize_header)
+        self._direct = ai.DirectRtpSender(transport)
         self._transport = transport
         ai.register_rtp_sender(transport, self, parameters)
         self._rtcp_task = asyncio.get_running_loop().create_task(
@@ -514,7 +516,9 @@ class OutStream(_TaskOwner):
         return self.remb
 
     # -- forwarding --------------------------------------------------------------------------
-    async def forward(self, source: InboundStream, packet: ai.RtpPacket) -> None:
+    def forward(self, source: InboundStream, packet: ai.RtpPacket) -> None:
+        """Send ``packet`` of ``source`` to this subscriber now (synchronous: no await
+        per subscriber per packet; the publisher's receive loop calls this for each)."""
         if source is not self._source or self._transport is None or self.paused:
             return
         numbering = self._numbering
@@ -527,7 +531,7 @@ class OutStream(_TaskOwner):
             numbering.begin(packet.sequence_number, packet.timestamp, time.monotonic())
         elif not numbering.in_this_epoch(packet.sequence_number):
             return  # late packet from before this slot switched to the source
-        await self._send(packet)
+        self._send(packet)
 
     def _serialize_header(self, abs_send_time: int, audio_level: tuple[bool, int] | None) -> bytes:
         """This slot's header as aiortc serializes it (for :class:`RtpHeaderLayout`)."""
@@ -551,12 +555,15 @@ class OutStream(_TaskOwner):
             padding_size=packet.padding_size,
         )
 
-    async def _send(self, packet: ai.RtpPacket, retransmission: bool = False) -> None:
-        assert self._transport is not None
+    def _send(self, packet: ai.RtpPacket, retransmission: bool = False) -> None:
+        assert self._direct is not None
         seq = self._numbering.seq(packet.sequence_number)
         timestamp = self._numbering.timestamp(packet.timestamp)
+        data = self._rewrite(packet, seq, timestamp)
         try:
-            await ai.send_rtp(self._transport, self._rewrite(packet, seq, timestamp))
+            if not self._direct.send(data):
+                # a TURN relay frames data in its own coroutine: aiortc's path, in order
+                self._spawn(self._send_rtp(data))
         except ConnectionError:
             return
         self.packets += 1
@@ -624,13 +631,16 @@ class OutStream(_TaskOwner):
             if not self._rtx_gate.take(out_seq, RTP_HEADER_BYTES + len(packet.payload), now, estimate):
                 self.retransmit_refused += 1
                 continue
-            await self._send(packet, retransmission=True)
+            self._send(packet, retransmission=True)
 
     async def _send_rtcp(self, packets: list[Any]) -> None:
+        await self._send_rtp(b"".join(bytes(p) for p in packets))
+
+    async def _send_rtp(self, data: bytes) -> None:
         if self._transport is None:
             return
         try:
-            await ai.send_rtp(self._transport, b"".join(bytes(p) for p in packets))
+            await ai.send_rtp(self._transport, data)
         except ConnectionError:
             pass
 

@@ -4,10 +4,14 @@ version pin, one test."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+from typing import Any
 
 import aioice
+import aioice.ice
 import aioice.stun
+import aioice.turn
 import aiortc
 import pytest
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
@@ -205,3 +209,84 @@ async def test_tune_consent_is_scoped_to_one_peer_connection() -> None:
     finally:
         await tuned.close()
         await default.close()
+
+
+def test_direct_rtp_sender_internals() -> None:
+    # DirectRtpSender replaces exactly this chain of per-packet coroutines with its last call.
+    assert "self._tx_srtp.protect(data)" in inspect.getsource(RTCDtlsTransport._send_rtp)
+    assert "self._send = self._connection.send" in inspect.getsource(aiortc.RTCIceTransport)
+    assert "await self.sendto(data, 1)" in inspect.getsource(aioice.Connection.send)
+    sendto = inspect.getsource(aioice.Connection.sendto)
+    assert "self._nominated.get(component)" in sendto
+    assert "active_pair.protocol.send_data(data, active_pair.remote_addr)" in sendto
+    assert "self.transport.sendto(data, addr)" in inspect.getsource(aioice.ice.StunProtocol.send_data)
+    assert not issubclass(aioice.turn.TurnClientUdpProtocol, aioice.ice.StunProtocol)
+
+
+async def test_direct_rtp_sender_delivers_decryptable_rtp_over_loopback() -> None:
+    """A packet sent with DirectRtpSender arrives, SRTP-decrypted and parsed, at the peer."""
+    sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    got: asyncio.Queue[ai.RtpPacket] = asyncio.Queue()
+    started: dict[str, Any] = {}
+
+    class Receiver:
+        async def _handle_rtp_packet(self, packet: ai.RtpPacket, arrival_time_ms: int) -> None:
+            got.put_nowait(packet)
+
+        async def _handle_rtcp_packet(self, packet: ai.AnyRtcpPacket) -> None:
+            pass
+
+        def _handle_disconnect(self) -> None:
+            pass
+
+    receiver = Receiver()
+    try:
+        t_send = sender_pc.addTransceiver("audio", direction="sendonly")
+        ai.gather_on(sender_pc, ["127.0.0.1"])
+
+        async def on_send(transport: RTCDtlsTransport, parameters: Any) -> None:
+            started["send"] = (transport, parameters)
+
+        ai.intercept_send(t_send.sender, on_send)
+
+        await sender_pc.setLocalDescription(await sender_pc.createOffer())
+        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+        ai.gather_on(receiver_pc, ["127.0.0.1"])
+
+        async def on_receive(transport: RTCDtlsTransport, parameters: Any) -> None:
+            ai.register_rtp_receiver(transport, receiver, parameters)
+
+        ai.intercept_receive(receiver_pc.getTransceivers()[0].receiver, on_receive)
+        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+        for _ in range(200):
+            if "send" in started:
+                break
+            await asyncio.sleep(0.05)
+        transport, parameters = started["send"]
+        pt = parameters.codecs[0].payloadType
+        direct = ai.DirectRtpSender(transport)
+        packet = ai.RtpPacket(
+            payload_type=pt, sequence_number=65535, timestamp=123456, ssrc=ai.sender_ssrc(t_send.sender)
+        )
+        packet.payload = b"\xfc" + bytes(range(40))
+        for _ in range(50):  # the receiver registers once its own DTLS is up: resend until then
+            assert direct.send(packet.serialize()) is True
+            try:
+                arrived = await asyncio.wait_for(got.get(), 0.1)
+                break
+            except TimeoutError:
+                continue
+        else:
+            raise AssertionError("no packet arrived")
+        assert (arrived.sequence_number, arrived.timestamp, arrived.payload) == (
+            65535,
+            123456,
+            packet.payload,
+        )
+    finally:
+        await sender_pc.close()
+        await receiver_pc.close()
+    with pytest.raises(ConnectionError):
+        direct.send(packet.serialize())

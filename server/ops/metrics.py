@@ -177,7 +177,7 @@ class Metrics:
 
 
 def pool_in_use(engine: AsyncEngine) -> int:
-    """Connections checked out now (pools without that count, e.g. SQLite's, report 0)."""
+    """Connections checked out now, the caller's own included (a pool without the count: 0)."""
     checkedout = getattr(engine.sync_engine.pool, "checkedout", None)
     return int(checkedout()) if callable(checkedout) else 0
 

@@ -191,7 +191,9 @@ async def _receive_file_part(part: BodyPartReader, media_dir: Path, uploads: lis
 async def _validate_uploads(uploads: list[Upload]) -> None:
     for upload in uploads:
         if upload.kind == "photo":
-            upload.content_type, upload.suffix = storage.sniff_image(upload.temp.path)
+            upload.content_type, upload.suffix = await asyncio.to_thread(
+                storage.sniff_image, upload.temp.path
+            )
             continue
         try:
             probed = await asyncio.to_thread(
@@ -277,10 +279,12 @@ async def file_from_request(request: web.Request, kiosk: Principal) -> Filed:
         committed.clear()  # the rows are committed: the files are theirs now
         return Filed(petition=petition, pin=pin)
     finally:
-        for upload in uploads:
-            storage.discard(upload.temp.path)
-        for path in committed:  # the transaction failed after the files were moved into place
-            storage.discard(path)
+        # The temporary uploads, and the files the failed transaction had moved into place. On a
+        # worker thread like all file I/O of a filing; if this task is cancelled meanwhile, the
+        # thread still finishes the unlinks.
+        leftovers = [upload.temp.path for upload in uploads] + committed
+        if leftovers:
+            await asyncio.to_thread(storage.discard_all, leftovers)
 
 
 async def _store(

@@ -6,6 +6,7 @@ Every change appends a ``PetitionEvent`` (the audit trail) in the same transacti
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Sequence
@@ -144,6 +145,10 @@ async def file_petition(
         raise BadRequest("only a kiosk files petitions", code="not_a_kiosk")
     now = received_at or utcnow()
     year = receipts.receipt_year(now)
+    # On a worker thread, and before the transaction's first statement (no lock held meanwhile):
+    # the first deadline of a year imports and builds the Korean holiday table, about half a
+    # second of CPU that would otherwise stall the event loop for every other request.
+    due_at = await asyncio.to_thread(deadlines.compute_due, now, data.petition_type)
     # First statement of the transaction: on SQLite it takes the write lock before any read.
     seq = await next_receipt_seq(session, year)
     if data.department_id is not None:
@@ -168,7 +173,7 @@ async def file_petition(
         pin_hash=pin_hash,
         is_public=data.is_public,
         received_at=now,
-        due_at=deadlines.compute_due(now, data.petition_type).astimezone(dt.UTC),
+        due_at=due_at.astimezone(dt.UTC),
         support_count=0,
     )
     session.add(petition)

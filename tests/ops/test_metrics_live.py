@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from server.keys import MEETINGS
 from tests.conftest import World
 from tests.ops.test_metrics_dashboard import dashboard_metrics, exported_series
 from tests.ops.test_metrics_endpoint import sample
@@ -23,6 +26,7 @@ async def test_metrics_show_the_live_meeting_and_its_socket_events(
     client: TestClient,
     world: World,
     people: Callable[..., Any],  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     _admin, _kiosk_id, token, room_id = await room_with_a_hall(client, world, "마을 안전 회의")
     official = await people("official", username="official")
@@ -58,6 +62,25 @@ async def test_metrics_show_the_live_meeting_and_its_socket_events(
     assert sample(text, "maeul_recording_bytes", room=room) == 0
     # Every metric docs/grafana-maeul.json queries is in this scrape.
     assert sorted(dashboard_metrics() - exported_series(text)) == []
+
+    # A recording's bytes grow on the gauge while it runs (its files are written as media arrive).
+    hub = client.app[MEETINGS]
+    await hub.start_recording(room, tmp_path / "recordings", "녹화 시작")
+
+    async def recorded() -> float:
+        return sample(await (await client.get("/metrics")).text(), "maeul_recording_bytes", room=room) or 0
+
+    for _ in range(100):
+        if await recorded() > 10_000:
+            break
+        await asyncio.sleep(0.1)
+    grown = await recorded()
+    assert grown > 10_000
+    files, _marks = await hub.stop_recording(room)
+    assert files
+    # What the gauge saw was on disk: files only grow until they are finished.
+    assert grown <= sum(path.stat().st_size for path in (tmp_path / "recordings").iterdir())
+    assert await recorded() == 0  # nothing records any more
 
     await kiosk.close()
     await official.close()

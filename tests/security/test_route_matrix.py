@@ -73,6 +73,8 @@ MATRIX: dict[tuple[str, str], list[Call]] = {
     ("GET", "/official"): [Call(ACCOUNTS_ONLY)],
     ("GET", "/admin"): [Call(ADMIN_ONLY)],
     ("GET", "/admin/system"): [Call(ADMIN_ONLY)],
+    ("GET", "/admin/retention"): [Call(ADMIN_ONLY)],
+    ("POST", "/admin/retention/holds"): [Call(ADMIN_ONLY, form={})],
     ("DELETE", "/api/v1/session"): [Call(ACCOUNTS_ONLY)],
     ("GET", "/api/v1/me"): [Call(allow(*KIOSKS, *ACCOUNTS))],
     ("GET", "/kiosk"): [Call(KIOSK_ONLY)],

@@ -234,3 +234,27 @@ async def test_two_workers_rows_add_up_and_the_fleet_is_not_counted_twice(
     assert day.forwarded_kbps[-1].value == 150
     assert max(bar.value for bar in month.participants) == 5
     assert max(bar.value for bar in month.kiosks_online) == 4
+
+
+async def test_two_roll_ups_at_once_fold_each_minute_once(
+    world: World, sessionmaker: Callable[[], AsyncSession]
+) -> None:
+    """Two workers' roll-ups racing: the minutes are deleted with RETURNING before the hours are
+    written, so the loser finds nothing left and no hour is written twice."""
+    now = utcnow()
+    old = (now - dt.timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
+        for minute in range(30):
+            state = meeting(participant("k1", "kiosk", "남성리", "audio_only"))
+            await sampler.take_sample(session, state, 1000.0, old + dt.timedelta(minutes=minute))
+
+    async def roll() -> int:
+        async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
+            return await sampler.roll_up(session, now)
+
+    assert sorted(await asyncio.gather(roll(), roll())) == [0, 30]
+    async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
+        rows = (await session.scalars(select(SystemSample))).all()
+        halls = (await session.scalars(select(HallSample))).all()
+    assert [(r.at, r.minutes) for r in rows] == [(old, 30)]
+    assert [(h.hall, h.minutes, h.weak_minutes) for h in halls] == [("남성리", 30, 30.0)]

@@ -76,18 +76,24 @@ def pg_tool(name: str) -> str:
     raise BackupError(f"{name} is not installed: install Debian's postgresql-client package")
 
 
-def pg_connection(database_url: str) -> tuple[list[str], dict[str, str]]:
-    """Connection arguments for pg_dump/pg_restore and their environment. The password goes in
-    PGPASSWORD, never on the command line (other users can read command lines)."""
+def run_pg_tool(name: str, database_url: str, *args: str, failed: str) -> None:
+    """Run pg_dump or pg_restore against the database of ``database_url``; BackupError(``failed``
+    and the tool's own words) when it fails. The password goes in PGPASSWORD, never on the command
+    line (other users can read command lines)."""
     url = make_url(database_url)
-    args = ["--host", url.host or "localhost", "--port", str(url.port or 5432)]
+    connection = ["--host", url.host or "localhost", "--port", str(url.port or 5432)]
     if url.username:
-        args += ["--username", url.username]
-    args += ["--dbname", url.database or "postgres"]
+        connection += ["--username", url.username]
+    connection += ["--dbname", url.database or "postgres"]
     env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
     if url.password:
         env["PGPASSWORD"] = str(url.password)
-    return args, env
+    # The program is found in Debian's fixed folders and the arguments are ours, not user input.
+    done = subprocess.run(  # noqa: S603
+        [pg_tool(name), *connection, *args], env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise BackupError(f"{failed}: {done.stderr.strip()[-1000:]}")
 
 
 def safe_relative(path: str) -> PurePosixPath:
@@ -162,24 +168,16 @@ def _snapshot_sqlite(source: Path, target: Path) -> None:
 
 
 def _snapshot_postgres(database_url: str, target: Path) -> None:
-    args, env = pg_connection(database_url)
-    # The program is found in Debian's fixed folders and the arguments are ours, not user input.
-    done = subprocess.run(  # noqa: S603
-        [
-            pg_tool("pg_dump"),
-            "--format=custom",
-            "--no-owner",
-            "--no-privileges",
-            "--file",
-            str(target),
-            *args,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
+    run_pg_tool(
+        "pg_dump",
+        database_url,
+        "--format=custom",
+        "--no-owner",
+        "--no-privileges",
+        "--file",
+        str(target),
+        failed="pg_dump failed",
     )
-    if done.returncode != 0:
-        raise BackupError(f"pg_dump failed: {done.stderr.strip()[-1000:]}")
     with open(target, "rb+") as f:
         os.fsync(f.fileno())
 

@@ -13,7 +13,6 @@ import asyncio
 import concurrent.futures
 import os
 import sqlite3
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,7 @@ from server.ops.backup import (
     BackupError,
     copy_hashed,
     fsync_dir,
-    pg_connection,
-    pg_tool,
+    run_pg_tool,
     safe_relative,
     verify,
 )
@@ -92,24 +90,16 @@ def _restore_sqlite(source: Path, target: Path) -> None:
 
 
 def _restore_postgres(source: Path, database_url: str) -> None:
-    args, env = pg_connection(database_url)
-    # The program comes from Debian's fixed folders and the arguments are ours.
-    done = subprocess.run(  # noqa: S603
-        [
-            pg_tool("pg_restore"),
-            "--no-owner",
-            "--no-privileges",
-            "--exit-on-error",
-            "--single-transaction",
-            *args,
-            str(source),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
+    run_pg_tool(
+        "pg_restore",
+        database_url,
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        "--single-transaction",
+        str(source),
+        failed="pg_restore failed (nothing was restored)",
     )
-    if done.returncode != 0:
-        raise BackupError(f"pg_restore failed (nothing was restored): {done.stderr.strip()[-1000:]}")
 
 
 def restore(settings: Settings, snapshot: Path) -> dict[str, Any]:

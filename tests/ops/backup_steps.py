@@ -37,14 +37,15 @@ def run_async(work: Callable[[], Awaitable[T]]) -> T:
         return pool.submit(lambda: asyncio.run(work())).result()  # type: ignore[arg-type]
 
 
-def operator(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def operator(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python run.py ARGS`` as the operator runs it, with ``env`` as its whole environment."""
     return subprocess.run(
         [sys.executable, "run.py", *args],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
 
 

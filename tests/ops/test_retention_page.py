@@ -18,6 +18,13 @@ from tests.ops.test_retention_purge import _petition
 from tests.world_seed import World
 
 
+async def _post_hold(client: TestClient, csrf: str, **fields: str) -> int:
+    response = await client.post(
+        "/admin/retention/holds", data={"csrf_token": csrf, **fields}, allow_redirects=False
+    )
+    return response.status
+
+
 async def test_admin_sees_what_is_due_and_places_and_lifts_a_hold(
     settings: Settings, sessionmaker: Callable[[], AsyncSession], world: World, client: TestClient
 ) -> None:
@@ -29,56 +36,24 @@ async def test_admin_sees_what_is_due_and_places_and_lifts_a_hold(
     page = await (await client.get("/admin/retention")).text()
     assert receipt_no in page and "주민 이름과 전화번호" in page
 
-    refused = await client.post(
-        "/admin/retention/holds",
-        data={
-            "csrf_token": csrf,
-            "target": "petition",
-            "target_id": str(pid),
-            "action": "hold",
-            "reason": " ",
-        },
-        allow_redirects=False,
-    )
-    assert refused.status == 400
+    refused = await _post_hold(client, csrf, target="petition", target_id=str(pid), action="hold", reason=" ")
+    assert refused == 400
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
         assert (await session.get(Petition, pid)).retention_hold is None  # type: ignore[union-attr]
 
-    placed = await client.post(
-        "/admin/retention/holds",
-        data={
-            "csrf_token": csrf,
-            "target": "petition",
-            "target_id": str(pid),
-            "action": "hold",
-            "reason": "행정심판 청구 중",
-        },
-        allow_redirects=False,
+    placed = await _post_hold(
+        client, csrf, target="petition", target_id=str(pid), action="hold", reason="행정심판 청구 중"
     )
-    assert placed.status == 303
+    assert placed == 303
     page = await (await client.get("/admin/retention")).text()
     assert "행정심판 청구 중" in page
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
         assert (await session.get(Petition, pid)).retention_hold == "행정심판 청구 중"  # type: ignore[union-attr]
 
-    lifted = await client.post(
-        "/admin/retention/holds",
-        data={"csrf_token": csrf, "target": "petition", "target_id": str(pid), "action": "release"},
-        allow_redirects=False,
-    )
-    assert lifted.status == 303
+    lifted = await _post_hold(client, csrf, target="petition", target_id=str(pid), action="release")
+    assert lifted == 303
     async with transaction(sessionmaker) as session:  # type: ignore[arg-type]
         assert (await session.get(Petition, pid)).retention_hold is None  # type: ignore[union-attr]
 
-    missing = await client.post(
-        "/admin/retention/holds",
-        data={
-            "csrf_token": csrf,
-            "target": "meeting",
-            "target_id": "999999",
-            "action": "hold",
-            "reason": "x",
-        },
-        allow_redirects=False,
-    )
-    assert missing.status == 404
+    missing = await _post_hold(client, csrf, target="meeting", target_id="999999", action="hold", reason="x")
+    assert missing == 404

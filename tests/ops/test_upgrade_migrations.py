@@ -9,7 +9,6 @@ import datetime as dt
 import functools
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from server import migrate
-from server.config import PROJECT_ROOT
 from server.db import create_engine
-from tests.ops.backup_steps import run_async
+from tests.ops.backup_steps import operator, run_async
 from tests.petitions.live import free_port
 
 T0 = dt.datetime(2026, 3, 2, 0, 30, tzinfo=dt.UTC)
@@ -242,14 +240,7 @@ def _migrate(url: str, *args: str, data_dir: Path | None = None) -> subprocess.C
     if data_dir is not None:
         env["MAEUL_DATA_DIR"] = str(data_dir)
     # A server that wrongly starts is stopped by the timeout (and the test fails).
-    return subprocess.run(
-        [sys.executable, "run.py", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return operator(env, *args, timeout=120)
 
 
 def _lost(before: dict[str, Any], after: dict[str, Any]) -> Iterator[str]:

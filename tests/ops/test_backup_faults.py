@@ -120,3 +120,23 @@ def test_damaged_snapshot_is_named_by_verify_and_refused_by_restore(
     done = operator(target.env, "restore", "--from", str(snapshot))
     assert done.returncode == 1 and expected in done.stderr, done.stderr
     assert not any(p.is_file() and p.stat().st_size for p in target.data_dir.rglob("*")), "restore wrote data"
+
+
+def test_an_interrupted_restore_is_finished_by_running_it_again(
+    source: LiveServer, tmp_path: Path, db_backend: str
+) -> None:
+    if db_backend != "sqlite":
+        pytest.skip("the marker and the files behave alike on both; the database step is the same call")
+    snapshot = _snapshot(source, tmp_path)
+    target = server_on(source, f"sqlite+aiosqlite:///{tmp_path / 'again' / 'maeul.db'}", tmp_path / "again")
+    # What a restore killed while copying leaves: its marker and a half-copied message.
+    half = target.data_dir / "media" / "petitions" / "2026" / "message.webm"
+    half.parent.mkdir(parents=True)
+    half.write_bytes((snapshot / "media/petitions/2026/message.webm").read_bytes()[:1000])
+    without_marker = operator(target.env, "restore", "--from", str(snapshot))
+    assert without_marker.returncode == 1 and "not empty" in without_marker.stderr
+    (target.data_dir / ".restore-in-progress").write_text("restoring\n")
+    done = operator(target.env, "restore", "--from", str(snapshot))
+    assert done.returncode == 0, done.stderr
+    assert half.read_bytes() == (snapshot / "media/petitions/2026/message.webm").read_bytes()
+    assert not (target.data_dir / ".restore-in-progress").exists()

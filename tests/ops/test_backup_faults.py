@@ -4,6 +4,8 @@ truncated, altered or unfinished snapshot, which verify-backup names and restore
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from server.config import PROJECT_ROOT
+from server.ops import backup
 from tests.ops.backup_steps import operator, server_on
 from tests.petitions.live import LiveServer, prepare
 
@@ -140,3 +143,26 @@ def test_an_interrupted_restore_is_finished_by_running_it_again(
     assert done.returncode == 0, done.stderr
     assert half.read_bytes() == (snapshot / "media/petitions/2026/message.webm").read_bytes()
     assert not (target.data_dir / ".restore-in-progress").exists()
+
+
+def test_a_manifest_naming_files_outside_the_snapshot_is_refused(tmp_path: Path) -> None:
+    """A tampered manifest must not make restore read (or verify hash) files elsewhere."""
+    snapshot = tmp_path / "snap"
+    snapshot.mkdir()
+    (snapshot / "database.sqlite3").write_bytes(b"")
+    for bad in ("../../etc/passwd", "/etc/passwd", "media/../../x"):
+        (snapshot / "manifest.json").write_text(
+            json.dumps(
+                {
+                    "format": backup.FORMAT,
+                    "version": backup.FORMAT_VERSION,
+                    "database": {"kind": "sqlite", "file": "database.sqlite3", "revisions": []},
+                    "files": [
+                        {"path": "database.sqlite3", "size": 0, "sha256": hashlib.sha256(b"").hexdigest()},
+                        {"path": bad, "size": 1, "sha256": "0" * 64},
+                    ],
+                }
+            )
+        )
+        with pytest.raises(backup.BackupError, match="outside the snapshot"):
+            backup.verify(snapshot)

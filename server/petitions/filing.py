@@ -276,7 +276,6 @@ async def file_from_request(request: web.Request, kiosk: Principal) -> Filed:
             if (replay := await earlier()) is None:
                 raise
             return replay
-        committed.clear()  # the rows are committed: the files are theirs now
         return Filed(petition=petition, pin=pin)
     finally:
         # The temporary uploads, and the files the failed transaction had moved into place. On a
@@ -297,32 +296,38 @@ async def _store(
     claim: FilingKey | None,
 ) -> Petition:
     """The filing transaction: the petition, then its key claim (a duplicate key fails here,
-    before any file is moved into place), then the media."""
+    before any file is moved into place), then the media; after its commit, what the receipt
+    shows."""
     media_dir = request.app[SETTINGS].media_dir
-    async with transaction(request.app[SESSIONMAKER]) as session:
-        petition = await service.file_petition(session, kiosk, new, pin_hash)
-        if claim is not None:
-            claim.petition_id = petition.id
-            session.add(claim)
-            await session.flush()
-        for upload in uploads:
-            name = await asyncio.to_thread(
-                storage.commit_file, media_dir, upload.temp, petition.receipt_year, upload.suffix
-            )
-            committed.append(media_dir / name)
-            service.attach_media(
-                session,
-                petition,
-                service.StoredMedia(
-                    kind=upload.kind,
-                    storage_name=name,
-                    content_type=upload.content_type,
-                    size_bytes=upload.temp.size,
-                    sha256=upload.temp.sha256,
-                    duration_s=upload.probed.duration_s if upload.probed else None,
-                    has_video=bool(upload.probed and upload.probed.video_codec),
-                ),
-            )
-        await session.flush()
+    async with request.app[SESSIONMAKER]() as session:
+        async with session.begin():
+            petition = await service.file_petition(session, kiosk, new, pin_hash)
+            if claim is not None:
+                claim.petition_id = petition.id
+                session.add(claim)
+                await session.flush()
+            for upload in uploads:
+                name = await asyncio.to_thread(
+                    storage.commit_file, media_dir, upload.temp, petition.receipt_year, upload.suffix
+                )
+                committed.append(media_dir / name)
+                service.attach_media(
+                    session,
+                    petition,
+                    service.StoredMedia(
+                        kind=upload.kind,
+                        storage_name=name,
+                        content_type=upload.content_type,
+                        size_bytes=upload.temp.size,
+                        sha256=upload.temp.sha256,
+                        duration_s=upload.probed.duration_s if upload.probed else None,
+                        has_video=bool(upload.probed and upload.probed.video_codec),
+                    ),
+                )
+        committed.clear()  # the rows are committed: the files are theirs, whatever happens next
+        # After the commit: from the receipt counter's UPDATE to the commit every other filing
+        # waits (the counter's row lock on PostgreSQL, the write lock on SQLite), and these reads
+        # only feed the answer. (A failure here answers 503; the kiosk's resend with the same
+        # Idempotency-Key then gets this receipt.)
         await session.refresh(petition, attribute_names=["media", "village", "department"])
     return petition

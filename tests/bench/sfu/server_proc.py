@@ -13,6 +13,7 @@ per-packet server-side forwarding time can be reported as percentiles.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from multiprocessing.connection import Connection
@@ -119,6 +120,11 @@ class LoopLag:
 
 
 def serve(conn: Connection, mode: str) -> None:
+    if os.environ.get("SFU_BENCH_UVLOOP"):
+        # Experiment (issue 16): the server process on uvloop's event loop; clients unchanged.
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     run_child(conn, lambda: _setup(mode))
 
 

@@ -16,7 +16,7 @@ from server.auth.roles import Role
 from server.db import transaction
 from server.errors import AppError, BadRequest, Conflict, NotFound
 from server.geo.models import Village
-from server.keys import MEETINGS, SESSIONMAKER
+from server.keys import ROOM_HUB, SESSIONMAKER
 from server.kiosks.models import Kiosk
 from server.meetings import agenda as meeting_agenda
 from server.meetings import service
@@ -149,7 +149,7 @@ async def _edit_page(request: web.Request, meeting_id: int, error: AppError | No
             "official_ids": {o.account_id for o in meeting.officials},
             "invited_village_ids": {v.village_id for v in meeting.villages},
             "recording": meeting.room_id is not None
-            and request.app[MEETINGS].is_recording(str(meeting.room_id)),
+            and request.app[ROOM_HUB].is_recording(str(meeting.room_id)),
             **choices,
         }
         return render(request, "meetings/admin_edit.html", context, status=error.status if error else 200)

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from server.background import FailureStreak, finish_or_cancel
-from server.keys import CLOCK, MEETINGS, SESSIONMAKER, SETTINGS
+from server.keys import CLOCK, ROOM_HUB, SESSIONMAKER, SETTINGS
 from server.meetings.autoend import end_idle_meetings
 from server.meetings.autostart import start_due_meetings
 
@@ -37,7 +37,7 @@ async def tick(app: web.Application) -> None:
     await start_due_meetings(sessionmaker)
     idle_minutes = app[SETTINGS].meeting_idle_end_minutes
     if idle_minutes:
-        await end_idle_meetings(sessionmaker, app[MEETINGS], dt.timedelta(minutes=idle_minutes))
+        await end_idle_meetings(sessionmaker, app[ROOM_HUB], dt.timedelta(minutes=idle_minutes))
 
 
 async def _loop(app: web.Application, stop: asyncio.Event, health: FailureStreak) -> None:

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth.roles import Principal, Role
 from server.background import FailureStreak
 from server.db import transaction, utcnow
-from server.keys import MEETINGS, SESSIONMAKER
+from server.keys import ROOM_HUB, SESSIONMAKER
 from server.meetings.models import Attendance, Meeting
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ async def mark_seen(session: AsyncSession, seen: Iterable[Seen], at: dt.datetime
 def media_seen(app: web.Application) -> list[Seen]:
     """Participants hosted here whose media reached the SFU within ``MEDIA_FRESH_S`` (also those
     whose socket is lost but whose media still flows)."""
-    hub = app[MEETINGS]
+    hub = app[ROOM_HUB]
     members = [m for m in hub.members.values() if m.connected]
     members += [g.member for g in hub.ghosts() if g.media]
     seen = []

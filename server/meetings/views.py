@@ -22,7 +22,7 @@ from pydantic import AwareDatetime, Field
 from server.auth.roles import Principal, Role
 from server.db import transaction, utcnow
 from server.errors import AppError, BadRequest, Conflict, Forbidden, NotFound
-from server.keys import MEETINGS, SESSIONMAKER, SETTINGS
+from server.keys import ROOM_HUB, SESSIONMAKER, SETTINGS
 from server.meetings import agenda as meeting_agenda
 from server.meetings import service
 from server.meetings.ending import ending
@@ -239,7 +239,7 @@ async def transition(
 ) -> tuple[Meeting, meeting_agenda.CloseReport | None]:
     principal = principal_of(request)
     report: meeting_agenda.CloseReport | None = None
-    async with ending(request.app[SESSIONMAKER], request.app[MEETINGS]) as work:
+    async with ending(request.app[SESSIONMAKER], request.app[ROOM_HUB]) as work:
         session = work.session
         meeting = await managed(session, principal, meeting_id)
         if data.action == "start":
@@ -289,7 +289,7 @@ async def _live_room(request: web.Request, meeting_id: int) -> int:
 async def start_recording(request: web.Request, meeting_id: int) -> None:
     room_id = await _live_room(request, meeting_id)
     try:
-        await request.app[MEETINGS].start_recording(
+        await request.app[ROOM_HUB].start_recording(
             str(room_id), recordings_dir(request.app, meeting_id), RECORDING_STARTED_MARK
         )
     except RecordingStateError as exc:
@@ -299,7 +299,7 @@ async def start_recording(request: web.Request, meeting_id: int) -> None:
 
 async def stop_recording(request: web.Request, meeting_id: int) -> list[dict[str, Any]]:
     room_id = await _live_room(request, meeting_id)
-    if not request.app[MEETINGS].is_recording(str(room_id)):
+    if not request.app[ROOM_HUB].is_recording(str(room_id)):
         raise Conflict("the meeting is not being recorded", code="not_recording")
     return await _stop_and_register(request.app, room_id)
 
@@ -307,7 +307,7 @@ async def stop_recording(request: web.Request, meeting_id: int) -> list[dict[str
 async def _stop_and_register(app: web.Application, room_id: int) -> list[dict[str, Any]]:
     """Stop the room's recording and register every file for the meeting's record."""
     try:
-        return await app[MEETINGS].finish_recording(str(room_id))
+        return await app[ROOM_HUB].finish_recording(str(room_id))
     except RecordingStateError as exc:
         raise Conflict("the meeting is not being recorded", code="not_recording") from exc
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from server.keys import MEETINGS, SFU
+from server.keys import ROOM_HUB, SFU
 from server.sfu import Sfu
 from server.sfu.errors import RoomNotFound
 from server.signaling.room_hub import RoomHub
@@ -119,7 +119,7 @@ def live_state(sfu: Sfu, hub: RoomHub) -> LiveState:
 
 def app_live_state(app: web.Application) -> LiveState | None:
     """The app's live state, or None before start-up made its SFU and hub (or after shutdown)."""
-    sfu, hub = app.get(SFU), app.get(MEETINGS)
+    sfu, hub = app.get(SFU), app.get(ROOM_HUB)
     if sfu is None or hub is None:
         return None
     return live_state(sfu, hub)

@@ -15,7 +15,7 @@ from server.auth.participant_ids import parse_participant_id, participant_id
 from server.auth.roles import Principal, Role
 from server.db import transaction
 from server.errors import BadRequest, Forbidden, NotFound
-from server.keys import MEETINGS, PRINCIPAL, SESSIONMAKER
+from server.keys import PRINCIPAL, ROOM_HUB, SESSIONMAKER
 from server.kiosks.models import Kiosk
 from server.meetings import service as meetings_service
 from server.meetings.ending import ending
@@ -72,7 +72,7 @@ def _ids(values: list[str], field: str) -> tuple[int, ...]:
 # -- admin JSON API ------------------------------------------------------------------------------
 @allow(Role.ADMIN)
 async def api_list_rooms(request: web.Request) -> web.Response:
-    hub = request.app[MEETINGS]
+    hub = request.app[ROOM_HUB]
     async with transaction(request.app[SESSIONMAKER]) as session:
         rooms = await service.list_rooms(session)
         return web.json_response({"rooms": [room_json(r, hub.occupancy(r.id)) for r in rooms]})
@@ -101,7 +101,7 @@ async def api_invite(request: web.Request) -> web.Response:
 
 async def _close(request: web.Request) -> Room:
     principal: Principal = request[PRINCIPAL]  # type: ignore[assignment]
-    async with ending(request.app[SESSIONMAKER], request.app[MEETINGS]) as work:
+    async with ending(request.app[SESSIONMAKER], request.app[ROOM_HUB]) as work:
         room = await work.close_room(_room_id(request), principal)
     return room
 
@@ -124,7 +124,7 @@ async def api_my_rooms(request: web.Request) -> web.Response:
 
 # -- admin page ----------------------------------------------------------------------------------
 async def _admin_page(request: web.Request, error: str | None = None, status: int = 200) -> web.Response:
-    hub = request.app[MEETINGS]
+    hub = request.app[ROOM_HUB]
     async with transaction(request.app[SESSIONMAKER]) as session:
         rooms = await service.list_rooms(session)
         accounts_by_id, kiosks_by_id = await service.invitee_names(session, rooms)
@@ -221,7 +221,7 @@ async def api_still(request: web.Request) -> web.Response:
     pid = request.match_info["participant_id"]
     if parse_participant_id(pid) is None:
         raise BadRequest("participant_id must look like k12 or a3", code="invalid_participant_id")
-    jpeg = request.app[MEETINGS].still_of(str(room_id), participant_id(principal), pid)
+    jpeg = request.app[ROOM_HUB].still_of(str(room_id), participant_id(principal), pid)
     if jpeg is None:
         raise NotFound("no still picture of that participant here", code="still_not_found")
     return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})

@@ -25,7 +25,7 @@ from server.auth.roles import PUBLIC, Principal, Role
 from server.auth.service import principal_for_session
 from server.db import transaction
 from server.errors import DatabaseUnavailable, outage_error
-from server.keys import MEETINGS, SESSIONMAKER, SETTINGS, SFU, SIO
+from server.keys import ROOM_HUB, SESSIONMAKER, SETTINGS, SFU, SIO
 from server.kiosks.service import principal_for_token
 from server.middlewares import KIOSK_COOKIE, SESSION_COOKIE
 from server.ops.hooks import counted_event
@@ -98,7 +98,7 @@ def setup_signaling(app: web.Application) -> None:
     app[SIO] = sio
     settings = app[SETTINGS]
     hub = RoomHub(sio, settings)
-    app[MEETINGS] = hub
+    app[ROOM_HUB] = hub
     sessions = SocketSessions(
         sio,
         lambda: app[SESSIONMAKER],

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.network]
 # decoded video frames and received audio packets.
 STATS_JS = """
 async () => {
-  const meeting = window.maeulMeeting;
+  const meeting = window.maeulRoom;
   if (!meeting || !meeting.pc) return JSON.stringify({});
   const slots = meeting.slotMap();
   const out = {};
@@ -87,7 +87,7 @@ async def test_three_browsers_see_and_hear_each_other(
     pids: dict[str, str] = {}
     for name, page in pages.items():
         await wait_connected(page)
-        pids[name] = await page.evaluate("() => window.maeulMeeting.pid")
+        pids[name] = await page.evaluate("() => window.maeulRoom.pid")
     assert pids == {
         "official": f"a{world.official_id}",
         "kiosk_a": f"k{kiosk_a_id}",
@@ -158,7 +158,7 @@ async def test_three_browsers_see_and_hear_each_other(
         for kiosk in (kiosk_a, kiosk_b):
             await kiosk.wait_for_function(
                 """(pid) => {
-                  const m = window.maeulMeeting;
+                  const m = window.maeulRoom;
                   const slots = m.slotMap();
                   const videoMids = m.pc.getTransceivers()
                     .filter((t) => t.receiver.track.kind === 'video').map((t) => t.mid);
@@ -179,14 +179,14 @@ async def test_three_browsers_see_and_hear_each_other(
     # A lost socket (a congested link): the media connection is left alone, the socket comes
     # back, and the page resumes the same participant on the same peer connection.
     await official.evaluate(
-        "() => { window.oldPc = window.maeulMeeting.pc; window.maeulMeeting.socket.io.engine.close(); }"
+        "() => { window.oldPc = window.maeulRoom.pc; window.maeulRoom.socket.io.engine.close(); }"
     )
     await official.wait_for_function(
-        "() => window.maeulMeeting.socket.connected && window.maeulMeeting.pc === window.oldPc"
-        " && window.maeulMeeting.root.dataset.state === 'connected'",
+        "() => window.maeulRoom.socket.connected && window.maeulRoom.pc === window.oldPc"
+        " && window.maeulRoom.root.dataset.state === 'connected'",
         timeout=30000,
     )
-    assert await official.evaluate("() => window.maeulMeeting.pc.connectionState") == "connected"
+    assert await official.evaluate("() => window.maeulRoom.pc.connectionState") == "connected"
     await official.evaluate("() => { window.oldPc = null; }")
     rejoined = await _stats(official)
     for _ in range(60):
@@ -219,7 +219,7 @@ async def test_three_browsers_see_and_hear_each_other(
 
 async def wait_connected(page: Page) -> None:
     await page.wait_for_function(
-        "() => window.maeulMeeting && window.maeulMeeting.pid && window.maeulMeeting.pc"
-        " && window.maeulMeeting.pc.connectionState === 'connected'",
+        "() => window.maeulRoom && window.maeulRoom.pid && window.maeulRoom.pc"
+        " && window.maeulRoom.pc.connectionState === 'connected'",
         timeout=30000,
     )

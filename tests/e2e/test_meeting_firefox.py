@@ -38,7 +38,7 @@ SCREEN = (1280, 720)  # the Xvfb screen Firefox shares
 # engines report receiver stats; Firefox's inbound-rtp has no mid in older versions).
 STATS_JS = """
 async () => {
-  const m = window.maeulMeeting;
+  const m = window.maeulRoom;
   if (!m || !m.pc) return {};
   const slots = m.slotMap();
   const out = {};
@@ -58,7 +58,7 @@ async () => {
 }
 """
 CONNECTED_JS = """() => Boolean(
-  window.maeulMeeting && window.maeulMeeting.pc && window.maeulMeeting.pc.connectionState === 'connected')"""
+  window.maeulRoom && window.maeulRoom.pc && window.maeulRoom.pc.connectionState === 'connected')"""
 
 Stats = dict[str, dict[str, int]]
 
@@ -134,7 +134,7 @@ async def test_firefox_chairs_a_meeting_with_chromium(
     await expect(kiosk_page.locator("[data-status]")).to_have_text(
         "의장이 입장을 허락할 때까지 기다리고 있습니다.", timeout=20000
     )
-    kiosk_pid = await kiosk_page.evaluate("() => window.maeulMeeting.pid")
+    kiosk_pid = await kiosk_page.evaluate("() => window.maeulRoom.pid")
 
     official_page = await (await browser.new_context(locale="ko-KR")).new_page()
     await log_in(official_page, live_server, "official2")

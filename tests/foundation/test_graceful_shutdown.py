@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from server.db import transaction, utcnow
-from server.keys import MEETINGS, SFU
+from server.keys import ROOM_HUB, SFU
 from server.meetings import clock, service
 from server.sfu.events import ActiveSpeakerChanged
 from tests.conftest import World, logged_errors
@@ -53,7 +53,7 @@ async def test_the_meeting_clock_finishes_its_tick_when_the_server_stops(
 async def test_the_meeting_hub_finishes_the_sfu_events_it_has_when_the_server_stops(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    hub, gate, handled = client.app[MEETINGS], Gate(), []
+    hub, gate, handled = client.app[ROOM_HUB], Gate(), []
 
     async def held_handler(event: Any) -> None:
         await gate.hold()

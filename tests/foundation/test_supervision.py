@@ -19,7 +19,7 @@ from server.app import create_app
 from server.background import finish_or_cancel
 from server.config import Settings
 from server.db import transaction, utcnow
-from server.keys import MEETINGS, SFU
+from server.keys import ROOM_HUB, SFU
 from server.meetings import clock, service
 from server.sfu.events import ActiveSpeakerChanged
 from server.signaling.guard import SocketSessions
@@ -108,7 +108,7 @@ async def test_the_event_pump_reports_a_streak_once_and_carries_on(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="server.signaling.room_hub")
-    hub, handled = client.app[MEETINGS], []
+    hub, handled = client.app[ROOM_HUB], []
     real = hub._on_sfu_event
 
     async def handler(event: Any) -> None:

@@ -2,7 +2,7 @@
 launched from the hall namespace's loop thread, so the browser and its WebRTC stack live in
 that namespace and reach the county only over the shaped link. It carries the enrolled kiosk's
 device cookie (what the enroll page sets) and opens the meeting's kiosk page; its peer
-connection's own statistics (``window.maeulMeeting.pc.getStats()``) are sampled every 250 ms:
+connection's own statistics (``window.maeulRoom.pc.getStats()``) are sampled every 250 ms:
 decoded video frames and received audio packets, so freezes and audio gaps are known to within a sample.
 """
 
@@ -22,7 +22,7 @@ from tests.lab import metrics
 
 STATS_JS = """
 async () => {
-  const meeting = window.maeulMeeting;
+  const meeting = window.maeulRoom;
   if (!meeting || !meeting.pc) return null;
   let video = 0, audio = 0, sentVideo = 0, sentAudio = 0;
   (await meeting.pc.getStats()).forEach((s) => {

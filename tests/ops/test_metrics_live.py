@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server.keys import MEETINGS
+from server.keys import ROOM_HUB
 from tests.conftest import World
 from tests.ops.test_metrics_dashboard import dashboard_metrics, exported_series
 from tests.ops.test_metrics_endpoint import sample
@@ -64,7 +64,7 @@ async def test_metrics_show_the_live_meeting_and_its_socket_events(
     assert sorted(dashboard_metrics() - exported_series(text)) == []
 
     # A recording's bytes grow on the gauge while it runs (its files are written as media arrive).
-    hub = client.app[MEETINGS]
+    hub = client.app[ROOM_HUB]
     await hub.start_recording(room, tmp_path / "recordings", "녹화 시작")
 
     async def recorded() -> float:

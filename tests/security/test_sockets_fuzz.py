@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.keys import MEETINGS, SIO
+from server.keys import ROOM_HUB, SIO
 from server.signaling.guard import RESERVED_EVENTS
 from tests.conftest import World, enrolled_kiosk, logged_errors
 from tests.signaling.signaling_kit import Admin, Participant, session_cookie
@@ -92,7 +92,7 @@ async def test_socket_fuzz_keeps_the_server_and_the_room_whole(
                 assert set(ack["error"]) >= {"code", "message"}, ack
         await asyncio.sleep(0.2)  # what was emitted without an ack is handled by now
         assert hall.sock.connected and official.sock.connected
-        assert sorted(m.pid for m in client.app[MEETINGS].members.values()) == sorted(
+        assert sorted(m.pid for m in client.app[ROOM_HUB].members.values()) == sorted(
             [hall.pid, official.pid]
         )
         assert (await hall.call("whoami"))["id"] == kiosk_id

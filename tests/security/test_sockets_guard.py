@@ -23,7 +23,7 @@ from server.app import create_app
 from server.auth.models import Account, LoginSession
 from server.config import PROJECT_ROOT, Settings
 from server.db import transaction
-from server.keys import MEETINGS
+from server.keys import ROOM_HUB
 from server.kiosks import service as kiosks
 from server.signaling.guard import RESERVED_EVENTS, SocketServer
 from tests.conftest import World, enrolled_kiosk, logged_errors, login, make_settings
@@ -87,7 +87,7 @@ async def test_reserved_event_names_never_reach_a_handler(
     client, kiosk_id, token, room = await hall_and_room(make_client, world, sessionmaker)
     hall = await connect(sockets, client, token=token)
     await hall.join(room)
-    hub = client.app[MEETINGS]
+    hub = client.app[ROOM_HUB]
     assert len(hub.members) == 1
 
     # What the fuzz found: the client's data reached the connect handler as ``environ`` (TypeError)
@@ -155,7 +155,7 @@ async def test_a_kiosk_revoked_in_the_database_is_refused_and_disconnected(
     assert ack["error"]["code"] == "kiosk_revoked"
     await asyncio.wait_for(hall.disconnected.wait(), 10)
     assert hall.got("revoked") == [{"code": "kiosk_revoked", "message": "sign in or enroll again"}]
-    assert client.app[MEETINGS].members == {}
+    assert client.app[ROOM_HUB].members == {}
     with pytest.raises(socketio.exceptions.ConnectionError):
         await connect(sockets, client, token=token)
 
@@ -190,7 +190,7 @@ async def test_any_event_after_the_recheck_interval_finds_the_revocation(
     # The idle one (in a meeting, sending no events) is closed by the sweep and leaves the room.
     await asyncio.wait_for(idle.disconnected.wait(), 15)
     assert idle.got("revoked")[0]["code"] == "kiosk_revoked"
-    await wait_until(lambda: client.app[MEETINGS].members == {})
+    await wait_until(lambda: client.app[ROOM_HUB].members == {})
 
 
 async def test_run_py_revoke_kiosk_reaches_the_running_server(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server.keys import MEETINGS, SFU
+from server.keys import ROOM_HUB, SFU
 from server.sfu import LinkQualityChanged
 from tests.conftest import World
 from tests.signaling.signaling_kit import Admin, Participant, wait_until
@@ -24,7 +24,7 @@ LUMA_OFFICIAL, LUMA_KIOSK = 50, 170
 
 async def _weak_link_and_a_still(client: TestClient, room_id: int, p: Participant) -> None:
     assert p.pid
-    hub = client.app[MEETINGS]
+    hub = client.app[ROOM_HUB]
     await hub._on_sfu_event(LinkQualityChanged(str(room_id), p.pid, 1, "audio_only", 90, 4.0))  # type: ignore[arg-type]
     assert await p.call("still", {"jpeg": jpeg()}) == {"ok": True}
 
@@ -49,7 +49,7 @@ async def test_a_participant_gone_for_good_leaves_nothing_behind(
     await kiosk.publish(LUMA_KIOSK, 3000, video_slots=2)
     await wait_media_both_ways(official, LUMA_OFFICIAL, kiosk, LUMA_KIOSK, 20, "media both ways")
     assert official.pid and kiosk.pid
-    hub, key = client.app[MEETINGS], str(room_id)
+    hub, key = client.app[ROOM_HUB], str(room_id)
     hub.reconnect_grace = 1.0
     for p in (official, kiosk):
         await _weak_link_and_a_still(client, room_id, p)
@@ -86,7 +86,7 @@ async def test_closing_a_room_with_people_in_it_removes_its_state_and_tells_them
     admin, room_id, official, kiosk = await _official_and_hall(client, world, people)
     for p in (official, kiosk):
         await _weak_link_and_a_still(client, room_id, p)
-    hub, key = client.app[MEETINGS], str(room_id)
+    hub, key = client.app[ROOM_HUB], str(room_id)
     await admin.post(f"/api/v1/admin/rooms/{room_id}/close")
     assert key not in hub.rooms and hub.members == {}
     for p in (official, kiosk):

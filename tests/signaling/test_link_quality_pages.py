@@ -14,7 +14,7 @@ import av
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server.keys import MEETINGS
+from server.keys import ROOM_HUB
 from server.sfu import LinkQualityChanged
 from tests.conftest import World
 from tests.signaling.signaling_kit import Admin, Participant, base_url, wait_until
@@ -56,7 +56,7 @@ async def test_link_quality_reaches_the_pages_and_stills_flow_while_a_hall_is_on
     await official.join(room_id)
     ack = await kiosk.join(room_id)
     assert ack["stills_wanted"] is False
-    hub = client.app[MEETINGS]
+    hub = client.app[ROOM_HUB]
 
     # The SFU finds the hall's downlink too thin for video.
     await hub._on_sfu_event(LinkQualityChanged(str(room_id), kiosk.pid, 1, "audio_only", 90, 4.0))  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from server.db import transaction
-from server.keys import MEETINGS
+from server.keys import ROOM_HUB
 from server.meetings import service as meetings
 from tests.conftest import World
 from tests.meetings.conftest import live_meeting, make_kiosk
@@ -129,7 +129,7 @@ async def test_lobby_hands_floor_agenda_mute_and_removal(
         meeting = await meetings.get_meeting(session, meeting_id)
         assert meeting.status == "ended"
     assert (await a.call("join", {"room_id": room_id}))["error"]["code"] == "room_closed"
-    assert str(room_id) not in client.app[MEETINGS].rooms
+    assert str(room_id) not in client.app[ROOM_HUB].rooms
 
 
 async def test_a_dropped_kiosk_is_reconnecting_then_back_in_its_place(

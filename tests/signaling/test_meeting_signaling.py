@@ -11,7 +11,7 @@ import pytest
 import socketio
 from aiohttp.test_utils import TestClient
 
-from server.keys import MEETINGS, SFU
+from server.keys import ROOM_HUB, SFU
 from server.sfu import ParticipantLeft
 from server.signaling.messages import SignalingError
 from tests.conftest import World, logged_errors
@@ -162,7 +162,7 @@ async def test_bad_inputs_get_clear_errors_and_the_room_keeps_working(
 
     # A message above the engine.io limit closes only that connection. Like any lost socket, its
     # media is kept for a resume during the grace period (shortened here), then it goes.
-    client.app[MEETINGS].reconnect_grace = 1.0
+    client.app[ROOM_HUB].reconnect_grace = 1.0
     await bad.sock.emit("offer", {"sdp": "v=0\r\n" + "x" * (200 * 1024)})
     await wait_until(lambda: bad.disconnected.is_set(), 15, "the oversized sender to be disconnected")
     await wait_until(
@@ -242,7 +242,7 @@ async def test_leaving_frees_the_sfu_participant_and_rejoining_works(
     await media_keeps_flowing(official, kiosk)
     # A socket closed without `leave` looks like a lost one: the media is kept for the grace
     # period (shortened here) in case the page resumes, then the participant is gone.
-    client.app[MEETINGS].reconnect_grace = 1.0
+    client.app[ROOM_HUB].reconnect_grace = 1.0
     await kiosk.sock.disconnect()
     await wait_until(lambda: sfu_participants(client, room_id) == {official.pid}, 10, "disconnect to free it")
     await wait_until(lambda: [p["id"] for p in official.participants] == [official.pid], 10, "the list")
@@ -338,7 +338,7 @@ async def test_a_socket_closed_during_its_join_leaves_nothing_behind(
     hasty = await people("hasty", username="official")
     sid = hasty.sock.get_sid("/")
     assert sid is not None
-    hub = client.app[MEETINGS]
+    hub = client.app[ROOM_HUB]
     # The page goes away (its socket really closes) while the server is admitting it to the SFU.
     sfu = client.app[SFU]
     admit, gate = sfu.admit, Gate()
@@ -375,7 +375,7 @@ async def test_a_late_participant_left_event_does_not_drop_the_rejoined_particip
     left and joined again under the same id; that stale event must not drop the new session."""
     _admin, _kiosk_id, room_id, official, kiosk = await _two_in_a_room(client, world, people)
     assert kiosk.pid
-    hub = client.app[MEETINGS]
+    hub = client.app[ROOM_HUB]
     await hub._on_sfu_event(ParticipantLeft(str(room_id), kiosk.pid, "transport-failed"))
     assert kiosk.pid in sfu_participants(client, room_id)
     assert kiosk.pid in {m.pid for m in hub.room_members(str(room_id))}
@@ -396,13 +396,13 @@ async def test_a_lost_socket_keeps_the_media_and_the_page_resumes_it(
     client: TestClient, world: World, people: Callable[..., Any]
 ) -> None:
     _admin, _kiosk_id, room_id, official, kiosk = await _two_in_a_room(client, world, people)
-    member = client.app[MEETINGS].member_by_pid(str(room_id), kiosk.pid)
+    member = client.app[ROOM_HUB].member_by_pid(str(room_id), kiosk.pid)
     assert member is not None
     token = member.resume_token
 
     # A congested link loses the kiosk's socket, but its media connection stays and keeps flowing
     # both ways: for the official it is still in the meeting (not "reconnecting").
-    hub = client.app[MEETINGS]
+    hub = client.app[ROOM_HUB]
     await _lose_socket(kiosk)
     await wait_until(lambda: hub.member_by_pid(str(room_id), kiosk.pid) is None, 20, "the loss noticed")
     assert sfu_participants(client, room_id) == {official.pid, kiosk.pid}

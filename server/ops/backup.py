@@ -39,6 +39,7 @@ from sqlalchemy.engine import make_url
 from server import migrate
 from server.config import Settings
 from server.db import PRIVATE_SUBDIRS, sqlite_path
+from server.durable import fsync_dir
 from server.errors import MaeulError
 
 log = logging.getLogger(__name__)
@@ -103,13 +104,6 @@ def safe_relative(path: str) -> PurePosixPath:
         raise BackupError(f"the manifest names a file outside the snapshot: {path!r}")
     return pure
 
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def copy_hashed(source: Path, target: Path) -> FileEntry:

@@ -20,10 +20,10 @@ from sqlalchemy import inspect
 
 from server.config import Settings
 from server.db import PRIVATE_SUBDIRS, create_engine, sqlite_path
+from server.durable import fsync_dir
 from server.ops.backup import (
     BackupError,
     copy_hashed,
-    fsync_dir,
     run_pg_tool,
     safe_relative,
     verify,

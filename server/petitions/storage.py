@@ -25,6 +25,7 @@ from typing import BinaryIO
 
 from aiohttp import BodyPartReader
 
+from server.durable import fsync_dir
 from server.errors import BadRequest, MediaStorageLow, PayloadTooLarge
 from server.validation import MAX_JSON_BYTES
 
@@ -179,17 +180,10 @@ def commit_file(media_dir: Path, upload: TempUpload, year: int, suffix: str, are
     name = f"{area}/{year}/{uuid.uuid4().hex}{suffix}"
     final = media_dir / name
     os.replace(upload.path, final)
-    _fsync_dir(folder)
-    _fsync_dir(upload.path.parent)
+    fsync_dir(folder)
+    fsync_dir(upload.path.parent)
     return name
 
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def discard(path: Path) -> None:

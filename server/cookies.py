@@ -5,13 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.keys import SETTINGS
+from server.proxies import via_trusted_proxy
 
 
 def is_secure(request: web.Request) -> bool:
     settings = request.app[SETTINGS]
     if settings.force_secure_cookies or request.secure:
         return True
-    return settings.trust_proxy and request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    return via_trusted_proxy(request) and request.headers.get("X-Forwarded-Proto", "").lower() == "https"
 
 
 def set_cookie(

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 import uuid
@@ -19,7 +18,6 @@ from aiohttp import web
 
 from server.auth.roles import PUBLIC, Principal
 from server.auth.service import principal_for_session
-from server.config import IpNetwork
 from server.cookies import set_cookie
 from server.csrf import CSRF_COOKIE, check_csrf, rotate_nonce
 from server.db import transaction
@@ -34,7 +32,7 @@ from server.errors import (
     describe,
     outage_error,
 )
-from server.keys import CATALOGS, CSRF_NONCE, LOCALE, PRINCIPAL, REQUEST_ID, SESSIONMAKER, SETTINGS, SPACE
+from server.keys import CATALOGS, CSRF_NONCE, LOCALE, PRINCIPAL, REQUEST_ID, SESSIONMAKER, SPACE
 from server.kiosks.service import principal_for_token
 from server.petitions.storage import MAX_UNSIZED_BODY_BYTES, SMALL_BODY_BYTES
 from server.rendering import render, wants_json
@@ -194,40 +192,6 @@ async def authorization(request: web.Request, handler: Handler) -> web.StreamRes
         if principal.role not in roles:
             raise Forbidden(f"the {principal.role.value} role may not do this")
     return await handler(request)
-
-
-def client_address(request: web.Request) -> str:
-    """The address of the client, for throttles and logs.
-
-    Without ``trust_proxy`` it is the TCP peer. With it, and only when the peer is itself a
-    trusted proxy, X-Forwarded-For is read right to left (each proxy appends the address it saw)
-    and the first entry that is not a trusted proxy is the client: entries further left were
-    written by the client and could be anything, so taking the leftmost (as before) let anyone
-    pick the address a login limit counted."""
-    peer = request.remote or "unknown"
-    settings = request.app[SETTINGS]
-    if not settings.trust_proxy or not _is_trusted(peer, settings.trusted_proxies):
-        return peer
-    hops = [hop.strip() for line in request.headers.getall("X-Forwarded-For", []) for hop in line.split(",")]
-    client = peer
-    for hop in reversed(hops):
-        if not _is_trusted(hop, settings.trusted_proxies):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                # Garbage where a trusted proxy should have written an address: keep the last
-                # trusted hop rather than believe it.
-                return client
-        client = hop
-    return client
-
-
-def _is_trusted(address: str, networks: tuple[IpNetwork, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
 
 
 @web.middleware

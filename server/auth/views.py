@@ -23,7 +23,8 @@ from server.csrf import rotate_nonce
 from server.db import transaction
 from server.errors import AuthenticationRequired, TooManyRequests
 from server.keys import PASSWORDS, PRINCIPAL, SESSIONMAKER, SETTINGS, SIO
-from server.middlewares import SESSION_COOKIE, client_address
+from server.middlewares import SESSION_COOKIE
+from server.proxies import client_address
 from server.rendering import render
 from server.routing import allow
 from server.signaling.guard import end_login_session_sockets

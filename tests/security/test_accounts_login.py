@@ -117,6 +117,25 @@ async def test_forwarded_for_is_ignored_from_a_peer_that_is_not_a_trusted_proxy(
     assert (await post_login(client, "official", "wrong", forwarded="10.0.0.99")).status == 429
 
 
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_forwarded_proto_makes_cookies_secure_only_from_a_trusted_proxy(
+    aiohttp_client: ClientFactory, db_url: str, tmp_path: Path, world: World, trusted: bool
+) -> None:
+    # The test client's peer is 127.0.0.1: a trusted proxy by default, not with an empty list.
+    overrides: dict[str, Any] = {} if trusted else {"trusted_proxies": ()}
+    client = await proxied_client(aiohttp_client, db_url, tmp_path, **overrides)
+    token = await page_csrf(client)
+    reply = await client.post(
+        "/login",
+        data={"username": "official", "password": TEST_PASSWORD, "csrf_token": token},
+        headers={"X-Forwarded-Proto": "https"},
+        allow_redirects=False,
+    )
+    assert reply.status == 303
+    session = reply.cookies["maeul_session"]
+    assert bool(session["secure"]) is trusted
+
+
 def test_trusted_proxies_are_read_from_the_environment() -> None:
     settings = Settings.from_env(
         {"MAEUL_SECRET_KEY": "k" * 40, "MAEUL_TRUSTED_PROXIES": "10.0.0.5/32, 2001:db8::/32"}

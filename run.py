@@ -38,7 +38,7 @@ from server.auth.roles import Role
 from server.auth.secrets import Passwords
 from server.auth.service import create_account
 from server.config import Settings
-from server.db import create_engine, make_private, make_sessionmaker, transaction
+from server.db import close_engine, create_engine, make_private, make_sessionmaker, transaction
 from server.errors import AppError, ConfigError, MaeulError
 from server.geo.models import Division, Village
 from server.kiosks import service as kiosks
@@ -59,7 +59,7 @@ def with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]
             async with transaction(make_sessionmaker(engine)) as session:
                 return await work(session)
         finally:
-            await engine.dispose()
+            await close_engine(engine)
 
     return asyncio.run(main())
 

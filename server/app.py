@@ -10,7 +10,7 @@ from aiohttp import web
 from server import routes
 from server.auth.secrets import Passwords
 from server.config import Settings
-from server.db import create_engine, make_sessionmaker
+from server.db import close_engine, create_engine, make_sessionmaker
 from server.i18n import Catalogs
 from server.keys import CATALOGS, ENGINE, PASSWORDS, SESSIONMAKER, SETTINGS, SFU, SPACE, TEMPLATES
 from server.meetings.clock import meeting_clock_ctx
@@ -39,7 +39,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SESSIONMAKER] = make_sessionmaker(engine)
     log.info("database engine opened", extra={"dialect": engine.dialect.name})
     yield
-    await engine.dispose()
+    await close_engine(engine)
     log.info("database engine closed")
 
 

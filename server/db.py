@@ -7,9 +7,11 @@ normalises on the way in and re-attaches UTC on the way out.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -81,7 +83,48 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        workers = SqliteWorkerThreads()
+        event.listen(engine.sync_engine, "connect", workers.add)
+        engine.sync_engine.maeul_sqlite_workers = workers  # type: ignore[attr-defined]
     return engine
+
+
+class SqliteWorkerThreads:
+    """The worker thread of every aiosqlite connection an engine opened.
+
+    A connection whose statement was cancelled (a request cut short, a task stopped at shutdown)
+    is terminated by SQLAlchemy without waiting: its thread finishes the statement and then posts
+    the result to the event loop. If the loop has closed by then, the thread dies with
+    "Event loop is closed". ``close_engine`` therefore waits for these threads while the loop
+    still runs."""
+
+    def __init__(self) -> None:
+        self._threads: list[threading.Thread] = []
+
+    def add(self, dbapi_connection: Any, _record: Any) -> None:
+        thread = getattr(getattr(dbapi_connection, "_connection", None), "_thread", None)
+        if isinstance(thread, threading.Thread):
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+
+    def alive(self) -> list[threading.Thread]:
+        return [t for t in self._threads if t.is_alive()]
+
+
+# How long a terminated connection may take to finish its last statement (SQLite's busy timeout
+# is 30 s, but by shutdown nothing else holds the lock for long).
+WORKER_JOIN_SECONDS = 10.0
+
+
+async def close_engine(engine: AsyncEngine) -> None:
+    """Dispose of the engine's pool and, on SQLite, wait for every connection thread to end."""
+    await engine.dispose()
+    workers: SqliteWorkerThreads | None = getattr(engine.sync_engine, "maeul_sqlite_workers", None)
+    if workers is None:
+        return
+    for thread in workers.alive():
+        await asyncio.to_thread(thread.join, WORKER_JOIN_SECONDS)
+        if thread.is_alive():
+            log.warning("an SQLite connection thread did not end", extra={"thread": thread.name})
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from server.config import PROJECT_ROOT
-from server.db import create_engine
+from server.db import close_engine, create_engine
 from server.errors import ConfigError
 
 
@@ -42,7 +42,7 @@ async def _current(database_url: str) -> tuple[str, ...]:
         async with engine.connect() as connection:
             return await connection.run_sync(_read_revisions)
     finally:
-        await engine.dispose()
+        await close_engine(engine)
 
 
 def current_revisions(database_url: str) -> tuple[str, ...]:

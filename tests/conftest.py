@@ -27,7 +27,7 @@ from server import migrate
 from server.app import create_app
 from server.auth.secrets import Passwords
 from server.config import Environment, SecretStr, Settings
-from server.db import create_engine, make_sessionmaker, transaction
+from server.db import close_engine, create_engine, make_sessionmaker, transaction
 from server.kiosks import service as kiosks
 from tests.pg import postgres_server
 from tests.world_seed import World, seed_world
@@ -58,7 +58,7 @@ async def _pg_execute(url: str, *statements: str) -> None:
             for statement in statements:
                 await conn.execute(text(statement))
     finally:
-        await engine.dispose()
+        await close_engine(engine)
 
 
 @pytest.fixture(scope="session")
@@ -134,7 +134,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 async def sessionmaker(settings: Settings) -> AsyncIterator[Callable[[], AsyncSession]]:
     engine = create_engine(settings.database_url)
     yield make_sessionmaker(engine)
-    await engine.dispose()
+    await close_engine(engine)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import inspect
 
 from server.config import Settings
-from server.db import PRIVATE_SUBDIRS, create_engine, sqlite_path
+from server.db import PRIVATE_SUBDIRS, close_engine, create_engine, sqlite_path
 from server.durable import fsync_dir
 from server.ops.backup import (
     BackupError,
@@ -48,7 +48,7 @@ async def _pg_tables_async(database_url: str) -> list[str]:
         async with engine.connect() as connection:
             return await connection.run_sync(lambda c: inspect(c).get_table_names())
     finally:
-        await engine.dispose()
+        await close_engine(engine)
 
 
 def _pg_tables(database_url: str) -> list[str]:

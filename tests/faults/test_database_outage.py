@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from server.auth.models import Account
 from server.auth.roles import Principal, Role
-from server.db import create_engine, make_sessionmaker, transaction, utcnow
+from server.db import close_engine, create_engine, make_sessionmaker, transaction, utcnow
 from server.meetings import service as meetings
 from server.meetings.models import Meeting
 from server.petitions.models import Petition
@@ -81,7 +81,7 @@ async def _schedule_meeting_due_in(database_url: str, seconds: float) -> int:
             )
             return result.meeting.id
     finally:
-        await engine.dispose()
+        await close_engine(engine)
 
 
 async def _meeting_status(database_url: str, meeting_id: int) -> str | None:
@@ -92,7 +92,7 @@ async def _meeting_status(database_url: str, meeting_id: int) -> str | None:
     except OSError:
         return None
     finally:
-        await engine.dispose()
+        await close_engine(engine)
 
 
 async def _stored_receipts(database_url: str) -> set[str]:
@@ -101,7 +101,7 @@ async def _stored_receipts(database_url: str) -> set[str]:
         async with transaction(make_sessionmaker(engine)) as session:
             return set((await session.scalars(select(Petition.receipt_no))).all())
     finally:
-        await engine.dispose()
+        await close_engine(engine)
 
 
 async def _get_json(url: str) -> tuple[int, Any]:

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from kiosk.headless import HeadlessKiosk
 from kiosk.media import open_source
 from server.auth.models import Account
-from server.db import create_engine, make_sessionmaker, transaction, utcnow
+from server.db import close_engine, create_engine, make_sessionmaker, transaction, utcnow
 from server.meetings import attendance as meeting_attendance
 from server.meetings.models import Attendance
 from tests.lab.browser_hall import BrowserHall
@@ -60,7 +60,7 @@ async def _start_meeting(server: LiveServer) -> tuple[int, int]:
         live = await live_meeting(sessionmaker, world, title="재시작 회의", invite_other_official=False)
         return live.meeting_id, live.room_id
     finally:
-        await engine.dispose()
+        await close_engine(engine)
 
 
 async def _presences(server: LiveServer, meeting_id: int) -> tuple[list[Attendance], list[Any]]:
@@ -70,7 +70,7 @@ async def _presences(server: LiveServer, meeting_id: int) -> tuple[list[Attendan
             rows = list(await meeting_attendance.attendance_of(session, meeting_id))
         return rows, meeting_attendance.attendance_totals(rows, until=utcnow())
     finally:
-        await engine.dispose()
+        await close_engine(engine)
 
 
 def received(kiosk: HeadlessKiosk) -> int:

@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from server import migrate
-from server.db import create_engine
+from server.db import close_engine, create_engine
 from server.models import Base
 
 
@@ -20,7 +20,7 @@ async def _table_names(url: str) -> set[str]:
         async with engine.connect() as conn:
             return set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
     finally:
-        await engine.dispose()
+        await close_engine(engine)
 
 
 async def _diff(url: str) -> list[object]:
@@ -33,7 +33,7 @@ async def _diff(url: str) -> list[object]:
         async with engine.connect() as conn:
             return await conn.run_sync(compare)
     finally:
-        await engine.dispose()
+        await close_engine(engine)
 
 
 async def test_upgrade_from_empty_then_downgrade_to_base(empty_db_url: str) -> None:

@@ -33,7 +33,7 @@ import aiohttp
 from server import migrate
 from server.auth.secrets import Passwords
 from server.config import PROJECT_ROOT
-from server.db import create_engine, make_sessionmaker, transaction
+from server.db import close_engine, create_engine, make_sessionmaker, transaction
 from server.meetings import attendance as meeting_attendance
 from server.meetings import service as meetings
 from tests.conftest import enrolled_kiosk
@@ -87,7 +87,7 @@ async def seed_meeting(database_url: str, halls: int) -> Seed:
             assert meeting.room_id is not None
             return Seed(database_url, password, world.official_id, meeting.id, meeting.room_id, ids, tokens)
     finally:
-        await engine.dispose()
+        await close_engine(engine)
 
 
 @dataclass
@@ -350,7 +350,7 @@ class MeetingLab:
             async with transaction(make_sessionmaker(engine)) as session:
                 return list(await meeting_attendance.attendance_of(session, self.seed.meeting_id))
         finally:
-            await engine.dispose()
+            await close_engine(engine)
 
     async def close(self) -> None:
         for probe in self.probes.values():

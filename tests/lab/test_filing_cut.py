@@ -17,7 +17,7 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 from sqlalchemy import select
 
-from server.db import create_engine, make_sessionmaker, transaction, utcnow
+from server.db import close_engine, create_engine, make_sessionmaker, transaction, utcnow
 from server.middlewares import KIOSK_COOKIE
 from server.petitions.models import Petition, PetitionMedia
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -103,7 +103,7 @@ async def filed(database_url: str) -> list[tuple[str, dt.datetime, int]]:
                 (p.receipt_no, p.received_at, sum(m.petition_id == p.id for m in media)) for p in petitions
             ]
     finally:
-        await engine.dispose()
+        await close_engine(engine)
 
 
 async def test_a_request_cut_off_mid_upload_arrives_once_after_the_restore(tmp_path: Path) -> None:

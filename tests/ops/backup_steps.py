@@ -23,7 +23,7 @@ from sqlalchemy import select, text
 from server.auth.models import Account
 from server.auth.roles import Principal, Role
 from server.config import PROJECT_ROOT
-from server.db import create_engine, make_sessionmaker, transaction, utcnow
+from server.db import close_engine, create_engine, make_sessionmaker, transaction, utcnow
 from server.meetings import recordings as meeting_recordings
 from server.meetings import service as meetings
 from tests.petitions.live import PASSWORD, LiveServer, free_port
@@ -113,7 +113,7 @@ async def register_recording(database_url: str, data_dir: Path, clip: bytes) -> 
             )
             return meeting_id, recording.id
     finally:
-        await engine.dispose()
+        await close_engine(engine)
 
 
 async def table_rows(database_url: str, table: str, ids: list[int]) -> list[tuple[Any, ...]]:
@@ -123,7 +123,7 @@ async def table_rows(database_url: str, table: str, ids: list[int]) -> list[tupl
             rows = await conn.execute(text(f"SELECT * FROM {table} ORDER BY id"))  # noqa: S608 - our names
             return [tuple(r) for r in rows if r[0] in ids]
     finally:
-        await engine.dispose()
+        await close_engine(engine)
 
 
 def server_on(source: LiveServer, database_url: str, data_dir: Path) -> LiveServer:

@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from server import migrate
-from server.db import create_engine
+from server.db import close_engine, create_engine
 from tests.ops.backup_steps import operator, run_async
 from tests.petitions.live import free_port
 
@@ -226,7 +226,7 @@ async def _run(url: str, work: Any) -> Any:
         async with engine.begin() as connection:
             return await connection.run_sync(work)
     finally:
-        await engine.dispose()
+        await close_engine(engine)
 
 
 def _migrate(url: str, *args: str, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -30,7 +30,7 @@ from server.auth.roles import Role
 from server.auth.secrets import Passwords
 from server.auth.service import create_account
 from server.config import PROJECT_ROOT
-from server.db import create_engine, make_sessionmaker, transaction
+from server.db import close_engine, create_engine, make_sessionmaker, transaction
 from server.geo.models import Village
 from server.kiosks import service as kiosks
 from server.org.models import Department
@@ -169,7 +169,7 @@ async def _seed(database_url: str, extra_kiosks: int) -> Seeded:
                 tokens.append((await kiosks.enroll(session, extra.code))[1])
             return Seeded(token, browser.code, departments, villages, tokens)
     finally:
-        await engine.dispose()
+        await close_engine(engine)
 
 
 def prepare(tmp: Path, *, database_url: str | None = None, extra_kiosks: int = 0) -> LiveServer:

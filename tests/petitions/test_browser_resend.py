@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from server.db import create_engine, make_sessionmaker, transaction
+from server.db import close_engine, create_engine, make_sessionmaker, transaction
 from server.petitions.models import Petition, PetitionMedia
 from tests.petitions.live import LiveServer, running
 from tests.petitions.test_browser import ARGS, CHROMIUM
@@ -39,7 +39,7 @@ def stored(server: LiveServer) -> tuple[list[str], int]:
                 media = await session.scalar(select(func.count()).select_from(PetitionMedia))
                 return receipts, int(media or 0)
         finally:
-            await engine.dispose()
+            await close_engine(engine)
 
     # Playwright's sync API runs an event loop on this thread: read on a thread of our own.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:

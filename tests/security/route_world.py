@@ -26,7 +26,7 @@ from server.app import create_app
 from server.auth.roles import Principal
 from server.auth.secrets import Passwords
 from server.config import Settings
-from server.db import create_engine, make_sessionmaker, transaction, utcnow
+from server.db import close_engine, create_engine, make_sessionmaker, transaction, utcnow
 from server.duty import service as duty
 from server.meetings import agenda as meeting_agenda
 from server.meetings import service as meetings
@@ -180,7 +180,7 @@ async def build_route_world(root: Path) -> RouteWorld:
         async with transaction(sessionmaker) as session:
             await duty.set_available(session, x, True)
     finally:
-        await engine.dispose()
+        await close_engine(engine)
     accounts = {
         "official_x": Account("official"),
         "official_y": Account("official2"),

@@ -2,7 +2,9 @@
 # Debian packages the test suite needs: PostgreSQL (a throw-away server per test run), Chromium
 # (browser tests; never `playwright install`), Korean fonts (screenshots), iproute2 (network
 # namespaces, tc), nftables (packet loss in the link lab), coturn (TURN relay tests), Firefox ESR
-# and Xvfb (the Firefox meeting test; headful Firefox shares a screen only on a display). Installs only what is missing; needs root (or sudo).
+# and Xvfb (the Firefox meeting test; headful Firefox shares a screen only on a display), redis-server
+# and nginx (the scale-out tests start their own, on a unix socket and loopback; docs/scale.md).
+# Installs only what is missing; needs root (or sudo).
 set -euo pipefail
 
 need=()
@@ -16,6 +18,8 @@ command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v turnserver >/dev/null 2>&1 || need+=(coturn)
 command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
 for extra in "$@"; do
   dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra")
 done
@@ -39,4 +43,11 @@ fi
 # Same for coturn: the tests start their own turnserver on loopback with their own secret.
 if [[ " ${need[*]} " == *" coturn "* ]]; then
   $sudo service coturn stop >/dev/null 2>&1 || true
+fi
+# Same for redis-server and nginx: the scale-out tests start their own, with their own config.
+if [[ " ${need[*]} " == *" redis-server "* ]]; then
+  $sudo service redis-server stop >/dev/null 2>&1 || true
+fi
+if [[ " ${need[*]} " == *" nginx-light "* ]]; then
+  $sudo service nginx stop >/dev/null 2>&1 || true
 fi

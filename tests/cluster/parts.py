@@ -1,0 +1,333 @@
+"""Real parts for the scale-out tests: a redis-server and an nginx (Debian packages, installed by
+``scripts/install-system-deps.sh``), each a child process of the test, on a unix socket or a free
+loopback port, with its files in a temp dir. PostgreSQL comes from ``tests/pg.py``.
+
+Both are plain objects with ``start``/``stop``/``kill``/``restart`` so failure tests can take a
+part down in the middle of a run and bring it back on the same address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from tests.pg import free_port
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+REDIS_SERVER = "/usr/bin/redis-server"
+NGINX = "/usr/sbin/nginx"
+# The proxy rules of the shipped site; the tests' nginx includes the same file.
+PROXY_SNIPPET = PROJECT_ROOT / "deploy" / "nginx" / "maeul-proxy.conf"
+
+
+def _short_dir(prefix: str) -> Path:
+    # A unix socket path must fit in 108 bytes; pytest's tmp_path can be longer than that.
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+def _stop_process(proc: subprocess.Popen[bytes], sig: signal.Signals, timeout: float = 10) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class RedisServer:
+    """A redis-server on a unix socket (and, if asked, a loopback TCP port), persistence off.
+
+    ``url`` is what MAEUL_REDIS_URL would hold. ``stop`` is a clean SHUTDOWN (SIGTERM), ``kill``
+    a crash (SIGKILL); either way ``start`` brings it back, empty (nothing is persisted), on the
+    same socket and port, which is what a Redis restart looks like to Maeul.
+    """
+
+    def __init__(self, *, tcp: bool = False, command_prefix: Sequence[str] = ()) -> None:
+        self.root = _short_dir("maeul-redis-")
+        self.socket_path = self.root / "redis.sock"
+        self.port = free_port() if tcp else 0
+        self.log_path = self.root / "redis.log"
+        self.command_prefix = tuple(command_prefix)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``unix:///…/redis.sock`` (redis-py's form for a unix socket)."""
+        return f"unix://{self.socket_path}"
+
+    @property
+    def tcp_url(self) -> str:
+        if not self.port:
+            raise RuntimeError("this RedisServer was made without tcp=True")
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RuntimeError("redis-server is not started")
+        return self._proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def start(self, timeout: float = 10) -> None:
+        if self.running:
+            raise RuntimeError("redis-server is already running")
+        args = [
+            *self.command_prefix,
+            REDIS_SERVER,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--unixsocket",
+            str(self.socket_path),
+            "--unixsocketperm",
+            "700",
+            # Persistence off: a restart starts empty, as the failure tests want, and nothing
+            # is written outside the temp dir.
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.root),
+            "--logfile",
+            str(self.log_path),
+            "--daemonize",
+            "no",
+        ]
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while not self.ping():
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self._proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"redis-server did not answer on {self.socket_path}:\n{self.log()}")
+            time.sleep(0.05)
+
+    def ping(self) -> bool:
+        """A raw RESP PING on the socket (no client library, so it also proves the library)."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(1)
+                sock.connect(str(self.socket_path))
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM: redis-server runs SHUTDOWN)."""
+        if self._proc is not None:
+            _stop_process(self._proc, signal.SIGTERM)
+        self._proc = None
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, no shutdown."""
+        if self._proc is not None:
+            _stop_process(self._proc, signal.SIGKILL)
+        self._proc = None
+        # A killed redis-server leaves its socket file behind; the next start replaces it.
+
+    def restart(self, *, crash: bool = False) -> None:
+        if crash:
+            self.kill()
+        else:
+            self.stop()
+        self.start()
+
+    def remove(self) -> None:
+        self.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_redis(*, tcp: bool = False) -> Iterator[RedisServer]:
+    server = RedisServer(tcp=tcp)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+def backend_address(target: str | Path | int) -> str:
+    """An nginx upstream ``server`` address: a unix socket path, a loopback port, or host:port."""
+    if isinstance(target, Path):
+        return f"unix:{target}"
+    if isinstance(target, int):
+        return f"127.0.0.1:{target}"
+    return target
+
+
+class Nginx:
+    """An nginx in front of N Maeul web processes: an upstream of ``backends`` (unix socket paths
+    or loopback ports), websocket upgrade, the shipped proxy rules (``deploy/nginx/
+    maeul-proxy.conf``), plain HTTP on a free loopback port (TLS is proven by the shipped site's
+    own test, tests/cluster/test_deploy_nginx.py).
+
+    Run in the foreground (``daemon off``) as a child of the test. ``set_backends`` rewrites the
+    upstream and reloads (SIGHUP), the way an operator adds a web process.
+    """
+
+    def __init__(
+        self,
+        backends: Sequence[str | Path | int],
+        *,
+        port: int | None = None,
+        client_max_body_size: str = "65m",
+    ) -> None:
+        self.root = _short_dir("maeul-nginx-")
+        self.port = port if port is not None else free_port()
+        self.backends = [backend_address(b) for b in backends]
+        self.client_max_body_size = client_max_body_size
+        self.conf_path = self.root / "nginx.conf"
+        self.error_log_path = self.root / "error.log"
+        self.access_log_path = self.root / "access.log"
+        self.pid_path = self.root / "nginx.pid"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def error_log(self) -> str:
+        return self.error_log_path.read_text(errors="replace") if self.error_log_path.exists() else ""
+
+    def render(self) -> str:
+        if not self.backends:
+            raise ValueError("nginx needs at least one backend")
+        servers = "\n".join(f"        server {b} max_fails=1 fail_timeout=2s;" for b in self.backends)
+        temp = self.root / "temp"
+        # As root (the test namespace), workers would switch to `nobody`, which cannot reach the
+        # backends' sockets in the test's temp dirs (and in a user namespace cannot be switched to).
+        user = "user root root;\n" if os.geteuid() == 0 else ""
+        return f"""{user}worker_processes 1;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {self.access_log_path};
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    map $http_upgrade $maeul_connection_upgrade {{
+        default upgrade;
+        ''      '';
+    }}
+    upstream maeul_web {{
+{servers}
+        keepalive 16;
+    }}
+    server {{
+        listen 127.0.0.1:{self.port};
+        client_max_body_size {self.client_max_body_size};
+        location / {{
+            include {PROXY_SNIPPET};
+            proxy_pass http://maeul_web;
+        }}
+        location /socket.io/ {{
+            include {PROXY_SNIPPET};
+            proxy_read_timeout 1h;
+            proxy_buffering off;
+            proxy_pass http://maeul_web;
+        }}
+    }}
+}}
+"""
+
+    def _args(self, *extra: str) -> list[str]:
+        directives = f"daemon off; pid {self.pid_path}; error_log {self.error_log_path} info;"
+        return [
+            NGINX,
+            *("-p", str(self.root), "-e", str(self.error_log_path), "-c", str(self.conf_path)),
+            *("-g", directives, *extra),
+        ]
+
+    def _write(self) -> None:
+        (self.root / "temp").mkdir(exist_ok=True)
+        self.conf_path.write_text(self.render())
+        check = subprocess.run(self._args("-t"), capture_output=True, text=True)
+        if check.returncode != 0:
+            raise RuntimeError(f"nginx refused its config:\n{check.stderr}\n{self.conf_path.read_text()}")
+
+    def start(self, timeout: float = 10) -> None:
+        if self.running:
+            raise RuntimeError("nginx is already running")
+        self._write()
+        # Its own process group, so `kill` takes the workers down with the master.
+        self._proc = subprocess.Popen(
+            self._args(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while not self._listening():
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"nginx exited with {self._proc.returncode}:\n{self.error_log()}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"nginx did not listen on {self.port}:\n{self.error_log()}")
+            time.sleep(0.05)
+
+    def _listening(self) -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+            return True
+        return False
+
+    def set_backends(self, backends: Sequence[str | Path | int]) -> None:
+        """Rewrite the upstream and reload: old workers finish their requests, new ones use it."""
+        self.backends = [backend_address(b) for b in backends]
+        self._write()
+        if self._proc is not None and self.running:
+            self._proc.send_signal(signal.SIGHUP)
+
+    def stop(self) -> None:
+        """Graceful stop (SIGQUIT: finish open requests)."""
+        if self._proc is not None:
+            _stop_process(self._proc, signal.SIGQUIT)
+        self._proc = None
+
+    def kill(self) -> None:
+        if self._proc is not None:
+            # SIGKILL to the whole group: orphaned workers would go on serving the listen socket.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+        self._proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_nginx(backends: Sequence[str | Path | int], *, port: int | None = None) -> Iterator[Nginx]:
+    proxy = Nginx(backends, port=port)
+    try:
+        proxy.start()
+        yield proxy
+    finally:
+        proxy.remove()

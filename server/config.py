@@ -83,6 +83,9 @@ class Settings:
     secret_key: SecretStr
     env: Environment = Environment.DEVELOPMENT
     database_url: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'maeul.db'}"
+    # The Redis the scale-out roles (run.py web / sfu) share; None for the one-process `serve`.
+    # Out of reprs: the URL may carry Redis's password (settings get logged in tracebacks).
+    redis_url: str | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = PROJECT_ROOT / "var"
@@ -184,6 +187,7 @@ class Settings:
             secret_key=SecretStr(secret),
             env=env,
             database_url=(get("MAEUL_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'maeul.db'}"),
+            redis_url=_redis_url(get("MAEUL_REDIS_URL") or ""),
             host=(get("MAEUL_HOST") or "127.0.0.1"),
             port=_int(get, "MAEUL_PORT", 8080),
             data_dir=data_dir,
@@ -220,6 +224,17 @@ class Settings:
             retention_contact_days=_ranged(get, "MAEUL_RETENTION_CONTACT_DAYS", 90, 0, 36500),
             retention_audit_days=_ranged(get, "MAEUL_RETENTION_AUDIT_DAYS", 730, 0, 36500),
         )
+
+
+def _redis_url(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            "MAEUL_REDIS_URL must be a redis://host:port/db, rediss:// (TLS) or unix:///path/to/redis.sock URL"
+        )
+    return value
 
 
 def _metrics_token(get: Getter) -> SecretStr | None:

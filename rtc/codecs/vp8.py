@@ -71,3 +71,107 @@ def keyframe_size(frame: bytes) -> tuple[int, int] | None:
         return None
     width, height = struct.unpack_from("<HH", frame, 6)
     return width & 0x3FFF, height & 0x3FFF
+
+
+def _picture_fields(payload: bytes) -> tuple[int, int, int] | None:
+    """(offset of the PictureID, its width in bits (7 or 15, 0 if absent), offset of
+    TL0PICIDX or -1) in a VP8 payload descriptor, or None when the payload ends inside it."""
+    n = len(payload)
+    if n < 1 or not payload[0] & 0x80:
+        return 0, 0, -1
+    if n < 2:
+        return None
+    x = payload[1]
+    pos = 2
+    pid_at, pid_bits = 0, 0
+    if x & 0x80:
+        if n <= pos:
+            return None
+        pid_at = pos
+        pid_bits = 15 if payload[pos] & 0x80 else 7
+        pos += 2 if pid_bits == 15 else 1
+    tl0_at = -1
+    if x & 0x40:
+        if n <= pos:
+            return None
+        tl0_at = pos
+    return pid_at, pid_bits, tl0_at
+
+
+class PictureIdMunger:
+    """Keeps a forwarded stream's VP8 PictureID and TL0PICIDX continuous when the packets
+    start coming from another encoder (a simulcast layer switch; LiveKit's ``VP8Munger``,
+    mediasoup's ``PictureIdList``): each switch, made at a keyframe, shifts the new source's
+    values so that its first picture follows the last one sent. Decoders and the receiver's
+    frame buffer then see one stream with no missing pictures.
+
+    :meth:`rebase` is called on the first packet of the new source; every packet then goes
+    through :meth:`munge` (retransmissions too: the same offsets give the same bytes).
+    """
+
+    __slots__ = ("_pid_offset", "_tl0_offset", "_last_pid", "_last_tl0", "_rebase")
+
+    def __init__(self) -> None:
+        self._pid_offset = 0
+        self._tl0_offset = 0
+        self._last_pid: int | None = None  # newest output PictureID (15-bit space)
+        self._last_tl0: int | None = None
+        self._rebase = True
+
+    def rebase(self) -> None:
+        """The next packet munged is the first of a new source (a keyframe)."""
+        self._rebase = True
+
+    def munge(self, payload: bytes) -> bytes:
+        fields = _picture_fields(payload)
+        if fields is None:
+            return payload
+        pid_at, pid_bits, tl0_at = fields
+        if pid_bits == 0 and tl0_at < 0:
+            return payload
+        pid = tl0 = None
+        if pid_bits == 15:
+            pid = ((payload[pid_at] & 0x7F) << 8) | payload[pid_at + 1]
+        elif pid_bits == 7:
+            pid = payload[pid_at] & 0x7F
+        if tl0_at >= 0:
+            tl0 = payload[tl0_at]
+        if self._rebase:
+            self._rebase = False
+            if pid is not None:
+                self._pid_offset = 0 if self._last_pid is None else (self._last_pid + 1 - pid) & 0x7FFF
+            if tl0 is not None:
+                self._tl0_offset = 0 if self._last_tl0 is None else (self._last_tl0 + 1 - tl0) & 0xFF
+        out = bytearray(payload)
+        if pid is not None:
+            mask = 0x7FFF if pid_bits == 15 else 0x7F
+            new_pid = (pid + self._pid_offset) & mask
+            if pid_bits == 15:
+                out[pid_at] = 0x80 | (new_pid >> 8)
+                out[pid_at + 1] = new_pid & 0xFF
+            else:
+                out[pid_at] = new_pid
+            if self._last_pid is None or 0 < ((new_pid - self._last_pid) & mask) <= mask // 2:
+                self._last_pid = new_pid
+        if tl0 is not None:
+            new_tl0 = (tl0 + self._tl0_offset) & 0xFF
+            out[tl0_at] = new_tl0
+            if self._last_tl0 is None or 0 < ((new_tl0 - self._last_tl0) & 0xFF) < 0x80:
+                self._last_tl0 = new_tl0
+        return bytes(out)
+
+
+def temporal_id(payload: bytes) -> int | None:
+    """The TID of a VP8 payload descriptor (RFC 7741 §4.2, T bit), or None when absent."""
+    fields = _picture_fields(payload)
+    if fields is None or not payload[0] & 0x80:
+        return None
+    x = payload[1]
+    if not x & 0x20:
+        return None
+    pos = 2
+    if x & 0x80:
+        pos += 2 if payload[pos] & 0x80 else 1
+    if x & 0x40:
+        pos += 1
+    return payload[pos] >> 6 if pos < len(payload) else None

@@ -29,6 +29,7 @@ from typing import Literal
 from rtc import aiortc_internals as ai
 
 from .errors import InvalidSdp
+from .simulcast import SimulcastOffer, read_simulcast, with_simulcast_answer
 
 MAX_SDP_BYTES = 64 * 1024
 SUPPORTED_CODEC = MappingProxyType({"audio": "opus", "video": "vp8"})
@@ -91,10 +92,17 @@ class Offer:
     rejected: tuple[RejectedMedia, ...]
     #: The offer without the rejected sections, bundled sections completed (see module doc).
     engine_sdp: str
+    #: The published video's simulcast layers, when offered and accepted (see simulcast.py).
+    simulcast: SimulcastOffer | None = None
+    #: Why offered simulcast was refused (answered as one layer); None if accepted or not offered.
+    simulcast_refused: str | None = None
 
     def complete_answer(self, engine_answer: str) -> str:
         """aiortc's answer to :attr:`engine_sdp` with the rejected sections put back in place,
-        so that the answer has the offer's m-lines in the offer's order (RFC 3264 §6)."""
+        so that the answer has the offer's m-lines in the offer's order (RFC 3264 §6), and the
+        simulcast lines aiortc does not write."""
+        if self.simulcast is not None:
+            engine_answer = with_simulcast_answer(engine_answer, self.simulcast)
         if not self.rejected:
             return engine_answer
         session, sections = _split(engine_answer)
@@ -172,6 +180,8 @@ def read_offer(sdp: object) -> Offer:
     rejected: list[RejectedMedia] = []
     engine_sections: list[list[str]] = []
     sending: dict[str, int] = {"audio": 0, "video": 0}
+    simulcast: SimulcastOffer | None = None
+    simulcast_refused: str | None = None
     for i, (m, text) in enumerate(zip(desc.media, sections, strict=True)):
         mid = m.rtp.muxId or None
         in_bundle = mid is not None and mid in bundled
@@ -206,6 +216,8 @@ def read_offer(sdp: object) -> Offer:
         media = OfferedMedia(index=i, kind=m.kind, mid=mid, direction=direction)  # type: ignore[arg-type]
         if media.client_sends:
             sending[m.kind] += 1
+            if m.kind == "video":
+                simulcast, simulcast_refused = read_simulcast(mid, text)
         live.append(media)
 
     for kind, n in sending.items():
@@ -219,7 +231,13 @@ def read_offer(sdp: object) -> Offer:
         for line in session
     ]
     engine_sdp = "\r\n".join(engine_session + [line for s in engine_sections for line in s]) + "\r\n"
-    return Offer(media=tuple(live), rejected=tuple(rejected), engine_sdp=engine_sdp)
+    return Offer(
+        media=tuple(live),
+        rejected=tuple(rejected),
+        engine_sdp=engine_sdp,
+        simulcast=simulcast,
+        simulcast_refused=simulcast_refused,
+    )
 
 
 def _has(section: list[str], attribute_line: str) -> bool:

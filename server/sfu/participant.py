@@ -25,6 +25,7 @@ from .linkquality import LinkController, LinkSample, LinkState
 from .offer import SUPPORTED_CODEC, Offer, read_offer
 from .opus import with_opus_fmtp
 from .relay import InboundStream, Kind, OutStream
+from .simulcast_inbound import SimulcastInbound
 
 if TYPE_CHECKING:
     from .room import Room
@@ -152,6 +153,8 @@ class Participant:
         if self._pc is not None or self._negotiating:
             raise InvalidState("offer already handled for this participant; renegotiation is not supported")
         offer = read_offer(sdp)
+        if offer.simulcast_refused is not None:
+            logger.info("%s: simulcast refused, one layer taken: %s", self.id, offer.simulcast_refused)
         self._negotiating = True
         try:
             return await self._negotiate(offer)
@@ -186,14 +189,25 @@ class Participant:
                 receive_hook = _ignore_receive
                 send_hook: Callable[[RTCDtlsTransport, RTCRtpSendParameters], Awaitable[None]] = _ignore_send
                 if line.client_sends:
-                    stream = InboundStream(
-                        kind=line.kind,
-                        publisher_id=self.id,
-                        rtcp_ssrc=ssrc,
-                        config=self._config,
-                        on_disconnect=self._on_dtls_disconnect,
-                        rtt=self.rtt,
-                    )
+                    stream: InboundStream
+                    if line.kind == "video" and offer.simulcast is not None:
+                        stream = SimulcastInbound(
+                            simulcast=offer.simulcast,
+                            publisher_id=self.id,
+                            rtcp_ssrc=ssrc,
+                            config=self._config,
+                            on_disconnect=self._on_dtls_disconnect,
+                            rtt=self.rtt,
+                        )
+                    else:
+                        stream = InboundStream(
+                            kind=line.kind,
+                            publisher_id=self.id,
+                            rtcp_ssrc=ssrc,
+                            config=self._config,
+                            on_disconnect=self._on_dtls_disconnect,
+                            rtt=self.rtt,
+                        )
                     inbound[line.kind] = stream
                     receive_hook = stream.start
                 if line.client_receives:

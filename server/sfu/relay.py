@@ -42,6 +42,7 @@ from rtc.rtputil import (
 from rtc.seq_rewriter import SeqRewriter
 
 from .config import SfuConfig
+from .simulcast import DROP, SWITCHED, LayerSwitch
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,11 @@ class InboundStream(_TaskOwner):
         self.outputs: list[OutStream] = []
         #: Recording taps (see :data:`RtpTap`); they also count as demand for the video.
         self.taps: list[RtpTap] = []
+        #: Simulcast: the published track this stream is a layer of (itself when it is the
+        #: track), its layer index (None: not a layer) and the track's number of layers.
+        self.track: InboundStream = self
+        self.layer: int | None = None
+        self.layer_count = 1
         self._config = config
         self._rtcp_ssrc = rtcp_ssrc
         self._on_disconnect = on_disconnect
@@ -150,8 +156,11 @@ class InboundStream(_TaskOwner):
     def started(self) -> bool:
         return self._transport is not None
 
-    async def start(self, transport: RTCDtlsTransport, parameters: RTCRtpReceiveParameters) -> None:
-        """Called (through aiortc_internals.intercept_receive) once DTLS is up."""
+    async def start(
+        self, transport: RTCDtlsTransport, parameters: RTCRtpReceiveParameters, register: bool = True
+    ) -> None:
+        """Called (through aiortc_internals.intercept_receive) once DTLS is up. A simulcast
+        layer starts with ``register=False``: its track receives and hands packets over."""
         if self._transport is not None or self._closed:
             return
         self._transport = transport
@@ -160,9 +169,10 @@ class InboundStream(_TaskOwner):
         media = _media_codecs(parameters.codecs)
         if media:
             self._clock_rate = media[0].clockRate
-        if parameters.encodings:
+        if parameters.encodings and register:
             self._set_media_ssrc(parameters.encodings[0].ssrc)
-        ai.register_rtp_receiver(transport, self, parameters)
+        if register:
+            ai.register_rtp_receiver(transport, self, parameters)
         self._rtcp_task = asyncio.get_running_loop().create_task(
             self._run_rtcp(), name=f"sfu-rtcp-in-{self.publisher_id}-{self.kind}"
         )
@@ -301,8 +311,9 @@ class InboundStream(_TaskOwner):
         # for an audio-only subscriber is no demand.
         return any(not o.paused for o in self.outputs) or bool(self.taps)
 
-    def request_keyframe(self) -> None:
+    def request_keyframe(self, layer: int | None = None) -> None:
         """Ask the publisher for a keyframe (PLI), at most once per ``pli_min_interval``.
+        ``layer``: of that simulcast layer only (a track with layers; ignored otherwise).
 
         A request inside the throttle window is deferred to its end rather than
         dropped, so a late joiner waits at most one interval.
@@ -344,7 +355,9 @@ class InboundStream(_TaskOwner):
         """Bitrate to announce to the publisher: our own estimate of the uplink,
         capped by the lowest estimate of the subscribers that take the video (so a
         slow subscriber slows the publisher down, as simulcast-less SFUs must; one
-        switched to audio-only does not)."""
+        switched to audio-only does not). A simulcast layer sends none: its track does."""
+        if self.track is not self:
+            return None
         values = [r for o in self.outputs if not o.paused and (r := o.fresh_remb()) is not None]
         if self._remb_estimate is not None:
             values.append(self._remb_estimate)
@@ -406,6 +419,11 @@ class OutStream(_TaskOwner):
         self._layout: RtpHeaderLayout | None = None  # set in start(), once the IDs are known
         self._direct: ai.DirectRtpSender | None = None  # set in start(), with the transport
         self._source: InboundStream | None = None
+        #: The stream the current epoch's packets come from: the source, or one of its
+        #: simulcast layers (NACKs are answered from its cache).
+        self._from: InboundStream | None = None
+        #: Which layer of a simulcast source this slot forwards (None: single-layer source).
+        self.layers: LayerSwitch | None = None
         self._need_keyframe = kind == "video"
         # keeps the subscriber's numbering continuous across source switches
         self._numbering = SeqRewriter(90000 if kind == "video" else 48000)
@@ -462,7 +480,7 @@ class OutStream(_TaskOwner):
             self._run_rtcp(), name=f"sfu-rtcp-out-{self.subscriber_id}-{self.mid}"
         )
         if self._source is not None and self.kind == "video":
-            self._source.request_keyframe()
+            self._source.request_keyframe(self.wanted_layer)
 
     async def stop(self) -> None:
         if self._closed:
@@ -487,6 +505,9 @@ class OutStream(_TaskOwner):
         if self._source is not None and self in self._source.outputs:
             self._source.outputs.remove(self)
         self._source = source
+        self._from = None
+        layered = source is not None and source.layer_count > 1
+        self.layers = LayerSwitch(source.layer_count - 1) if source is not None and layered else None
         self._numbering.end_epoch()
         self._need_keyframe = self.kind == "video"
         self.remb = None
@@ -494,7 +515,26 @@ class OutStream(_TaskOwner):
             source.outputs.append(self)
             if self.started and self.kind == "video" and not self.paused:
                 self.keyframe_requests += 1
-                source.request_keyframe()
+                source.request_keyframe(self.wanted_layer)
+        return True
+
+    @property
+    def wanted_layer(self) -> int | None:
+        """The simulcast layer this slot switches to or forwards (None: single-layer source)."""
+        return self.layers.target if self.layers is not None else None
+
+    def set_layer(self, layer: int) -> bool:
+        """Forward ``layer`` of the simulcast source from its next keyframe on (asked for now,
+        up or down: waiting for the publisher's own next keyframe could take seconds). True if
+        the target changed."""
+        switch = self.layers
+        if switch is None or switch.target == layer:
+            return False
+        switch.target = layer
+        switch.pending_since = time.monotonic()
+        if self._source is not None and self.started and not self.paused:
+            self.keyframe_requests += 1
+            self._source.request_keyframe(layer)
         return True
 
     def set_paused(self, paused: bool) -> None:
@@ -506,9 +546,11 @@ class OutStream(_TaskOwner):
         self.remb = None
         self._numbering.end_epoch()
         self._need_keyframe = self.kind == "video"
+        if self.layers is not None:
+            self.layers.current = None  # resume at a keyframe of the target layer
         if not paused and self._source is not None and self.started and self.kind == "video":
             self.keyframe_requests += 1
-            self._source.request_keyframe()
+            self._source.request_keyframe(self.wanted_layer)
 
     def fresh_remb(self) -> int | None:
         if self.remb is None or time.monotonic() - self.remb_at > REMB_FRESH_S:
@@ -519,8 +561,15 @@ class OutStream(_TaskOwner):
     def forward(self, source: InboundStream, packet: ai.RtpPacket) -> None:
         """Send ``packet`` of ``source`` to this subscriber now (synchronous: no await
         per subscriber per packet; the publisher's receive loop calls this for each)."""
-        if source is not self._source or self._transport is None or self.paused:
+        if source.track is not self._source or self._transport is None or self.paused:
             return
+        if self.layers is not None:
+            verdict = self.layers.accept(source.layer, packet.payload)
+            if verdict == DROP:
+                return
+            if verdict == SWITCHED:
+                self._numbering.end_epoch()
+                self._need_keyframe = False  # this packet starts the target's keyframe
         numbering = self._numbering
         if not numbering.in_epoch:
             if self._need_keyframe:
@@ -529,6 +578,7 @@ class OutStream(_TaskOwner):
                     return
                 self._need_keyframe = False
             numbering.begin(packet.sequence_number, packet.timestamp, time.monotonic())
+            self._from = source
         elif not numbering.in_this_epoch(packet.sequence_number):
             return  # late packet from before this slot switched to the source
         self._send(packet)
@@ -551,7 +601,7 @@ class OutStream(_TaskOwner):
             timestamp=timestamp,
             abs_send_time=abs_send_time_now(),
             audio_level=packet.extensions.audio_level,
-            payload=packet.payload,
+            payload=packet.payload if self.layers is None else self.layers.munger.munge(packet.payload),
             padding_size=packet.padding_size,
         )
 
@@ -582,7 +632,7 @@ class OutStream(_TaskOwner):
             # The subscriber lost the picture: relay the request to the publisher (throttled there).
             if self._source is not None and not self.paused:
                 self.keyframe_requests += 1
-                self._source.request_keyframe()
+                self._source.request_keyframe(self.wanted_layer)
         elif isinstance(packet, ai.RtcpPsfbPacket) and packet.fmt == ai.RTCP_PSFB_APP:
             try:
                 bitrate, ssrcs = ai.unpack_remb_fci(packet.fci)
@@ -609,7 +659,7 @@ class OutStream(_TaskOwner):
             self.rtt = rtt if self.rtt is None else 0.8 * self.rtt + 0.2 * rtt
 
     async def _retransmit(self, lost: list[int]) -> None:
-        source = self._source
+        source = self._from
         if source is None or not self._numbering.in_epoch or self._transport is None or self.paused:
             return
         now = time.monotonic()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from .events import (
 from .participant import Participant
 from .recording import RecordingSession
 from .relay import InboundStream, OutStream
+from .simulcast import LayerInfo, choose_layer
+from .simulcast_inbound import SimulcastInbound
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +36,8 @@ logger = logging.getLogger(__name__)
 AUDIO_STICKINESS = 6.0
 #: How much louder than the active speaker someone must be to take over.
 SPEAKER_HYSTERESIS = 6.0
+#: Publishers one tile-size report may name (a page shows far fewer tiles).
+MAX_TILE_REPORTS = 64
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,10 @@ class Room:
         self._order = itertools.count()
         self._active_speaker: str | None = None
         self._video_demand: dict[str, bool] = {}
+        #: Simulcast: tile height (px) each subscriber shows each publisher in, as its page
+        #: reported (set_tile_sizes), and its last downlink estimate (bit/s) and loss (0..1).
+        self._tile_heights: dict[str, dict[str, int]] = {}
+        self._downlink: dict[str, tuple[float | None, float | None]] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         #: The running recording, if any (see recording.py).
@@ -125,6 +134,8 @@ class Room:
         if p is None:
             raise NotInRoom(f"participant {participant_id!r} is not in room {self.id!r}")
         self._video_demand.pop(participant_id, None)
+        self._tile_heights.pop(participant_id, None)
+        self._downlink.pop(participant_id, None)
         if self.recording is not None:
             self.recording.detach(participant_id)  # leaving closes their file
         gone = set(p.inbound.values())
@@ -221,6 +232,53 @@ class Room:
             p.visible_videos = list(dict.fromkeys(publisher_ids))
         self._reassign()
 
+    def set_tile_sizes(self, participant_id: str, sizes: Mapping[str, Sequence[int]]) -> None:
+        """The size (CSS px, [width, height]) of the tile ``participant_id``'s page shows each
+        publisher in; simulcast publishers are then forwarded in the smallest layer that
+        fills the tile (a thumbnail never gets 720p). Replaces the previous report."""
+        p = self.get(participant_id)
+        if not isinstance(sizes, Mapping) or len(sizes) > MAX_TILE_REPORTS:
+            raise InvalidRequest(f"tile sizes must be an object of at most {MAX_TILE_REPORTS} publishers")
+        heights: dict[str, int] = {}
+        for publisher_id, size in sizes.items():
+            if (
+                not isinstance(publisher_id, str)
+                or not isinstance(size, (list, tuple))
+                or len(size) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10_000 for v in size)
+            ):
+                raise InvalidRequest("each tile size must be [width, height] in pixels (0..10000)")
+            heights[publisher_id] = int(size[1])
+        self._tile_heights[p.id] = heights
+        self._update_layers(time.monotonic())
+
+    def _update_layers(self, now: float) -> None:
+        """Choose the simulcast layer of every video slot whose source has layers
+        (:func:`choose_layer`: tile size, the subscriber's share of its downlink, its loss)."""
+        infos: dict[str, list[LayerInfo]] = {}
+        for sub in self.participants.values():
+            layered = [o for o in sub.video_slots if o.layers is not None and o.source is not None]
+            if not layered:
+                continue
+            downlink, loss = self._downlink.get(sub.id, (None, None))
+            active = sum(1 for o in sub.video_slots if o.source is not None and not o.paused)
+            budget = downlink / max(1, active) if downlink is not None else None
+            tiles = self._tile_heights.get(sub.id, {})
+            for slot in layered:
+                source = slot.source
+                if not isinstance(source, SimulcastInbound):
+                    continue
+                info = infos.get(source.publisher_id)
+                if info is None:
+                    info = infos[source.publisher_id] = source.layer_info(now)
+                layer = choose_layer(
+                    info, tile_height=tiles.get(source.publisher_id), budget_bps=budget, loss=loss
+                )
+                if slot.set_layer(layer):
+                    logger.debug(
+                        "room %s: %s takes layer %d of %s", self.id, sub.id, layer, source.publisher_id
+                    )
+
     def _reassign(self) -> None:
         if self.closed:
             return
@@ -310,6 +368,10 @@ class Room:
                 continue
             sample = p.link_sample(now)
             state = p.link.update(now, sample)
+            self._downlink[p.id] = (
+                None if state.downlink_kbps is None else state.downlink_kbps * 1000.0,
+                None if state.loss_pct is None else state.loss_pct / 100,
+            )
             logger.debug("room %s: %s %s -> %s", self.id, p.id, sample, state)
             demand_changed |= p.apply_link_mode()
             old = p.link_state
@@ -331,6 +393,7 @@ class Room:
                 )
         if demand_changed:
             self._update_demand()
+        self._update_layers(time.monotonic())
 
     def _update_loudness(self) -> None:
         s = self._config.speaker_smoothing

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from rtc.recorded import Mark, RecordedFile
@@ -47,6 +47,9 @@ class ParticipantHandle:
 
     def set_visible_videos(self, publisher_ids: Sequence[str] | None) -> None:
         self._sfu.set_visible_videos(self.room_id, self.participant_id, publisher_ids)
+
+    def set_tile_sizes(self, sizes: Mapping[str, Sequence[int]]) -> None:
+        self._sfu.set_tile_sizes(self.room_id, self.participant_id, sizes)
 
     def slots(self) -> dict[str, str | None]:
         """mid -> publisher id currently forwarded on that receive slot (None: idle)."""
@@ -194,6 +197,10 @@ class Sfu:
         self, room_id: str, participant_id: str, publisher_ids: Sequence[str] | None
     ) -> None:
         self._room(room_id).set_visible_videos(participant_id, publisher_ids)
+
+    def set_tile_sizes(self, room_id: str, participant_id: str, sizes: Mapping[str, Sequence[int]]) -> None:
+        """Tile sizes ([width, height] px) per publisher on the subscriber's page (simulcast)."""
+        self._room(room_id).set_tile_sizes(participant_id, sizes)
 
     async def remove_participant(self, room_id: str, participant_id: str) -> None:
         await self._room(room_id).remove(participant_id, "left")

@@ -1,0 +1,224 @@
+"""Simulcast (RFC 8853 ``a=simulcast``, RFC 8851 ``a=rid``): what the SFU reads from an offer,
+what it writes into the answer, and how one subscriber slot picks and switches layers.
+
+aiortc's SDP layer knows neither attribute and its answer carries no RID header extension, so
+the offer code (:mod:`.offer`) reads them here and :meth:`SimulcastOffer.answer_lines` puts
+``a=extmap`` (rtp-stream-id, repaired-rtp-stream-id), ``a=rid:<id> recv`` and
+``a=simulcast:recv ...`` into the answer; without them Chromium sends only its first encoding.
+
+Layers are named by rid, LiveKit's convention: ``q`` (quarter), ``h`` (half), ``f`` (full
+resolution), low to high. An offer the SFU cannot map (another rid, alternatives, more than
+three layers, no rtp-stream-id extension) is answered as a single-layer section: the answer
+simply leaves simulcast out, which RFC 8853 §5.3 defines as "send one stream" (Chromium then
+sends its first encoding). Why it was refused is kept in :attr:`Offer.simulcast_refused` and
+logged, so the page can be told.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from rtc.codecs import vp8
+
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
+#: Spatial layer index (0 = lowest) of each rid the SFU maps.
+LAYER_OF_RID = MappingProxyType({"q": 0, "h": 1, "f": 2})
+MAX_LAYERS = 3
+
+
+@dataclass(frozen=True)
+class SimulcastOffer:
+    """The simulcast a sending video section offers, once the SFU has accepted it."""
+
+    mid: str
+    #: The offered rids, lowest layer first (index = spatial layer).
+    rids: tuple[str, ...]
+    #: Rids the offer lists as paused (``~q``): accepted, echoed paused.
+    paused: frozenset[str]
+    rid_ext_id: int
+    repaired_ext_id: int | None
+
+    def layer_of(self, rid: str | None) -> int | None:
+        return self.rids.index(rid) if rid in self.rids else None
+
+    def answer_lines(self) -> list[str]:
+        """The answer's lines for this section (RFC 8853 §5.3: recv, same order as offered)."""
+        lines = [f"a=extmap:{self.rid_ext_id} {RID_URI}"]
+        if self.repaired_ext_id is not None:
+            lines.append(f"a=extmap:{self.repaired_ext_id} {REPAIRED_RID_URI}")
+        lines += [f"a=rid:{rid} recv" for rid in self.rids]
+        lines.append("a=simulcast:recv " + ";".join(("~" if r in self.paused else "") + r for r in self.rids))
+        return lines
+
+
+def _extmap_id(section: list[str], uri: str) -> int | None:
+    for line in section:
+        if line.startswith("a=extmap:"):
+            parts = line[len("a=extmap:") :].split()
+            if len(parts) >= 2 and parts[1] == uri:
+                try:
+                    return int(parts[0].split("/")[0])
+                except ValueError:
+                    return None
+    return None
+
+
+def read_simulcast(mid: str, section: list[str]) -> tuple[SimulcastOffer | None, str | None]:
+    """(the accepted simulcast, None), (None, why it was refused), or (None, None) when the
+    section offers no simulcast. A refusal means: answer it as one layer."""
+    simulcast = [line for line in section if line.startswith("a=simulcast:")]
+    send_rids = []
+    for line in section:
+        if line.startswith("a=rid:"):
+            parts = line[len("a=rid:") :].split()
+            if len(parts) >= 2 and parts[1] == "send":
+                send_rids.append(parts[0])
+    if not simulcast and not send_rids:
+        return None, None
+    if len(simulcast) != 1:
+        return None, "a=rid without exactly one a=simulcast line"
+    words = simulcast[0][len("a=simulcast:") :].split()
+    if len(words) < 2 or words[0] != "send" or (len(words) > 2 and words[2] != "recv"):
+        return None, f"unsupported a=simulcast: {simulcast[0][len('a=simulcast:') :]!r} (send only)"
+    if len(words) > 2:
+        return None, "a=simulcast recv streams are not supported (the SFU only receives layers)"
+    paused: set[str] = set()
+    rids: list[str] = []
+    for stream in words[1].split(";"):
+        if "," in stream:
+            return None, f"simulcast alternatives ({stream!r}) are not supported"
+        rid = stream[1:] if stream.startswith("~") else stream
+        if rid != stream:
+            paused.add(rid)
+        rids.append(rid)
+    if len(rids) > MAX_LAYERS:
+        return None, f"{len(rids)} simulcast layers offered; at most {MAX_LAYERS}"
+    if len(set(rids)) != len(rids):
+        return None, "a simulcast rid is listed twice"
+    unknown = [r for r in rids if r not in LAYER_OF_RID]
+    if unknown:
+        return None, f"simulcast rids {unknown} cannot be mapped (the SFU knows q, h, f)"
+    missing = [r for r in rids if r not in send_rids]
+    if missing:
+        return None, f"simulcast rids {missing} have no a=rid:<id> send line"
+    rid_ext = _extmap_id(section, RID_URI)
+    if rid_ext is None:
+        return None, "the rtp-stream-id header extension is not offered, layers cannot be told apart"
+    ordered = tuple(sorted(rids, key=LAYER_OF_RID.__getitem__))
+    return (
+        SimulcastOffer(
+            mid=mid,
+            rids=ordered,
+            paused=frozenset(paused),
+            rid_ext_id=rid_ext,
+            repaired_ext_id=_extmap_id(section, REPAIRED_RID_URI),
+        ),
+        None,
+    )
+
+
+def with_simulcast_answer(answer_sdp: str, offer: SimulcastOffer) -> str:
+    """``answer_sdp`` with :meth:`SimulcastOffer.answer_lines` added to the section of
+    ``offer.mid`` (right after its ``a=mid`` line)."""
+    lines = answer_sdp.split("\r\n")
+    out: list[str] = []
+    done = False
+    for line in lines:
+        out.append(line)
+        if not done and line == f"a=mid:{offer.mid}":
+            out += offer.answer_lines()
+            done = True
+    if not done:
+        raise ValueError(f"the answer has no section with mid {offer.mid!r}")
+    return "\r\n".join(out)
+
+
+# -- one subscriber slot: which layer it forwards, and switching at keyframes ----------------
+
+DROP, PASS, SWITCHED = 0, 1, 2
+
+
+class LayerSwitch:
+    """The layer an :class:`~.relay.OutStream` forwards from a simulcast source (LiveKit's
+    ``Forwarder``, mediasoup's ``SimulcastConsumer``).
+
+    ``target`` is set by the room's layer choice; ``current`` follows it only at a keyframe of
+    the target layer (up or down: a delta frame of another encoder is undecodable), so until
+    that keyframe comes the slot keeps forwarding ``current``. Every switch rebases the VP8
+    PictureID/TL0PICIDX munger; the slot's :class:`~rtc.seq_rewriter.SeqRewriter` begins a new
+    epoch, so sequence numbers and timestamps stay continuous too.
+    """
+
+    __slots__ = ("current", "target", "switches", "munger", "pending_since")
+
+    def __init__(self, target: int) -> None:
+        self.current: int | None = None
+        self.target = target
+        self.switches = 0
+        self.munger = vp8.PictureIdMunger()
+        #: When (monotonic) the pending switch to ``target`` was asked for.
+        self.pending_since: float | None = None
+
+    def accept(self, layer: int | None, payload: bytes) -> int:
+        """:data:`DROP`, :data:`PASS` or :data:`SWITCHED` (this keyframe starts the target)."""
+        if layer is not None and layer == self.target and layer != self.current:
+            if not vp8.is_keyframe_start(payload):
+                return DROP
+            self.current = layer
+            self.switches += 1
+            self.pending_since = None
+            self.munger.rebase()
+            return SWITCHED
+        return PASS if layer is not None and layer == self.current else DROP
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What the room knows of one layer of a publisher when it chooses for a subscriber."""
+
+    #: Received recently (a publisher that stops sending a layer must not freeze anyone).
+    live: bool
+    #: Measured bitrate (bit/s) over the last interval; 0 before any measure.
+    bitrate: float
+    #: Frame height from its last keyframe, None before one arrived.
+    height: int | None
+
+
+#: Nominal heights of q/h/f before a keyframe told the real one (the pages' 180p/360p/720p).
+NOMINAL_HEIGHT = (180, 360, 720)
+#: Loss at or above which a subscriber is moved one layer lower than its bandwidth allows.
+LOSS_STEP_DOWN = 0.10
+#: Share of the per-slot bandwidth a layer may take (the rest: audio, probes, headroom).
+BANDWIDTH_SHARE = 0.85
+
+
+def choose_layer(
+    layers: Sequence[LayerInfo],
+    *,
+    tile_height: int | None,
+    budget_bps: float | None,
+    loss: float | None,
+) -> int:
+    """The layer a subscriber should get: the smallest whose height covers its tile (the top one
+    if it reported no tile), lowered while its bitrate exceeds the subscriber's share of its
+    downlink estimate, and one more step under heavy loss. Only live layers are chosen; with
+    none live, the top one (the slot waits for it)."""
+    live = [i for i, info in enumerate(layers) if info.live]
+    if not live:
+        return len(layers) - 1
+    choice = live[-1]
+    if tile_height is not None:
+        for i in live:
+            height = layers[i].height or NOMINAL_HEIGHT[min(i, len(NOMINAL_HEIGHT) - 1)]
+            if height >= tile_height * 0.9:
+                choice = i
+                break
+    if budget_bps is not None:
+        while choice != live[0] and layers[choice].bitrate > budget_bps * BANDWIDTH_SHARE:
+            choice = live[live.index(choice) - 1]
+    if loss is not None and loss >= LOSS_STEP_DOWN and choice != live[0]:
+        choice = live[live.index(choice) - 1]
+    return choice

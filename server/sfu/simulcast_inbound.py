@@ -1,0 +1,222 @@
+"""A published simulcast video track: one :class:`SimulcastInbound` registered on the
+publisher's transport, demultiplexing into one :class:`~.relay.InboundStream` per layer.
+
+aiortc's RTP router hands every packet of the track's payload type to this one receiver (it
+learns unknown SSRCs by payload type). The layer is told by the RID header extension
+(``rtp-stream-id``), then by SSRC once learned: Chromium stops writing MID/RID into a stream's
+packets once our receiver report acknowledged its SSRC. Each layer is a full InboundStream
+with its own receive statistics, NACK list, packet cache, receiver reports and throttled
+keyframe requests; packets go to the track's subscribers (``outputs`` is one list shared by the
+track and its layers) and each subscriber slot's :class:`~.simulcast.LayerSwitch` keeps the
+layer it wants.
+
+REMB: one for the track, listing every layer's SSRC, with the SFU's own estimate of the
+publisher's uplink and *no* cap by the slowest subscriber (issue 18 item 5): a weak subscriber
+gets a lower layer instead of lowering the picture for everyone.
+
+Retransmissions carrying ``repaired-rtp-stream-id`` (RTX) are counted and dropped: the SFU
+negotiates no RTX (docs/sfu.md), so a publisher repairs a layer by resending on its own SSRC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpReceiveParameters
+
+from rtc import aiortc_internals as ai
+from rtc.codecs import vp8
+
+from .config import SfuConfig
+from .relay import RTP_HEADER_BYTES, InboundStream
+from .simulcast import REPAIRED_RID_URI, RID_URI, LayerInfo, SimulcastOffer
+
+#: A layer that sent nothing for this long is not chosen for anyone (seconds).
+LAYER_LIVE_S = 1.5
+
+
+class SimulcastInbound(InboundStream):
+    """The track of a simulcast publisher; see the module doc."""
+
+    def __init__(
+        self,
+        *,
+        simulcast: SimulcastOffer,
+        publisher_id: str,
+        rtcp_ssrc: int,
+        config: SfuConfig,
+        on_disconnect: Callable[[], None],
+        rtt: Callable[[], float | None] = lambda: None,
+    ) -> None:
+        super().__init__(
+            kind="video",
+            publisher_id=publisher_id,
+            rtcp_ssrc=rtcp_ssrc,
+            config=config,
+            on_disconnect=on_disconnect,
+            rtt=rtt,
+        )
+        self.simulcast = simulcast
+        self.layers: list[InboundStream] = []
+        for index in range(len(simulcast.rids)):
+            layer = InboundStream(
+                kind="video",
+                publisher_id=publisher_id,
+                rtcp_ssrc=rtcp_ssrc,
+                config=config,
+                on_disconnect=on_disconnect,
+                rtt=rtt,
+            )
+            layer.track = self
+            layer._remb = None  # the track estimates the uplink over all layers
+            layer.layer = index
+            layer.outputs = self.outputs  # one list: the track's subscribers
+            self.layers.append(layer)
+        # The recorder records the top layer (its taps list is the track's).
+        self.layers[-1].taps = self.taps
+        self.layer_count = len(self.layers)
+        self._by_ssrc: dict[int, InboundStream] = {}
+        #: Frame height of each layer from its last keyframe (None before one arrived).
+        self.layer_heights: list[int | None] = [None] * self.layer_count
+        self.layer_widths: list[int | None] = [None] * self.layer_count
+        self._bitrate_sampled: list[tuple[float, int]] = [(time.monotonic(), 0)] * self.layer_count
+        self.layer_bitrates: list[float] = [0.0] * self.layer_count
+        #: Packets with no known rid/SSRC, and RTX packets (repaired-rid), both dropped.
+        self.unknown_layer_packets = 0
+        self.repaired_packets = 0
+
+    # counters of the track are its layers' sums (InboundStream.__init__ sets them to 0)
+    @property
+    def plis_sent(self) -> int:
+        return sum(layer.plis_sent for layer in getattr(self, "layers", ()))
+
+    @plis_sent.setter
+    def plis_sent(self, value: int) -> None:
+        pass
+
+    @property
+    def nacks_sent(self) -> int:
+        return sum(layer.nacks_sent for layer in getattr(self, "layers", ()))
+
+    @nacks_sent.setter
+    def nacks_sent(self, value: int) -> None:
+        pass
+
+    async def start(
+        self, transport: RTCDtlsTransport, parameters: RTCRtpReceiveParameters, register: bool = True
+    ) -> None:
+        # aiortc answered without the RID extensions (it does not know them); the transport
+        # parses them only if a registered receiver's parameters name them.
+        sc = self.simulcast
+        parameters.headerExtensions = list(parameters.headerExtensions) + [
+            RTCRtpHeaderExtensionParameters(id=sc.rid_ext_id, uri=RID_URI)
+        ]
+        if sc.repaired_ext_id is not None:
+            parameters.headerExtensions.append(
+                RTCRtpHeaderExtensionParameters(id=sc.repaired_ext_id, uri=REPAIRED_RID_URI)
+            )
+        parameters.encodings = []  # the layers learn their SSRCs from the RIDs
+        for layer in self.layers:
+            await layer.start(transport, parameters, register=False)
+        await super().start(transport, parameters, register)
+
+    async def stop(self) -> None:
+        await super().stop()
+        for layer in self.layers:
+            await layer.stop()
+
+    async def _handle_rtp_packet(self, packet: ai.RtpPacket, arrival_time_ms: int) -> None:
+        if self._closed or packet.payload_type not in self._codecs:
+            return
+        layer = self._by_ssrc.get(packet.ssrc)
+        if layer is None:
+            index = self.simulcast.layer_of(packet.extensions.rtp_stream_id)
+            if index is None:
+                if packet.extensions.repaired_rtp_stream_id is not None:
+                    self.repaired_packets += 1
+                else:
+                    self.unknown_layer_packets += 1
+                return
+            layer = self.layers[index]
+            # a layer restarted with a new SSRC: forget the old one
+            for ssrc in [s for s, known in self._by_ssrc.items() if known is layer]:
+                del self._by_ssrc[ssrc]
+            self._by_ssrc[packet.ssrc] = layer
+        self.packets += 1
+        self.bytes += RTP_HEADER_BYTES + len(packet.payload) + packet.padding_size
+        self.last_packet_at = time.monotonic()
+        if self._remb is not None and packet.extensions.abs_send_time is not None:
+            est = self._remb.add(
+                arrival_time_ms=arrival_time_ms,
+                abs_send_time=packet.extensions.abs_send_time,
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            if est is not None:
+                self._remb_estimate = est[0]
+        assert layer.layer is not None
+        if vp8.is_keyframe_start(packet.payload):
+            descriptor = vp8.PayloadDescriptor.parse(packet.payload)
+            size = vp8.keyframe_size(packet.payload[descriptor.size :]) if descriptor else None
+            if size is not None:
+                self.layer_widths[layer.layer], self.layer_heights[layer.layer] = size
+        t0 = time.perf_counter()
+        await layer._handle_rtp_packet(packet, arrival_time_ms)
+        self.relay_time_total += time.perf_counter() - t0
+
+    async def _handle_rtcp_packet(self, packet: ai.AnyRtcpPacket) -> None:
+        if isinstance(packet, ai.RtcpSrPacket):
+            layer = self._by_ssrc.get(packet.ssrc)
+            if layer is not None:
+                await layer._handle_rtcp_packet(packet)
+
+    # -- what the room reads ------------------------------------------------------------------
+    def request_keyframe(self, layer: int | None = None) -> None:
+        """A keyframe of ``layer``, or of every layer (a recording, a new subscriber)."""
+        if layer is not None and 0 <= layer < self.layer_count:
+            self.layers[layer].request_keyframe()
+            return
+        for stream in self.layers:
+            stream.request_keyframe()
+
+    def take_loss(self) -> tuple[int, int]:
+        expected = received = 0
+        for layer in self.layers:
+            e, r = layer.take_loss()
+            expected, received = expected + e, received + r
+        return expected, received
+
+    def layer_info(self, now: float) -> list[LayerInfo]:
+        """Each layer's liveness, bitrate (measured since the last call) and height."""
+        infos = []
+        for i, layer in enumerate(self.layers):
+            at, sampled = self._bitrate_sampled[i]
+            if now - at >= 0.5:
+                self.layer_bitrates[i] = (layer.bytes - sampled) * 8 / (now - at)
+                self._bitrate_sampled[i] = (now, layer.bytes)
+            live = layer.last_packet_at is not None and now - layer.last_packet_at < LAYER_LIVE_S
+            infos.append(LayerInfo(live=live, bitrate=self.layer_bitrates[i], height=self.layer_heights[i]))
+        return infos
+
+    async def _run_rtcp(self) -> None:
+        """REMB for the whole track (the layers send their own receiver reports)."""
+        while True:
+            await asyncio.sleep(self._config.rtcp_interval * (0.5 + random.random()))
+            self.upstream_loss = max(layer.upstream_loss for layer in self.layers)
+            ssrcs = sorted(self._by_ssrc)
+            if self._remb_estimate is None or not ssrcs:
+                continue
+            packets: list[Any] = [
+                ai.RtcpPsfbPacket(
+                    fmt=ai.RTCP_PSFB_APP,
+                    ssrc=self._rtcp_ssrc,
+                    media_ssrc=0,
+                    fci=ai.pack_remb_fci(int(self._remb_estimate), ssrcs),
+                )
+            ]
+            await self._send_rtcp(packets)

@@ -1,0 +1,215 @@
+"""Simulcast without a network: the SFU reads a=simulcast/a=rid from a Chromium offer
+(tests/sfu/sdp_corpus/simulcast, captured from Debian's Chromium with three sendEncodings) and
+echoes them in its answer, refuses what it cannot map by answering one layer, keeps VP8
+PictureID/TL0PICIDX continuous across a layer switch, switches only at keyframes, and picks
+layers by tile size, bandwidth, loss and liveness."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from rtc.codecs import vp8
+from server.sfu import Sfu
+from server.sfu.errors import InvalidRequest
+from server.sfu.offer import read_offer
+from server.sfu.simulcast import DROP, PASS, SWITCHED, LayerInfo, LayerSwitch, choose_layer
+from tests.sfu.test_sfu_offer_corpus import answer, check_answer
+
+CHROMIUM_3 = (Path(__file__).parent / "sdp_corpus" / "simulcast" / "chromium-3-layers.sdp").read_text()
+
+
+def offer_text(edit: str | None = None, by: str = "") -> str:
+    sdp = CHROMIUM_3.replace("\r\n", "\n")
+    if edit is not None:
+        sdp = re.sub(edit, by, sdp, flags=re.MULTILINE)
+    return sdp.replace("\n", "\r\n")
+
+
+def video_section(sdp: str, mid: str) -> list[str]:
+    lines = sdp.split("\r\n")
+    at = lines.index(f"a=mid:{mid}")
+    start = max(i for i in range(at) if lines[i].startswith("m="))
+    end = next((i for i in range(at, len(lines)) if lines[i].startswith("m=")), len(lines))
+    return lines[start:end]
+
+
+# -- slice 1: the offer --------------------------------------------------------------------
+
+
+def test_chromium_simulcast_offer_is_read() -> None:
+    offer = read_offer(offer_text())
+    assert offer.simulcast is not None and offer.simulcast_refused is None
+    sc = offer.simulcast
+    assert sc.rids == ("q", "h", "f") and sc.mid == "2"
+    assert (sc.rid_ext_id, sc.repaired_ext_id) == (10, 11)
+
+
+async def test_answer_echoes_rids_simulcast_and_the_rid_extensions(sfu: Sfu) -> None:
+    sdp = offer_text()
+    answer_sdp = await answer(sfu, sdp)
+    check_answer(sdp, answer_sdp, rejected_mids=set())
+    section = video_section(answer_sdp, "2")
+    assert "a=rid:q recv" in section and "a=rid:h recv" in section and "a=rid:f recv" in section
+    assert "a=simulcast:recv q;h;f" in section
+    assert "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id" in section
+    assert "a=extmap:11 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id" in section
+    assert "a=recvonly" in section
+    # only the publishing section gets them; the receive slot does not
+    assert not any(line.startswith(("a=rid", "a=simulcast")) for line in video_section(answer_sdp, "3"))
+
+
+async def test_layers_are_ordered_low_to_high_and_paused_ones_echoed(sfu: Sfu) -> None:
+    sdp = offer_text(r"^a=simulcast:send q;h;f$", "a=simulcast:send f;~h;q")
+    offer = read_offer(sdp)
+    assert offer.simulcast is not None and offer.simulcast.rids == ("q", "h", "f")
+    assert offer.simulcast.paused == {"h"}
+    assert "a=simulcast:recv q;~h;f" in video_section(await answer(sfu, sdp), "2")
+
+
+@pytest.mark.parametrize(
+    ("edit", "by", "reason"),
+    [
+        (r"^a=rid:f send$", "a=rid:x send", "no a=rid"),
+        (r"^a=simulcast:send q;h;f$", "a=simulcast:send q;h;x", "cannot be mapped"),
+        (r"^a=rid:f send$", "a=rid:f send\na=rid:x send", None),  # an unused extra rid is fine
+        (r"^a=simulcast:send q;h;f$", "a=simulcast:send q;h;f;x", "at most 3"),
+        (r"^a=simulcast:send q;h;f$", "a=simulcast:send q;h,f", "alternatives"),
+        (r"^a=simulcast:send q;h;f$", "a=simulcast:send q;q;f", "twice"),
+        (r"^a=simulcast:send q;h;f$", "a=simulcast:recv q;h;f", "send only"),
+        (r"^a=simulcast:send q;h;f$\n", "", "exactly one a=simulcast"),
+        (r"^a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id$\n", "", "rtp-stream-id"),
+    ],
+)
+async def test_unmappable_simulcast_is_answered_as_one_layer(
+    sfu: Sfu, edit: str, by: str, reason: str | None
+) -> None:
+    sdp = offer_text(edit, by)
+    offer = read_offer(sdp)
+    if reason is None:
+        assert offer.simulcast is not None and offer.simulcast_refused is None
+        return
+    assert offer.simulcast is None
+    assert offer.simulcast_refused is not None and reason in offer.simulcast_refused
+    answer_sdp = await answer(sfu, sdp)  # still a good answer: one layer, no simulcast lines
+    check_answer(sdp, answer_sdp, rejected_mids=set())
+    assert "a=simulcast" not in answer_sdp and "a=rid" not in answer_sdp
+
+
+async def test_missing_repaired_rid_extension_still_takes_layers(sfu: Sfu) -> None:
+    # no RTX is negotiated, so only rtp-stream-id is needed
+    sdp = offer_text(r"^a=extmap:11 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id$\n", "")
+    offer = read_offer(sdp)
+    assert offer.simulcast is not None and offer.simulcast.repaired_ext_id is None
+    section = video_section(await answer(sfu, sdp), "2")
+    assert "a=simulcast:recv q;h;f" in section and not any("repaired" in line for line in section)
+
+
+async def test_tile_sizes_are_checked(sfu: Sfu) -> None:
+    sfu.open_room("r")
+    handle = await sfu.admit("r", "p")
+    handle.set_tile_sizes({"a": [320, 180], "b": (1280, 720)})
+    for bad in ({"a": [1, 2, 3]}, {"a": "big"}, {"a": [-1, 5]}, {"a": [True, 5]}, [1, 2], {"a": [1, 99999]}):
+        with pytest.raises(InvalidRequest):
+            handle.set_tile_sizes(bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequest):
+        handle.set_tile_sizes({str(i): [1, 1] for i in range(65)})
+    await handle.leave()
+
+
+# -- VP8 PictureID / TL0PICIDX munging -----------------------------------------------------
+
+
+def descriptor(pid: int, tl0: int, key: bool, start: bool = True) -> bytes:
+    """X=1, S, PID=0; I (15-bit PictureID), L (TL0PICIDX), T (TID 0); then a VP8 byte."""
+    b0 = 0x80 | (0x10 if start else 0)
+    header = bytes([b0, 0xE0, 0x80 | (pid >> 8), pid & 0xFF, tl0, 0x00])
+    return header + bytes([0x00 if key else 0x01]) + b"\x00\x00\x9d\x01\x2a\x40\x01\xb4\x00"
+
+
+def fields(payload: bytes) -> tuple[int, int]:
+    return ((payload[2] & 0x7F) << 8) | payload[3], payload[4]
+
+
+def test_munger_keeps_picture_id_and_tl0picidx_continuous_across_a_switch() -> None:
+    m = vp8.PictureIdMunger()
+    out = [fields(m.munge(descriptor(100 + i, 7 + i, key=i == 0))) for i in range(3)]
+    assert out == [(100, 7), (101, 8), (102, 9)]  # the first source passes unchanged
+    m.rebase()  # switch to another layer, at its keyframe, whose numbers are elsewhere
+    out = [fields(m.munge(descriptor((32760 + i) & 0x7FFF, (250 + i) & 0xFF, key=i == 0))) for i in range(10)]
+    assert out[0] == (103, 10)
+    assert [p for p, _ in out] == list(range(103, 113))  # wraps the source's 15 bits unseen
+    assert [t for _, t in out] == [(10 + i) & 0xFF for i in range(10)]
+    # a retransmission of an already-sent packet gets the same numbers again
+    assert fields(m.munge(descriptor(32761, 251, key=False))) == out[1]
+    # the payload after the descriptor is untouched
+    assert m.munge(descriptor(5, 5, key=True))[6:] == descriptor(5, 5, key=True)[6:]
+
+
+def test_munger_leaves_descriptors_without_picture_id_alone() -> None:
+    m = vp8.PictureIdMunger()
+    plain = bytes([0x10, 0x00, 0x01, 0x02])
+    assert m.munge(plain) == plain
+    assert m.munge(b"\x90") == b"\x90"  # ends inside the descriptor
+
+
+def test_temporal_id() -> None:
+    assert vp8.temporal_id(descriptor(1, 1, key=True)) == 0
+    tid2 = bytearray(descriptor(1, 1, key=False))
+    tid2[5] = 0x80
+    assert vp8.temporal_id(bytes(tid2)) == 2
+    assert vp8.temporal_id(bytes([0x10, 0x00])) is None
+
+
+# -- switching at keyframes ----------------------------------------------------------------
+
+
+def test_layer_switch_waits_for_a_keyframe_of_the_target() -> None:
+    switch = LayerSwitch(target=2)
+    assert switch.accept(2, descriptor(1, 1, key=False)) == DROP  # no picture yet
+    assert switch.accept(0, descriptor(1, 1, key=True)) == DROP  # not the target
+    assert switch.accept(2, descriptor(1, 1, key=True)) == SWITCHED
+    assert switch.accept(2, descriptor(2, 1, key=False)) == PASS
+    switch.target = 0  # down: layer 2 keeps flowing until layer 0's keyframe
+    assert switch.accept(2, descriptor(3, 1, key=False)) == PASS
+    assert switch.accept(0, descriptor(9, 1, key=False)) == DROP
+    assert switch.accept(0, descriptor(9, 1, key=True, start=False)) == DROP  # not the frame start
+    assert switch.accept(0, descriptor(10, 1, key=True)) == SWITCHED
+    assert switch.accept(2, descriptor(4, 1, key=False)) == DROP
+    assert (switch.current, switch.switches) == (0, 2)
+
+
+# -- choosing a layer ----------------------------------------------------------------------
+
+LIVE = [
+    LayerInfo(live=True, bitrate=150_000, height=180),
+    LayerInfo(live=True, bitrate=500_000, height=360),
+    LayerInfo(live=True, bitrate=1_200_000, height=720),
+]
+
+
+def test_tile_size_picks_the_smallest_layer_that_fills_it() -> None:
+    assert choose_layer(LIVE, tile_height=None, budget_bps=None, loss=None) == 2
+    assert choose_layer(LIVE, tile_height=120, budget_bps=None, loss=None) == 0
+    assert choose_layer(LIVE, tile_height=210, budget_bps=None, loss=None) == 1
+    assert choose_layer(LIVE, tile_height=420, budget_bps=None, loss=None) == 2
+    assert choose_layer(LIVE, tile_height=2000, budget_bps=None, loss=None) == 2
+
+
+def test_bandwidth_and_loss_lower_the_layer() -> None:
+    assert choose_layer(LIVE, tile_height=720, budget_bps=4_000_000, loss=0.0) == 2
+    assert choose_layer(LIVE, tile_height=720, budget_bps=1_000_000, loss=0.0) == 1
+    assert choose_layer(LIVE, tile_height=720, budget_bps=300_000, loss=0.0) == 0
+    assert choose_layer(LIVE, tile_height=720, budget_bps=50_000, loss=0.0) == 0  # never below the lowest
+    assert choose_layer(LIVE, tile_height=720, budget_bps=4_000_000, loss=0.2) == 1
+
+
+def test_a_layer_that_stopped_is_not_chosen() -> None:
+    top_gone = [LIVE[0], LIVE[1], LayerInfo(live=False, bitrate=0, height=720)]
+    assert choose_layer(top_gone, tile_height=720, budget_bps=None, loss=None) == 1
+    low_gone = [LayerInfo(live=False, bitrate=0, height=None), LIVE[1], LIVE[2]]
+    assert choose_layer(low_gone, tile_height=100, budget_bps=None, loss=None) == 1
+    none = [LayerInfo(live=False, bitrate=0, height=None)] * 3
+    assert choose_layer(none, tile_height=100, budget_bps=None, loss=None) == 2

@@ -52,7 +52,10 @@ class RedisServer:
     same socket and port, which is what a Redis restart looks like to Maeul.
     """
 
-    def __init__(self, *, tcp: bool = False, command_prefix: Sequence[str] = ()) -> None:
+    def __init__(
+        self, *, tcp: bool = False, extra_args: Sequence[str] = (), command_prefix: Sequence[str] = ()
+    ) -> None:
+        self.extra_args = tuple(extra_args)
         self.root = _short_dir("maeul-redis-")
         self.socket_path = self.root / "redis.sock"
         self.port = free_port() if tcp else 0
@@ -110,6 +113,7 @@ class RedisServer:
             str(self.log_path),
             "--daemonize",
             "no",
+            *self.extra_args,
         ]
         self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
@@ -128,7 +132,8 @@ class RedisServer:
                 sock.settimeout(1)
                 sock.connect(str(self.socket_path))
                 sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+                # -NOAUTH (a server with requirepass) also proves it is up and answering.
+                return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 
@@ -158,8 +163,8 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def running_redis(*, tcp: bool = False) -> Iterator[RedisServer]:
-    server = RedisServer(tcp=tcp)
+def running_redis(*, tcp: bool = False, extra_args: Sequence[str] = ()) -> Iterator[RedisServer]:
+    server = RedisServer(tcp=tcp, extra_args=extra_args)
     try:
         server.start()
         yield server

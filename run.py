@@ -32,6 +32,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rtc import event_loop
 from server import migrate, seed
 from server.app import create_app
 from server.auth.roles import Role
@@ -65,6 +66,10 @@ def with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    try:  # checked before migrating, so a typo fails at once
+        loop_kind = event_loop.kind_from_env(os.environ)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     if args.no_migrate:
         migrate.check_known(settings.database_url)
     else:
@@ -74,7 +79,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     app = create_app(settings)
     shown_host = "localhost" if settings.host in ("127.0.0.1", "::1") else settings.host
     print(f"Maeul is serving at http://{shown_host}:{settings.port}", flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    log.info("serving on the %s event loop", loop_kind)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log=None,
+        loop=event_loop.new_event_loop(loop_kind),  # uvloop unless MAEUL_EVENT_LOOP=asyncio
+    )
 
 
 def print_demo(settings: Settings) -> None:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Literal
 
+import socketio
 from aiohttp import web
 
 from server import routes
 from server.auth.secrets import Passwords
+from server.cluster.plane import MEDIA
+from server.cluster.registry import connect
+from server.cluster.remote import RemoteSfu
 from server.config import Settings
 from server.db import close_engine, create_engine, make_sessionmaker
+from server.errors import ConfigError
 from server.i18n import Catalogs
 from server.keys import CATALOGS, ENGINE, PASSWORDS, SESSIONMAKER, SETTINGS, SFU, SPACE, TEMPLATES
 from server.meetings.clock import meeting_clock_ctx
@@ -43,23 +49,49 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("database engine closed")
 
 
-async def sfu_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The worker's SFU: one per process; every room it hosts is closed on shutdown."""
-    settings = app[SETTINGS]
-    sfu = Sfu(
-        SfuConfig(
-            host_addresses=settings.rtc_host_addresses,
-            ice_servers=sfu_ice_servers(settings),
-            consent_timeout=float(settings.rtc_consent_timeout_seconds),
-        )
+def sfu_config(settings: Settings) -> SfuConfig:
+    """The SFU's settings, for the embedded server and for an SFU worker process alike."""
+    return SfuConfig(
+        host_addresses=settings.rtc_host_addresses,
+        ice_servers=sfu_ice_servers(settings),
+        consent_timeout=float(settings.rtc_consent_timeout_seconds),
     )
+
+
+async def sfu_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The embedded SFU (``run.py serve``): every room in this process; closed on shutdown."""
+    sfu = Sfu(sfu_config(app[SETTINGS]))
     app[SFU] = sfu
+    app[MEDIA] = sfu
     yield
     await sfu.close()
     log.info("SFU closed")
 
 
-def create_app(settings: Settings) -> web.Application:
+async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``run.py web``: the rooms live in SFU worker processes, reached through Redis
+    (server/cluster/remote.py). Nothing here waits for Redis: while it is away, joins get
+    ``unavailable`` and the rest of the site works."""
+    url = app[SETTINGS].redis_url
+    assert url is not None  # create_app refuses the web role without it
+    redis = connect(url)
+    remote = RemoteSfu(redis)
+    await remote.start()
+    app[MEDIA] = remote
+    log.info("SFU workers reached through Redis", extra={"web_id": remote.web_id})
+    yield
+    await remote.close()
+    await redis.aclose()
+
+
+Role = Literal["serve", "web"]
+
+
+def create_app(settings: Settings, *, role: Role = "serve") -> web.Application:
+    """``serve``: one process with its own SFU. ``web``: HTTP, pages, API and signaling, with the
+    media in ``run.py sfu`` workers (needs MAEUL_REDIS_URL; docs/scale.md)."""
+    if role == "web" and not settings.redis_url:
+        raise ConfigError("`run.py web` needs MAEUL_REDIS_URL (the Redis it shares with the SFU workers)")
     app = web.Application(
         # http_metrics outermost: it times every answer, error pages and refusals included.
         middlewares=[http_metrics, request_context, errors, authorization, media_space],
@@ -72,8 +104,16 @@ def create_app(settings: Settings) -> web.Application:
     app[CATALOGS] = Catalogs(settings.default_locale)
     app[TEMPLATES] = make_environment()
     app.cleanup_ctx.append(database_ctx)
-    app.cleanup_ctx.append(sfu_ctx)  # before setup_signaling, whose meeting hub uses it
-    setup_signaling(app)
+    # Before setup_signaling, whose meeting hub uses the media plane.
+    if role == "web":
+        app.cleanup_ctx.append(cluster_ctx)
+        # socket.io's emits reach the sockets of every web process (JSON over Redis pub/sub).
+        assert settings.redis_url is not None
+        manager = socketio.AsyncRedisManager(settings.redis_url, channel="maeul:socketio")
+        setup_signaling(app, client_manager=manager)
+    else:
+        app.cleanup_ctx.append(sfu_ctx)
+        setup_signaling(app)
     app.cleanup_ctx.append(meeting_clock_ctx)  # meetings open at their start, end when abandoned
     app.cleanup_ctx.append(sampler_ctx)  # a row of history a minute for /admin/system
     app.cleanup_ctx.append(retention_ctx)  # daily: erase recordings and personal data that are due

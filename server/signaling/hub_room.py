@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.auth.roles import Principal
+from server.cluster.plane import MediaHandle
 from server.rooms import service as rooms
-from server.sfu import ParticipantHandle
 from server.signaling.floor import Floor
 
 
@@ -27,7 +27,7 @@ class Member:
     pid: str
     principal: Principal
     info: rooms.MemberInfo
-    handle: ParticipantHandle
+    handle: MediaHandle
     audio_muted: bool = False
     video_muted: bool = False
     connected: bool = False

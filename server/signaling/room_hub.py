@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.auth.participant_ids import participant_id
 from server.auth.roles import Principal, Role
 from server.background import FailureStreak, finish_or_cancel
+from server.cluster.plane import MediaPlane
 from server.config import Settings
 from server.db import transaction, utcnow
 from server.meetings import attendance as meeting_attendance
@@ -55,7 +56,6 @@ from server.sfu import (
     ParticipantLeft,
     RecordedFile,
     RoomNotFound,
-    Sfu,
     SfuError,
     SfuEvent,
     SlotAssigned,
@@ -136,11 +136,12 @@ class RoomHub:
     reconnect_grace: float = RECONNECT_GRACE
     pump_health: FailureStreak = field(default_factory=lambda: FailureStreak("forwarding SFU events", log))
     # The SFU and the database come up in cleanup contexts after the hub is made: handed to run().
-    _sfu: Sfu | None = None
+    # The media plane is the in-process Sfu (run.py serve) or the SFU workers' remote (run.py web).
+    _sfu: MediaPlane | None = None
     _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
     @property
-    def sfu(self) -> Sfu:
+    def sfu(self) -> MediaPlane:
         if self._sfu is None:
             raise RuntimeError("the room hub is not running")
         return self._sfu
@@ -152,7 +153,9 @@ class RoomHub:
         return self._sessionmaker
 
     # -- lifecycle ----------------------------------------------------------------------------
-    async def run(self, sfu: Sfu, sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+    async def run(
+        self, sfu: MediaPlane, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> AsyncIterator[None]:
         """cleanup_ctx body: forward SFU events while the app runs."""
         self._sfu, self._sessionmaker = sfu, sessionmaker
         unsubscribe: Callable[[], None] = self.sfu.subscribe(self._queue.put_nowait)

@@ -23,9 +23,11 @@ from aiohttp import web
 
 from server.auth.roles import PUBLIC, Principal, Role
 from server.auth.service import principal_for_session
+from server.cluster.plane import MEDIA
+from server.cluster.wire import Unavailable
 from server.db import transaction
 from server.errors import DatabaseUnavailable, outage_error
-from server.keys import ROOM_HUB, SESSIONMAKER, SETTINGS, SFU, SIO
+from server.keys import ROOM_HUB, SESSIONMAKER, SETTINGS, SIO
 from server.kiosks.service import principal_for_token
 from server.middlewares import KIOSK_COOKIE, SESSION_COOKIE
 from server.ops.hooks import counted_event
@@ -53,11 +55,13 @@ LOST_CONNECTION = frozenset(
 RequestHandler = Callable[[str, Principal, Any], Awaitable[dict[str, Any]]]
 
 
-def create_sio() -> SocketServer:
+def create_sio(client_manager: socketio.AsyncManager | None = None) -> SocketServer:
     # cors_allowed_origins=None: only same-origin pages may open a socket (no cross-site hijack).
     # Messages above MAX_MESSAGE_BYTES close that connection; a kiosk that vanished without a
     # close is noticed after ping_interval + ping_timeout (20 s) and leaves its room.
+    # ``client_manager``: run.py web's AsyncRedisManager (emits reach every web process).
     return SocketServer(
+        client_manager=client_manager,
         async_mode="aiohttp",
         cors_allowed_origins=None,
         logger=False,
@@ -91,10 +95,10 @@ async def authenticate_environ(app: web.Application, environ: Any, auth: Any) ->
     return None
 
 
-def setup_signaling(app: web.Application) -> None:
-    """Mount socket.io and the meeting events. Needs ``app[SFU]`` at start-up (a cleanup_ctx
-    registered before this one)."""
-    sio = create_sio()
+def setup_signaling(app: web.Application, *, client_manager: socketio.AsyncManager | None = None) -> None:
+    """Mount socket.io and the meeting events. Needs ``app[MEDIA]`` (the in-process SFU or the
+    SFU workers' remote) at start-up: a cleanup_ctx registered before this one."""
+    sio = create_sio(client_manager)
     app[SIO] = sio
     settings = app[SETTINGS]
     hub = RoomHub(sio, settings)
@@ -108,8 +112,8 @@ def setup_signaling(app: web.Application) -> None:
     sio.sessions = sessions
 
     async def meetings_ctx(_app: web.Application) -> AsyncIterator[None]:
-        # The SFU and the database exist once their (earlier) cleanup contexts ran.
-        async for _ in hub.run(app[SFU], app[SESSIONMAKER]):
+        # The media plane and the database exist once their (earlier) cleanup contexts ran.
+        async for _ in hub.run(app[MEDIA], app[SESSIONMAKER]):
             yield
 
     async def sessions_ctx(_app: web.Application) -> AsyncIterator[None]:
@@ -198,6 +202,13 @@ def setup_signaling(app: web.Application) -> None:
                 log.info("room request refused", extra={"sid": sid, "event": name, "code": error.code})
                 await emit(sio, Error.of(error, name), to=sid)
                 return error.to_json()
+            except Unavailable as exc:
+                # The SFU workers cannot be reached (Redis away, no live worker, no answer in time):
+                # a clear refusal the page retries, never a hang or an internal error.
+                log.warning("room request: %s", exc.message, extra={"sid": sid, "event": name})
+                unavailable = SignalingError("unavailable", exc.message)
+                await emit(sio, Error.of(unavailable, name), to=sid)
+                return unavailable.to_json()
             except Exception as exc:
                 # A database outage or a full disk is named as such (the page may try again); only
                 # a bug is an internal error with a traceback.

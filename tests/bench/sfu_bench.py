@@ -468,6 +468,10 @@ def main() -> int:
 
     signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(hard_limit)
+    from rtc import event_loop
+
+    # Checked here, so a bad value fails before any process starts (server_proc reads it too).
+    log(f"server event loop: {event_loop.kind_from_env(os.environ)} ({event_loop.ENV_VAR})")
     started = time.monotonic()
     log(f"SFU bench ({'quick' if args.quick else 'full'}), {os.cpu_count()} cores, window {window:.0f} s")
     log(f"code under test: {code_revision()}")
@@ -601,6 +605,7 @@ def start_pyspy(pid: int, window: float, label: str) -> tuple[Any, Path] | None:
 
     exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     path = Path(out_dir) / f"{label}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)  # py-spy does not create it
     cmd = [exe, "record", "--pid", str(pid), "--duration", str(int(window)), "--rate", "200"]
     cmd += ["--nonblocking", "--format", "raw", "--output", str(path)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), path

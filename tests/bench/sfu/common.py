@@ -91,8 +91,13 @@ def rtp_payload(data: bytes) -> bytes | None:
     return data[off:end]
 
 
-def run_child(conn: Connection, setup: Callable[[], Awaitable[Handler]]) -> None:
-    """Run an asyncio loop serving requests from ``conn`` until ("stop",) or EOF."""
+def run_child(
+    conn: Connection,
+    setup: Callable[[], Awaitable[Handler]],
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> None:
+    """Run an event loop (``loop_factory``'s, default asyncio's) serving requests from ``conn``
+    until ("stop",) or EOF."""
     die_with_parent()
     # Own session => own scheduler autogroup (kernel.sched_autogroup_enabled=1 here):
     # the server's CPU share is then not split with the load-generating clients,
@@ -144,11 +149,21 @@ def run_child(conn: Connection, setup: Callable[[], Awaitable[Handler]]) -> None
         import cProfile
 
         prof = cProfile.Profile(time.process_time)  # CPU time, not wall time (shared machine)
-        prof.runctx("asyncio.run(main())", globals(), locals())
+        prof.runctx("_run(main, loop_factory)", globals(), locals())
         prof.dump_stats(f"{profile}/{os.getpid()}.prof")
     else:
-        asyncio.run(main())
+        _run(main, loop_factory)
     sys.exit(0)
+
+
+def _run(
+    main: Callable[[], Awaitable[None]], loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
+) -> None:
+    async def body() -> None:
+        await main()
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(body())
 
 
 class ChildHandle:

@@ -120,12 +120,12 @@ class LoopLag:
 
 
 def serve(conn: Connection, mode: str) -> None:
-    if os.environ.get("SFU_BENCH_UVLOOP"):
-        # Experiment (issue 16): the server process on uvloop's event loop; clients unchanged.
-        import uvloop
+    # The server process runs on the loop run.py would choose (MAEUL_EVENT_LOOP, default
+    # uvloop), so the figures are production's; the clients stay on asyncio's, unchanged.
+    from rtc import event_loop
 
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    run_child(conn, lambda: _setup(mode))
+    kind = event_loop.kind_from_env(os.environ)
+    run_child(conn, lambda: _setup(mode), lambda: event_loop.new_event_loop(kind))
 
 
 async def _setup(mode: str) -> Handler:

@@ -1,0 +1,259 @@
+"""The cluster's shared state in Redis: live SFU workers and which worker hosts each room.
+
+Keys (one Redis, not Redis Cluster: the scripts read keys they are not handed)::
+
+    maeul:worker:<id>      JSON {id, boot, addresses, load, rooms, participants}, TTL WORKER_TTL_MS
+    maeul:workers          set of worker ids ever registered (dead ones are pruned by placement)
+    maeul:load             hash id -> load (participants + rooms), bumped by each placement
+    maeul:room:<room>      hash {worker, boot, epoch}: the room's placement
+    maeul:epoch            counter: every placement gets the next epoch
+
+Like LiveKit's RedisRouter (a ``nodes`` hash refreshed by each node's stats, a ``room_node_map``
+hash; a node whose stats are stale is not available), except that placing a room is one Lua
+script: two web processes placing the same room at once cannot put it on two workers, and each
+placement carries a new epoch, so an answer about an older placement is recognisably stale.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+PREFIX = "maeul:"
+WORKER_PREFIX = PREFIX + "worker:"
+WORKERS = PREFIX + "workers"
+LOAD = PREFIX + "load"
+EPOCH = PREFIX + "epoch"
+EVENTS_CHANNEL = PREFIX + "sfu-events"
+#: A worker's record lives this long unless refreshed (it refreshes every HEARTBEAT_S).
+WORKER_TTL_MS = 3000
+HEARTBEAT_S = 1.0
+
+
+def connect(url: str) -> Redis:
+    """The control plane's Redis client. Short timeouts, so a dead Redis is an error in seconds,
+    never a hang; one immediate retry on a connection error, so the first call after a Redis
+    restart reconnects instead of failing on a pooled connection that died with the old server."""
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        health_check_interval=5,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
+    )
+
+
+def worker_key(worker_id: str) -> str:
+    return WORKER_PREFIX + worker_id
+
+
+def room_key(room_id: str) -> str:
+    return PREFIX + "room:" + room_id
+
+
+def rpc_key(worker_id: str, boot: str) -> str:
+    """A worker's request queue. The boot id is in the name: a restarted worker with the same id
+    never serves requests that were meant for its previous life."""
+    return f"{PREFIX}rpc:{worker_id}:{boot}"
+
+
+def reply_key(web_id: str) -> str:
+    return f"{PREFIX}reply:{web_id}"
+
+
+# KEYS: worker key, workers set, load hash, epoch counter.
+# ARGV: id, boot, record JSON, ttl ms, load, then (room, epoch) pairs this worker hosts.
+# Returns 1, or the boot id of the live worker that holds this id already.
+_REGISTER = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local boot = cjson.decode(cur).boot
+  if boot ~= ARGV[2] then return boot end
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', tonumber(ARGV[4]))
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
+local i = 6
+while ARGV[i] do
+  local rkey = ARGV[i]
+  local epoch = tonumber(ARGV[i + 1])
+  if redis.call('EXISTS', rkey) == 0 then
+    redis.call('HSET', rkey, 'worker', ARGV[1], 'boot', ARGV[2], 'epoch', epoch)
+  end
+  if tonumber(redis.call('GET', KEYS[4]) or '0') < epoch then redis.call('SET', KEYS[4], epoch) end
+  i = i + 2
+end
+return 1
+"""
+
+# KEYS: room key, workers set, load hash, epoch counter. ARGV: worker key prefix, excluded
+# "<id>:<boot>" (a worker that did not answer) or "".
+# Returns {worker, boot, epoch, record JSON}, or false when no worker is live.
+_PLACE = """
+local cur = redis.call('HMGET', KEYS[1], 'worker', 'boot', 'epoch')
+if cur[1] then
+  local rec = redis.call('GET', ARGV[1] .. cur[1])
+  if rec and cjson.decode(rec).boot == cur[2] and (cur[1] .. ':' .. cur[2]) ~= ARGV[2] then
+    return {cur[1], cur[2], cur[3], rec}
+  end
+end
+local best, bestload, bestrec = nil, nil, nil
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local rec = redis.call('GET', ARGV[1] .. id)
+  if not rec then
+    redis.call('SREM', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
+  elseif (id .. ':' .. cjson.decode(rec).boot) ~= ARGV[2] then
+    local load = tonumber(redis.call('HGET', KEYS[3], id) or '0')
+    if best == nil or load < bestload or (load == bestload and id < best) then
+      best, bestload, bestrec = id, load, rec
+    end
+  end
+end
+if not best then return false end
+local epoch = redis.call('INCR', KEYS[4])
+local boot = cjson.decode(bestrec).boot
+redis.call('HSET', KEYS[1], 'worker', best, 'boot', boot, 'epoch', epoch)
+redis.call('HINCRBY', KEYS[3], best, 1)
+return {best, boot, tostring(epoch), bestrec}
+"""
+
+# KEYS: room key. ARGV: epoch. Forget the placement only if it is still that one.
+_UNPLACE = """
+if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    id: str
+    boot: str
+    addresses: tuple[str, ...] = ()
+    load: int = 0
+    rooms: int = 0
+    participants: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "id": self.id,
+                "boot": self.boot,
+                "addresses": list(self.addresses),
+                "load": self.load,
+                "rooms": self.rooms,
+                "participants": self.participants,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> WorkerInfo:
+        data: dict[str, Any] = json.loads(raw)
+        return cls(
+            str(data["id"]),
+            str(data["boot"]),
+            tuple(data.get("addresses", ())),
+            int(data.get("load", 0)),
+            int(data.get("rooms", 0)),
+            int(data.get("participants", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class Placement:
+    room_id: str
+    worker: str
+    boot: str
+    epoch: int
+
+    @property
+    def queue(self) -> str:
+        return rpc_key(self.worker, self.boot)
+
+
+class WorkerIdTaken(Exception):
+    """Another live worker holds this id (a different boot id, and its record has not expired)."""
+
+    def __init__(self, worker_id: str, boot: str) -> None:
+        super().__init__(
+            f"SFU worker id {worker_id} is already registered by a live worker (boot {boot}); "
+            f"stop that worker or start this one with another --worker-id "
+            f"(a dead worker's id is free again {WORKER_TTL_MS / 1000:g} s after it stopped)"
+        )
+        self.worker_id = worker_id
+        self.other_boot = boot
+
+
+class Registry:
+    """The scripts above, on one Redis client (redis-py's own connection pool)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._register = redis.register_script(_REGISTER)
+        self._place = redis.register_script(_PLACE)
+        self._unplace = redis.register_script(_UNPLACE)
+
+    async def register(self, info: WorkerInfo, rooms: dict[str, int]) -> None:
+        """Register or refresh ``info`` with a short TTL, and re-assert the placement of the rooms
+        it hosts (after a Redis restart the keys are gone, while the rooms carry on). Raises
+        :class:`WorkerIdTaken` if another live worker holds the id."""
+        pairs: list[str | int] = []
+        for room_id, epoch in rooms.items():
+            pairs += [room_key(room_id), epoch]
+        result = await self._register(
+            keys=[worker_key(info.id), WORKERS, LOAD, EPOCH],
+            args=[info.id, info.boot, info.to_json(), WORKER_TTL_MS, info.load, *pairs],
+        )
+        if result != 1:
+            raise WorkerIdTaken(info.id, _text(result))
+
+    async def unregister(self, info: WorkerInfo) -> None:
+        current = await self.redis.get(worker_key(info.id))
+        if current is not None and WorkerInfo.from_json(current).boot == info.boot:
+            await self.redis.delete(worker_key(info.id))
+
+    async def place(self, room_id: str, *, exclude: tuple[str, str] | None = None) -> Placement | None:
+        """The room's live placement, or a new one on the least-loaded live worker (None: no
+        worker is live). ``exclude``: (id, boot) of a worker that did not answer."""
+        result = await self._place(
+            keys=[room_key(room_id), WORKERS, LOAD, EPOCH],
+            args=[WORKER_PREFIX, f"{exclude[0]}:{exclude[1]}" if exclude else ""],
+        )
+        if not result:
+            return None
+        worker, boot, epoch = (_text(v) for v in result[:3])
+        return Placement(room_id, worker, boot, int(epoch))
+
+    async def unplace(self, placement: Placement) -> None:
+        await self._unplace(keys=[room_key(placement.room_id)], args=[placement.epoch])
+
+    async def placement_of(self, room_id: str) -> Placement | None:
+        worker, boot, epoch = await self.redis.hmget(room_key(room_id), ["worker", "boot", "epoch"])
+        if worker is None or boot is None or epoch is None:
+            return None
+        return Placement(room_id, _text(worker), _text(boot), int(epoch))
+
+    async def worker(self, worker_id: str) -> WorkerInfo | None:
+        raw = await self.redis.get(worker_key(worker_id))
+        return None if raw is None else WorkerInfo.from_json(raw)
+
+    async def live_workers(self) -> list[WorkerInfo]:
+        ids = sorted(_text(m) for m in await self.redis.smembers(WORKERS))
+        found = []
+        for worker_id in ids:
+            info = await self.worker(worker_id)
+            if info is not None:
+                found.append(info)
+        return found
+
+
+def _text(value: object) -> str:
+    """A Redis reply as text (the client is made without decode_responses)."""
+    return value.decode() if isinstance(value, bytes) else str(value)

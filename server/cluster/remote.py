@@ -1,0 +1,564 @@
+"""The web process's media plane: the rooms live in SFU worker processes, reached through Redis.
+
+:class:`RemoteSfu` makes the calls of :class:`server.sfu.Sfu` that the room hub makes
+(:class:`server.cluster.plane.MediaPlane`), so the hub runs unchanged in ``run.py web``:
+
+* ``admit`` places the room (the registry's Lua script: its live worker, or the least-loaded
+  live one with a new epoch) and asks that worker; a worker that does not answer and is no longer
+  registered is excluded and the room placed again;
+* every other call goes to the worker and epoch of the participant's admission; an answer
+  carrying another epoch is refused (:class:`StaleEpoch`), as is a request the worker finds stale;
+* the hub's synchronous reads (slots, active speaker, media age, recording, rooms) come from a
+  mirror kept by the workers' events and their media reports (one a second);
+* a worker whose registration expired and that has gone quiet is dead: each participant this
+  process admitted there gets ``ParticipantLeft(reason="transport-failed")``, so its page joins
+  again, and the join places the room on a live worker.
+
+Redis unreachable, no live worker, or no answer in time: :class:`Unavailable` (``unavailable``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from rtc.recorded import Mark, RecordedFile
+from server.background import FailureStreak
+from server.cluster.registry import EVENTS_CHANNEL, WORKER_TTL_MS, Placement, Registry, reply_key
+from server.cluster.wire import (
+    StaleEpoch,
+    Unavailable,
+    dumps,
+    error_from_json,
+    event_from_json,
+    file_from_json,
+    mark_from_json,
+)
+from server.sfu import (
+    ActiveSpeakerChanged,
+    InvalidRequest,
+    InvalidState,
+    NotInRoom,
+    ParticipantLeft,
+    SfuEvent,
+    SlotAssigned,
+)
+
+log = logging.getLogger(__name__)
+
+#: Seconds to wait for a worker's answer. An offer includes the worker's ICE gathering.
+CALL_TIMEOUT_S = 5.0
+OFFER_TIMEOUT_S = 10.0
+#: A request queue outlives a worker that died with requests in it by this long.
+QUEUE_TTL_S = 30
+#: How often the registrations of the workers this process uses are checked.
+WATCH_S = 0.5
+#: A worker is dead when its registration is gone and nothing was heard from it for this long.
+SILENCE_S = WORKER_TTL_MS / 1000
+#: Placements tried per join: the current one, then others when a worker does not answer.
+PLACE_ATTEMPTS = 3
+
+Listener = Callable[[SfuEvent], None]
+
+
+@dataclass
+class RemoteRecording:
+    """A room's running recording as the web processes know it (the worker holds the files)."""
+
+    started_at: datetime
+    directory: Path
+    marks: list[Mark] = field(default_factory=list)
+
+
+@dataclass
+class HostedRoom:
+    placement: Placement
+    seen_at: float
+    ages: dict[str, tuple[float | None, float]] = field(default_factory=dict)  # pid -> (age, when)
+
+
+class RemoteHandle:
+    """One participant admitted on a worker, bound to that worker's placement of its room."""
+
+    def __init__(self, plane: RemoteSfu, placement: Placement, participant_id: str, gen: int) -> None:
+        self._plane = plane
+        self.placement = placement
+        self.room_id = placement.room_id
+        self.participant_id = participant_id
+        self.gen = gen
+        self._slots: dict[str, str | None] = {}
+
+    async def handle_offer(self, sdp: str) -> str:
+        result = await self._plane.call(
+            self.placement, "offer", self.participant_id, {"sdp": sdp}, timeout=OFFER_TIMEOUT_S
+        )
+        self._slots.update(result["slots"])
+        return str(result["sdp"])
+
+    async def add_ice_candidate(
+        self, candidate: str | None, sdp_mid: str | None = None, sdp_mline_index: int | None = None
+    ) -> None:
+        args = {"candidate": candidate, "sdp_mid": sdp_mid, "sdp_mline_index": sdp_mline_index}
+        await self._plane.call(self.placement, "ice", self.participant_id, args)
+
+    def set_visible_videos(self, publisher_ids: Sequence[str] | None) -> None:
+        # Synchronous in the hub's interface: sent in the background, after earlier requests.
+        ids = None if publisher_ids is None else list(publisher_ids)
+        self._plane.send_later(self.placement, "visible", self.participant_id, {"publisher_ids": ids})
+
+    def slot_changed(self, mid: str, publisher_id: str | None) -> None:
+        self._slots[mid] = publisher_id
+
+    def slots(self) -> dict[str, str | None]:
+        return dict(self._slots)
+
+    async def leave(self) -> None:
+        self._plane.forget(self)
+        await self._plane.call(self.placement, "leave", self.participant_id, {})
+
+
+class RemoteSfu:
+    """See the module docstring. ``start()`` before use, ``close()`` at shutdown."""
+
+    def __init__(self, redis: Redis, *, web_id: str | None = None) -> None:
+        self.redis = redis
+        self.registry = Registry(redis)
+        self.web_id = web_id or secrets.token_hex(8)
+        self.replies = reply_key(self.web_id)
+        self._listeners: list[Listener] = []
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._handles: dict[tuple[str, str], RemoteHandle] = {}
+        self._hosted: dict[str, HostedRoom] = {}  # every room some live worker reports
+        self._speakers: dict[str, str | None] = {}
+        self._recordings: dict[str, RemoteRecording] = {}
+        self._heard: dict[tuple[str, str], float] = {}  # (worker, boot) -> last message
+        self._chains: dict[str, asyncio.Task[None]] = {}  # per room or participant: ordered sends
+        # One send at a time: requests reach a worker's queue in the order the hub made them.
+        self._send_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.redis_health = FailureStreak("the SFU control plane's Redis", log)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._read_replies(), name="cluster-replies"),
+            asyncio.create_task(self._read_events(), name="cluster-events"),
+            asyncio.create_task(self._watch_workers(), name="cluster-watch"),
+        ]
+
+    async def close(self) -> None:
+        for task in [*self._tasks, *self._chains.values()]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._chains.values(), return_exceptions=True)
+        self._chains.clear()
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(Unavailable("the web process is stopping"))
+
+    # -- the calls ----------------------------------------------------------------------------
+    async def call(
+        self,
+        placement: Placement,
+        method: str,
+        pid: str,
+        args: dict[str, Any],
+        *,
+        timeout: float = CALL_TIMEOUT_S,
+    ) -> Any:
+        """Ask the placement's worker; its result, or the SFU error it answered with."""
+        request_id = uuid.uuid4().hex
+        request = {
+            "id": request_id,
+            "reply": self.replies,
+            "method": method,
+            "room": placement.room_id,
+            "epoch": placement.epoch,
+            "pid": pid,
+            "args": args,
+            "expires": time.time() + timeout,
+        }
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            try:
+                async with self._send_lock:
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        pipe.lpush(placement.queue, dumps(request))
+                        pipe.expire(placement.queue, QUEUE_TTL_S)
+                        await pipe.execute()
+            except RedisError:
+                raise Unavailable("the media service is not reachable (Redis); try again") from None
+            try:
+                reply = await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                raise WorkerSilent(placement, method) from None
+        finally:
+            self._pending.pop(request_id, None)
+        if (reply.get("worker"), reply.get("boot")) != (placement.worker, placement.boot) or (
+            reply.get("epoch") is not None and reply.get("epoch") != placement.epoch
+        ):
+            # Mostly a worker that lost the room and had it placed on itself again; what it says
+            # is about another placement than the one this request was for.
+            raise StaleEpoch(
+                f"answer for room {placement.room_id} at epoch {reply.get('epoch')} from worker "
+                f"{reply.get('worker')}; the request was for epoch {placement.epoch}"
+            )
+        if not reply.get("ok"):
+            raise error_from_json(reply.get("error") or {})
+        return reply.get("result")
+
+    def send_later(self, placement: Placement, method: str, pid: str, args: dict[str, Any]) -> None:
+        """A call made from a synchronous method: queued after earlier ones of the same
+        participant; a failure is logged (the hub's synchronous calls cannot get it)."""
+
+        async def send() -> None:
+            try:
+                await self.call(placement, method, pid, args)
+            except Exception as exc:
+                log.warning(
+                    "background SFU request failed: %s",
+                    exc,
+                    extra={"method": method, "room_id": placement.room_id, "participant": pid},
+                )
+
+        self._chain(f"{placement.room_id}/{pid}", send)
+
+    def _chain(self, key: str, work: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
+        previous = self._chains.get(key)
+
+        async def run() -> None:
+            if previous is not None:
+                with contextlib.suppress(BaseException):
+                    await previous
+            await work()
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._chains[key] = task
+        task.add_done_callback(lambda t: self._chains.pop(key, None) if self._chains.get(key) is t else None)
+        return task
+
+    async def _place(self, room_id: str, exclude: tuple[str, str] | None = None) -> Placement:
+        try:
+            placement = await self.registry.place(room_id, exclude=exclude)
+        except RedisError:
+            raise Unavailable("the media service is not reachable (Redis); try again") from None
+        if placement is None:
+            raise Unavailable("no SFU worker is running; try again")
+        return placement
+
+    async def _worker_gone(self, placement: Placement) -> bool:
+        """The worker is not registered any more (or another boot has its id)."""
+        try:
+            info = await self.registry.worker(placement.worker)
+        except RedisError:
+            return False  # cannot tell: not a reason to move a room
+        return info is None or info.boot != placement.boot
+
+    # -- MediaPlane ---------------------------------------------------------------------------
+    @property
+    def room_ids(self) -> list[str]:
+        """The rooms open on live workers (from their media reports), and those placed here."""
+        rooms = set(self._hosted) | {room for room, _pid in self._handles}
+        return sorted(rooms)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _emit(self, event: SfuEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("SFU event listener failed on %s", event)
+
+    def open_room(self, room_id: str) -> None:
+        # The room opens on its worker with the first admission (placement); only checked here.
+        if not isinstance(room_id, str) or not room_id or len(room_id) > 200:
+            raise InvalidRequest("room id must be a non-empty string of at most 200 characters")
+
+    async def admit(
+        self, room_id: str, participant_id: str, *, audio_max_bitrate: int | None = None
+    ) -> RemoteHandle:
+        exclude: tuple[str, str] | None = None
+        for _attempt in range(PLACE_ATTEMPTS):
+            placement = await self._place(room_id, exclude)
+            args = {"audio_max_bitrate": audio_max_bitrate}
+            try:
+                result = await self.call(placement, "admit", participant_id, args)
+            except StaleEpoch:
+                continue  # placed again meanwhile: ask the new placement
+            except WorkerSilent:
+                if not await self._worker_gone(placement):
+                    raise
+                # The room's worker died: forget its placement and put the room elsewhere.
+                log.warning(
+                    "SFU worker did not answer and is gone; placing the room again",
+                    extra={"room_id": room_id, "worker": placement.worker},
+                )
+                with contextlib.suppress(RedisError):
+                    await self.registry.unplace(placement)
+                exclude = (placement.worker, placement.boot)
+                continue
+            handle = RemoteHandle(self, placement, participant_id, int(result["gen"]))
+            self._handles[(room_id, participant_id)] = handle
+            self._hosted.setdefault(room_id, HostedRoom(placement, time.monotonic()))
+            self._speakers[room_id] = result.get("active_speaker")
+            return handle
+        raise Unavailable("no SFU worker took the room; try again")
+
+    def forget(self, handle: RemoteHandle) -> None:
+        key = (handle.room_id, handle.participant_id)
+        if self._handles.get(key) is handle:
+            del self._handles[key]
+
+    def participant(self, room_id: str, participant_id: str) -> RemoteHandle:
+        handle = self._handles.get((room_id, participant_id))
+        if handle is None:
+            raise NotInRoom(f"{participant_id!r} was not admitted to room {room_id!r} by this process")
+        return handle
+
+    def active_speaker(self, room_id: str) -> str | None:
+        return self._speakers.get(room_id)
+
+    def media_age(self, room_id: str, participant_id: str) -> float | None:
+        hosted = self._hosted.get(room_id)
+        seen = hosted.ages.get(participant_id) if hosted is not None else None
+        if seen is None:
+            return None
+        age, when = seen
+        return None if age is None else age + (time.monotonic() - when)
+
+    async def close_room(self, room_id: str) -> None:
+        try:
+            placement = await self.registry.placement_of(room_id)
+        except RedisError:
+            raise Unavailable("the media service is not reachable (Redis); try again") from None
+        self._forget_room(room_id)
+        if placement is not None:
+            with contextlib.suppress(NotInRoom, WorkerSilent):
+                await self.call(placement, "close_room", "", {})
+
+    def _forget_room(self, room_id: str) -> None:
+        self._hosted.pop(room_id, None)
+        self._speakers.pop(room_id, None)
+        self._recordings.pop(room_id, None)
+        for key in [k for k in self._handles if k[0] == room_id]:
+            del self._handles[key]
+
+    # -- recording ----------------------------------------------------------------------------
+    def recording(self, room_id: str) -> RemoteRecording | None:
+        return self._recordings.get(room_id)
+
+    def start_recording(self, room_id: str, directory: Path) -> RemoteRecording:
+        if room_id in self._recordings:
+            raise InvalidState(f"room {room_id!r} is already being recorded")
+        session = RemoteRecording(datetime.now(UTC), Path(directory))
+        self._recordings[room_id] = session
+
+        async def start() -> None:
+            try:
+                placement = await self._place(room_id)
+                await self.call(placement, "start_recording", "", {"directory": str(directory)})
+            except Exception as exc:
+                log.error("starting the recording failed: %s", exc, extra={"room_id": room_id})
+                if self._recordings.get(room_id) is session:
+                    del self._recordings[room_id]
+
+        self._chain(f"{room_id}/recording", start)
+        return session
+
+    def mark(self, room_id: str, label: str) -> Mark:
+        if not isinstance(label, str) or not label or len(label) > 500:
+            raise InvalidRequest("label must be a non-empty string of at most 500 characters")
+        session = self._recordings.get(room_id)
+        if session is None:
+            raise InvalidState(f"room {room_id!r} is not being recorded")
+        now = datetime.now(UTC)
+        mark = Mark(label, now, (now - session.started_at).total_seconds())
+        session.marks.append(mark)  # the worker's own mark (its clock) replaces it on its report
+
+        async def send() -> None:
+            try:
+                placement = await self._place(room_id)
+                await self.call(placement, "mark", "", {"label": label})
+            except Exception as exc:
+                log.error("a recording mark failed: %s", exc, extra={"room_id": room_id})
+
+        self._chain(f"{room_id}/recording", send)
+        return mark
+
+    async def stop_recording(self, room_id: str) -> list[RecordedFile]:
+        pending = self._chains.get(f"{room_id}/recording")
+        if pending is not None:
+            with contextlib.suppress(BaseException):
+                await pending
+        placement = await self._place(room_id)
+        result = await self.call(placement, "stop_recording", "", {}, timeout=OFFER_TIMEOUT_S)
+        self._recordings.pop(room_id, None)
+        return [file_from_json(f) for f in result["files"]]
+
+    # -- what the workers tell --------------------------------------------------------------
+    async def _read_replies(self) -> None:
+        while True:
+            try:
+                popped = await self.redis.brpop([self.replies], timeout=1)
+            except RedisError as exc:
+                self.redis_health.failed(exc)
+                await asyncio.sleep(0.5)
+                continue
+            self.redis_health.succeeded()
+            if popped is None:
+                continue
+            try:
+                reply = json.loads(popped[1])
+                future = self._pending.get(str(reply.get("id")))
+            except (ValueError, AttributeError):
+                log.warning("unreadable reply dropped")
+                continue
+            if future is not None and not future.done():
+                future.set_result(reply)
+
+    async def _read_events(self) -> None:
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(EVENTS_CHANNEL)
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self._on_message(message["data"])
+            except RedisError as exc:
+                self.redis_health.failed(exc)
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
+
+    def _on_message(self, raw: bytes | str) -> None:
+        try:
+            message = json.loads(raw)
+            kind = message["kind"]
+            worker, boot = str(message["worker"]), str(message["boot"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("unreadable SFU worker message dropped")
+            return
+        self._heard[(worker, boot)] = time.monotonic()
+        try:
+            if kind == "event":
+                self._on_event(message, event_from_json(message["event"]))
+            elif kind == "media":
+                self._on_media(worker, boot, message["rooms"])
+            elif kind == "recording":
+                self._on_recording(message)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("SFU worker message dropped: %s", exc, extra={"kind": kind})
+
+    def _on_event(self, message: dict[str, Any], event: SfuEvent) -> None:
+        if isinstance(event, ActiveSpeakerChanged):
+            self._speakers[event.room_id] = event.participant_id
+        elif isinstance(event, SlotAssigned):
+            if (handle := self._handles.get((event.room_id, event.subscriber_id))) is not None:
+                handle.slot_changed(event.mid, event.publisher_id)
+        elif isinstance(event, ParticipantLeft):
+            handle = self._handles.get((event.room_id, event.participant_id))
+            # Only the admission the event is about: a newer one under the same id stays.
+            if handle is not None and message.get("gen") in (None, handle.gen):
+                del self._handles[(event.room_id, event.participant_id)]
+        self._emit(event)
+
+    def _on_media(self, worker: str, boot: str, rooms: dict[str, Any]) -> None:
+        now = time.monotonic()
+        for room_id, report in rooms.items():
+            placement = Placement(room_id, worker, boot, int(report["epoch"]))
+            hosted = self._hosted.get(room_id)
+            if hosted is None or hosted.placement.epoch <= placement.epoch:
+                hosted = self._hosted[room_id] = HostedRoom(placement, now, hosted.ages if hosted else {})
+            if hosted.placement != placement:
+                continue  # an older placement's worker still reporting: not this room's media
+            hosted.seen_at = now
+            hosted.ages = {pid: (age, now) for pid, age in report["ages"].items()}
+            self._speakers[room_id] = report.get("speaker")
+
+    def _on_recording(self, message: dict[str, Any]) -> None:
+        room_id = str(message["room"])
+        if not message["active"]:
+            self._recordings.pop(room_id, None)
+            return
+        marks = [mark_from_json(m) for m in message["marks"]]
+        session = self._recordings.get(room_id)
+        if session is None:
+            started = datetime.fromisoformat(message["started_at"])
+            session = self._recordings[room_id] = RemoteRecording(started, Path(message["directory"]))
+        session.marks[:] = marks
+
+    # -- dead workers -------------------------------------------------------------------------
+    async def _watch_workers(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_S)
+            now = time.monotonic()
+            self._drop_unreported_rooms(now)
+            used = {(h.placement.worker, h.placement.boot) for h in self._handles.values()}
+            for worker, boot in used:
+                if now - self._heard.get((worker, boot), 0.0) < SILENCE_S:
+                    continue
+                try:
+                    info = await self.registry.worker(worker)
+                except RedisError:
+                    continue  # Redis away: nothing is known, and media may well flow on
+                if info is None or info.boot != boot:
+                    await self._on_worker_dead(worker, boot)
+
+    def _drop_unreported_rooms(self, now: float) -> None:
+        for room_id, hosted in list(self._hosted.items()):
+            placement = hosted.placement
+            used = any(h.placement == placement for h in self._handles.values())
+            if not used and now - hosted.seen_at > 2 * SILENCE_S:
+                del self._hosted[room_id]
+
+    async def _on_worker_dead(self, worker: str, boot: str) -> None:
+        dead = [h for h in self._handles.values() if (h.placement.worker, h.placement.boot) == (worker, boot)]
+        log.warning(
+            "SFU worker is gone; its participants here join again elsewhere",
+            extra={"worker": worker, "participants": len(dead)},
+        )
+        placements = {h.placement for h in dead}
+        for handle in dead:
+            self.forget(handle)
+            self._emit(ParticipantLeft(handle.room_id, handle.participant_id, "transport-failed"))
+        for placement in placements:
+            with contextlib.suppress(RedisError):
+                await self.registry.unplace(placement)
+            hosted = self._hosted.get(placement.room_id)
+            if hosted is not None and hosted.placement == placement:
+                del self._hosted[placement.room_id]
+                self._recordings.pop(placement.room_id, None)
+
+
+class WorkerSilent(Unavailable):
+    """The worker did not answer in time (busy, or gone: its registration then expires)."""
+
+    def __init__(self, placement: Placement, method: str) -> None:
+        super().__init__(
+            f"SFU worker {placement.worker} did not answer {method!r} for room {placement.room_id} "
+            "in time; try again"
+        )
+        self.placement = placement

@@ -1,0 +1,394 @@
+"""An SFU worker process (``run.py sfu --worker-id N``): media only.
+
+It registers in Redis (:mod:`server.cluster.registry`) and refreshes its record every second,
+serves the web processes' requests from its queue, and publishes its SFU's events. Forwarding does
+not touch Redis: a Redis outage stops new work (joins get ``unavailable``) while media that flows
+carries on, and the worker re-registers, with its rooms, as soon as Redis is back.
+
+Requests are JSON objects on the list ``rpc_key(id, boot)`` (BRPOP); each is answered on the
+sender's reply list. Requests about one participant run one at a time in arrival order (an ICE
+candidate is never handled before the offer sent ahead of it); other requests run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from server.background import FailureStreak
+from server.cluster.registry import (
+    EVENTS_CHANNEL,
+    HEARTBEAT_S,
+    Registry,
+    WorkerIdTaken,
+    WorkerInfo,
+    connect,
+    rpc_key,
+)
+from server.cluster.wire import (
+    StaleEpoch,
+    dumps,
+    error_to_json,
+    event_to_json,
+    file_to_json,
+    mark_to_json,
+)
+from server.sfu import (
+    InvalidRequest,
+    ParticipantHandle,
+    ParticipantLeft,
+    RoomNotFound,
+    Sfu,
+    SfuConfig,
+    SfuError,
+    SfuEvent,
+    SlotAssigned,
+)
+
+log = logging.getLogger(__name__)
+
+#: A reply list outlives a web process that died waiting by this long.
+REPLY_TTL_S = 60
+#: How long BRPOP blocks before looking at the stop flag again.
+POLL_S = 1.0
+#: Pause after a failed Redis call in a loop (Redis restarting).
+REDIS_RETRY_S = 0.5
+
+
+def _participant_of(event: SfuEvent) -> str | None:
+    if isinstance(event, SlotAssigned):
+        return event.subscriber_id
+    pid = getattr(event, "participant_id", None)
+    return pid if isinstance(pid, str) else None
+
+
+class SfuWorker:
+    def __init__(self, sfu: Sfu, redis: Redis, worker_id: str, addresses: tuple[str, ...] = ()) -> None:
+        self.sfu = sfu
+        self.redis = redis
+        self.registry = Registry(redis)
+        self.id = worker_id
+        self.boot = secrets.token_hex(8)
+        self.addresses = addresses
+        self.epochs: dict[str, int] = {}  # room -> epoch of its placement here
+        self.handles: dict[tuple[str, str], ParticipantHandle] = {}
+        self.gens: dict[tuple[str, str], int] = {}  # admissions per (room, participant)
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.redis_health = FailureStreak("talking to Redis", log)
+        self.stop = asyncio.Event()
+        self.refused: WorkerIdTaken | None = None
+
+    @property
+    def queue(self) -> str:
+        return rpc_key(self.id, self.boot)
+
+    def info(self) -> WorkerInfo:
+        participants = len(self.handles)
+        rooms = len(self.epochs)
+        return WorkerInfo(self.id, self.boot, self.addresses, participants + rooms, rooms, participants)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Register (WorkerIdTaken if the id is live elsewhere), then serve until ``stop``."""
+        await self.registry.register(self.info(), {})
+        log.info("SFU worker registered", extra={"worker": self.id, "boot": self.boot})
+        unsubscribe = self.sfu.subscribe(self._on_event)
+        loops = [
+            asyncio.create_task(self._heartbeat(), name="sfu-heartbeat"),
+            asyncio.create_task(self._serve(), name="sfu-rpc"),
+            asyncio.create_task(self._publish(), name="sfu-events"),
+        ]
+        try:
+            await self.stop.wait()
+        finally:
+            unsubscribe()
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            try:
+                await self.registry.unregister(self.info())
+            except RedisError:
+                pass  # the record expires by itself
+            await self.sfu.close()
+            log.info("SFU worker stopped", extra={"worker": self.id})
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                await self.registry.register(self.info(), dict(self.epochs))
+                await self.redis.publish(EVENTS_CHANNEL, dumps(self._media_report()))
+            except WorkerIdTaken as exc:
+                # Our record expired (a long stall) and another process took the id: two workers
+                # must never answer for one id, so this one goes.
+                log.error("%s; this worker stops", exc)
+                self.refused = exc
+                self.stop.set()
+                return
+            except RedisError as exc:
+                self.redis_health.failed(exc)
+            else:
+                self.redis_health.succeeded()
+
+    def _media_report(self) -> dict[str, Any]:
+        """Every room here with its epoch and its participants' media ages: the web processes'
+        view of what this worker hosts, and the proof that it is alive."""
+        rooms: dict[str, Any] = {}
+        for room_id, epoch in self.epochs.items():
+            ages: dict[str, float | None] = {}
+            for rid, pid in self.handles:
+                if rid == room_id:
+                    try:
+                        ages[pid] = self.sfu.media_age(room_id, pid)
+                    except SfuError:
+                        continue
+            try:
+                speaker = self.sfu.active_speaker(room_id)
+            except RoomNotFound:
+                speaker = None
+            rooms[room_id] = {"epoch": epoch, "ages": ages, "speaker": speaker}
+        return {"kind": "media", "worker": self.id, "boot": self.boot, "rooms": rooms}
+
+    # -- events -------------------------------------------------------------------------------
+    def _on_event(self, event: SfuEvent) -> None:
+        pid = _participant_of(event)
+        key = (event.room_id, pid) if pid is not None else None
+        message: dict[str, Any] = {
+            "kind": "event",
+            "worker": self.id,
+            "boot": self.boot,
+            "epoch": self.epochs.get(event.room_id),
+            "gen": self.gens.get(key) if key is not None else None,
+            "event": event_to_json(event),
+        }
+        if isinstance(event, ParticipantLeft) and key is not None:
+            self.handles.pop(key, None)
+        self._events.put_nowait(message)
+
+    async def _publish(self) -> None:
+        while True:
+            message = await self._events.get()
+            try:
+                await self.redis.publish(EVENTS_CHANNEL, dumps(message))
+            except RedisError as exc:
+                # Lost for the web processes, as any pub/sub message while Redis is away; the next
+                # media report still tells them who is here.
+                self.redis_health.failed(exc, event=message.get("event", {}).get("type"))
+
+    # -- requests -----------------------------------------------------------------------------
+    async def _serve(self) -> None:
+        while True:
+            try:
+                popped = await self.redis.brpop([self.queue], timeout=POLL_S)
+            except RedisError as exc:
+                self.redis_health.failed(exc)
+                await asyncio.sleep(REDIS_RETRY_S)
+                continue
+            if popped is None:
+                continue
+            try:
+                request = json.loads(popped[1])
+                if not isinstance(request, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                log.warning("unreadable request dropped")
+                continue
+            if float(request.get("expires", 0)) < time.time():
+                # The web process stopped waiting: doing it now would leave a participant nobody
+                # knows about.
+                log.info("expired request dropped", extra={"method": request.get("method")})
+                continue
+            task = asyncio.create_task(self._answer(request))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, request: dict[str, Any]) -> None:
+        room_id = str(request.get("room", ""))
+        pid = str(request.get("pid", ""))
+        lock = self._locks.setdefault((room_id, pid), asyncio.Lock())
+        reply: dict[str, Any] = {"id": request.get("id"), "worker": self.id, "boot": self.boot}
+        async with lock:
+            try:
+                handler = self._methods().get(str(request.get("method")))
+                if handler is None:
+                    raise InvalidRequest(f"unknown method {request.get('method')!r}")
+                result = await handler(room_id, pid, int(request.get("epoch", 0)), request.get("args") or {})
+                reply |= {"ok": True, "result": result}
+            except SfuError as exc:
+                reply |= {"ok": False, "error": error_to_json(exc)}
+            except Exception as exc:
+                log.exception("request failed", extra={"method": request.get("method")})
+                reply |= {"ok": False, "error": {"type": "Internal", "message": type(exc).__name__}}
+        if not lock.locked() and not lock._waiters:  # noqa: SLF001 - forget idle locks
+            self._locks.pop((room_id, pid), None)
+        reply["epoch"] = self.epochs.get(room_id)
+        target = str(request.get("reply", ""))
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.lpush(target, dumps(reply))
+                pipe.expire(target, REPLY_TTL_S)
+                await pipe.execute()
+        except RedisError as exc:
+            self.redis_health.failed(exc)
+
+    def _methods(self) -> dict[str, Callable[[str, str, int, dict[str, Any]], Awaitable[Any]]]:
+        return {
+            "admit": self._admit,
+            "offer": self._offer,
+            "ice": self._ice,
+            "visible": self._visible,
+            "leave": self._leave,
+            "close_room": self._close_room,
+            "start_recording": self._start_recording,
+            "mark": self._mark,
+            "stop_recording": self._stop_recording,
+        }
+
+    async def _host(self, room_id: str, epoch: int) -> None:
+        """Open ``room_id`` here at ``epoch`` if Redis says it is placed here at that epoch."""
+        have = self.epochs.get(room_id)
+        if have == epoch:
+            return
+        if have is not None and epoch < have:
+            raise StaleEpoch(f"room {room_id} is at epoch {have} here; the request had {epoch}")
+        try:
+            placement = await self.registry.placement_of(room_id)
+        except RedisError as exc:
+            raise StaleEpoch("cannot confirm the room's placement: Redis is not reachable") from exc
+        here = (self.id, self.boot, epoch)
+        if placement is None or (placement.worker, placement.boot, placement.epoch) != here:
+            raise StaleEpoch(f"room {room_id} is not placed on this worker at epoch {epoch}")
+        self.sfu.open_room(room_id)
+        self.epochs[room_id] = epoch
+
+    def _check(self, room_id: str, epoch: int) -> None:
+        have = self.epochs.get(room_id)
+        if have is None:
+            raise RoomNotFound(f"room {room_id!r} is not open on this worker")
+        if have != epoch:
+            raise StaleEpoch(f"room {room_id} is at epoch {have} here; the request had {epoch}")
+
+    def _handle(self, room_id: str, pid: str, epoch: int) -> ParticipantHandle:
+        self._check(room_id, epoch)
+        handle = self.handles.get((room_id, pid))
+        if handle is None:
+            return self.sfu.participant(room_id, pid)  # NotInRoom
+        return handle
+
+    async def _admit(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
+        await self._host(room_id, epoch)
+        rate = args.get("audio_max_bitrate")
+        handle = await self.sfu.admit(room_id, pid, audio_max_bitrate=int(rate) if rate is not None else None)
+        key = (room_id, pid)
+        self.gens[key] = self.gens.get(key, 0) + 1
+        self.handles[key] = handle
+        return {"gen": self.gens[key], "active_speaker": self.sfu.active_speaker(room_id)}
+
+    async def _offer(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
+        handle = self._handle(room_id, pid, epoch)
+        answer = await handle.handle_offer(str(args.get("sdp", "")))
+        return {"sdp": answer, "slots": handle.slots()}
+
+    async def _ice(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
+        handle = self._handle(room_id, pid, epoch)
+        index = args.get("sdp_mline_index")
+        await handle.add_ice_candidate(
+            args.get("candidate"), args.get("sdp_mid"), int(index) if index is not None else None
+        )
+        return None
+
+    async def _visible(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
+        ids = args.get("publisher_ids")
+        self._handle(room_id, pid, epoch).set_visible_videos(None if ids is None else [str(i) for i in ids])
+        return None
+
+    async def _leave(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
+        handle = self._handle(room_id, pid, epoch)
+        self.handles.pop((room_id, pid), None)
+        await handle.leave()
+        return None
+
+    async def _close_room(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
+        self._check(room_id, epoch)
+        await self.sfu.close_room(room_id)
+        del self.epochs[room_id]
+        for key in [k for k in self.handles if k[0] == room_id]:
+            del self.handles[key]
+        placement = await self.registry.placement_of(room_id)
+        if placement is not None and placement.worker == self.id and placement.epoch == epoch:
+            await self.registry.unplace(placement)
+        return None
+
+    async def _start_recording(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
+        await self._host(room_id, epoch)
+        session = self.sfu.start_recording(room_id, Path(str(args["directory"])))
+        await self._recording_changed(room_id)
+        return {"started_at": session.started_at.isoformat()}
+
+    async def _mark(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
+        self._check(room_id, epoch)
+        mark = self.sfu.mark(room_id, str(args.get("label", "")))
+        await self._recording_changed(room_id)
+        return mark_to_json(mark)
+
+    async def _stop_recording(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
+        self._check(room_id, epoch)
+        session = self.sfu.recording(room_id)
+        marks = [mark_to_json(m) for m in session.marks] if session is not None else []
+        files = await self.sfu.stop_recording(room_id)
+        await self._recording_changed(room_id)
+        return {"files": [file_to_json(f) for f in files], "marks": marks}
+
+    async def _recording_changed(self, room_id: str) -> None:
+        session = self.sfu.recording(room_id)
+        message = {
+            "kind": "recording",
+            "worker": self.id,
+            "boot": self.boot,
+            "room": room_id,
+            "active": session is not None,
+            "marks": [mark_to_json(m) for m in session.marks] if session is not None else [],
+            "started_at": session.started_at.isoformat() if session is not None else None,
+            "directory": str(session.directory) if session is not None else None,
+        }
+        self._events.put_nowait(message)
+
+
+async def serve_worker(config: SfuConfig, redis_url: str, worker_id: str) -> int:
+    """``run.py sfu``: run one worker until SIGTERM/SIGINT. Exit status 2 when the id is taken by
+    a live worker, 1 when Redis cannot be reached at start (systemd starts it again)."""
+    redis = connect(redis_url)
+    worker = SfuWorker(Sfu(config), redis, worker_id, tuple(config.host_addresses))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, worker.stop.set)
+    try:
+        await worker.run()
+    except WorkerIdTaken as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except RedisError as exc:
+        print(f"error: cannot reach Redis at {redis_url}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        await redis.aclose()
+    if worker.refused is not None:
+        print(f"error: {worker.refused}", file=sys.stderr, flush=True)
+        return 2
+    return 0

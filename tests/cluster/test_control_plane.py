@@ -1,0 +1,225 @@
+"""The control plane against a real redis-server, with SFU workers and the web side's RemoteSfu in
+the test's process and real aiortc peers on 127.0.0.1: registration and the refusal of a second
+worker with a live id, atomic least-loaded placement with epochs, media through rooms placed on
+two workers, stale epochs refused in both directions, and Redis going away (joins refused as
+``unavailable``, media carrying on) and coming back (joins work again, nothing restarted)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pytest
+from redis.asyncio import Redis
+
+from server.cluster.registry import (
+    Placement,
+    Registry,
+    WorkerIdTaken,
+    connect,
+    reply_key,
+    room_key,
+    worker_key,
+)
+from server.cluster.remote import RemoteSfu
+from server.cluster.wire import StaleEpoch, Unavailable
+from server.cluster.worker import SfuWorker
+from server.sfu import ParticipantConnected, Sfu, SfuConfig, SfuEvent, SlotAssigned
+from tests.cluster.parts import RedisServer
+from tests.sfu.sfu_testkit import LOOPBACK, LUMA, Client, hears, sees_video, wait_until
+
+pytestmark = pytest.mark.network
+
+
+@dataclass
+class RunningWorker:
+    worker: SfuWorker
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        self.worker.stop.set()
+        await asyncio.wait_for(self.task, 15)
+
+
+@pytest.fixture
+async def cluster(redis_server: RedisServer) -> AsyncIterator[Callable[..., object]]:
+    """``start_worker(id)`` and ``remote()``, all stopped after the test."""
+    clients: list[Redis] = []
+    workers: list[RunningWorker] = []
+    remotes: list[RemoteSfu] = []
+
+    def client() -> Redis:
+        redis = connect(redis_server.url)
+        clients.append(redis)
+        return redis
+
+    async def start_worker(worker_id: str) -> RunningWorker:
+        sfu = Sfu(SfuConfig(host_addresses=tuple(LOOPBACK), ice_servers=()))
+        worker = SfuWorker(sfu, client(), worker_id, tuple(LOOPBACK))
+        task = asyncio.create_task(worker.run())
+        await wait_until(lambda: task.done() or bool(worker.boot), 5, "worker start")
+        running = RunningWorker(worker, task)
+        workers.append(running)
+        # Registered once its record is in Redis.
+        probe = client()
+        for _ in range(100):
+            if task.done() or await probe.exists(worker_key(worker_id)):
+                break
+            await asyncio.sleep(0.05)
+        return running
+
+    async def remote() -> RemoteSfu:
+        plane = RemoteSfu(client())
+        await plane.start()
+        remotes.append(plane)
+        return plane
+
+    yield start_worker, remote, client
+    for plane in remotes:
+        await plane.close()
+    for running in workers:
+        if not running.task.done():
+            await running.stop()
+    for redis in clients:
+        await redis.aclose()
+
+
+async def test_a_second_worker_with_a_live_id_is_refused(cluster: tuple) -> None:  # type: ignore[type-arg]
+    start_worker, _remote, client = cluster
+    first = await start_worker("1")
+    second = await start_worker("1")
+    with pytest.raises(WorkerIdTaken, match="already registered by a live worker"):
+        await asyncio.wait_for(second.task, 5)
+    record = json.loads(await client().get(worker_key("1")))
+    assert record["boot"] == first.worker.boot  # the first one is untouched
+    assert not first.task.done()
+    await first.stop()  # a clean stop frees the id at once
+    third = await start_worker("1")
+    await asyncio.sleep(1.5)  # a heartbeat or so: it keeps its registration
+    assert not third.task.done()
+    assert json.loads(await client().get(worker_key("1")))["boot"] == third.worker.boot
+
+
+async def test_placement_is_atomic_least_loaded_and_carries_an_epoch(cluster: tuple) -> None:  # type: ignore[type-arg]
+    start_worker, _remote, client = cluster
+    a, b = await start_worker("a"), await start_worker("b")
+    registries = [Registry(client()) for _ in range(4)]
+    # Four "web processes" place the same ten rooms at the same time.
+    results = await asyncio.gather(*(reg.place(f"room{n}") for reg in registries for n in range(10)))
+    by_room: dict[str, set[Placement | None]] = {}
+    for placement in results:
+        assert placement is not None
+        by_room.setdefault(placement.room_id, set()).add(placement)
+    assert all(len(found) == 1 for found in by_room.values()), by_room  # one placement per room
+    placements = [next(iter(found)) for found in by_room.values()]
+    assert len({p.epoch for p in placements}) == 10  # each placement has its own epoch
+    per_worker = {w: sum(p.worker == w for p in placements) for w in ("a", "b")}
+    assert per_worker == {"a": 5, "b": 5}, per_worker  # least-loaded: they alternate
+    assert {p.boot for p in placements} == {a.worker.boot, b.worker.boot}
+
+
+async def test_media_flows_in_rooms_placed_on_two_workers(cluster: tuple) -> None:  # type: ignore[type-arg]
+    start_worker, remote, _client = cluster
+    await start_worker("1")
+    await start_worker("2")
+    plane = await remote()
+    events: list[SfuEvent] = []
+    plane.subscribe(events.append)
+    clients: list[Client] = []
+    try:
+        for room in ("r1", "r2"):
+            for name in ("a", "b"):
+                client = Client(name, luma=LUMA[name], amplitude=8000, video_slots=1, audio_slots=1)
+                clients.append(client)
+                handle = await plane.admit(room, name)
+                await client.connect(handle)  # type: ignore[arg-type]
+        a1, b1, a2, b2 = clients
+        for subscriber, publisher in ((a1, "b"), (b1, "a"), (a2, "b"), (b2, "a")):
+            await wait_until(lambda s=subscriber, p=publisher: sees_video(s, p) and hears(s, p), 20, "media")
+        placed = {room: plane.participant(room, "a").placement for room in ("r1", "r2")}  # type: ignore[attr-defined]
+        assert {p.worker for p in placed.values()} == {"1", "2"}  # one room on each worker
+        # The worker's events reached this process: slots, connections.
+        assert any(isinstance(e, SlotAssigned) and e.room_id == "r2" for e in events)
+        connected = {(e.room_id, e.participant_id) for e in events if isinstance(e, ParticipantConnected)}
+        assert connected == {("r1", "a"), ("r1", "b"), ("r2", "a"), ("r2", "b")}
+        assert plane.media_age("r1", "a") is not None  # the media reports arrive
+        await wait_until(lambda: (plane.media_age("r1", "a") or 99) < 3, 5, "fresh media age")
+        assert sorted(plane.room_ids) == ["r1", "r2"]
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_stale_epochs_are_refused_both_ways(cluster: tuple) -> None:  # type: ignore[type-arg]
+    start_worker, remote, client = cluster
+    await start_worker("1")
+    plane = await remote()
+    old = await plane.admit("r", "a")
+    redis = client()
+    # The room is placed again on the same worker (its registration had lapsed, say): a newer
+    # epoch. A join at the new epoch moves the worker to it ...
+    newer = await redis.incr("maeul:epoch")
+    await redis.hset(room_key("r"), mapping={"epoch": newer})
+    late = await plane.admit("r", "b")
+    assert late.placement.epoch == newer  # type: ignore[attr-defined]
+    # ... and a request made for the older placement is refused by the worker.
+    with pytest.raises(StaleEpoch, match="epoch"):
+        await old.add_ice_candidate(None)
+    # An answer that carries another epoch than its request is refused by the web side.
+    placement = late.placement  # type: ignore[attr-defined]
+    call = asyncio.create_task(plane.call(placement, "ice", "b", {"candidate": None}, timeout=3))
+    await asyncio.sleep(0)  # the request is queued and the reply future exists
+    request_id = next(iter(plane._pending))
+    stale = {
+        "id": request_id,
+        "ok": True,
+        "result": None,
+        "worker": "1",
+        "boot": placement.boot,
+        "epoch": placement.epoch - 1,
+    }
+    await redis.lpush(reply_key(plane.web_id), json.dumps(stale))
+    with pytest.raises(StaleEpoch, match="answer for room r"):
+        await call
+
+
+async def test_redis_away_refuses_joins_and_media_carries_on(
+    cluster: tuple,
+    redis_server: RedisServer,  # type: ignore[type-arg]
+) -> None:
+    start_worker, remote, _client = cluster
+    await start_worker("1")
+    plane = await remote()
+    a = Client("a", luma=LUMA["a"], amplitude=8000, video_slots=1, audio_slots=1)
+    b = Client("b", luma=LUMA["b"], amplitude=8000, video_slots=1, audio_slots=1)
+    try:
+        await a.connect(await plane.admit("r", "a"))  # type: ignore[arg-type]
+        await b.connect(await plane.admit("r", "b"))  # type: ignore[arg-type]
+        await wait_until(lambda: sees_video(a, "b") and sees_video(b, "a"), 20, "media")
+        redis_server.kill()
+        frames = b.log(b.slot_of("a", "video")).frames
+        with pytest.raises(Unavailable, match="not reachable"):
+            await asyncio.wait_for(plane.admit("r2", "c"), 10)  # refused, not hung
+        await asyncio.sleep(2)
+        assert b.log(b.slot_of("a", "video")).frames > frames + 10  # media went on meanwhile
+        redis_server.start()  # empty: no workers, no placements
+        # The worker registers again with its room by itself; joins work again.
+
+        async def joins() -> bool:
+            try:
+                handle = await plane.admit("r", "c")
+            except Unavailable:
+                return False
+            return handle.placement.worker == "1"  # the live room stayed where its media is
+
+        for _ in range(50):
+            if await joins():
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("joins did not work again after Redis came back")
+    finally:
+        await a.close()
+        await b.close()

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.roles import Principal, Role
 from server.db import transaction, utcnow
-from server.errors import AppError, BadRequest
+from server.errors import BadRequest
 from server.keys import SESSIONMAKER, SETTINGS
 from server.petitions import pins, service, storage, throttle, visits
 from server.petitions.filing import file_from_request
@@ -104,16 +104,9 @@ def detail_json(principal: Principal, petition: Petition) -> dict[str, object]:
 @allow(Role.KIOSK)
 async def file_petition(request: web.Request) -> web.Response:
     kiosk = principal_of(request)
-    sessionmaker = request.app[SESSIONMAKER]
+    # Counted in the filing's own transaction: refused input and resends take nothing from it.
     limit = throttle.filing_limit(kiosk.id, request.app[SETTINGS].kiosk_filings_per_hour)
-    await throttle.reserve_filing(sessionmaker, limit)
-    try:
-        filed = await file_from_request(request, kiosk)
-    except AppError:
-        await throttle.return_filing(sessionmaker, limit)
-        raise
-    if filed.replayed:
-        await throttle.return_filing(sessionmaker, limit)
+    filed = await file_from_request(request, kiosk, limit)
     state = service.deadline_state(filed.petition, utcnow()).value
     body = {"petition": resident_json(filed.petition, state), "pin": filed.pin}
     # A resend (same Idempotency-Key) gets the same answer as the first send, and is marked.

@@ -7,15 +7,17 @@ Idempotency: a kiosk sends an ``Idempotency-Key`` header (a random UUID it made 
 pressed Send, kept with the request until the receipt is shown). The key is stored hashed with the
 petition in the filing transaction under a primary key (kiosk, key hash), so of two concurrent
 sends one files and the other fails on the constraint and answers with the winner's receipt; a
-resend after a lost 201 gets the same receipt. The PIN is made here and stored only as a hash, so
-to give a resend the same PIN the filing row keeps it sealed with a one-time pad derived from the
-key and the server's pepper: whoever holds the key (that kiosk, until it forgets the request) gets
-it back, the database alone does not.
+resend after a lost 201 fails on it the same way and gets the same receipt (no lookup before the
+transaction: the constraint is the lookup, and a filing is one transaction). The PIN is made here
+and stored only as a hash, so to give a resend the same PIN the filing row keeps it sealed with a
+one-time pad derived from the key and the server's pepper: whoever holds the key (that kiosk,
+until it forgets the request) gets it back, the database alone does not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -31,10 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.auth.roles import Principal
 from server.config import Settings
-from server.db import transaction
+from server.db import transaction, utcnow
 from server.errors import BadRequest, Conflict, PayloadTooLarge
 from server.keys import SESSIONMAKER, SETTINGS
-from server.petitions import pins, receipts, service, storage
+from server.petitions import pins, receipts, service, storage, throttle
 from server.petitions.deadlines import PetitionType
 from server.petitions.media_probe import InvalidMedia, ProbedMedia, probe_media
 from server.petitions.models import FilingKey, Petition
@@ -124,6 +126,22 @@ async def _earlier_filing(
         if petition is None:  # deleted since (the key row goes with it; a race at most)
             return None
         return Filed(petition=petition, pin=unseal_pin(row.pin_sealed, key, pepper), replayed=True)
+
+
+async def _refuse_early(
+    sessionmaker: async_sessionmaker[AsyncSession], kiosk: Principal, key: str | None, limit: throttle.Limit
+) -> None:
+    """Refuse a kiosk past its filing limit before it uploads a recorded message (up to 64 MiB)
+    for nothing, unless this is a resend of a filing it made (whose receipt it still needs).
+    Only a check: the reservation in the filing transaction is what counts, also under
+    concurrency. A JSON body is small: its filing is refused in the transaction."""
+    async with transaction(sessionmaker) as session:
+        refused = await throttle.used_up(session, limit)
+        if refused is None:
+            return
+        if key is not None and await session.get(FilingKey, (kiosk.id, _key_hash(key))) is not None:
+            return
+    raise throttle.rate_limited(refused)
 
 
 async def _next_part(reader: MultipartReader) -> object:
@@ -221,7 +239,9 @@ def _title(data: FileInput, uploads: list[Upload]) -> str:
     return first_line[:60]
 
 
-async def file_from_request(request: web.Request, kiosk: Principal) -> Filed:
+async def file_from_request(request: web.Request, kiosk: Principal, limit: throttle.Limit) -> Filed:
+    """File the request's petition, counted on the kiosk's filing ``limit``; or its earlier
+    filing, when this is a resend of one (``Filed.replayed``; not counted)."""
     settings: Settings = request.app[SETTINGS]
     sessionmaker = request.app[SESSIONMAKER]
     key = idempotency_key(request)
@@ -233,6 +253,7 @@ async def file_from_request(request: web.Request, kiosk: Principal) -> Filed:
         if request.content_type == "application/json":
             data = await json_body(request, FileInput)
         elif request.content_type == "multipart/form-data":
+            await _refuse_early(sessionmaker, kiosk, key, limit)
             data = await _read_multipart(request, media_dir, uploads)
         else:
             raise BadRequest("send application/json or multipart/form-data", code="unsupported_media_type")
@@ -240,18 +261,22 @@ async def file_from_request(request: web.Request, kiosk: Principal) -> Filed:
             raise BadRequest("a petition needs text or a recorded message", code="text_or_message_required")
         await _validate_uploads(uploads)
         fingerprint = _fingerprint(data, uploads)
-
-        async def earlier() -> Filed | None:
-            return (
-                None if key is None else await _earlier_filing(sessionmaker, kiosk, key, fingerprint, pepper)
-            )
-
-        if (replay := await earlier()) is not None:
-            return replay
+        received_at = utcnow()
         pin = receipts.generate_pin()
         pin_hash = await asyncio.to_thread(
             receipts.hash_pin, pin, pepper=pepper, params=pins.pin_params(settings)
         )
+        # The files go to their final names, durably, before the transaction: the directory fsyncs
+        # then do not hold the receipt counter's lock that every other filing waits on. The row
+        # still commits only after them, so a crash in between leaves an orphan file at most,
+        # never a row without its file; a failed transaction removes them (``committed``).
+        year = receipts.receipt_year(received_at)
+        if uploads:
+            names = await asyncio.to_thread(
+                storage.commit_files, media_dir, [(u.temp, u.suffix) for u in uploads], year, committed
+            )
+        else:
+            names = []
         new = service.NewPetition(
             petition_type=PetitionType(data.petition_type),
             department_id=data.department_id,
@@ -269,13 +294,19 @@ async def file_from_request(request: web.Request, kiosk: Principal) -> Filed:
                 fingerprint=fingerprint,
                 pin_sealed=seal_pin(pin, key, pepper),
             )
+        stored = [_stored(upload, name) for upload, name in zip(uploads, names, strict=True)]
         try:
-            petition = await _store(request, kiosk, new, pin_hash, uploads, committed, claim)
+            petition = await _store(sessionmaker, kiosk, new, pin_hash, received_at, stored, claim, limit)
         except IntegrityError:
-            # A concurrent send with the same key won the (kiosk, key) primary key: its receipt.
-            if (replay := await earlier()) is None:
+            # The key is already taken: a resend of a filing committed earlier, or a concurrent
+            # send with the same key that won. Its receipt (or 409 for a different request).
+            replay = None
+            if key is not None:
+                replay = await _earlier_filing(sessionmaker, kiosk, key, fingerprint, pepper)
+            if replay is None:
                 raise
             return replay
+        committed.clear()  # the rows are committed: the files are theirs, whatever happens next
         return Filed(petition=petition, pin=pin)
     finally:
         # The temporary uploads, and the files the failed transaction had moved into place. On a
@@ -286,48 +317,41 @@ async def file_from_request(request: web.Request, kiosk: Principal) -> Filed:
             await asyncio.to_thread(storage.discard_all, leftovers)
 
 
+def _stored(upload: Upload, name: str) -> service.StoredMedia:
+    return service.StoredMedia(
+        kind=upload.kind,
+        storage_name=name,
+        content_type=upload.content_type,
+        size_bytes=upload.temp.size,
+        sha256=upload.temp.sha256,
+        duration_s=upload.probed.duration_s if upload.probed else None,
+        has_video=bool(upload.probed and upload.probed.video_codec),
+    )
+
+
 async def _store(
-    request: web.Request,
+    sessionmaker: async_sessionmaker[AsyncSession],
     kiosk: Principal,
     new: service.NewPetition,
     pin_hash: str,
-    uploads: list[Upload],
-    committed: list[Path],
+    received_at: dt.datetime,
+    media: list[service.StoredMedia],
     claim: FilingKey | None,
+    limit: throttle.Limit,
 ) -> Petition:
-    """The filing transaction: the petition, then its key claim (a duplicate key fails here,
-    before any file is moved into place), then the media; after its commit, what the receipt
-    shows."""
-    media_dir = request.app[SETTINGS].media_dir
-    async with request.app[SESSIONMAKER]() as session:
-        async with session.begin():
-            petition = await service.file_petition(session, kiosk, new, pin_hash)
-            if claim is not None:
-                claim.petition_id = petition.id
-                session.add(claim)
-                await session.flush()
-            for upload in uploads:
-                name = await asyncio.to_thread(
-                    storage.commit_file, media_dir, upload.temp, petition.receipt_year, upload.suffix
-                )
-                committed.append(media_dir / name)
-                service.attach_media(
-                    session,
-                    petition,
-                    service.StoredMedia(
-                        kind=upload.kind,
-                        storage_name=name,
-                        content_type=upload.content_type,
-                        size_bytes=upload.temp.size,
-                        sha256=upload.temp.sha256,
-                        duration_s=upload.probed.duration_s if upload.probed else None,
-                        has_video=bool(upload.probed and upload.probed.video_codec),
-                    ),
-                )
-        committed.clear()  # the rows are committed: the files are theirs, whatever happens next
-        # After the commit: from the receipt counter's UPDATE to the commit every other filing
-        # waits (the counter's row lock on PostgreSQL, the write lock on SQLite), and these reads
-        # only feed the answer. (A failure here answers 503; the kiosk's resend with the same
-        # Idempotency-Key then gets this receipt.)
-        await session.refresh(petition, attribute_names=["media", "village", "department"])
+    """The filing transaction, the only commit of a filing: the petition (its receipt number),
+    its key claim, its media rows and the kiosk's filing reservation.
+
+    The key claim is flushed before the reservation, so a resend is recognised (IntegrityError on
+    the key) even when the kiosk's limit is used up. The petition comes back with everything its
+    receipt shows already loaded: no query after the commit."""
+    async with sessionmaker() as session, session.begin():
+        petition = await service.file_petition(session, kiosk, new, pin_hash, received_at=received_at)
+        if claim is not None:
+            claim.petition_id = petition.id
+            session.add(claim)
+        for stored in media:
+            service.attach_media(session, petition, stored)
+        await session.flush()
+        await throttle.reserve_filing(session, limit)
     return petition

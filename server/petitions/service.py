@@ -20,6 +20,7 @@ from server.auth.models import Account
 from server.auth.roles import Principal, Role
 from server.db import utcnow
 from server.errors import BadRequest, Conflict, Forbidden, NotFound
+from server.geo.models import Village
 from server.org.models import Department
 from server.petitions import deadlines, receipts, workflow
 from server.petitions.deadlines import PetitionType
@@ -151,10 +152,14 @@ async def file_petition(
     due_at = await asyncio.to_thread(deadlines.compute_due, now, data.petition_type)
     # First statement of the transaction: on SQLite it takes the write lock before any read.
     seq = await next_receipt_seq(session, year)
+    department = None
     if data.department_id is not None:
         department = await session.get(Department, data.department_id)
         if department is None or not department.is_active:
             raise BadRequest("no such department", code="unknown_department")
+    village = await session.get(Village, kiosk.village_id)
+    if village is None:
+        raise BadRequest("only a kiosk files petitions", code="not_a_kiosk")
     petition = Petition(
         receipt_no=receipts.format_receipt(year, seq),
         receipt_year=year,
@@ -175,6 +180,11 @@ async def file_petition(
         received_at=now,
         due_at=due_at.astimezone(dt.UTC),
         support_count=0,
+        # Given, not loaded: the receipt shows them right after the commit, and loading them
+        # then would cost the filing another transaction.
+        village=village,
+        department=department,
+        media=[],
     )
     session.add(petition)
     await session.flush()
@@ -194,7 +204,6 @@ async def file_petition(
 
 def attach_media(session: AsyncSession, petition: Petition, media: StoredMedia) -> PetitionMedia:
     row = PetitionMedia(
-        petition_id=petition.id,
         kind=media.kind,
         storage_name=media.storage_name,
         content_type=media.content_type,
@@ -203,7 +212,9 @@ def attach_media(session: AsyncSession, petition: Petition, media: StoredMedia) 
         duration_s=media.duration_s,
         has_video=media.has_video,
     )
-    session.add(row)
+    # Through the relationship (its collection is loaded: a new petition's is given, a fetched
+    # one's is loaded with it), so the petition lists the row without another query.
+    petition.media.append(row)
     return row
 
 

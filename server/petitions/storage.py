@@ -175,15 +175,31 @@ def sniff_image(path: Path) -> tuple[str, str]:
 def commit_file(media_dir: Path, upload: TempUpload, year: int, suffix: str, area: str = "petitions") -> str:
     """Move a validated upload to its final name atomically and durably; return the storage name
     (relative to ``media_dir``). ``area`` is the feature's folder (petitions, notices, …)."""
+    return commit_files(media_dir, [(upload, suffix)], year, [], area)[0]
+
+
+def commit_files(
+    media_dir: Path,
+    uploads: list[tuple[TempUpload, str]],
+    year: int,
+    moved: list[Path],
+    area: str = "petitions",
+) -> list[str]:
+    """``commit_file`` for several uploads (each with its suffix), fsyncing each directory once
+    after all the renames. Every file moved is appended to ``moved`` as soon as it is, so the
+    caller can remove them if this or what follows fails."""
     folder = media_dir / area / str(year)
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"{area}/{year}/{uuid.uuid4().hex}{suffix}"
-    final = media_dir / name
-    os.replace(upload.path, final)
+    names = []
+    for upload, suffix in uploads:
+        name = f"{area}/{year}/{uuid.uuid4().hex}{suffix}"
+        os.replace(upload.path, media_dir / name)
+        moved.append(media_dir / name)
+        names.append(name)
     fsync_dir(folder)
-    fsync_dir(upload.path.parent)
-    return name
-
+    for source in sorted({upload.path.parent for upload, _ in uploads}):
+        fsync_dir(source)
+    return names
 
 
 def discard(path: Path) -> None:

@@ -1,11 +1,12 @@
 """Attempt counters in the database, reserved atomically before the work they limit.
 
 One row per key in ``petition_pin_throttle`` (``PinThrottle``: the table began with PIN checks
-and now also counts filings). ``reserve`` takes one attempt on each limit with a conditional
-UPDATE (``... SET attempts = attempts + 1 WHERE attempts < limit OR window expired RETURNING``);
-the database serialises those updates (a row lock on PostgreSQL, the write lock on SQLite), so
-however many requests arrive at once, no more than ``limit`` get through a window. Checking a
-counter and bumping it in two steps, as before, let simultaneous requests all pass the check.
+and now also counts filings). ``reserve`` takes one attempt on each limit with one conditional
+upsert (``INSERT ... ON CONFLICT DO UPDATE SET attempts = attempts + 1 WHERE attempts < limit OR
+window expired RETURNING``); the database serialises those updates (a row lock on PostgreSQL, the
+write lock on SQLite), so however many requests arrive at once, no more than ``limit`` get
+through a window. Checking a counter and bumping it in two steps, as before, let simultaneous
+requests all pass the check.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import math
 from dataclasses import dataclass
 
 from sqlalchemy import case, literal, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db import UtcDateTime, transaction, utcnow
+from server.db import UtcDateTime, utcnow
 from server.errors import TooManyRequests, _
 from server.petitions.models import PinThrottle
-from server.petitions.sql import insert_ignoring_conflicts
+from server.petitions.sql import dialect_insert
 
 
 @dataclass(frozen=True)
@@ -49,31 +50,43 @@ async def reserve(
     now = now or utcnow()
     at = literal(now, UtcDateTime())
     for limit in limits:
-        # Create the row if missing (a concurrent first attempt is not an error).
-        await session.execute(
-            insert_ignoring_conflicts(session, PinThrottle).values(
-                key=limit.key, failures=0, window_started_at=now
-            )
-        )
+        # One statement per limit (a filing takes it inside its transaction, where every statement
+        # is held under the receipt counter's lock): the first attempt inserts the row; later ones
+        # bump it only while the window has room, and a used-up limit returns no row.
         expired = PinThrottle.window_started_at <= now - limit.window
+        upsert = dialect_insert(session, PinThrottle).values(key=limit.key, failures=1, window_started_at=now)
         taken = await session.scalar(
-            update(PinThrottle)
-            .where(PinThrottle.key == limit.key, or_(expired, PinThrottle.failures < limit.attempts))
-            .values(
-                failures=case((expired, 1), else_=PinThrottle.failures + 1),
-                window_started_at=case((expired, at), else_=PinThrottle.window_started_at),
-            )
-            .returning(PinThrottle.failures)
+            upsert.on_conflict_do_update(
+                index_elements=[PinThrottle.key],
+                set_={
+                    "failures": case((expired, 1), else_=PinThrottle.failures + 1),
+                    "window_started_at": case((expired, at), else_=PinThrottle.window_started_at),
+                },
+                where=or_(expired, PinThrottle.failures < limit.attempts),
+            ).returning(PinThrottle.failures)
         )
         if taken is None:
-            started = await session.scalar(
-                select(PinThrottle.window_started_at).where(PinThrottle.key == limit.key)
-            )
-            wait = (started + limit.window - now) if started is not None else limit.window
-            # A concurrent caller may have started the window with a ``now`` a little later than
-            # ours: the wait never exceeds the window itself.
-            return Refused(limit, max(1, math.ceil(min(wait, limit.window).total_seconds())))
+            return await used_up(session, limit, now) or Refused(limit, _seconds(limit.window))
     return None
+
+
+async def used_up(session: AsyncSession, limit: Limit, now: dt.datetime | None = None) -> Refused | None:
+    """Whether ``limit`` has no attempt left now, without taking one (a read: no lock, no write)."""
+    now = now or utcnow()
+    row = (
+        await session.execute(
+            select(PinThrottle.failures, PinThrottle.window_started_at).where(PinThrottle.key == limit.key)
+        )
+    ).one_or_none()
+    if row is None or row.window_started_at <= now - limit.window or row.failures < limit.attempts:
+        return None
+    # A concurrent caller may have started the window with a ``now`` a little later than ours:
+    # the wait never exceeds the window itself.
+    return Refused(limit, _seconds(min(row.window_started_at + limit.window - now, limit.window)))
+
+
+def _seconds(wait: dt.timedelta) -> int:
+    return max(1, math.ceil(wait.total_seconds()))
 
 
 async def give_back(session: AsyncSession, keys: list[str]) -> None:
@@ -104,17 +117,19 @@ def filing_limit(kiosk_id: int, per_hour: int) -> Limit:
     return Limit(f"filing:kiosk:{kiosk_id}", per_hour, FILING_WINDOW)
 
 
-async def reserve_filing(sessionmaker: async_sessionmaker[AsyncSession], limit: Limit) -> None:
-    """Reserve one filing before the request body is read, or raise FilingRateLimited (429)."""
-    async with transaction(sessionmaker) as session:
-        refused = await reserve(session, [limit])
-        if refused is not None:
-            raise FilingRateLimited(
-                "this kiosk has filed too many requests this hour", retry_after=refused.retry_after
-            )
+async def reserve_filing(session: AsyncSession, limit: Limit) -> None:
+    """Take one filing in the filing transaction (``session``), or raise FilingRateLimited (429).
+    (``used_up`` only checks, for refusing before a recorded message is uploaded for nothing.)
+
+    In the same transaction as the petition, so a filing that is refused, fails or turns out to
+    be a resend rolls its reservation back with everything else, and a filing costs one commit
+    (one fsync on SQLite) instead of a commit of its own for the reservation."""
+    refused = await reserve(session, [limit])
+    if refused is not None:
+        raise rate_limited(refused)
 
 
-async def return_filing(sessionmaker: async_sessionmaker[AsyncSession], limit: Limit) -> None:
-    """A reserved filing that filed nothing new (refused input, or a resend) does not count."""
-    async with transaction(sessionmaker) as session:
-        await give_back(session, [limit.key])
+def rate_limited(refused: Refused) -> FilingRateLimited:
+    return FilingRateLimited(
+        "this kiosk has filed too many requests this hour", retry_after=refused.retry_after
+    )

@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from aiohttp import WSMsgType, web
+
 from tests.pg import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -197,7 +199,11 @@ class Nginx:
         *,
         port: int | None = None,
         client_max_body_size: str = "65m",
+        site_text: str | None = None,
     ) -> None:
+        """``site_text``: an http-context site (upstream, servers) used instead of the generated
+        one, e.g. the shipped deploy/nginx/maeul.conf; ``port`` must then be one it listens on."""
+        self.site_text = site_text
         self.root = _short_dir("maeul-nginx-")
         self.port = port if port is not None else free_port()
         self.backends = [backend_address(b) for b in backends]
@@ -220,9 +226,8 @@ class Nginx:
         return self.error_log_path.read_text(errors="replace") if self.error_log_path.exists() else ""
 
     def render(self) -> str:
-        if not self.backends:
-            raise ValueError("nginx needs at least one backend")
-        servers = "\n".join(f"        server {b} max_fails=1 fail_timeout=2s;" for b in self.backends)
+        """The whole nginx.conf: this runner's main and http settings around the site."""
+        site = self.site_text if self.site_text is not None else self._site()
         temp = self.root / "temp"
         # As root (the test namespace), workers would switch to `nobody`, which cannot reach the
         # backends' sockets in the test's temp dirs (and in a user namespace cannot be switched to).
@@ -236,7 +241,15 @@ http {{
     fastcgi_temp_path {temp}/fastcgi;
     uwsgi_temp_path {temp}/uwsgi;
     scgi_temp_path {temp}/scgi;
-    map $http_upgrade $maeul_connection_upgrade {{
+{site}
+}}
+"""
+
+    def _site(self) -> str:
+        if not self.backends:
+            raise ValueError("nginx needs at least one backend")
+        servers = "\n".join(f"        server {b} max_fails=1 fail_timeout=2s;" for b in self.backends)
+        return f"""    map $http_upgrade $maeul_connection_upgrade {{
         default upgrade;
         ''      '';
     }}
@@ -257,9 +270,13 @@ http {{
             proxy_buffering off;
             proxy_pass http://maeul_web;
         }}
-    }}
-}}
-"""
+    }}"""
+
+    def check_config(self) -> subprocess.CompletedProcess[str]:
+        """``nginx -t`` on the rendered config (parses it, loads certificates, opens logs)."""
+        (self.root / "temp").mkdir(exist_ok=True)
+        self.conf_path.write_text(self.render())
+        return subprocess.run(self._args("-t"), capture_output=True, text=True)
 
     def _args(self, *extra: str) -> list[str]:
         directives = f"daemon off; pid {self.pid_path}; error_log {self.error_log_path} info;"
@@ -270,9 +287,7 @@ http {{
         ]
 
     def _write(self) -> None:
-        (self.root / "temp").mkdir(exist_ok=True)
-        self.conf_path.write_text(self.render())
-        check = subprocess.run(self._args("-t"), capture_output=True, text=True)
+        check = self.check_config()
         if check.returncode != 0:
             raise RuntimeError(f"nginx refused its config:\n{check.stderr}\n{self.conf_path.read_text()}")
 
@@ -336,3 +351,36 @@ def running_nginx(backends: Sequence[str | Path | int], *, port: int | None = No
         yield proxy
     finally:
         proxy.remove()
+
+
+def probe_app(name: str) -> web.Application:
+    """A tiny stand-in for a web process: says who it is and what headers nginx sent; echoes on a
+    websocket at /socket.io/ (where nginx upgrades)."""
+
+    async def whoami(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "backend": name,
+                "forwarded_for": request.headers.get("X-Forwarded-For"),
+                "forwarded_proto": request.headers.get("X-Forwarded-Proto"),
+                "host": request.headers.get("Host"),
+                "request_id": request.headers.get("X-Request-ID"),
+            }
+        )
+
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type is WSMsgType.TEXT:
+                await ws.send_str(f"{name}:{message.data}")
+        return ws
+
+    async def upload(request: web.Request) -> web.Response:
+        return web.json_response({"backend": name, "bytes": len(await request.read())})
+
+    app = web.Application(client_max_size=65 * 1024 * 1024)
+    app.router.add_get("/whoami", whoami)
+    app.router.add_post("/upload", upload)
+    app.router.add_get("/socket.io/", echo)
+    return app

@@ -19,7 +19,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.cluster.conftest import NginxFactory
-from tests.cluster.parts import Nginx, RedisServer, running_redis
+from tests.cluster.parts import Nginx, RedisServer, probe_app, running_redis
 from tests.pg import free_port
 
 pytestmark = pytest.mark.network
@@ -73,36 +73,8 @@ async def backend_runners() -> AsyncIterator[list[web.AppRunner]]:
         await runner.cleanup()
 
 
-def _app(name: str) -> web.Application:
-    """A tiny stand-in for a web process: says who it is and what headers nginx sent; echoes on a
-    websocket at /socket.io/ (where nginx upgrades)."""
-
-    async def whoami(request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "backend": name,
-                "forwarded_for": request.headers.get("X-Forwarded-For"),
-                "forwarded_proto": request.headers.get("X-Forwarded-Proto"),
-                "host": request.headers.get("Host"),
-            }
-        )
-
-    async def echo(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        async for message in ws:
-            if message.type is aiohttp.WSMsgType.TEXT:
-                await ws.send_str(f"{name}:{message.data}")
-        return ws
-
-    app = web.Application()
-    app.router.add_get("/whoami", whoami)
-    app.router.add_get("/socket.io/", echo)
-    return app
-
-
 async def _serve_unix(name: str, path: Path, runners: list[web.AppRunner]) -> web.AppRunner:
-    runner = web.AppRunner(_app(name))
+    runner = web.AppRunner(probe_app(name))
     await runner.setup()
     await web.UnixSite(runner, str(path)).start()
     runners.append(runner)
@@ -110,7 +82,7 @@ async def _serve_unix(name: str, path: Path, runners: list[web.AppRunner]) -> we
 
 
 async def _serve_port(name: str, port: int, runners: list[web.AppRunner]) -> web.AppRunner:
-    runner = web.AppRunner(_app(name))
+    runner = web.AppRunner(probe_app(name))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     runners.append(runner)

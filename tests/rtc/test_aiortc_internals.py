@@ -13,6 +13,7 @@ import aioice.ice
 import aioice.stun
 import aioice.turn
 import aiortc
+import pylibsrtp
 import pytest
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.opus import OpusEncoder
@@ -221,6 +222,49 @@ def test_direct_rtp_sender_internals() -> None:
     assert "active_pair.protocol.send_data(data, active_pair.remote_addr)" in sendto
     assert "self.transport.sendto(data, addr)" in inspect.getsource(aioice.ice.StunProtocol.send_data)
     assert not issubclass(aioice.turn.TurnClientUdpProtocol, aioice.ice.StunProtocol)
+
+
+def test_srtp_protector_internals() -> None:
+    # SrtpProtector makes Session.protect's own libsrtp call on the session's own buffers.
+    assert pylibsrtp.__version__ == "1.0.0"
+    process = inspect.getsource(pylibsrtp.Session._Session__process)  # type: ignore[attr-defined]
+    assert "self._buffer[0 : len(data)] = data" in process
+    assert "_srtp_assert(func(self._srtp[0], self._cdata, len_p))" in process
+    assert "return self._buffer[0 : len_p[0]]" in process
+    protect = inspect.getsource(pylibsrtp.Session.protect)
+    assert "self.__process(packet, lib.srtp_protect, SRTP_MAX_TRAILER_LEN)" in protect
+
+
+def _srtp_pair() -> tuple[pylibsrtp.Session, pylibsrtp.Session, pylibsrtp.Session]:
+    """Two sending sessions with the same key (byte-identical output) and a receiving one."""
+    key = bytes(range(30))
+
+    def session(kind: int) -> pylibsrtp.Session:
+        return pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=kind))
+
+    out = pylibsrtp.Policy.SSRC_ANY_OUTBOUND
+    return session(out), session(out), session(pylibsrtp.Policy.SSRC_ANY_INBOUND)
+
+
+def test_srtp_protector_matches_session_protect() -> None:
+    stock, lean_session, rx = _srtp_pair()
+    lean = ai.SrtpProtector(lean_session)
+    for i, size in enumerate((0, 1, 160, 1100, 1500 - 144 - 12)):
+        packet = ai.RtpPacket(payload_type=96, sequence_number=(65530 + i) & 0xFFFF, timestamp=i, ssrc=4242)
+        packet.payload = bytes((i + j) & 0xFF for j in range(size))
+        data = packet.serialize()
+        protected = lean.protect(data)
+        assert protected == stock.protect(data)
+        assert rx.unprotect(protected) == data
+    # mixed with the stock call on the same session (aiortc's own RTCP/TURN path does that)
+    data = ai.RtpPacket(payload_type=96, sequence_number=3, timestamp=9, ssrc=4242).serialize()
+    assert rx.unprotect(lean_session.protect(data)) == data
+    later = ai.RtpPacket(payload_type=96, sequence_number=4, timestamp=9, ssrc=4242).serialize()
+    assert rx.unprotect(lean.protect(later)) == later
+    with pytest.raises(pylibsrtp.Error):  # the same index again: libsrtp's replay check
+        lean.protect(later)
+    with pytest.raises(ValueError, match="too long"):
+        lean.protect(bytes(1500 - 144 + 1))
 
 
 async def test_direct_rtp_sender_delivers_decryptable_rtp_over_loopback() -> None:

@@ -49,15 +49,19 @@ def ntp_now() -> int:
 
 
 def abs_send_time_now() -> int:
-    """abs-send-time header extension value: 6.18 fixed-point seconds, 24 bits."""
-    return (ntp_now() >> 14) & 0x00FFFFFF
+    """abs-send-time header extension value: 6.18 fixed-point seconds, 24 bits.
+
+    The NTP time's bits 14-37 (``ntp_now() >> 14``), computed without the 64-bit value:
+    called once per forwarded packet per subscriber."""
+    return int((time.time() + NTP_EPOCH_OFFSET) * 262144.0) & 0x00FFFFFF
 
 
 #: Builds one serialized packet header (empty payload) with the given abs-send-time
 #: and audio level (None: no audio-level extension); see :class:`RtpHeaderLayout`.
 HeaderSerializer = Callable[[int, "tuple[bool, int] | None"], bytes]
 
-_SEQ_TS = struct.Struct("!BBHL")
+_SEQ_TS = struct.Struct("!HL")
+_U32 = struct.Struct("!L")
 
 
 class RtpHeaderLayout:
@@ -76,13 +80,19 @@ class RtpHeaderLayout:
     __slots__ = ("_plain", "_level", "_ast_plain", "_ast_level", "_level_at")
 
     def __init__(self, serialize: HeaderSerializer) -> None:
-        self._plain = serialize(0, None)
-        self._ast_plain = _changed_at(self._plain, serialize(0xFFFFFF, None), 3)
+        plain = serialize(0, None)
+        self._plain = _Template(plain, _changed_at(plain, serialize(0xFFFFFF, None), 3))
         with_level = serialize(0, (False, 0))
         self._level_at = _changed_at(with_level, serialize(0, (True, 0x7F)), 1)
         # No audio-level ID negotiated: the serializer leaves the extension out.
-        self._level = with_level if self._level_at is not None else None
-        self._ast_level = _changed_at(with_level, serialize(0xFFFFFF, (False, 0)), 3)
+        self._level = (
+            _Template(with_level, _changed_at(with_level, serialize(0xFFFFFF, (False, 0)), 3), self._level_at)
+            if self._level_at is not None
+            else None
+        )
+        # kept for readers of the layout (tests): where abs-send-time sits in each form
+        self._ast_plain = self._plain.ast_at
+        self._ast_level = self._level.ast_at if self._level is not None else None
 
     def build(
         self,
@@ -96,32 +106,42 @@ class RtpHeaderLayout:
         padding_size: int,
     ) -> bytes:
         """The packet: template header with this packet's fields, payload, padding."""
+        template = self._plain
         if audio_level is not None and self._level is not None:
-            data = bytearray(self._level)
-            ast_at = self._ast_level
-            at = self._level_at
-            assert at is not None
-            data[at] = (0x80 if audio_level[0] else 0) | (audio_level[1] & 0x7F)
+            template = self._level
+            data = bytearray(template.with_marker if marker else template.header)
+            data[template.level_at] = (0x80 if audio_level[0] else 0) | (audio_level[1] & 0x7F)
         else:
-            data = bytearray(self._plain)
-            ast_at = self._ast_plain
-        # byte 0: V=2 and X from the template, P per packet; byte 1: M per packet, PT kept
-        _SEQ_TS.pack_into(
-            data,
-            0,
-            data[0] | 0x20 if padding_size else data[0],
-            data[1] | 0x80 if marker else data[1],
-            seq,
-            timestamp,
-        )
+            data = bytearray(template.with_marker if marker else template.header)
+        _SEQ_TS.pack_into(data, 2, seq, timestamp)
+        ast_at = template.ast_at
         if ast_at is not None:
-            data[ast_at : ast_at + 3] = (abs_send_time & 0xFFFFFF).to_bytes(3, "big")
+            # 4 bytes from the octet before the value (the extension's ID/length, constant)
+            _U32.pack_into(data, ast_at - 1, template.ast_prefix | (abs_send_time & 0xFFFFFF))
+        if not padding_size:
+            return bytes(data) + payload
+        data[0] |= 0x20  # P; V=2 and X stay as the template has them
         data += payload
-        if padding_size:
-            # RFC 3550 5.1: the last padding octet counts the padding; the others are ignored
-            data += bytes(padding_size - 1)
-            data.append(padding_size)
+        # RFC 3550 5.1: the last padding octet counts the padding; the others are ignored
+        data += bytes(padding_size - 1)
+        data.append(padding_size)
         return bytes(data)
+
+
+class _Template:
+    """One header form of a :class:`RtpHeaderLayout` (with or without audio level)."""
+
+    __slots__ = ("header", "with_marker", "ast_at", "ast_prefix", "level_at")
+
+    def __init__(self, header: bytes, ast_at: int | None, level_at: int = 0) -> None:
+        self.header = header
+        self.with_marker = header[:1] + bytes([header[1] | 0x80]) + header[2:]
+        if ast_at is not None and ast_at < 12:
+            raise ValueError("abs-send-time inside the fixed RTP header")
+        self.ast_at = ast_at
+        # the octet before abs-send-time, so the value is written with one 4-byte pack
+        self.ast_prefix = header[ast_at - 1] << 24 if ast_at is not None else 0
+        self.level_at = level_at
 
 
 def _changed_at(a: bytes, b: bytes, width: int) -> int | None:

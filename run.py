@@ -2,6 +2,8 @@
 """Maeul's entry point: the server and the operator's sub-commands.
 
     python run.py serve [--demo]           serve (migrating first); --demo seeds demo data
+    python run.py web                      scale-out: HTTP, pages, API, signaling (no media)
+    python run.py sfu --worker-id N        scale-out: one SFU worker (media only), one per core
     python run.py migrate [--revision R]   alembic upgrade (or --downgrade R)
     python run.py create-admin --username U --name NAME   (password from MAEUL_NEW_PASSWORD or a prompt)
     python run.py create-official --username U --name NAME [--department 민원과] [--triage]
@@ -33,11 +35,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rtc import event_loop
-from server import migrate, seed
-from server.app import create_app
+from server import migrate, preflight, seed
+from server.app import create_app, sfu_config
 from server.auth.roles import Role
 from server.auth.secrets import Passwords
 from server.auth.service import create_account
+from server.cluster.worker import serve_worker
 from server.config import Settings
 from server.db import close_engine, create_engine, make_private, make_sessionmaker, transaction
 from server.errors import AppError, ConfigError, MaeulError
@@ -88,6 +91,36 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         access_log=None,
         loop=event_loop.new_event_loop(loop_kind),  # uvloop unless MAEUL_EVENT_LOOP=asyncio
     )
+
+
+def cmd_web(settings: Settings, args: argparse.Namespace) -> None:
+    """One web process of a scale-out deployment (docs/scale.md): any number run behind nginx,
+    sharing PostgreSQL and Redis; media goes to the ``run.py sfu`` workers."""
+    if not settings.redis_url:
+        raise ConfigError("`run.py web` needs MAEUL_REDIS_URL (the Redis shared with the SFU workers)")
+    if not settings.database_url.startswith("postgresql"):
+        raise ConfigError("`run.py web` needs PostgreSQL (MAEUL_DATABASE_URL=postgresql+asyncpg://…)")
+    # PostgreSQL (reachable, at the schema head: migrating is `run.py migrate`'s job, done once,
+    # not every web process's at start) and Redis, each problem in one line; exit 69 or 78.
+    status = asyncio.run(preflight.run(settings))
+    if status:
+        raise SystemExit(status)
+    app = create_app(settings, role="web")
+    print(f"Maeul web process serving at http://{settings.host}:{settings.port}", flush=True)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+
+
+def cmd_sfu(settings: Settings, args: argparse.Namespace) -> None:
+    """One SFU worker (media only) of a scale-out deployment; one per core."""
+    if not settings.redis_url:
+        raise ConfigError("`run.py sfu` needs MAEUL_REDIS_URL (the Redis shared with the web processes)")
+    status = asyncio.run(preflight.run(settings, database=False))  # a worker needs only Redis
+    if status:
+        raise SystemExit(status)
+    print(f"Maeul SFU worker {args.worker_id} starting", flush=True)
+    status = asyncio.run(serve_worker(sfu_config(settings), settings.redis_url, args.worker_id))
+    if status:
+        raise SystemExit(status)
 
 
 def print_demo(settings: Settings) -> None:
@@ -256,6 +289,12 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
+def _worker_id(value: str) -> str:
+    if not value or len(value) > 32 or not all(c.isascii() and (c.isalnum() or c in "-_") for c in value):
+        raise argparse.ArgumentTypeError("a worker id is 1-32 letters, digits, '-' or '_' (e.g. 1)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run.py", description="Maeul server and operator commands")
     sub = parser.add_subparsers(dest="command")
@@ -263,6 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="seed demo data once and print demo logins")
     serve.add_argument("--no-migrate", action="store_true", help="do not run migrations before serving")
     serve.set_defaults(func=cmd_serve)
+    webp = sub.add_parser("web", help="scale-out: a web process (HTTP, signaling; no media)")
+    webp.set_defaults(func=cmd_web)
+    sfu = sub.add_parser("sfu", help="scale-out: an SFU worker process (media only)")
+    sfu.add_argument(
+        "--worker-id", required=True, type=_worker_id, help="this worker's id, unique among live workers"
+    )
+    sfu.set_defaults(func=cmd_sfu)
     mig = sub.add_parser("migrate", help="upgrade the database schema")
     mig.add_argument("--revision", default="head")
     mig.add_argument("--downgrade", metavar="REVISION")

@@ -69,8 +69,9 @@ def reply_key(web_id: str) -> str:
 
 
 # KEYS: worker key, workers set, load hash, epoch counter.
-# ARGV: id, boot, record JSON, ttl ms, load, then (room, epoch) pairs this worker hosts.
-# Returns 1, or the boot id of the live worker that holds this id already.
+# ARGV: id, boot, record JSON, ttl ms, load, then (room key, epoch, room id) for each room it hosts.
+# Returns {1, rooms placed elsewhere meanwhile...}, or the boot id of the live worker that holds
+# this id already.
 _REGISTER = """
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -80,17 +81,21 @@ end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', tonumber(ARGV[4]))
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
+local out = {1}
 local i = 6
 while ARGV[i] do
   local rkey = ARGV[i]
   local epoch = tonumber(ARGV[i + 1])
-  if redis.call('EXISTS', rkey) == 0 then
+  local placed = redis.call('HMGET', rkey, 'worker', 'boot', 'epoch')
+  if not placed[1] then
     redis.call('HSET', rkey, 'worker', ARGV[1], 'boot', ARGV[2], 'epoch', epoch)
+    if tonumber(redis.call('GET', KEYS[4]) or '0') < epoch then redis.call('SET', KEYS[4], epoch) end
+  elseif placed[1] ~= ARGV[1] or placed[2] ~= ARGV[2] or tonumber(placed[3]) ~= epoch then
+    table.insert(out, ARGV[i + 2])
   end
-  if tonumber(redis.call('GET', KEYS[4]) or '0') < epoch then redis.call('SET', KEYS[4], epoch) end
-  i = i + 2
+  i = i + 3
 end
-return 1
+return out
 """
 
 # KEYS: room key, workers set, load hash, epoch counter. ARGV: worker key prefix, excluded
@@ -200,19 +205,21 @@ class Registry:
         self._place = redis.register_script(_PLACE)
         self._unplace = redis.register_script(_UNPLACE)
 
-    async def register(self, info: WorkerInfo, rooms: dict[str, int]) -> None:
+    async def register(self, info: WorkerInfo, rooms: dict[str, int]) -> list[str]:
         """Register or refresh ``info`` with a short TTL, and re-assert the placement of the rooms
-        it hosts (after a Redis restart the keys are gone, while the rooms carry on). Raises
-        :class:`WorkerIdTaken` if another live worker holds the id."""
-        pairs: list[str | int] = []
+        it hosts (after a Redis restart the keys are gone, while the rooms carry on). Returns the
+        rooms that were placed elsewhere meanwhile (this worker was taken for dead): stale here.
+        Raises :class:`WorkerIdTaken` if another live worker holds the id."""
+        triples: list[str | int] = []
         for room_id, epoch in rooms.items():
-            pairs += [room_key(room_id), epoch]
+            triples += [room_key(room_id), epoch, room_id]
         result = await self._register(
             keys=[worker_key(info.id), WORKERS, LOAD, EPOCH],
-            args=[info.id, info.boot, info.to_json(), WORKER_TTL_MS, info.load, *pairs],
+            args=[info.id, info.boot, info.to_json(), WORKER_TTL_MS, info.load, *triples],
         )
-        if result != 1:
+        if not isinstance(result, list) or not result or result[0] != 1:
             raise WorkerIdTaken(info.id, _text(result))
+        return [_text(room) for room in result[1:]]
 
     async def unregister(self, info: WorkerInfo) -> None:
         current = await self.redis.get(worker_key(info.id))

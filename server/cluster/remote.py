@@ -140,6 +140,7 @@ class RemoteSfu:
         self.replies = reply_key(self.web_id)
         self._listeners: list[Listener] = []
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._waiting_on: dict[str, tuple[str, str]] = {}  # request id -> (worker, boot)
         self._handles: dict[tuple[str, str], RemoteHandle] = {}
         self._hosted: dict[str, HostedRoom] = {}  # every room some live worker reports
         self._speakers: dict[str, str | None] = {}
@@ -192,6 +193,7 @@ class RemoteSfu:
         }
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
+        self._waiting_on[request_id] = (placement.worker, placement.boot)
         try:
             try:
                 async with self._send_lock:
@@ -207,6 +209,7 @@ class RemoteSfu:
                 raise WorkerSilent(placement, method) from None
         finally:
             self._pending.pop(request_id, None)
+            self._waiting_on.pop(request_id, None)
         if (reply.get("worker"), reply.get("boot")) != (placement.worker, placement.boot) or (
             reply.get("epoch") is not None and reply.get("epoch") != placement.epoch
         ):
@@ -473,6 +476,12 @@ class RemoteSfu:
             log.warning("SFU worker message dropped: %s", exc, extra={"kind": kind})
 
     def _on_event(self, message: dict[str, Any], event: SfuEvent) -> None:
+        hosted = self._hosted.get(event.room_id)
+        epoch = message.get("epoch")
+        if hosted is not None and isinstance(epoch, int) and epoch < hosted.placement.epoch:
+            # From a worker the room has moved away from (it was taken for dead): not this room.
+            log.info("event from a stale placement dropped", extra={"room_id": event.room_id})
+            return
         if isinstance(event, ActiveSpeakerChanged):
             self._speakers[event.room_id] = event.participant_id
         elif isinstance(event, SlotAssigned):
@@ -541,6 +550,11 @@ class RemoteSfu:
             extra={"worker": worker, "participants": len(dead)},
         )
         placements = {h.placement for h in dead}
+        for request_id, target in list(self._waiting_on.items()):
+            future = self._pending.get(request_id)
+            if target == (worker, boot) and future is not None and not future.done():
+                # Nobody will answer: the call fails now rather than at its timeout.
+                future.set_exception(Unavailable(f"SFU worker {worker} is gone; try again"))
         for handle in dead:
             self.forget(handle)
             self._emit(ParticipantLeft(handle.room_id, handle.participant_id, "transport-failed"))

@@ -132,7 +132,9 @@ class SfuWorker:
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             try:
-                await self.registry.register(self.info(), dict(self.epochs))
+                lost = await self.registry.register(self.info(), dict(self.epochs))
+                for room_id in lost:
+                    await self._drop_stale_room(room_id)
                 await self.redis.publish(EVENTS_CHANNEL, dumps(self._media_report()))
             except WorkerIdTaken as exc:
                 # Our record expired (a long stall) and another process took the id: two workers
@@ -145,6 +147,16 @@ class SfuWorker:
                 self.redis_health.failed(exc)
             else:
                 self.redis_health.succeeded()
+
+    async def _drop_stale_room(self, room_id: str) -> None:
+        """The room was placed on another worker while this one was taken for dead (stalled, or
+        cut off from Redis): its participants have joined there. Close what is left here."""
+        log.warning("room placed elsewhere meanwhile; closing it here", extra={"room_id": room_id})
+        self.epochs.pop(room_id, None)
+        for key in [k for k in self.handles if k[0] == room_id]:
+            del self.handles[key]
+        if room_id in self.sfu.room_ids:
+            await self.sfu.close_room(room_id)
 
     def _media_report(self) -> dict[str, Any]:
         """Every room here with its epoch and its participants' media ages: the web processes'

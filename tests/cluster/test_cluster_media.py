@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import os
 import signal
 import subprocess
@@ -25,10 +26,12 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import socketio
 from sqlalchemy import select
 
 from kiosk.headless import HeadlessKiosk
 from kiosk.media import open_source
+from rtc import aiortc_internals as ai
 from server.auth.models import Account
 from server.auth.roles import Principal, Role
 from server.config import PROJECT_ROOT
@@ -39,6 +42,7 @@ from tests.cluster.conftest import NginxFactory
 from tests.cluster.parts import RedisServer
 from tests.conftest import _pg_execute
 from tests.petitions.live import LiveServer, free_port, prepare
+from tests.sfu.sfu_testkit import LOOPBACK, LUMA, Client
 
 pytestmark = [pytest.mark.network, pytest.mark.e2e]
 
@@ -229,4 +233,98 @@ async def test_two_rooms_on_two_workers_and_a_killed_worker_moves_its_room(deplo
     finally:
         stop.set()
         await asyncio.gather(*(asyncio.wait_for(t, 30) for t in tasks), return_exceptions=True)
+        await redis.aclose()
+
+
+async def _offer_sdp() -> tuple[Client, str]:
+    client = Client("x", luma=LUMA["a"], amplitude=8000, video_slots=1, audio_slots=1)
+    offer = await client.pc.createOffer()
+    ai.gather_on(client.pc, LOOPBACK)
+    await client.pc.setLocalDescription(offer)
+    return client, client.pc.localDescription.sdp
+
+
+async def _join_until(
+    sock: socketio.AsyncClient, room_id: int, within: float
+) -> tuple[dict[str, Any], list[str]]:
+    """Join, retrying refusals as the pages do; the ack that let us in, and the codes refused."""
+    refused: list[str] = []
+    deadline = time.monotonic() + within
+    while True:
+        ack = await sock.call("join", {"room_id": room_id}, timeout=20)
+        if "error" not in ack:
+            return ack, refused
+        refused.append(ack["error"]["code"])
+        assert time.monotonic() < deadline, f"join kept failing: {refused}"
+        await asyncio.sleep(0.5)
+
+
+async def test_a_frozen_worker_and_redis_away_get_clear_errors_then_work(deployment: Deployment) -> None:
+    d = deployment
+    redis = aioredis.Redis.from_url(d.redis.url)
+    sock = socketio.AsyncClient(reconnection=False)
+    other = socketio.AsyncClient(reconnection=False)
+    clients: list[Client] = []
+    frozen: Proc | None = None
+    try:
+        await sock.connect(d.url, auth={"token": d.tokens[0]}, transports=["websocket"], wait_timeout=10)
+        ack, _ = await _join_until(sock, d.rooms[0], 10)
+        placed = await _placement(redis, d.rooms[0])
+        assert placed is not None
+        # The room's worker freezes (SIGSTOP) in the middle of the offer: the offer is refused
+        # with `unavailable` once the wait runs out, not left hanging.
+        frozen = d.workers[placed]
+        assert frozen.process is not None
+        frozen.process.send_signal(signal.SIGSTOP)
+        client, sdp = await _offer_sdp()
+        clients.append(client)
+        asked = time.monotonic()
+        answer = await sock.call("offer", {"sdp": sdp, "type": "offer"}, timeout=40)
+        assert answer.get("error", {}).get("code") == "unavailable", answer
+        print(f"offer refused after {time.monotonic() - asked:.1f} s")
+        # Joining again (as the page does) is refused while the worker still counts as alive, then
+        # goes to the other worker once its registration has expired.
+        # (Its participant may be gone already: the worker counted as dead, and the page got `left`.)
+        assert "left" in await sock.call("leave", {}, timeout=10)
+        ack, refused = await _join_until(sock, d.rooms[0], 40)
+        assert set(refused) <= {"unavailable"}, refused
+        moved = await _placement(redis, d.rooms[0])
+        assert moved is not None and moved != placed
+        client, sdp = await _offer_sdp()
+        clients.append(client)
+        answer = await sock.call("offer", {"sdp": sdp, "type": "offer"}, timeout=20)
+        assert answer.get("type") == "answer", answer
+        # The frozen worker comes back: it finds the room placed elsewhere and closes its copy.
+        frozen.process.send_signal(signal.SIGCONT)
+
+        async def stale_room_closed() -> bool:
+            raw = await redis.get(f"maeul:worker:{placed}")
+            return raw is not None and json.loads(raw)["rooms"] == 0
+
+        await _wait(stale_room_closed, 20, "the thawed worker closes its stale room", frozen)
+        assert await _placement(redis, d.rooms[0]) == moved
+
+        # Redis goes away: a join is refused with `unavailable` (the database still answers);
+        # when Redis is back, empty, joins work again with nothing restarted.
+        await other.connect(d.url, auth={"token": d.tokens[2]}, transports=["websocket"], wait_timeout=10)
+        d.redis.kill()
+        refusal = await other.call("join", {"room_id": d.rooms[1]}, timeout=30)
+        assert refusal.get("error", {}).get("code") == "unavailable", refusal
+        d.redis.start()
+        ack, refused = await _join_until(other, d.rooms[1], 30)
+        assert set(refused) <= {"unavailable"}, refused
+        client, sdp = await _offer_sdp()
+        clients.append(client)
+        answer = await other.call("offer", {"sdp": sdp, "type": "offer"}, timeout=20)
+        assert answer.get("type") == "answer", answer
+        for proc in [*d.webs, *d.workers.values()]:
+            assert proc.process is not None and proc.process.poll() is None, proc.log()
+    finally:
+        if frozen is not None and frozen.process is not None:
+            frozen.process.send_signal(signal.SIGCONT)
+        for client in clients:
+            await client.close()
+        for s in (sock, other):
+            if s.connected:
+                await s.disconnect()
         await redis.aclose()

@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -26,7 +27,15 @@ from server.cluster.registry import (
 from server.cluster.remote import RemoteSfu
 from server.cluster.wire import StaleEpoch, Unavailable
 from server.cluster.worker import SfuWorker
-from server.sfu import ParticipantConnected, Sfu, SfuConfig, SfuEvent, SlotAssigned
+from server.sfu import (
+    NotInRoom,
+    ParticipantConnected,
+    ParticipantLeft,
+    Sfu,
+    SfuConfig,
+    SfuEvent,
+    SlotAssigned,
+)
 from tests.cluster.parts import RedisServer
 from tests.sfu.sfu_testkit import LOOPBACK, LUMA, Client, hears, sees_video, wait_until
 
@@ -144,7 +153,7 @@ async def test_media_flows_in_rooms_placed_on_two_workers(cluster: tuple) -> Non
         assert any(isinstance(e, SlotAssigned) and e.room_id == "r2" for e in events)
         connected = {(e.room_id, e.participant_id) for e in events if isinstance(e, ParticipantConnected)}
         assert connected == {("r1", "a"), ("r1", "b"), ("r2", "a"), ("r2", "b")}
-        assert plane.media_age("r1", "a") is not None  # the media reports arrive
+        # The worker's media reports arrive (one a second).
         await wait_until(lambda: (plane.media_age("r1", "a") or 99) < 3, 5, "fresh media age")
         assert sorted(plane.room_ids) == ["r1", "r2"]
     finally:
@@ -223,3 +232,69 @@ async def test_redis_away_refuses_joins_and_media_carries_on(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_recording_and_closing_a_room_from_another_web_process(
+    cluster: tuple,  # type: ignore[type-arg]
+    tmp_path: Path,
+) -> None:
+    start_worker, remote, _client = cluster
+    await start_worker("1")
+    here, there = await remote(), await remote()
+    events: list[SfuEvent] = []
+    here.subscribe(events.append)
+    a = Client("a", luma=LUMA["a"], amplitude=8000, video_slots=1, audio_slots=1)
+    b = Client("b", luma=LUMA["b"], amplitude=8000, video_slots=1, audio_slots=1)
+    try:
+        await a.connect(await here.admit("r", "a"))  # type: ignore[arg-type]
+        await b.connect(await here.admit("r", "b"))  # type: ignore[arg-type]
+        await wait_until(lambda: sees_video(a, "b") and sees_video(b, "a"), 20, "media")
+        # The other web process starts the recording and marks it; both see it.
+        there.start_recording("r", tmp_path / "rec")
+        there.mark("r", "1. 마을회관 보수 공사")
+        await wait_until(lambda: bool((rec := here.recording("r")) and rec.marks), 5, "recording seen")
+        assert [m.label for m in here.recording("r").marks] == ["1. 마을회관 보수 공사"]  # type: ignore[union-attr]
+        await asyncio.sleep(2)
+        files = await there.stop_recording("r")
+        assert sorted(f.participant_id for f in files) == ["a", "b"]
+        assert all(f.path.exists() and f.path.stat().st_size > 10_000 and f.has_video for f in files)
+        await wait_until(lambda: here.recording("r") is None, 5, "recording stopped everywhere")
+        # A room closed by the other web process: this one's participants learn it from the worker.
+        assert "r" in there.room_ids  # from the worker's media reports
+        await there.close_room("r")
+        await wait_until(
+            lambda: (
+                {
+                    e.participant_id
+                    for e in events
+                    if isinstance(e, ParticipantLeft) and e.reason == "room-closed"
+                }
+                == {"a", "b"}
+            ),
+            5,
+            "room-closed events",
+        )
+        with pytest.raises(NotInRoom):
+            here.participant("r", "a")
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_worker_taken_for_dead_closes_the_room_that_moved_away(cluster: tuple) -> None:  # type: ignore[type-arg]
+    start_worker, remote, client = cluster
+    first = await start_worker("1")
+    await start_worker("2")
+    plane = await remote()
+    handle = await plane.admit("r", "a")
+    assert handle.placement.worker == "1"  # type: ignore[attr-defined]
+    # Worker 1 was taken for dead (its registration lapsed while it stalled): the room is placed
+    # again, on worker 2, by a web process that no longer hears it.
+    registry = Registry(client())
+    await registry.unplace(handle.placement)  # type: ignore[attr-defined]
+    moved = await registry.place("r", exclude=("1", first.worker.boot))
+    assert moved is not None and moved.worker == "2"
+    # Worker 1 finds out at its next heartbeat and closes its stale copy of the room.
+    await wait_until(lambda: "r" not in first.worker.sfu.room_ids, 5, "stale room closed")
+    assert "r" not in first.worker.epochs
+    assert await registry.placement_of("r") == moved  # and leaves the new placement alone

@@ -271,9 +271,24 @@ class Room:
                 info = infos.get(source.publisher_id)
                 if info is None:
                     info = infos[source.publisher_id] = source.layer_info(now)
+                switch = slot.layers
+                assert switch is not None
+                tile = tiles.get(source.publisher_id)
                 layer = choose_layer(
-                    info, tile_height=tiles.get(source.publisher_id), budget_bps=budget, loss=loss
+                    info,
+                    tile_height=tile,
+                    budget_bps=budget,
+                    loss=loss,
+                    current=switch.target,
+                    may_step_up=now >= switch.up_after,
+                    ramping=switch.ramping(now, budget, info[switch.target].bitrate),
                 )
+                if layer < switch.target and layer < choose_layer(
+                    info, tile_height=tile, budget_bps=None, loss=loss, current=switch.target
+                ):
+                    switch.bandwidth_down(now)
+                elif layer > switch.target:
+                    switch.stepped_up(now, budget)
                 if slot.set_layer(layer):
                     logger.debug(
                         "room %s: %s takes layer %d of %s", self.id, sub.id, layer, source.publisher_id

@@ -139,6 +139,14 @@ def with_simulcast_answer(answer_sdp: str, offer: SimulcastOffer) -> str:
 # -- one subscriber slot: which layer it forwards, and switching at keyframes ----------------
 
 DROP, PASS, SWITCHED = 0, 1, 2
+#: After a step up, the estimate has this long to climb to the new layer's rate (seconds; it
+#: grows ~8 %/s, padding probes would be faster: not done); meanwhile only loss or a falling
+#: estimate (the estimator saw overuse) bring the slot down.
+UP_GRACE_S = 15.0
+#: After a step down forced by bandwidth, no step up for this long (then doubling, see
+#: :meth:`LayerSwitch.bandwidth_down`): a 300 kbit/s hall must not flap between layers.
+HOLD_DOWN_S = 4.0
+HOLD_DOWN_MAX_S = 60.0
 
 
 class LayerSwitch:
@@ -152,7 +160,18 @@ class LayerSwitch:
     epoch, so sequence numbers and timestamps stay continuous too.
     """
 
-    __slots__ = ("current", "target", "switches", "munger", "pending_since")
+    __slots__ = (
+        "current",
+        "target",
+        "switches",
+        "munger",
+        "pending_since",
+        "up_after",
+        "up_at",
+        "up_estimate",
+        "last_estimate",
+        "backoff",
+    )
 
     def __init__(self, target: int) -> None:
         self.current: int | None = None
@@ -161,6 +180,35 @@ class LayerSwitch:
         self.munger = vp8.PictureIdMunger()
         #: When (monotonic) the pending switch to ``target`` was asked for.
         self.pending_since: float | None = None
+        #: No step up before this (monotonic): set after the bandwidth forced a step down,
+        #: doubling (up to 60 s) when that step down undid a recent step up (a failed probe).
+        self.up_after = 0.0
+        self.up_at = float("-inf")
+        self.up_estimate = 0.0
+        self.last_estimate: float | None = None
+        self.backoff = HOLD_DOWN_S
+
+    def stepped_up(self, now: float, estimate: float | None) -> None:
+        self.up_at = now
+        self.up_estimate = estimate or 0.0
+        self.last_estimate = estimate
+
+    def ramping(self, now: float, estimate: float | None, layer_bitrate: float) -> bool:
+        """Within :data:`UP_GRACE_S` of a step up, the estimate still below the new layer's
+        bitrate, and neither below the one the step was taken at nor falling (called once per
+        evaluation: it remembers the estimate)."""
+        last, self.last_estimate = self.last_estimate, estimate
+        if now - self.up_at >= UP_GRACE_S or estimate is None:
+            return False
+        if estimate < 0.9 * self.up_estimate or (last is not None and estimate < 0.9 * last):
+            self.up_at = float("-inf")  # overuse: the step failed
+            return False
+        return estimate < layer_bitrate
+
+    def bandwidth_down(self, now: float) -> None:
+        """The bandwidth forced this slot down: hold off stepping up again."""
+        self.backoff = min(HOLD_DOWN_MAX_S, self.backoff * 2) if now - self.up_at < 30 else HOLD_DOWN_S
+        self.up_after = now + self.backoff
 
     def accept(self, layer: int | None, payload: bytes) -> int:
         """:data:`DROP`, :data:`PASS` or :data:`SWITCHED` (this keyframe starts the target)."""
@@ -193,6 +241,11 @@ NOMINAL_HEIGHT = (180, 360, 720)
 LOSS_STEP_DOWN = 0.10
 #: Share of the per-slot bandwidth a layer may take (the rest: audio, probes, headroom).
 BANDWIDTH_SHARE = 0.85
+#: A delay-based estimate (REMB) never exceeds ~1.5x what arrives, so a slot at a low layer
+#: can never "fit" a higher one by estimate alone. An estimate this far above the current
+#: layer's bitrate shows no congestion: the slot may try one layer up (the switch itself is
+#: the probe; if it congests, the estimate falls and the slot goes back down, then waits).
+UP_MARGIN = 1.2
 
 
 def choose_layer(
@@ -201,24 +254,52 @@ def choose_layer(
     tile_height: int | None,
     budget_bps: float | None,
     loss: float | None,
+    current: int | None = None,
+    may_step_up: bool = True,
+    ramping: bool = False,
 ) -> int:
-    """The layer a subscriber should get: the smallest whose height covers its tile (the top one
-    if it reported no tile), lowered while its bitrate exceeds the subscriber's share of its
-    downlink estimate, and one more step under heavy loss. Only live layers are chosen; with
-    none live, the top one (the slot waits for it)."""
+    """The layer a subscriber's slot should get.
+
+    Wanted: the smallest live layer whose height covers the tile (the top one without a tile
+    report). Bandwidth (``budget_bps``: the subscriber's downlink estimate shared by its video
+    slots): a current layer whose bitrate exceeds the budget (the estimator saw overuse: it
+    stays above what arrives otherwise) drops to the highest one that fits its share;
+    going up is one layer at a time, only while the estimate shows room above the current layer
+    (:data:`UP_MARGIN`) and ``may_step_up``. ``ramping``: the slot just stepped up and the
+    estimate is still climbing to the new rate (a delay-based estimate grows ~8 %/s), so the
+    current layer is not judged by it. Heavy loss: one layer lower. Only live layers are
+    chosen (a publisher that stops sending one must not freeze anyone); with none live, the top.
+    """
     live = [i for i, info in enumerate(layers) if info.live]
     if not live:
         return len(layers) - 1
-    choice = live[-1]
+    want = live[-1]
     if tile_height is not None:
         for i in live:
             height = layers[i].height or NOMINAL_HEIGHT[min(i, len(NOMINAL_HEIGHT) - 1)]
             if height >= tile_height * 0.9:
-                choice = i
+                want = i
                 break
+    choice = want
     if budget_bps is not None:
-        while choice != live[0] and layers[choice].bitrate > budget_bps * BANDWIDTH_SHARE:
-            choice = live[live.index(choice) - 1]
+        room = budget_bps * BANDWIDTH_SHARE
+        at = current if current in live else None
+        if at is None:
+            # nothing forwarded yet: the highest wanted layer that fits
+            fitting = [i for i in live if i <= want and layers[i].bitrate <= room]
+            choice = fitting[-1] if fitting else live[0]
+        elif layers[at].bitrate > budget_bps and not ramping:
+            # the estimate fell below what the slot receives: the estimator saw overuse
+            fitting = [i for i in live if i < at and i <= want and layers[i].bitrate <= room]
+            choice = fitting[-1] if fitting else live[0]
+        elif want > at:
+            up = live[live.index(at) + 1]
+            step = (
+                may_step_up
+                and not ramping
+                and (layers[up].bitrate <= room or budget_bps >= UP_MARGIN * layers[at].bitrate)
+            )
+            choice = up if step else at
     if loss is not None and loss >= LOSS_STEP_DOWN and choice != live[0]:
         choice = live[live.index(choice) - 1]
     return choice

@@ -199,11 +199,33 @@ def test_tile_size_picks_the_smallest_layer_that_fills_it() -> None:
 
 
 def test_bandwidth_and_loss_lower_the_layer() -> None:
-    assert choose_layer(LIVE, tile_height=720, budget_bps=4_000_000, loss=0.0) == 2
-    assert choose_layer(LIVE, tile_height=720, budget_bps=1_000_000, loss=0.0) == 1
-    assert choose_layer(LIVE, tile_height=720, budget_bps=300_000, loss=0.0) == 0
-    assert choose_layer(LIVE, tile_height=720, budget_bps=50_000, loss=0.0) == 0  # never below the lowest
-    assert choose_layer(LIVE, tile_height=720, budget_bps=4_000_000, loss=0.2) == 1
+    def choose(budget: float, current: int | None, loss: float = 0.0, may_step_up: bool = True) -> int:
+        return choose_layer(
+            LIVE, tile_height=720, budget_bps=budget, loss=loss, current=current, may_step_up=may_step_up
+        )
+
+    # a first choice: the highest layer that fits
+    assert [choose(b, None) for b in (4e6, 1e6, 300e3, 50e3)] == [2, 1, 0, 0]
+    # the current layer no longer fits: straight down to one that does
+    assert choose(1e6, 2) == 1 and choose(300e3, 2) == 0
+    # up: one layer at a time, when the estimate shows room above the current layer (a
+    # delay-based estimate stays under ~1.5x what arrives, so it never "fits" the next one)
+    assert choose(190e3, 0) == 1 and choose(170e3, 0) == 0
+    assert choose(4e6, 0) == 1 and choose(4e6, 1) == 2
+    assert choose(4e6, 0, may_step_up=False) == 0  # held off after a failed step up
+    # heavy loss: one layer lower
+    assert choose(4e6, 2, loss=0.2) == 1
+
+
+def test_a_failed_step_up_doubles_the_hold_off() -> None:
+    switch = LayerSwitch(target=0)
+    switch.bandwidth_down(100.0)
+    assert switch.up_after == 104.0
+    switch.up_at = 110.0  # stepped up again, and it congested at once
+    switch.bandwidth_down(111.0)
+    assert switch.up_after == 119.0
+    switch.bandwidth_down(200.0)  # long after the last step up: a fresh hold-off
+    assert switch.up_after == 204.0
 
 
 def test_a_layer_that_stopped_is_not_chosen() -> None:
@@ -213,3 +235,17 @@ def test_a_layer_that_stopped_is_not_chosen() -> None:
     assert choose_layer(low_gone, tile_height=100, budget_bps=None, loss=None) == 1
     none = [LayerInfo(live=False, bitrate=0, height=None)] * 3
     assert choose_layer(none, tile_height=100, budget_bps=None, loss=None) == 2
+
+
+def test_ramping_after_a_step_up_ends_when_the_estimate_catches_up_or_falls() -> None:
+    switch = LayerSwitch(target=1)
+    switch.stepped_up(10.0, 230e3)
+    assert switch.ramping(11.0, 240e3, layer_bitrate=500e3)  # climbing towards the new rate
+    assert switch.ramping(12.0, 300e3, layer_bitrate=500e3)
+    assert not switch.ramping(13.0, 520e3, layer_bitrate=500e3)  # caught up: judged again
+    switch.stepped_up(20.0, 230e3)
+    assert switch.ramping(21.0, 260e3, layer_bitrate=500e3)
+    assert not switch.ramping(22.0, 200e3, layer_bitrate=500e3)  # fell: overuse, the step failed
+    assert not switch.ramping(23.0, 260e3, layer_bitrate=500e3)
+    switch.stepped_up(30.0, 230e3)
+    assert not switch.ramping(46.0, 260e3, layer_bitrate=500e3)  # grace over

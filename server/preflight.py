@@ -116,7 +116,7 @@ async def run(settings: Settings, *, database: bool = True, redis: bool = True) 
     problems = await check(settings, database=database, redis=redis)
     log_problems(problems)
     if not problems:
-        log.info("preflight: PostgreSQL and Redis are ready")
+        log.info("preflight: ready")
     return exit_status(problems)
 
 

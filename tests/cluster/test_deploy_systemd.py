@@ -115,6 +115,9 @@ def test_env_example_names_only_real_settings() -> None:
     assert set(names) <= read, set(names) - read
     # What the scale-out roles cannot start without.
     assert {"MAEUL_DATABASE_URL", "MAEUL_REDIS_URL", "MAEUL_SECRET_KEY", "MAEUL_ENV"} <= set(names)
+    # The file overrides the units' Environment= lines: a port here would give every web unit the
+    # same port, and a host would move them off loopback.
+    assert "MAEUL_PORT" not in names and "MAEUL_HOST" not in names
 
 
 def test_env_example_builds_settings_once_filled_in() -> None:

@@ -232,7 +232,8 @@ def _redis_url(raw: str) -> str | None:
         return None
     if not value.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(
-            "MAEUL_REDIS_URL must be a redis://host:port/db, rediss:// (TLS) or unix:///path/to/redis.sock URL"
+            "MAEUL_REDIS_URL must be a redis://host:port/db, rediss:// (TLS) "
+            "or unix:///path/to/redis.sock URL"
         )
     return value
 

@@ -179,6 +179,27 @@ class VisibleRequest(Payload):
         return ids
 
 
+#: Largest tile size a page reports, in device pixels (either side).
+MAX_TILE_PX = 10_000
+TilePx = Annotated[int, Field(ge=0, le=MAX_TILE_PX)]
+
+
+class TilesRequest(Payload):
+    """The size of the tile the page shows each publisher in: the SFU forwards a simulcast
+    publisher in the smallest layer that fills it (docs/sfu.md, "Simulcast")."""
+
+    EVENT = "tiles"
+    FIELD_MESSAGES = {
+        "sizes": f"'tiles' needs sizes: at most {MAX_VISIBLE} participant ids, each to [width, height] "
+        f"in pixels (0..{MAX_TILE_PX})",
+    }
+
+    sizes: Annotated[
+        dict[ParticipantId, Annotated[list[TilePx], Field(min_length=2, max_length=2)]],
+        Field(max_length=MAX_VISIBLE),
+    ]
+
+
 class HandRequest(Payload):
     EVENT = "hand"
     FIELD_MESSAGES = {"raised": "'hand' needs raised, true or false"}

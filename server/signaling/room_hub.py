@@ -3,8 +3,8 @@
 ``RoomHub`` (one per application / worker process) turns the validated client events into SFU
 calls and turns SFU events into socket.io events:
 
-* client → server: ``join``, ``offer``, ``ice``, ``mute``, ``visible``, ``leave``, ``hand``, ``screen``,
-  ``chair`` (see docs/signaling.md; the chair's controls are in :mod:`server.signaling.chair`);
+* client → server: ``join``, ``offer``, ``ice``, ``mute``, ``visible``, ``tiles``, ``leave``, ``hand``,
+  ``screen``, ``chair`` (see docs/signaling.md; the chair's controls are in :mod:`server.signaling.chair`);
 * server → client: ``participants``, ``active_speaker``, ``slot``, ``video_demand``, ``left``,
   ``room_closed``, ``recording``, ``lobby``, ``admitted``, ``removed``, ``replaced``, ``hands``,
   ``agenda``, ``chair_mute``, ``ask_unmute``, ``error``.
@@ -25,10 +25,10 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import socketio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -85,11 +85,20 @@ from server.signaling.messages import (
     MuteRequest,
     OfferRequest,
     SignalingError,
+    TilesRequest,
     VisibleRequest,
 )
 from server.signaling.names import chair_room, socket_room
 
 log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class TileSizing(Protocol):
+    """A media handle that chooses simulcast layers by tile size (server.sfu.ParticipantHandle)."""
+
+    def set_tile_sizes(self, sizes: Mapping[str, Sequence[int]]) -> None: ...
+
 
 #: Media older than this (seconds) means a participant's uplink is down (audio arrives even in
 #: silence, DTX sends every 400 ms); the SFU's link quality says so after the same time.
@@ -666,6 +675,22 @@ class RoomHub:
         request = VisibleRequest.from_dict(data)
         try:
             member.handle.set_visible_videos(request.publisher_ids)
+        except InvalidRequest as exc:
+            raise SignalingError("invalid_payload", str(exc)) from exc
+        except (NotInRoom, RoomNotFound) as exc:
+            raise SignalingError("not_joined", "you are no longer in the room; join again") from exc
+        return {"ok": True}
+
+    async def tiles(self, sid: str, data: Any) -> dict[str, Any]:
+        member = self._member(sid)
+        request = TilesRequest.from_dict(data)
+        handle = member.handle
+        if not isinstance(handle, TileSizing):
+            # A media plane without simulcast layer choice (the cluster's remote handle for
+            # now): its layers follow bandwidth alone; the page is told, nothing breaks.
+            return {"ok": True, "used": False}
+        try:
+            handle.set_tile_sizes(request.sizes)
         except InvalidRequest as exc:
             raise SignalingError("invalid_payload", str(exc)) from exc
         except (NotInRoom, RoomNotFound) as exc:

@@ -232,6 +232,7 @@ def setup_signaling(app: web.Application, *, client_manager: socketio.AsyncManag
     request("ice", lambda sid, _p, data: hub.ice(sid, data))
     request("mute", lambda sid, _p, data: hub.mute(sid, data))
     request("visible", lambda sid, _p, data: hub.visible(sid, data))
+    request("tiles", lambda sid, _p, data: hub.tiles(sid, data))
     request("leave", on_leave)
     request("hand", lambda sid, _p, data: chair.hand(hub, sid, data))
     request("screen", lambda sid, principal, data: chair.screen(hub, sid, principal, data))

@@ -53,6 +53,7 @@ PAYLOADS: dict[str, Any] = {
     "ice": {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host", "sdpMid": "0"},
     "mute": {"audio": True, "video": False},
     "visible": {"publisher_ids": []},
+    "tiles": {"sizes": {"someone": [320, 180]}},
     "leave": None,
     "hand": {"raised": True},
     "screen": {"active": True},

@@ -14,6 +14,15 @@ const UNREACHABLE_AFTER = 3;
 const STABLE_MS = 10000; // connected this long: the next failure starts the backoff over
 const STILL_EVERY_MS = 10000;
 const FATAL = new Set(['not_invited', 'room_closed', 'room_not_found', 'removed']);
+// Officials publish their camera as VP8 simulcast: three layers (rids the SFU maps: q, h, f),
+// and the SFU forwards each subscriber the one that fits its tile and its line (docs/sfu.md,
+// "Simulcast"). Kiosks publish one layer for now: their uplink is the thin one.
+export const SIMULCAST_ENCODINGS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1200000 },
+];
+const TILES_REPORT_MS = 300; // tile sizes are sent once resizing settles
 
 function waitForGathering(pc, ms) {
   return new Promise((resolve) => {
@@ -78,6 +87,12 @@ export class Room {
     this.stillTimer = null;
     this.residents = residentsCounter(this);
     this.tiles.rosterControls = (person, li) => this.chair.rosterControls(person, li);
+    this.simulcast = !root.classList.contains('kiosk-meeting');
+    this.sentTiles = '';
+    this.tilesTimer = null;
+    if (window.ResizeObserver) {
+      new ResizeObserver(() => this.scheduleTiles()).observe(root.querySelector('[data-tiles]'));
+    }
   }
 
   status(key) {
@@ -99,7 +114,9 @@ export class Room {
     try {
       this.stream = await navigator.mediaDevices.getUserMedia({
         audio: true,
-        video: { width: { ideal: 640 }, height: { ideal: 360 } },
+        video: this.simulcast
+          ? { width: { ideal: 1280 }, height: { ideal: 720 } }
+          : { width: { ideal: 640 }, height: { ideal: 360 } },
       });
       this.tiles.showSelf(this.stream);
     } catch (error) {
@@ -306,9 +323,9 @@ export class Room {
     // Order matters only for readability; the server maps slots by mid.
     if (audioTrack) pc.addTransceiver(audioTrack, { direction: 'sendonly', streams: [this.stream] });
     for (let i = 0; i < this.audioSlots; i += 1) pc.addTransceiver('audio', { direction: 'recvonly' });
-    this.videoSender = videoTrack
-      ? pc.addTransceiver(videoTrack, { direction: 'sendonly', streams: [this.stream] }).sender
-      : null;
+    const videoInit = { direction: 'sendonly', streams: [this.stream] };
+    if (this.simulcast) videoInit.sendEncodings = SIMULCAST_ENCODINGS.map((e) => ({ ...e }));
+    this.videoSender = videoTrack ? pc.addTransceiver(videoTrack, videoInit).sender : null;
     for (let i = 0; i < this.videoSlots; i += 1) pc.addTransceiver('video', { direction: 'recvonly' });
 
     let offerSent = false;
@@ -365,6 +382,7 @@ export class Room {
     this.videoSender = null;
     this.slots = {};
     this.sentVisible = 'null'; // a new participant starts with the SFU's default
+    this.sentTiles = ''; // and with no tile sizes
     this.tiles.clearRemote();
   }
 
@@ -383,6 +401,26 @@ export class Room {
     else if (audioOnly) this.status('link_poor');
     else this.status(others === 0 ? 'waiting' : 'connected');
     this.updateVisible();
+    this.scheduleTiles();
+  }
+
+  scheduleTiles() {
+    clearTimeout(this.tilesTimer);
+    this.tilesTimer = setTimeout(() => this.reportTiles(), TILES_REPORT_MS);
+  }
+
+  // The size each publisher is shown at, in device pixels, when it changed: the SFU picks the
+  // simulcast layer that fills the tile (a thumbnail never gets 720p).
+  reportTiles() {
+    if (!this.pc || !this.pid || !this.socket || !this.socket.connected) return;
+    const sizes = this.tiles.sizes(this.slots, window.devicePixelRatio || 1);
+    const text = JSON.stringify(sizes);
+    if (text === this.sentTiles) return;
+    this.sentTiles = text;
+    call(this.socket, 'tiles', { sizes }).catch((e) => {
+      this.sentTiles = '';
+      console.warn('tiles', e);
+    });
   }
 
   // Fewer video slots than people (kiosks): ask for the active speaker first, then whoever is

@@ -77,6 +77,18 @@ export class Tiles {
     audio.play().catch(onBlocked);
   }
 
+  // {publisherId: [width, height]} of the tiles on screen, in device pixels (at most 10000).
+  sizes(slots, scale) {
+    const out = {};
+    for (const [mid, tile] of this.tiles) {
+      const publisher = slots[mid];
+      if (!publisher || tile.figure.hidden) continue;
+      const side = (v) => Math.min(10000, Math.round(v * scale));
+      out[publisher] = [side(tile.video.clientWidth), side(tile.video.clientHeight)];
+    }
+    return out;
+  }
+
   resumeAudio() {
     for (const audio of this.audios.values()) audio.play().catch(() => {});
   }

@@ -472,6 +472,8 @@ class RemoteSfu:
                 self._on_media(worker, boot, message["rooms"])
             elif kind == "recording":
                 self._on_recording(message)
+            elif kind == "bye":  # a worker stopping (SIGTERM): its participants move now
+                self._later(self._on_worker_dead(worker, boot))
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("SFU worker message dropped: %s", exc, extra={"kind": kind})
 
@@ -484,6 +486,11 @@ class RemoteSfu:
             return
         if isinstance(event, ActiveSpeakerChanged):
             self._speakers[event.room_id] = event.participant_id
+            if not any(room == event.room_id for room, _pid in self._handles):
+                # The hub tells a room by a socket.io room emit, which the Redis manager carries to
+                # every web process: only those with participants there pass it on, or a page
+                # would hear it once from each web process.
+                return
         elif isinstance(event, SlotAssigned):
             if (handle := self._handles.get((event.room_id, event.subscriber_id))) is not None:
                 handle.slot_changed(event.mid, event.publisher_id)
@@ -518,6 +525,11 @@ class RemoteSfu:
             started = datetime.fromisoformat(message["started_at"])
             session = self._recordings[room_id] = RemoteRecording(started, Path(message["directory"]))
         session.marks[:] = marks
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
 
     # -- dead workers -------------------------------------------------------------------------
     async def _watch_workers(self) -> None:

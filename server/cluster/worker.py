@@ -123,8 +123,12 @@ class SfuWorker:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             try:
                 await self.registry.unregister(self.info())
+                # The web processes send this worker's participants `left` now (their pages join
+                # again, on another worker) instead of after the registration's TTL.
+                bye = {"kind": "bye", "worker": self.id, "boot": self.boot}
+                await self.redis.publish(EVENTS_CHANNEL, dumps(bye))
             except RedisError:
-                pass  # the record expires by itself
+                pass  # the record expires by itself, and the web processes notice the silence
             await self.sfu.close()
             log.info("SFU worker stopped", extra={"worker": self.id})
 

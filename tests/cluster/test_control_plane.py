@@ -201,8 +201,11 @@ async def test_redis_away_refuses_joins_and_media_carries_on(
     start_worker, remote, _client = cluster
     await start_worker("1")
     plane = await remote()
+    events: list[SfuEvent] = []
+    plane.subscribe(events.append)
     a = Client("a", luma=LUMA["a"], amplitude=8000, video_slots=1, audio_slots=1)
     b = Client("b", luma=LUMA["b"], amplitude=8000, video_slots=1, audio_slots=1)
+    c = Client("c", luma=LUMA["c"], amplitude=8000, video_slots=1, audio_slots=1)
     try:
         await a.connect(await plane.admit("r", "a"))  # type: ignore[arg-type]
         await b.connect(await plane.admit("r", "b"))  # type: ignore[arg-type]
@@ -216,22 +219,28 @@ async def test_redis_away_refuses_joins_and_media_carries_on(
         redis_server.start()  # empty: no workers, no placements
         # The worker registers again with its room by itself; joins work again.
 
-        async def joins() -> bool:
+        for _ in range(50):
             try:
                 handle = await plane.admit("r", "c")
-            except Unavailable:
-                return False
-            return handle.placement.worker == "1"  # the live room stayed where its media is
-
-        for _ in range(50):
-            if await joins():
                 break
-            await asyncio.sleep(0.2)
+            except Unavailable:
+                await asyncio.sleep(0.2)
         else:
             raise AssertionError("joins did not work again after Redis came back")
+        assert handle.placement.worker == "1"  # the live room stayed where its media is
+        # The worker's events and media reports reach this web process again.
+        await c.connect(handle)  # type: ignore[arg-type]
+        await wait_until(lambda: sees_video(c, "a"), 20, "the new participant's media")
+        await wait_until(
+            lambda: any(isinstance(e, ParticipantConnected) and e.participant_id == "c" for e in events),
+            10,
+            "its connection event",
+        )
+        await wait_until(lambda: (plane.media_age("r", "c") or 99) < 3, 10, "its media age")
     finally:
         await a.close()
         await b.close()
+        await c.close()
 
 
 async def test_recording_and_closing_a_room_from_another_web_process(

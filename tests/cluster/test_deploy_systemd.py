@@ -6,12 +6,14 @@ with /opt/maeul pointed at this checkout so the ExecStart binary exists."""
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from run import build_parser
 from server.config import Settings
 from tests.cluster.parts import PROJECT_ROOT
 
@@ -130,3 +132,14 @@ def test_env_example_builds_settings_once_filled_in() -> None:
     assert settings.redis_url == "unix:///run/redis/redis-server.sock"
     assert settings.database_url.startswith("postgresql+asyncpg://")
     assert settings.trust_proxy
+
+
+@pytest.mark.parametrize("unit", ["maeul-web@.service", "maeul-sfu@.service"])
+def test_exec_start_is_a_command_run_py_knows(unit: str) -> None:
+    (command,) = _directives(UNITS / unit)["Service"]["ExecStart"]
+    program, script, *args = shlex.split(command.replace("%i", "3"))
+    assert (program, script) == ("/opt/maeul/.venv/bin/python", "run.py")
+    parsed = build_parser().parse_args(args)
+    assert parsed.command == args[0]
+    if args[0] == "sfu":
+        assert str(parsed.worker_id) == "3"

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from server.config import Settings
 from server.db import close_engine, create_engine
 from server.errors import ConfigError
 from server.preflight import Kind, Part, Problem
-from tests.cluster.parts import RedisServer, running_redis
+from tests.cluster.parts import PROJECT_ROOT, RedisServer, running_redis
 from tests.conftest import make_settings
 from tests.pg import PostgresServer, free_port, running_postgres
 
@@ -275,3 +278,45 @@ def test_redis_url_setting() -> None:
     assert "secret-pw" not in repr(settings)
     with pytest.raises(ConfigError, match="MAEUL_REDIS_URL must be"):
         Settings.from_env({"MAEUL_REDIS_URL": "10.0.0.5:6379"})
+
+
+# The roles as systemd starts them -------------------------------------------------------------
+
+
+def _run_py(*args: str, env: dict[str, str], data_dir: Path) -> subprocess.CompletedProcess[str]:
+    environ = {
+        "PATH": os.environ.get("PATH", ""),
+        "PGSSLMODE": "disable",
+        "MAEUL_ENV": "test",
+        "MAEUL_DATA_DIR": str(data_dir),
+        "MAEUL_LOG_JSON": "false",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "run.py", *args],
+        cwd=PROJECT_ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_sfu_role_exits_69_with_redis_down(redis_server: RedisServer, tmp_path: Path) -> None:
+    redis_server.stop()
+    result = await asyncio.to_thread(
+        _run_py, "sfu", "--worker-id", "1", env={"MAEUL_REDIS_URL": redis_server.url}, data_dir=tmp_path
+    )
+    assert result.returncode == preflight.EX_UNAVAILABLE, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert f"preflight: redis: cannot connect to Redis at {redis_server.url}" in output
+    assert "SFU worker 1 starting" not in output
+
+
+async def test_web_role_exits_78_on_an_unmigrated_database(
+    empty_pg_url: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    env = {"MAEUL_REDIS_URL": redis_server.url, "MAEUL_DATABASE_URL": empty_pg_url}
+    result = await asyncio.to_thread(_run_py, "web", env=env, data_dir=tmp_path)
+    assert result.returncode == preflight.EX_CONFIG, result.stdout + result.stderr
+    assert "has no Maeul schema: run `run.py migrate`" in result.stdout + result.stderr

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
 import ssl
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,3 +166,92 @@ async def test_shipped_site_serves_tls_websocket_and_limits(
                 assert resp.status == 413
     finally:
         await asyncio.to_thread(proxy.remove)
+
+
+async def _wait_healthy(base: str, process: subprocess.Popen[str], timeout: float = 90) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with aiohttp.ClientSession() as session:
+        while loop.time() < deadline:
+            assert process.poll() is None, f"run.py serve exited with {process.returncode}"
+            try:
+                async with session.get(f"{base}/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError("run.py serve did not become healthy")
+
+
+async def test_maeul_behind_the_shipped_site(throwaway_cert: Cert, tmp_path: Path) -> None:
+    """A real Maeul process behind the shipped site: it believes nginx's -Proto (Secure cookies),
+    logs under nginx's request id, speaks socket.io over wss, and answers an upload over its
+    limit itself (Korean), nginx's limit being above Maeul's. The upstream's second line names a
+    port nothing listens on: nginx steps over it."""
+    port, http_port, https_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "MAEUL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'maeul.db'}",
+        "MAEUL_DATA_DIR": str(tmp_path / "data"),
+        "MAEUL_PORT": str(port),
+        "MAEUL_TRUST_PROXY": "true",
+        "MAEUL_TRUSTED_PROXIES": "127.0.0.1/32",
+    }
+    process = await asyncio.to_thread(
+        subprocess.Popen,
+        [sys.executable, str(PROJECT_ROOT / "run.py"), "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    site = installed_site(
+        throwaway_cert, tmp_path, http_port=http_port, https_port=https_port, backends=[port, free_port()]
+    )
+    proxy = Nginx([], port=https_port, site_text=site)
+    trust = ssl.create_default_context(cafile=str(throwaway_cert.cert))
+    trust.check_hostname = False
+    base = f"https://127.0.0.1:{https_port}"
+    try:
+        await _wait_healthy(f"http://127.0.0.1:{port}", process)
+        await asyncio.to_thread(proxy.start)
+        # unsafe: keep cookies for an IP address (the CSRF nonce the upload below needs).
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=trust), cookie_jar=jar
+        ) as session:
+            cookies: list[str] = []
+            # Several requests: each that nginx first sends to the dead upstream line still succeeds.
+            for _ in range(3):
+                async with session.get(f"{base}/login", headers={"X-Request-ID": "forged"}) as resp:
+                    assert resp.status == 200
+                    page = await resp.text()
+                    assert "로그인" in page
+                    # nginx's own id replaced the client's, and Maeul answered under it.
+                    assert re.fullmatch(r"[0-9a-f]{32}", resp.headers["X-Request-ID"])
+                    cookies += resp.headers.getall("Set-Cookie", [])
+            # Maeul believed nginx's X-Forwarded-Proto: https, so its cookies are Secure.
+            assert cookies and all("; Secure" in cookie for cookie in cookies), cookies
+
+            # The engine.io handshake of a websocket-only socket.io client, through nginx.
+            async with session.ws_connect(
+                f"wss://127.0.0.1:{https_port}/socket.io/?EIO=4&transport=websocket"
+            ) as ws:
+                opening = await asyncio.wait_for(ws.receive_str(), 10)
+                assert opening.startswith("0{") and '"sid"' in opening
+
+            # Over Maeul's 64 MiB, under nginx's 65 MiB: Maeul's own answer, in Korean.
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+            assert token is not None
+            too_big = io.BytesIO(b"x" * (64 * 1024 * 1024 + 1024))
+            headers = {"Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": token[1]}
+            async with session.post(f"{base}/login", data=too_big, headers=headers) as resp:
+                assert resp.status == 413
+                answer = await resp.text()
+            assert "nginx" not in answer
+            assert re.search("[가-힣]", answer), answer[:500]
+    finally:
+        await asyncio.to_thread(proxy.remove)
+        process.terminate()
+        await asyncio.to_thread(process.wait, 30)

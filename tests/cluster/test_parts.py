@@ -154,3 +154,28 @@ def test_nginx_refuses_an_empty_upstream() -> None:
             proxy.start()
     finally:
         proxy.remove()
+
+
+async def test_nginx_set_backends_reloads_the_upstream(
+    nginx_factory: NginxFactory, backend_runners: list[web.AppRunner]
+) -> None:
+    port_a, port_b = free_port(), free_port()
+    await _serve_port("a", port_a, backend_runners)
+    await _serve_port("b", port_b, backend_runners)
+    proxy = await asyncio.to_thread(nginx_factory, [port_a])
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{proxy.url}/whoami") as resp:
+            assert (await resp.json())["backend"] == "a"
+        await asyncio.to_thread(proxy.set_backends, [port_b])
+        # The reload is asynchronous: old workers finish, new ones take the new upstream.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        backend = "a"
+        while backend != "b" and loop.time() < deadline:
+            async with session.get(f"{proxy.url}/whoami") as resp:
+                backend = (await resp.json())["backend"]
+            await asyncio.sleep(0.05)
+        assert backend == "b"
+        for _ in range(3):
+            async with session.get(f"{proxy.url}/whoami") as resp:
+                assert (await resp.json())["backend"] == "b"

@@ -79,7 +79,12 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # One writer at a time; wait for the lock instead of failing with "database is locked".
         kwargs["connect_args"] = {"timeout": 30}
     else:
-        kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        # No pool_pre_ping: it costs a round trip on every checkout (two per petition filing, one
+        # more scheduling wait each on a busy machine). A connection the server lost (a restart,
+        # an outage) fails its first statement instead; SQLAlchemy then recognises the disconnect
+        # and invalidates every connection pooled before it, and the errors middleware answers
+        # that request 503 (the kiosk outbox sends it again), so the pool recovers after one.
+        kwargs.update(pool_size=10, max_overflow=20)
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

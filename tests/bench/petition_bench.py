@@ -11,8 +11,11 @@ filing is the JSON form (typed text; no recording), which includes the Argon2id 
 receipt-number counter and an fsynced commit. ``--media`` adds a 2-second Opus/WebM message.
 
 Prints ``RESULT filing_p50_ms_<backend>=…`` and ``RESULT filing_p99_ms_<backend>=…`` (backend
-``sqlite`` or ``postgresql``; ``_media``, ``_closed``, ``_open<R>ps`` or ``_kiosks<N>`` appended
-when the scenario is not the default one). Not a test: numbers depend on the machine.
+``sqlite`` or ``postgresql``), and ``RESULT filing_server_cpu_ms_<backend>=…``: the CPU time the
+server process (all its threads) spent per measured filing, which depends far less on what else
+the machine runs than the latencies do (PostgreSQL's own processes are not in it). Suffixes
+(``_media``, ``_closed``, ``_open<R>ps`` or ``_kiosks<N>``) are appended when the scenario is not
+the default one. Not a test: numbers depend on the machine.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import random
 import statistics
 import sys
@@ -44,6 +48,12 @@ BODY = {
     "body": "밤에 너무 어두워서 다니기 무서워요.",
     "phone": "010-1234-5678",
 }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -107,7 +117,7 @@ def _schedules(kiosks: int, per_kiosk: int, rate: float | None, t0: float) -> li
 
 async def _run(
     server: LiveServer, per_kiosk: int, clip: bytes | None, rate: float | None
-) -> tuple[list[float], list[int], float]:
+) -> tuple[list[float], list[int], float, float]:
     latencies: list[float] = []
     failures: list[int] = []
     tokens = server.seeded.extra_kiosk_tokens
@@ -115,6 +125,8 @@ async def _run(
     async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as http:
         # Warm-up: one filing per kiosk (connections, caches), not measured.
         await asyncio.gather(*(_one_kiosk(http, server, t, [None], clip, [], []) for t in tokens))
+        assert server.process is not None
+        cpu_before = cpu_seconds(server.process.pid)
         started = time.perf_counter()
         schedules = _schedules(len(tokens), per_kiosk, rate, started)
         await asyncio.gather(
@@ -124,7 +136,8 @@ async def _run(
             )
         )
         wall = time.perf_counter() - started
-    return latencies, failures, wall
+        cpu = cpu_seconds(server.process.pid) - cpu_before
+    return latencies, failures, wall, cpu
 
 
 def bench(
@@ -139,7 +152,7 @@ def bench(
     server = prepare(tmp, database_url=database_url, extra_kiosks=kiosks)
     server.start()
     try:
-        latencies, failures, wall = asyncio.run(_run(server, per_kiosk, clip, rate))
+        latencies, failures, wall, cpu = asyncio.run(_run(server, per_kiosk, clip, rate))
     finally:
         server.stop()
     if rate is None:
@@ -158,6 +171,7 @@ def bench(
     )
     print(f"RESULT filing_p50_ms_{suffix}={p50:.1f}", flush=True)
     print(f"RESULT filing_p99_ms_{suffix}={p99:.1f}", flush=True)
+    print(f"RESULT filing_server_cpu_ms_{suffix}={cpu * 1000 / len(latencies):.2f}", flush=True)
 
 
 async def _create_database(base_url: str, name: str) -> None:

@@ -570,6 +570,10 @@ class OutStream(_TaskOwner):
             if verdict == SWITCHED:
                 self._numbering.end_epoch()
                 self._need_keyframe = False  # this packet starts the target's keyframe
+            forwarded = self.layers.media(packet)  # padding: see LayerSwitch.media
+            if forwarded is None:
+                return
+            packet = forwarded
         numbering = self._numbering
         if not numbering.in_epoch:
             if self._need_keyframe:

@@ -291,7 +291,14 @@ class Room:
                     switch.stepped_up(now, budget)
                 if slot.set_layer(layer):
                     logger.debug(
-                        "room %s: %s takes layer %d of %s", self.id, sub.id, layer, source.publisher_id
+                        "room %s: %s takes layer %d of %s (tile %s, budget %s, loss %s)",
+                        self.id,
+                        sub.id,
+                        layer,
+                        source.publisher_id,
+                        tile,
+                        budget,
+                        loss,
                     )
 
     def _reassign(self) -> None:

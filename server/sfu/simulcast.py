@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from rtc import aiortc_internals as ai
 from rtc.codecs import vp8
 
 RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
@@ -171,6 +172,7 @@ class LayerSwitch:
         "up_estimate",
         "last_estimate",
         "backoff",
+        "last_timestamp",
     )
 
     def __init__(self, target: int) -> None:
@@ -187,6 +189,8 @@ class LayerSwitch:
         self.up_estimate = 0.0
         self.last_estimate: float | None = None
         self.backoff = HOLD_DOWN_S
+        #: Source RTP timestamp of the last media packet forwarded (for padding, see below).
+        self.last_timestamp: int | None = None
 
     def stepped_up(self, now: float, estimate: float | None) -> None:
         self.up_at = now
@@ -221,6 +225,33 @@ class LayerSwitch:
             self.munger.rebase()
             return SWITCHED
         return PASS if layer is not None and layer == self.current else DROP
+
+    def media(self, packet: ai.RtpPacket) -> ai.RtpPacket | None:
+        """``packet`` as it is to be forwarded (after :meth:`accept` passed it), or None.
+
+        Chromium pads simulcast layers (bandwidth probes without RTX): padding-only packets,
+        sometimes with a timestamp of their own. A receiver that assembles frames by timestamp
+        (aiortc's jitter buffer, the headless kiosk) then gets an empty frame, and an empty
+        packet puts its VP8 decoder into end-of-stream for good. So a padding packet is sent
+        with the timestamp of the last frame forwarded (it joins that frame, adding nothing);
+        the sequence numbers stay gapless."""
+        if packet.payload:
+            self.last_timestamp = packet.timestamp
+            return packet
+        if self.last_timestamp is None:
+            return None
+        if packet.timestamp == self.last_timestamp:
+            return packet
+        pinned = ai.RtpPacket(
+            payload_type=packet.payload_type,
+            marker=packet.marker,
+            sequence_number=packet.sequence_number,
+            timestamp=self.last_timestamp,
+            ssrc=packet.ssrc,
+        )
+        pinned.padding_size = packet.padding_size
+        pinned.extensions = packet.extensions
+        return pinned
 
 
 @dataclass(frozen=True)

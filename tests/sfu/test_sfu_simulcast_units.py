@@ -249,3 +249,24 @@ def test_ramping_after_a_step_up_ends_when_the_estimate_catches_up_or_falls() ->
     assert not switch.ramping(23.0, 260e3, layer_bitrate=500e3)
     switch.stepped_up(30.0, 230e3)
     assert not switch.ramping(46.0, 260e3, layer_bitrate=500e3)  # grace over
+
+
+def test_padding_joins_the_last_frame_forwarded() -> None:
+    from rtc import aiortc_internals as ai
+
+    switch = LayerSwitch(target=0)
+    padding = ai.RtpPacket(payload_type=96, sequence_number=10, timestamp=5000, ssrc=1)
+    padding.padding_size = 200
+    assert switch.media(padding) is None  # nothing forwarded yet: nothing to pad
+    media = ai.RtpPacket(payload_type=96, sequence_number=11, timestamp=3000, ssrc=1, payload=b"\x10\x00")
+    assert switch.media(media) is media
+    padding.sequence_number = 12
+    pinned = switch.media(padding)
+    assert pinned is not None and pinned is not padding  # the cached original stays as it was
+    assert (pinned.timestamp, pinned.sequence_number, pinned.padding_size, pinned.payload) == (
+        3000,
+        12,
+        200,
+        b"",
+    )
+    assert padding.timestamp == 5000

@@ -1,0 +1,125 @@
+"""Simulcast through the real pages (headless Chromium, fake cameras): the chair's room page
+publishes its camera in three layers; two village kiosks watch it, one on a small window (its
+tile reports a small size over the socket) and one full screen. Each decodes the layer of its
+tile; when the big one's window is made small it switches down at a keyframe and its video goes
+on decoding without a freeze."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from tests.conftest import World
+from tests.e2e.browser_steps import log_in
+from tests.e2e.conftest import kiosk_browser_page
+from tests.e2e.live_meeting import started_meeting
+
+# Also "lab": it asserts real-time behaviour (a layer reached, no freeze over 2 s), which needs the
+# machine's CPU; `make test` runs lab tests last, one at a time (at a load average of 16 on this
+# 2-core machine the browser's and the SFU's delay-based estimates collapse and Chromium stops
+# sending its upper layers).
+pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.lab]
+
+HALL_A, HALL_B = "남성리 마을회관", "동성리 마을회관"
+
+#: The chair's video as this page receives it: decoded frames and size, and the tile's size.
+CHAIR_VIDEO_JS = """
+async (chair) => {
+  const meeting = window.maeulRoom;
+  if (!meeting || !meeting.pc) return JSON.stringify(null);
+  const slots = meeting.slotMap();
+  let out = null;
+  (await meeting.pc.getStats()).forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video' && slots[s.mid] === chair) {
+      out = {frames: s.framesDecoded || 0, width: s.frameWidth || 0, height: s.frameHeight || 0};
+    }
+  });
+  const tile = document.querySelector(`[data-tiles] figure[data-publisher="${chair}"] video`);
+  if (out && tile) out.tile = [tile.clientWidth, tile.clientHeight];
+  return JSON.stringify(out);
+}
+"""
+
+
+async def chair_video(page: Page, chair: str) -> dict[str, Any] | None:
+    return json.loads(await page.evaluate(CHAIR_VIDEO_JS, chair))
+
+
+async def wait_for(page: Page, chair: str, test: Any, within: float, what: str) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    seen = None
+    while time.monotonic() < deadline:
+        seen = await chair_video(page, chair)
+        if seen is not None and test(seen):
+            return seen
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"timed out after {within}s waiting for {what}: last {seen}")
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+async def test_each_hall_gets_the_layer_of_its_tile_and_switches_down_without_a_freeze(
+    browser: Browser, live_server: str, world: World, sessionmaker: Any
+) -> None:
+    small = await kiosk_browser_page(browser, live_server, sessionmaker, world.village_ids[0], HALL_A)
+    large = await kiosk_browser_page(browser, live_server, sessionmaker, world.village_ids[1], HALL_B)
+    meeting_id, room_id = await started_meeting(
+        sessionmaker,
+        world,
+        title="동시 전송 시험 회의",
+        village_ids=[world.village_ids[0], world.village_ids[1]],
+        lobby_mode="auto_admit",
+    )
+    chair_page = await (await browser.new_context(viewport={"width": 1440, "height": 900})).new_page()
+    await log_in(chair_page, live_server, "official")
+    await chair_page.goto(f"{live_server}/meetings/{meeting_id}/join")
+    await small.set_viewport_size({"width": 480, "height": 320})
+    for kiosk in (small, large):
+        await kiosk.goto(f"{live_server}/kiosk/rooms/{room_id}")
+        await expect(kiosk.locator("[data-status]")).to_have_text("회의에 참여 중입니다.", timeout=30000)
+    chair = f"a{world.official_id}"
+    # The chair's page offered simulcast (the SFU answered it: three layers).
+    sdp = await chair_page.evaluate("() => window.maeulRoom.pc.remoteDescription.sdp")
+    assert "a=simulcast:recv q;h;f" in sdp
+
+    # Each hall decodes the layer of its tile (the kiosk page's grid: about 690x390 on a full
+    # screen, half that height on the small window): the small window a lower one.
+    def fits_tile(s: dict[str, Any]) -> bool:
+        # the smallest layer (180, 360, 720 rows) that covers 90 % of the tile's height
+        wanted = next((h for h in (180, 360, 720) if h >= 0.9 * s["tile"][1]), 720)
+        return s["frames"] > 0 and "tile" in s and s["height"] == wanted
+
+    top = await wait_for(large, chair, fits_tile, 60, "the layer of the big tile")
+    low = await wait_for(small, chair, fits_tile, 30, "the layer of the small tile")
+    assert low["height"] < top["height"], (low, top)
+
+    # The big hall's window is made small: it switches down (at the next keyframe of the lower
+    # layer, asked for at once), and its video never stands still for 2 s. (Switching up is
+    # covered by tests/sfu/test_sfu_simulcast_browser.py: here it waits on the chair's browser
+    # sending the upper layer steadily, which a loaded machine's estimates do not let it do.)
+    frames, since, longest = top["frames"], time.monotonic(), 0.0
+    start = since
+    timeline: list[tuple[float, int, int]] = []  # (s since the resize, frames, rows) on each change
+    await large.set_viewport_size({"width": 480, "height": 320})
+    deadline = time.monotonic() + 60
+    while True:
+        seen = await chair_video(large, chair)
+        now = time.monotonic()
+        assert seen is not None
+        if seen["frames"] != frames:
+            frames, since = seen["frames"], now
+            timeline.append((round(now - start, 2), seen["frames"], seen["height"]))
+        longest = max(longest, now - since)
+        if seen["height"] == low["height"] and seen["frames"] > top["frames"] + 30:
+            break
+        assert now < deadline, f"the big hall did not switch down to {low['height']} rows: {seen}"
+        await asyncio.sleep(0.1)
+    gaps = [(b[0], round(b[0] - a[0], 2), b[2]) for a, b in zip(timeline, timeline[1:], strict=False)]
+    assert longest < 2.0, f"decoding stood still for {longest:.2f} s across the switch: {gaps}"
+    # and the small hall kept decoding its layer meanwhile
+    after = await chair_video(small, chair)
+    assert after is not None and after["height"] == low["height"] and after["frames"] > low["frames"]

@@ -346,3 +346,59 @@ async def test_a_frozen_worker_and_redis_away_get_clear_errors_then_work(deploym
             if s.connected:
                 await s.disconnect()
         await redis.aclose()
+
+
+async def test_a_killed_web_process_costs_only_its_own_sockets(deployment: Deployment) -> None:
+    """SIGKILL of a web process: the kiosks whose sockets it held come back through nginx on the
+    other web process (a new peer connection: the resume token lived in the dead process); the
+    others, whose media the workers hold, never notice."""
+    d = deployment
+    kiosks = [
+        HeadlessKiosk(
+            d.url, token, lambda: open_source("testsrc"), host_addresses=["127.0.0.1"], poll_interval=0.2
+        )
+        for token in d.tokens[:4]
+    ]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(k.run(stop)) for k in kiosks]
+    procs = [*d.webs, *d.workers.values()]
+    try:
+
+        async def all_receive() -> bool:
+            return all(frames(k) > 30 for k in kiosks)
+
+        await _wait(all_receive, 90, "every kiosk decodes its neighbour's video", *procs)
+        # The web process holding the most kiosk sockets goes.
+        victim = max(d.webs, key=lambda p: p.log_path.read_text(errors="replace").count("socket connected"))
+        survivor = next(p for p in d.webs if p is not victim)
+        joined = [k.stats.meetings_joined for k in kiosks]
+        before = [frames(k) for k in kiosks]
+        killed_at = time.monotonic()
+        victim.stop(signal.SIGKILL)
+        await asyncio.sleep(3)
+        affected = [i for i, k in enumerate(kiosks) if k.stats.meetings_joined > joined[i] or k.stats.drops]
+        back: dict[int, float] = {}
+
+        async def everyone_receives() -> bool:
+            for i, k in enumerate(kiosks):
+                if (
+                    i not in back
+                    and frames(k) > before[i] + 30
+                    and (i not in affected or k.stats.meetings_joined > joined[i])
+                ):
+                    back[i] = time.monotonic() - killed_at
+            return len(back) == len(kiosks)
+
+        await _wait(everyone_receives, 60, "every kiosk receives again", survivor, *d.workers.values())
+        affected = [i for i, k in enumerate(kiosks) if k.stats.meetings_joined > joined[i]]
+        assert affected, "no kiosk had its socket on the killed web process"
+        unaffected = [i for i in range(len(kiosks)) if i not in affected]
+        # Those whose sockets were elsewhere kept their media (no rejoin).
+        assert all(kiosks[i].stats.meetings_joined == joined[i] for i in unaffected)
+        print(
+            f"RESULT web_failover_seconds={max(back[i] for i in affected):.2f} "
+            f"affected={len(affected)} unaffected={len(unaffected)}"
+        )
+    finally:
+        stop.set()
+        await asyncio.gather(*(asyncio.wait_for(t, 30) for t in tasks), return_exceptions=True)

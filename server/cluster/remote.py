@@ -304,7 +304,7 @@ class RemoteSfu:
         exclude: tuple[str, str] | None = None
         for _attempt in range(PLACE_ATTEMPTS):
             placement = await self._place(room_id, exclude)
-            args = {"audio_max_bitrate": audio_max_bitrate}
+            args = {"audio_max_bitrate": audio_max_bitrate, "web": self.web_id}
             try:
                 result = await self.call(placement, "admit", participant_id, args)
             except StaleEpoch:

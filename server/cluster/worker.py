@@ -84,6 +84,7 @@ class SfuWorker:
         self.epochs: dict[str, int] = {}  # room -> epoch of its placement here
         self.handles: dict[tuple[str, str], ParticipantHandle] = {}
         self.gens: dict[tuple[str, str], int] = {}  # admissions per (room, participant)
+        self.admitted_by: dict[tuple[str, str], str] = {}  # the web process that admitted it
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -156,11 +157,15 @@ class SfuWorker:
         """The room was placed on another worker while this one was taken for dead (stalled, or
         cut off from Redis): its participants have joined there. Close what is left here."""
         log.warning("room placed elsewhere meanwhile; closing it here", extra={"room_id": room_id})
-        self.epochs.pop(room_id, None)
-        for key in [k for k in self.handles if k[0] == room_id]:
-            del self.handles[key]
+        self._forget_room(room_id)
         if room_id in self.sfu.room_ids:
             await self.sfu.close_room(room_id)
+
+    def _forget_room(self, room_id: str) -> None:
+        self.epochs.pop(room_id, None)
+        for table in (self.handles, self.admitted_by, self.gens):
+            for key in [k for k in table if k[0] == room_id]:
+                del table[key]
 
     def _media_report(self) -> dict[str, Any]:
         """Every room here with its epoch and its participants' media ages: the web processes'
@@ -195,6 +200,7 @@ class SfuWorker:
         }
         if isinstance(event, ParticipantLeft) and key is not None:
             self.handles.pop(key, None)
+            self.admitted_by.pop(key, None)
         self._events.put_nowait(message)
 
     async def _publish(self) -> None:
@@ -310,10 +316,20 @@ class SfuWorker:
     async def _admit(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
         await self._host(room_id, epoch)
         rate = args.get("audio_max_bitrate")
-        handle = await self.sfu.admit(room_id, pid, audio_max_bitrate=int(rate) if rate is not None else None)
         key = (room_id, pid)
+        web = str(args.get("web", ""))
+        earlier = self.handles.get(key)
+        if earlier is not None and web and self.admitted_by.get(key) == web:
+            # The same web process admits this participant again: it no longer knows the earlier
+            # admission (its answer came too late, or the hub dropped the handle while Redis was
+            # away), and nobody else will ever remove it. Without this the id stays taken.
+            log.info("participant admitted again by the same web process", extra={"room_id": room_id})
+            self.handles.pop(key, None)
+            await earlier.leave()
+        handle = await self.sfu.admit(room_id, pid, audio_max_bitrate=int(rate) if rate is not None else None)
         self.gens[key] = self.gens.get(key, 0) + 1
         self.handles[key] = handle
+        self.admitted_by[key] = web
         return {"gen": self.gens[key], "active_speaker": self.sfu.active_speaker(room_id)}
 
     async def _offer(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
@@ -343,9 +359,7 @@ class SfuWorker:
     async def _close_room(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
         self._check(room_id, epoch)
         await self.sfu.close_room(room_id)
-        del self.epochs[room_id]
-        for key in [k for k in self.handles if k[0] == room_id]:
-            del self.handles[key]
+        self._forget_room(room_id)
         placement = await self.registry.placement_of(room_id)
         if placement is not None and placement.worker == self.id and placement.epoch == epoch:
             await self.registry.unplace(placement)

@@ -28,6 +28,7 @@ from server.cluster.remote import RemoteSfu
 from server.cluster.wire import StaleEpoch, Unavailable
 from server.cluster.worker import SfuWorker
 from server.sfu import (
+    AlreadyJoined,
     NotInRoom,
     ParticipantConnected,
     ParticipantLeft,
@@ -307,3 +308,19 @@ async def test_a_worker_taken_for_dead_closes_the_room_that_moved_away(cluster: 
     await wait_until(lambda: "r" not in first.worker.sfu.room_ids, 5, "stale room closed")
     assert "r" not in first.worker.epochs
     assert await registry.placement_of("r") == moved  # and leaves the new placement alone
+
+
+async def test_an_admission_its_web_process_lost_does_not_keep_the_id_taken(cluster: tuple) -> None:  # type: ignore[type-arg]
+    start_worker, remote, _client = cluster
+    first = await start_worker("1")
+    here, there = await remote(), await remote()
+    lost = await here.admit("r", "a")
+    # Its answer never reached the hub (it came after the wait ran out), so the hub has no
+    # handle: the page joins again through the same web process, which admits it again.
+    here.forget(lost)  # type: ignore[arg-type]
+    again = await here.admit("r", "a")
+    assert again.gen == lost.gen + 1  # type: ignore[attr-defined]
+    assert list(first.worker.handles) == [("r", "a")]
+    # Another web process cannot take the id while this one holds it.
+    with pytest.raises(AlreadyJoined):
+        await there.admit("r", "a")

@@ -50,6 +50,12 @@ class ForwardedStream:
     packets: int
     bytes: int
     retransmitted: int
+    #: Simulcast: the layer forwarded now (0 = lowest) and the one it switches to; None for a
+    #: single-layer source (what the chair's list is to show, issue 18 item 6).
+    layer: int | None = None
+    target_layer: int | None = None
+    #: Layer switches made on this slot.
+    layer_switches: int = 0
 
 
 @dataclass(frozen=True)
@@ -456,6 +462,9 @@ class Room:
                     packets=o.packets,
                     bytes=o.bytes,
                     retransmitted=o.retransmitted,
+                    layer=o.layers.current if o.layers is not None else None,
+                    target_layer=o.layers.target if o.layers is not None else None,
+                    layer_switches=o.layers.switches if o.layers is not None else 0,
                 )
                 for o in p.audio_slots + p.video_slots
             )

@@ -203,20 +203,26 @@ class SimulcastInbound(InboundStream):
             infos.append(LayerInfo(live=live, bitrate=self.layer_bitrates[i], height=self.layer_heights[i]))
         return infos
 
+    def _remb_bitrate(self) -> int | None:
+        """The SFU's own estimate of the publisher's uplink, not capped by any subscriber: a
+        weak subscriber takes a lower layer instead (issue 18 item 5)."""
+        return self._remb_estimate
+
     async def _run_rtcp(self) -> None:
         """REMB for the whole track (the layers send their own receiver reports)."""
         while True:
             await asyncio.sleep(self._config.rtcp_interval * (0.5 + random.random()))
             self.upstream_loss = max(layer.upstream_loss for layer in self.layers)
             ssrcs = sorted(self._by_ssrc)
-            if self._remb_estimate is None or not ssrcs:
+            bitrate = self._remb_bitrate()
+            if bitrate is None or not ssrcs:
                 continue
             packets: list[Any] = [
                 ai.RtcpPsfbPacket(
                     fmt=ai.RTCP_PSFB_APP,
                     ssrc=self._rtcp_ssrc,
                     media_ssrc=0,
-                    fci=ai.pack_remb_fci(int(self._remb_estimate), ssrcs),
+                    fci=ai.pack_remb_fci(int(bitrate), ssrcs),
                 )
             ]
             await self._send_rtcp(packets)

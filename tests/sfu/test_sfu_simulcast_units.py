@@ -270,3 +270,38 @@ def test_padding_joins_the_last_frame_forwarded() -> None:
         b"",
     )
     assert padding.timestamp == 5000
+
+
+def test_a_simulcast_track_remb_is_not_capped_by_a_slow_subscriber() -> None:
+    """Item 5: a single-layer publisher's REMB is capped by its slowest subscriber; a simulcast
+    track's is the SFU's estimate alone (the slow one takes a lower layer), and its layers send
+    none of their own."""
+    import time
+
+    from server.sfu import SfuConfig
+    from server.sfu.relay import InboundStream, OutStream
+    from server.sfu.simulcast_inbound import SimulcastInbound
+
+    config = SfuConfig()
+    offer = read_offer(offer_text())
+    assert offer.simulcast is not None
+    track = SimulcastInbound(
+        simulcast=offer.simulcast,
+        publisher_id="chair",
+        rtcp_ssrc=1,
+        config=config,
+        on_disconnect=lambda: None,
+    )
+    single = InboundStream(
+        kind="video", publisher_id="kiosk", rtcp_ssrc=2, config=config, on_disconnect=lambda: None
+    )
+    for source in (track, single):
+        slow = OutStream(kind="video", mid="1", subscriber_id="weak", ssrc=3, config=config)
+        source.outputs.append(slow)
+        slow.remb, slow.remb_at = 250_000, time.monotonic()
+        source._remb_estimate = 3_000_000
+    assert single._remb_bitrate() == 250_000
+    assert track._remb_bitrate() == 3_000_000
+    assert all(layer._remb_bitrate() is None for layer in track.layers)
+    assert [layer.layer for layer in track.layers] == [0, 1, 2] and track.layer_count == 3
+    assert all(layer.outputs is track.outputs for layer in track.layers)

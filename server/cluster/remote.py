@@ -68,6 +68,8 @@ QUEUE_TTL_S = 30
 WATCH_S = 0.5
 #: A worker is dead when its registration is gone and nothing was heard from it for this long.
 SILENCE_S = WORKER_TTL_MS / 1000
+#: At shutdown, how long the background loops may take to stop (each turn is at most ~1 s).
+CLOSE_WAIT_S = 5.0
 #: Placements tried per join: the current one, then others when a worker does not answer.
 PLACE_ATTEMPTS = 3
 
@@ -150,6 +152,7 @@ class RemoteSfu:
         # One send at a time: requests reach a worker's queue in the order the hub made them.
         self._send_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
         self.redis_health = FailureStreak("the SFU control plane's Redis", log)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -161,9 +164,14 @@ class RemoteSfu:
         ]
 
     async def close(self) -> None:
-        for task in [*self._tasks, *self._chains.values()]:
+        # The flag too: a cancellation that lands while redis-py's own timeout fires comes out as
+        # a Redis timeout, which the loops retry; they stop at their next turn instead.
+        self._closing = True
+        tasks = [*self._tasks, *self._chains.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._chains.values(), return_exceptions=True)
+        if tasks:
+            await asyncio.wait(tasks, timeout=CLOSE_WAIT_S)
         self._chains.clear()
         for future in self._pending.values():
             if not future.done():
@@ -421,7 +429,7 @@ class RemoteSfu:
 
     # -- what the workers tell --------------------------------------------------------------
     async def _read_replies(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 popped = await self.redis.brpop([self.replies], timeout=1)
             except RedisError as exc:
@@ -441,11 +449,11 @@ class RemoteSfu:
                 future.set_result(reply)
 
     async def _read_events(self) -> None:
-        while True:
+        while not self._closing:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(EVENTS_CHANNEL)
-                while True:
+                while not self._closing:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         self._on_message(message["data"])
@@ -471,7 +479,7 @@ class RemoteSfu:
             elif kind == "media":
                 self._on_media(worker, boot, message["rooms"])
             elif kind == "recording":
-                self._on_recording(message)
+                self._set_recording(str(message["room"]), message["state"])
             elif kind == "bye":  # a worker stopping (SIGTERM): its participants move now
                 self._later(self._on_worker_dead(worker, boot))
         except (ValueError, KeyError, TypeError) as exc:
@@ -513,17 +521,21 @@ class RemoteSfu:
             hosted.seen_at = now
             hosted.ages = {pid: (age, now) for pid, age in report["ages"].items()}
             self._speakers[room_id] = report.get("speaker")
+            # Restated every second: a web process started, or cut off from Redis, meanwhile
+            # learns of a running recording too.
+            self._set_recording(room_id, report.get("recording"))
 
-    def _on_recording(self, message: dict[str, Any]) -> None:
-        room_id = str(message["room"])
-        if not message["active"]:
+    def _set_recording(self, room_id: str, state: dict[str, Any] | None) -> None:
+        if f"{room_id}/recording" in self._chains:
+            return  # this process's own start/mark/stop is on its way: the worker has not seen it
+        if state is None:
             self._recordings.pop(room_id, None)
             return
-        marks = [mark_from_json(m) for m in message["marks"]]
+        marks = [mark_from_json(m) for m in state["marks"]]
         session = self._recordings.get(room_id)
         if session is None:
-            started = datetime.fromisoformat(message["started_at"])
-            session = self._recordings[room_id] = RemoteRecording(started, Path(message["directory"]))
+            started = datetime.fromisoformat(state["started_at"])
+            session = self._recordings[room_id] = RemoteRecording(started, Path(state["directory"]))
         session.marks[:] = marks
 
     def _later(self, work: Coroutine[Any, Any, None]) -> None:
@@ -533,7 +545,7 @@ class RemoteSfu:
 
     # -- dead workers -------------------------------------------------------------------------
     async def _watch_workers(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(WATCH_S)
             now = time.monotonic()
             self._drop_unreported_rooms(now)

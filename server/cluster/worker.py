@@ -116,9 +116,11 @@ class SfuWorker:
             await self.stop.wait()
         finally:
             unsubscribe()
+            # ``stop`` is set, so each loop also ends at its next turn: a cancellation that lands
+            # while redis-py's own timeout fires comes out as a Redis timeout, which loops retry.
             for task in loops:
                 task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
+            await asyncio.wait(loops, timeout=5)
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -134,7 +136,7 @@ class SfuWorker:
             log.info("SFU worker stopped", extra={"worker": self.id})
 
     async def _heartbeat(self) -> None:
-        while True:
+        while not self.stop.is_set():
             await asyncio.sleep(HEARTBEAT_S)
             try:
                 lost = await self.registry.register(self.info(), dict(self.epochs))
@@ -183,7 +185,12 @@ class SfuWorker:
                 speaker = self.sfu.active_speaker(room_id)
             except RoomNotFound:
                 speaker = None
-            rooms[room_id] = {"epoch": epoch, "ages": ages, "speaker": speaker}
+            rooms[room_id] = {
+                "epoch": epoch,
+                "ages": ages,
+                "speaker": speaker,
+                "recording": self._recording_state(room_id),
+            }
         return {"kind": "media", "worker": self.id, "boot": self.boot, "rooms": rooms}
 
     # -- events -------------------------------------------------------------------------------
@@ -204,7 +211,7 @@ class SfuWorker:
         self._events.put_nowait(message)
 
     async def _publish(self) -> None:
-        while True:
+        while not self.stop.is_set():
             message = await self._events.get()
             try:
                 await self.redis.publish(EVENTS_CHANNEL, dumps(message))
@@ -215,7 +222,7 @@ class SfuWorker:
 
     # -- requests -----------------------------------------------------------------------------
     async def _serve(self) -> None:
-        while True:
+        while not self.stop.is_set():
             try:
                 popped = await self.redis.brpop([self.queue], timeout=POLL_S)
             except RedisError as exc:
@@ -385,19 +392,22 @@ class SfuWorker:
         await self._recording_changed(room_id)
         return {"files": [file_to_json(f) for f in files], "marks": marks}
 
-    async def _recording_changed(self, room_id: str) -> None:
-        session = self.sfu.recording(room_id)
-        message = {
-            "kind": "recording",
-            "worker": self.id,
-            "boot": self.boot,
-            "room": room_id,
-            "active": session is not None,
-            "marks": [mark_to_json(m) for m in session.marks] if session is not None else [],
-            "started_at": session.started_at.isoformat() if session is not None else None,
-            "directory": str(session.directory) if session is not None else None,
+    def _recording_state(self, room_id: str) -> dict[str, Any] | None:
+        try:
+            session = self.sfu.recording(room_id)
+        except RoomNotFound:
+            return None
+        if session is None:
+            return None
+        return {
+            "marks": [mark_to_json(m) for m in session.marks],
+            "started_at": session.started_at.isoformat(),
+            "directory": str(session.directory),
         }
-        self._events.put_nowait(message)
+
+    async def _recording_changed(self, room_id: str) -> None:
+        message = {"kind": "recording", "worker": self.id, "boot": self.boot, "room": room_id}
+        self._events.put_nowait(message | {"state": self._recording_state(room_id)})
 
 
 async def serve_worker(config: SfuConfig, redis_url: str, worker_id: str) -> int:

@@ -264,11 +264,16 @@ async def test_recording_and_closing_a_room_from_another_web_process(
         there.mark("r", "1. 마을회관 보수 공사")
         await wait_until(lambda: bool((rec := here.recording("r")) and rec.marks), 5, "recording seen")
         assert [m.label for m in here.recording("r").marks] == ["1. 마을회관 보수 공사"]  # type: ignore[union-attr]
-        await asyncio.sleep(2)
+        # A web process that starts later learns of the running recording from the media reports.
+        late = await remote()
+        await wait_until(lambda: bool((rec := late.recording("r")) and rec.marks), 5, "late web process")
+        await asyncio.sleep(1)
         files = await there.stop_recording("r")
         assert sorted(f.participant_id for f in files) == ["a", "b"]
         assert all(f.path.exists() and f.path.stat().st_size > 10_000 and f.has_video for f in files)
-        await wait_until(lambda: here.recording("r") is None, 5, "recording stopped everywhere")
+        await wait_until(
+            lambda: here.recording("r") is None and late.recording("r") is None, 5, "stopped everywhere"
+        )
         # A room closed by the other web process: this one's participants learn it from the worker.
         assert "r" in there.room_ids  # from the worker's media reports
         await there.close_room("r")

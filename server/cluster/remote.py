@@ -128,8 +128,10 @@ class RemoteHandle:
         return dict(self._slots)
 
     async def leave(self) -> None:
+        # Not waited for: a page leaving (or its socket dropping) must not wait for a worker that
+        # may be stopping or gone; a join that follows under the same id is queued after it.
         self._plane.forget(self)
-        await self._plane.call(self.placement, "leave", self.participant_id, {})
+        await self._plane.send(self.placement, "leave", self.participant_id, {})
 
 
 class RemoteSfu:
@@ -189,28 +191,11 @@ class RemoteSfu:
     ) -> Any:
         """Ask the placement's worker; its result, or the SFU error it answered with."""
         request_id = uuid.uuid4().hex
-        request = {
-            "id": request_id,
-            "reply": self.replies,
-            "method": method,
-            "room": placement.room_id,
-            "epoch": placement.epoch,
-            "pid": pid,
-            "args": args,
-            "expires": time.time() + timeout,
-        }
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         self._waiting_on[request_id] = (placement.worker, placement.boot)
         try:
-            try:
-                async with self._send_lock:
-                    async with self.redis.pipeline(transaction=False) as pipe:
-                        pipe.lpush(placement.queue, dumps(request))
-                        pipe.expire(placement.queue, QUEUE_TTL_S)
-                        await pipe.execute()
-            except RedisError:
-                raise Unavailable("the media service is not reachable (Redis); try again") from None
+            await self._push(placement, method, pid, args, request_id, self.replies, timeout)
             try:
                 reply = await asyncio.wait_for(future, timeout)
             except TimeoutError:
@@ -230,6 +215,40 @@ class RemoteSfu:
         if not reply.get("ok"):
             raise error_from_json(reply.get("error") or {})
         return reply.get("result")
+
+    async def send(self, placement: Placement, method: str, pid: str, args: dict[str, Any]) -> None:
+        """Queue a request for the placement's worker without waiting for it (no answer is sent).
+        Later requests about the same participant still run after it."""
+        await self._push(placement, method, pid, args, uuid.uuid4().hex, "", CALL_TIMEOUT_S)
+
+    async def _push(
+        self,
+        placement: Placement,
+        method: str,
+        pid: str,
+        args: dict[str, Any],
+        request_id: str,
+        reply: str,
+        timeout: float,
+    ) -> None:
+        request = {
+            "id": request_id,
+            "reply": reply,
+            "method": method,
+            "room": placement.room_id,
+            "epoch": placement.epoch,
+            "pid": pid,
+            "args": args,
+            "expires": time.time() + timeout,
+        }
+        try:
+            async with self._send_lock:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.lpush(placement.queue, dumps(request))
+                    pipe.expire(placement.queue, QUEUE_TTL_S)
+                    await pipe.execute()
+        except RedisError:
+            raise Unavailable("the media service is not reachable (Redis); try again") from None
 
     def send_later(self, placement: Placement, method: str, pid: str, args: dict[str, Any]) -> None:
         """A call made from a synchronous method: queued after earlier ones of the same

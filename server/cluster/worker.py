@@ -268,6 +268,8 @@ class SfuWorker:
             self._locks.pop((room_id, pid), None)
         reply["epoch"] = self.epochs.get(room_id)
         target = str(request.get("reply", ""))
+        if not target:
+            return  # sent without waiting for an answer (a leave)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.lpush(target, dumps(reply))

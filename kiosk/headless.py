@@ -175,7 +175,10 @@ class HeadlessKiosk:
             tasks.append(asyncio.create_task(mixer.run(mixer_stop)))
         try:
             await sock.connect(
-                self.server_url, auth={"token": self.token}, transports=["websocket"], wait_timeout=8
+                _room_url(self.server_url, room_id),
+                auth={"token": self.token},
+                transports=["websocket"],
+                wait_timeout=8,
             )
             ack = await sock.call("join", {"room_id": room_id}, timeout=15)
             if "error" in ack:
@@ -264,7 +267,10 @@ class HeadlessKiosk:
             try:
                 if not sock.connected:
                     await sock.connect(
-                        self.server_url, auth={"token": self.token}, transports=["websocket"], wait_timeout=8
+                        _room_url(self.server_url, room_id),
+                        auth={"token": self.token},
+                        transports=["websocket"],
+                        wait_timeout=8,
                     )
                 ack = await sock.call("join", {"room_id": room_id, "resume": token}, timeout=8)
             except (socketio.exceptions.SocketIOError, TimeoutError, ConnectionError, aiohttp.ClientError):
@@ -320,6 +326,12 @@ class HeadlessKiosk:
 
 class MeetingEnded(Exception):
     """The server refused the join/offer or ended the meeting; try again later."""
+
+
+def _room_url(server_url: str, room_id: int) -> str:
+    """The socket's URL with the room in its query: nginx hashes ``room`` so every socket of one
+    meeting reaches the web process that holds its participants (docs/scale.md), as the pages do."""
+    return f"{server_url}?room={room_id}"
 
 
 async def _first_of(*events: asyncio.Event) -> None:

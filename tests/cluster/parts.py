@@ -253,7 +253,14 @@ http {{
         default upgrade;
         ''      '';
     }}
+    # As the shipped site (deploy/nginx/maeul.conf): the sockets of one room (`?room=`) all go to
+    # one web process, which holds the room's participants; other requests spread.
+    map $arg_room $maeul_balance_key {{
+        ''      $request_id;
+        default room:$arg_room;
+    }}
     upstream maeul_web {{
+        hash $maeul_balance_key consistent;
 {servers}
         keepalive 16;
     }}

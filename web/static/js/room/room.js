@@ -128,7 +128,7 @@ export class Room {
       this.micButton.disabled = true;
       this.camButton.disabled = true;
     }
-    const socket = openSocket();
+    const socket = openSocket(this.roomId);
     this.socket = socket;
     socket.on('connect', () => this.join());
     // A lost socket (a congested or cut link) leaves the media alone: the server keeps this

@@ -20,8 +20,16 @@ const RETRY_MAX_MS = 2000;
 // instead of backing off, so the page rejoins within moments of the server answering again.
 const RESTART_RETRY_MS = 250;
 
-export function openSocket() {
-  const socket = io({ transports: ['websocket'], reconnectionDelay: RETRY_MS, reconnectionDelayMax: RETRY_MAX_MS });
+// The room id rides in the connection URL's query (`?room=`): nginx hashes it so every socket
+// of one room reaches the same web process, which holds that room's participant list, floor and
+// lobby (docs/scale.md). Pages with no room leave it out and go to any web process.
+export function openSocket(roomId) {
+  const socket = io({
+    transports: ['websocket'],
+    reconnectionDelay: RETRY_MS,
+    reconnectionDelayMax: RETRY_MAX_MS,
+    ...(roomId === undefined ? {} : { query: { room: String(roomId) } }),
+  });
   socket.on('server_restarting', () => {
     socket.io.reconnectionDelay(RESTART_RETRY_MS);
     socket.io.reconnectionDelayMax(RESTART_RETRY_MS);

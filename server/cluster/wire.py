@@ -24,6 +24,7 @@ from server.sfu import (
     RoomNotFound,
     SfuError,
     SfuEvent,
+    SimulcastLayersChanged,
     SlotAssigned,
     VideoDemandChanged,
 )
@@ -54,6 +55,7 @@ _EVENTS: dict[str, type[Any]] = {
         VideoDemandChanged,
         SlotAssigned,
         LinkQualityChanged,
+        SimulcastLayersChanged,
     )
 }
 
@@ -74,7 +76,8 @@ def event_to_json(event: SfuEvent) -> dict[str, Any]:
 
 def event_from_json(data: dict[str, Any]) -> SfuEvent:
     """The event a worker published (ValueError for a shape this version does not know)."""
-    fields = dict(data)
+    # JSON has no tuples: an event's sequence fields are tuples (SimulcastLayersChanged.active)
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     cls = _EVENTS.get(str(fields.pop("type", "")))
     if cls is None:
         raise ValueError(f"unknown SFU event {data.get('type')!r}")

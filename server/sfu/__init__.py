@@ -19,6 +19,7 @@ from .events import (
     ParticipantConnected,
     ParticipantLeft,
     SfuEvent,
+    SimulcastLayersChanged,
     SlotAssigned,
     VideoDemandChanged,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "SfuError",
     "SfuEvent",
     "Sfu",
+    "SimulcastLayersChanged",
     "SlotAssigned",
     "VideoDemandChanged",
 ]

@@ -53,6 +53,22 @@ class VideoDemandChanged:
 
 
 @dataclass(frozen=True)
+class SimulcastLayersChanged:
+    """The simulcast layers (rids, lowest first) of this publisher's video that some subscriber
+    slot takes; the others may be paused (``RTCRtpSender.setParameters``, ``active=false``).
+
+    A layer nobody takes is left out only after :data:`~.simulcast.PAUSE_AFTER_S` (no flapping);
+    a layer a subscriber's choice needs again is put back at once (the SFU asks it for a
+    keyframe). The lowest layer is always listed: who receives the video at all is
+    :class:`VideoDemandChanged`'s business. Every publisher starts with all its layers active
+    and no event."""
+
+    room_id: str
+    participant_id: str
+    active: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class SlotAssigned:
     """The subscriber's receive slot (m-line ``mid``) now carries the media of
     ``publisher_id`` (``None``: the slot is idle). Clients use this to label
@@ -102,4 +118,5 @@ SfuEvent = (
     | VideoDemandChanged
     | SlotAssigned
     | LinkQualityChanged
+    | SimulcastLayersChanged
 )

@@ -20,13 +20,14 @@ from .events import (
     ParticipantConnected,
     ParticipantLeft,
     SfuEvent,
+    SimulcastLayersChanged,
     SlotAssigned,
     VideoDemandChanged,
 )
 from .participant import Participant
 from .recording import RecordingSession
 from .relay import InboundStream, OutStream
-from .simulcast import LayerInfo, choose_layer
+from .simulcast import LayerInfo, LayerPause, choose_layer
 from .simulcast_inbound import SimulcastInbound
 
 logger = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ class Room:
         #: reported (set_tile_sizes), and its last downlink estimate (bit/s) and loss (0..1).
         self._tile_heights: dict[str, dict[str, int]] = {}
         self._downlink: dict[str, tuple[float | None, float | None]] = {}
+        #: Simulcast publishers' paused layers (issue 18 item 4), with the track they are of.
+        self._layer_pause: dict[str, tuple[SimulcastInbound, LayerPause]] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         #: The running recording, if any (see recording.py).
@@ -142,6 +145,7 @@ class Room:
         self._video_demand.pop(participant_id, None)
         self._tile_heights.pop(participant_id, None)
         self._downlink.pop(participant_id, None)
+        self._layer_pause.pop(participant_id, None)
         if self.recording is not None:
             self.recording.detach(participant_id)  # leaving closes their file
         gone = set(p.inbound.values())
@@ -260,8 +264,14 @@ class Room:
 
     def _update_layers(self, now: float) -> None:
         """Choose the simulcast layer of every video slot whose source has layers
-        (:func:`choose_layer`: tile size, the subscriber's share of its downlink, its loss)."""
+        (:func:`choose_layer`: tile size, the subscriber's share of its downlink, its loss), then
+        which layers each simulcast publisher is to send (:meth:`_update_paused_layers`)."""
         infos: dict[str, list[LayerInfo]] = {}
+        #: Per publisher, the same with its paused layers counted as live at their last rate:
+        #: what a slot would choose were they sent (a paused layer sends nothing, so it is not
+        #: live, and would otherwise never be chosen, nor resumed).
+        resumable: dict[str, list[LayerInfo] | None] = {}
+        wanted: dict[str, set[int]] = {}
         for sub in self.participants.values():
             layered = [o for o in sub.video_slots if o.layers is not None and o.source is not None]
             if not layered:
@@ -276,7 +286,8 @@ class Room:
                     continue
                 info = infos.get(source.publisher_id)
                 if info is None:
-                    info = infos[source.publisher_id] = source.layer_info(now)
+                    info, resumable[source.publisher_id] = self._layer_infos(source, now)
+                    infos[source.publisher_id] = info
                 switch = slot.layers
                 assert switch is not None
                 tile = tiles.get(source.publisher_id)
@@ -306,6 +317,74 @@ class Room:
                         budget,
                         loss,
                     )
+                if slot.paused:
+                    continue  # an audio-only subscriber receives no video: it takes no layer
+                taken = wanted.setdefault(source.publisher_id, set())
+                taken.add(switch.target)
+                if switch.current is not None:
+                    taken.add(switch.current)
+                paused_info = resumable[source.publisher_id]
+                if paused_info is not None:
+                    taken.add(
+                        choose_layer(
+                            paused_info,
+                            tile_height=tile,
+                            budget_bps=budget,
+                            loss=loss,
+                            current=switch.target,
+                            may_step_up=now >= switch.up_after,
+                        )
+                    )
+        self._update_paused_layers(wanted, now)
+
+    def _layer_infos(
+        self, source: SimulcastInbound, now: float
+    ) -> tuple[list[LayerInfo], list[LayerInfo] | None]:
+        """The layers of ``source`` as the choice sees them (a paused layer is never live,
+        even in the second it may still send), and as they would be with the paused layers
+        resumed (None when none is paused)."""
+        info = source.layer_info(now)
+        entry = self._layer_pause.get(source.publisher_id)
+        if entry is None or entry[0] is not source:
+            entry = self._layer_pause[source.publisher_id] = (source, LayerPause(source.layer_count))
+        pause = entry[1]
+        for i, layer in enumerate(info):
+            if i in pause.active and layer.live and layer.bitrate > 0:
+                pause.last_bitrate[i] = layer.bitrate
+        if len(pause.active) == source.layer_count:
+            return info, None
+        real = [
+            layer if i in pause.active else LayerInfo(False, layer.bitrate, layer.height)
+            for i, layer in enumerate(info)
+        ]
+        resumed = [
+            layer if i in pause.active else LayerInfo(True, pause.last_bitrate[i], layer.height)
+            for i, layer in enumerate(info)
+        ]
+        return real, resumed
+
+    def _update_paused_layers(self, wanted: Mapping[str, set[int]], now: float) -> None:
+        """Tell each simulcast publisher which layers to send (:class:`LayerPause`). A recording
+        keeps the top layer (the recorder records it)."""
+        for p in self.participants.values():
+            source = p.inbound.get("video")
+            if not isinstance(source, SimulcastInbound):
+                continue
+            entry = self._layer_pause.get(p.id)
+            if entry is None or entry[0] is not source:
+                entry = self._layer_pause[p.id] = (source, LayerPause(source.layer_count))
+            layers = set(wanted.get(p.id, ()))
+            if source.taps:
+                layers.add(source.layer_count - 1)
+            change = entry[1].update(layers, now)
+            if change is None:
+                continue
+            active, resumed = change
+            for layer in sorted(resumed):
+                source.request_keyframe(layer)
+            rids = tuple(rid for i, rid in enumerate(source.simulcast.rids) if i in active)
+            logger.info("room %s: %s is to send simulcast layers %s", self.id, p.id, ",".join(rids))
+            self._emit(SimulcastLayersChanged(self.id, p.id, rids))
 
     def _reassign(self) -> None:
         if self.closed:

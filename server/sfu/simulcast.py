@@ -334,3 +334,46 @@ def choose_layer(
     if loss is not None and loss >= LOSS_STEP_DOWN and choice != live[0]:
         choice = live[live.index(choice) - 1]
     return choice
+
+
+# -- pausing layers nobody takes (issue 18 item 4) -------------------------------------------
+
+#: A layer no slot has taken (target or current) for this long is paused (seconds): long enough
+#: that a subscriber's tile resize or a probe up does not pause and resume it back and forth.
+PAUSE_AFTER_S = 3.0
+
+
+class LayerPause:
+    """Which layers of one simulcast publisher are to be sent (see
+    :class:`~.events.SimulcastLayersChanged`): a layer a slot takes, or wants once it is back,
+    is active at once; one nobody takes is paused after :data:`PAUSE_AFTER_S`. The lowest
+    layer is never paused."""
+
+    __slots__ = ("count", "active", "last_bitrate", "_unwanted_since")
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        #: Each layer's last bitrate measured while it was sent (bit/s): a paused layer's
+        #: cost, so that a subscriber whose line cannot carry it does not resume it.
+        self.last_bitrate = [0.0] * count
+        #: What the publisher was last told (it starts sending every layer).
+        self.active = frozenset(range(count))
+        self._unwanted_since: dict[int, float] = {}
+
+    def update(self, wanted: set[int], now: float) -> tuple[frozenset[int], frozenset[int]] | None:
+        """(the new active set, the layers resumed by it), or None when nothing changed."""
+        wanted = {i for i in wanted if 0 <= i < self.count} | {0}
+        active = set()
+        for layer in range(self.count):
+            if layer in wanted:
+                self._unwanted_since.pop(layer, None)
+                active.add(layer)
+            elif layer in self.active:
+                since = self._unwanted_since.setdefault(layer, now)
+                if now - since < PAUSE_AFTER_S:
+                    active.add(layer)
+        if active == self.active:
+            return None
+        resumed = frozenset(active - self.active)
+        self.active = frozenset(active)
+        return self.active, resumed

@@ -56,6 +56,15 @@ class VideoDemand(ServerEvent):
 
 
 @dataclass(frozen=True)
+class Layers(ServerEvent):
+    """The simulcast layers (rids) of your video some subscriber takes (SFU
+    ``SimulcastLayersChanged``): send these, pause the others."""
+
+    NAME = "layers"
+    active: list[str]
+
+
+@dataclass(frozen=True)
 class Left(ServerEvent):
     NAME = "left"
     reason: str
@@ -165,6 +174,7 @@ SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
     Slot,
     ActiveSpeaker,
     VideoDemand,
+    Layers,
     Left,
     RoomClosed,
     Recording,

@@ -5,7 +5,7 @@ calls and turns SFU events into socket.io events:
 
 * client → server: ``join``, ``offer``, ``ice``, ``mute``, ``visible``, ``tiles``, ``leave``, ``hand``,
   ``screen``, ``chair`` (see docs/signaling.md; the chair's controls are in :mod:`server.signaling.chair`);
-* server → client: ``participants``, ``active_speaker``, ``slot``, ``video_demand``, ``left``,
+* server → client: ``participants``, ``active_speaker``, ``slot``, ``video_demand``, ``layers``, ``left``,
   ``room_closed``, ``recording``, ``lobby``, ``admitted``, ``removed``, ``replaced``, ``hands``,
   ``agenda``, ``chair_mute``, ``ask_unmute``, ``error``.
 
@@ -58,12 +58,14 @@ from server.sfu import (
     RoomNotFound,
     SfuError,
     SfuEvent,
+    SimulcastLayersChanged,
     SlotAssigned,
     VideoDemandChanged,
 )
 from server.signaling.events import (
     ActiveSpeaker,
     Hands,
+    Layers,
     Left,
     LinkQuality,
     Lobby,
@@ -199,6 +201,10 @@ class RoomHub:
             sid = self._sid_of(event.room_id, event.participant_id)
             if sid is not None:
                 await emit(self.sio, VideoDemand(event.wanted), to=sid)
+        elif isinstance(event, SimulcastLayersChanged):
+            sid = self._sid_of(event.room_id, event.participant_id)
+            if sid is not None:
+                await emit(self.sio, Layers(list(event.active)), to=sid)
         elif isinstance(event, ActiveSpeakerChanged):
             await emit(self.sio, ActiveSpeaker(event.participant_id), room=socket_room(event.room_id))
         elif isinstance(event, LinkQualityChanged):

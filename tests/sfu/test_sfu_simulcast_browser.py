@@ -185,3 +185,143 @@ async def test_subscribers_get_the_layer_of_their_tile_and_switch_without_a_free
             assert large_watch.longest_freeze < 2.0, large_watch.longest_freeze
         finally:
             await browser.close()
+
+
+#: The official room page's camera (640x360) and encodings (room.js SIMULCAST_ENCODINGS).
+PAGE_OFFER_JS = """
+async () => {
+  const stream = await navigator.mediaDevices.getUserMedia(
+    {audio: true, video: {width: 640, height: 360, frameRate: 15}});
+  const pc = new RTCPeerConnection({iceServers: [], bundlePolicy: 'max-bundle'});
+  window.pc = pc;
+  pc.addTransceiver(stream.getAudioTracks()[0], {direction: 'sendonly', streams: [stream]});
+  const t = pc.addTransceiver(stream.getVideoTracks()[0], {
+    direction: 'sendonly', streams: [stream], sendEncodings: [
+      {rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 300000},
+      {rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1200000},
+    ]});
+  window.sender = t.sender;
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
+  });
+  return pc.localDescription.sdp;
+}
+"""
+
+#: What the room page does on the server's 'layers' event (room.js applyScreenLayers).
+APPLY_LAYERS_JS = """
+async (active) => {
+  const params = window.sender.getParameters();
+  for (const encoding of params.encodings) encoding.active = active.includes(encoding.rid);
+  await window.sender.setParameters(params);
+}
+"""
+
+#: The sender's outbound-rtp stats per rid: [active, bytesSent].
+OUTBOUND_JS = """
+async () => {
+  const out = {};
+  (await window.pc.getStats()).forEach((s) => {
+    if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid) out[s.rid] = [s.active, s.bytesSent];
+  });
+  return out;
+}
+"""
+
+
+async def test_a_layer_nobody_takes_is_paused_and_resumed_for_a_large_tile(
+    sfu: Sfu, make_client: Callable[..., Client], page_url: str
+) -> None:
+    """Issue 18 item 4: with only a thumbnail subscriber, the SFU tells the publisher to send h
+    only (SimulcastLayersChanged), Chromium's f encoding goes inactive and sends nothing; a
+    subscriber with a large tile brings f back, and it decodes f."""
+    from playwright.async_api import async_playwright
+
+    from server.sfu.events import SfuEvent, SimulcastLayersChanged
+
+    told: list[tuple[str, ...]] = []
+
+    def listen(event: SfuEvent) -> None:
+        if isinstance(event, SimulcastLayersChanged) and event.participant_id == "chair":
+            told.append(event.active)
+
+    unsubscribe = sfu.subscribe(listen)
+    sfu.open_room("r")
+    small = await join(sfu, make_client, "small", video_slots=1)
+    assert small.handle is not None
+    small.handle.set_tile_sizes({"chair": [160, 90]})
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = await browser.new_page()
+            await page.goto(page_url)
+            offer = await page.evaluate(PAGE_OFFER_JS)
+            handle = await sfu.admit("r", "chair")
+            answer = await handle.handle_offer(offer)
+            assert "a=simulcast:recv h;f" in answer
+            await page.evaluate("(sdp) => window.pc.setRemoteDescription({type: 'answer', sdp})", answer)
+            track = sfu._room("r").get("chair").inbound["video"]
+            assert isinstance(track, SimulcastInbound)
+            applied = 0
+
+            async def apply_told() -> None:
+                """The page's handler of 'layers', for every event so far."""
+                nonlocal applied
+                while applied < len(told):
+                    await page.evaluate(APPLY_LAYERS_JS, list(told[applied]))
+                    applied += 1
+
+            async def outbound() -> dict[str, list[object]]:
+                await apply_told()
+                stats: dict[str, list[object]] = await page.evaluate(OUTBOUND_JS)
+                return stats
+
+            # the thumbnail decodes h; nobody takes f: after the hold, the publisher is told
+            await wait_until(lambda: small.log(small.slot_of("chair", "video")).frames > 10, 45, "h decoded")
+            await wait_until(lambda: bool(told) and told[-1] == ("h",), 20, "the publisher told to pause f")
+            await apply_told()
+            stats = await outbound()
+            assert stats["f"][0] is False and stats["h"][0] is True, stats
+            await asyncio.sleep(1.0)  # bytes already in flight when the encoding stopped
+            before = (await outbound())["f"][1]
+            await asyncio.sleep(2.0)
+            paused_f = await outbound()
+            assert paused_f["f"][1] == before, (before, paused_f)
+            # the room's layer choice does not take f while it is paused
+            assert all(
+                o.layers is None or o.layers.target == 0 for o in sfu._room("r").get("small").video_slots
+            )
+
+            # a large tile comes: f is resumed at once, sends again, and the large one decodes it
+            large = await join(sfu, make_client, "large", video_slots=1)
+            assert large.handle is not None
+            large.handle.set_tile_sizes({"chair": [1280, 720]})
+            await wait_until(lambda: told[-1] == ("h", "f"), 10, "the publisher told to resume f")
+            await apply_told()
+            resumed_from = (await outbound())["f"][1]
+            assert isinstance(resumed_from, int)
+
+            async def f_sends() -> bool:
+                stats = await outbound()
+                sent = stats["f"][1]
+                return stats["f"][0] is True and isinstance(sent, int) and sent > resumed_from
+
+            deadline = time.monotonic() + 20
+            while not await f_sends():
+                assert time.monotonic() < deadline, f"f did not send again: {await outbound()}"
+                await asyncio.sleep(0.2)
+
+            def large_gets_f() -> bool:
+                size = large.log(large.slot_of("chair", "video")).size
+                return size is not None and size == (track.layer_widths[1], track.layer_heights[1])
+
+            await wait_until(large_gets_f, 45, "the large tile decodes f")
+            assert sfu.room_stats("r").participants["large"].forwarded[0].layer == 1
+            assert sfu.room_stats("r").participants["small"].forwarded[0].layer == 0
+        finally:
+            unsubscribe()
+            await browser.close()

@@ -305,3 +305,122 @@ def test_a_simulcast_track_remb_is_not_capped_by_a_slow_subscriber() -> None:
     assert all(layer._remb_bitrate() is None for layer in track.layers)
     assert [layer.layer for layer in track.layers] == [0, 1, 2] and track.layer_count == 3
     assert all(layer.outputs is track.outputs for layer in track.layers)
+
+
+# -- item 4: pausing the layers nobody takes -----------------------------------------------
+
+
+def test_layer_pause_waits_before_pausing_and_resumes_at_once() -> None:
+    from server.sfu.simulcast import PAUSE_AFTER_S, LayerPause
+
+    pause = LayerPause(3)
+    assert pause.update({0, 1, 2}, 0.0) is None  # all sent from the start: nothing to say
+    assert pause.update({0, 1}, 1.0) is None  # not yet: a resize may bring it back
+    assert pause.update({0, 1, 2}, 2.0) is None  # f taken again: its clock starts over
+    assert pause.update({0, 1}, 2.5) is None
+    assert pause.update({0, 1}, 2.5 + PAUSE_AFTER_S - 0.1) is None
+    assert pause.update({0, 1}, 2.5 + PAUSE_AFTER_S) == (frozenset({0, 1}), frozenset())
+    assert pause.update({0, 1}, 100.0) is None
+    # taken again: back at once (h, no longer taken, has its hold first)
+    assert pause.update({2}, 100.1) == (frozenset({0, 1, 2}), frozenset({2}))
+    # the lowest layer is never paused, even when nobody takes any
+    assert pause.update({0, 1, 2}, 150.0) is None
+    assert pause.update(set(), 200.0) is None
+    assert pause.update(set(), 300.0) == (frozenset({0}), frozenset())
+
+
+async def test_room_pauses_the_layer_no_slot_takes_and_resumes_it_for_a_large_tile() -> None:
+    """The room's decision, without a network: a simulcast publisher whose only subscriber shows
+    it in a thumbnail is told (SimulcastLayersChanged) to send q and h only, after the hold; the
+    paused f is then never chosen. A subscriber with a large tile brings f back at once; the
+    slot takes f as soon as it arrives again."""
+    from server.sfu import SfuConfig
+    from server.sfu.events import SfuEvent, SimulcastLayersChanged
+    from server.sfu.relay import OutStream
+    from server.sfu.room import Room
+    from server.sfu.simulcast import PAUSE_AFTER_S
+    from server.sfu.simulcast_inbound import SimulcastInbound
+
+    config = SfuConfig()
+    events: list[SfuEvent] = []
+    room = Room("r", config, events.append)
+    offer = read_offer(offer_text())
+    assert offer.simulcast is not None
+    chair = room.admit("chair")
+    track = SimulcastInbound(
+        simulcast=offer.simulcast,
+        publisher_id="chair",
+        rtcp_ssrc=1,
+        config=config,
+        on_disconnect=lambda: None,
+    )
+    chair.inbound["video"] = track
+
+    def sending(now: float, layers: set[int]) -> None:
+        for i, layer in enumerate(track.layers):
+            if i in layers:
+                layer.last_packet_at = now
+                layer.bytes += 10_000
+
+    def subscribe(name: str, tile: int) -> OutStream:
+        sub = room.admit(name)
+        slot = OutStream(kind="video", mid="1", subscriber_id=name, ssrc=3, config=config)
+        sub.video_slots.append(slot)
+        slot.assign(track)
+        room._tile_heights[name] = {"chair": tile}
+        return slot
+
+    def paused() -> list[tuple[str, ...]]:
+        return [e.active for e in events if isinstance(e, SimulcastLayersChanged)]
+
+    try:
+        small = subscribe("small", 90)
+        now = 1000.0
+        sending(now, {0, 1, 2})
+        room._update_layers(now)
+        assert small.layers is not None and small.layers.target == 0
+        assert paused() == []
+        for _ in range(int(PAUSE_AFTER_S) + 1):
+            now += 1.0
+            sending(now, {0, 1, 2})
+            room._update_layers(now)
+        assert paused() == [("q",)]
+        assert room._layer_pause["chair"][1].active == frozenset({0})
+
+        # a paused layer is never chosen, even while it still sends (the publisher is slow to
+        # apply the change): the small tile grows to h, which is resumed at once; the slot
+        # takes it at the next evaluation; f stays paused
+        room._tile_heights["small"] = {"chair": 360}
+        now += 0.5
+        sending(now, {0, 1, 2})
+        room._update_layers(now)
+        assert small.layers.target == 0 and paused() == [("q",), ("q", "h")]
+        now += 0.5
+        sending(now, {0, 1, 2})
+        room._update_layers(now)
+        assert small.layers.target == 1 and paused() == [("q",), ("q", "h")]
+
+        # a large tile wants f: resumed at once (f has sent nothing meanwhile); the slot takes h
+        # until f is live again, then f
+        large = subscribe("large", 720)
+        now += 3.0
+        sending(now, {0, 1})
+        room._update_layers(now)
+        assert paused()[-1] == ("q", "h", "f")
+        assert large.layers is not None and large.layers.target == 1
+        now += 0.5
+        sending(now, {0, 1, 2})
+        room._update_layers(now)
+        assert large.layers.target == 2
+        stats = room.stats().participants["large"].forwarded[0]
+        assert stats.target_layer == 2
+
+        # the large subscriber leaves: f is paused again after the hold, q never
+        await room.remove("large")
+        for _ in range(int(PAUSE_AFTER_S) + 2):
+            now += 1.0
+            sending(now, {0, 1, 2})
+            room._update_layers(now)
+        assert paused()[-1] == ("q", "h")
+    finally:
+        await room.close()

@@ -97,6 +97,7 @@ class Participant:
             "active_speaker",
             "slot",
             "video_demand",
+            "layers",
             "left",
             "room_closed",
             "recording",

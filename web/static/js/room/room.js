@@ -73,6 +73,9 @@ export class Room {
     this.audioMuted = false;
     this.videoMuted = false;
     this.videoWanted = true;
+    // Simulcast layers (rids) some subscriber takes, from the server's 'layers' event; null: all
+    // (a new peer connection sends every layer until told otherwise).
+    this.activeLayers = null;
     this.videoSender = null;
     this.generation = 0;
     this.ended = false;
@@ -154,6 +157,12 @@ export class Room {
     socket.on('video_demand', ({ wanted }) => {
       this.videoWanted = wanted;
       this.applyVideoSending();
+    });
+    // Nobody takes some layer of our simulcast video: pause its encoding (no CPU, no upload);
+    // back as soon as the SFU needs it (it asks for a keyframe then).
+    socket.on('layers', ({ active }) => {
+      this.activeLayers = new Set(active);
+      this.applyScreenLayers();
     });
     // The SFU dropped our media (transport failure): join again at once, so that the page is
     // back in the meeting (a chair's controls work), with a new peer connection when the backoff
@@ -328,6 +337,7 @@ export class Room {
     for (let i = 0; i < this.audioSlots; i += 1) pc.addTransceiver('audio', { direction: 'recvonly' });
     const videoInit = { direction: 'sendonly', streams: [this.stream] };
     if (this.simulcast) videoInit.sendEncodings = SIMULCAST_ENCODINGS.map((e) => ({ ...e }));
+    this.activeLayers = null;
     this.videoSender = videoTrack ? pc.addTransceiver(videoTrack, videoInit).sender : null;
     for (let i = 0; i < this.videoSlots; i += 1) pc.addTransceiver('video', { direction: 'recvonly' });
 
@@ -456,9 +466,11 @@ export class Room {
 
   // A shared screen goes in its full-resolution layer only (rid f): text must stay legible on a
   // hall TV, so no hall gets a downscaled copy of it; the SFU forwards the one layer still sent.
+  // The camera sends the layers the SFU says someone takes ('layers'), all until it says.
   applyScreenLayers() {
     if (!this.simulcast || !this.videoSender) return;
-    const wanted = (encoding) => !this.screenTrack || encoding.rid === 'f';
+    const wanted = (encoding) =>
+      this.screenTrack ? encoding.rid === 'f' : !this.activeLayers || this.activeLayers.has(encoding.rid);
     const params = this.videoSender.getParameters();
     const encodings = params.encodings || [];
     if (encodings.length < 2 || encodings.every((e) => e.active === wanted(e))) return;

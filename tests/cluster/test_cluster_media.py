@@ -16,11 +16,12 @@ import asyncio
 import concurrent.futures
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,26 @@ def page_decodes_again(hall: BrowserHall, since: float) -> float | None:
     return None
 
 
+_JOINED = re.compile(r"joined room \[(?P<fields>[^\]]*)\]")
+
+
+def room_joins(
+    webs: Sequence[Proc], room_id: int, since: dict[str, int] | None = None
+) -> dict[str, set[str]]:
+    """The participants each web process let into ``room_id`` (its log's `joined room` lines, from
+    byte ``since[name]`` on), by process name: which web process holds the room's hub state."""
+    found: dict[str, set[str]] = {}
+    for web in webs:
+        with open(web.log_path, "rb") as log:
+            log.seek((since or {}).get(web.name, 0))
+            text = log.read().decode(errors="replace")
+        for match in _JOINED.finditer(text):
+            fields = dict(f.split("=", 1) for f in match["fields"].split() if "=" in f)
+            if fields.get("room_id") == str(room_id):
+                found.setdefault(web.name, set()).add(fields["participant"])
+    return found
+
+
 async def _placement(redis: aioredis.Redis, room_id: int) -> str | None:
     worker = await redis.hget(f"maeul:room:{room_id}", "worker")
     return None if worker is None else worker.decode()
@@ -208,11 +229,9 @@ async def test_two_rooms_on_two_workers_and_a_stopped_worker_moves_its_room(
         )
         for token in d.tokens[:4]
     ]
-    # The first room also has the Chromium kiosk page, on the first web process directly: the
-    # shipped proxy snippet forwards `Host $host`, which drops the port, so behind the test's
-    # nginx on a loopback port engine.io's same-origin check refuses the page's socket (on 443
-    # in production host and origin agree).
-    hall = BrowserHall(f"http://127.0.0.1:{d.webs[0].env['MAEUL_PORT']}", d.tokens[4], d.rooms[0])
+    # The first room also has the Chromium kiosk page, through nginx like the headless kiosks
+    # (its socket's `?room=` pins it to their web process).
+    hall = BrowserHall(d.url, d.tokens[4], d.rooms[0])
     stop = asyncio.Event()
     tasks = [asyncio.create_task(k.run(stop)) for k in kiosks]
     redis = aioredis.Redis.from_url(d.redis.url)
@@ -252,6 +271,10 @@ async def test_two_rooms_on_two_workers_and_a_stopped_worker_moves_its_room(
         others = [d.webs[0], d.webs[1], d.workers[second]]
         await _wait(moved_back, 60, "the killed worker's kiosks get media again", *others)
         assert await _placement(redis, d.rooms[0]) == second  # placed again, on the live worker
+        # Each room's page and kiosks, rejoins included, were all let in by one web process.
+        joins = [room_joins(d.webs, room) for room in d.rooms]
+        assert [len(j) for j in joins] == [1, 1], joins
+        assert [len(p) for p in joins[0].values()] == [3], joins  # two kiosks and the page
         # The other room's kiosks never rejoined and kept receiving.
         assert [kiosks[i].stats.meetings_joined for i in (2, 3)] == [1, 1]
         assert all(frames(kiosks[i]) > before[i] + 10 for i in (2, 3))

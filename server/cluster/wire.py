@@ -21,6 +21,7 @@ from server.sfu import (
     NotInRoom,
     ParticipantConnected,
     ParticipantLeft,
+    ReceivedLayersChanged,
     RoomNotFound,
     SfuError,
     SfuEvent,
@@ -56,6 +57,7 @@ _EVENTS: dict[str, type[Any]] = {
         SlotAssigned,
         LinkQualityChanged,
         SimulcastLayersChanged,
+        ReceivedLayersChanged,
     )
 }
 

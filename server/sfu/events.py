@@ -69,6 +69,18 @@ class SimulcastLayersChanged:
 
 
 @dataclass(frozen=True)
+class ReceivedLayersChanged:
+    """The simulcast layer (rid) this participant now receives of each simulcast publisher it
+    receives video from (``{publisher_id: rid}``; empty: none), e.g. for the chair's list of
+    halls. Re-evaluated with the layer choice (every ``SfuConfig.link_interval``), emitted on a
+    change only; a slot waiting for the keyframe of its new layer still counts its old one."""
+
+    room_id: str
+    participant_id: str
+    layers: dict[str, str]
+
+
+@dataclass(frozen=True)
 class SlotAssigned:
     """The subscriber's receive slot (m-line ``mid``) now carries the media of
     ``publisher_id`` (``None``: the slot is idle). Clients use this to label
@@ -119,4 +131,5 @@ SfuEvent = (
     | SlotAssigned
     | LinkQualityChanged
     | SimulcastLayersChanged
+    | ReceivedLayersChanged
 )

@@ -19,6 +19,7 @@ from .events import (
     LinkQualityChanged,
     ParticipantConnected,
     ParticipantLeft,
+    ReceivedLayersChanged,
     SfuEvent,
     SimulcastLayersChanged,
     SlotAssigned,
@@ -106,6 +107,8 @@ class Room:
         self._downlink: dict[str, tuple[float | None, float | None]] = {}
         #: Simulcast publishers' paused layers (issue 18 item 4), with the track they are of.
         self._layer_pause: dict[str, tuple[SimulcastInbound, LayerPause]] = {}
+        #: The simulcast layer (rid) each subscriber was last said to receive of each publisher.
+        self._received_layers: dict[str, dict[str, str]] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         #: The running recording, if any (see recording.py).
@@ -146,6 +149,7 @@ class Room:
         self._tile_heights.pop(participant_id, None)
         self._downlink.pop(participant_id, None)
         self._layer_pause.pop(participant_id, None)
+        self._received_layers.pop(participant_id, None)
         if self.recording is not None:
             self.recording.detach(participant_id)  # leaving closes their file
         gone = set(p.inbound.values())
@@ -336,6 +340,24 @@ class Room:
                         )
                     )
         self._update_paused_layers(wanted, now)
+        self._update_received_layers()
+
+    def _update_received_layers(self) -> None:
+        """Tell who receives which layer of whom (:class:`ReceivedLayersChanged`), on a change."""
+        for sub in self.participants.values():
+            received: dict[str, str] = {}
+            for slot in sub.video_slots:
+                source, switch = slot.source, slot.layers
+                if (
+                    isinstance(source, SimulcastInbound)
+                    and switch is not None
+                    and switch.current is not None
+                    and not slot.paused
+                ):
+                    received[source.publisher_id] = source.simulcast.rids[switch.current]
+            if received != self._received_layers.get(sub.id, {}):
+                self._received_layers[sub.id] = received
+                self._emit(ReceivedLayersChanged(self.id, sub.id, dict(received)))
 
     def _layer_infos(
         self, source: SimulcastInbound, now: float

@@ -72,6 +72,8 @@ class HubRoom:
     ghosts: dict[str, Ghost] = field(default_factory=dict)  # by participant id
     # The SFU's view of each participant's link (LinkQualityChanged), for the pages.
     links: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The simulcast layer (rid) each participant receives of each publisher (ReceivedLayersChanged).
+    received_layers: dict[str, dict[str, str]] = field(default_factory=dict)
     # The latest still picture (JPEG) each participant sent, shown to audio-only participants.
     stills: dict[str, bytes] = field(default_factory=dict)
     stills_wanted: bool = False  # somebody here receives sound only
@@ -87,6 +89,7 @@ class HubRoom:
         """Drop ``pid``'s link estimate and still picture: a new connection starts afresh, and a
         participant gone for good leaves nothing behind (a still is up to 64 KB)."""
         self.links.pop(pid, None)
+        self.received_layers.pop(pid, None)
         self.stills.pop(pid, None)
 
     def audio_only_present(self) -> bool:

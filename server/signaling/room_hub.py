@@ -54,6 +54,7 @@ from server.sfu import (
     NotInRoom,
     ParticipantConnected,
     ParticipantLeft,
+    ReceivedLayersChanged,
     RecordedFile,
     RoomNotFound,
     SfuError,
@@ -205,6 +206,11 @@ class RoomHub:
             sid = self._sid_of(event.room_id, event.participant_id)
             if sid is not None:
                 await emit(self.sio, Layers(list(event.active)), to=sid)
+        elif isinstance(event, ReceivedLayersChanged):
+            room = self.rooms.get(event.room_id)
+            if room is not None and self._sid_of(event.room_id, event.participant_id) is not None:
+                room.received_layers[event.participant_id] = dict(event.layers)
+                await self.broadcast_participants(event.room_id)
         elif isinstance(event, ActiveSpeakerChanged):
             await emit(self.sio, ActiveSpeaker(event.participant_id), room=socket_room(event.room_id))
         elif isinstance(event, LinkQualityChanged):
@@ -384,6 +390,8 @@ class RoomHub:
             person["floor"] = floor is not None and floor.floor == person["id"]
             link = room.links.get(person["id"]) if room is not None else None
             person["link"] = {"bars": link["bars"], "mode": link["mode"]} if link else None
+            # which simulcast layer of whose video it receives (the chair's list shows it)
+            person["layers"] = dict(room.received_layers.get(person["id"], {})) if room is not None else {}
         return people
 
     # -- reconnecting participants ------------------------------------------------------------

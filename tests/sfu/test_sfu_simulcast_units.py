@@ -15,6 +15,7 @@ from rtc.codecs import vp8
 from server.sfu import Sfu
 from server.sfu.errors import InvalidRequest
 from server.sfu.offer import read_offer
+from server.sfu.relay import OutStream
 from server.sfu.simulcast import DROP, PASS, SWITCHED, LayerInfo, LayerSwitch, choose_layer
 from tests.sfu.test_sfu_offer_corpus import answer, check_answer
 
@@ -329,46 +330,55 @@ def test_layer_pause_waits_before_pausing_and_resumes_at_once() -> None:
     assert pause.update(set(), 300.0) == (frozenset({0}), frozenset())
 
 
-async def test_room_pauses_the_layer_no_slot_takes_and_resumes_it_for_a_large_tile() -> None:
-    """The room's decision, without a network: a simulcast publisher whose only subscriber shows
-    it in a thumbnail is told (SimulcastLayersChanged) to send q and h only, after the hold; the
-    paused f is then never chosen. A subscriber with a large tile brings f back at once; the
-    slot takes f as soon as it arrives again."""
-    from server.sfu import SfuConfig
-    from server.sfu.events import SfuEvent, SimulcastLayersChanged
-    from server.sfu.relay import OutStream
-    from server.sfu.room import Room
-    from server.sfu.simulcast import PAUSE_AFTER_S
-    from server.sfu.simulcast_inbound import SimulcastInbound
+class SimulcastRoom:
+    """A room without a network: ``chair`` publishes a q/h/f track, subscribers get one video
+    slot each; the test says which layers arrive and when (``sending``)."""
 
-    config = SfuConfig()
-    events: list[SfuEvent] = []
-    room = Room("r", config, events.append)
-    offer = read_offer(offer_text())
-    assert offer.simulcast is not None
-    chair = room.admit("chair")
-    track = SimulcastInbound(
-        simulcast=offer.simulcast,
-        publisher_id="chair",
-        rtcp_ssrc=1,
-        config=config,
-        on_disconnect=lambda: None,
-    )
-    chair.inbound["video"] = track
+    def __init__(self) -> None:
+        from server.sfu import SfuConfig
+        from server.sfu.events import SfuEvent
+        from server.sfu.room import Room
+        from server.sfu.simulcast_inbound import SimulcastInbound
 
-    def sending(now: float, layers: set[int]) -> None:
-        for i, layer in enumerate(track.layers):
+        self.config = SfuConfig()
+        self.events: list[SfuEvent] = []
+        self.room = Room("r", self.config, self.events.append)
+        offer = read_offer(offer_text())
+        assert offer.simulcast is not None
+        self.track = SimulcastInbound(
+            simulcast=offer.simulcast,
+            publisher_id="chair",
+            rtcp_ssrc=1,
+            config=self.config,
+            on_disconnect=lambda: None,
+        )
+        self.room.admit("chair").inbound["video"] = self.track
+
+    def sending(self, now: float, layers: set[int]) -> None:
+        for i, layer in enumerate(self.track.layers):
             if i in layers:
                 layer.last_packet_at = now
                 layer.bytes += 10_000
 
-    def subscribe(name: str, tile: int) -> OutStream:
-        sub = room.admit(name)
-        slot = OutStream(kind="video", mid="1", subscriber_id=name, ssrc=3, config=config)
+    def subscribe(self, name: str, tile: int) -> OutStream:
+        sub = self.room.admit(name)
+        slot = OutStream(kind="video", mid="1", subscriber_id=name, ssrc=3, config=self.config)
         sub.video_slots.append(slot)
-        slot.assign(track)
-        room._tile_heights[name] = {"chair": tile}
+        slot.assign(self.track)
+        self.room._tile_heights[name] = {"chair": tile}
         return slot
+
+
+async def test_room_pauses_the_layer_no_slot_takes_and_resumes_it_for_a_large_tile() -> None:
+    """The room's decision, without a network: a simulcast publisher whose only subscriber shows
+    it in a thumbnail is told (SimulcastLayersChanged) to send q only, after the hold; a paused
+    layer is then never chosen. A larger tile brings the layer it needs back at once; the slot
+    takes it as soon as it arrives again."""
+    from server.sfu.events import SimulcastLayersChanged
+    from server.sfu.simulcast import PAUSE_AFTER_S
+
+    t = SimulcastRoom()
+    room, events, sending, subscribe = t.room, t.events, t.sending, t.subscribe
 
     def paused() -> list[tuple[str, ...]]:
         return [e.active for e in events if isinstance(e, SimulcastLayersChanged)]
@@ -424,3 +434,38 @@ async def test_room_pauses_the_layer_no_slot_takes_and_resumes_it_for_a_large_ti
         assert paused()[-1] == ("q", "h")
     finally:
         await room.close()
+
+
+async def test_the_layer_each_subscriber_receives_is_reported_on_a_change() -> None:
+    """Item 6: ReceivedLayersChanged says which layer (rid) a subscriber receives of each simulcast
+    publisher, once its slot forwards it (at the layer's keyframe), and again only on a change."""
+    from server.sfu.events import ReceivedLayersChanged
+
+    t = SimulcastRoom()
+    try:
+        slot = t.subscribe("hall", 90)
+        assert slot.layers is not None
+
+        def told() -> list[tuple[str, dict[str, str]]]:
+            return [(e.participant_id, e.layers) for e in t.events if isinstance(e, ReceivedLayersChanged)]
+
+        now = 1000.0
+        t.sending(now, {0, 1, 2})
+        t.room._update_layers(now)
+        assert slot.layers.target == 0 and told() == []  # nothing forwarded yet
+        assert slot.layers.accept(0, descriptor(7, 1, key=True)) == SWITCHED
+        t.room._update_layers(now + 1)
+        t.room._update_layers(now + 2)
+        assert told() == [("hall", {"chair": "q"})]
+        t.room._tile_heights["hall"] = {"chair": 720}
+        t.room._update_layers(now + 3)
+        assert slot.layers.target == 2 and told() == [("hall", {"chair": "q"})]  # no keyframe yet
+        assert slot.layers.accept(2, descriptor(8, 2, key=True)) == SWITCHED
+        t.room._update_layers(now + 4)
+        assert told()[-1] == ("hall", {"chair": "f"})
+        slot.set_paused(True)  # audio-only: it receives no video
+        t.room._update_layers(now + 5)
+        assert told()[-1] == ("hall", {})
+        assert len(told()) == 3
+    finally:
+        await t.room.close()

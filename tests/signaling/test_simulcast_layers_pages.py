@@ -1,6 +1,6 @@
 """What the pages learn of simulcast layers (issue 18): the SFU's SimulcastLayersChanged
 reaches the publisher's own page only, as ``layers {active}`` (the page pauses the other
-encodings)."""
+encodings); ReceivedLayersChanged reaches everybody's participant list."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server.keys import SFU
-from server.sfu import SimulcastLayersChanged
+from server.keys import ROOM_HUB, SFU
+from server.sfu import ReceivedLayersChanged, SimulcastLayersChanged
 from tests.conftest import World
 from tests.signaling.signaling_kit import Admin, Participant, wait_until
 
@@ -43,3 +43,42 @@ async def test_layers_reach_the_publisher_only(
     await wait_until(lambda: kiosk.got("layers") == [{"active": ["h"]}], 10, "the kiosk's own")
     assert len(official.got("layers")) == 2
     assert official.errors() == [] and kiosk.errors() == []
+
+
+async def test_the_participant_list_says_which_layer_each_one_receives(
+    client: TestClient, world: World, people: Callable[..., Any]
+) -> None:
+    """Item 6: the SFU's ReceivedLayersChanged reaches everybody's participant list (``layers``:
+    the rid each participant receives of each simulcast publisher), so the chair's page shows
+    which layer of its video each hall gets; a participant who leaves takes it along."""
+    admin = await Admin(client, world).login()
+    kiosk_id, token = await admin.kiosk("남성리 마을회관")
+    room_id = await admin.room("마을 안전 회의", account_ids=[world.official_id], kiosk_ids=[kiosk_id])
+    official: Participant = await people("official", username="official")
+    kiosk: Participant = await people("kiosk", token=token)
+    await official.join(room_id)
+    await kiosk.join(room_id)
+    assert official.pid and kiosk.pid
+    sfu = client.app[SFU]
+
+    def layers_of(p: Participant, pid: str | None) -> dict[str, str] | None:
+        return next((entry["layers"] for entry in p.participants if entry["id"] == pid), None)
+
+    assert layers_of(official, kiosk.pid) == {} and layers_of(official, official.pid) == {}
+    sfu._emit(ReceivedLayersChanged(str(room_id), kiosk.pid, {official.pid: "h"}))
+    for viewer in (official, kiosk):
+        await wait_until(
+            lambda v=viewer: layers_of(v, kiosk.pid) == {official.pid: "h"},  # type: ignore[misc]
+            10,
+            "everybody's list shows the hall's layer",
+        )
+    sfu._emit(ReceivedLayersChanged(str(room_id), kiosk.pid, {official.pid: "f"}))
+    await wait_until(lambda: layers_of(official, kiosk.pid) == {official.pid: "f"}, 10, "the new layer")
+    # someone not in the room: nothing to show, nothing kept
+    sfu._emit(ReceivedLayersChanged(str(room_id), "k999999", {official.pid: "f"}))
+    await kiosk.call("leave", {})
+    await wait_until(lambda: layers_of(official, kiosk.pid) is None, 10, "the hall left the list")
+    hub = client.app[ROOM_HUB]
+    room = hub.rooms.get(str(room_id))
+    assert room is None or (kiosk.pid not in room.received_layers and "k999999" not in room.received_layers)
+    assert official.errors() == []

@@ -160,6 +160,15 @@ export class Tiles {
       li.classList.toggle('hand', Boolean(person.hand));
       const flags = this.flags(person);
       if (flags) li.append(el('span', 'roster-flags', flags));
+      // Which simulcast layer of this page's own video the participant receives (the SFU's
+      // choice for its tile and line): the chair sees which hall gets a lower picture.
+      const layer = person.id !== selfId && person.layers ? person.layers[selfId] : null;
+      const layerText = layer ? this.texts[`layer_${layer}`] : null;
+      if (layerText) {
+        const span = el('span', 'roster-layer', layerText);
+        span.dataset.layer = layer;
+        li.append(span);
+      }
       if (this.rosterControls) this.rosterControls(person, li);
       items.push(li);
     }

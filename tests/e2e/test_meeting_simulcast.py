@@ -16,7 +16,7 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import World
 from tests.e2e.browser_steps import log_in
-from tests.e2e.conftest import kiosk_browser_page
+from tests.e2e.conftest import kiosk_browser_page, screenshot_path
 from tests.e2e.live_meeting import started_meeting
 
 # Also "lab": it asserts real-time behaviour (a layer reached, no freeze over 2 s), which needs the
@@ -132,3 +132,67 @@ async def test_each_hall_gets_the_layer_of_its_tile_and_switches_down_without_a_
     # and the small hall kept decoding its layer meanwhile
     after = await chair_video(small, chair)
     assert after is not None and after["height"] == low["height"] and after["frames"] > low["frames"]
+
+
+#: The chair page's own simulcast encodings as it sends them: {rid: [active, bytesSent]}.
+OUTBOUND_JS = """
+async () => {
+  const out = {};
+  (await window.maeulRoom.pc.getStats()).forEach((s) => {
+    if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid) out[s.rid] = [s.active, s.bytesSent];
+  });
+  return out;
+}
+"""
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+async def test_the_chair_pauses_the_layer_no_hall_takes_and_sees_each_halls_layer(
+    browser: Browser, live_server: str, world: World, sessionmaker: Any
+) -> None:
+    """Items 4 and 6 through the real pages: the only hall shows the chair in a small tile, so
+    the chair's page is told (``layers``) to send h only and sets its f encoding inactive; the
+    chair's participant list shows the hall receiving the low layer. When the hall's window
+    grows, f is asked for again and the page sends it."""
+    hall = await kiosk_browser_page(browser, live_server, sessionmaker, world.village_ids[0], HALL_A)
+    _meeting_id, room_id = await started_meeting(
+        sessionmaker,
+        world,
+        title="화질 표시 시험 회의",
+        village_ids=[world.village_ids[0]],
+        lobby_mode="auto_admit",
+    )
+    chair_page = await (await browser.new_context(viewport={"width": 1440, "height": 900})).new_page()
+    await log_in(chair_page, live_server, "official")
+    await chair_page.goto(f"{live_server}/rooms/{room_id}?simulcast=1")
+    await hall.set_viewport_size({"width": 480, "height": 320})
+    await hall.goto(f"{live_server}/kiosk/rooms/{room_id}")
+    await expect(hall.locator("[data-status]")).to_have_text("회의에 참여 중입니다.", timeout=30000)
+    hall_id = await hall.evaluate("() => window.maeulRoom.pid")
+    row = chair_page.locator(f'[data-roster] li[data-participant="{hall_id}"] .roster-layer')
+    await expect(row).to_have_attribute("data-layer", "h", timeout=45000)
+    await expect(row).to_have_text("내 영상 수신: 낮은 화질")
+
+    async def chair_sends() -> dict[str, list[Any]]:
+        sent: dict[str, list[Any]] = await chair_page.evaluate(OUTBOUND_JS)
+        return sent
+
+    deadline = time.monotonic() + 30
+    while (await chair_sends()).get("f", [True])[0] is not False:
+        assert time.monotonic() < deadline, f"f still sent: {await chair_sends()}"
+        await asyncio.sleep(0.25)
+    await asyncio.sleep(1.0)
+    before = (await chair_sends())["f"][1]
+    await asyncio.sleep(2.0)
+    assert (await chair_sends())["f"][1] == before
+    await chair_page.screenshot(path=screenshot_path("meeting-official-simulcast-layers.png"))
+
+    # the hall's window grows: its tile wants f, which the chair's page sends again
+    await hall.set_viewport_size({"width": 1280, "height": 720})
+    deadline = time.monotonic() + 30
+    while True:
+        f = (await chair_sends())["f"]
+        if f[0] is True and f[1] > before:
+            break
+        assert time.monotonic() < deadline, f"f not resumed: {f}"
+        await asyncio.sleep(0.25)

@@ -17,6 +17,7 @@ placement carries a new epoch, so an answer about an older placement is recognis
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,20 @@ def rpc_key(worker_id: str, boot: str) -> str:
 
 def reply_key(web_id: str) -> str:
     return f"{PREFIX}reply:{web_id}"
+
+
+#: A web process's liveness record, refreshed every ``WEB_REFRESH_S``. A worker removes the
+#: participants a web process admitted once that record has expired: nobody else would ever send
+#: their leave (a page that had not set up media yet has no connection whose end would tell).
+WEB_TTL_MS = 3000
+WEB_REFRESH_S = 1.0
+#: How long a worker must have seen no record of a web process before it takes it for dead (a
+#: Redis restart empties Redis; the records are back within WEB_REFRESH_S).
+WEB_GRACE_S = 3.0
+
+
+def web_key(web_id: str) -> str:
+    return f"{PREFIX}web:{web_id}"
 
 
 # KEYS: worker key, workers set, load hash, epoch counter.
@@ -246,6 +261,20 @@ class Registry:
         if worker is None or boot is None or epoch is None:
             return None
         return Placement(room_id, _text(worker), _text(boot), int(epoch))
+
+    async def web_alive(self, web_id: str) -> None:
+        await self.redis.set(web_key(web_id), "1", px=WEB_TTL_MS)
+
+    async def web_gone(self, web_id: str) -> None:
+        await self.redis.delete(web_key(web_id))
+
+    async def dead_webs(self, web_ids: Iterable[str]) -> set[str]:
+        """Those of ``web_ids`` whose liveness record has expired (or was removed at their stop)."""
+        ids = sorted(set(web_ids))
+        if not ids:
+            return set()
+        values = await self.redis.mget([web_key(i) for i in ids])
+        return {web_id for web_id, value in zip(ids, values, strict=True) if value is None}
 
     async def worker(self, worker_id: str) -> WorkerInfo | None:
         raw = await self.redis.get(worker_key(worker_id))

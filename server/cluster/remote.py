@@ -37,7 +37,14 @@ from redis.exceptions import RedisError
 
 from rtc.recorded import Mark, RecordedFile
 from server.background import FailureStreak
-from server.cluster.registry import EVENTS_CHANNEL, WORKER_TTL_MS, Placement, Registry, reply_key
+from server.cluster.registry import (
+    EVENTS_CHANNEL,
+    WEB_REFRESH_S,
+    WORKER_TTL_MS,
+    Placement,
+    Registry,
+    reply_key,
+)
 from server.cluster.wire import (
     StaleEpoch,
     Unavailable,
@@ -163,6 +170,7 @@ class RemoteSfu:
             asyncio.create_task(self._read_replies(), name="cluster-replies"),
             asyncio.create_task(self._read_events(), name="cluster-events"),
             asyncio.create_task(self._watch_workers(), name="cluster-watch"),
+            asyncio.create_task(self._keep_alive(), name="cluster-alive"),
         ]
 
     async def close(self) -> None:
@@ -178,6 +186,17 @@ class RemoteSfu:
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(Unavailable("the web process is stopping"))
+        # The workers remove this process's participants now rather than when the record expires.
+        with contextlib.suppress(RedisError):
+            await self.registry.web_gone(self.web_id)
+
+    async def _keep_alive(self) -> None:
+        while not self._closing:
+            try:
+                await self.registry.web_alive(self.web_id)
+            except RedisError:
+                pass  # the workers cannot read it either; the record outlives a short outage
+            await asyncio.sleep(WEB_REFRESH_S)
 
     # -- the calls ----------------------------------------------------------------------------
     async def call(

@@ -13,13 +13,14 @@ candidate is never handled before the offer sent ahead of it); other requests ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from server.background import FailureStreak
 from server.cluster.registry import (
     EVENTS_CHANNEL,
     HEARTBEAT_S,
+    WEB_GRACE_S,
     Registry,
     WorkerIdTaken,
     WorkerInfo,
@@ -86,6 +88,7 @@ class SfuWorker:
         self.gens: dict[tuple[str, str], int] = {}  # admissions per (room, participant)
         self.admitted_by: dict[tuple[str, str], str] = {}  # the web process that admitted it
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._web_seen: dict[str, float] = {}  # web process id -> when its record was last seen
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self.redis_health = FailureStreak("talking to Redis", log)
@@ -142,6 +145,7 @@ class SfuWorker:
                 lost = await self.registry.register(self.info(), dict(self.epochs))
                 for room_id in lost:
                     await self._drop_stale_room(room_id)
+                await self._drop_orphans()
                 await self.redis.publish(EVENTS_CHANNEL, dumps(self._media_report()))
             except WorkerIdTaken as exc:
                 # Our record expired (a long stall) and another process took the id: two workers
@@ -152,6 +156,8 @@ class SfuWorker:
                 return
             except RedisError as exc:
                 self.redis_health.failed(exc)
+                # Nothing could be seen meanwhile: no web process's grace may run out unseen.
+                self._web_seen.update(dict.fromkeys(self._web_seen, time.monotonic()))
             else:
                 self.redis_health.succeeded()
 
@@ -247,12 +253,22 @@ class SfuWorker:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    @contextlib.asynccontextmanager
+    async def _participant_lock(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        """One request at a time per participant, in arrival order; idle locks are forgotten."""
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and not lock._waiters:  # noqa: SLF001
+                self._locks.pop(key, None)
+
     async def _answer(self, request: dict[str, Any]) -> None:
         room_id = str(request.get("room", ""))
         pid = str(request.get("pid", ""))
-        lock = self._locks.setdefault((room_id, pid), asyncio.Lock())
         reply: dict[str, Any] = {"id": request.get("id"), "worker": self.id, "boot": self.boot}
-        async with lock:
+        async with self._participant_lock((room_id, pid)):
             try:
                 handler = self._methods().get(str(request.get("method")))
                 if handler is None:
@@ -264,8 +280,6 @@ class SfuWorker:
             except Exception as exc:
                 log.exception("request failed", extra={"method": request.get("method")})
                 reply |= {"ok": False, "error": {"type": "Internal", "message": type(exc).__name__}}
-        if not lock.locked() and not lock._waiters:  # noqa: SLF001 - forget idle locks
-            self._locks.pop((room_id, pid), None)
         reply["epoch"] = self.epochs.get(room_id)
         target = str(request.get("reply", ""))
         if not target:
@@ -328,18 +342,65 @@ class SfuWorker:
         key = (room_id, pid)
         web = str(args.get("web", ""))
         earlier = self.handles.get(key)
-        if earlier is not None and web and self.admitted_by.get(key) == web:
+        earlier_web = self.admitted_by.get(key, "")
+        if earlier is not None and web and (earlier_web == web or await self._web_is_dead(earlier_web)):
             # The same web process admits this participant again: it no longer knows the earlier
             # admission (its answer came too late, or the hub dropped the handle while Redis was
-            # away), and nobody else will ever remove it. Without this the id stays taken.
-            log.info("participant admitted again by the same web process", extra={"room_id": room_id})
+            # away). Or the web process that admitted it is dead, and the page came back through
+            # another. Either way nobody else will ever remove it; without this the id stays taken.
+            log.info("participant admitted again; the earlier admission goes", extra={"room_id": room_id})
             self.handles.pop(key, None)
             await earlier.leave()
         handle = await self.sfu.admit(room_id, pid, audio_max_bitrate=int(rate) if rate is not None else None)
         self.gens[key] = self.gens.get(key, 0) + 1
         self.handles[key] = handle
         self.admitted_by[key] = web
+        self._web_seen[web] = time.monotonic()  # it just asked: alive
         return {"gen": self.gens[key], "active_speaker": self.sfu.active_speaker(room_id)}
+
+    async def _dead_webs(self, web_ids: Iterable[str]) -> set[str]:
+        """Those of ``web_ids`` whose liveness record this worker has not seen for
+        ``WEB_GRACE_S``. Missing once is not enough: a Redis restart empties Redis, and the web
+        processes write their records again within ``WEB_REFRESH_S``. A Redis error is "unknown":
+        nothing is dead, and the grace starts again, since nothing could be seen meanwhile."""
+        ids = {w for w in web_ids if w}
+        now = time.monotonic()
+        try:
+            missing = await self.registry.dead_webs(ids)
+        except RedisError:
+            self._web_seen.update(dict.fromkeys(ids, now))
+            raise
+        self._web_seen.update(dict.fromkeys(ids - missing, now))
+        for web_id in ids - self._web_seen.keys():
+            self._web_seen[web_id] = now
+        return {w for w in missing if now - self._web_seen[w] > WEB_GRACE_S}
+
+    async def _web_is_dead(self, web_id: str) -> bool:
+        try:
+            return web_id in await self._dead_webs([web_id])
+        except RedisError:
+            return False  # unknown: keep the earlier admission (the join is refused, and retried)
+
+    async def _drop_orphans(self) -> None:
+        """Remove the participants whose web process is dead (its liveness record expired or was
+        removed at its stop). Their pages have joined again through another web process, or will;
+        a participant that never set up media would otherwise stay here, its id taken, for good."""
+        dead = await self._dead_webs(self.admitted_by.values())
+        for web_id in set(self._web_seen) - set(self.admitted_by.values()):
+            del self._web_seen[web_id]  # no participant of it left here: nothing to watch
+        if not dead:
+            return
+        for key in [k for k, web in self.admitted_by.items() if web in dead]:
+            # Under the participant's request lock, and checked again: a new admission through a
+            # live web process may have taken its place meanwhile.
+            async with self._participant_lock(key):
+                if self.admitted_by.get(key) not in dead:
+                    continue
+                self.admitted_by.pop(key, None)
+                handle = self.handles.pop(key, None)
+                if handle is not None:
+                    log.info("participant of a dead web process removed", extra={"room_id": key[0]})
+                    await handle.leave()
 
     async def _offer(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
         handle = self._handle(room_id, pid, epoch)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from server.cluster.registry import (
     connect,
     reply_key,
     room_key,
+    web_key,
     worker_key,
 )
 from server.cluster.remote import RemoteSfu
@@ -329,3 +331,50 @@ async def test_an_admission_its_web_process_lost_does_not_keep_the_id_taken(clus
     # Another web process cannot take the id while this one holds it.
     with pytest.raises(AlreadyJoined):
         await there.admit("r", "a")
+
+
+
+async def settles(probe: Callable[[], Awaitable[object]], value: object, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while (seen := await probe()) != value:
+        assert time.monotonic() < deadline, f"{what}: still {seen!r} after {within} s"
+        await asyncio.sleep(0.1)
+
+
+async def test_the_participants_of_a_dead_web_process_are_removed(cluster: tuple) -> None:  # type: ignore[type-arg]
+    start_worker, remote, client = cluster
+    first = await start_worker("1")
+    dying, survivor = await remote(), await remote()
+    redis = client()
+    # Admitted through a web process that then dies before the pages set up any media: no
+    # connection will ever end to tell the worker, and no leave will come from that process.
+    await dying.admit("r", "a")
+    await dying.admit("r", "b")
+    await settles(lambda: redis.exists(web_key(dying.web_id)), 1, 5, "the web process's record")
+    for task in dying._tasks:  # noqa: SLF001 - as a SIGKILL: no goodbye, the record just expires
+        task.cancel()
+    # While its record lives, the id stays its own: another web process is refused.
+    with pytest.raises(AlreadyJoined):
+        await survivor.admit("r", "a")
+    await settles(lambda: redis.exists(web_key(dying.web_id)), 0, 10, "the dead web's record")
+    # Once the worker has seen no record for its grace, the page's join through the survivor (it
+    # retries with backoff, as the pages do) takes the earlier admission's place,
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            await survivor.admit("r", "a")
+            break
+        except AlreadyJoined:
+            assert time.monotonic() < deadline, "the dead web's admission kept the id taken"
+            await asyncio.sleep(0.5)
+    assert first.worker.admitted_by[("r", "a")] == survivor.web_id
+
+    # and the worker's heartbeat removes the participant that never came back.
+    async def hosted() -> list[tuple[str, str]]:
+        return sorted(first.worker.handles)
+
+    await settles(hosted, [("r", "a")], 10, "the dead web's participants")
+    # A web process that stops cleanly takes its participants with it, without waiting for a TTL.
+    await survivor.close()
+    assert not await redis.exists(web_key(survivor.web_id))
+    await settles(hosted, [], 10, "the stopped web's participants")

@@ -58,6 +58,8 @@ from server.sfu import (
     ActiveSpeakerChanged,
     InvalidRequest,
     InvalidState,
+    Listener,
+    Listeners,
     NotInRoom,
     ParticipantLeft,
     SfuEvent,
@@ -79,8 +81,6 @@ SILENCE_S = WORKER_TTL_MS / 1000
 CLOSE_WAIT_S = 5.0
 #: Placements tried per join: the current one, then others when a worker does not answer.
 PLACE_ATTEMPTS = 3
-
-Listener = Callable[[SfuEvent], None]
 
 
 @dataclass
@@ -149,7 +149,7 @@ class RemoteSfu:
         self.registry = Registry(redis)
         self.web_id = web_id or secrets.token_hex(8)
         self.replies = reply_key(self.web_id)
-        self._listeners: list[Listener] = []
+        self._listeners = Listeners()
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._waiting_on: dict[str, tuple[str, str]] = {}  # request id -> (worker, boot)
         self._handles: dict[tuple[str, str], RemoteHandle] = {}
@@ -324,20 +324,10 @@ class RemoteSfu:
         return sorted(rooms)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return unsubscribe
+        return self._listeners.subscribe(listener)
 
     def _emit(self, event: SfuEvent) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("SFU event listener failed on %s", event)
+        self._listeners.emit(event)
 
     def open_room(self, room_id: str) -> None:
         # The room opens on its worker with the first admission (placement); only checked here.

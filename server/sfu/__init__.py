@@ -16,6 +16,8 @@ from .errors import (
 from .events import (
     ActiveSpeakerChanged,
     LinkQualityChanged,
+    Listener,
+    Listeners,
     ParticipantConnected,
     ParticipantLeft,
     ReceivedLayersChanged,
@@ -36,6 +38,8 @@ __all__ = [
     "InvalidSdp",
     "InvalidState",
     "LinkQualityChanged",
+    "Listener",
+    "Listeners",
     "Mark",
     "NotInRoom",
     "ParticipantConnected",

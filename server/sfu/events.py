@@ -9,8 +9,12 @@ the event loop and must not block (put the event on a queue if needed).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+logger = logging.getLogger(__name__)
 
 Kind = Literal["audio", "video"]
 
@@ -133,3 +137,29 @@ SfuEvent = (
     | SimulcastLayersChanged
     | ReceivedLayersChanged
 )
+
+Listener = Callable[[SfuEvent], None]
+
+
+class Listeners:
+    """The listeners of one event source (the in-process Sfu, or the web side's RemoteSfu)."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` for every event; returns an unsubscribe function."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def emit(self, event: SfuEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not break forwarding
+                logger.exception("SFU event listener failed on %s", event)

@@ -86,6 +86,22 @@ class _TaskOwner:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def uplink_estimate(
+    remb: ai.RemoteBitrateEstimator | None, packet: ai.RtpPacket, arrival_time_ms: int
+) -> int | None:
+    """Feed one received video packet to the publisher's uplink estimator (abs-send-time based,
+    as REMB); the new estimate in bit/s when the estimator has one."""
+    if remb is None or packet.extensions.abs_send_time is None:
+        return None
+    estimate = remb.add(
+        arrival_time_ms=arrival_time_ms,
+        abs_send_time=packet.extensions.abs_send_time,
+        payload_size=len(packet.payload) + packet.padding_size,
+        ssrc=packet.ssrc,
+    )
+    return None if estimate is None else estimate[0]
+
+
 class InboundStream(_TaskOwner):
     """A track one participant publishes (audio or video), received by the SFU."""
 
@@ -210,15 +226,8 @@ class InboundStream(_TaskOwner):
         assert self._stats is not None
         self._stats.add(packet.sequence_number, packet.timestamp, arrival_time_ms / 1000.0)
 
-        if self._remb is not None and packet.extensions.abs_send_time is not None:
-            est = self._remb.add(
-                arrival_time_ms=arrival_time_ms,
-                abs_send_time=packet.extensions.abs_send_time,
-                payload_size=len(packet.payload) + packet.padding_size,
-                ssrc=packet.ssrc,
-            )
-            if est is not None:
-                self._remb_estimate = est[0]
+        if (estimate := uplink_estimate(self._remb, packet, arrival_time_ms)) is not None:
+            self._remb_estimate = estimate
         now = time.monotonic()
         self.last_packet_at = now
         nack = self._nack

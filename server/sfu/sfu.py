@@ -11,14 +11,12 @@ from rtc.recorded import Mark, RecordedFile
 
 from .config import SfuConfig
 from .errors import InvalidRequest, InvalidState, RoomNotFound
-from .events import SfuEvent
+from .events import Listener, Listeners, SfuEvent
 from .participant import Participant
 from .recording import RecordingSession
 from .room import ParticipantStats, Room, RoomStats
 
 logger = logging.getLogger(__name__)
-
-Listener = Callable[[SfuEvent], None]
 
 
 class ParticipantHandle:
@@ -75,26 +73,16 @@ class Sfu:
     def __init__(self, config: SfuConfig | None = None) -> None:
         self.config = config or SfuConfig()
         self._rooms: dict[str, Room] = {}
-        self._listeners: list[Listener] = []
+        self._listeners = Listeners()
 
     # -- events -----------------------------------------------------------------------------
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(event)`` for every SFU event; returns an unsubscribe function."""
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return unsubscribe
+        return self._listeners.subscribe(listener)
 
     def _emit(self, event: SfuEvent) -> None:
         logger.debug("event %s", event)
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:  # a broken listener must not break forwarding
-                logger.exception("SFU event listener failed on %s", event)
+        self._listeners.emit(event)
 
     # -- rooms ------------------------------------------------------------------------------
     @property

@@ -33,7 +33,7 @@ from rtc import aiortc_internals as ai
 from rtc.codecs import vp8
 
 from .config import SfuConfig
-from .relay import RTP_HEADER_BYTES, InboundStream
+from .relay import RTP_HEADER_BYTES, InboundStream, uplink_estimate
 from .simulcast import REPAIRED_RID_URI, RID_URI, LayerInfo, SimulcastOffer
 
 #: A layer that sent nothing for this long is not chosen for anyone (seconds).
@@ -150,15 +150,8 @@ class SimulcastInbound(InboundStream):
         self.packets += 1
         self.bytes += RTP_HEADER_BYTES + len(packet.payload) + packet.padding_size
         self.last_packet_at = time.monotonic()
-        if self._remb is not None and packet.extensions.abs_send_time is not None:
-            est = self._remb.add(
-                arrival_time_ms=arrival_time_ms,
-                abs_send_time=packet.extensions.abs_send_time,
-                payload_size=len(packet.payload) + packet.padding_size,
-                ssrc=packet.ssrc,
-            )
-            if est is not None:
-                self._remb_estimate = est[0]
+        if (estimate := uplink_estimate(self._remb, packet, arrival_time_ms)) is not None:
+            self._remb_estimate = estimate
         assert layer.layer is not None
         if vp8.is_keyframe_start(packet.payload):
             descriptor = vp8.PayloadDescriptor.parse(packet.payload)

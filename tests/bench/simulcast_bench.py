@@ -174,6 +174,7 @@ async def run_mode(simulcast: bool, page_url: str, args: argparse.Namespace) -> 
                     await asyncio.sleep(0.1)
                 await asyncio.sleep(args.settle)
 
+                print(f"# window starts: {diagnose(sfu)}; chromium {await page.evaluate(OUTBOUND_JS)}")
                 start, cpu0 = time.monotonic(), main_thread_cpu_s()
                 switcher = clients["switcher"]
                 assert switcher.handle is not None
@@ -227,6 +228,7 @@ async def run_mode(simulcast: bool, page_url: str, args: argparse.Namespace) -> 
                     "cpu_per_subscriber_pct": (cpu1 - cpu0) / (stop - start) * 100 / len(SUBSCRIBERS),
                     "load": os.getloadavg(),
                     "layers": diagnose(sfu),
+                    "chromium": await page.evaluate(OUTBOUND_JS),
                 }
             finally:
                 await browser.close()
@@ -238,16 +240,35 @@ async def run_mode(simulcast: bool, page_url: str, args: argparse.Namespace) -> 
         await sfu.close()
 
 
+#: Chromium's outbound video per rid (or "-" for one layer), for the log.
+OUTBOUND_JS = """
+async () => {
+  const out = {};
+  (await window.pc.getStats()).forEach((s) => {
+    if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid || '-'] = [
+      s.active, s.frameWidth, s.framesPerSecond, s.framesSent, s.bytesSent, s.qualityLimitationReason];
+  });
+  return out;
+}
+"""
+
+
 def diagnose(sfu: Sfu) -> str:
     """The publisher's layers and each subscriber's (current, target) layer, for the log."""
     room = sfu._room("r")
     track: Any = room.get(PUBLISHER).inbound.get("video")
-    sizes = [] if track is None or not hasattr(track, "layer_widths") else track.layer_widths
+    sizes: Any = []
+    if track is not None and hasattr(track, "layer_widths"):
+        live = [info.live for info in track.layer_info(time.monotonic())]
+        sizes = (track.layer_widths, [x.packets for x in track.layers], track.layer_bitrates, live)
     slots = {
         name: [(o.layers.current, o.layers.target) if o.layers else None for o in room.get(name).video_slots]
         for name in SUBSCRIBERS
     }
-    return f"layer widths {sizes}, slots (current, target) {slots}, downlink {room._downlink}"
+    return (
+        f"layer (widths, packets, bitrates, live) {sizes}, "
+        f"slots (current, target) {slots}, downlink {room._downlink}"
+    )
 
 
 def fmt(value: Any) -> str:

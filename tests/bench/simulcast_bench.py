@@ -262,12 +262,15 @@ def diagnose(sfu: Sfu) -> str:
         live = [info.live for info in track.layer_info(time.monotonic())]
         sizes = (track.layer_widths, [x.packets for x in track.layers], track.layer_bitrates, live)
     slots = {
-        name: [(o.layers.current, o.layers.target) if o.layers else None for o in room.get(name).video_slots]
+        name: [
+            ((o.layers.current, o.layers.target) if o.layers else None, o.packets, o.keyframe_requests)
+            for o in room.get(name).video_slots
+        ]
         for name in SUBSCRIBERS
     }
     return (
         f"layer (widths, packets, bitrates, live) {sizes}, "
-        f"slots (current, target) {slots}, downlink {room._downlink}"
+        f"slots ((current, target), packets sent, PLIs from it) {slots}, downlink {room._downlink}"
     )
 
 

@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from server.config import Settings
-from server.db import create_engine
+from server.db import close_engine, create_engine
 from server.models import Base
 
 config = context.config
@@ -54,7 +54,7 @@ async def run_async_migrations() -> None:
             await connection.run_sync(do_run_migrations)
             await connection.commit()
     finally:
-        await engine.dispose()
+        await close_engine(engine)
 
 
 def run_migrations_offline() -> None:

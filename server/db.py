@@ -12,11 +12,12 @@ import datetime as dt
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import DateTime, MetaData, event, func, make_url
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -85,11 +86,13 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # and invalidates every connection pooled before it, and the errors middleware answers
         # that request 503 (the kiosk outbox sends it again), so the pool recovers after one.
         kwargs.update(pool_size=10, max_overflow=20)
-    engine = create_async_engine(url, **kwargs)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    workers: SqliteWorkerThreads | None = None
+    if url.startswith("sqlite"):
         workers = SqliteWorkerThreads()
-        event.listen(engine.sync_engine, "connect", workers.add)
+        kwargs["async_creator"] = workers.connector(url, kwargs.pop("connect_args"))
+    engine = create_async_engine(url, **kwargs)
+    if workers is not None:
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         engine.sync_engine.maeul_sqlite_workers = workers  # type: ignore[attr-defined]
     return engine
 
@@ -106,10 +109,22 @@ class SqliteWorkerThreads:
     def __init__(self) -> None:
         self._threads: list[threading.Thread] = []
 
-    def add(self, dbapi_connection: Any, _record: Any) -> None:
-        thread = getattr(getattr(dbapi_connection, "_connection", None), "_thread", None)
-        if isinstance(thread, threading.Thread):
-            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+    def connector(self, url: str, connect_args: dict[str, Any]) -> Callable[[], Awaitable[Any]]:
+        """An ``async_creator`` that records each connection's thread before it connects.
+
+        A connect that fails (a missing directory, a full disk) also leaves a thread behind: it
+        posts the stop of its half-made connection to the loop, so it is recorded before the
+        connect is awaited, not in a "connect" event that only a success fires."""
+        path = make_url(url).database or ":memory:"
+
+        async def connect() -> Any:
+            connection = aiosqlite.connect(path, check_same_thread=False, **connect_args)
+            # As SQLAlchemy's own aiosqlite connect does: a thread must never keep the process up.
+            connection._thread.daemon = True
+            self._threads = [t for t in self._threads if t.is_alive()] + [connection._thread]
+            return await connection
+
+        return connect
 
     def alive(self) -> list[threading.Thread]:
         return [t for t in self._threads if t.is_alive()]

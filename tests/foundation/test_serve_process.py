@@ -3,47 +3,17 @@ links, and serves /healthz and a Korean login page."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
-from server.config import PROJECT_ROOT
 from tests.pg import free_port
-
-
-def _wait_healthy(base: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("server did not become healthy")
+from tests.serve_process import start_serve, wait_healthy
 
 
 def _serve(db_url: str, data_dir: Path, port: int) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "MAEUL_DATABASE_URL": db_url,
-        "MAEUL_DATA_DIR": str(data_dir),
-        "MAEUL_PORT": str(port),
-        "MAEUL_LOG_JSON": "true",
-    }
-    return subprocess.Popen(
-        [sys.executable, str(PROJECT_ROOT / "run.py"), "serve", "--demo"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_serve(db_url, data_dir, port, "--demo")
 
 
 def test_serve_demo_from_an_empty_database(empty_db_url: str, tmp_path: Path) -> None:
@@ -51,7 +21,7 @@ def test_serve_demo_from_an_empty_database(empty_db_url: str, tmp_path: Path) ->
     base = f"http://127.0.0.1:{port}"
     first = _serve(empty_db_url, tmp_path, port)
     try:
-        _wait_healthy(base, first)
+        wait_healthy(base, first)
         with urllib.request.urlopen(f"{base}/login", timeout=5) as response:
             page = response.read().decode()
         assert '<html lang="ko">' in page and "로그인" in page
@@ -68,7 +38,7 @@ def test_serve_demo_from_an_empty_database(empty_db_url: str, tmp_path: Path) ->
     # A second start seeds nothing new and prints the same logins.
     second = _serve(empty_db_url, tmp_path, port)
     try:
-        _wait_healthy(base, second)
+        wait_healthy(base, second)
     finally:
         second.terminate()
         out2, _ = second.communicate(timeout=30)

@@ -9,19 +9,16 @@ uvloop itself.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from rtc import event_loop
-from server.config import PROJECT_ROOT
 from server.sfu import Sfu, SfuConfig
 from tests.pg import free_port
+from tests.serve_process import start_serve, wait_healthy
 from tests.sfu.sfu_testkit import LOOPBACK, LUMA, Client, hears, sees_video, wait_until
 
 
@@ -79,35 +76,9 @@ def test_sfu_call_on_uvloop() -> None:
 
 
 def _serve(tmp_path: Path, port: int, loop: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "MAEUL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'maeul.db'}",
-        "MAEUL_DATA_DIR": str(tmp_path),
-        "MAEUL_PORT": str(port),
-        "MAEUL_LOG_JSON": "true",
-        event_loop.ENV_VAR: loop,
-    }
-    return subprocess.Popen(
-        [sys.executable, str(PROJECT_ROOT / "run.py"), "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    return start_serve(
+        f"sqlite+aiosqlite:///{tmp_path / 'maeul.db'}", tmp_path, port, env={event_loop.ENV_VAR: loop}
     )
-
-
-def _wait_healthy(base: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}: {process.communicate()[1]}")
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("server did not become healthy")
 
 
 @pytest.mark.parametrize("loop", ["", "asyncio"])
@@ -115,7 +86,7 @@ def test_run_py_serves_on_the_chosen_loop(tmp_path: Path, loop: str) -> None:
     port = free_port()
     server = _serve(tmp_path, port, loop)
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", server)
+        wait_healthy(f"http://127.0.0.1:{port}", server)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as response:
             assert "로그인" in response.read().decode()
     finally:

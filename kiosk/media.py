@@ -15,19 +15,24 @@ from aiortc.mediastreams import MediaStreamError
 WIDTH, HEIGHT, FPS = 640, 360, 15
 
 
-class TestPatternVideo(MediaStreamTrack):
-    """640x360 at 15 fps: colour bars with a moving block, so the encoder sends real deltas."""
+class PacedVideo(MediaStreamTrack):
+    """A generated camera: a fresh yuv420p frame every 1/fps s on the loop's clock, grey chroma.
+
+    Subclasses draw the luma plane of frame ``n``; the kiosk's test pattern and the tests' and
+    benchmarks' sources differ only there."""
 
     kind = "video"
 
-    def __init__(self) -> None:
+    def __init__(self, width: int = WIDTH, height: int = HEIGHT, fps: int = FPS) -> None:
         super().__init__()
+        self.width, self.height, self.fps = width, height, fps
         self._n = 0
         self._start: float | None = None
-        bars = (235, 210, 170, 145, 106, 81, 41, 16)
-        width = WIDTH // len(bars)
-        self._row = b"".join(bytes([luma]) * width for luma in bars)
-        self._chroma = bytes([128]) * ((WIDTH // 2) * (HEIGHT // 2))
+        self._chroma = bytes([128]) * ((width // 2) * (height // 2))
+
+    def picture(self, n: int) -> bytes:
+        """The luma plane (width x height bytes) of frame ``n``."""
+        raise NotImplementedError
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
@@ -35,20 +40,32 @@ class TestPatternVideo(MediaStreamTrack):
         loop = asyncio.get_running_loop()
         if self._start is None:
             self._start = loop.time()
-        await asyncio.sleep(max(0.0, self._start + self._n / FPS - loop.time()))
-        x = (self._n * 8) % (WIDTH - 80)
-        moving = bytearray(self._row)
-        moving[x : x + 80] = bytes([128]) * 80
-        luma = self._row * (HEIGHT - 80) + bytes(moving) * 80
+        await asyncio.sleep(max(0.0, self._start + self._n / self.fps - loop.time()))
         # A fresh frame each time: aiortc marks frames it forces to keyframes, which must not stick.
-        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
-        frame.planes[0].update(luma)
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        frame.planes[0].update(self.picture(self._n))
         frame.planes[1].update(self._chroma)
         frame.planes[2].update(self._chroma)
-        frame.pts = self._n * (90000 // FPS)
+        frame.pts = self._n * (90000 // self.fps)
         frame.time_base = Fraction(1, 90000)
         self._n += 1
         return frame
+
+
+class TestPatternVideo(PacedVideo):
+    """640x360 at 15 fps: colour bars with a moving block, so the encoder sends real deltas."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        bars = (235, 210, 170, 145, 106, 81, 41, 16)
+        width = WIDTH // len(bars)
+        self._row = b"".join(bytes([luma]) * width for luma in bars)
+
+    def picture(self, n: int) -> bytes:
+        x = (n * 8) % (WIDTH - 80)
+        moving = bytearray(self._row)
+        moving[x : x + 80] = bytes([128]) * 80
+        return self._row * (HEIGHT - 80) + bytes(moving) * 80
 
 
 class ToneAudio(MediaStreamTrack):

@@ -43,7 +43,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +50,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import av  # noqa: E402
-from aiortc import MediaStreamTrack  # noqa: E402
-from aiortc.mediastreams import MediaStreamError  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
+from kiosk.media import PacedVideo  # noqa: E402
 from server.cluster.registry import connect, worker_key  # noqa: E402
 from server.cluster.remote import RemoteSfu  # noqa: E402
 from server.sfu import ParticipantLeft, SfuEvent  # noqa: E402
@@ -69,38 +66,20 @@ BROADCAST = "broadcast"
 OTHER = "other"
 
 
-class NoisyVideo(MediaStreamTrack):
+class NoisyVideo(PacedVideo):
     """640x360 at 15 fps of a noisy texture (as the SFU bench's clip), so aiortc's encoder sends
     camera-like frames of several RTP packets; the bitrate it settles at is printed with the CPU
     figure. (The testkit's flat picture makes a few tens of kbit/s.)"""
 
-    kind = "video"
-
     def __init__(self) -> None:
-        super().__init__()
-        self._n = 0
-        self._start: float | None = None
+        super().__init__(WIDTH, HEIGHT, FPS)
         # A handful of noise pictures in turn: every frame differs from the last one.
         # Low-amplitude noise (luma 112-143): a few hundred kbit/s; full-range noise makes libvpx
         # overshoot to several Mbit/s, far above what a camera at a hall sends.
         self._noise = [bytes(112 + (b & 0x1F) for b in os.urandom(WIDTH * HEIGHT)) for _ in range(7)]
-        self._chroma = bytes([128]) * ((WIDTH // 2) * (HEIGHT // 2))
 
-    async def recv(self) -> av.VideoFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        loop = asyncio.get_running_loop()
-        if self._start is None:
-            self._start = loop.time()
-        await asyncio.sleep(max(0.0, self._start + self._n / FPS - loop.time()))
-        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
-        frame.planes[0].update(self._noise[self._n % len(self._noise)])
-        frame.planes[1].update(self._chroma)
-        frame.planes[2].update(self._chroma)
-        frame.pts = self._n * (90000 // FPS)
-        frame.time_base = Fraction(1, 90000)
-        self._n += 1
-        return frame
+    def picture(self, n: int) -> bytes:
+        return self._noise[n % len(self._noise)]
 
 
 def log(msg: str) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import av
 from aiortc import (
@@ -24,7 +23,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
-from kiosk.media import ToneAudio
+from kiosk.media import PacedVideo, ToneAudio
 from rtc import aiortc_internals as ai
 from rtc.tuning import WeakLinkTuning, tune_peer_connection
 from server.sfu import ParticipantHandle, Sfu
@@ -33,42 +32,19 @@ LOOPBACK = ["127.0.0.1"]
 WIDTH, HEIGHT = 640, 360
 
 
-class SyntheticVideo(MediaStreamTrack):
+class SyntheticVideo(PacedVideo):
     """640x360 frames: flat background of luma ``luma`` (top half) and a
     moving dark bar (bottom half), so VP8 produces real delta frames."""
 
-    kind = "video"
-
     def __init__(self, luma: int, fps: int = 10) -> None:
-        super().__init__()
+        super().__init__(WIDTH, HEIGHT, fps)
         self.luma = luma
-        self.fps = fps
-        self._n = 0
-        self._start: float | None = None
         self._top = bytes([luma]) * (WIDTH * (HEIGHT // 2))
-        self._chroma = bytes([128]) * ((WIDTH // 2) * (HEIGHT // 2))
 
-    async def recv(self) -> av.VideoFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        loop = asyncio.get_running_loop()
-        if self._start is None:
-            self._start = loop.time()
-        target = self._start + self._n / self.fps
-        await asyncio.sleep(max(0.0, target - loop.time()))
-        x = (self._n * 16) % (WIDTH - 64)
+    def picture(self, n: int) -> bytes:
+        x = (n * 16) % (WIDTH - 64)
         row = bytes([self.luma]) * x + bytes([16]) * 64 + bytes([self.luma]) * (WIDTH - 64 - x)
-        # A fresh frame each time: aiortc's encoder sets pict_type=I on frames
-        # it must make keyframes of, which would stick to a reused frame.
-        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
-        assert frame.planes[0].line_size == WIDTH
-        frame.planes[0].update(self._top + row * (HEIGHT - HEIGHT // 2))
-        frame.planes[1].update(self._chroma)
-        frame.planes[2].update(self._chroma)
-        frame.pts = self._n * (90000 // self.fps)
-        frame.time_base = Fraction(1, 90000)
-        self._n += 1
-        return frame
+        return self._top + row * (HEIGHT - HEIGHT // 2)
 
 
 # The headless kiosk's tone generator is the tests' synthetic voice too.

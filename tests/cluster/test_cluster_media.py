@@ -152,7 +152,11 @@ async def deployment(
         for proc in [*workers.values(), *webs]:
             proc.start()
         for w, proc in workers.items():
-            await _wait(lambda w=w: redis.exists(f"maeul:worker:{w}"), 30, f"worker {w} registered", proc)
+
+            async def registered(w: str = w) -> bool:
+                return bool(await redis.exists(f"maeul:worker:{w}"))
+
+            await _wait(registered, 30, f"worker {w} registered", proc)
         proxy = nginx_factory([int(p.env["MAEUL_PORT"]) for p in webs])
 
         for proc in webs:
@@ -215,7 +219,7 @@ def room_joins(
 
 async def _placement(redis: aioredis.Redis, room_id: int) -> str | None:
     worker = await redis.hget(f"maeul:room:{room_id}", "worker")
-    return None if worker is None else worker.decode()
+    return worker.decode() if isinstance(worker, bytes) else worker
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
@@ -250,10 +254,11 @@ async def test_two_rooms_on_two_workers_and_a_stopped_worker_moves_its_room(
         # SIGKILL the first room's worker.
         before = [frames(k) for k in kiosks]
         killed_at = time.monotonic()
-        d.workers[first].stop(how)
+        stopped = d.workers[first]
+        stopped.stop(how)
         if how is signal.SIGTERM:
-            assert d.workers[first].process is not None
-            assert d.workers[first].process.returncode == 0, d.workers[first].log()
+            assert stopped.process is not None
+            assert stopped.process.returncode == 0, stopped.log()
         back: dict[int | str, float] = {}
 
         async def moved_back() -> bool:

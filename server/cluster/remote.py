@@ -26,7 +26,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,6 +127,12 @@ class RemoteHandle:
         # Synchronous in the hub's interface: sent in the background, after earlier requests.
         ids = None if publisher_ids is None else list(publisher_ids)
         self._plane.send_later(self.placement, "visible", self.participant_id, {"publisher_ids": ids})
+
+    def set_tile_sizes(self, sizes: Mapping[str, Sequence[int]]) -> None:
+        # Parsed by the hub (TilesRequest) and checked again by the worker's Sfu; sent in the
+        # background after earlier requests, like `visible`.
+        report = {str(publisher): [int(v) for v in size] for publisher, size in sizes.items()}
+        self._plane.send_later(self.placement, "tiles", self.participant_id, {"sizes": report})
 
     def slot_changed(self, mid: str, publisher_id: str | None) -> None:
         self._slots[mid] = publisher_id

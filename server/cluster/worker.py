@@ -298,6 +298,7 @@ class SfuWorker:
             "offer": self._offer,
             "ice": self._ice,
             "visible": self._visible,
+            "tiles": self._tiles,
             "leave": self._leave,
             "close_room": self._close_room,
             "start_recording": self._start_recording,
@@ -418,6 +419,11 @@ class SfuWorker:
     async def _visible(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
         ids = args.get("publisher_ids")
         self._handle(room_id, pid, epoch).set_visible_videos(None if ids is None else [str(i) for i in ids])
+        return None
+
+    async def _tiles(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
+        # The Sfu refuses a malformed report itself (InvalidRequest, answered as an error).
+        self._handle(room_id, pid, epoch).set_tile_sizes(args.get("sizes"))  # type: ignore[arg-type]
         return None
 
     async def _leave(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:

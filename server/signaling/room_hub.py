@@ -700,8 +700,9 @@ class RoomHub:
         request = TilesRequest.from_dict(data)
         handle = member.handle
         if not isinstance(handle, TileSizing):
-            # A media plane without simulcast layer choice (the cluster's remote handle for
-            # now): its layers follow bandwidth alone; the page is told, nothing breaks.
+            # A media plane without simulcast layer choice: its layers follow bandwidth
+            # alone; the page is told, nothing breaks. (Both of Maeul's handles choose: the
+            # in-process Sfu's and the cluster's RemoteHandle, which forwards the report.)
             return {"ok": True, "used": False}
         try:
             handle.set_tile_sizes(request.sizes)

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -333,7 +334,6 @@ async def test_an_admission_its_web_process_lost_does_not_keep_the_id_taken(clus
         await there.admit("r", "a")
 
 
-
 async def settles(probe: Callable[[], Awaitable[object]], value: object, within: float, what: str) -> None:
     deadline = time.monotonic() + within
     while (seen := await probe()) != value:
@@ -378,3 +378,45 @@ async def test_the_participants_of_a_dead_web_process_are_removed(cluster: tuple
     await survivor.close()
     assert not await redis.exists(web_key(survivor.web_id))
     await settles(hosted, [], 10, "the stopped web's participants")
+
+
+class TileRecordingSfu(Sfu):
+    """A real Sfu that also keeps the tile reports it was given."""
+
+    def __init__(self, config: SfuConfig) -> None:
+        super().__init__(config)
+        self.tile_reports: list[tuple[str, str, dict[str, list[int]]]] = []
+
+    def set_tile_sizes(self, room_id: str, participant_id: str, sizes: Any) -> None:
+        super().set_tile_sizes(room_id, participant_id, sizes)
+        self.tile_reports.append((room_id, participant_id, {k: list(v) for k, v in sizes.items()}))
+
+
+async def test_a_pages_tile_sizes_reach_the_worker_that_holds_its_room(cluster: tuple) -> None:  # type: ignore[type-arg]
+    """The tiles a page reports (simulcast layer choice by tile size) reach the worker's Sfu
+    through the remote handle; a malformed one is refused there and changes nothing."""
+    _start_worker, remote, client = cluster
+    sfu = TileRecordingSfu(SfuConfig(host_addresses=tuple(LOOPBACK), ice_servers=()))
+    worker = SfuWorker(sfu, client(), "7", tuple(LOOPBACK))
+    task = asyncio.create_task(worker.run())
+    try:
+        await wait_until(lambda: bool(worker.boot), 5, "worker start")
+        probe = client()
+        for _ in range(100):
+            if await probe.exists(worker_key("7")):
+                break
+            await asyncio.sleep(0.05)
+        plane = await remote()
+        a = await plane.admit("r", "a")
+        await plane.admit("r", "b")
+        a.set_tile_sizes({"b": [320, 180]})
+        await wait_until(
+            lambda: sfu.tile_reports == [("r", "a", {"b": [320, 180]})], 5, "report at the worker"
+        )
+        a.set_tile_sizes({"b": [1, 2, 3]})  # refused by the worker's Sfu
+        a.set_tile_sizes({"b": [1280, 720]})
+        await wait_until(lambda: len(sfu.tile_reports) == 2, 5, "second report at the worker")
+        assert sfu.tile_reports[-1] == ("r", "a", {"b": [1280, 720]})
+    finally:
+        worker.stop.set()
+        await asyncio.wait_for(task, 15)

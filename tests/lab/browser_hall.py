@@ -4,6 +4,10 @@ that namespace and reach the county only over the shaped link. It carries the en
 device cookie (what the enroll page sets) and opens the meeting's kiosk page; its peer
 connection's own statistics (``window.maeulRoom.pc.getStats()``) are sampled every 250 ms:
 decoded video frames and received audio packets, so freezes and audio gaps are known to within a sample.
+With ``publisher`` set, only that publisher's receive slots count (the page's ``slotMap``), and
+the size of its decoded video and of its tile are sampled too. ``BrowserOfficial`` is an
+official's room page (logged in through the form) sampled the same way, plus what its own
+video sends per simulcast rid.
 """
 
 from __future__ import annotations
@@ -14,29 +18,49 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from playwright.async_api import Browser, Page, Playwright, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, ViewportSize, async_playwright
 
 from server.middlewares import KIOSK_COOKIE
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.lab import metrics
 
 STATS_JS = """
-async () => {
+async (publisher) => {
   const meeting = window.maeulRoom;
   if (!meeting || !meeting.pc) return null;
-  let video = 0, audio = 0, sentVideo = 0, sentAudio = 0;
+  const slots = publisher ? meeting.slotMap() : null;
+  let video = 0, audio = 0, sentVideo = 0, sentAudio = 0, size = null;
+  const layers = {};
   (await meeting.pc.getStats()).forEach((s) => {
     if (s.type === 'outbound-rtp') {
       if (s.kind === 'video') sentVideo += s.framesEncoded || 0;
       else sentAudio += s.packetsSent || 0;
+      if (s.kind === 'video' && s.rid) {
+        layers[s.rid] = {
+          active: s.active, bytes: s.bytesSent || 0, width: s.frameWidth || 0,
+          height: s.frameHeight || 0, fps: s.framesPerSecond || 0,
+          limit: s.qualityLimitationReason || null,
+        };
+      }
     }
     if (s.type !== 'inbound-rtp') return;
-    if (s.kind === 'video') video += s.framesDecoded || 0;
-    else audio += s.packetsReceived || 0;
+    if (slots && slots[s.mid] !== publisher) return;
+    if (s.kind === 'video') {
+      video += s.framesDecoded || 0;
+      if (slots && s.frameWidth) {
+        size = {width: s.frameWidth, height: s.frameHeight,
+                freezes: s.freezeCount || 0, frozen: s.totalFreezesDuration || 0};
+      }
+    } else audio += s.packetsReceived || 0;
   });
+  if (size) {
+    const tile = document.querySelector(`[data-tiles] figure[data-publisher="${publisher}"] video`);
+    const scale = window.devicePixelRatio || 1;
+    size.tile = tile ? [Math.round(tile.clientWidth * scale), Math.round(tile.clientHeight * scale)] : null;
+  }
   const bars = document.querySelector('[data-link-bars]');
   return {
-    video, audio, sentVideo, sentAudio, state: meeting.pc.connectionState,
+    video, audio, sentVideo, sentAudio, size, layers, state: meeting.pc.connectionState,
     bars: bars ? bars.dataset.bars || null : null,
     mode: meeting.root.dataset.linkMode || null,
     page: meeting.root.dataset.state || null,
@@ -59,13 +83,32 @@ class BrowserSamples:
     sent: dict[str, int] = field(default_factory=dict)
     #: The page's status key (``data-state``: connected, no_camera, link_poor...), when it changed.
     page_states: list[tuple[float, str | None]] = field(default_factory=list)
+    #: The watched publisher's decoded video (``STATS_JS`` ``size``: width, height, Chromium's
+    #: freezeCount/totalFreezesDuration, the tile in device pixels), every sample.
+    sizes: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    #: What the page's own video sends per simulcast rid (``STATS_JS`` ``layers``), every sample.
+    layers: list[tuple[float, dict[str, dict[str, Any]]]] = field(default_factory=list)
 
 
 class BrowserHall:
-    def __init__(self, base_url: str, token: str, room_id: int) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        room_id: int,
+        *,
+        publisher: str | None = None,
+        viewport: ViewportSize | None = None,
+        scale: float = 1.0,
+    ) -> None:
+        """``publisher``: count only that participant's media (and sample its video's size);
+        ``viewport``/``scale``: the screen (CSS pixels, devicePixelRatio), which sets the tiles."""
         self.base_url = base_url
         self.token = token
         self.room_id = room_id
+        self.publisher = publisher
+        self.viewport: ViewportSize = viewport or {"width": 1280, "height": 720}
+        self.scale = scale
         self.samples = BrowserSamples()
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
@@ -82,12 +125,16 @@ class BrowserHall:
         self._browser = await self._playwright.chromium.launch(
             executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, secure], headless=True
         )
-        context = await self._browser.new_context(viewport={"width": 1280, "height": 720})
+        context = await self._browser.new_context(viewport=self.viewport, device_scale_factor=self.scale)
+        self.page = await self._open(context)
+        self._poller = asyncio.create_task(self._poll())
+
+    async def _open(self, context: BrowserContext) -> Page:
+        """The kiosk's meeting page, as the enrolled kiosk (its device cookie)."""
         await context.add_cookies([{"name": KIOSK_COOKIE, "value": self.token, "url": self.base_url}])
         page = await context.new_page()
-        self.page = page
         await page.goto(f"{self.base_url}/kiosk/rooms/{self.room_id}")
-        self._poller = asyncio.create_task(self._poll())
+        return page
 
     async def _poll(self) -> None:
         assert self.page is not None
@@ -95,7 +142,7 @@ class BrowserHall:
         state = ""
         while True:
             with contextlib.suppress(Exception):  # page navigating or pc being replaced
-                stats: dict[str, Any] | None = await self.page.evaluate(STATS_JS)
+                stats: dict[str, Any] | None = await self.page.evaluate(STATS_JS, self.publisher)
                 now = time.monotonic()
                 if stats is not None:
                     if stats["video"] != last_video:
@@ -116,6 +163,10 @@ class BrowserHall:
                     if not self.samples.page_states or self.samples.page_states[-1][1] != stats["page"]:
                         self.samples.page_states.append((now, stats["page"]))
                     self.samples.sent = {"video": stats["sentVideo"], "audio": stats["sentAudio"]}
+                    if stats["size"] is not None:
+                        self.samples.sizes.append((now, stats["size"]))
+                    if stats["layers"]:
+                        self.samples.layers.append((now, stats["layers"]))
             await asyncio.sleep(0.25)
 
     def frames_between(self, start: float, end: float) -> int:
@@ -147,3 +198,26 @@ class BrowserHall:
             await self._browser.close()
         if self._playwright is not None:
             await self._playwright.stop()
+
+
+class BrowserOfficial(BrowserHall):
+    """An official's room page (``/rooms/ID``, ``query`` appended, e.g. ``?simulcast=1``), logged
+    in through the real form, sampled like a hall."""
+
+    def __init__(
+        self, base_url: str, username: str, password: str, room_id: int, *, query: str = "", **kw: Any
+    ) -> None:
+        super().__init__(base_url, "", room_id, **kw)
+        self.username = username
+        self.password = password
+        self.query = query
+
+    async def _open(self, context: BrowserContext) -> Page:
+        page = await context.new_page()
+        await page.goto(f"{self.base_url}/login")
+        await page.fill("#username", self.username)
+        await page.fill("#password", self.password)
+        await page.click("button[type=submit]")
+        await page.wait_for_url(lambda url: "/login" not in url)
+        await page.goto(f"{self.base_url}/rooms/{self.room_id}{self.query}")
+        return page

@@ -158,9 +158,13 @@ class MeetingLab:
         *,
         browser_halls: set[int] | None = None,
         server_env: dict[str, str] | None = None,
+        aiortc_chair: bool = True,
     ) -> None:
-        """``server_env``: extra ``MAEUL_*`` settings for the server (e.g. TURN for the UDP-block test)."""
+        """``server_env``: extra ``MAEUL_*`` settings for the server (e.g. TURN for the UDP-block test);
+        ``aiortc_chair=False``: no chair probe (the test opens the official's page itself,
+        ``browser_hall.BrowserOfficial``)."""
         self.workdir = workdir
+        self.aiortc_chair = aiortc_chair
         self.server_env = dict(server_env or {})
         self.hall_count = halls
         self.browser_halls = set(browser_halls or ())
@@ -183,7 +187,8 @@ class MeetingLab:
                 f"sqlite+aiosqlite:///{self.workdir / 'maeul.db'}", self.hall_count
             )
             await self._start_server()
-            await self._start_chair()
+            if self.aiortc_chair:
+                await self._start_chair()
             for hall in range(1, self.hall_count + 1):
                 if hall not in self.browser_halls:
                     await self.start_headless(hall)

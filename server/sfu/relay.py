@@ -581,6 +581,9 @@ class OutStream(_TaskOwner):
                 self._need_keyframe = False  # this packet starts the target's keyframe
             forwarded = self.layers.media(packet)  # padding: see LayerSwitch.media
             if forwarded is None:
+                # not forwarded (a padding run cut short): the next packet sent begins a new
+                # epoch right after the last one sent, so the subscriber sees no gap
+                self._numbering.end_epoch()
                 return
             packet = forwarded
         numbering = self._numbering

@@ -28,7 +28,7 @@ from .events import (
 from .participant import Participant
 from .recording import RecordingSession
 from .relay import InboundStream, OutStream
-from .simulcast import LayerInfo, LayerPause, choose_layer
+from .simulcast import KEYFRAME_GIVE_UP_S, KEYFRAME_RETRY_S, LayerInfo, LayerPause, choose_layer
 from .simulcast_inbound import SimulcastInbound
 
 logger = logging.getLogger(__name__)
@@ -295,8 +295,25 @@ class Room:
                 switch = slot.layers
                 assert switch is not None
                 tile = tiles.get(source.publisher_id)
+                waited = switch.waited(now, slot.paused)
+                if waited >= KEYFRAME_GIVE_UP_S:
+                    # The target's keyframe never came: a slot that forwards nothing meanwhile
+                    # is frozen. Take another layer (the current one if it flows) and leave this
+                    # one alone for a while.
+                    logger.info(
+                        "room %s: %s gives up layer %d of %s (no keyframe in %.1f s)",
+                        self.id,
+                        sub.id,
+                        switch.target,
+                        source.publisher_id,
+                        waited,
+                    )
+                    switch.give_up(now)
+                    if switch.current is not None:
+                        slot.set_layer(switch.current)
+                usable = switch.usable(info, now)
                 layer = choose_layer(
-                    info,
+                    usable,
                     tile_height=tile,
                     budget_bps=budget,
                     loss=loss,
@@ -305,7 +322,7 @@ class Room:
                     ramping=switch.ramping(now, budget, info[switch.target].bitrate),
                 )
                 if layer < switch.target and layer < choose_layer(
-                    info, tile_height=tile, budget_bps=None, loss=loss, current=switch.target
+                    usable, tile_height=tile, budget_bps=None, loss=loss, current=switch.target
                 ):
                     switch.bandwidth_down(now)
                 elif layer > switch.target:
@@ -321,6 +338,11 @@ class Room:
                         budget,
                         loss,
                     )
+                if switch.waited(now, slot.paused) > 0 and now - switch.asked_at >= KEYFRAME_RETRY_S:
+                    # still waiting for the target's keyframe: the request or the keyframe may
+                    # have been lost (throttled at the publisher's layer)
+                    switch.asked_at = now
+                    source.request_keyframe(switch.target)
                 if slot.paused:
                     continue  # an audio-only subscriber receives no video: it takes no layer
                 taken = wanted.setdefault(source.publisher_id, set())

@@ -22,6 +22,7 @@ from types import MappingProxyType
 
 from rtc import aiortc_internals as ai
 from rtc.codecs import vp8
+from rtc.rtputil import seq_diff
 
 RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
 REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
@@ -141,9 +142,24 @@ def with_simulcast_answer(answer_sdp: str, offer: SimulcastOffer) -> str:
 
 DROP, PASS, SWITCHED = 0, 1, 2
 #: After a step up, the estimate has this long to climb to the new layer's rate (seconds; it
-#: grows ~8 %/s, padding probes would be faster: not done); meanwhile only loss or a falling
-#: estimate (the estimator saw overuse) bring the slot down.
+#: grows ~8 %/s, padding probes would be faster: not done); meanwhile only loss, a falling
+#: estimate (the estimator saw overuse) or a flat one (below) bring the slot down.
 UP_GRACE_S = 15.0
+#: While ramping, the estimate must grow by :data:`RAMP_GROWTH` every :data:`RAMP_CHECK_S`: a
+#: delay-based estimate with room grows ~8 %/s (+26 % in 3 s); one that stays flat is at the
+#: line's capacity (or capped, like the benchmark's weak hall), so the new layer does not fit.
+RAMP_CHECK_S = 3.0
+RAMP_GROWTH = 1.1
+#: A pending switch whose target keyframe has not come is asked for again this often (seconds;
+#: the request or the keyframe may have been lost, the publisher's throttle defers the rest),
+#: and given up after :data:`KEYFRAME_GIVE_UP_S`: the slot then takes another layer, and does
+#: not try that one again for :data:`GIVE_UP_HOLD_S`. A slot that forwards nothing meanwhile
+#: (nothing switched to yet, or its layer stopped) is frozen for as long as it waits.
+KEYFRAME_RETRY_S = 1.0
+KEYFRAME_GIVE_UP_S = 2.5
+GIVE_UP_HOLD_S = 10.0
+#: Padding-only packets forwarded in a row at most (see :meth:`LayerSwitch.media`).
+MAX_PADDING_RUN = 100
 #: After a step down forced by bandwidth, no step up for this long (then doubling, see
 #: :meth:`LayerSwitch.bandwidth_down`): a 300 kbit/s hall must not flap between layers.
 HOLD_DOWN_S = 4.0
@@ -171,8 +187,16 @@ class LayerSwitch:
         "up_at",
         "up_estimate",
         "last_estimate",
+        "ramp_failed",
+        "ramp_check",
         "backoff",
         "last_timestamp",
+        "padding_run",
+        "cut_seq",
+        "waiting_for",
+        "wait_since",
+        "asked_at",
+        "given_up",
     )
 
     def __init__(self, target: int) -> None:
@@ -188,26 +212,52 @@ class LayerSwitch:
         self.up_at = float("-inf")
         self.up_estimate = 0.0
         self.last_estimate: float | None = None
+        #: The last step up failed (the estimate fell, or stayed flat): no longer ramping.
+        self.ramp_failed = False
+        #: (when, estimate) the estimate's growth is next measured from while ramping.
+        self.ramp_check = (float("-inf"), 0.0)
         self.backoff = HOLD_DOWN_S
         #: Source RTP timestamp of the last media packet forwarded (for padding, see below).
         self.last_timestamp: int | None = None
+        #: Padding-only packets of the current layer since its last media packet, and the
+        #: source sequence number where forwarding them stopped (see :meth:`media`).
+        self.padding_run = 0
+        self.cut_seq: int | None = None
+        #: The pending switch the room is watching (see :meth:`waited`): its target, since when
+        #: (the room's clock) and when its keyframe was last asked for.
+        self.waiting_for: int | None = None
+        self.wait_since = 0.0
+        self.asked_at = 0.0
+        #: Layers whose keyframe never came, each with when this slot may try it again.
+        self.given_up: dict[int, float] = {}
 
     def stepped_up(self, now: float, estimate: float | None) -> None:
         self.up_at = now
         self.up_estimate = estimate or 0.0
         self.last_estimate = estimate
+        self.ramp_failed = False
+        self.ramp_check = (now, estimate or 0.0)
 
     def ramping(self, now: float, estimate: float | None, layer_bitrate: float) -> bool:
         """Within :data:`UP_GRACE_S` of a step up, the estimate still below the new layer's
-        bitrate, and neither below the one the step was taken at nor falling (called once per
-        evaluation: it remembers the estimate)."""
+        bitrate, neither below the one the step was taken at nor falling, and growing (by
+        :data:`RAMP_GROWTH` per :data:`RAMP_CHECK_S`). Called once per evaluation: it remembers
+        the estimate. Once a step has failed it stays failed until the next step up."""
         last, self.last_estimate = self.last_estimate, estimate
-        if now - self.up_at >= UP_GRACE_S or estimate is None:
+        if self.ramp_failed or now - self.up_at >= UP_GRACE_S or estimate is None:
             return False
         if estimate < 0.9 * self.up_estimate or (last is not None and estimate < 0.9 * last):
-            self.up_at = float("-inf")  # overuse: the step failed
+            self.ramp_failed = True  # overuse: the step failed
             return False
-        return estimate < layer_bitrate
+        if estimate >= layer_bitrate:
+            return False  # caught up: the layer is judged by the estimate again
+        check_at, check_estimate = self.ramp_check
+        if now - check_at >= RAMP_CHECK_S:
+            if estimate < RAMP_GROWTH * check_estimate:
+                self.ramp_failed = True  # flat: the line is full below the new layer's rate
+                return False
+            self.ramp_check = (now, estimate)
+        return True
 
     def bandwidth_down(self, now: float) -> None:
         """The bandwidth forced this slot down: hold off stepping up again."""
@@ -223,8 +273,37 @@ class LayerSwitch:
             self.switches += 1
             self.pending_since = None
             self.munger.rebase()
+            self.padding_run = 0
+            self.cut_seq = None  # another layer: another sequence number space
             return SWITCHED
         return PASS if layer is not None and layer == self.current else DROP
+
+    def waited(self, now: float, paused: bool = False) -> float:
+        """How long (room clock) the slot has been waiting for its target's keyframe, 0 when
+        it forwards its target or is paused (waits nothing). The wait starts when the room
+        first sees the target pending, whoever set it (a new slot starts pending on the top
+        layer, a resumed one on its target)."""
+        if paused or self.current == self.target:
+            self.waiting_for = None
+            return 0.0
+        if self.waiting_for != self.target:
+            self.waiting_for, self.wait_since, self.asked_at = self.target, now, now
+        return now - self.wait_since
+
+    def give_up(self, now: float) -> None:
+        """The target's keyframe did not come: do not choose that layer for a while."""
+        self.given_up[self.target] = now + GIVE_UP_HOLD_S
+        self.waiting_for = None
+
+    def usable(self, layers: Sequence[LayerInfo], now: float) -> list[LayerInfo]:
+        """``layers`` as this slot may choose them: the ones it gave up on are not live."""
+        for layer, until in list(self.given_up.items()):
+            if now >= until:
+                del self.given_up[layer]
+        return [
+            LayerInfo(False, info.bitrate, info.height) if i in self.given_up else info
+            for i, info in enumerate(layers)
+        ]
 
     def media(self, packet: ai.RtpPacket) -> ai.RtpPacket | None:
         """``packet`` as it is to be forwarded (after :meth:`accept` passed it), or None.
@@ -234,11 +313,28 @@ class LayerSwitch:
         (aiortc's jitter buffer, the headless kiosk) then gets an empty frame, and an empty
         packet puts its VP8 decoder into end-of-stream for good. So a padding packet is sent
         with the timestamp of the last frame forwarded (it joins that frame, adding nothing);
-        the sequence numbers stay gapless."""
+        the sequence numbers stay gapless.
+
+        But only :data:`MAX_PADDING_RUN` in a row: Chromium pads a layer it stopped encoding
+        (its bandwidth estimate fell) at hundreds of packets a second, and aiortc's jitter buffer
+        holds 512 packets; when one frame's packets outgrow it, it drops the frame's head (the
+        picture) and later hands its decoder the padding left over as an empty frame: the
+        decoder goes end-of-stream and never decodes again (what froze every subscriber of a
+        loaded benchmark run for good). Past the run, None: the slot does not forward the
+        packet and begins a new numbering epoch at the next one (no gap for the subscriber);
+        packets from before that point are not forwarded either."""
+        if self.cut_seq is not None and seq_diff(packet.sequence_number, self.cut_seq) <= 0:
+            return None  # late, from before the cut: its epoch is over
         if packet.payload:
             self.last_timestamp = packet.timestamp
+            self.padding_run = 0
+            self.cut_seq = None  # the slot's new epoch refuses what is older from here on
             return packet
         if self.last_timestamp is None:
+            return None
+        self.padding_run += 1
+        if self.padding_run > MAX_PADDING_RUN:
+            self.cut_seq = packet.sequence_number
             return None
         if packet.timestamp == self.last_timestamp:
             return packet
@@ -277,6 +373,11 @@ BANDWIDTH_SHARE = 0.85
 #: layer's bitrate shows no congestion: the slot may try one layer up (the switch itself is
 #: the probe; if it congests, the estimate falls and the slot goes back down, then waits).
 UP_MARGIN = 1.2
+#: ... but not to a layer above this multiple of the estimate: an unconstrained slot's estimate
+#: is up to ~1.5x its layer, so q -> h (~3.3x the rate) and h -> f (~2.4x) stay within 2.5x of
+#: it, while a hall whose estimate stays at 300 kbit/s on h (~300 kbit/s under load) does not
+#: probe f (~1 Mbit/s), as the benchmark's weak hall did (and then held it 15 s, UP_GRACE_S).
+UP_REACH = 2.5
 
 
 def choose_layer(
@@ -328,7 +429,13 @@ def choose_layer(
             step = (
                 may_step_up
                 and not ramping
-                and (layers[up].bitrate <= room or budget_bps >= UP_MARGIN * layers[at].bitrate)
+                and (
+                    layers[up].bitrate <= room
+                    or (
+                        budget_bps >= UP_MARGIN * layers[at].bitrate
+                        and layers[up].bitrate <= UP_REACH * budget_bps
+                    )
+                )
             )
             choice = up if step else at
     if loss is not None and loss >= LOSS_STEP_DOWN and choice != live[0]:

@@ -36,7 +36,9 @@ from .config import SfuConfig
 from .relay import RTP_HEADER_BYTES, InboundStream, uplink_estimate
 from .simulcast import REPAIRED_RID_URI, RID_URI, LayerInfo, SimulcastOffer
 
-#: A layer that sent nothing for this long is not chosen for anyone (seconds).
+#: A layer that sent no media for this long is not chosen for anyone (seconds). Padding does
+#: not count: Chromium keeps padding a layer its bandwidth estimate made it stop encoding (a
+#: bench run saw ~400 padding-only packets/s, ~900 kbit/s, on an `f` that sent no frame).
 LAYER_LIVE_S = 1.5
 
 
@@ -84,7 +86,14 @@ class SimulcastInbound(InboundStream):
         #: Frame height of each layer from its last keyframe (None before one arrived).
         self.layer_heights: list[int | None] = [None] * self.layer_count
         self.layer_widths: list[int | None] = [None] * self.layer_count
-        self._bitrate_sampled: list[tuple[float, int]] = [(time.monotonic(), 0)] * self.layer_count
+        #: Per layer: bytes of media (packets with a payload; padding-only ones are probes, not
+        #: pictures) and when (monotonic) the last such packet arrived. Liveness and bitrate are
+        #: read from these, so a layer that only pads is neither live nor costed at its padding.
+        self.media_bytes: list[int] = [0] * self.layer_count
+        self.last_media_at: list[float | None] = [None] * self.layer_count
+        #: (when, media_bytes) each layer's bitrate is next measured from (the first call to
+        #: layer_info starts the measure).
+        self._bitrate_sampled: list[tuple[float, int] | None] = [None] * self.layer_count
         self.layer_bitrates: list[float] = [0.0] * self.layer_count
         #: Packets with no known rid/SSRC, and RTX packets (repaired-rid), both dropped.
         self.unknown_layer_packets = 0
@@ -153,6 +162,9 @@ class SimulcastInbound(InboundStream):
         if (estimate := uplink_estimate(self._remb, packet, arrival_time_ms)) is not None:
             self._remb_estimate = estimate
         assert layer.layer is not None
+        if packet.payload:
+            self.media_bytes[layer.layer] += RTP_HEADER_BYTES + len(packet.payload)
+            self.last_media_at[layer.layer] = self.last_packet_at
         if vp8.is_keyframe_start(packet.payload):
             descriptor = vp8.PayloadDescriptor.parse(packet.payload)
             size = vp8.keyframe_size(packet.payload[descriptor.size :]) if descriptor else None
@@ -185,14 +197,19 @@ class SimulcastInbound(InboundStream):
         return expected, received
 
     def layer_info(self, now: float) -> list[LayerInfo]:
-        """Each layer's liveness, bitrate (measured since the last call) and height."""
+        """Each layer's liveness and media bitrate (measured since the last call, padding left
+        out) and height."""
         infos = []
-        for i, layer in enumerate(self.layers):
-            at, sampled = self._bitrate_sampled[i]
+        for i in range(self.layer_count):
+            sample = self._bitrate_sampled[i]
+            if sample is None:
+                sample = self._bitrate_sampled[i] = (now, self.media_bytes[i])
+            at, sampled = sample
             if now - at >= 0.5:
-                self.layer_bitrates[i] = (layer.bytes - sampled) * 8 / (now - at)
-                self._bitrate_sampled[i] = (now, layer.bytes)
-            live = layer.last_packet_at is not None and now - layer.last_packet_at < LAYER_LIVE_S
+                self.layer_bitrates[i] = (self.media_bytes[i] - sampled) * 8 / (now - at)
+                self._bitrate_sampled[i] = (now, self.media_bytes[i])
+            media_at = self.last_media_at[i]
+            live = media_at is not None and now - media_at < LAYER_LIVE_S
             infos.append(LayerInfo(live=live, bitrate=self.layer_bitrates[i], height=self.layer_heights[i]))
         return infos
 

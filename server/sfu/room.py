@@ -271,9 +271,9 @@ class Room:
         (:func:`choose_layer`: tile size, the subscriber's share of its downlink, its loss), then
         which layers each simulcast publisher is to send (:meth:`_update_paused_layers`)."""
         infos: dict[str, list[LayerInfo]] = {}
-        #: Per publisher, the same with its paused layers counted as live at their last rate:
-        #: what a slot would choose were they sent (a paused layer sends nothing, so it is not
-        #: live, and would otherwise never be chosen, nor resumed).
+        #: Per publisher, the same with its paused and silent layers counted as live at their
+        #: last rate: what a slot would choose were they sent (a paused layer sends nothing, so
+        #: it is not live, and would otherwise never be chosen, nor resumed).
         resumable: dict[str, list[LayerInfo] | None] = {}
         wanted: dict[str, set[int]] = {}
         for sub in self.participants.values():
@@ -385,8 +385,11 @@ class Room:
         self, source: SimulcastInbound, now: float
     ) -> tuple[list[LayerInfo], list[LayerInfo] | None]:
         """The layers of ``source`` as the choice sees them (a paused layer is never live,
-        even in the second it may still send), and as they would be with the paused layers
-        resumed (None when none is paused)."""
+        even in the second it may still send), and as they would be were every layer sent
+        (None when all are live). The latter counts active layers the publisher does not send
+        too (Chromium stops encoding a layer its bandwidth estimate cannot carry): wanted, they
+        stay active, so the publisher takes them up when it can, instead of being paused for
+        nobody taking them and resumed at once, again and again (seen in a loaded bench run)."""
         info = source.layer_info(now)
         entry = self._layer_pause.get(source.publisher_id)
         if entry is None or entry[0] is not source:
@@ -395,15 +398,15 @@ class Room:
         for i, layer in enumerate(info):
             if i in pause.active and layer.live and layer.bitrate > 0:
                 pause.last_bitrate[i] = layer.bitrate
-        if len(pause.active) == source.layer_count:
-            return info, None
         real = [
             layer if i in pause.active else LayerInfo(False, layer.bitrate, layer.height)
             for i, layer in enumerate(info)
         ]
+        if all(layer.live for layer in real):
+            return real, None
         resumed = [
-            layer if i in pause.active else LayerInfo(True, pause.last_bitrate[i], layer.height)
-            for i, layer in enumerate(info)
+            layer if layer.live else LayerInfo(True, pause.last_bitrate[i], layer.height)
+            for i, layer in enumerate(real)
         ]
         return real, resumed
 

@@ -756,3 +756,27 @@ async def test_a_hall_whose_estimate_stays_at_300k_never_climbs_to_f(h_bps: floa
             assert seconds_on[1] <= 15 and seconds_on[0] >= 44
     finally:
         await t.room.close()
+
+
+async def test_a_layer_the_publisher_does_not_send_but_a_slot_would_take_stays_active() -> None:
+    """Chromium, its estimate low, sends q and f but not h, which a 360-row tile would take:
+    the slot takes f meanwhile, and h is not paused (it used to be paused after PAUSE_AFTER_S,
+    then resumed at once, again and again: a setParameters to the page every few seconds)."""
+    from server.sfu.events import SimulcastLayersChanged
+    from server.sfu.simulcast import PAUSE_AFTER_S
+
+    t = SimulcastRoom()
+    try:
+        slot = t.subscribe("hall", 360)
+        now = 1000.0
+        for _ in range(3 * int(PAUSE_AFTER_S)):
+            t.sending(now, {0, 2})
+            t.room._update_layers(now)
+            now += 1.0
+        assert slot.layers is not None and slot.layers.target == 2
+        assert [e.active for e in t.events if isinstance(e, SimulcastLayersChanged)] == []
+        t.sending(now, {0, 1, 2})  # h comes: the slot takes it
+        t.room._update_layers(now)
+        assert slot.layers.target == 1
+    finally:
+        await t.room.close()

@@ -38,8 +38,11 @@ from .simulcast import REPAIRED_RID_URI, RID_URI, LayerInfo, SimulcastOffer
 
 #: A layer that sent no media for this long is not chosen for anyone (seconds). Padding does
 #: not count: Chromium keeps padding a layer its bandwidth estimate made it stop encoding (a
-#: bench run saw ~400 padding-only packets/s, ~900 kbit/s, on an `f` that sent no frame).
-LAYER_LIVE_S = 1.5
+#: bench run saw ~400 padding-only packets/s, ~900 kbit/s, on an `f` that sent no frame). The
+#: slots it fed see nothing from its last frame until the next choice (every link_interval)
+#: and the new layer's keyframe: 1.5 s made that a 2.1 s freeze in a loaded bench run (issue
+#: 18: none over 2 s). One second is still five frames at 5 fps, Chromium's CPU-limited low.
+LAYER_LIVE_S = 1.0
 
 
 class SimulcastInbound(InboundStream):

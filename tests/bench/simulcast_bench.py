@@ -23,6 +23,10 @@ The subscribers:
   decoded size changed (frames seen by polling every 10 ms) is one ``layer_switch_gap`` sample.
   With one layer nothing switches (no row).
 
+``subscriber_decode_errors`` (a ``#`` line): aiortc's "failed to decode" warnings of the three
+subscribers over the whole mode, settling included; a decoder gone end-of-stream logs one per
+frame from then on.
+
 CPU: utime+stime of this process's main thread (/proc/self/task/<pid>/stat) over the window,
 in % of one core, divided by the 3 subscribers. The SFU runs in this process, so the figure
 includes the aiortc subscribers' own receive path (SRTP, jitter buffer) on the same thread; their
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 import time
@@ -123,6 +128,20 @@ def cap_remb(slot: Any, bps: int) -> None:
     slot._handle_rtcp_packet = capped
 
 
+class DecodeErrors(logging.Handler):
+    """Counts aiortc's "failed to decode" warnings (its receivers log one per frame its decoder
+    refuses). A subscriber whose decoder went end-of-stream logs one per frame for good: that is
+    how the slots frozen on `f` under load were found (docs/sfu.md, Simulcast)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "failed to decode" in record.getMessage():
+            self.count += 1
+
+
 def p95(values: list[float]) -> float | None:
     if not values:
         return None
@@ -133,6 +152,10 @@ def p95(values: list[float]) -> float | None:
 async def run_mode(simulcast: bool, page_url: str, args: argparse.Namespace) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
+    decode_errors = DecodeErrors()
+    receiver_log = logging.getLogger("aiortc.rtcrtpreceiver")
+    receiver_log.addHandler(decode_errors)
+    receiver_log.propagate = False  # counted, not printed (one line per refused frame)
     sfu = Sfu(SfuConfig(host_addresses=tuple(LOOPBACK), ice_servers=(), pli_min_interval=1.0))
     sfu.open_room("r")
     clients: dict[str, Client] = {}
@@ -226,6 +249,7 @@ async def run_mode(simulcast: bool, page_url: str, args: argparse.Namespace) -> 
                     "switch_gaps_ms": [round(g * 1000) for g in gaps],
                     "layer_switch_gap_p95_ms": None if not gaps else (p95(gaps) or 0.0) * 1000,
                     "cpu_per_subscriber_pct": (cpu1 - cpu0) / (stop - start) * 100 / len(SUBSCRIBERS),
+                    "subscriber_decode_errors": decode_errors.count,
                     "load": os.getloadavg(),
                     "layers": diagnose(sfu),
                     "chromium": await page.evaluate(OUTBOUND_JS),
@@ -233,6 +257,8 @@ async def run_mode(simulcast: bool, page_url: str, args: argparse.Namespace) -> 
             finally:
                 await browser.close()
     finally:
+        receiver_log.removeHandler(decode_errors)
+        receiver_log.propagate = True
         for task in tasks:
             task.cancel()
         for client in clients.values():

@@ -3,7 +3,9 @@ WebDriver BiDi, headful on a private Xvfb so that it can share its screen) chair
 meeting with a Chromium village-hall kiosk and a Chromium official. It admits the hall from the
 lobby; for 30 s every page decodes video at 10 fps or more and receives audio from both others;
 then Firefox moves the agenda on, leaves and comes back, and shares its screen, which the kiosk
-decodes at the screen's size.
+decodes at the screen's size. Both officials publish their camera in three simulcast layers (the
+room page's default, docs/sfu.md "Simulcast"), Firefox's offer as well as Chromium's; the kiosk
+publishes one layer.
 
 Firefox offers every m-section after the first with port 0 and ``a=bundle-only`` (max-bundle), its
 own payload types (VP8 120, Opus 109) and no abs-send-time; Chromium offers port 9, VP8 96, Opus
@@ -55,6 +57,18 @@ async () => {
     });
   }
   return out;
+}
+"""
+#: The page's own camera as it sends it, per simulcast layer: [rid, width, fps, what limits it].
+OUTBOUND_JS = """
+async () => {
+  const out = [];
+  (await window.maeulRoom.pc.getStats()).forEach((s) => {
+    if (s.type === 'outbound-rtp' && s.kind === 'video') {
+      out.push([s.rid, s.frameWidth || 0, s.framesPerSecond || 0, s.qualityLimitationReason || '']);
+    }
+  });
+  return JSON.stringify(out);
 }
 """
 CONNECTED_JS = """() => Boolean(
@@ -159,6 +173,10 @@ async def test_firefox_chairs_a_meeting_with_chromium(
         await chair_page.click(f"[data-lobby] li[data-participant='{kiosk_pid}'] .admit")
         await expect(kiosk_page.locator("[data-status]")).to_have_text("회의에 참여 중입니다.", timeout=30000)
         await until_flowing(parties, "video and audio in every direction")
+        # Both officials' cameras went out in three layers: the SFU answered their simulcast.
+        for party in (chair, official):
+            sdp = await party.evaluate("() => window.maeulRoom.pc.remoteDescription.sdp")
+            assert "a=simulcast:recv q;h;f" in sdp, (party.name, sdp)
 
         # 30 s: video at 10 fps or more and audio in every direction, every second of it.
         loop = asyncio.get_running_loop()
@@ -177,6 +195,12 @@ async def test_firefox_chairs_a_meeting_with_chromium(
             if o is not p
         }
         print("fps, audio packets/s over", round(elapsed, 1), "s:", rates)
+        # which layer each page receives of each official, and what the Chromium official sends:
+        # what to look at when a rate falls short (a starved estimate shows as 'bandwidth')
+        layers = await official.evaluate(
+            "() => JSON.stringify([...window.maeulRoom.people.values()].map((p) => [p.id, p.layers]))"
+        )
+        print("layers received:", layers, "official sends:", await official.evaluate(OUTBOUND_JS))
         assert all(fps >= MIN_FPS and audio >= MIN_AUDIO_PACKETS_PER_S for fps, audio in rates.values()), (
             rates
         )

@@ -1,6 +1,7 @@
 """Simulcast through the real pages (headless Chromium, fake cameras): the chair's room page
-publishes its camera in two layers (h, f); two village kiosks watch it, one on a small window (its
-tile reports a small size over the socket) and one full screen. Each decodes the layer of its
+publishes its camera in three layers (q, h, f: room.js's default for officials); two village
+kiosks watch it, one on a small window (its tile reports a small size over the socket) and one
+full screen. Each decodes the layer of its
 tile; when the big one's window is made small it switches down at a keyframe and its video goes
 on decoding without a freeze."""
 
@@ -26,8 +27,9 @@ from tests.e2e.live_meeting import started_meeting
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.lab]
 
 HALL_A, HALL_B = "남성리 마을회관", "동성리 마을회관"
-#: Rows of the chair's layers h, f (room.js: 640x360 camera, scaleResolutionDownBy 2, 1).
-LAYER_ROWS = (180, 360)
+#: Rows of the chair's layers q, h, f (room.js: 1280x720 camera, scaleResolutionDownBy 4, 2, 1).
+#: The chair's page opens the browser's fake camera before the kiosks do, so it gets 1280x720.
+LAYER_ROWS = (180, 360, 720)
 
 #: The chair's video as this page receives it: decoded frames and size, and the tile's size.
 CHAIR_VIDEO_JS = """
@@ -78,19 +80,18 @@ async def test_each_hall_gets_the_layer_of_its_tile_and_switches_down(
     )
     chair_page = await (await browser.new_context(viewport={"width": 1440, "height": 900})).new_page()
     await log_in(chair_page, live_server, "official")
-    # simulcast publishing is opt-in on the room page for now (room.js)
-    await chair_page.goto(f"{live_server}/rooms/{room_id}?simulcast=1")
+    await chair_page.goto(f"{live_server}/rooms/{room_id}")
     await small.set_viewport_size({"width": 480, "height": 320})
     for kiosk in (small, large):
         await kiosk.goto(f"{live_server}/kiosk/rooms/{room_id}")
         await expect(kiosk.locator("[data-status]")).to_have_text("회의에 참여 중입니다.", timeout=30000)
     chair = f"a{world.official_id}"
-    # The chair's page offered simulcast (the SFU answered it: three layers).
+    # The chair's page offered simulcast by default (the SFU answered it: three layers).
     sdp = await chair_page.evaluate("() => window.maeulRoom.pc.remoteDescription.sdp")
-    assert "a=simulcast:recv h;f" in sdp
+    assert "a=simulcast:recv q;h;f" in sdp
 
     # Each hall decodes the layer of its tile (the kiosk page's grid: about 690x390 on a full
-    # screen, about 110 rows on the small window): the small window a lower one.
+    # screen, h; about 110 rows on the small window, q): the small window a lower one.
     def fits_tile(s: dict[str, Any]) -> bool:
         # the smallest layer that covers 90 % of the tile's height, else the top one
         wanted = next((h for h in LAYER_ROWS if h >= 0.9 * s["tile"][1]), LAYER_ROWS[-1])
@@ -149,9 +150,9 @@ async def test_the_chair_pauses_the_layer_no_hall_takes_and_sees_each_halls_laye
     browser: Browser, live_server: str, world: World, sessionmaker: Any
 ) -> None:
     """Items 4 and 6 through the real pages: the only hall shows the chair in a small tile, so
-    the chair's page is told (``layers``) to send h only and sets its f encoding inactive; the
-    chair's participant list shows the hall receiving the low layer. When the hall's window
-    grows, f is asked for again and the page sends it."""
+    the chair's page is told (``layers``) to send q only and sets its h and f encodings
+    inactive; the chair's participant list shows the hall receiving the lowest layer. When the
+    hall's window grows, a larger layer is asked for again and the page sends it."""
     hall = await kiosk_browser_page(browser, live_server, sessionmaker, world.village_ids[0], HALL_A)
     _meeting_id, room_id = await started_meeting(
         sessionmaker,
@@ -162,39 +163,44 @@ async def test_the_chair_pauses_the_layer_no_hall_takes_and_sees_each_halls_laye
     )
     chair_page = await (await browser.new_context(viewport={"width": 1440, "height": 900})).new_page()
     await log_in(chair_page, live_server, "official")
-    await chair_page.goto(f"{live_server}/rooms/{room_id}?simulcast=1")
+    await chair_page.goto(f"{live_server}/rooms/{room_id}")
     await hall.set_viewport_size({"width": 480, "height": 320})
     await hall.goto(f"{live_server}/kiosk/rooms/{room_id}")
     await expect(hall.locator("[data-status]")).to_have_text("회의에 참여 중입니다.", timeout=30000)
     hall_id = await hall.evaluate("() => window.maeulRoom.pid")
     row = chair_page.locator(f'[data-roster] li[data-participant="{hall_id}"] .roster-layer')
-    await expect(row).to_have_attribute("data-layer", "h", timeout=45000)
-    await expect(row).to_have_text("내 영상 수신: 낮은 화질")
+    await expect(row).to_have_attribute("data-layer", "q", timeout=45000)
+    await expect(row).to_have_text("내 영상 수신: 최저 화질")
 
     async def chair_sends() -> dict[str, list[Any]]:
         sent: dict[str, list[Any]] = await chair_page.evaluate(OUTBOUND_JS)
         return sent
 
+    paused = ("h", "f")  # all but the lowest layer: nobody takes them
     deadline = time.monotonic() + 30
-    while (await chair_sends()).get("f", [True])[0] is not False:
-        assert time.monotonic() < deadline, f"f still sent: {await chair_sends()}"
+    while True:
+        sent = await chair_sends()
+        if all(sent.get(rid, [True])[0] is False for rid in paused):
+            break
+        assert time.monotonic() < deadline, f"h or f still sent: {sent}"
         await asyncio.sleep(0.25)
     await asyncio.sleep(1.0)
-    before = (await chair_sends())["f"][1]
+    before = {rid: sent[1] for rid, sent in (await chair_sends()).items() if rid in paused}
     await asyncio.sleep(2.0)
-    assert (await chair_sends())["f"][1] == before
+    assert {rid: sent[1] for rid, sent in (await chair_sends()).items() if rid in paused} == before
     await chair_page.screenshot(path=screenshot_path("meeting-official-simulcast-layers.png"))
 
-    # the hall's window grows: its tile wants f, so the SFU asks the chair's page to send it again
-    # and the page turns the encoding back on. (Whether Chromium then puts bytes on it depends on
-    # its own CPU and bandwidth estimates, which a loaded machine keeps low: in one CI run it had
-    # never sent f at all. That the resumed layer flows is shown with aiortc subscribers in
+    # the hall's window grows: its tile wants a larger layer (h for a kiosk tile on a 1280x720
+    # window), so the SFU asks the chair's page to send it again and the page turns the encoding
+    # back on. (Whether Chromium then puts bytes on it depends on its own CPU and bandwidth
+    # estimates, which a loaded machine keeps low: in one CI run it had never sent the upper
+    # layer at all. That the resumed layer flows is shown with aiortc subscribers in
     # tests/sfu/test_sfu_simulcast_browser.py.)
     await hall.set_viewport_size({"width": 1280, "height": 720})
     deadline = time.monotonic() + 30
     while True:
-        f = (await chair_sends())["f"]
-        if f[0] is True:
+        sent = await chair_sends()
+        if any(sent[rid][0] is True for rid in paused):
             break
-        assert time.monotonic() < deadline, f"f not resumed: {f}"
+        assert time.monotonic() < deadline, f"no upper layer resumed: {sent}"
         await asyncio.sleep(0.25)

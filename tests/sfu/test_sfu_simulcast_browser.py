@@ -187,7 +187,9 @@ async def test_subscribers_get_the_layer_of_their_tile_and_switch_without_a_free
             await browser.close()
 
 
-#: The official room page's camera (640x360) and encodings (room.js SIMULCAST_ENCODINGS).
+#: Two layers, h/f of a 640x360 camera: the room page's set before its three layers (room.js
+#: SIMULCAST_ENCODINGS, q/h/f, whose pausing tests/e2e/test_meeting_simulcast.py shows through
+#: the pages). Pausing and resuming do not depend on the count; two keep this test light.
 PAGE_OFFER_JS = """
 async () => {
   const stream = await navigator.mediaDevices.getUserMedia(

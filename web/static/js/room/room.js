@@ -14,18 +14,21 @@ const UNREACHABLE_AFTER = 3;
 const STABLE_MS = 10000; // connected this long: the next failure starts the backoff over
 const STILL_EVERY_MS = 10000;
 const FATAL = new Set(['not_invited', 'room_closed', 'room_not_found', 'removed']);
-// Officials publish their camera as VP8 simulcast (rids the SFU maps: q, h, f), and the SFU
-// forwards each subscriber the layer that fits its tile and its line (docs/sfu.md, "Simulcast").
-// Two layers for now, h (320x180) and f (the 640x360 camera, as before simulcast): Chromium
-// sends at most two layers of a 640x360 input, and a 1280x720 camera in three layers cost more
-// CPU than the test machine has (the browser tests' frame rates fell below 10 fps). Kiosks
-// publish one layer: their uplink is the thin one. Opt-in for now (?simulcast=1 on the room
-// page): with it on by default a Chromium official's top layer reached a Firefox chair at 5-8 fps
-// in the Firefox e2e test on this loaded machine (>= 10 without), not yet understood.
+// Officials publish their camera as VP8 simulcast in three layers (rids the SFU maps: q, h, f),
+// and the SFU forwards each subscriber the layer that fits its tile and its line (docs/sfu.md,
+// "Simulcast"): q 320x180 (150 kbit/s), h 640x360 (500 kbit/s), f the 1280x720 camera
+// (1.2 Mbit/s). Chromium sends a layer only while its bandwidth estimate covers the ones below
+// it, so a thin uplink still carries q at the camera's frame rate. Kiosks publish one layer:
+// their uplink is the thin one. ?simulcast=0 on the room page publishes one 640x360 layer, as
+// before simulcast (for diagnosis).
 export const SIMULCAST_ENCODINGS = [
-  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 300000 },
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
   { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1200000 },
 ];
+// The camera is captured at the top layer's size: the browser scales it down for the others.
+const CAMERA_SIMULCAST = { width: { ideal: 1280 }, height: { ideal: 720 } };
+const CAMERA_ONE_LAYER = { width: { ideal: 640 }, height: { ideal: 360 } };
 const TILES_REPORT_MS = 300; // tile sizes are sent once resizing settles
 
 function waitForGathering(pc, ms) {
@@ -77,6 +80,7 @@ export class Room {
     // (a new peer connection sends every layer until told otherwise).
     this.activeLayers = null;
     this.videoSender = null;
+    this.senderUpdates = Promise.resolve(); // setParameters calls, one after another
     this.generation = 0;
     this.ended = false;
     this.retryTimer = null;
@@ -95,7 +99,7 @@ export class Room {
     this.residents = residentsCounter(this);
     this.tiles.rosterControls = (person, li) => this.chair.rosterControls(person, li);
     this.simulcast =
-      !root.classList.contains('kiosk-meeting') && new URLSearchParams(window.location.search).get('simulcast') === '1';
+      !root.classList.contains('kiosk-meeting') && new URLSearchParams(window.location.search).get('simulcast') !== '0';
     this.sentTiles = '';
     this.tilesTimer = null;
     if (window.ResizeObserver) {
@@ -122,7 +126,7 @@ export class Room {
     try {
       this.stream = await navigator.mediaDevices.getUserMedia({
         audio: true,
-        video: { width: { ideal: 640 }, height: { ideal: 360 } },
+        video: this.simulcast ? CAMERA_SIMULCAST : CAMERA_ONE_LAYER,
       });
       this.tiles.showSelf(this.stream);
     } catch (error) {
@@ -462,20 +466,51 @@ export class Room {
     const send = (this.screenTrack || !this.videoMuted) && this.videoWanted;
     this.videoSender.replaceTrack(send ? track : null).catch((e) => console.warn('replaceTrack', e));
     this.applyScreenLayers();
+    this.applyScreenTuning();
   }
 
   // A shared screen goes in its full-resolution layer only (rid f): text must stay legible on a
   // hall TV, so no hall gets a downscaled copy of it; the SFU forwards the one layer still sent.
   // The camera sends the layers the SFU says someone takes ('layers'), all until it says.
   applyScreenLayers() {
-    if (!this.simulcast || !this.videoSender) return;
+    if (!this.simulcast) return;
     const wanted = (encoding) =>
       this.screenTrack ? encoding.rid === 'f' : !this.activeLayers || this.activeLayers.has(encoding.rid);
-    const params = this.videoSender.getParameters();
-    const encodings = params.encodings || [];
-    if (encodings.length < 2 || encodings.every((e) => e.active === wanted(e))) return;
-    for (const encoding of encodings) encoding.active = wanted(encoding);
-    this.videoSender.setParameters(params).catch((e) => console.warn('setParameters', e));
+    this.updateSender((params) => {
+      const encodings = params.encodings || [];
+      if (encodings.length < 2 || encodings.every((e) => e.active === wanted(e))) return false;
+      for (const encoding of encodings) encoding.active = wanted(encoding);
+      return true;
+    });
+  }
+
+  // A shared screen keeps its resolution when the uplink or the CPU is short: the encoder lowers
+  // the frame rate instead (slides and documents hardly move; shrunk text is unreadable). The
+  // camera goes back to the browser's balance. A separate call from the layers' one, so that a
+  // browser refusing the preference still sends the right layers.
+  applyScreenTuning() {
+    const preference = this.screenTrack ? 'maintain-resolution' : 'balanced';
+    this.updateSender((params) => {
+      if (params.degradationPreference === preference) return false;
+      if (params.degradationPreference === undefined && !this.screenTrack) return false; // never set
+      params.degradationPreference = preference;
+      return true;
+    });
+  }
+
+  // change(params) edits the sender's current parameters and says whether it changed any. Calls
+  // run one after another, each reading what the last one set: a setParameters made while
+  // another is still running may be refused (its transaction is stale).
+  updateSender(change) {
+    const sender = this.videoSender;
+    if (!sender) return;
+    this.senderUpdates = this.senderUpdates
+      .then(() => {
+        if (sender !== this.videoSender) return undefined;
+        const params = sender.getParameters();
+        return change(params) ? sender.setParameters(params) : undefined;
+      })
+      .catch((e) => console.warn('setParameters', e));
   }
 
   toggleMic() {
@@ -525,7 +560,9 @@ export class Room {
       return;
     }
     this.screenTrack = stream.getVideoTracks()[0];
-    this.screenTrack.contentHint = 'detail';
+    // slides and documents: the browser's encoder keeps text sharp (Chromium: screen-content
+    // tuning, resolution kept over frame rate)
+    this.screenTrack.contentHint = 'text';
     this.screenTrack.addEventListener('ended', () => this.stopScreen());
     this.screenButton.setAttribute('aria-pressed', 'true');
     this.screenButton.textContent = this.texts.screen_stop;

@@ -295,7 +295,10 @@ class Room:
                 switch = slot.layers
                 assert switch is not None
                 tile = tiles.get(source.publisher_id)
-                waited = switch.waited(now, slot.paused)
+                # a paused slot waits for nothing; one not started yet (its DTLS still coming
+                # up) cannot receive the keyframe: its wait starts once it can
+                idle = slot.paused or not slot.started
+                waited = switch.waited(now, idle)
                 if waited >= KEYFRAME_GIVE_UP_S:
                     # The target's keyframe never came: a slot that forwards nothing meanwhile
                     # is frozen. Take another layer (the current one if it flows) and leave this
@@ -310,7 +313,7 @@ class Room:
                     )
                     switch.give_up(now)
                     if switch.current is not None:
-                        slot.set_layer(switch.current)
+                        switch.target = switch.current  # it flows: no keyframe to ask for
                 usable = switch.usable(info, now)
                 layer = choose_layer(
                     usable,
@@ -338,7 +341,7 @@ class Room:
                         budget,
                         loss,
                     )
-                if switch.waited(now, slot.paused) > 0 and now - switch.asked_at >= KEYFRAME_RETRY_S:
+                if switch.waited(now, idle) > 0 and now - switch.asked_at >= KEYFRAME_RETRY_S:
                     # still waiting for the target's keyframe: the request or the keyframe may
                     # have been lost (throttled at the publisher's layer)
                     switch.asked_at = now
@@ -351,9 +354,11 @@ class Room:
                     taken.add(switch.current)
                 paused_info = resumable[source.publisher_id]
                 if paused_info is not None:
+                    # (without the layers this slot gave up on: after giving up f, a slot
+                    # resumes the paused h rather than sit on q)
                     taken.add(
                         choose_layer(
-                            paused_info,
+                            switch.usable(paused_info, now),
                             tile_height=tile,
                             budget_bps=budget,
                             loss=loss,

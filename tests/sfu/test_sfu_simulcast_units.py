@@ -644,7 +644,7 @@ async def test_a_slot_whose_target_keyframe_never_comes_asks_again_then_takes_an
     """A large tile's slot starts waiting for a keyframe of f that never comes (all three
     layers flow): it forwards nothing meanwhile. The room asks for f's keyframe again every
     second, gives f up after KEYFRAME_GIVE_UP_S and takes h, then tries f again after
-    GIVE_UP_HOLD_S."""
+    GIVE_UP_HOLD_S. A slot not started yet (its DTLS still coming up) does not count its wait."""
     from server.sfu.simulcast import GIVE_UP_HOLD_S, KEYFRAME_GIVE_UP_S
 
     t = SimulcastRoom()
@@ -658,23 +658,40 @@ async def test_a_slot_whose_target_keyframe_never_comes_asks_again_then_takes_an
         slot = t.subscribe("hall", 720)
         assert slot.layers is not None
         now = 1000.0
-        while now < 1000.0 + KEYFRAME_GIVE_UP_S:
+        for _ in range(5):  # not started: it waits for nothing yet
+            t.sending(now, {0, 1, 2})
+            t.room._update_layers(now)
+            now += 1.0
+        assert slot.layers.target == 2 and asked == []
+        slot._transport = object()  # type: ignore[assignment]  # started (only that it is set)
+        start = now
+        while now < start + KEYFRAME_GIVE_UP_S:
             t.sending(now, {0, 1, 2})
             t.room._update_layers(now)
             assert slot.layers.target == 2 and slot.layers.current is None
             now += 1.0
         assert asked.count(2) >= 2  # asked again while it waited
         t.sending(now, {0, 1, 2})
+        t.room._update_layers(now)  # gives f up; h, which nobody took, is paused: resumed now
+        now += 0.5
+        t.sending(now, {0, 1, 2})
         t.room._update_layers(now)
-        assert slot.layers.target == 1  # (set_layer asks for its keyframe once the slot is started)
+        assert slot.layers.target == 1 and 1 in asked
         assert slot.layers.accept(1, descriptor(5, 1, key=True)) == SWITCHED
         gave_up_at = now
         while now < gave_up_at + GIVE_UP_HOLD_S:
             now += 1.0
             t.sending(now, {0, 1, 2})
             t.room._update_layers(now)
+        # f, which nobody took meanwhile, was paused: wanted again, it is resumed, then taken
+        now += 1.0
+        t.sending(now, {0, 1, 2})
+        t.room._update_layers(now)
         assert slot.layers.target == 2 and slot.layers.current == 1  # f tried again, h flows
     finally:
+        for sub in t.room.participants.values():
+            for o in sub.video_slots:
+                o._transport = None  # nothing to unregister from
         await t.room.close()
 
 

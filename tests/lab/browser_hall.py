@@ -29,9 +29,12 @@ async (publisher) => {
   const meeting = window.maeulRoom;
   if (!meeting || !meeting.pc) return null;
   const slots = publisher ? meeting.slotMap() : null;
-  let video = 0, audio = 0, sentVideo = 0, sentAudio = 0, size = null;
+  let video = 0, audio = 0, sentVideo = 0, sentAudio = 0, size = null, outgoing = null;
   const layers = {};
   (await meeting.pc.getStats()).forEach((s) => {
+    if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) {
+      outgoing = s.availableOutgoingBitrate;
+    }
     if (s.type === 'outbound-rtp') {
       if (s.kind === 'video') sentVideo += s.framesEncoded || 0;
       else sentAudio += s.packetsSent || 0;
@@ -60,7 +63,7 @@ async (publisher) => {
   }
   const bars = document.querySelector('[data-link-bars]');
   return {
-    video, audio, sentVideo, sentAudio, size, layers, state: meeting.pc.connectionState,
+    video, audio, sentVideo, sentAudio, size, layers, outgoing, state: meeting.pc.connectionState,
     bars: bars ? bars.dataset.bars || null : null,
     mode: meeting.root.dataset.linkMode || null,
     page: meeting.root.dataset.state || null,
@@ -88,6 +91,9 @@ class BrowserSamples:
     sizes: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     #: What the page's own video sends per simulcast rid (``STATS_JS`` ``layers``), every sample.
     layers: list[tuple[float, dict[str, dict[str, Any]]]] = field(default_factory=list)
+    #: The page's own send-side bandwidth estimate (bit/s, candidate-pair
+    #: availableOutgoingBitrate; Chromium follows the SFU's REMB), every sample.
+    outgoing: list[tuple[float, float]] = field(default_factory=list)
 
 
 class BrowserHall:
@@ -167,6 +173,8 @@ class BrowserHall:
                         self.samples.sizes.append((now, stats["size"]))
                     if stats["layers"]:
                         self.samples.layers.append((now, stats["layers"]))
+                    if stats["outgoing"] is not None:
+                        self.samples.outgoing.append((now, stats["outgoing"]))
             await asyncio.sleep(0.25)
 
     def frames_between(self, start: float, end: float) -> int:

@@ -97,7 +97,11 @@ async def test_each_hall_gets_the_layer_of_its_tile_and_switches_down(
         wanted = next((h for h in LAYER_ROWS if h >= 0.9 * s["tile"][1]), LAYER_ROWS[-1])
         return s["frames"] > 0 and "tile" in s and s["height"] == wanted
 
-    top = await wait_for(large, chair, fits_tile, 60, "the layer of the big tile")
+    try:
+        top = await wait_for(large, chair, fits_tile, 60, "the layer of the big tile")
+    except AssertionError as error:
+        # what the chair's page sends: a layer it does not send cannot be forwarded
+        raise AssertionError(f"{error}; the chair sends {await chair_page.evaluate(OUTBOUND_JS)}") from None
     low = await wait_for(small, chair, fits_tile, 30, "the layer of the small tile")
     assert low["height"] < top["height"], (low, top)
 
@@ -132,6 +136,21 @@ async def test_each_hall_gets_the_layer_of_its_tile_and_switches_down(
     after = await chair_video(small, chair)
     assert after is not None and after["height"] == low["height"] and after["frames"] > low["frames"]
 
+
+#: The chair page's video sender: which encodings are active, its degradation preference, and
+#: the shared screen's content hint and width (none while not sharing).
+SENDER_JS = """
+() => {
+  const m = window.maeulRoom;
+  const p = m.videoSender.getParameters();
+  return JSON.stringify({
+    active: p.encodings.map((e) => [e.rid, e.active]),
+    preference: p.degradationPreference || null,
+    hint: m.screenTrack ? m.screenTrack.contentHint : null,
+    width: m.screenTrack ? m.screenTrack.getSettings().width : 0,
+  });
+}
+"""
 
 #: The chair page's own simulcast encodings as it sends them: {rid: [active, bytesSent]}.
 OUTBOUND_JS = """
@@ -203,4 +222,26 @@ async def test_the_chair_pauses_the_layer_no_hall_takes_and_sees_each_halls_laye
         if any(sent[rid][0] is True for rid in paused):
             break
         assert time.monotonic() < deadline, f"no upper layer resumed: {sent}"
+        await asyncio.sleep(0.25)
+
+    # the chair shares its screen: only f (full size), text kept sharp (resolution over frame rate)
+    chair = f"a{world.official_id}"
+    await chair_page.click('[data-action="screen"]')
+    deadline = time.monotonic() + 30
+    while True:
+        sender = json.loads(await chair_page.evaluate(SENDER_JS))
+        if sender["active"] == [["q", False], ["h", False], ["f", True]] and (
+            sender["preference"] == "maintain-resolution" and sender["hint"] == "text"
+        ):
+            break
+        assert time.monotonic() < deadline, f"the screen is not sent as one tuned layer: {sender}"
+        await asyncio.sleep(0.25)
+    shared = await wait_for(
+        hall, chair, lambda s: s["width"] == sender["width"], 45, "the hall decodes the screen at its size"
+    )
+    await wait_for(hall, chair, lambda s: s["frames"] > shared["frames"], 10, "the share keeps decoding")
+    await chair_page.click('[data-action="screen"]')
+    deadline = time.monotonic() + 30
+    while (sender := json.loads(await chair_page.evaluate(SENDER_JS)))["preference"] != "balanced":
+        assert time.monotonic() < deadline, f"the camera is not balanced again: {sender}"
         await asyncio.sleep(0.25)

@@ -204,6 +204,13 @@ async def run(meeting: MeetingLab, chair: BrowserHall, halls: dict[int, BrowserH
             f"tile {got[-1]['tile'] if got else None}, fits {fitting(hall)}; "
             f"chromium freezes (count, s) {freezes}"
         )
+    # how much of the window hall B spent on the top layer, and the chair sent it
+    b_sizes = window(strong.samples.sizes, start, end)
+    b_top = sum(1 for x in b_sizes if x["width"] == sizes()[top][0]) / max(len(b_sizes), 1)
+    sent_top = sum(1 for x in published if top in x and x[top]["fps"] > 0) / max(len(published), 1)
+    lines.append(
+        f"  hall B on {top} {b_top:.0%} of the window; the chair sent {top} in {sent_top:.0%} of its samples"
+    )
     lines.append(f"  window end: {window_state}")
     weak, large = figures[WEAK], figures[STRONG]
     checks = {

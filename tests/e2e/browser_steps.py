@@ -26,12 +26,12 @@ class LiveServer:
         return URL(self.base + path)
 
 
-async def log_in(page: Page, live_server: str, username: str) -> None:
+async def log_in(page: Page, live_server: str, username: str, password: str = TEST_PASSWORD) -> None:
     """Log ``username`` in through the login form; returns once the login page is left (the session
     cookie is set), wherever the role's landing page is."""
     await page.goto(f"{live_server}/login")
     await page.fill("#username", username)
-    await page.fill("#password", TEST_PASSWORD)
+    await page.fill("#password", password)
     await page.click("button[type=submit]")
     await expect(page).not_to_have_url(re.compile(r"/login"))
 

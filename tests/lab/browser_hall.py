@@ -21,6 +21,7 @@ from typing import Any
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, ViewportSize, async_playwright
 
 from server.middlewares import KIOSK_COOKIE
+from tests.e2e.browser_steps import log_in
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.lab import metrics
 
@@ -222,10 +223,6 @@ class BrowserOfficial(BrowserHall):
 
     async def _open(self, context: BrowserContext) -> Page:
         page = await context.new_page()
-        await page.goto(f"{self.base_url}/login")
-        await page.fill("#username", self.username)
-        await page.fill("#password", self.password)
-        await page.click("button[type=submit]")
-        await page.wait_for_url(lambda url: "/login" not in url)
+        await log_in(page, self.base_url, self.username, self.password)
         await page.goto(f"{self.base_url}/rooms/{self.room_id}{self.query}")
         return page

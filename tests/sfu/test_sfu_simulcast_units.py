@@ -14,7 +14,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from rtc import aiortc_internals as ai
 from rtc.codecs import vp8
-from server.sfu import Sfu
+from server.sfu import Sfu, SfuConfig
 from server.sfu.errors import InvalidRequest
 from server.sfu.offer import read_offer
 from server.sfu.relay import InboundStream, OutStream
@@ -30,6 +30,19 @@ def offer_text(edit: str | None = None, by: str = "") -> str:
     if edit is not None:
         sdp = re.sub(edit, by, sdp, flags=re.MULTILINE)
     return sdp.replace("\n", "\r\n")
+
+
+def chair_track(config: SfuConfig | None = None) -> SimulcastInbound:
+    """The chair's simulcast video track from the captured Chromium 3-layer offer."""
+    offer = read_offer(offer_text())
+    assert offer.simulcast is not None
+    return SimulcastInbound(
+        simulcast=offer.simulcast,
+        publisher_id="chair",
+        rtcp_ssrc=1,
+        config=config or SfuConfig(),
+        on_disconnect=lambda: None,
+    )
 
 
 def video_section(sdp: str, mid: str) -> list[str]:
@@ -284,20 +297,10 @@ def test_a_simulcast_track_remb_is_not_capped_by_a_slow_subscriber() -> None:
     none of their own."""
     import time
 
-    from server.sfu import SfuConfig
     from server.sfu.relay import InboundStream, OutStream
-    from server.sfu.simulcast_inbound import SimulcastInbound
 
     config = SfuConfig()
-    offer = read_offer(offer_text())
-    assert offer.simulcast is not None
-    track = SimulcastInbound(
-        simulcast=offer.simulcast,
-        publisher_id="chair",
-        rtcp_ssrc=1,
-        config=config,
-        on_disconnect=lambda: None,
-    )
+    track = chair_track(config)
     single = InboundStream(
         kind="video", publisher_id="kiosk", rtcp_ssrc=2, config=config, on_disconnect=lambda: None
     )
@@ -340,23 +343,13 @@ class SimulcastRoom:
     slot each; the test says which layers arrive and when (``sending``)."""
 
     def __init__(self) -> None:
-        from server.sfu import SfuConfig
         from server.sfu.events import SfuEvent
         from server.sfu.room import Room
-        from server.sfu.simulcast_inbound import SimulcastInbound
 
         self.config = SfuConfig()
         self.events: list[SfuEvent] = []
         self.room = Room("r", self.config, self.events.append)
-        offer = read_offer(offer_text())
-        assert offer.simulcast is not None
-        self.track = SimulcastInbound(
-            simulcast=offer.simulcast,
-            publisher_id="chair",
-            rtcp_ssrc=1,
-            config=self.config,
-            on_disconnect=lambda: None,
-        )
+        self.track = chair_track(self.config)
         self.room.admit("chair").inbound["video"] = self.track
 
     def sending(self, now: float, layers: set[int], rates: tuple[float, ...] | None = None) -> None:
@@ -555,7 +548,6 @@ def _wired_slot(track: SimulcastInbound) -> tuple[OutStream, Sink]:
     """A started video slot forwarding ``track``, sending into a :class:`Sink` (start() would
     set these from the DTLS transport and the answer)."""
     from rtc.rtputil import RtpHeaderLayout
-    from server.sfu import SfuConfig
 
     slot = OutStream(kind="video", mid="1", subscriber_id="hall", ssrc=3, config=SfuConfig())
     slot.assign(track)
@@ -590,18 +582,9 @@ def test_a_long_padding_run_never_reaches_aiortc_as_an_empty_frame() -> None:
     h at its keyframe; h then pads 300 packets and goes on. Through aiortc's jitter buffer every
     frame has data (an empty one puts its VP8 decoder into end-of-stream for good), the
     subscriber's sequence numbers have no gap, and h's pictures all arrive."""
-    from server.sfu import SfuConfig
     from server.sfu.simulcast import MAX_PADDING_RUN
 
-    offer = read_offer(offer_text())
-    assert offer.simulcast is not None
-    track = SimulcastInbound(
-        simulcast=offer.simulcast,
-        publisher_id="chair",
-        rtcp_ssrc=1,
-        config=SfuConfig(),
-        on_disconnect=lambda: None,
-    )
+    track = chair_track()
     q, h, f = track.layers
     slot, sink = _wired_slot(track)
     assert slot.layers is not None and slot.layers.target == 2

@@ -484,6 +484,8 @@ class RoomHub:
     # -- client requests ----------------------------------------------------------------------
     async def join(self, sid: str, principal: Principal, data: Any) -> dict[str, Any]:
         request = JoinRequest.from_dict(data)
+        if (again := await self._resumed_again(sid, request)) is not None:
+            return again
         if sid in self.members or sid in self.joining:
             raise SignalingError("already_joined", "this connection is already in a room; leave first")
         self.joining.add(sid)
@@ -591,6 +593,26 @@ class RoomHub:
             ack["slots"] = member.handle.slots()  # the page keeps its peer connection
             ack["link"] = live.links.get(pid)
         return ack
+
+    async def _resumed_again(self, sid: str, request: JoinRequest) -> dict[str, Any] | None:
+        """The resume this socket already made, asked for again: its answer was lost or late
+        (a hall's congested link), and the page or kiosk retried on the same socket. It gets the
+        same answer, not ``already_joined``, which would make it start over with new media."""
+        member = self.members.get(sid)
+        if (
+            member is None
+            or request.resume is None
+            or member.room_id != str(request.room_id)
+            or not secrets.compare_digest(member.resume_token, request.resume)
+        ):
+            return None
+        async with transaction(self.sessionmaker) as session:
+            room = await session.get(rooms_service.Room, request.room_id)
+        if room is None or not room.is_open:
+            return None  # the room went away meanwhile: the usual refusal says so
+        log.info("resume repeated", extra={"room_id": member.room_id, "participant": member.pid, "sid": sid})
+        room_json = {"id": request.room_id, "title": room.title}
+        return self._join_ack(member, self._floor(member.room_id), room_json, resumed=True)
 
     async def _resume(self, sid: str, room_id: str, pid: str, token: str) -> Member | None:
         """Bind this socket to the participant whose page lost its socket but kept its media

@@ -430,6 +430,13 @@ async def test_a_lost_socket_keeps_the_media_and_the_page_resumes_it(
     resumed = await kiosk.call("join", {"room_id": room_id, "resume": fresh["resume_token"]})
     assert resumed["resumed"] is True and resumed["participant_id"] == kiosk.pid
     assert set(resumed["slots"].values()) >= {official.pid}
+    # The answer was lost on the congested link and the kiosk asks again on the same socket:
+    # the same answer, not `already_joined` (which made the kiosk start over with new media).
+    again = await kiosk.call("join", {"room_id": room_id, "resume": fresh["resume_token"]})
+    assert again["resumed"] is True and again["slots"] == resumed["slots"], again
+    # A wrong token on that socket is still refused.
+    refused = await kiosk.call("join", {"room_id": room_id, "resume": "x" * 24})
+    assert refused["error"]["code"] == "already_joined", refused
     await _wait_listed(official, [(official.pid, "connected"), (kiosk.pid, "connected")], "the kiosk back")
     await media_keeps_flowing(official, kiosk)
     # Same participant, same media: the SFU never saw it leave.

@@ -189,6 +189,11 @@ class HeadlessKiosk:
             @peer.on("connectionstatechange")
             def _state() -> None:
                 if peer.connectionState in ("failed", "closed"):
+                    log.info(
+                        "headless kiosk's media connection %s",
+                        peer.connectionState,
+                        extra={"room_id": room_id, "ice": peer.iceConnectionState},
+                    )
                     ended.set()
 
             @peer.on("track")
@@ -224,6 +229,7 @@ class HeadlessKiosk:
                     self._server_restarting = True
                     ended.set()  # the media connection dies with the server: start over
                     break
+                log.info("headless kiosk lost its socket; resuming", extra={"room_id": room_id})
                 if not token or not await self._resume(sock, room_id, token, stop, ended):
                     ended.set()  # nothing to resume: start over with a new peer connection
                     break

@@ -215,6 +215,11 @@ async def test_the_chair_pauses_the_layer_no_hall_takes_and_sees_each_halls_laye
     # estimates, which a loaded machine keeps low: in one CI run it had never sent the upper
     # layer at all. That the resumed layer flows is shown with aiortc subscribers in
     # tests/sfu/test_sfu_simulcast_browser.py.)
+    # Meanwhile the page re-renders every 50 ms, as in a busy room where roster, speaker and
+    # link events come faster than the tile report's delay: the report must still go out (it
+    # once was a debounce each render restarted, and a CI run's big hall never reported its
+    # tile and kept the top layer).
+    await hall.evaluate("() => { window.busyRoom = setInterval(() => window.maeulRoom.render(), 50); }")
     await hall.set_viewport_size({"width": 1280, "height": 720})
     deadline = time.monotonic() + 30
     while True:
@@ -223,6 +228,7 @@ async def test_the_chair_pauses_the_layer_no_hall_takes_and_sees_each_halls_laye
             break
         assert time.monotonic() < deadline, f"no upper layer resumed: {sent}"
         await asyncio.sleep(0.25)
+    await hall.evaluate("() => clearInterval(window.busyRoom)")
 
     # the chair shares its screen: only f (full size), text kept sharp (resolution over frame rate)
     chair = f"a{world.official_id}"

@@ -421,9 +421,16 @@ export class Room {
     this.scheduleTiles();
   }
 
+  // At most one report per TILES_REPORT_MS, measured when it is sent (so a resize in progress
+  // is reported once it settles). Not a debounce that each call restarts: render() runs on
+  // every roster, speaker and link event, and on a busy room those came faster than the delay,
+  // so a hall never reported its tiles and kept getting the top layer.
   scheduleTiles() {
-    clearTimeout(this.tilesTimer);
-    this.tilesTimer = setTimeout(() => this.reportTiles(), TILES_REPORT_MS);
+    if (this.tilesTimer !== null) return;
+    this.tilesTimer = setTimeout(() => {
+      this.tilesTimer = null;
+      this.reportTiles();
+    }, TILES_REPORT_MS);
   }
 
   // The size each publisher is shown at, in device pixels, when it changed: the SFU picks the

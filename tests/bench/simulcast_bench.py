@@ -51,7 +51,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from server.sfu import Sfu, SfuConfig  # noqa: E402
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.sfu.browser_publisher import chromium_page, publish  # noqa: E402
 from tests.sfu.sdp_corpus.capture import blank_page  # noqa: E402
 from tests.sfu.sfu_testkit import LOOPBACK, Client, SlotLog  # noqa: E402
 from tests.sfu.test_sfu_simulcast_browser import OFFER_JS  # noqa: E402
@@ -150,8 +150,6 @@ def p95(values: list[float]) -> float | None:
 
 
 async def run_mode(simulcast: bool, page_url: str, args: argparse.Namespace) -> dict[str, Any]:
-    from playwright.async_api import async_playwright
-
     decode_errors = DecodeErrors()
     receiver_log = logging.getLogger("aiortc.rtcrtpreceiver")
     receiver_log.addHandler(decode_errors)
@@ -169,93 +167,81 @@ async def run_mode(simulcast: bool, page_url: str, args: argparse.Namespace) -> 
             client.handle.set_tile_sizes({PUBLISHER: LARGE})
         for slot in sfu._room("r").get("weak").video_slots:
             cap_remb(slot, WEAK_REMB_BPS)
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-            )
-            try:
-                page = await browser.new_page()
-                await page.goto(page_url)
-                offer = await page.evaluate(offer_js(simulcast))
-                answer = await (await sfu.admit("r", PUBLISHER)).handle_offer(offer)
-                assert ("a=simulcast:recv" in answer) == simulcast, answer
-                await page.evaluate("(sdp) => window.pc.setRemoteDescription({type: 'answer', sdp})", answer)
+        async with chromium_page(page_url) as page:
+            _handle, answer = await publish(page, sfu, "r", PUBLISHER, offer_js(simulcast))
+            assert ("a=simulcast:recv" in answer) == simulcast, answer
 
-                def log_of(name: str) -> Callable[[], SlotLog]:
-                    client = clients[name]
-                    return lambda: client.log(client.slot_of(PUBLISHER, "video"))
+            def log_of(name: str) -> Callable[[], SlotLog]:
+                client = clients[name]
+                return lambda: client.log(client.slot_of(PUBLISHER, "video"))
 
-                watches = {name: FrameTimes(log_of(name)) for name in SUBSCRIBERS}
-                loop = asyncio.get_running_loop()
-                tasks += [loop.create_task(w.run()) for w in watches.values()]
-                deadline = time.monotonic() + 60
-                while not all(w.times for w in watches.values()):
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(
-                            f"not every subscriber decodes: { {n: len(w.times) for n, w in watches.items()} }"
-                        )
-                    await asyncio.sleep(0.1)
-                await asyncio.sleep(args.settle)
-
-                print(f"# window starts: {diagnose(sfu)}; chromium {await page.evaluate(OUTBOUND_JS)}")
-                start, cpu0 = time.monotonic(), main_thread_cpu_s()
-                switcher = clients["switcher"]
-                assert switcher.handle is not None
-                gaps: list[float] = []
-                switcher_slot = sfu._room("r").get("switcher").video_slots[0]
-                tile = LARGE
-                end = start + args.window
-                while time.monotonic() + args.switch_every <= end:
-                    before = switcher.log(switcher.slot_of(PUBLISHER, "video")).size
-                    tile = SMALL if tile == LARGE else LARGE
-                    flipped = time.monotonic()
-                    layers = switcher_slot.layers
-                    was = (layers.current, layers.switches) if layers is not None else (0, 0)
-                    switcher.handle.set_tile_sizes({PUBLISHER: tile})
-                    await asyncio.sleep(args.switch_every)
-                    if layers is None:
-                        continue  # one layer: nothing to switch
-                    if layers.switches == was[1] and layers.target == was[0]:
-                        # the tile's layer is the one it had (or its estimate kept it there)
-                        print(f"# {flipped - start:.1f}s: tile {tile}, layer {was[0]} kept", flush=True)
-                        continue
-                    watch = watches["switcher"]
-                    changed = next(
-                        (
-                            t
-                            for t, s in zip(watch.times, watch.sizes, strict=True)
-                            if t >= flipped and s != before
-                        ),
-                        None,
+            watches = {name: FrameTimes(log_of(name)) for name in SUBSCRIBERS}
+            loop = asyncio.get_running_loop()
+            tasks += [loop.create_task(w.run()) for w in watches.values()]
+            deadline = time.monotonic() + 60
+            while not all(w.times for w in watches.values()):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"not every subscriber decodes: { {n: len(w.times) for n, w in watches.items()} }"
                     )
-                    if changed is None:  # it did not switch within the period: the whole period counts
-                        print(f"# {flipped - start:.1f}s: no switch to {tile} within {args.switch_every}s")
-                        gaps.append(watch.longest_gap(flipped, flipped + args.switch_every))
-                    else:
-                        gaps.append(
-                            watch.longest_gap(flipped, min(changed + 0.5, flipped + args.switch_every))
-                        )
-                await asyncio.sleep(max(0.0, end - time.monotonic()))
-                stop, cpu1 = time.monotonic(), main_thread_cpu_s()
-                strong_size = clients["strong"].log(clients["strong"].slot_of(PUBLISHER, "video")).size
-                return {
-                    "strong_hall_width": None if strong_size is None else strong_size[0],
-                    "strong_hall_fps": watches["strong"].fps(start, stop),
-                    "weak_hall_fps": watches["weak"].fps(start, stop),
-                    "weak_hall_max_freeze_s": watches["weak"].longest_gap(start, stop),
-                    "strong_hall_longest_freeze_s_at_s": watches["strong"].longest_gap_at(start, stop),
-                    "weak_hall_longest_freeze_s_at_s": watches["weak"].longest_gap_at(start, stop),
-                    "weak_hall_size": clients["weak"].log(clients["weak"].slot_of(PUBLISHER, "video")).size,
-                    "switch_gaps_ms": [round(g * 1000) for g in gaps],
-                    "layer_switch_gap_p95_ms": None if not gaps else (p95(gaps) or 0.0) * 1000,
-                    "cpu_per_subscriber_pct": (cpu1 - cpu0) / (stop - start) * 100 / len(SUBSCRIBERS),
-                    "subscriber_decode_errors": decode_errors.count,
-                    "load": os.getloadavg(),
-                    "layers": diagnose(sfu),
-                    "chromium": await page.evaluate(OUTBOUND_JS),
-                }
-            finally:
-                await browser.close()
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(args.settle)
+
+            print(f"# window starts: {diagnose(sfu)}; chromium {await page.evaluate(OUTBOUND_JS)}")
+            start, cpu0 = time.monotonic(), main_thread_cpu_s()
+            switcher = clients["switcher"]
+            assert switcher.handle is not None
+            gaps: list[float] = []
+            switcher_slot = sfu._room("r").get("switcher").video_slots[0]
+            tile = LARGE
+            end = start + args.window
+            while time.monotonic() + args.switch_every <= end:
+                before = switcher.log(switcher.slot_of(PUBLISHER, "video")).size
+                tile = SMALL if tile == LARGE else LARGE
+                flipped = time.monotonic()
+                layers = switcher_slot.layers
+                was = (layers.current, layers.switches) if layers is not None else (0, 0)
+                switcher.handle.set_tile_sizes({PUBLISHER: tile})
+                await asyncio.sleep(args.switch_every)
+                if layers is None:
+                    continue  # one layer: nothing to switch
+                if layers.switches == was[1] and layers.target == was[0]:
+                    # the tile's layer is the one it had (or its estimate kept it there)
+                    print(f"# {flipped - start:.1f}s: tile {tile}, layer {was[0]} kept", flush=True)
+                    continue
+                watch = watches["switcher"]
+                changed = next(
+                    (
+                        t
+                        for t, s in zip(watch.times, watch.sizes, strict=True)
+                        if t >= flipped and s != before
+                    ),
+                    None,
+                )
+                if changed is None:  # it did not switch within the period: the whole period counts
+                    print(f"# {flipped - start:.1f}s: no switch to {tile} within {args.switch_every}s")
+                    gaps.append(watch.longest_gap(flipped, flipped + args.switch_every))
+                else:
+                    gaps.append(watch.longest_gap(flipped, min(changed + 0.5, flipped + args.switch_every)))
+            await asyncio.sleep(max(0.0, end - time.monotonic()))
+            stop, cpu1 = time.monotonic(), main_thread_cpu_s()
+            strong_size = clients["strong"].log(clients["strong"].slot_of(PUBLISHER, "video")).size
+            return {
+                "strong_hall_width": None if strong_size is None else strong_size[0],
+                "strong_hall_fps": watches["strong"].fps(start, stop),
+                "weak_hall_fps": watches["weak"].fps(start, stop),
+                "weak_hall_max_freeze_s": watches["weak"].longest_gap(start, stop),
+                "strong_hall_longest_freeze_s_at_s": watches["strong"].longest_gap_at(start, stop),
+                "weak_hall_longest_freeze_s_at_s": watches["weak"].longest_gap_at(start, stop),
+                "weak_hall_size": clients["weak"].log(clients["weak"].slot_of(PUBLISHER, "video")).size,
+                "switch_gaps_ms": [round(g * 1000) for g in gaps],
+                "layer_switch_gap_p95_ms": None if not gaps else (p95(gaps) or 0.0) * 1000,
+                "cpu_per_subscriber_pct": (cpu1 - cpu0) / (stop - start) * 100 / len(SUBSCRIBERS),
+                "subscriber_decode_errors": decode_errors.count,
+                "load": os.getloadavg(),
+                "layers": diagnose(sfu),
+                "chromium": await page.evaluate(OUTBOUND_JS),
+            }
     finally:
         receiver_log.removeHandler(decode_errors)
         receiver_log.propagate = True

@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.bench.simulcast_bench import SIMULCAST_ENCODINGS  # noqa: E402
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.sfu.browser_publisher import chromium_page  # noqa: E402
 from tests.sfu.sdp_corpus.capture import blank_page  # noqa: E402
 
 RIDS = ("q", "h", "f")
@@ -89,20 +89,10 @@ async def main() -> None:
     parser.add_argument("--settle", type=int, default=10, help="seconds before measuring")
     parser.add_argument("--window", type=int, default=20, help="measured seconds")
     args = parser.parse_args()
-    from playwright.async_api import async_playwright
-
-    async with blank_page() as url, async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            page = await browser.new_page()
-            await page.goto(url)
-            samples = json.loads(
-                await page.evaluate(LOOPBACK_JS, [args.width, args.height, args.settle + args.window])
-            )[args.settle :]
-        finally:
-            await browser.close()
+    async with blank_page() as url, chromium_page(url) as page:
+        samples = json.loads(
+            await page.evaluate(LOOPBACK_JS, [args.width, args.height, args.settle + args.window])
+        )[args.settle :]
     print(f"# camera {args.width}x{args.height}, load average {os.getloadavg()}")
     for rid in RIDS:
         rows = [s[rid] for s in samples if rid in s]

@@ -37,3 +37,13 @@ async def make_client() -> AsyncIterator[Callable[..., Client]]:
     yield make
     for c in clients:
         await c.close()
+
+
+@pytest.fixture
+async def page_url() -> AsyncIterator[str]:
+    """A blank page on loopback for the browser tests (getUserMedia needs a secure context:
+    http://127.0.0.1 is one)."""
+    from tests.sfu.sdp_corpus.capture import blank_page
+
+    async with blank_page() as url:
+        yield url

@@ -15,27 +15,20 @@ import pytest
 
 from server.sfu import Sfu
 from server.sfu.room import ParticipantStats
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.sfu.browser_publisher import chromium_page, offer_script, publish
 from tests.sfu.netfilter import PortFilter
 from tests.sfu.sfu_testkit import wait_until
-from tests.sfu.test_sfu_browser import page_url  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
-OFFER_JS = """
-async () => {
+OFFER_JS = offer_script(
+    """
   const stream = await navigator.mediaDevices.getUserMedia({audio: true});
   const pc = new RTCPeerConnection({iceServers: []});
   window.pc = pc;
   pc.addTransceiver(stream.getAudioTracks()[0], {direction: 'sendonly'});
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((resolve) => {
-    if (pc.iceGatheringState === 'complete') return resolve();
-    pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
-  });
-  return pc.localDescription.sdp;
-}
 """
+)
 
 OPUS_PACKET_RATE = 50  # one 20 ms packet every 20 ms without DTX
 
@@ -46,26 +39,16 @@ def sfu_port(answer: str) -> int:
     return int(match.group(1))
 
 
-async def test_chromium_sends_dtx_in_silence_and_fec_under_loss(sfu: Sfu, page_url: str) -> None:  # noqa: F811
-    from playwright.async_api import async_playwright
-
+async def test_chromium_sends_dtx_in_silence_and_fec_under_loss(sfu: Sfu, page_url: str) -> None:
     sfu.open_room("r")
 
     def stats() -> ParticipantStats:
         return sfu.room_stats("r").participants["browser"]
 
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        loss: PortFilter | None = None
-        try:
-            page = await browser.new_page()
-            await page.goto(page_url)
-            offer = await page.evaluate(OFFER_JS)
-            handle = await sfu.admit("r", "browser", audio_max_bitrate=24000)
-            answer = await handle.handle_offer(offer)
-            await page.evaluate("(sdp) => window.pc.setRemoteDescription({type: 'answer', sdp})", answer)
+    loss: PortFilter | None = None
+    try:
+        async with chromium_page(page_url) as page:
+            _handle, answer = await publish(page, sfu, "r", "browser", OFFER_JS, audio_max_bitrate=24000)
             await wait_until(lambda: stats().audio_packets_in >= 50, 15, "the SFU receives Chromium's audio")
 
             # The resident mutes: the track sends digital silence, and with DTX Chromium's
@@ -87,7 +70,6 @@ async def test_chromium_sends_dtx_in_silence_and_fec_under_loss(sfu: Sfu, page_u
             loss = PortFilter(sfu_port(answer))
             loss.set_loss(20)
             await wait_until(lambda: stats().opus_fec_packets >= 10, 30, "Chromium sends in-band FEC")
-        finally:
-            if loss is not None:
-                loss.close()
-            await browser.close()
+    finally:
+        if loss is not None:
+            loss.close()

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
 from server.sfu import Sfu
 from server.sfu.simulcast_inbound import SimulcastInbound
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.sfu.sdp_corpus.capture import blank_page
+from tests.sfu.browser_publisher import chromium_page, offer_script, publish
 from tests.sfu.sfu_testkit import Client, SlotLog, join, wait_until
 
 # Also "lab": it asserts real-time behaviour (a layer reached, no freeze over 2 s), which needs the
@@ -25,8 +24,8 @@ from tests.sfu.sfu_testkit import Client, SlotLog, join, wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.lab]
 
 #: The official room page's camera encodings (web/static/js/room/room.js SIMULCAST_ENCODINGS).
-OFFER_JS = """
-async () => {
+OFFER_JS = offer_script(
+    """
   const stream = await navigator.mediaDevices.getUserMedia(
     {audio: true, video: {width: 1280, height: 720, frameRate: 15}});
   const pc = new RTCPeerConnection({iceServers: [], bundlePolicy: 'max-bundle'});
@@ -37,20 +36,8 @@ async () => {
     {rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000},
     {rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1200000},
   ]});
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((resolve) => {
-    if (pc.iceGatheringState === 'complete') return resolve();
-    pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
-  });
-  return pc.localDescription.sdp;
-}
 """
-
-
-@pytest.fixture
-async def page_url() -> AsyncIterator[str]:
-    async with blank_page() as url:
-        yield url
+)
 
 
 class FrameWatch:
@@ -82,116 +69,101 @@ class FrameWatch:
 async def test_subscribers_get_the_layer_of_their_tile_and_switch_without_a_freeze(
     sfu: Sfu, make_client: Callable[..., Client], page_url: str
 ) -> None:
-    from playwright.async_api import async_playwright
-
     sfu.open_room("r")
     small = await join(sfu, make_client, "small", video_slots=1)
     large = await join(sfu, make_client, "large", video_slots=1)
     assert small.handle is not None and large.handle is not None
     small.handle.set_tile_sizes({"chair": [320, 180]})
     large.handle.set_tile_sizes({"chair": [1280, 720]})
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
+    async with chromium_page(page_url) as page:
+        handle, answer = await publish(page, sfu, "r", "chair", OFFER_JS)
+        assert "a=simulcast:recv q;h;f" in answer
+        track = sfu._room("r").get("chair").inbound["video"]
+        assert isinstance(track, SimulcastInbound)
+
+        def size(client: Client) -> tuple[int, int] | None:
+            return client.log(client.slot_of("chair", "video")).size
+
+        def layer_size(layer: int) -> tuple[int, int] | None:
+            w, h = track.layer_widths[layer], track.layer_heights[layer]
+            return (w, h) if w is not None and h is not None else None
+
+        def top_layer() -> int:
+            """The highest layer Chromium sends now: under CPU load its adaptation drops
+            the top encoding for a while (then the large tile's best is h)."""
+            live = [i for i, info in enumerate(track.layer_info(time.monotonic())) if info.live]
+            return live[-1] if live else 0
+
+        def each_has_its_layer(small_which: str, large_which: str) -> bool:
+            small_layer = 0 if small_which == "low" else top_layer()
+            large_layer = 0 if large_which == "low" else top_layer()
+            return large_layer != small_layer and (
+                layer_size(small_layer) is not None
+                and size(small) == layer_size(small_layer)
+                and layer_size(large_layer) is not None
+                and size(large) == layer_size(large_layer)
+            )
+
+        def state() -> str:
+            slots = {
+                name: (o.layers.current, o.layers.target) if o.layers else None
+                for name in ("small", "large")
+                for o in sfu._room("r").get(name).video_slots
+            }
+            return (
+                f"decoded small={size(small)} large={size(large)}; layers "
+                f"{[layer_size(i) for i in range(3)]} packets {[x.packets for x in track.layers]} "
+                f"bitrates {track.layer_bitrates} plis {[x.plis_sent for x in track.layers]}; "
+                f"slots (current, target) {slots}; unknown {track.unknown_layer_packets}; "
+                f"downlink {sfu._room('r')._downlink}"
+            )
+
         try:
-            page = await browser.new_page()
-            await page.goto(page_url)
-            offer = await page.evaluate(OFFER_JS)
-            handle = await sfu.admit("r", "chair")
-            answer = await handle.handle_offer(offer)
-            assert "a=simulcast:recv q;h;f" in answer
-            await page.evaluate("(sdp) => window.pc.setRemoteDescription({type: 'answer', sdp})", answer)
-            track = sfu._room("r").get("chair").inbound["video"]
-            assert isinstance(track, SimulcastInbound)
+            await wait_until(
+                lambda: each_has_its_layer("low", "top"), 45, "small tile decodes q, large the top layer"
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {state()}") from None
+        top_index = top_layer()
+        low, top = layer_size(0), layer_size(top_index)
+        assert low is not None and top is not None and top[0] > low[0], (low, top)
+        assert all(layer.packets > 0 for layer in track.layers[: top_index + 1])
+        assert track.unknown_layer_packets == 0
 
-            def size(client: Client) -> tuple[int, int] | None:
-                return client.log(client.slot_of("chair", "video")).size
-
-            def layer_size(layer: int) -> tuple[int, int] | None:
-                w, h = track.layer_widths[layer], track.layer_heights[layer]
-                return (w, h) if w is not None and h is not None else None
-
-            def top_layer() -> int:
-                """The highest layer Chromium sends now: under CPU load its adaptation drops
-                the top encoding for a while (then the large tile's best is h)."""
-                live = [i for i, info in enumerate(track.layer_info(time.monotonic())) if info.live]
-                return live[-1] if live else 0
-
-            def each_has_its_layer(small_which: str, large_which: str) -> bool:
-                small_layer = 0 if small_which == "low" else top_layer()
-                large_layer = 0 if large_which == "low" else top_layer()
-                return large_layer != small_layer and (
-                    layer_size(small_layer) is not None
-                    and size(small) == layer_size(small_layer)
-                    and layer_size(large_layer) is not None
-                    and size(large) == layer_size(large_layer)
-                )
-
-            def state() -> str:
-                slots = {
-                    name: (o.layers.current, o.layers.target) if o.layers else None
-                    for name in ("small", "large")
-                    for o in sfu._room("r").get(name).video_slots
-                }
-                return (
-                    f"decoded small={size(small)} large={size(large)}; layers "
-                    f"{[layer_size(i) for i in range(3)]} packets {[x.packets for x in track.layers]} "
-                    f"bitrates {track.layer_bitrates} plis {[x.plis_sent for x in track.layers]}; "
-                    f"slots (current, target) {slots}; unknown {track.unknown_layer_packets}; "
-                    f"downlink {sfu._room('r')._downlink}"
-                )
-
+        # Swap the tiles: small goes up to the top layer, large down to q, each at a keyframe.
+        small_slot = sfu._room("r").get("small").video_slots[0]
+        large_slot = sfu._room("r").get("large").video_slots[0]
+        assert small_slot.layers is not None and large_slot.layers is not None
+        switches = small_slot.layers.switches, large_slot.layers.switches
+        small_log = small.log(small.slot_of("chair", "video"))
+        large_log = large.log(large.slot_of("chair", "video"))
+        before = small_log.frames, large_log.frames
+        with FrameWatch(lambda: small_log) as small_watch, FrameWatch(lambda: large_log) as large_watch:
+            small.handle.set_tile_sizes({"chair": [1280, 720]})
+            large.handle.set_tile_sizes({"chair": [160, 90]})
             try:
-                await wait_until(
-                    lambda: each_has_its_layer("low", "top"), 45, "small tile decodes q, large the top layer"
-                )
+                await wait_until(lambda: each_has_its_layer("top", "low"), 45, "the layers swapped")
             except AssertionError as exc:
                 raise AssertionError(f"{exc}: {state()}") from None
-            top_index = top_layer()
-            low, top = layer_size(0), layer_size(top_index)
-            assert low is not None and top is not None and top[0] > low[0], (low, top)
-            assert all(layer.packets > 0 for layer in track.layers[: top_index + 1])
-            assert track.unknown_layer_packets == 0
-
-            # Swap the tiles: small goes up to the top layer, large down to q, each at a keyframe.
-            small_slot = sfu._room("r").get("small").video_slots[0]
-            large_slot = sfu._room("r").get("large").video_slots[0]
-            assert small_slot.layers is not None and large_slot.layers is not None
-            switches = small_slot.layers.switches, large_slot.layers.switches
-            small_log = small.log(small.slot_of("chair", "video"))
-            large_log = large.log(large.slot_of("chair", "video"))
-            before = small_log.frames, large_log.frames
-            with FrameWatch(lambda: small_log) as small_watch, FrameWatch(lambda: large_log) as large_watch:
-                small.handle.set_tile_sizes({"chair": [1280, 720]})
-                large.handle.set_tile_sizes({"chair": [160, 90]})
-                try:
-                    await wait_until(lambda: each_has_its_layer("top", "low"), 45, "the layers swapped")
-                except AssertionError as exc:
-                    raise AssertionError(f"{exc}: {state()}") from None
-                # keep watching a little after the switch: decoding goes on
-                await asyncio.sleep(2.0)
-            assert small_slot.layers.switches > switches[0] and large_slot.layers.switches > switches[1]
-            # the stats show which layer each subscriber receives
-            forwarded = {
-                name: sfu.room_stats("r").participants[name].forwarded[0] for name in ("small", "large")
-            }
-            assert (forwarded["small"].layer, forwarded["large"].layer) == (small_slot.layers.current, 0)
-            assert forwarded["small"].layer is not None and forwarded["small"].layer > 0, forwarded
-            assert forwarded["small"].layer_switches == small_slot.layers.switches
-            assert small_log.frames > before[0] + 10 and large_log.frames > before[1] + 10
-            # no freeze: the issue's bound (a frame at least every 2 s), on a loaded machine
-            assert small_watch.longest_freeze < 2.0, small_watch.longest_freeze
-            assert large_watch.longest_freeze < 2.0, large_watch.longest_freeze
-        finally:
-            await browser.close()
+            # keep watching a little after the switch: decoding goes on
+            await asyncio.sleep(2.0)
+        assert small_slot.layers.switches > switches[0] and large_slot.layers.switches > switches[1]
+        # the stats show which layer each subscriber receives
+        forwarded = {name: sfu.room_stats("r").participants[name].forwarded[0] for name in ("small", "large")}
+        assert (forwarded["small"].layer, forwarded["large"].layer) == (small_slot.layers.current, 0)
+        assert forwarded["small"].layer is not None and forwarded["small"].layer > 0, forwarded
+        assert forwarded["small"].layer_switches == small_slot.layers.switches
+        assert small_log.frames > before[0] + 10 and large_log.frames > before[1] + 10
+        # no freeze: the issue's bound (a frame at least every 2 s), on a loaded machine
+        assert small_watch.longest_freeze < 2.0, small_watch.longest_freeze
+        assert large_watch.longest_freeze < 2.0, large_watch.longest_freeze
 
 
 #: Two layers, h/f of a 640x360 camera: the room page's set before its three layers (room.js
 #: SIMULCAST_ENCODINGS, q/h/f, whose pausing tests/e2e/test_meeting_simulcast.py shows through
 #: the pages). Pausing and resuming do not depend on the count; two keep this test light.
-PAGE_OFFER_JS = """
-async () => {
+PAGE_OFFER_JS = offer_script(
+    """
   const stream = await navigator.mediaDevices.getUserMedia(
     {audio: true, video: {width: 640, height: 360, frameRate: 15}});
   const pc = new RTCPeerConnection({iceServers: [], bundlePolicy: 'max-bundle'});
@@ -203,14 +175,8 @@ async () => {
       {rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1200000},
     ]});
   window.sender = t.sender;
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((resolve) => {
-    if (pc.iceGatheringState === 'complete') return resolve();
-    pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
-  });
-  return pc.localDescription.sdp;
-}
 """
+)
 
 #: What the room page does on the server's 'layers' event (room.js applyScreenLayers).
 APPLY_LAYERS_JS = """
@@ -239,8 +205,6 @@ async def test_a_layer_nobody_takes_is_paused_and_resumed_for_a_large_tile(
     """Issue 18 item 4: with only a thumbnail subscriber, the SFU tells the publisher to send h
     only (SimulcastLayersChanged), Chromium's f encoding goes inactive and sends nothing; a
     subscriber with a large tile brings f back, and it decodes f."""
-    from playwright.async_api import async_playwright
-
     from server.sfu.events import SfuEvent, SimulcastLayersChanged
 
     told: list[tuple[str, ...]] = []
@@ -254,18 +218,10 @@ async def test_a_layer_nobody_takes_is_paused_and_resumed_for_a_large_tile(
     small = await join(sfu, make_client, "small", video_slots=1)
     assert small.handle is not None
     small.handle.set_tile_sizes({"chair": [160, 90]})
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            page = await browser.new_page()
-            await page.goto(page_url)
-            offer = await page.evaluate(PAGE_OFFER_JS)
-            handle = await sfu.admit("r", "chair")
-            answer = await handle.handle_offer(offer)
+    try:
+        async with chromium_page(page_url) as page:
+            handle, answer = await publish(page, sfu, "r", "chair", PAGE_OFFER_JS)
             assert "a=simulcast:recv h;f" in answer
-            await page.evaluate("(sdp) => window.pc.setRemoteDescription({type: 'answer', sdp})", answer)
             track = sfu._room("r").get("chair").inbound["video"]
             assert isinstance(track, SimulcastInbound)
             applied = 0
@@ -324,6 +280,5 @@ async def test_a_layer_nobody_takes_is_paused_and_resumed_for_a_large_tile(
             await wait_until(large_gets_f, 45, "the large tile decodes f")
             assert sfu.room_stats("r").participants["large"].forwarded[0].layer == 1
             assert sfu.room_stats("r").participants["small"].forwarded[0].layer == 0
-        finally:
-            unsubscribe()
-            await browser.close()
+    finally:
+        unsubscribe()

@@ -18,9 +18,10 @@ from tests.signaling.signaling_kit import Admin, Participant, wait_until
 pytestmark = pytest.mark.network
 
 
-async def test_layers_reach_the_publisher_only(
+async def official_and_kiosk_in_a_room(
     client: TestClient, world: World, people: Callable[..., Any]
-) -> None:
+) -> tuple[int, Participant, Participant]:
+    """A room with an official and a village hall's kiosk, both joined."""
     admin = await Admin(client, world).login()
     kiosk_id, token = await admin.kiosk("남성리 마을회관")
     room_id = await admin.room("마을 안전 회의", account_ids=[world.official_id], kiosk_ids=[kiosk_id])
@@ -28,6 +29,13 @@ async def test_layers_reach_the_publisher_only(
     kiosk: Participant = await people("kiosk", token=token)
     await official.join(room_id)
     await kiosk.join(room_id)
+    return room_id, official, kiosk
+
+
+async def test_layers_reach_the_publisher_only(
+    client: TestClient, world: World, people: Callable[..., Any]
+) -> None:
+    room_id, official, kiosk = await official_and_kiosk_in_a_room(client, world, people)
     assert official.pid and kiosk.pid
     sfu = client.app[SFU]
 
@@ -51,13 +59,7 @@ async def test_the_participant_list_says_which_layer_each_one_receives(
     """Item 6: the SFU's ReceivedLayersChanged reaches everybody's participant list (``layers``:
     the rid each participant receives of each simulcast publisher), so the chair's page shows
     which layer of its video each hall gets; a participant who leaves takes it along."""
-    admin = await Admin(client, world).login()
-    kiosk_id, token = await admin.kiosk("남성리 마을회관")
-    room_id = await admin.room("마을 안전 회의", account_ids=[world.official_id], kiosk_ids=[kiosk_id])
-    official: Participant = await people("official", username="official")
-    kiosk: Participant = await people("kiosk", token=token)
-    await official.join(room_id)
-    await kiosk.join(room_id)
+    room_id, official, kiosk = await official_and_kiosk_in_a_room(client, world, people)
     assert official.pid and kiosk.pid
     sfu = client.app[SFU]
 

@@ -77,6 +77,10 @@ class HubRoom:
     # The latest still picture (JPEG) each participant sent, shown to audio-only participants.
     stills: dict[str, bytes] = field(default_factory=dict)
     stills_wanted: bool = False  # somebody here receives sound only
+    # The participant list's throttle (RoomHub.broadcast_participants): when it was last sent
+    # (loop time), and the send due at the end of the current window, if any.
+    participants_sent_at: float = float("-inf")
+    participants_due: asyncio.Task[None] | None = None
 
     def exorcise(self, pid: str) -> Ghost | None:
         """Stop listing ``pid`` as reconnecting (it is back, or gone for good)."""
@@ -97,6 +101,10 @@ class HubRoom:
         return any(link["mode"] == "audio_only" and pid in self.sids for pid, link in self.links.items())
 
     def close(self) -> None:
-        """The room is over here: no reconnecting participant's timer may fire for it."""
+        """The room is over here: no reconnecting participant's timer may fire for it, and no
+        participant list is sent for it any more."""
         for pid in list(self.ghosts):
             self.exorcise(pid)
+        if self.participants_due is not None:
+            self.participants_due.cancel()
+            self.participants_due = None

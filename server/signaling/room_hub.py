@@ -114,6 +114,9 @@ SHUTDOWN_DRAIN_SECONDS = 5.0
 #: After an SFU event failed: pause 0.05, 0.1, 0.2 … up to 0.5 s while failures go on in a row.
 PUMP_RETRY_FIRST_SECONDS = 0.05
 PUMP_RETRY_CAP_SECONDS = 0.5
+#: A room's participant list goes out at most once per this many seconds (see
+#: RoomHub.broadcast_participants): short enough that a join or a mute shows at once.
+PARTICIPANTS_EVERY_S = 0.25
 
 #: Receive slots the pages offer (the server only recommends; the SFU accepts any number).
 SLOT_PLAN = {
@@ -178,6 +181,8 @@ class RoomHub:
             unsubscribe()
             self._queue.put_nowait(None)  # after the events already queued (attendance writes)
             await finish_or_cancel(pump, SHUTDOWN_DRAIN_SECONDS)
+            for room in self.rooms.values():
+                room.close()
 
     async def _pump(self) -> None:
         # Any failure (an attendance write while the database is down) costs that one event, never
@@ -210,7 +215,7 @@ class RoomHub:
             room = self.rooms.get(event.room_id)
             if room is not None and self._sid_of(event.room_id, event.participant_id) is not None:
                 room.received_layers[event.participant_id] = dict(event.layers)
-                await self.broadcast_participants(event.room_id)
+                await self.refresh_participants(event.room_id)
         elif isinstance(event, ActiveSpeakerChanged):
             await emit(self.sio, ActiveSpeaker(event.participant_id), room=socket_room(event.room_id))
         elif isinstance(event, LinkQualityChanged):
@@ -222,7 +227,7 @@ class RoomHub:
                 member.connected = True
                 # Attendance is recorded from the media plane: present once media flows.
                 await self._presence(member, present=True)
-                await self.broadcast_participants(event.room_id)
+                await self.refresh_participants(event.room_id)
         elif isinstance(event, ParticipantLeft):
             sid = self._sid_of(event.room_id, event.participant_id)
             room = self.rooms.get(event.room_id)
@@ -271,7 +276,7 @@ class RoomHub:
             await emit(self.sio, LinkQuality(**link), to=sid)
         # A participant whose socket is lost has nobody to tell, but the others' list may change
         # (its media stopped arriving: now it is "reconnecting").
-        await self.broadcast_participants(event.room_id)
+        await self.refresh_participants(event.room_id)
         await self._update_stills_wanted(event.room_id)
 
     async def _update_stills_wanted(self, room_id: str) -> None:
@@ -444,6 +449,55 @@ class RoomHub:
         await self.broadcast_participants(room_id)
 
     async def broadcast_participants(self, room_id: str) -> None:
+        """Send the room's participant list to everybody in it, now (a join, a leave, a mute or
+        a chair's action: the pages' answers to them come after the list). A list due from
+        :meth:`refresh_participants` is sent with this one."""
+        room = self.rooms.get(room_id)
+        if room is not None:
+            if room.participants_due is not None:
+                room.participants_due.cancel()
+                room.participants_due = None
+            room.participants_sent_at = asyncio.get_running_loop().time()
+        await self._send_participants(room_id)
+
+    async def refresh_participants(self, room_id: str) -> None:
+        """Send the room's participant list for a change the media plane reports (a hall's
+        media connected, its link bars, a layer it receives): at once when the list has not gone
+        out for :data:`PARTICIPANTS_EVERY_S`, otherwise once at the end of that window, as the
+        list is then (the changes in between ride along).
+
+        Why a throttle: each change resends the whole list to every socket of the room, so a
+        burst of them in a room of N halls costs N lists of N entries per change. At a county
+        briefing's start, 300 halls connecting and taking their first simulcast layers would
+        have sent tens of millions of list entries; now it is four lists a second."""
+        room = self.rooms.get(room_id)
+        if room is None:  # not hosted here (any more): nothing to throttle
+            await self._send_participants(room_id)
+            return
+        if room.participants_due is not None:
+            return  # the send due at the end of this window carries the change
+        loop = asyncio.get_running_loop()
+        wait = room.participants_sent_at + PARTICIPANTS_EVERY_S - loop.time()
+        if wait <= 0:
+            room.participants_sent_at = loop.time()
+            await self._send_participants(room_id)
+        else:
+            room.participants_due = loop.create_task(
+                self._send_participants_later(room, wait), name=f"participants-{room_id}"
+            )
+
+    async def _send_participants_later(self, room: HubRoom, wait: float) -> None:
+        await asyncio.sleep(wait)
+        room.participants_due = None
+        room.participants_sent_at = asyncio.get_running_loop().time()
+        try:
+            await self._send_participants(room.room_id)
+        except Exception:
+            # A lost send (the message queue away) costs this list only: the next change
+            # sends it again whole.
+            log.exception("sending the participant list failed", extra={"room_id": room.room_id})
+
+    async def _send_participants(self, room_id: str) -> None:
         await emit(self.sio, Participants(self.participants_json(room_id)), room=socket_room(room_id))
 
     async def broadcast_hands(self, room_id: str) -> None:

@@ -4,6 +4,7 @@ encodings); ReceivedLayersChanged reaches everybody's participant list."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -84,3 +85,28 @@ async def test_the_participant_list_says_which_layer_each_one_receives(
     room = hub.rooms.get(str(room_id))
     assert room is None or (kiosk.pid not in room.received_layers and "k999999" not in room.received_layers)
     assert official.errors() == []
+
+
+async def test_a_burst_of_changes_sends_the_participant_list_a_few_times_with_the_last_state(
+    client: TestClient, world: World, people: Callable[..., Any]
+) -> None:
+    """Every change resends the whole list to everybody in the room; a burst of them (a briefing's
+    halls taking their first layers at once) goes out as a few lists, the last one as the room
+    is at the end, not as one list per change (N lists of N entries per change: N² for N halls)."""
+    room_id, official, kiosk = await official_and_kiosk_in_a_room(client, world, people)
+    assert official.pid and kiosk.pid
+    sfu = client.app[SFU]
+    await asyncio.sleep(0.5)  # the joins' own lists are out
+    before = len(official.got("participants"))
+    rids = ["q", "h", "f"] * 10
+    for rid in rids:
+        sfu._emit(ReceivedLayersChanged(str(room_id), kiosk.pid, {official.pid: rid}))
+
+    def shown() -> dict[str, str] | None:
+        return next((p["layers"] for p in official.participants if p["id"] == kiosk.pid), None)
+
+    await wait_until(lambda: shown() == {official.pid: rids[-1]}, 10, "the last layer is shown")
+    await asyncio.sleep(0.5)  # nothing more is on its way
+    lists = len(official.got("participants")) - before
+    assert 1 <= lists <= 3, f"{lists} participant lists for a burst of {len(rids)} changes"
+    assert shown() == {official.pid: rids[-1]}

@@ -8,14 +8,16 @@ same signaling code.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from aiohttp import web
 
 from rtc.recorded import Mark, RecordedFile
-from server.sfu import SfuEvent
+from server.sfu import Sfu, SfuEvent
 
 
 class MediaHandle(Protocol):
@@ -73,6 +75,105 @@ class MediaPlane(Protocol):
     def mark(self, room_id: str, label: str) -> Mark: ...
 
     async def stop_recording(self, room_id: str) -> list[RecordedFile]: ...
+
+
+@dataclass(frozen=True)
+class ParticipantCounters:
+    """What one participant's media has cost so far (counters from its admission on)."""
+
+    packets_out: int
+    bytes_out: int
+    retransmitted: int
+    nacks_sent: int
+    plis_sent: int  # keyframe requests sent to it
+
+
+@dataclass(frozen=True)
+class RoomCounters:
+    """A room's media counters, as /metrics, /admin/system and the history sampler read them."""
+
+    participants: Mapping[str, ParticipantCounters]
+    recording_bytes: int
+
+
+@runtime_checkable
+class MediaCounters(Protocol):
+    """What the live state (server/ops/live.py) reads of a media plane: its rooms' counters.
+
+    Not part of :class:`MediaPlane`, whose calls :class:`server.sfu.Sfu` makes itself: the SFU
+    knows nothing of the rest of the server, so the in-process plane is read through
+    :class:`SfuCounters`, and a :class:`server.cluster.remote.RemoteSfu` answers from its workers'
+    media reports, which :func:`room_counters` fills on the worker. One computation either way."""
+
+    @property
+    def room_ids(self) -> list[str]: ...
+
+    def room_counters(self, room_id: str) -> RoomCounters:
+        """The room's counters (RoomNotFound: not open, or not reported yet)."""
+        ...
+
+
+def recording_bytes(sfu: Sfu, room_id: str) -> int:
+    """Bytes on disk of the room's running recording (its files grow while it runs).
+
+    A meeting keeps every recording in one directory, so only files written since this session
+    started count (an earlier recording of the same meeting is finished and no longer grows)."""
+    session = sfu.recording(room_id)
+    if session is None:
+        return 0
+    since = session.started_at.timestamp() - 1.0
+    total = 0
+    try:
+        paths = list(session.directory.iterdir())
+    except OSError:
+        # Removed or unreadable under us: nothing of it can be counted. An SFU worker reads this
+        # in its heartbeat, which must not stop over a number for /metrics.
+        return 0
+    for path in paths:
+        with contextlib.suppress(OSError):  # a temporary file renamed under us
+            info = path.stat()
+            if info.st_mtime >= since and path.is_file():
+                total += info.st_size
+    return total
+
+
+def room_counters(sfu: Sfu, room_id: str) -> RoomCounters:
+    """The room's counters read from the SFU's own stats (RoomNotFound if it is not open)."""
+    stats = sfu.room_stats(room_id)
+    participants = {
+        pid: ParticipantCounters(
+            packets_out=s.packets_out,
+            bytes_out=s.bytes_out,
+            retransmitted=sum(f.retransmitted for f in s.forwarded),
+            nacks_sent=s.nacks_sent,
+            plis_sent=s.keyframe_requests_sent,
+        )
+        for pid, s in stats.participants.items()
+    }
+    return RoomCounters(participants, recording_bytes(sfu, room_id))
+
+
+class SfuCounters:
+    """The in-process :class:`Sfu` (``run.py serve``, and each SFU worker) as MediaCounters."""
+
+    def __init__(self, sfu: Sfu) -> None:
+        self.sfu = sfu
+
+    @property
+    def room_ids(self) -> list[str]:
+        return self.sfu.room_ids
+
+    def room_counters(self, room_id: str) -> RoomCounters:
+        return room_counters(self.sfu, room_id)
+
+
+def media_counters(plane: MediaPlane) -> MediaCounters:
+    """The counters of the app's media plane: a RemoteSfu has them, an Sfu is read directly."""
+    if isinstance(plane, MediaCounters):
+        return plane
+    if isinstance(plane, Sfu):
+        return SfuCounters(plane)
+    raise TypeError(f"{type(plane).__name__} has no media counters")
 
 
 #: The application's media plane: the in-process Sfu (``serve``) or a RemoteSfu (``web``).

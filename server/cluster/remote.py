@@ -9,7 +9,8 @@
 * every other call goes to the worker and epoch of the participant's admission; an answer
   carrying another epoch is refused (:class:`StaleEpoch`), as is a request the worker finds stale;
 * the hub's synchronous reads (slots, active speaker, media age, recording, rooms) come from a
-  mirror kept by the workers' events and their media reports (one a second);
+  mirror kept by the workers' events and their media reports (one a second), and so do the
+  rooms' counters that /metrics and /admin/system read (:class:`MediaCounters`);
 * a worker whose registration expired and that has gone quiet is dead: each participant this
   process admitted there gets ``ParticipantLeft(reason="transport-failed")``, so its page joins
   again, and the join places the room on a live worker.
@@ -37,6 +38,7 @@ from redis.exceptions import RedisError
 
 from rtc.recorded import Mark, RecordedFile
 from server.background import FailureStreak
+from server.cluster.plane import RoomCounters
 from server.cluster.registry import (
     EVENTS_CHANNEL,
     WEB_REFRESH_S,
@@ -48,6 +50,7 @@ from server.cluster.registry import (
 from server.cluster.wire import (
     StaleEpoch,
     Unavailable,
+    counters_from_json,
     dumps,
     error_from_json,
     event_from_json,
@@ -62,6 +65,7 @@ from server.sfu import (
     Listeners,
     NotInRoom,
     ParticipantLeft,
+    RoomNotFound,
     SfuEvent,
     SlotAssigned,
 )
@@ -97,6 +101,8 @@ class HostedRoom:
     placement: Placement
     seen_at: float
     ages: dict[str, tuple[float | None, float]] = field(default_factory=dict)  # pid -> (age, when)
+    #: The latest report's counters (None: none reported yet, or the room stopped being reported).
+    counters: RoomCounters | None = None
 
 
 class RemoteHandle:
@@ -329,6 +335,13 @@ class RemoteSfu:
         rooms = set(self._hosted) | {room for room, _pid in self._handles}
         return sorted(rooms)
 
+    def room_counters(self, room_id: str) -> RoomCounters:
+        """The room's counters from its worker's latest media report (at most a second old)."""
+        hosted = self._hosted.get(room_id)
+        if hosted is None or hosted.counters is None:
+            raise RoomNotFound(f"no SFU worker reports room {room_id!r}")
+        return hosted.counters
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._listeners.subscribe(listener)
 
@@ -545,6 +558,10 @@ class RemoteSfu:
 
     def _on_media(self, worker: str, boot: str, rooms: dict[str, Any]) -> None:
         now = time.monotonic()
+        for room in self._hosted.values():
+            p = room.placement
+            if (p.worker, p.boot) == (worker, boot) and p.room_id not in rooms:
+                room.counters = None  # closed there: its numbers are no longer live
         for room_id, report in rooms.items():
             placement = Placement(room_id, worker, boot, int(report["epoch"]))
             hosted = self._hosted.get(room_id)
@@ -554,6 +571,8 @@ class RemoteSfu:
                 continue  # an older placement's worker still reporting: not this room's media
             hosted.seen_at = now
             hosted.ages = {pid: (age, now) for pid, age in report["ages"].items()}
+            counters = report.get("counters")
+            hosted.counters = None if counters is None else counters_from_json(counters)
             self._speakers[room_id] = report.get("speaker")
             # Restated every second: a web process started, or cut off from Redis, meanwhile
             # learns of a running recording too.
@@ -597,8 +616,10 @@ class RemoteSfu:
     def _drop_unreported_rooms(self, now: float) -> None:
         for room_id, hosted in list(self._hosted.items()):
             placement = hosted.placement
-            used = any(h.placement == placement for h in self._handles.values())
-            if not used and now - hosted.seen_at > 2 * SILENCE_S:
+            if now - hosted.seen_at <= 2 * SILENCE_S:
+                continue
+            hosted.counters = None  # numbers that stopped coming are not live numbers
+            if not any(h.placement == placement for h in self._handles.values()):
                 del self._hosted[room_id]
 
     async def _on_worker_dead(self, worker: str, boot: str) -> None:

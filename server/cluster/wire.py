@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rtc.recorded import Mark, RecordedFile
+from server.cluster.plane import ParticipantCounters, RoomCounters
 from server.errors import ServiceUnavailable
 from server.sfu import (
     ActiveSpeakerChanged,
@@ -129,3 +130,27 @@ def file_from_json(data: dict[str, Any]) -> RecordedFile:
         has_audio=bool(data["has_audio"]),
         has_video=bool(data["has_video"]),
     )
+
+
+#: A participant's counters on the wire, in this order: a list, not an object, because a report
+#: restates every participant of every room each second to every web process.
+_COUNTER_FIELDS = ("packets_out", "bytes_out", "retransmitted", "nacks_sent", "plis_sent")
+
+
+def counters_to_json(counters: RoomCounters) -> dict[str, Any]:
+    return {
+        "participants": {
+            pid: [getattr(c, name) for name in _COUNTER_FIELDS] for pid, c in counters.participants.items()
+        },
+        "recording_bytes": counters.recording_bytes,
+    }
+
+
+def counters_from_json(data: dict[str, Any]) -> RoomCounters:
+    """A room's counters from a media report (ValueError, TypeError or KeyError for a bad shape)."""
+    participants: dict[str, ParticipantCounters] = {}
+    for pid, values in dict(data["participants"]).items():
+        if not isinstance(values, list) or len(values) != len(_COUNTER_FIELDS):
+            raise ValueError(f"counters of {pid!r}: expected {len(_COUNTER_FIELDS)} numbers")
+        participants[str(pid)] = ParticipantCounters(*(int(v) for v in values))
+    return RoomCounters(participants, int(data["recording_bytes"]))

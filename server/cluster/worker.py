@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from server.background import FailureStreak
+from server.cluster.plane import room_counters
 from server.cluster.registry import (
     EVENTS_CHANNEL,
     HEARTBEAT_S,
@@ -40,6 +41,7 @@ from server.cluster.registry import (
 )
 from server.cluster.wire import (
     StaleEpoch,
+    counters_to_json,
     dumps,
     error_to_json,
     event_to_json,
@@ -176,8 +178,9 @@ class SfuWorker:
                 del table[key]
 
     def _media_report(self) -> dict[str, Any]:
-        """Every room here with its epoch and its participants' media ages: the web processes'
-        view of what this worker hosts, and the proof that it is alive."""
+        """Every room here with its epoch, its participants' media ages and its counters: the web
+        processes' view of what this worker hosts (their /metrics and /admin/system read it), and
+        the proof that it is alive."""
         rooms: dict[str, Any] = {}
         for room_id, epoch in self.epochs.items():
             ages: dict[str, float | None] = {}
@@ -189,13 +192,15 @@ class SfuWorker:
                         continue
             try:
                 speaker = self.sfu.active_speaker(room_id)
+                counters = counters_to_json(room_counters(self.sfu, room_id))
             except RoomNotFound:
-                speaker = None
+                speaker, counters = None, None
             rooms[room_id] = {
                 "epoch": epoch,
                 "ages": ages,
                 "speaker": speaker,
                 "recording": self._recording_state(room_id),
+                "counters": counters,
             }
         return {"kind": "media", "worker": self.id, "boot": self.boot, "rooms": rooms}
 

@@ -1,19 +1,24 @@
-"""What this worker is doing right now, read from the SFU's and the hub's own state.
+"""What this process is doing right now, read from the media plane's and the hub's own state.
 
 One snapshot feeds the Prometheus collector, the system page and the history sampler, so the three
 never disagree on what a "participant" or a "weak link" is. Reading it costs a walk over the live
 rooms (a few dozen participants at most), done at scrape or page time, never per packet.
+
+The media numbers come through :class:`server.cluster.plane.MediaCounters`: the in-process SFU's
+stats (``run.py serve``), or in a web process (``run.py web``) the latest media report of each
+room's SFU worker (at most a second old). Only the rooms whose signaling this process holds (its
+hub's rooms) are listed: nginx pins each room to one web process (docs/scale.md), so each room is
+exported once, and Prometheus summing over the web processes counts it once.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from server.keys import ROOM_HUB, SFU
-from server.sfu import Sfu
+from server.cluster.plane import MEDIA, MediaCounters, media_counters
+from server.keys import ROOM_HUB
 from server.sfu.errors import RoomNotFound
 from server.signaling.room_hub import RoomHub
 
@@ -64,36 +69,20 @@ class LiveState:
         return sum(p.bytes_out for p in self.participants)
 
 
-def _recording_bytes(sfu: Sfu, room_id: str) -> int:
-    """Bytes on disk of the room's running recording (its files grow while it runs).
-
-    A meeting keeps every recording in one directory, so only files written since this session
-    started count (an earlier recording of the same meeting is finished and no longer grows)."""
-    session = sfu.recording(room_id)
-    if session is None:
-        return 0
-    since = session.started_at.timestamp() - 1.0
-    total = 0
-    for path in session.directory.iterdir():
-        with contextlib.suppress(OSError):  # a temporary file renamed under us
-            info = path.stat()
-            if info.st_mtime >= since and path.is_file():
-                total += info.st_size
-    return total
-
-
-def live_state(sfu: Sfu, hub: RoomHub) -> LiveState:
+def live_state(media: MediaCounters, hub: RoomHub) -> LiveState:
     rooms: list[LiveRoom] = []
-    for room_id in sfu.room_ids:
-        try:
-            stats = sfu.room_stats(room_id)
-        except RoomNotFound:  # closed between listing and reading
-            continue
+    for room_id in media.room_ids:
         hub_room = hub.rooms.get(room_id)
+        if hub_room is None:
+            continue  # its signaling is in another web process, which exports it
+        try:
+            counters = media.room_counters(room_id)
+        except RoomNotFound:  # closed between listing and reading, or not reported yet
+            continue
         members = {m.pid: m for m in hub.room_members(room_id)}
         participants = []
-        for pid, s in sorted(stats.participants.items()):
-            link = hub_room.links.get(pid, {}) if hub_room is not None else {}
+        for pid, c in sorted(counters.participants.items()):
+            link = hub_room.links.get(pid, {})
             member = members.get(pid)
             kind = member.info.kind if member is not None else "unknown"
             hall = (member.info.village or member.info.name) if member is not None else pid
@@ -106,20 +95,21 @@ def live_state(sfu: Sfu, hub: RoomHub) -> LiveState:
                     mode=str(link.get("mode") or DEFAULT_MODE),
                     bars=int(link.get("bars") or DEFAULT_BARS) if link else DEFAULT_BARS,
                     downlink_kbps=link.get("downlink_kbps"),
-                    packets_out=s.packets_out,
-                    bytes_out=s.bytes_out,
-                    retransmitted=sum(f.retransmitted for f in s.forwarded),
-                    nacks_sent=s.nacks_sent,
-                    plis_sent=s.keyframe_requests_sent,
+                    packets_out=c.packets_out,
+                    bytes_out=c.bytes_out,
+                    retransmitted=c.retransmitted,
+                    nacks_sent=c.nacks_sent,
+                    plis_sent=c.plis_sent,
                 )
             )
-        rooms.append(LiveRoom(room_id, tuple(participants), _recording_bytes(sfu, room_id)))
+        rooms.append(LiveRoom(room_id, tuple(participants), counters.recording_bytes))
     return LiveState(tuple(rooms))
 
 
 def app_live_state(app: web.Application) -> LiveState | None:
-    """The app's live state, or None before start-up made its SFU and hub (or after shutdown)."""
-    sfu, hub = app.get(SFU), app.get(ROOM_HUB)
-    if sfu is None or hub is None:
+    """The app's live state, or None before start-up made its media plane and hub (or after
+    shutdown)."""
+    plane, hub = app.get(MEDIA), app.get(ROOM_HUB)
+    if plane is None or hub is None:
         return None
-    return live_state(sfu, hub)
+    return live_state(media_counters(plane), hub)

@@ -2,7 +2,7 @@
 
 Keys (one Redis, not Redis Cluster: the scripts read keys they are not handed)::
 
-    maeul:worker:<id>      JSON {id, boot, addresses, load, rooms, participants}, TTL WORKER_TTL_MS
+    maeul:worker:<id>      JSON {id, boot, addresses, load, rooms, participants, cpu}, TTL WORKER_TTL_MS
     maeul:workers          set of worker ids ever registered (dead ones are pruned by placement)
     maeul:load             hash id -> load (participants + rooms), bumped by each placement
     maeul:room:<room>      hash {worker, boot, epoch}: the room's placement
@@ -35,6 +35,11 @@ EVENTS_CHANNEL = PREFIX + "sfu-events"
 #: A worker's record lives this long unless refreshed (it refreshes every HEARTBEAT_S).
 WORKER_TTL_MS = 3000
 HEARTBEAT_S = 1.0
+#: Workers whose CPU use (fraction of one core) is within this of the least busy one count as
+#: equally busy, and the count of participants + rooms decides between them. Each worker measures
+#: at its own moment, so two idle workers never read exactly alike; 0.1 of a core is about five
+#: participants' forwarding (docs/scale.md).
+CPU_MARGIN = 0.1
 
 
 def connect(url: str) -> Redis:
@@ -114,8 +119,17 @@ return out
 """
 
 # KEYS: room key, workers set, load hash, epoch counter. ARGV: worker key prefix, excluded
-# "<id>:<boot>" (a worker that did not answer) or "".
+# "<id>:<boot>" (a worker that did not answer) or "", CPU margin.
 # Returns {worker, boot, epoch, record JSON}, or false when no worker is live.
+#
+# A new room goes to the live worker with the least CPU use first, as mediasoup applications and
+# Jitsi place by measured load (Jicofo: the bridge with the lowest reported stress), not by head
+# count: a room of 1 official and 30 halls costs far more than one of 2 (0.58 of a core against a
+# few hundredths), so counting participants + rooms would put a second town hall next to the
+# first on a worker that "has" fewer participants than one holding a dozen small meetings.
+# Workers within the margin of the least busy, and workers with no measure yet (just started),
+# are ranked by the count, which the script bumps at once, so a burst of new rooms between idle
+# workers still spreads before the next heartbeat.
 _PLACE = """
 local cur = redis.call('HMGET', KEYS[1], 'worker', 'boot', 'epoch')
 if cur[1] then
@@ -124,13 +138,27 @@ if cur[1] then
     return {cur[1], cur[2], cur[3], rec}
   end
 end
-local best, bestload, bestrec = nil, nil, nil
+local live, mincpu = {}, nil
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local rec = redis.call('GET', ARGV[1] .. id)
   if not rec then
     redis.call('SREM', KEYS[2], id)
     redis.call('HDEL', KEYS[3], id)
-  elseif (id .. ':' .. cjson.decode(rec).boot) ~= ARGV[2] then
+  else
+    local info = cjson.decode(rec)
+    if (id .. ':' .. info.boot) ~= ARGV[2] then
+      -- cjson decodes a JSON null as a sentinel, not nil: only a number is a measure.
+      local cpu = type(info.cpu) == 'number' and info.cpu or nil
+      table.insert(live, {id, cpu, rec})
+      if cpu and (mincpu == nil or cpu < mincpu) then mincpu = cpu end
+    end
+  end
+end
+local margin = tonumber(ARGV[3])
+local best, bestload, bestrec = nil, nil, nil
+for _, w in ipairs(live) do
+  local id, cpu, rec = w[1], w[2], w[3]
+  if cpu == nil or mincpu == nil or cpu <= mincpu + margin then
     local load = tonumber(redis.call('HGET', KEYS[3], id) or '0')
     if best == nil or load < bestload or (load == bestload and id < best) then
       best, bestload, bestrec = id, load, rec
@@ -160,6 +188,8 @@ class WorkerInfo:
     load: int = 0
     rooms: int = 0
     participants: int = 0
+    #: CPU use over the last few seconds, as a fraction of one core (None: not measured yet).
+    cpu: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -170,6 +200,7 @@ class WorkerInfo:
                 "load": self.load,
                 "rooms": self.rooms,
                 "participants": self.participants,
+                "cpu": None if self.cpu is None else round(self.cpu, 4),
             }
         )
 
@@ -183,6 +214,7 @@ class WorkerInfo:
             int(data.get("load", 0)),
             int(data.get("rooms", 0)),
             int(data.get("participants", 0)),
+            None if data.get("cpu") is None else float(data["cpu"]),
         )
 
 
@@ -242,11 +274,12 @@ class Registry:
             await self.redis.delete(worker_key(info.id))
 
     async def place(self, room_id: str, *, exclude: tuple[str, str] | None = None) -> Placement | None:
-        """The room's live placement, or a new one on the least-loaded live worker (None: no
-        worker is live). ``exclude``: (id, boot) of a worker that did not answer."""
+        """The room's live placement, or a new one on the least-loaded live worker (by CPU, then
+        by count; None: no worker is live). ``exclude``: (id, boot) of a worker that did not
+        answer."""
         result = await self._place(
             keys=[room_key(room_id), WORKERS, LOAD, EPOCH],
-            args=[WORKER_PREFIX, f"{exclude[0]}:{exclude[1]}" if exclude else ""],
+            args=[WORKER_PREFIX, f"{exclude[0]}:{exclude[1]}" if exclude else "", CPU_MARGIN],
         )
         if not result:
             return None

@@ -20,6 +20,7 @@ import secrets
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,39 @@ REPLY_TTL_S = 60
 POLL_S = 1.0
 #: Pause after a failed Redis call in a loop (Redis restarting).
 REDIS_RETRY_S = 0.5
+#: A worker's CPU use is measured over this many seconds: long enough that one busy second (a
+#: burst of ICE and DTLS handshakes) does not send the next rooms elsewhere, short enough that a
+#: room that grew shows within a few heartbeats.
+CPU_WINDOW_S = 5.0
+
+
+class CpuMeter:
+    """This process's CPU time over the last ``CPU_WINDOW_S``, as a fraction of one core.
+
+    Process CPU time counts every thread (aiortc's, the recorder's), which is what the worker costs
+    its core. Sampled at each heartbeat; None until two samples exist."""
+
+    def __init__(
+        self,
+        window: float = CPU_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+        cpu_time: Callable[[], float] = time.process_time,
+    ) -> None:
+        self.window = window
+        self._clock = clock
+        self._cpu_time = cpu_time
+        self._samples: deque[tuple[float, float]] = deque()
+
+    def __call__(self) -> float | None:
+        now, used = self._clock(), self._cpu_time()
+        self._samples.append((now, used))
+        # Keep the newest sample that is at least a window old, so the span covers the window.
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window:
+            self._samples.popleft()
+        start, start_used = self._samples[0]
+        if now <= start:
+            return None
+        return max(0.0, used - start_used) / (now - start)
 
 
 def _participant_of(event: SfuEvent) -> str | None:
@@ -78,13 +112,25 @@ def _participant_of(event: SfuEvent) -> str | None:
 
 
 class SfuWorker:
-    def __init__(self, sfu: Sfu, redis: Redis, worker_id: str, addresses: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        sfu: Sfu,
+        redis: Redis,
+        worker_id: str,
+        addresses: tuple[str, ...] = (),
+        *,
+        cpu_meter: Callable[[], float | None] | None = None,
+    ) -> None:
+        """``cpu_meter``: this worker's CPU use, read at each heartbeat for placement (default:
+        the process's, :class:`CpuMeter`). Workers sharing one process cannot tell theirs apart."""
         self.sfu = sfu
         self.redis = redis
         self.registry = Registry(redis)
         self.id = worker_id
         self.boot = secrets.token_hex(8)
         self.addresses = addresses
+        self.cpu_meter = cpu_meter if cpu_meter is not None else CpuMeter()
+        self.cpu: float | None = None  # the last measure, reported in the registry record
         self.epochs: dict[str, int] = {}  # room -> epoch of its placement here
         self.handles: dict[tuple[str, str], ParticipantHandle] = {}
         self.gens: dict[tuple[str, str], int] = {}  # admissions per (room, participant)
@@ -104,11 +150,14 @@ class SfuWorker:
     def info(self) -> WorkerInfo:
         participants = len(self.handles)
         rooms = len(self.epochs)
-        return WorkerInfo(self.id, self.boot, self.addresses, participants + rooms, rooms, participants)
+        return WorkerInfo(
+            self.id, self.boot, self.addresses, participants + rooms, rooms, participants, self.cpu
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def run(self) -> None:
         """Register (WorkerIdTaken if the id is live elsewhere), then serve until ``stop``."""
+        self.cpu_meter()  # the first sample: the next heartbeat reports a measure
         await self.registry.register(self.info(), {})
         log.info("SFU worker registered", extra={"worker": self.id, "boot": self.boot})
         unsubscribe = self.sfu.subscribe(self._on_event)
@@ -143,6 +192,7 @@ class SfuWorker:
     async def _heartbeat(self) -> None:
         while not self.stop.is_set():
             await asyncio.sleep(HEARTBEAT_S)
+            self.cpu = self.cpu_meter()
             try:
                 lost = await self.registry.register(self.info(), dict(self.epochs))
                 for room_id in lost:

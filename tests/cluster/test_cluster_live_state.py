@@ -1,13 +1,17 @@
 """The live numbers of the cluster, against a real redis-server: a web app in the ``web`` role whose
 room lives on an SFU worker (in the test's process, real aiortc peers on 127.0.0.1) shows that room
 on its /metrics and /admin/system, from the worker's media reports; a second web process, which
-does not hold the room's signaling, does not export it again."""
+does not hold the room's signaling, does not export it again. And placement by CPU: the registry
+puts a new room on the live worker with the least CPU use, by count among those about as busy,
+and a worker's record carries the CPU use it measured."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -17,9 +21,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from server.app import create_app
-from server.cluster.registry import connect, worker_key
+from server.cluster.registry import CPU_MARGIN, Registry, WorkerInfo, connect, worker_key
 from server.cluster.remote import RemoteSfu
-from server.cluster.worker import SfuWorker
+from server.cluster.worker import CpuMeter, SfuWorker
 from server.config import Settings
 from server.keys import ROOM_HUB
 from server.sfu import RoomNotFound, Sfu, SfuConfig
@@ -155,6 +159,90 @@ async def test_a_web_process_shows_its_rooms_on_a_worker_in_metrics_and_the_syst
         await asyncio.sleep(0.3)
     files, _marks = await hub.stop_recording(room)
     assert files
+
+
+# -- placement by CPU ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def registry(redis_server: RedisServer) -> AsyncIterator[Registry]:
+    redis = connect(redis_server.url)
+    yield Registry(redis)
+    await redis.aclose()
+
+
+async def _workers(registry: Registry, *records: tuple[str, float | None, int]) -> None:
+    """Register workers as their heartbeats do: (id, CPU use, count of participants + rooms)."""
+    for worker_id, cpu, load in records:
+        await registry.register(WorkerInfo(worker_id, f"boot-{worker_id}", (), load, cpu=cpu), {})
+
+
+async def test_a_new_room_goes_to_the_worker_with_the_least_cpu_use(registry: Registry) -> None:
+    # Worker a holds one town hall (1 official + 30 halls: a few rooms' count, most of a core);
+    # worker b a dozen small meetings (a larger count, little CPU). The count alone picks a.
+    await _workers(registry, ("a", 0.85, 33), ("b", 0.30, 48))
+    placed = await registry.place("briefing")
+    assert placed is not None and placed.worker == "b"
+    # Both about as busy (within the margin): the count decides, and each placement bumps it.
+    await _workers(registry, ("a", 0.30 + CPU_MARGIN / 2, 10), ("b", 0.30, 12))
+    placed = await registry.place("small-1")
+    assert placed is not None and placed.worker == "a"
+    # A worker that has no measure yet (just started) is ranked by its count with the least busy.
+    await _workers(registry, ("a", 0.85, 33), ("b", 0.30, 48), ("c", None, 0))
+    placed = await registry.place("small-2")
+    assert placed is not None and placed.worker == "c"
+    # No worker has a measure (all just started): by count, as before.
+    await _workers(registry, ("a", None, 5), ("b", None, 4), ("c", None, 6))
+    placed = await registry.place("small-3")
+    assert placed is not None and placed.worker == "b"
+    # A room that is placed stays where it is, whatever the CPU says now.
+    await _workers(registry, ("a", 0.05, 0), ("b", 0.95, 60), ("c", 0.05, 0))
+    assert (await registry.place("briefing")) == await registry.placement_of("briefing")
+    assert (await registry.placement_of("briefing")).worker == "b"  # type: ignore[union-attr]
+
+
+def _spin(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+async def test_the_cpu_meter_reads_the_process_cpu_use() -> None:
+    """Process CPU time over the window, as a fraction of one core: an idle spell reads little,
+    a thread spinning reads more (how much more depends on what else the machine runs)."""
+    meter = CpuMeter(window=1.0)
+    assert meter() is None  # one sample: nothing to measure yet
+    await asyncio.sleep(1.0)
+    idle = meter()
+    assert idle is not None and 0.0 <= idle
+    spinner = threading.Thread(target=_spin, args=(1.5,))
+    spinner.start()
+    await asyncio.sleep(1.2)
+    busy = meter()
+    spinner.join()
+    assert busy is not None and busy > idle + 0.1, (idle, busy)
+
+
+@pytest.mark.network
+async def test_a_workers_record_carries_its_measured_cpu_use(
+    redis_server: RedisServer, worker: SfuWorker
+) -> None:
+    probe = connect(redis_server.url)
+    try:
+
+        async def measured() -> bool:
+            record = json.loads(await probe.get(worker_key("1")))
+            return isinstance(record.get("cpu"), float | int)
+
+        deadline = time.monotonic() + 5
+        while not await measured():  # the first heartbeat (1 s) brings the first measure
+            assert time.monotonic() < deadline, await probe.get(worker_key("1"))
+            await asyncio.sleep(0.2)
+        info = await Registry(probe).worker("1")
+        assert info is not None and info.cpu is not None and info.cpu >= 0
+        assert info.cpu == pytest.approx(worker.cpu, abs=1e-3)
+    finally:
+        await probe.aclose()
 
 
 # -- the web side's copy of the counters --------------------------------------------------------

@@ -65,13 +65,29 @@ when an upgrade breaks one. Internals used, and why:
    RTCP packet classes, REMB FCI helpers), ``aiortc.rate.RemoteBitrateEstimator``
    (REMB toward publishers) and ``aiortc.sdp`` (SDP parser, candidate parser).
    They are re-exported from here so nothing else imports them.
+9. Receive times from the kernel (:func:`stamp_receive_times`): aiortc stamps a packet's
+   arrival (``clock.current_ms()`` in ``RTCDtlsTransport._recv_next``) when its task takes
+   the datagram from aioice's queue, so on a busy event loop every packet that waited out a
+   stall gets the same late time, and the delay-based estimator (REMB toward the publisher)
+   reads the stall as a congested uplink and lowers the publisher's rate: the collapse of the
+   chair's estimate under CPU load (issue 18). :func:`stamp_receive_times` wraps, *on one
+   peer connection's objects*, each ``aioice.ice.StunProtocol.datagram_received`` (looked up
+   per datagram by asyncio's and uvloop's transports; its ``transport``'s socket) to read the
+   kernel's receive time of the datagram just read (``SIOCGSTAMP``), and the ICE transport's
+   ``RTCIceTransport._recv`` (an instance attribute bound to ``Connection.recv``), found
+   through ``RTCIceGatherer._connection`` / ``Connection.gather_candidates`` /
+   ``Connection._protocols``, so :func:`receive_time_ms` gives the SFU the time of the packet
+   aiortc hands it next (one task reads each DTLS transport, and nothing awaits between the
+   read and the hand-over).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import random
+import struct
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -145,6 +161,8 @@ __all__ = [
     "sender_ssrc",
     "decoder_thread_started",
     "versions_match",
+    "stamp_receive_times",
+    "receive_time_ms",
 ]
 
 
@@ -174,12 +192,19 @@ def versions_match() -> bool:
 # --- 1. ICE gathering on chosen addresses -------------------------------------------------
 
 
+def _dtls_transports(pc: RTCPeerConnection) -> list[RTCDtlsTransport]:
+    transports: list[RTCDtlsTransport] = []
+    for dtls in [t.receiver.transport for t in pc.getTransceivers()] + (
+        [pc.sctp.transport] if pc.sctp is not None else []
+    ):
+        if dtls not in transports:
+            transports.append(dtls)
+    return transports
+
+
 def _ice_gatherers(pc: RTCPeerConnection) -> list[RTCIceGatherer]:
     gatherers: list[RTCIceGatherer] = []
-    transports: list[RTCDtlsTransport] = [t.receiver.transport for t in pc.getTransceivers()]
-    if pc.sctp is not None:
-        transports.append(pc.sctp.transport)
-    for dtls in transports:
+    for dtls in _dtls_transports(pc):
         gatherer = dtls.transport.iceGatherer
         if gatherer not in gatherers:
             gatherers.append(gatherer)
@@ -221,6 +246,92 @@ def _gather_on_connection(conn: Any, addresses: list[str]) -> None:
         conn._local_candidates_end = True
 
     conn.gather_candidates = gather_candidates
+
+
+# --- 9. Receive times from the kernel ---------------------------------------------------------
+
+#: ``SIOCGSTAMP`` (linux/sockios.h): the receive time (struct timeval) of the last datagram
+#: read from a socket. The first call on a socket turns timestamping on (ENOENT until a
+#: datagram arrives stamped).
+_SIOCGSTAMP = 0x8906
+_TIMEVAL = struct.Struct("@qq")
+_NO_TIMEVAL = bytes(_TIMEVAL.size)
+#: aiortc's clock counts milliseconds since 1900 (NTP), the kernel's since 1970.
+_NTP_UNIX_OFFSET_MS = 2_208_988_800_000
+
+
+class _StampedDatagram(bytes):
+    """A received RTP/RTCP datagram with the kernel's receive time (ms, aiortc's clock)."""
+
+    arrival_ms: int
+
+
+def _kernel_receive_ms(fd: int) -> int | None:
+    try:
+        seconds, micros = _TIMEVAL.unpack(fcntl.ioctl(fd, _SIOCGSTAMP, _NO_TIMEVAL))
+    except OSError:
+        return None
+    return seconds * 1000 + micros // 1000 + _NTP_UNIX_OFFSET_MS
+
+
+def _stamp_protocol(protocol: aioice.ice.StunProtocol) -> None:
+    transport = getattr(protocol, "transport", None)  # (a TURN relay's has none of its own)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or getattr(protocol, "_maeul_stamped", False):
+        return
+    fd = sock.fileno()
+    received = protocol.datagram_received
+
+    def datagram_received(data: bytes | str, addr: tuple[Any, ...]) -> None:
+        # RTP and RTCP only (first byte 128-191, RFC 7983): STUN and DTLS need no time
+        if isinstance(data, bytes) and data and 127 < data[0] < 192:
+            arrival = _kernel_receive_ms(fd)
+            if arrival is not None:
+                stamped = _StampedDatagram(data)
+                stamped.arrival_ms = arrival
+                data = stamped
+        received(data, addr)
+
+    protocol.datagram_received = datagram_received  # type: ignore[method-assign]
+    protocol._maeul_stamped = True  # type: ignore[attr-defined]
+
+
+def stamp_receive_times(pc: RTCPeerConnection) -> None:
+    """Keep the kernel's receive time of each RTP packet ``pc`` receives, for
+    :func:`receive_time_ms` (see item 9 above). Call after :func:`gather_on` and before
+    ``setLocalDescription``, which gathers."""
+    for gatherer in _ice_gatherers(pc):
+        conn = gatherer._connection
+        gather = conn.gather_candidates
+
+        async def gather_candidates(conn: Any = conn, gather: Callable[[], Awaitable[None]] = gather) -> None:
+            await gather()
+            for protocol in conn._protocols:
+                _stamp_protocol(protocol)
+
+        conn.gather_candidates = gather_candidates  # type: ignore[method-assign]
+    for dtls in _dtls_transports(pc):
+        ice: Any = dtls.transport
+        if getattr(ice, "_maeul_recv", None) is not None:
+            continue
+        recv = ice._recv
+
+        async def stamped_recv(ice: Any = ice, recv: Callable[[], Awaitable[bytes]] = recv) -> bytes:
+            data = await recv()
+            ice._maeul_arrival_ms = getattr(data, "arrival_ms", None)
+            return data
+
+        ice._maeul_recv = recv
+        ice._recv = stamped_recv
+
+
+def receive_time_ms(transport: RTCDtlsTransport | None, fallback: int) -> int:
+    """The kernel's receive time (aiortc's clock, ms) of the packet ``transport`` is handing
+    over now, or ``fallback`` (aiortc's own stamp) where there is none."""
+    if transport is None:
+        return fallback
+    arrival: int | None = getattr(transport.transport, "_maeul_arrival_ms", None)
+    return fallback if arrival is None else arrival
 
 
 # --- 7. Consent freshness that survives congestion -----------------------------------------

@@ -222,6 +222,7 @@ class Participant:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.engine_sdp, type="offer"))
             ai.gather_on(pc, self._config.host_addresses)
             ai.tune_consent(pc, self._config.consent_interval, self._config.consent_timeout)
+            ai.stamp_receive_times(pc)
             await pc.setLocalDescription(await pc.createAnswer())
             # aiortc's answer has no Opus fmtp: ask for in-band FEC, DTX and a modest rate.
             answer = offer.complete_answer(with_opus_fmtp(pc.localDescription.sdp, self.audio_max_bitrate))

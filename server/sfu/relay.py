@@ -223,6 +223,11 @@ class InboundStream(_TaskOwner):
             self._set_media_ssrc(packet.ssrc)
         self.packets += 1
         self.bytes += RTP_HEADER_BYTES + len(packet.payload) + packet.padding_size
+        # The kernel's receive time (aiortc's own is taken when the loop gets to the packet:
+        # after a busy stretch, the same late time for all that waited, which the delay-based
+        # estimate reads as a congested uplink). A simulcast layer gets it from its track.
+        if self.layer is None:
+            arrival_time_ms = ai.receive_time_ms(self._transport, arrival_time_ms)
         assert self._stats is not None
         self._stats.add(packet.sequence_number, packet.timestamp, arrival_time_ms / 1000.0)
 

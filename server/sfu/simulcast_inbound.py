@@ -162,6 +162,8 @@ class SimulcastInbound(InboundStream):
         self.packets += 1
         self.bytes += RTP_HEADER_BYTES + len(packet.payload) + packet.padding_size
         self.last_packet_at = time.monotonic()
+        # the kernel's receive time: aiortc's is late by however long the loop was busy
+        arrival_time_ms = ai.receive_time_ms(self._transport, arrival_time_ms)
         if (estimate := uplink_estimate(self._remb, packet, arrival_time_ms)) is not None:
             self._remb_estimate = estimate
         assert layer.layer is not None

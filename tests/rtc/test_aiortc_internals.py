@@ -334,3 +334,38 @@ async def test_direct_rtp_sender_delivers_decryptable_rtp_over_loopback() -> Non
         await receiver_pc.close()
     with pytest.raises(ConnectionError):
         direct.send(packet.serialize())
+
+
+def test_receive_time_internals() -> None:
+    # aiortc stamps arrival when its task takes the datagram (item 9): the SFU replaces the stamp
+    dtls = inspect.getsource(RTCDtlsTransport._recv_next)
+    assert "data = await self.transport._recv()" in dtls and "clock.current_ms()" in dtls
+    assert "self._recv = self._connection.recv" in inspect.getsource(aiortc.RTCIceTransport.__init__)
+    # aioice hands non-STUN datagrams to the connection's queue, as received
+    received = inspect.getsource(aioice.ice.StunProtocol.datagram_received)
+    assert "self.receiver.data_received(data, self.local_candidate.component)" in received
+    assert "self._protocols += host_protocols" in inspect.getsource(
+        aioice.Connection.get_component_candidates
+    )
+
+
+async def test_stamp_receive_times_is_scoped_to_one_peer_connection() -> None:
+    stamped = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    default = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    try:
+        for pc in (stamped, default):
+            pc.addTransceiver("audio")
+            ai.gather_on(pc, ["127.0.0.1"])
+        ai.stamp_receive_times(stamped)
+        for pc in (stamped, default):
+            await pc.setLocalDescription(await pc.createOffer())
+        ice = stamped.getTransceivers()[0].receiver.transport.transport
+        other = default.getTransceivers()[0].receiver.transport.transport
+        assert "_recv" in vars(ice) and vars(ice)["_recv"] is not ice._connection.recv
+        assert vars(other)["_recv"] == other._connection.recv
+        protocols = ice.iceGatherer._connection._protocols
+        assert protocols and all("datagram_received" in vars(p) for p in protocols)
+        assert not any("datagram_received" in vars(p) for p in other.iceGatherer._connection._protocols)
+    finally:
+        await stamped.close()
+        await default.close()

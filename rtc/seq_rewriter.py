@@ -7,13 +7,23 @@ next sequence number and a timestamp advanced by the wall time since the last pa
 subscriber's jitter buffer neither waits for a gap nor sees time run backwards. Each switch
 begins an *epoch* with new offsets; packets from before it (late arrivals from the previous
 source position) are refused.
+
+Within an epoch a packet that is not forwarded (a publisher's padding-only probe) is *skipped*:
+the packets after it are numbered one lower, so the subscriber sees no gap and never asks for
+it (LiveKit's munger does the same). Each skip starts a *segment* with its own offset; NACKs
+map back through the segments (the recent ones: older packets are long past resending).
 """
 
 from __future__ import annotations
 
 import random
+from collections import deque
 
 from rtc.rtputil import seq_add, seq_diff, ts_add
+
+#: Segments of an epoch kept for mapping NACKs back (one per skipped packet): at a padding
+#: packet between every two frames of 30 fps video, about four seconds.
+MAX_SEGMENTS = 128
 
 
 class SeqRewriter:
@@ -23,8 +33,12 @@ class SeqRewriter:
         self.clock_rate = clock_rate
         self._rng = rng or random.Random()
         self._epoch_first_seq: int | None = None  # source seq of this epoch's first packet
-        self._seq_offset = 0
+        self._seq_offset = 0  # of the newest segment
         self._ts_offset = 0
+        #: (first source seq, seq offset) of each segment of this epoch, oldest first.
+        self._segments: deque[tuple[int, int]] = deque(maxlen=MAX_SEGMENTS)
+        #: The newest source seq numbered (forwarded or skipped) in this epoch.
+        self._newest: int | None = None
         #: The newest output sequence number and timestamp sent, and when (monotonic seconds).
         self.last_seq: int | None = None
         self.last_ts = 0
@@ -50,21 +64,51 @@ class SeqRewriter:
             elapsed = max(1, int((now - self.last_send) * self.clock_rate))
             self._ts_offset = (self.last_ts + elapsed - timestamp) & 0xFFFFFFFF
         self._epoch_first_seq = seq
+        self._segments.clear()
+        self._segments.append((seq, self._seq_offset))
+        self._newest = seq
+
+    def skip(self, seq: int) -> bool:
+        """Leave the source packet ``seq`` out of the numbering: the packets after it are
+        numbered one lower. Only the newest packet can be skipped (True); an older one (it came
+        out of order) already has its place between numbers sent, so it must be sent (False)."""
+        if self._newest is None or seq_diff(seq, self._newest) <= 0:
+            return False
+        self._newest = seq
+        self._seq_offset = (self._seq_offset - 1) & 0xFFFF
+        self._segments.append((seq_add(seq, 1), self._seq_offset))
+        return True
 
     def in_this_epoch(self, seq: int) -> bool:
         """The source packet ``seq`` is not from before the epoch began."""
         return self._epoch_first_seq is not None and seq_diff(seq, self._epoch_first_seq) >= 0
 
     def seq(self, source_seq: int) -> int:
-        return seq_add(source_seq, self._seq_offset)
+        """The output number of ``source_seq`` (of this epoch: see :meth:`in_this_epoch`)."""
+        first, offset = self._segments[-1] if self._segments else (source_seq, self._seq_offset)
+        if seq_diff(source_seq, first) >= 0:
+            if self._newest is not None and seq_diff(source_seq, self._newest) > 0:
+                self._newest = source_seq
+            return seq_add(source_seq, offset)
+        # older than the newest segment: a late packet or a resend, in the segment it fell in
+        for first, offset in reversed(self._segments):
+            if seq_diff(source_seq, first) >= 0:
+                return seq_add(source_seq, offset)
+        return seq_add(source_seq, self._segments[0][1])
 
     def timestamp(self, source_ts: int) -> int:
         return ts_add(source_ts, self._ts_offset)
 
     def source_seq(self, out_seq: int) -> int | None:
-        """The source sequence number behind ``out_seq`` (a NACK), if it is of this epoch."""
-        seq = seq_add(out_seq, -self._seq_offset)
-        return seq if self.in_this_epoch(seq) else None
+        """The source sequence number behind ``out_seq`` (a NACK), if it is of this epoch and
+        of a segment still kept."""
+        until: int | None = None  # the first source seq of the next (newer) segment
+        for first, offset in reversed(self._segments):
+            seq = seq_add(out_seq, -offset)
+            if seq_diff(seq, first) >= 0 and (until is None or seq_diff(seq, until) < 0):
+                return seq if self.in_this_epoch(seq) else None
+            until = first
+        return None
 
     def sent(self, out_seq: int, out_ts: int, now: float) -> None:
         """Record a sent (not resent) packet; the newest one is what the next epoch follows."""

@@ -308,6 +308,10 @@ class LayerSwitch:
     def media(self, packet: ai.RtpPacket) -> ai.RtpPacket | None:
         """``packet`` as it is to be forwarded (after :meth:`accept` passed it), or None.
 
+        Padding that arrives in order never gets here: the slot leaves it out and renumbers
+        (``OutStream.forward``). What follows is for padding that came out of order, whose
+        number is already taken between packets sent, and for a slot not numbering yet.
+
         Chromium pads simulcast layers (bandwidth probes without RTX): padding-only packets,
         sometimes with a timestamp of their own. A receiver that assembles frames by timestamp
         (aiortc's jitter buffer, the headless kiosk) then gets an empty frame, and an empty

@@ -79,3 +79,55 @@ def test_resent_packets_do_not_move_the_newest() -> None:
     rw.sent(rw.seq(11), rw.timestamp(3000), now=2.0)  # older: a retransmission
     assert rw.last_seq == newest[0] and rw.last_ts == newest[1] and rw.last_send == 1.0
     assert ts_diff(rw.timestamp_at(1.5), newest[1]) == 45_000
+
+
+def test_a_skipped_packet_leaves_no_gap_and_nacks_map_back_across_it() -> None:
+    rw = SeqRewriter(90000, random.Random(6))
+    rw.begin(100, 0, now=0.0)
+    a = _send(rw, 100, 0, now=0.0)[0]
+    b = _send(rw, 101, 0, now=0.01)[0]
+    assert rw.skip(102)  # padding only, the newest: left out
+    c = _send(rw, 103, 3000, now=0.02)[0]
+    assert rw.skip(104) and rw.skip(105)
+    d = _send(rw, 106, 6000, now=0.03)[0]
+    assert [seq_diff(y, x) for x, y in zip([a, b, c], [b, c, d], strict=True)] == [1, 1, 1]
+    # NACKs: each output number to its own source packet; the skipped ones have none
+    assert [rw.source_seq(n) for n in (a, b, c, d)] == [100, 101, 103, 106]
+    # a resend is numbered as it was first sent
+    assert rw.seq(101) == b and rw.seq(103) == c
+
+
+def test_only_the_newest_packet_can_be_skipped() -> None:
+    rw = SeqRewriter(90000, random.Random(7))
+    rw.begin(10, 0, now=0.0)
+    _send(rw, 10, 0, now=0.0)
+    _send(rw, 12, 0, now=0.01)  # 11 is late
+    assert not rw.skip(11)  # out of order: its number is taken between 10 and 12, it is sent
+    assert not rw.skip(12)  # already sent
+    assert rw.skip(13)
+    # a packet lost before a skip and arriving late still gets the number it was left
+    x = _send(rw, 14, 0, now=0.02)[0]
+    assert seq_diff(x, rw.seq(12)) == 1
+    rw2 = SeqRewriter(90000, random.Random(8))
+    rw2.begin(10, 0, now=0.0)
+    first = _send(rw2, 10, 0, now=0.0)[0]
+    assert rw2.skip(12)  # 11 not here yet
+    late = rw2.seq(11)
+    after = _send(rw2, 13, 0, now=0.02)[0]
+    assert seq_diff(late, first) == 1 and seq_diff(after, late) == 1
+    assert rw2.source_seq(late) == 11 and rw2.source_seq(after) == 13
+
+
+def test_nacks_older_than_the_segments_kept_are_not_mapped() -> None:
+    from rtc.seq_rewriter import MAX_SEGMENTS
+
+    rw = SeqRewriter(90000, random.Random(9))
+    rw.begin(0, 0, now=0.0)
+    first = _send(rw, 0, 0, now=0.0)[0]
+    seq = 1
+    for _ in range(MAX_SEGMENTS + 5):  # a frame, a padding packet, again and again
+        _send(rw, seq, 0, now=0.0)
+        assert rw.skip(seq + 1)
+        seq += 2
+    assert rw.source_seq(first) is None  # long past resending
+    assert rw.source_seq(rw.seq(seq - 2)) == seq - 2

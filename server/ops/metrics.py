@@ -75,7 +75,7 @@ class LiveCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         state = self._source()
-        rooms = GaugeMetricFamily("maeul_rooms", "Live rooms hosted by this process")
+        rooms = GaugeMetricFamily("maeul_rooms", "Live rooms whose signaling this process holds")
         participants = GaugeMetricFamily(
             "maeul_participants", "Participants in live rooms, by kind", labels=["kind"]
         )

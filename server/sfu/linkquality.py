@@ -42,6 +42,11 @@ class LinkSample:
     #: What we sent the subscriber over the interval on the streams its estimate covers
     #: (bit/s, headers included); None if unknown.
     sent_bps: float | None = None
+    #: The subscriber takes simulcast video: whether the layer choice gives some of it a lower
+    #: layer than its tile wants, for want of bandwidth (None: no simulcast video).
+    layers_held_down: bool | None = None
+    #: The subscriber also takes video of a single-layer publisher.
+    receives_single_layer_video: bool = True
 
 
 @dataclass(frozen=True)
@@ -141,8 +146,21 @@ class LinkController:
         if s.downlink_bps is None or not s.receives_video:
             return  # without video the estimate says nothing about video
         app_limited = self._app_limited(s)
-        low = s.downlink_bps < c.full_video_kbps * 1000 and not app_limited
-        high = s.downlink_bps >= c.full_video_kbps * 1000 * 1.2 or app_limited  # hysteresis
+        thin = s.downlink_bps < c.full_video_kbps * 1000
+        thick = s.downlink_bps >= c.full_video_kbps * 1000 * 1.2  # hysteresis
+        low, high = thin and not app_limited, thick or app_limited
+        if s.layers_held_down is not None:
+            # With simulcast the layer choice knows: a line too thin for what the tiles want
+            # gets a lower layer. The estimate against what we send does not: a hall taking a
+            # thumbnail's layer by choice gets an estimate near that layer's rate (a delay-based
+            # estimate stays within ~1.5x what arrives), and such a hall on a good line was
+            # shown to the chair as weak. Video of single-layer publishers is still judged by
+            # the estimate (its publishers' rate is capped by it).
+            held = s.layers_held_down and thin
+            if s.receives_single_layer_video:
+                low, high = held or low, not held and high
+            else:
+                low, high = held, not s.layers_held_down or thick
         self._low_since = (self._low_since if self._low_since is not None else now) if low else None
         self._high_since = (self._high_since if self._high_since is not None else now) if high else None
         if (

@@ -81,8 +81,9 @@ class Participant:
         values = [o.rtt for o in self.audio_slots + self.video_slots if o.rtt is not None]
         return min(values) if values else None
 
-    def link_sample(self, now: float) -> LinkSample:
-        """Measurements since the previous call, for the link controller."""
+    def link_sample(self, now: float, layers_held_down: bool | None = None) -> LinkSample:
+        """Measurements since the previous call, for the link controller (``layers_held_down``:
+        see :class:`LinkSample`, from the room's layer choice)."""
         elapsed = now - self._link_sampled_at if self._link_sampled_at is not None else 0.0
         self._link_sampled_at = now
         # Downlink estimate: a browser sends one REMB for all its streams, aiortc one per
@@ -125,6 +126,10 @@ class Participant:
             uplink_loss=(expected - received) / expected if expected > 0 else None,
             uplink_silent=silent,
             receives_video=any(o.source is not None for o in self.video_slots),
+            layers_held_down=layers_held_down,
+            receives_single_layer_video=any(
+                o.source is not None and o.layers is None for o in self.video_slots
+            ),
         )
 
     def apply_link_mode(self) -> bool:

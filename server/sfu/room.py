@@ -105,6 +105,9 @@ class Room:
         #: reported (set_tile_sizes), and its last downlink estimate (bit/s) and loss (0..1).
         self._tile_heights: dict[str, dict[str, int]] = {}
         self._downlink: dict[str, tuple[float | None, float | None]] = {}
+        #: Per subscriber taking simulcast video: some slot got a lower layer than its tile
+        #: wants, for want of bandwidth (set by _update_layers, read by the link controller).
+        self._held_down: dict[str, bool] = {}
         #: Simulcast publishers' paused layers (issue 18 item 4), with the track they are of.
         self._layer_pause: dict[str, tuple[SimulcastInbound, LayerPause]] = {}
         #: The simulcast layer (rid) each subscriber was last said to receive of each publisher.
@@ -276,6 +279,7 @@ class Room:
         #: it is not live, and would otherwise never be chosen, nor resumed).
         resumable: dict[str, list[LayerInfo] | None] = {}
         wanted: dict[str, set[int]] = {}
+        held: dict[str, bool] = {}  # per subscriber: see LinkSample.layers_held_down
         for sub in self.participants.values():
             layered = [o for o in sub.video_slots if o.layers is not None and o.source is not None]
             if not layered:
@@ -324,9 +328,12 @@ class Room:
                     may_step_up=now >= switch.up_after,
                     ramping=switch.ramping(now, budget, info[switch.target].bitrate),
                 )
-                if layer < switch.target and layer < choose_layer(
+                unconstrained = choose_layer(
                     usable, tile_height=tile, budget_bps=None, loss=loss, current=switch.target
-                ):
+                )
+                if not slot.paused:
+                    held[sub.id] = held.get(sub.id, False) or layer < unconstrained
+                if layer < switch.target and layer < unconstrained:
                     switch.bandwidth_down(now)
                 elif layer > switch.target:
                     switch.stepped_up(now, budget)
@@ -366,6 +373,7 @@ class Room:
                             may_step_up=now >= switch.up_after,
                         )
                     )
+        self._held_down = held
         self._update_paused_layers(wanted, now)
         self._update_received_layers()
 
@@ -525,7 +533,7 @@ class Room:
         for p in list(self.participants.values()):
             if not p.connected or p.closed:
                 continue
-            sample = p.link_sample(now)
+            sample = p.link_sample(now, self._held_down.get(p.id))
             state = p.link.update(now, sample)
             self._downlink[p.id] = (
                 None if state.downlink_kbps is None else state.downlink_kbps * 1000.0,

@@ -104,3 +104,42 @@ def test_a_low_estimate_without_loss_lowers_the_rate_but_keeps_the_video() -> No
     for t in range(10, 15):
         state = ctl.update(t, sample(20, loss=0.3))  # the link really drops packets
     assert state.mode == "audio_only"
+
+
+def test_with_simulcast_the_layer_choice_says_whether_the_line_is_thin() -> None:
+    """A hall taking only the chair's simulcast video in a thumbnail gets that layer by choice;
+    its estimate stays near the layer's rate (180 kbit/s for 160 sent, no loss). That is no
+    weak line: it stays "video" (the chair's page listed such a hall as weak). A hall whose
+    tile wants more than its line carries (the layer choice holds it down) is "low_video"."""
+
+    def simulcast(kbps: int, held: bool, single: bool = False) -> LinkSample:
+        return LinkSample(
+            **{
+                **sample(kbps).__dict__,
+                "sent_bps": 160_000,
+                "layers_held_down": held,
+                "receives_single_layer_video": single,
+            }
+        )
+
+    thumbnail = LinkController(SfuConfig(downgrade_after=2))
+    for t in range(0, 10):
+        assert thumbnail.update(t, simulcast(180, held=False)).mode == "video"
+    # the same estimate judged without the layer choice: not app-limited, below 400 kbit/s
+    plain = LinkController(SfuConfig(downgrade_after=2))
+    for t in range(0, 10):
+        state = plain.update(t, LinkSample(**{**sample(180).__dict__, "sent_bps": 160_000}))
+    assert state.mode == "low_video"
+
+    thin = LinkController(SfuConfig(downgrade_after=2, upgrade_after=4))
+    for t in range(0, 10):
+        state = thin.update(t, simulcast(250, held=True))
+    assert (state.mode, state.bars) == ("low_video", 2)
+    for t in range(10, 20):  # the line got better: the tile's layer fits
+        state = thin.update(t, simulcast(900, held=False))
+    assert state.mode == "video"
+    # with a single-layer publisher's video too, its estimate still counts
+    mixed = LinkController(SfuConfig(downgrade_after=2))
+    for t in range(0, 10):
+        state = mixed.update(t, simulcast(180, held=False, single=True))
+    assert state.mode == "low_video"

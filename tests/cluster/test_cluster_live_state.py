@@ -32,7 +32,7 @@ from tests.conftest import World
 from tests.ops.test_metrics_endpoint import sample
 from tests.sfu.sfu_testkit import LOOPBACK, wait_until
 from tests.signaling.conftest import people  # noqa: F401  (the fixture)
-from tests.signaling.two_party import room_with_a_hall, wait_media_both_ways
+from tests.signaling.two_party import live_call
 
 LUMA_OFFICIAL, LUMA_KIOSK = 50, 170
 
@@ -88,16 +88,11 @@ async def test_a_web_process_shows_its_rooms_on_a_worker_in_metrics_and_the_syst
     aiohttp_client: Callable[..., Awaitable[TestClient]],
     tmp_path: Path,
 ) -> None:
-    _admin, _kiosk_id, token, room_id = await room_with_a_hall(client, world, "태풍 대비 회의")
-    official = await people("official", username="official")
-    kiosk = await people("kiosk", token=token)
-    await official.join(room_id)
-    await kiosk.join(room_id)
-    await official.publish(LUMA_OFFICIAL, 3000, video_slots=2)
-    await kiosk.publish(LUMA_KIOSK, 3000, video_slots=2)
-    await wait_media_both_ways(official, LUMA_OFFICIAL, kiosk, LUMA_KIOSK, 20, "media both ways")
-    room, pids = str(room_id), (kiosk.pid, official.pid)
+    room_id, official, kiosk = await live_call(
+        client, world, people, "태풍 대비 회의", (LUMA_OFFICIAL, LUMA_KIOSK)
+    )
     assert kiosk.pid and official.pid
+    room, pids = str(room_id), (kiosk.pid, official.pid)
     assert worker.sfu.room_ids == [room]  # the media is on the worker; this process has none
 
     async def scrape(on: TestClient = client) -> str:

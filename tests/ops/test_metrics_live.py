@@ -15,7 +15,7 @@ from tests.conftest import World
 from tests.ops.test_metrics_dashboard import dashboard_metrics, exported_series
 from tests.ops.test_metrics_endpoint import sample
 from tests.signaling.conftest import people  # noqa: F401  (the fixture)
-from tests.signaling.two_party import room_with_a_hall, wait_media_both_ways
+from tests.signaling.two_party import live_call
 
 pytestmark = pytest.mark.network
 
@@ -28,14 +28,9 @@ async def test_metrics_show_the_live_meeting_and_its_socket_events(
     people: Callable[..., Any],  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    _admin, _kiosk_id, token, room_id = await room_with_a_hall(client, world, "마을 안전 회의")
-    official = await people("official", username="official")
-    kiosk = await people("kiosk", token=token)
-    await official.join(room_id)
-    await kiosk.join(room_id)
-    await official.publish(LUMA_OFFICIAL, 3000, video_slots=2)
-    await kiosk.publish(LUMA_KIOSK, 3000, video_slots=2)
-    await wait_media_both_ways(official, LUMA_OFFICIAL, kiosk, LUMA_KIOSK, 20, "media both ways")
+    room_id, official, kiosk = await live_call(
+        client, world, people, "마을 안전 회의", (LUMA_OFFICIAL, LUMA_KIOSK)
+    )
     refused = await kiosk.call("mute", {"kind": "nonsense"})
     assert "error" in refused
     code = refused["error"]["code"]

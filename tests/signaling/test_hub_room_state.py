@@ -13,9 +13,9 @@ from aiohttp.test_utils import TestClient
 from server.keys import ROOM_HUB, SFU
 from server.sfu import LinkQualityChanged
 from tests.conftest import World
-from tests.signaling.signaling_kit import Admin, Participant, wait_until
+from tests.signaling.signaling_kit import Participant, wait_until
 from tests.signaling.test_link_quality_pages import jpeg
-from tests.signaling.two_party import room_with_a_hall, wait_media_both_ways
+from tests.signaling.two_party import official_and_hall_joined, wait_media_both_ways
 
 pytestmark = pytest.mark.network
 
@@ -29,22 +29,10 @@ async def _weak_link_and_a_still(client: TestClient, room_id: int, p: Participan
     assert await p.call("still", {"jpeg": jpeg()}) == {"ok": True}
 
 
-async def _official_and_hall(
-    client: TestClient, world: World, people: Callable[..., Any]
-) -> tuple[Admin, int, Participant, Participant]:
-    """The official and a hall's kiosk joined to a new room (admin, room id, official, kiosk)."""
-    admin, _kiosk_id, token, room_id = await room_with_a_hall(client, world, "마을 안전 회의")
-    official: Participant = await people("official", username="official")
-    kiosk: Participant = await people("kiosk", token=token)
-    await official.join(room_id)
-    await kiosk.join(room_id)
-    return admin, room_id, official, kiosk
-
-
 async def test_a_participant_gone_for_good_leaves_nothing_behind(
     client: TestClient, world: World, people: Callable[..., Any]
 ) -> None:
-    admin, room_id, official, kiosk = await _official_and_hall(client, world, people)
+    admin, room_id, official, kiosk = await official_and_hall_joined(client, world, people)
     await official.publish(LUMA_OFFICIAL, 3000, video_slots=9)
     await kiosk.publish(LUMA_KIOSK, 3000, video_slots=2)
     await wait_media_both_ways(official, LUMA_OFFICIAL, kiosk, LUMA_KIOSK, 20, "media both ways")
@@ -83,7 +71,7 @@ async def test_a_participant_gone_for_good_leaves_nothing_behind(
 async def test_closing_a_room_with_people_in_it_removes_its_state_and_tells_them(
     client: TestClient, world: World, people: Callable[..., Any]
 ) -> None:
-    admin, room_id, official, kiosk = await _official_and_hall(client, world, people)
+    admin, room_id, official, kiosk = await official_and_hall_joined(client, world, people)
     for p in (official, kiosk):
         await _weak_link_and_a_still(client, room_id, p)
     hub, key = client.app[ROOM_HUB], str(room_id)

@@ -14,29 +14,16 @@ from aiohttp.test_utils import TestClient
 from server.keys import ROOM_HUB, SFU
 from server.sfu import ReceivedLayersChanged, SimulcastLayersChanged
 from tests.conftest import World
-from tests.signaling.signaling_kit import Admin, Participant, wait_until
+from tests.signaling.signaling_kit import Participant, wait_until
+from tests.signaling.two_party import official_and_hall_joined
 
 pytestmark = pytest.mark.network
-
-
-async def official_and_kiosk_in_a_room(
-    client: TestClient, world: World, people: Callable[..., Any]
-) -> tuple[int, Participant, Participant]:
-    """A room with an official and a village hall's kiosk, both joined."""
-    admin = await Admin(client, world).login()
-    kiosk_id, token = await admin.kiosk("남성리 마을회관")
-    room_id = await admin.room("마을 안전 회의", account_ids=[world.official_id], kiosk_ids=[kiosk_id])
-    official: Participant = await people("official", username="official")
-    kiosk: Participant = await people("kiosk", token=token)
-    await official.join(room_id)
-    await kiosk.join(room_id)
-    return room_id, official, kiosk
 
 
 async def test_layers_reach_the_publisher_only(
     client: TestClient, world: World, people: Callable[..., Any]
 ) -> None:
-    room_id, official, kiosk = await official_and_kiosk_in_a_room(client, world, people)
+    _admin, room_id, official, kiosk = await official_and_hall_joined(client, world, people)
     assert official.pid and kiosk.pid
     sfu = client.app[SFU]
 
@@ -60,7 +47,7 @@ async def test_the_participant_list_says_which_layer_each_one_receives(
     """Item 6: the SFU's ReceivedLayersChanged reaches everybody's participant list (``layers``:
     the rid each participant receives of each simulcast publisher), so the chair's page shows
     which layer of its video each hall gets; a participant who leaves takes it along."""
-    room_id, official, kiosk = await official_and_kiosk_in_a_room(client, world, people)
+    _admin, room_id, official, kiosk = await official_and_hall_joined(client, world, people)
     assert official.pid and kiosk.pid
     sfu = client.app[SFU]
 
@@ -93,7 +80,7 @@ async def test_a_burst_of_changes_sends_the_participant_list_a_few_times_with_th
     """Every change resends the whole list to everybody in the room; a burst of them (a briefing's
     halls taking their first layers at once) goes out as a few lists, the last one as the room
     is at the end, not as one list per change (N lists of N entries per change: N² for N halls)."""
-    room_id, official, kiosk = await official_and_kiosk_in_a_room(client, world, people)
+    _admin, room_id, official, kiosk = await official_and_hall_joined(client, world, people)
     assert official.pid and kiosk.pid
     sfu = client.app[SFU]
     await asyncio.sleep(0.5)  # the joins' own lists are out

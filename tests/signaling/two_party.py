@@ -1,7 +1,10 @@
 """An official and a village hall's kiosk in one room: the setup and the "media both ways" wait that
-the signaling and TURN call tests share."""
+the signaling, TURN, operations and cluster call tests share."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp.test_utils import TestClient
 
@@ -31,3 +34,32 @@ async def wait_media_both_ways(
         within,
         what,
     )
+
+
+async def official_and_hall_joined(
+    client: TestClient, world: World, people: Callable[..., Any], title: str = "마을 안전 회의"
+) -> tuple[Admin, int, Participant, Participant]:
+    """The official and a hall's kiosk joined to a new room: (admin, room id, official, kiosk).
+    ``people`` is the signaling tests' fixture (it closes them)."""
+    admin, _kiosk_id, token, room_id = await room_with_a_hall(client, world, title)
+    official: Participant = await people("official", username="official")
+    kiosk: Participant = await people("kiosk", token=token)
+    await official.join(room_id)
+    await kiosk.join(room_id)
+    return admin, room_id, official, kiosk
+
+
+async def live_call(
+    client: TestClient,
+    world: World,
+    people: Callable[..., Any],
+    title: str,
+    luma: tuple[int, int],
+) -> tuple[int, Participant, Participant]:
+    """:func:`official_and_hall_joined`, both publishing (test patterns at ``luma``: official,
+    kiosk; two video slots each) until media flows both ways: (room id, official, kiosk)."""
+    _admin, room_id, official, kiosk = await official_and_hall_joined(client, world, people, title)
+    await official.publish(luma[0], 3000, video_slots=2)
+    await kiosk.publish(luma[1], 3000, video_slots=2)
+    await wait_media_both_ways(official, luma[0], kiosk, luma[1], 20, "media both ways")
+    return room_id, official, kiosk

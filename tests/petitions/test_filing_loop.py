@@ -21,19 +21,28 @@ EXPENSIVE = PinHashParams(time_cost=3, memory_cost_kib=64 * 1024, parallelism=1)
 
 
 class LoopLagProbe:
-    """Wakes up every millisecond and records the longest time the loop left it waiting."""
+    """Wakes up every millisecond and records, between two wake-ups, the longest time the loop's
+    thread spent computing (its CPU time, ``time.thread_time``): how long the loop was kept busy.
+
+    Not the wall-clock gap: on a loaded machine the whole process can be left off the CPU for
+    most of a second (a CI run with two test workers, PostgreSQL and browsers on two cores left
+    a 0.89 s gap while the filing's hash took 0.22 s), which says nothing about what runs on the
+    loop. A hash run on the loop costs its full CPU time there however the process is scheduled;
+    on a worker thread it costs the loop thread nothing."""
 
     def __init__(self) -> None:
+        self.longest_busy_s = 0.0
         self.longest_gap_s = 0.0
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
-        last = time.perf_counter()
+        last, last_cpu = time.perf_counter(), time.thread_time()
         while True:
             await asyncio.sleep(0.001)
-            now = time.perf_counter()
+            now, cpu = time.perf_counter(), time.thread_time()
             self.longest_gap_s = max(self.longest_gap_s, now - last)
-            last = now
+            self.longest_busy_s = max(self.longest_busy_s, cpu - last_cpu)
+            last, last_cpu = now, cpu
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -48,9 +57,9 @@ class LoopLagProbe:
 
 
 def _one_expensive_hash_s() -> float:
-    started = time.perf_counter()
+    started = time.thread_time()
     receipts.hash_pin("1234", pepper=b"p" * 32, params=EXPENSIVE)
-    return time.perf_counter() - started
+    return time.thread_time() - started
 
 
 @pytest.fixture
@@ -62,8 +71,9 @@ def expensive_pin_hash(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def _lag_during(filing: Any) -> tuple[Any, float, float]:
-    """(the filing's reply, the loop's longest stall during it, one expensive hash's duration
-    measured right before on this machine at its current load)."""
+    """(the filing's reply, the longest the loop's thread was kept busy during it, one expensive
+    hash's CPU time measured right before on this machine). The stall is shown with its
+    wall-clock gap when the check fails."""
     hash_s = _one_expensive_hash_s()
     probe = LoopLagProbe()
     probe.start()
@@ -72,18 +82,19 @@ async def _lag_during(filing: Any) -> tuple[Any, float, float]:
         reply = await filing
     finally:
         await probe.stop()
-    return reply, probe.longest_gap_s, hash_s
+    print(f"loop busy at most {probe.longest_busy_s:.3f} s (longest gap {probe.longest_gap_s:.3f} s)")
+    return reply, probe.longest_busy_s, hash_s
 
 
 @pytest.mark.usefixtures("expensive_pin_hash")
 async def test_the_pin_hash_of_a_filing_does_not_stall_the_loop(client: TestClient, kiosk: Kiosk) -> None:
-    reply, longest_gap_s, hash_s = await _lag_during(file_json(client, kiosk))
+    reply, longest_busy_s, hash_s = await _lag_during(file_json(client, kiosk))
     assert reply.status == 201, reply.body
     stored = reply.body["petition"]
     assert stored["receipt_no"] and len(reply.body["pin"]) == 4
-    # Relative, not a wall-clock threshold: on the loop, the hash alone would stall it for about
-    # ``hash_s``; on a worker thread the loop only waits for its own short steps.
-    assert longest_gap_s < hash_s / 2, (longest_gap_s, hash_s)
+    # Relative, not a wall-clock threshold: on the loop, the hash alone would keep it busy for
+    # about ``hash_s`` of CPU; on a worker thread the loop only runs its own short steps.
+    assert longest_busy_s < hash_s / 2, (longest_busy_s, hash_s)
 
 
 @pytest.mark.usefixtures("expensive_pin_hash")
@@ -96,7 +107,7 @@ async def test_a_filing_with_media_does_not_stall_the_loop(
     filing = kiosk_call(
         client, kiosk, "POST", "/api/v1/kiosk/petitions", data=petition_form(fields, media=voice_clip)
     )
-    reply, longest_gap_s, hash_s = await _lag_during(filing)
+    reply, longest_busy_s, hash_s = await _lag_during(filing)
     assert reply.status == 201, reply.body
     assert reply.body["petition"]["title"].endswith("음성 메시지")
-    assert longest_gap_s < hash_s / 2, (longest_gap_s, hash_s)
+    assert longest_busy_s < hash_s / 2, (longest_busy_s, hash_s)

@@ -7,6 +7,8 @@ Keys (one Redis, not Redis Cluster: the scripts read keys they are not handed)::
     maeul:load             hash id -> load (participants + rooms), bumped by each placement
     maeul:room:<room>      hash {worker, boot, epoch}: the room's placement
     maeul:epoch            counter: every placement gets the next epoch
+    maeul:recent:<id>:<boot>  sorted set room -> Redis time (ms) of its placement on that worker,
+                           for the last RECENT_WINDOW_MS: rooms its CPU measure does not show yet
 
 Like LiveKit's RedisRouter (a ``nodes`` hash refreshed by each node's stats, a ``room_node_map``
 hash; a node whose stats are stale is not available), except that placing a room is one Lua
@@ -40,6 +42,24 @@ HEARTBEAT_S = 1.0
 #: at its own moment, so two idle workers never read exactly alike; 0.1 of a core is about five
 #: participants' forwarding (docs/scale.md).
 CPU_MARGIN = 0.1
+RECENT_PREFIX = PREFIX + "recent:"
+#: What a room just placed on a worker is assumed to cost (fraction of one core) until its worker's
+#: CPU measure can show it, as Jicofo adds an assumed stress per endpoint placed on a bridge until
+#: the bridge's own stats reflect it. A new room's size is unknown when it is placed; most rooms of
+#: a county day are small meetings, and docs/scale.md's planning figure (0.5 % of a core per
+#: subscriber stream: 0.31-0.42 measured by tests/bench/scale_bench.py, 0.49-0.66 by sfu_bench.py)
+#: makes a meeting of 5 (each receives 4: 20 streams) 0.1 of a core. A town hall costs more
+#: (0.4-0.6), which its measure shows a few seconds later. Equal to CPU_MARGIN: one charge moves a
+#: worker about one margin, so a burst between workers of like CPU still alternates by count.
+ROOM_COST_ESTIMATE = 0.1
+#: How long a placement is charged. Not until the worker's next heartbeat: that one (at most a
+#: second later) has not measured the room at all (its first peer connection is still in ICE and
+#: DTLS, which take a second or two on a loaded machine), and the CPU meter averages over its
+#: window (server/cluster/worker.py CPU_WINDOW_S, 5 s), so the room's media enters the measure
+#: gradually over the next 5 s. Clearing at a heartbeat would be the count bump below, which each
+#: heartbeat already resets. The window plus a second of set-up: after that the measure carries the
+#: room, and the charge expires (a longer charge would count the room twice).
+RECENT_WINDOW_MS = 6000
 
 
 def connect(url: str) -> Redis:
@@ -62,6 +82,12 @@ def worker_key(worker_id: str) -> str:
 
 def room_key(room_id: str) -> str:
     return PREFIX + "room:" + room_id
+
+
+def recent_key(worker_id: str, boot: str) -> str:
+    """The rooms placed on this boot of the worker in the last RECENT_WINDOW_MS (the placement
+    script builds the same name). Per boot: a restarted worker hosts none of its predecessor's."""
+    return f"{RECENT_PREFIX}{worker_id}:{boot}"
 
 
 def rpc_key(worker_id: str, boot: str) -> str:
@@ -119,7 +145,9 @@ return out
 """
 
 # KEYS: room key, workers set, load hash, epoch counter. ARGV: worker key prefix, excluded
-# "<id>:<boot>" (a worker that did not answer) or "", CPU margin.
+# "<id>:<boot>" (a worker that did not answer) or "", CPU margin, recent-placements key prefix,
+# assumed cost of a recent placement (fraction of a core), how long a placement counts (ms), the
+# room id.
 # Returns {worker, boot, epoch, record JSON}, or false when no worker is live.
 #
 # A new room goes to the live worker with the least CPU use first, as mediasoup applications and
@@ -130,6 +158,13 @@ return out
 # Workers within the margin of the least busy, and workers with no measure yet (just started),
 # are ranked by the count, which the script bumps at once, so a burst of new rooms between idle
 # workers still spreads before the next heartbeat.
+#
+# A worker's measure trails a new room by seconds, so a measured worker is ranked by its measure
+# plus an assumed cost for each room placed on it in the last window (Jicofo's recently added
+# endpoints): a burst of rooms opened in one second fills the least busy worker only as far as
+# those rooms would, then spreads. The count alone does not do this: each heartbeat resets it to
+# what the worker hosts, and it decides only between workers within the margin. The placement
+# times are Redis's own clock (TIME; scripts replicate their effects), not the web processes'.
 _PLACE = """
 local cur = redis.call('HMGET', KEYS[1], 'worker', 'boot', 'epoch')
 if cur[1] then
@@ -138,6 +173,9 @@ if cur[1] then
     return {cur[1], cur[2], cur[3], rec}
   end
 end
+local now = redis.call('TIME')
+now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local cost, window = tonumber(ARGV[5]), tonumber(ARGV[6])
 local live, mincpu = {}, nil
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local rec = redis.call('GET', ARGV[1] .. id)
@@ -149,6 +187,11 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
     if (id .. ':' .. info.boot) ~= ARGV[2] then
       -- cjson decodes a JSON null as a sentinel, not nil: only a number is a measure.
       local cpu = type(info.cpu) == 'number' and info.cpu or nil
+      if cpu then
+        local recent = ARGV[4] .. id .. ':' .. info.boot
+        redis.call('ZREMRANGEBYSCORE', recent, '-inf', now - window)
+        cpu = cpu + cost * redis.call('ZCARD', recent)
+      end
       table.insert(live, {id, cpu, rec})
       if cpu and (mincpu == nil or cpu < mincpu) then mincpu = cpu end
     end
@@ -170,6 +213,10 @@ local epoch = redis.call('INCR', KEYS[4])
 local boot = cjson.decode(bestrec).boot
 redis.call('HSET', KEYS[1], 'worker', best, 'boot', boot, 'epoch', epoch)
 redis.call('HINCRBY', KEYS[3], best, 1)
+-- Charged even on a worker with no measure yet: its first measure will not show the room either.
+local recent = ARGV[4] .. best .. ':' .. boot
+redis.call('ZADD', recent, now, ARGV[7])
+redis.call('PEXPIRE', recent, window)
 return {best, boot, tostring(epoch), bestrec}
 """
 
@@ -279,7 +326,15 @@ class Registry:
         answer."""
         result = await self._place(
             keys=[room_key(room_id), WORKERS, LOAD, EPOCH],
-            args=[WORKER_PREFIX, f"{exclude[0]}:{exclude[1]}" if exclude else "", CPU_MARGIN],
+            args=[
+                WORKER_PREFIX,
+                f"{exclude[0]}:{exclude[1]}" if exclude else "",
+                CPU_MARGIN,
+                RECENT_PREFIX,
+                ROOM_COST_ESTIMATE,
+                RECENT_WINDOW_MS,
+                room_id,
+            ],
         )
         if not result:
             return None

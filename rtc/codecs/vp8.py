@@ -8,7 +8,12 @@ the kiosk's jitter buffer skips to the next frame start (:attr:`PayloadDescripto
 from __future__ import annotations
 
 import struct
+from collections import deque
 from dataclasses import dataclass
+
+#: Segments of :class:`PictureIdMunger` kept for retransmissions (one per dropped picture): at
+#: half the pictures of 30 fps video dropped (the top of three temporal layers), about 8 s.
+MAX_PICTURE_SEGMENTS = 128
 
 
 @dataclass(frozen=True)
@@ -105,11 +110,26 @@ class PictureIdMunger:
     values so that its first picture follows the last one sent. Decoders and the receiver's
     frame buffer then see one stream with no missing pictures.
 
+    Pictures of a temporal layer the slot does not forward are dropped (:meth:`drop`): the pictures
+    after one are numbered one lower, so the receiver sees no missing PictureID (a gap makes
+    Chromium's frame buffer wait for the picture, or judge later ones undecodable). Like the
+    sequence numbers (:class:`~rtc.seq_rewriter.SeqRewriter`), each drop starts a *segment*
+    with its own offset, so a retransmission of an older packet gets the PictureID it had.
+    TL0PICIDX needs no such care: base-layer pictures are never dropped.
+
     :meth:`rebase` is called on the first packet of the new source; every packet then goes
     through :meth:`munge` (retransmissions too: the same offsets give the same bytes).
     """
 
-    __slots__ = ("_pid_offset", "_tl0_offset", "_last_pid", "_last_tl0", "_rebase")
+    __slots__ = (
+        "_pid_offset",
+        "_tl0_offset",
+        "_last_pid",
+        "_last_tl0",
+        "_rebase",
+        "_segments",
+        "_newest_src",
+    )
 
     def __init__(self) -> None:
         self._pid_offset = 0
@@ -117,10 +137,42 @@ class PictureIdMunger:
         self._last_pid: int | None = None  # newest output PictureID (15-bit space)
         self._last_tl0: int | None = None
         self._rebase = True
+        #: (first source PictureID, offset) of each segment since the last rebase, oldest first.
+        self._segments: deque[tuple[int, int]] = deque(maxlen=MAX_PICTURE_SEGMENTS)
+        #: The newest source PictureID seen (munged or dropped) since the last rebase.
+        self._newest_src: int | None = None
 
     def rebase(self) -> None:
         """The next packet munged is the first of a new source (a keyframe)."""
         self._rebase = True
+
+    def drop(self, payload: bytes) -> None:
+        """The picture this packet belongs to is not forwarded. Called for each of its packets;
+        the first one seen (a PictureID newer than any seen) shifts the pictures after it."""
+        fields = _picture_fields(payload)
+        if fields is None or fields[1] == 0 or self._rebase or self._newest_src is None:
+            return
+        pid_at, pid_bits, _ = fields
+        pid, mask = _read_pid(payload, pid_at, pid_bits)
+        if not 0 < ((pid - self._newest_src) & mask) <= mask // 2:
+            return  # this picture (or an older one) was already counted
+        self._newest_src = pid
+        self._pid_offset = (self._pid_offset - 1) & 0x7FFF
+        self._segments.append(((pid + 1) & mask, self._pid_offset))
+
+    def _offset_of(self, pid: int, mask: int) -> int:
+        """The PictureID offset of the segment source picture ``pid`` falls in."""
+        if not self._segments:
+            return self._pid_offset
+        first, offset = self._segments[-1]
+        if ((pid - first) & mask) <= mask // 2:
+            if self._newest_src is None or 0 < ((pid - self._newest_src) & mask) <= mask // 2:
+                self._newest_src = pid
+            return offset
+        for first, offset in reversed(self._segments):
+            if ((pid - first) & mask) <= mask // 2:
+                return offset
+        return self._segments[0][1]
 
     def munge(self, payload: bytes) -> bytes:
         fields = _picture_fields(payload)
@@ -130,22 +182,23 @@ class PictureIdMunger:
         if pid_bits == 0 and tl0_at < 0:
             return payload
         pid = tl0 = None
-        if pid_bits == 15:
-            pid = ((payload[pid_at] & 0x7F) << 8) | payload[pid_at + 1]
-        elif pid_bits == 7:
-            pid = payload[pid_at] & 0x7F
+        mask = 0x7FFF
+        if pid_bits:
+            pid, mask = _read_pid(payload, pid_at, pid_bits)
         if tl0_at >= 0:
             tl0 = payload[tl0_at]
         if self._rebase:
             self._rebase = False
             if pid is not None:
                 self._pid_offset = 0 if self._last_pid is None else (self._last_pid + 1 - pid) & 0x7FFF
+                self._segments.clear()
+                self._segments.append((pid, self._pid_offset))
+                self._newest_src = pid
             if tl0 is not None:
                 self._tl0_offset = 0 if self._last_tl0 is None else (self._last_tl0 + 1 - tl0) & 0xFF
         out = bytearray(payload)
         if pid is not None:
-            mask = 0x7FFF if pid_bits == 15 else 0x7F
-            new_pid = (pid + self._pid_offset) & mask
+            new_pid = (pid + self._offset_of(pid, mask)) & mask
             if pid_bits == 15:
                 out[pid_at] = 0x80 | (new_pid >> 8)
                 out[pid_at + 1] = new_pid & 0xFF
@@ -159,6 +212,13 @@ class PictureIdMunger:
             if self._last_tl0 is None or 0 < ((new_tl0 - self._last_tl0) & 0xFF) < 0x80:
                 self._last_tl0 = new_tl0
         return bytes(out)
+
+
+def _read_pid(payload: bytes, pid_at: int, pid_bits: int) -> tuple[int, int]:
+    """(PictureID, its mask) at ``pid_at`` (see :func:`_picture_fields`)."""
+    if pid_bits == 15:
+        return ((payload[pid_at] & 0x7F) << 8) | payload[pid_at + 1], 0x7FFF
+    return payload[pid_at] & 0x7F, 0x7F
 
 
 def temporal_id(payload: bytes) -> int | None:
@@ -175,3 +235,12 @@ def temporal_id(payload: bytes) -> int | None:
     if x & 0x40:
         pos += 1
     return payload[pos] >> 6 if pos < len(payload) else None
+
+
+def temporal_frame(payload: bytes) -> tuple[int | None, bool]:
+    """(TID or None when absent, whether the packet starts a frame): what a slot that forwards
+    some temporal layers only reads of each packet (one parse)."""
+    descriptor = PayloadDescriptor.parse(payload)
+    if descriptor is None:
+        return None, False
+    return temporal_id(payload), descriptor.frame_start

@@ -551,6 +551,16 @@ class OutStream(_TaskOwner):
             self._source.request_keyframe(layer)
         return True
 
+    def set_temporal(self, temporal: int | None) -> bool:
+        """Forward the temporal layers up to ``temporal`` (None: all) of the simulcast layer,
+        from the next frame that allows it (:meth:`LayerSwitch.drops`); no keyframe needed.
+        True if the choice changed."""
+        switch = self.layers
+        if switch is None or switch.temporal_target == temporal:
+            return False
+        switch.temporal_target = temporal
+        return True
+
     def set_paused(self, paused: bool) -> None:
         """Stop (True) or resume forwarding. Resuming waits for a keyframe, which is
         requested; sequence numbers stay continuous for the subscriber."""
@@ -592,6 +602,17 @@ class OutStream(_TaskOwner):
             # 60-80 % of its packets and dropped to sound only. Left out; the numbering closes
             # the gap. (An out-of-order one already has its number: see LayerSwitch.media.)
             return
+        if self.layers is not None and packet.payload and self.layers.drops(packet.payload):
+            # a picture of a temporal layer this slot does not take (LayerSwitch.drops)
+            if not numbering.in_epoch:
+                return
+            if numbering.skip(packet.sequence_number):
+                self.layers.munger.drop(packet.payload)
+                return
+            dropped = self.layers.as_padding(packet)  # out of order: its number is taken
+            if dropped is None:
+                return
+            packet = dropped
         if self.layers is not None:
             forwarded = self.layers.media(packet)  # padding: see LayerSwitch.media
             if forwarded is None:
@@ -710,6 +731,14 @@ class OutStream(_TaskOwner):
             if not self._rtx_gate.take(out_seq, RTP_HEADER_BYTES + len(packet.payload), now, estimate):
                 self.retransmit_refused += 1
                 continue
+            if self.layers is not None and self.layers.temporal is not None:
+                tid = vp8.temporal_id(packet.payload)
+                if tid is not None and tid > self.layers.temporal:
+                    # sent as padding in its place (it came out of order: LayerSwitch.as_padding)
+                    padding = self.layers.as_padding(packet)
+                    if padding is None:
+                        continue
+                    packet = padding
             self._send(packet, retransmission=True)
 
     async def _send_rtcp(self, packets: list[Any]) -> None:

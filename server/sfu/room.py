@@ -28,7 +28,14 @@ from .events import (
 from .participant import Participant
 from .recording import RecordingSession
 from .relay import InboundStream, OutStream
-from .simulcast import KEYFRAME_GIVE_UP_S, KEYFRAME_RETRY_S, LayerInfo, LayerPause, choose_layer
+from .simulcast import (
+    KEYFRAME_GIVE_UP_S,
+    KEYFRAME_RETRY_S,
+    LayerInfo,
+    LayerPause,
+    choose_layer,
+    choose_layers,
+)
 from .simulcast_inbound import SimulcastInbound
 
 logger = logging.getLogger(__name__)
@@ -58,6 +65,8 @@ class ForwardedStream:
     target_layer: int | None = None
     #: Layer switches made on this slot.
     layer_switches: int = 0
+    #: Simulcast: the highest temporal layer (VP8 TID) forwarded of that layer, None for all.
+    temporal_layer: int | None = None
 
 
 @dataclass(frozen=True)
@@ -319,24 +328,41 @@ class Room:
                     if switch.current is not None:
                         switch.target = switch.current  # it flows: no keyframe to ask for
                 usable = switch.usable(info, now)
-                layer = choose_layer(
+                may_step_up = now >= switch.up_after
+                ramping = switch.ramping(now, budget, info[switch.target].rate(switch.temporal_target))
+                layer, temporal = choose_layers(
                     usable,
                     tile_height=tile,
                     budget_bps=budget,
                     loss=loss,
                     current=switch.target,
-                    may_step_up=now >= switch.up_after,
-                    ramping=switch.ramping(now, budget, info[switch.target].bitrate),
+                    may_step_up=may_step_up,
+                    ramping=ramping,
+                    temporal=switch.temporal_target,
                 )
                 unconstrained = choose_layer(
                     usable, tile_height=tile, budget_bps=None, loss=loss, current=switch.target
                 )
                 if not slot.paused:
-                    held[sub.id] = held.get(sub.id, False) or layer < unconstrained
+                    held[sub.id] = held.get(sub.id, False) or layer < unconstrained or temporal is not None
                 if layer < switch.target and layer < unconstrained:
                     switch.bandwidth_down(now)
                 elif layer > switch.target:
                     switch.stepped_up(now, budget)
+                elif layer == switch.target and _fewer(temporal, switch.temporal_target):
+                    switch.bandwidth_down(now)
+                elif layer == switch.target and _fewer(switch.temporal_target, temporal):
+                    switch.stepped_up(now, budget)
+                if slot.set_temporal(temporal):
+                    logger.debug(
+                        "room %s: %s takes temporal layers up to %s of layer %d of %s (budget %s)",
+                        self.id,
+                        sub.id,
+                        temporal,
+                        layer,
+                        source.publisher_id,
+                        budget,
+                    )
                 if slot.set_layer(layer):
                     logger.debug(
                         "room %s: %s takes layer %d of %s (tile %s, budget %s, loss %s)",
@@ -604,6 +630,7 @@ class Room:
                     layer=o.layers.current if o.layers is not None else None,
                     target_layer=o.layers.target if o.layers is not None else None,
                     layer_switches=o.layers.switches if o.layers is not None else 0,
+                    temporal_layer=o.layers.temporal if o.layers is not None else None,
                 )
                 for o in p.audio_slots + p.video_slots
             )
@@ -630,3 +657,8 @@ class Room:
                 opus_fec_packets=audio.opus_fec_packets if audio else 0,
             )
         return RoomStats(room_id=self.id, active_speaker=self._active_speaker, participants=result)
+
+
+def _fewer(a: int | None, b: int | None) -> bool:
+    """Temporal layers up to ``a`` are fewer than up to ``b`` (None: all of them)."""
+    return a is not None and (b is None or a < b)

@@ -197,6 +197,9 @@ class LayerSwitch:
         "wait_since",
         "asked_at",
         "given_up",
+        "temporal",
+        "temporal_target",
+        "temporal_switches",
     )
 
     def __init__(self, target: int) -> None:
@@ -230,6 +233,11 @@ class LayerSwitch:
         self.asked_at = 0.0
         #: Layers whose keyframe never came, each with when this slot may try it again.
         self.given_up: dict[int, float] = {}
+        #: The highest temporal layer (VP8 TID) forwarded, None for all; and the one the room
+        #: chose, taken at the next frame that allows it (see :meth:`drops`).
+        self.temporal: int | None = None
+        self.temporal_target: int | None = None
+        self.temporal_switches = 0
 
     def stepped_up(self, now: float, estimate: float | None) -> None:
         self.up_at = now
@@ -275,8 +283,51 @@ class LayerSwitch:
             self.munger.rebase()
             self.padding_run = 0
             self.cut_seq = None  # another layer: another sequence number space
+            self.temporal = self.temporal_target  # a keyframe: every temporal layer can start
             return SWITCHED
         return PASS if layer is not None and layer == self.current else DROP
+
+    def drops(self, payload: bytes) -> bool:
+        """Whether this packet (of the current layer, after :meth:`accept` passed it) is of a
+        temporal layer above the one forwarded (issue 18: temporal layers go before a spatial
+        layer, for finer steps; LiveKit's and mediasoup's VP8 forwarding).
+
+        The choice takes effect at a frame start, so a picture is forwarded whole or not at all:
+        a step down at the next frame (dropping pictures of upper layers never breaks the ones
+        below: nothing of a lower layer references them); a step up at the next base-layer (TID
+        0) frame, from which every upper-layer picture's references are all forwarded (Chromium's
+        L1T2/L1T3 pattern refers back to the last TL0 picture at most). Costs a descriptor parse
+        per packet only while some layer is held back or a change is pending."""
+        temporal, target = self.temporal, self.temporal_target
+        if temporal is None and target is None:
+            return False
+        tid, frame_start = vp8.temporal_frame(payload)
+        if tid is None:
+            return False  # the encoder sends no temporal layers
+        if target != temporal and frame_start:
+            up = target is None or (temporal is not None and target > temporal)
+            if not up or tid == 0:
+                self.temporal = temporal = target
+                self.temporal_switches += 1
+        return temporal is not None and tid > temporal
+
+    def as_padding(self, packet: ai.RtpPacket) -> ai.RtpPacket | None:
+        """A packet of a dropped picture that came out of order (its sequence number is already
+        taken between packets sent, so it cannot be skipped): sent as padding in its place, with
+        the timestamp of the last frame forwarded (see :meth:`media`), so the subscriber sees
+        no gap and neither asks for it nor gets a piece of a picture it cannot decode."""
+        if self.last_timestamp is None:
+            return None
+        pinned = ai.RtpPacket(
+            payload_type=packet.payload_type,
+            marker=0,
+            sequence_number=packet.sequence_number,
+            timestamp=self.last_timestamp,
+            ssrc=packet.ssrc,
+        )
+        pinned.padding_size = 1
+        pinned.extensions = packet.extensions
+        return pinned
 
     def waited(self, now: float, paused: bool = False) -> float:
         """How long (room clock) the slot has been waiting for its target's keyframe, 0 when
@@ -364,6 +415,15 @@ class LayerInfo:
     bitrate: float
     #: Frame height from its last keyframe, None before one arrived.
     height: int | None
+    #: Bitrate (bit/s) of its temporal layers up to each TID (index t: TIDs 0..t; the last
+    #: is the whole layer), or empty when it has none (VP8 without the T bit).
+    temporal: tuple[float, ...] = ()
+
+    def rate(self, temporal: int | None) -> float:
+        """Bit/s of the temporal layers up to ``temporal`` (None: all of them)."""
+        if temporal is None or temporal >= len(self.temporal) - 1:
+            return self.bitrate
+        return self.temporal[temporal]
 
 
 #: Nominal heights of q/h/f before a keyframe told the real one (the pages' 180p/360p/720p).
@@ -393,8 +453,10 @@ def choose_layer(
     current: int | None = None,
     may_step_up: bool = True,
     ramping: bool = False,
+    temporal: int | None = None,
 ) -> int:
-    """The layer a subscriber's slot should get.
+    """The spatial layer a subscriber's slot should get (its temporal layers:
+    :func:`choose_temporal`).
 
     Wanted: the smallest live layer whose height covers the tile (the top one without a tile
     report). Bandwidth (``budget_bps``: the subscriber's downlink estimate shared by its video
@@ -405,6 +467,11 @@ def choose_layer(
     estimate is still climbing to the new rate (a delay-based estimate grows ~8 %/s), so the
     current layer is not judged by it. Heavy loss: one layer lower. Only live layers are
     chosen (a publisher that stops sending one must not freeze anyone); with none live, the top.
+
+    ``temporal``: the slot forwards the current layer's temporal layers up to this TID only
+    (None: all). Temporal layers go first (issue 18): a current layer whose base temporal layer
+    fits is kept (its upper temporal layers are dropped instead), and a slot steps up to the
+    next spatial layer only once it takes all of the current one's temporal layers.
     """
     live = [i for i, info in enumerate(layers) if info.live]
     if not live:
@@ -424,10 +491,15 @@ def choose_layer(
             # nothing forwarded yet: the highest wanted layer that fits
             fitting = [i for i in live if i <= want and layers[i].bitrate <= room]
             choice = fitting[-1] if fitting else live[0]
-        elif layers[at].bitrate > budget_bps and not ramping:
+        elif layers[at].rate(temporal) > budget_bps and not ramping:
             # the estimate fell below what the slot receives: the estimator saw overuse
-            fitting = [i for i in live if i < at and i <= want and layers[i].bitrate <= room]
-            choice = fitting[-1] if fitting else live[0]
+            if at <= want and layers[at].temporal and layers[at].temporal[0] <= room:
+                choice = at  # fewer temporal layers of it fit (choose_temporal)
+            else:
+                fitting = [i for i in live if i < at and i <= want and layers[i].bitrate <= room]
+                choice = fitting[-1] if fitting else live[0]
+        elif want > at and temporal is not None and temporal < len(layers[at].temporal) - 1:
+            choice = at  # its upper temporal layers first (choose_temporal)
         elif want > at:
             up = live[live.index(at) + 1]
             step = (
@@ -445,6 +517,78 @@ def choose_layer(
     if loss is not None and loss >= LOSS_STEP_DOWN and choice != live[0]:
         choice = live[live.index(choice) - 1]
     return choice
+
+
+def choose_temporal(
+    info: LayerInfo,
+    *,
+    budget_bps: float | None,
+    current: int | None,
+    may_step_up: bool = True,
+    ramping: bool = False,
+) -> int | None:
+    """The highest temporal layer (TID) of the chosen spatial layer ``info`` a slot forwards,
+    None for all of them; ``current`` is what it forwards of that layer now (None: all, or it
+    is switching to this layer).
+
+    Down: when what the slot receives exceeds the estimate (the estimator saw overuse), the
+    most temporal layers whose bitrate fits the slot's share. Up: one temporal layer at a time,
+    under the same rule as a spatial step (:data:`UP_MARGIN`: the estimate shows room above
+    what arrives, or the next one fits outright). A temporal layer costs a third to a half of
+    its spatial layer's rate, so these steps are finer than spatial ones and need no keyframe.
+    """
+    rates = info.temporal
+    if not rates or budget_bps is None:
+        return None
+    room = budget_bps * BANDWIDTH_SHARE
+    top = len(rates) - 1
+    sending = info.rate(current)
+    if sending > budget_bps and not ramping:
+        fitting = [t for t in range(top + 1) if rates[t] <= room]
+        best = fitting[-1] if fitting else 0
+        return None if best >= top else best
+    if current is None or current >= top:
+        return None
+    step = current + 1
+    if may_step_up and not ramping and (rates[step] <= room or budget_bps >= UP_MARGIN * sending):
+        return None if step >= top else step
+    return current
+
+
+def choose_layers(
+    layers: Sequence[LayerInfo],
+    *,
+    tile_height: int | None,
+    budget_bps: float | None,
+    loss: float | None,
+    current: int,
+    may_step_up: bool = True,
+    ramping: bool = False,
+    temporal: int | None = None,
+) -> tuple[int, int | None]:
+    """(spatial layer, highest temporal layer or None for all) for a slot that forwards (or
+    switches to) ``current`` with temporal layers up to ``temporal``: :func:`choose_layer`,
+    then :func:`choose_temporal` of the chosen layer. A step up to the next spatial layer takes
+    all of it: that step is the probe, judged by the ramp as without temporal layers."""
+    spatial = choose_layer(
+        layers,
+        tile_height=tile_height,
+        budget_bps=budget_bps,
+        loss=loss,
+        current=current,
+        may_step_up=may_step_up,
+        ramping=ramping,
+        temporal=temporal,
+    )
+    if spatial > current:
+        return spatial, None
+    return spatial, choose_temporal(
+        layers[spatial],
+        budget_bps=budget_bps,
+        current=temporal if spatial == current else None,
+        may_step_up=may_step_up,
+        ramping=ramping,
+    )
 
 
 # -- pausing layers nobody takes (issue 18 item 4) -------------------------------------------

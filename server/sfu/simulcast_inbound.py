@@ -94,10 +94,15 @@ class SimulcastInbound(InboundStream):
         #: read from these, so a layer that only pads is neither live nor costed at its padding.
         self.media_bytes: list[int] = [0] * self.layer_count
         self.last_media_at: list[float | None] = [None] * self.layer_count
-        #: (when, media_bytes) each layer's bitrate is next measured from (the first call to
-        #: layer_info starts the measure).
-        self._bitrate_sampled: list[tuple[float, int] | None] = [None] * self.layer_count
+        #: Per layer, media bytes per VP8 temporal layer (TID 0..3; Chromium sends L1T3 in each
+        #: simulcast layer), for what forwarding only the lower ones costs.
+        self.temporal_bytes: list[list[int]] = [[0] * 4 for _ in range(self.layer_count)]
+        #: (when, media_bytes, temporal_bytes) each layer's bitrate is next measured from (the
+        #: first call to layer_info starts the measure).
+        self._bitrate_sampled: list[tuple[float, int, tuple[int, ...]] | None] = [None] * self.layer_count
         self.layer_bitrates: list[float] = [0.0] * self.layer_count
+        #: Per layer, the bitrate of its temporal layers up to each TID (see LayerInfo.temporal).
+        self.temporal_bitrates: list[tuple[float, ...]] = [()] * self.layer_count
         #: Packets with no known rid/SSRC, and RTX packets (repaired-rid), both dropped.
         self.unknown_layer_packets = 0
         self.repaired_packets = 0
@@ -168,8 +173,12 @@ class SimulcastInbound(InboundStream):
             self._remb_estimate = estimate
         assert layer.layer is not None
         if packet.payload:
-            self.media_bytes[layer.layer] += RTP_HEADER_BYTES + len(packet.payload)
+            media = RTP_HEADER_BYTES + len(packet.payload)
+            self.media_bytes[layer.layer] += media
             self.last_media_at[layer.layer] = self.last_packet_at
+            tid = vp8.temporal_id(packet.payload)
+            if tid is not None:
+                self.temporal_bytes[layer.layer][tid] += media
         if vp8.is_keyframe_start(packet.payload):
             descriptor = vp8.PayloadDescriptor.parse(packet.payload)
             size = vp8.keyframe_size(packet.payload[descriptor.size :]) if descriptor else None
@@ -208,14 +217,24 @@ class SimulcastInbound(InboundStream):
         for i in range(self.layer_count):
             sample = self._bitrate_sampled[i]
             if sample is None:
-                sample = self._bitrate_sampled[i] = (now, self.media_bytes[i])
-            at, sampled = sample
+                sample = self._bitrate_sampled[i] = (now, self.media_bytes[i], tuple(self.temporal_bytes[i]))
+            at, sampled, temporal_sampled = sample
             if now - at >= 0.5:
                 self.layer_bitrates[i] = (self.media_bytes[i] - sampled) * 8 / (now - at)
-                self._bitrate_sampled[i] = (now, self.media_bytes[i])
+                self.temporal_bitrates[i] = _cumulative_rates(
+                    [b - s for b, s in zip(self.temporal_bytes[i], temporal_sampled, strict=True)], now - at
+                )
+                self._bitrate_sampled[i] = (now, self.media_bytes[i], tuple(self.temporal_bytes[i]))
             media_at = self.last_media_at[i]
             live = media_at is not None and now - media_at < LAYER_LIVE_S
-            infos.append(LayerInfo(live=live, bitrate=self.layer_bitrates[i], height=self.layer_heights[i]))
+            infos.append(
+                LayerInfo(
+                    live=live,
+                    bitrate=self.layer_bitrates[i],
+                    height=self.layer_heights[i],
+                    temporal=self.temporal_bitrates[i],
+                )
+            )
         return infos
 
     def _remb_bitrate(self) -> int | None:
@@ -241,3 +260,16 @@ class SimulcastInbound(InboundStream):
                 )
             ]
             await self._send_rtcp(packets)
+
+
+def _cumulative_rates(tid_bytes: list[int], seconds: float) -> tuple[float, ...]:
+    """Bit/s of the temporal layers up to each TID from the bytes of each over ``seconds``;
+    empty when there is only a base layer (nothing to drop)."""
+    top = max((tid for tid, n in enumerate(tid_bytes) if n), default=0)
+    if top == 0:
+        return ()
+    rates, total = [], 0
+    for n in tid_bytes[: top + 1]:
+        total += n
+        rates.append(total * 8 / seconds)
+    return tuple(rates)

@@ -418,6 +418,16 @@ class LayerInfo:
     #: Bitrate (bit/s) of its temporal layers up to each TID (index t: TIDs 0..t; the last
     #: is the whole layer), or empty when it has none (VP8 without the T bit).
     temporal: tuple[float, ...] = ()
+    #: Frames per second of the same (index t: TIDs 0..t).
+    temporal_fps: tuple[float, ...] = ()
+
+    def lowest_temporal(self) -> int | None:
+        """The fewest temporal layers a slot may be held to: the lowest TID whose frames up to
+        it make :data:`MIN_TEMPORAL_FPS`; None when no upper layer can be dropped."""
+        for t, fps in enumerate(self.temporal_fps[: len(self.temporal) - 1]):
+            if fps >= MIN_TEMPORAL_FPS:
+                return t
+        return None
 
     def rate(self, temporal: int | None) -> float:
         """Bit/s of the temporal layers up to ``temporal`` (None: all of them)."""
@@ -426,6 +436,10 @@ class LayerInfo:
         return self.temporal[temporal]
 
 
+#: Temporal layers are dropped only down to this frame rate: below it a smaller picture at the
+#: full frame rate serves a resident better (issue 18 asks >= 10 fps for a 300 kbit/s hall). At
+#: a 30 fps camera, L1T3 gives 7.5 / 15 / 30 fps: a slot may be held to TIDs 0-1, not to TID 0.
+MIN_TEMPORAL_FPS = 10.0
 #: Nominal heights of q/h/f before a keyframe told the real one (the pages' 180p/360p/720p).
 NOMINAL_HEIGHT = (180, 360, 720)
 #: Loss at or above which a subscriber is moved one layer lower than its bandwidth allows.
@@ -493,7 +507,8 @@ def choose_layer(
             choice = fitting[-1] if fitting else live[0]
         elif layers[at].rate(temporal) > budget_bps and not ramping:
             # the estimate fell below what the slot receives: the estimator saw overuse
-            if at <= want and layers[at].temporal and layers[at].temporal[0] <= room:
+            lowest = layers[at].lowest_temporal()
+            if at <= want and lowest is not None and layers[at].temporal[lowest] <= room:
                 choice = at  # fewer temporal layers of it fit (choose_temporal)
             else:
                 fitting = [i for i in live if i < at and i <= want and layers[i].bitrate <= room]
@@ -532,20 +547,22 @@ def choose_temporal(
     is switching to this layer).
 
     Down: when what the slot receives exceeds the estimate (the estimator saw overuse), the
-    most temporal layers whose bitrate fits the slot's share. Up: one temporal layer at a time,
+    most temporal layers whose bitrate fits the slot's share, but not below
+    :data:`MIN_TEMPORAL_FPS` (:meth:`LayerInfo.lowest_temporal`). Up: one temporal layer at a time,
     under the same rule as a spatial step (:data:`UP_MARGIN`: the estimate shows room above
     what arrives, or the next one fits outright). A temporal layer costs a third to a half of
     its spatial layer's rate, so these steps are finer than spatial ones and need no keyframe.
     """
     rates = info.temporal
-    if not rates or budget_bps is None:
+    lowest = info.lowest_temporal()
+    if lowest is None or budget_bps is None:
         return None
     room = budget_bps * BANDWIDTH_SHARE
     top = len(rates) - 1
     sending = info.rate(current)
     if sending > budget_bps and not ramping:
-        fitting = [t for t in range(top + 1) if rates[t] <= room]
-        best = fitting[-1] if fitting else 0
+        fitting = [t for t in range(lowest, top + 1) if rates[t] <= room]
+        best = fitting[-1] if fitting else lowest
         return None if best >= top else best
     if current is None or current >= top:
         return None

@@ -97,12 +97,16 @@ class SimulcastInbound(InboundStream):
         #: Per layer, media bytes per VP8 temporal layer (TID 0..3; Chromium sends L1T3 in each
         #: simulcast layer), for what forwarding only the lower ones costs.
         self.temporal_bytes: list[list[int]] = [[0] * 4 for _ in range(self.layer_count)]
-        #: (when, media_bytes, temporal_bytes) each layer's bitrate is next measured from (the
-        #: first call to layer_info starts the measure).
+        #: ... and frames (first packets) per temporal layer.
+        self.temporal_frames: list[list[int]] = [[0] * 4 for _ in range(self.layer_count)]
+        #: (when, media_bytes, temporal_bytes + temporal_frames) each layer's bitrate is next
+        #: measured from (the first call to layer_info starts the measure).
         self._bitrate_sampled: list[tuple[float, int, tuple[int, ...]] | None] = [None] * self.layer_count
         self.layer_bitrates: list[float] = [0.0] * self.layer_count
-        #: Per layer, the bitrate of its temporal layers up to each TID (see LayerInfo.temporal).
+        #: Per layer, the bitrate and frame rate of its temporal layers up to each TID (see
+        #: LayerInfo.temporal, LayerInfo.temporal_fps).
         self.temporal_bitrates: list[tuple[float, ...]] = [()] * self.layer_count
+        self.temporal_fps: list[tuple[float, ...]] = [()] * self.layer_count
         #: Packets with no known rid/SSRC, and RTX packets (repaired-rid), both dropped.
         self.unknown_layer_packets = 0
         self.repaired_packets = 0
@@ -176,9 +180,10 @@ class SimulcastInbound(InboundStream):
             media = RTP_HEADER_BYTES + len(packet.payload)
             self.media_bytes[layer.layer] += media
             self.last_media_at[layer.layer] = self.last_packet_at
-            tid = vp8.temporal_id(packet.payload)
+            tid, frame_start = vp8.temporal_frame(packet.payload)
             if tid is not None:
                 self.temporal_bytes[layer.layer][tid] += media
+                self.temporal_frames[layer.layer][tid] += frame_start
         if vp8.is_keyframe_start(packet.payload):
             descriptor = vp8.PayloadDescriptor.parse(packet.payload)
             size = vp8.keyframe_size(packet.payload[descriptor.size :]) if descriptor else None
@@ -215,16 +220,17 @@ class SimulcastInbound(InboundStream):
         out) and height."""
         infos = []
         for i in range(self.layer_count):
+            counts = (*self.temporal_bytes[i], *self.temporal_frames[i])
             sample = self._bitrate_sampled[i]
             if sample is None:
-                sample = self._bitrate_sampled[i] = (now, self.media_bytes[i], tuple(self.temporal_bytes[i]))
-            at, sampled, temporal_sampled = sample
+                sample = self._bitrate_sampled[i] = (now, self.media_bytes[i], counts)
+            at, sampled, counts_sampled = sample
             if now - at >= 0.5:
                 self.layer_bitrates[i] = (self.media_bytes[i] - sampled) * 8 / (now - at)
-                self.temporal_bitrates[i] = _cumulative_rates(
-                    [b - s for b, s in zip(self.temporal_bytes[i], temporal_sampled, strict=True)], now - at
-                )
-                self._bitrate_sampled[i] = (now, self.media_bytes[i], tuple(self.temporal_bytes[i]))
+                delta = [c - s for c, s in zip(counts, counts_sampled, strict=True)]
+                self.temporal_bitrates[i] = _cumulative(delta[:4], 8 / (now - at))
+                self.temporal_fps[i] = _cumulative(delta[4:], 1 / (now - at))
+                self._bitrate_sampled[i] = (now, self.media_bytes[i], counts)
             media_at = self.last_media_at[i]
             live = media_at is not None and now - media_at < LAYER_LIVE_S
             infos.append(
@@ -233,6 +239,7 @@ class SimulcastInbound(InboundStream):
                     bitrate=self.layer_bitrates[i],
                     height=self.layer_heights[i],
                     temporal=self.temporal_bitrates[i],
+                    temporal_fps=self.temporal_fps[i],
                 )
             )
         return infos
@@ -262,14 +269,14 @@ class SimulcastInbound(InboundStream):
             await self._send_rtcp(packets)
 
 
-def _cumulative_rates(tid_bytes: list[int], seconds: float) -> tuple[float, ...]:
-    """Bit/s of the temporal layers up to each TID from the bytes of each over ``seconds``;
-    empty when there is only a base layer (nothing to drop)."""
-    top = max((tid for tid, n in enumerate(tid_bytes) if n), default=0)
+def _cumulative(per_tid: list[int], scale: float) -> tuple[float, ...]:
+    """Per-second rates of the temporal layers up to each TID from counts per TID (bytes with
+    ``scale`` 8/seconds, frames with 1/seconds); empty when there is only a base layer."""
+    top = max((tid for tid, n in enumerate(per_tid) if n), default=0)
     if top == 0:
         return ()
     rates, total = [], 0
-    for n in tid_bytes[: top + 1]:
+    for n in per_tid[: top + 1]:
         total += n
-        rates.append(total * 8 / seconds)
+        rates.append(total * scale)
     return tuple(rates)

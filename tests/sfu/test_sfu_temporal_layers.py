@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from rtc import aiortc_internals as ai
 from rtc.codecs import vp8
-from server.sfu.simulcast import LayerInfo, LayerSwitch, choose_layer, choose_layers, choose_temporal
+from server.sfu.simulcast import LayerInfo, LayerSwitch, choose_layers, choose_temporal
 from tests.sfu.test_sfu_simulcast_units import (
     SimulcastRoom,
     _aiortc_frames,
@@ -182,44 +184,58 @@ def test_a_dropped_packet_that_comes_out_of_order_is_sent_as_padding() -> None:
 
 # -- choosing ------------------------------------------------------------------------------
 
-#: h at 500 kbit/s: TL0 260 kbit/s, TL0+TL1 380 kbit/s (Chromium's split is about 50/25/25 %).
-H = LayerInfo(live=True, bitrate=500_000, height=360, temporal=(260_000, 380_000, 500_000))
-Q = LayerInfo(live=True, bitrate=150_000, height=180, temporal=(80_000, 115_000, 150_000))
-F = LayerInfo(live=True, bitrate=1_200_000, height=720, temporal=(620_000, 900_000, 1_200_000))
+#: h at 500 kbit/s from a 30 fps camera: TL0 260 kbit/s at 7.5 fps, TL0+TL1 380 kbit/s at 15 fps
+#: (Chromium's split is about 50/25/25 %).
+FPS = (7.5, 15.0, 30.0)
+H = LayerInfo(True, 500_000, 360, temporal=(260_000, 380_000, 500_000), temporal_fps=FPS)
+Q = LayerInfo(True, 150_000, 180, temporal=(80_000, 115_000, 150_000), temporal_fps=FPS)
+F = LayerInfo(True, 1_200_000, 720, temporal=(620_000, 900_000, 1_200_000), temporal_fps=FPS)
+
+
+def choose(
+    layers: list[LayerInfo], budget: float, current: int, temporal: int | None
+) -> tuple[int, int | None]:
+    return choose_layers(
+        layers, tile_height=360, budget_bps=budget, loss=0.0, current=current, temporal=temporal
+    )
 
 
 def test_temporal_layers_go_before_a_spatial_layer() -> None:
     layers = [Q, H, F]
-
-    def choose(budget: float, current: int, temporal: int | None) -> tuple[int, int | None]:
-        return choose_layers(
-            layers, tile_height=360, budget_bps=budget, loss=0.0, current=current, temporal=temporal
-        )
-
     # h all fits
-    assert choose(700e3, 1, None) == (1, None)
+    assert choose(layers, 700e3, 1, None) == (1, None)
     # the estimate falls under h: it keeps h's pictures at half the frame rate (TL0+TL1 fit)
-    assert choose(460e3, 1, None) == (1, 1)
-    # further: TL0 only
-    assert choose(330e3, 1, 1) == (1, 0)
-    # below what h's base layer needs: down to q (all of it fits)
-    assert choose(250e3, 1, 0) == (0, None)
+    assert choose(layers, 460e3, 1, None) == (1, 1)
+    # further: TL0 alone would be 7.5 fps, under MIN_TEMPORAL_FPS: down to q, all of it
+    assert choose(layers, 330e3, 1, 1) == (0, None)
     # without temporal layers (a publisher that sends none) it is the old choice: down to q
     plain = [LayerInfo(True, 150_000, 180), LayerInfo(True, 500_000, 360), LayerInfo(True, 1_200_000, 720)]
-    assert choose_layer(plain, tile_height=360, budget_bps=460e3, loss=0.0, current=1) == 0
-    # up: temporal layers first (one at a time), then the next spatial layer
-    assert choose(330e3 * 1.3, 1, 0) == (1, 1)
-    assert choose(500e3, 1, 1) == (1, None)
+    assert choose(plain, 460e3, 1, None) == (0, None)
+    # up: the temporal layers first, then the next spatial layer
+    assert choose(layers, 380e3 * 1.25, 1, 1) == (1, None)
+    assert choose(layers, 380e3 * 1.1, 1, 1) == (1, 1)  # no room shown above what arrives yet
     # q all taken: up a spatial layer, all of it (the step is the probe, as without temporal layers)
-    assert choose(250e3 * 1.25, 0, None) == (1, None)
+    assert choose(layers, 250e3 * 1.25, 0, None) == (1, None)
     # held off after a failed step: stays
-    assert choose_temporal(H, budget_bps=600e3, current=0, may_step_up=False) == 0
+    assert choose_temporal(H, budget_bps=600e3, current=1, may_step_up=False) == 1
+
+
+def test_no_temporal_layer_is_dropped_below_ten_frames_a_second() -> None:
+    """A 15 fps camera: TIDs 0-1 are 7.5 fps, so a hall whose line cannot carry all of h gets q
+    at 15 fps (issue 18: a 300 kbit/s hall >= 10 fps), not h at 7.5; a 60 fps one may be held to
+    TID 0 (15 fps)."""
+    slow = [LayerInfo(True, r.bitrate, r.height, r.temporal, (3.75, 7.5, 15.0)) for r in (Q, H, F)]
+    assert slow[1].lowest_temporal() is None
+    assert choose(slow, 460e3, 1, None) == (0, None)
+    fast = [LayerInfo(True, r.bitrate, r.height, r.temporal, (15.0, 30.0, 60.0)) for r in (Q, H, F)]
+    assert fast[1].lowest_temporal() == 0
+    assert choose(fast, 330e3, 1, None) == (1, 0)
 
 
 async def test_the_room_drops_temporal_layers_of_a_hall_whose_line_cannot_carry_the_whole_layer() -> None:
-    """Packets through the track: h sends L1T3 at ~500 kbit/s. A hall with a 360-row tile whose
-    estimate is 450 kbit/s keeps h at TL0+TL1 (it used to drop to q); the chair's list would call
-    its line held down; when the estimate recovers, it gets all of h again."""
+    """Packets through the track: h sends L1T3 at 30 fps. A hall with a 360-row tile whose
+    estimate carries TIDs 0-1 of h but not all of it keeps h at 15 fps (it used to drop to q);
+    its line counts as held down; when the estimate recovers, it gets all of h again."""
     t = SimulcastRoom()
     try:
         _receiving(t.track)
@@ -227,17 +243,19 @@ async def test_the_room_drops_temporal_layers_of_a_hall_whose_line_cannot_carry_
         assert slot.layers is not None
         t.track.layer_info(time.monotonic() - 1.0)  # the bitrate measure starts a second ago
         seq = {"q": 100, "h": 200}
-        for n in range(15):  # one second at 15 fps; h's TL0 pictures are the largest
+        for n in range(30):  # one second at 30 fps; h's TL0 pictures are the largest
             tid = PATTERN[n % 4]
             for rid, ssrc, size in (("q", 10, 60), ("h", 20, 1000 if tid == 0 else 400)):
-                for i in range(4):
+                for i in range(2):
                     seq[rid] += 1
                     payload = vp8_packet(n, n // 4, tid, key=n == 0, start=i == 0) + bytes(size)
-                    await t.track._handle_rtp_packet(rtp(ssrc, seq[rid], n * 6000, payload, rid), 0)
+                    await t.track._handle_rtp_packet(rtp(ssrc, seq[rid], n * 3000, payload, rid), 0)
         now = time.monotonic()
         info = t.track.layer_info(now)
         h = info[1]
-        assert len(h.temporal) == 3 and h.temporal[0] < h.temporal[1] < h.temporal[2] == h.bitrate
+        assert len(h.temporal) == 3 and h.temporal[0] < h.temporal[1] < h.temporal[2]
+        assert h.temporal[2] == pytest.approx(h.bitrate)
+        assert 25 <= h.temporal_fps[2] <= 31 and 12 <= h.temporal_fps[1] <= 16, h.temporal_fps
         slot.layers.current = slot.layers.target = 1  # forwarding h
         t.room._downlink["hall"] = (h.temporal[1] / 0.8, 0.0)  # TL0+TL1 fits, all of h does not
         t.room._update_layers(now)

@@ -41,6 +41,7 @@ from server.auth.roles import Role
 from server.auth.secrets import Passwords
 from server.auth.service import create_account
 from server.cluster.worker import serve_worker
+from server.cluster.worker_metrics import metrics_address
 from server.config import Settings
 from server.db import close_engine, create_engine, make_private, make_sessionmaker, transaction
 from server.errors import AppError, ConfigError, MaeulError
@@ -114,11 +115,18 @@ def cmd_sfu(settings: Settings, args: argparse.Namespace) -> None:
     """One SFU worker (media only) of a scale-out deployment; one per core."""
     if not settings.redis_url:
         raise ConfigError("`run.py sfu` needs MAEUL_REDIS_URL (the Redis shared with the web processes)")
+    # Its own /metrics address (ConfigError for a worker id that gives no port), before anything runs.
+    metrics = metrics_address(settings.sfu_metrics_host, settings.sfu_metrics_port, args.worker_id)
     status = asyncio.run(preflight.run(settings, database=False))  # a worker needs only Redis
     if status:
         raise SystemExit(status)
     print(f"Maeul SFU worker {args.worker_id} starting", flush=True)
-    status = asyncio.run(serve_worker(sfu_config(settings), settings.redis_url, args.worker_id))
+    token = settings.metrics_token.get() if settings.metrics_token is not None else None
+    status = asyncio.run(
+        serve_worker(
+            sfu_config(settings), settings.redis_url, args.worker_id, metrics=metrics, metrics_token=token
+        )
+    )
     if status:
         raise SystemExit(status)
 

@@ -143,6 +143,11 @@ class Settings:
     meeting_idle_end_minutes: int = 15
     # Bearer token a Prometheus server on another machine scrapes /metrics with (None: loopback only).
     metrics_token: SecretStr | None = None
+    # SFU workers' own /metrics (docs/scale.md): worker N listens on sfu_metrics_port + N (worker
+    # ids are then numbers); 0 = no listener. On sfu_metrics_host: loopback unless Prometheus runs
+    # on another machine (then with metrics_token).
+    sfu_metrics_port: int = 0
+    sfu_metrics_host: str = "127.0.0.1"
     # Retention (server/ops/retention.py, docs/operations.md: the law behind each default); days,
     # 0 = keep forever. Recordings count from the recording, the rest from the request's closing.
     retention_recording_days: int = 1095
@@ -219,6 +224,8 @@ class Settings:
             rtc_consent_timeout_seconds=_ranged(get, "MAEUL_RTC_CONSENT_TIMEOUT_SECONDS", 60, 10, 600),
             meeting_idle_end_minutes=_ranged(get, "MAEUL_MEETING_IDLE_END_MINUTES", 15, 0, 24 * 60),
             metrics_token=_metrics_token(get),
+            sfu_metrics_port=_ranged(get, "MAEUL_SFU_METRICS_PORT", 0, 0, 65000),
+            sfu_metrics_host=(get("MAEUL_SFU_METRICS_HOST") or "127.0.0.1"),
             retention_recording_days=_ranged(get, "MAEUL_RETENTION_RECORDING_DAYS", 1095, 0, 36500),
             retention_message_days=_ranged(get, "MAEUL_RETENTION_MESSAGE_DAYS", 365, 0, 36500),
             retention_contact_days=_ranged(get, "MAEUL_RETENTION_CONTACT_DAYS", 90, 0, 36500),

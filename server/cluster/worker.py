@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from server.background import FailureStreak
-from server.cluster.plane import room_counters
+from server.cluster.plane import ParticipantCounters, room_counters
 from server.cluster.registry import (
     EVENTS_CHANNEL,
     HEARTBEAT_S,
@@ -49,6 +49,7 @@ from server.cluster.wire import (
     file_to_json,
     mark_to_json,
 )
+from server.cluster.worker_metrics import Admission, CounterTotals, MetricsAddress, WorkerMetricsServer
 from server.sfu import (
     InvalidRequest,
     ParticipantHandle,
@@ -131,6 +132,8 @@ class SfuWorker:
         self.addresses = addresses
         self.cpu_meter = cpu_meter if cpu_meter is not None else CpuMeter()
         self.cpu: float | None = None  # the last measure, reported in the registry record
+        self.registered_at: float | None = None  # monotonic time of the last registration in Redis
+        self.totals = CounterTotals()  # forwarded packets etc. over the worker's life, for /metrics
         self.epochs: dict[str, int] = {}  # room -> epoch of its placement here
         self.handles: dict[tuple[str, str], ParticipantHandle] = {}
         self.gens: dict[tuple[str, str], int] = {}  # admissions per (room, participant)
@@ -159,6 +162,7 @@ class SfuWorker:
         """Register (WorkerIdTaken if the id is live elsewhere), then serve until ``stop``."""
         self.cpu_meter()  # the first sample: the next heartbeat reports a measure
         await self.registry.register(self.info(), {})
+        self.registered_at = time.monotonic()
         log.info("SFU worker registered", extra={"worker": self.id, "boot": self.boot})
         unsubscribe = self.sfu.subscribe(self._on_event)
         loops = [
@@ -195,6 +199,7 @@ class SfuWorker:
             self.cpu = self.cpu_meter()
             try:
                 lost = await self.registry.register(self.info(), dict(self.epochs))
+                self.registered_at = time.monotonic()
                 for room_id in lost:
                     await self._drop_stale_room(room_id)
                 await self._drop_orphans()
@@ -232,6 +237,7 @@ class SfuWorker:
         processes' view of what this worker hosts (their /metrics and /admin/system read it), and
         the proof that it is alive."""
         rooms: dict[str, Any] = {}
+        readings: dict[Admission, ParticipantCounters] = {}
         for room_id, epoch in self.epochs.items():
             ages: dict[str, float | None] = {}
             for rid, pid in self.handles:
@@ -242,9 +248,12 @@ class SfuWorker:
                         continue
             try:
                 speaker = self.sfu.active_speaker(room_id)
-                counters = counters_to_json(room_counters(self.sfu, room_id))
+                read = room_counters(self.sfu, room_id)
             except RoomNotFound:
                 speaker, counters = None, None
+            else:
+                counters = counters_to_json(read)
+                readings |= self._keyed(room_id, read.participants)
             rooms[room_id] = {
                 "epoch": epoch,
                 "ages": ages,
@@ -252,7 +261,27 @@ class SfuWorker:
                 "recording": self._recording_state(room_id),
                 "counters": counters,
             }
+        # A reading a second: a participant that leaves loses at most its last second from the totals.
+        self.totals.update(readings)
         return {"kind": "media", "worker": self.id, "boot": self.boot, "rooms": rooms}
+
+    def _keyed(
+        self, room_id: str, participants: Mapping[str, ParticipantCounters]
+    ) -> dict[Admission, ParticipantCounters]:
+        """Counters keyed per admission: one admitted again starts from zero under a new key."""
+        return {(room_id, pid, self.gens.get((room_id, pid), 0)): c for pid, c in participants.items()}
+
+    def counter_totals(self) -> dict[str, int]:
+        """Forwarded packets and bytes, retransmissions, NACKs and PLIs since this worker started
+        (every participant's, those gone included): its /metrics counters."""
+        readings: dict[Admission, ParticipantCounters] = {}
+        for room_id in self.epochs:
+            try:
+                stats = room_counters(self.sfu, room_id)
+            except RoomNotFound:
+                continue
+            readings |= self._keyed(room_id, stats.participants)
+        return self.totals.update(readings)
 
     # -- events -------------------------------------------------------------------------------
     def _on_event(self, event: SfuEvent) -> None:
@@ -534,11 +563,38 @@ class SfuWorker:
         self._events.put_nowait(message | {"state": self._recording_state(room_id)})
 
 
-async def serve_worker(config: SfuConfig, redis_url: str, worker_id: str) -> int:
+#: Exit status when the worker's /metrics cannot listen (sysexits EX_CONFIG: an operator must act).
+EXIT_METRICS_ADDRESS = 78
+
+
+async def serve_worker(
+    config: SfuConfig,
+    redis_url: str,
+    worker_id: str,
+    *,
+    metrics: MetricsAddress | None = None,
+    metrics_token: str | None = None,
+) -> int:
     """``run.py sfu``: run one worker until SIGTERM/SIGINT. Exit status 2 when the id is taken by
-    a live worker, 1 when Redis cannot be reached at start (systemd starts it again)."""
+    a live worker, 1 when Redis cannot be reached at start (systemd starts it again), 78 when its
+    /metrics cannot listen on ``metrics`` (None: no listener)."""
     redis = connect(redis_url)
     worker = SfuWorker(Sfu(config), redis, worker_id, tuple(config.host_addresses))
+    listener = WorkerMetricsServer(worker, metrics, metrics_token) if metrics is not None else None
+    if listener is not None:
+        try:
+            # Before registering: a worker that cannot be watched is refused before it takes rooms.
+            await listener.start()
+        except OSError as exc:
+            print(
+                f"error: SFU worker {worker_id} cannot serve /metrics on {metrics} ({exc.strerror or exc}): "
+                "is another worker or program on that port, and is the address this machine's? "
+                "(MAEUL_SFU_METRICS_PORT, MAEUL_SFU_METRICS_HOST)",
+                file=sys.stderr,
+                flush=True,
+            )
+            await redis.aclose()
+            return EXIT_METRICS_ADDRESS
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.stop.set)
@@ -551,6 +607,8 @@ async def serve_worker(config: SfuConfig, redis_url: str, worker_id: str) -> int
         print(f"error: cannot reach Redis at {redis_url}: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
+        if listener is not None:
+            await listener.stop()
         await redis.aclose()
     if worker.refused is not None:
         print(f"error: {worker.refused}", file=sys.stderr, flush=True)

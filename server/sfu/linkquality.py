@@ -54,7 +54,10 @@ class LinkState:
     bars: int
     mode: Mode
     downlink_kbps: int | None
+    #: The worse of the downlink's and the uplink's loss (smoothed; what the bars show).
     loss_pct: float | None
+    #: The downlink's alone: what the layers a subscriber receives are chosen by.
+    downlink_loss_pct: float | None = None
 
 
 def _ewma(old: float | None, new: float | None, alpha: float = 0.5) -> float | None:
@@ -130,6 +133,7 @@ class LinkController:
             mode=self.mode,
             downlink_kbps=None if s.downlink_bps is None else int(s.downlink_bps // 1000),
             loss_pct=self._loss_pct(),
+            downlink_loss_pct=None if self._down_loss is None else round(self._down_loss * 100, 1),
         )
 
     def _app_limited(self, s: LinkSample) -> bool:

@@ -563,7 +563,9 @@ class Room:
             state = p.link.update(now, sample)
             self._downlink[p.id] = (
                 None if state.downlink_kbps is None else state.downlink_kbps * 1000.0,
-                None if state.loss_pct is None else state.loss_pct / 100,
+                # (the downlink's loss only: a hall's lossy uplink says nothing of what it can
+                # receive)
+                None if state.downlink_loss_pct is None else state.downlink_loss_pct / 100,
             )
             logger.debug("room %s: %s %s -> %s", self.id, p.id, sample, state)
             demand_changed |= p.apply_link_mode()

@@ -56,7 +56,8 @@ class SimulcastOffer:
         return lines
 
 
-def _extmap_id(section: list[str], uri: str) -> int | None:
+def extmap_id(section: list[str], uri: str) -> int | None:
+    """The id a section's ``a=extmap`` gives the header extension ``uri``, if any."""
     for line in section:
         if line.startswith("a=extmap:"):
             parts = line[len("a=extmap:") :].split()
@@ -106,7 +107,7 @@ def read_simulcast(mid: str, section: list[str]) -> tuple[SimulcastOffer | None,
     missing = [r for r in rids if r not in send_rids]
     if missing:
         return None, f"simulcast rids {missing} have no a=rid:<id> send line"
-    rid_ext = _extmap_id(section, RID_URI)
+    rid_ext = extmap_id(section, RID_URI)
     if rid_ext is None:
         return None, "the rtp-stream-id header extension is not offered, layers cannot be told apart"
     ordered = tuple(sorted(rids, key=LAYER_OF_RID.__getitem__))
@@ -116,7 +117,7 @@ def read_simulcast(mid: str, section: list[str]) -> tuple[SimulcastOffer | None,
             rids=ordered,
             paused=frozenset(paused),
             rid_ext_id=rid_ext,
-            repaired_ext_id=_extmap_id(section, REPAIRED_RID_URI),
+            repaired_ext_id=extmap_id(section, REPAIRED_RID_URI),
         ),
         None,
     )
@@ -443,7 +444,11 @@ class LayerInfo:
 MIN_TEMPORAL_FPS = 14.0
 #: Nominal heights of q/h/f before a keyframe told the real one (the pages' 180p/360p/720p).
 NOMINAL_HEIGHT = (180, 360, 720)
-#: Loss at or above which a subscriber is moved one layer lower than its bandwidth allows.
+#: Loss at or above which a subscriber's budget is cut as GCC's loss-based controller cuts its
+#: estimate (x (1 - loss/2); LiveKit, Jitsi and mediasoup all use it), and no layer is stepped up
+#: to. Not a layer lower outright: a strong line that loses 10-20 % for a few seconds (the link
+#: lab's busy machine: its hall B, on a 3.6 Mbit/s estimate, dropped from the top layer each time
+#: and the layer was paused for nobody taking it) keeps a layer it still carries.
 LOSS_STEP_DOWN = 0.10
 #: Share of the per-slot bandwidth a layer may take (the rest: audio, probes, headroom).
 BANDWIDTH_SHARE = 0.85
@@ -480,7 +485,8 @@ def choose_layer(
     going up is one layer at a time, only while the estimate shows room above the current layer
     (:data:`UP_MARGIN`) and ``may_step_up``. ``ramping``: the slot just stepped up and the
     estimate is still climbing to the new rate (a delay-based estimate grows ~8 %/s), so the
-    current layer is not judged by it. Heavy loss: one layer lower. Only live layers are
+    current layer is not judged by it. Heavy loss (:data:`LOSS_STEP_DOWN`): the budget is cut
+    by half the loss and no step up; without an estimate, one layer lower. Only live layers are
     chosen (a publisher that stops sending one must not freeze anyone); with none live, the top.
 
     ``temporal``: the slot forwards the current layer's temporal layers up to this TID only
@@ -499,7 +505,10 @@ def choose_layer(
                 want = i
                 break
     choice = want
+    lossy = loss is not None and loss >= LOSS_STEP_DOWN
     if budget_bps is not None:
+        budget_bps = loss_budget(budget_bps, loss)
+        may_step_up = may_step_up and not lossy
         room = budget_bps * BANDWIDTH_SHARE
         at = current if current in live else None
         if at is None:
@@ -530,9 +539,16 @@ def choose_layer(
                 )
             )
             choice = up if step else at
-    if loss is not None and loss >= LOSS_STEP_DOWN and choice != live[0]:
+    elif lossy and choice != live[0]:
         choice = live[live.index(choice) - 1]
     return choice
+
+
+def loss_budget(budget_bps: float, loss: float | None) -> float:
+    """The budget with heavy loss taken off (see :data:`LOSS_STEP_DOWN`)."""
+    if loss is None or loss < LOSS_STEP_DOWN:
+        return budget_bps
+    return budget_bps * (1 - min(loss, 1.0) / 2)
 
 
 def choose_temporal(
@@ -600,11 +616,12 @@ def choose_layers(
     )
     if spatial > current:
         return spatial, None
+    lossy = loss is not None and loss >= LOSS_STEP_DOWN
     return spatial, choose_temporal(
         layers[spatial],
-        budget_bps=budget_bps,
+        budget_bps=None if budget_bps is None else loss_budget(budget_bps, loss),
         current=temporal if spatial == current else None,
-        may_step_up=may_step_up,
+        may_step_up=may_step_up and not lossy,
         ramping=ramping,
     )
 

@@ -143,3 +143,16 @@ def test_with_simulcast_the_layer_choice_says_whether_the_line_is_thin() -> None
     for t in range(0, 10):
         state = mixed.update(t, simulcast(180, held=False, single=True))
     assert state.mode == "low_video"
+
+
+def test_the_layer_choice_reads_the_downlink_loss_only() -> None:
+    """The bars show the worse of the two directions; the layers a hall receives are chosen by
+    what its downlink loses (its lossy uplink says nothing of what it can receive)."""
+    import dataclasses
+
+    ctl = LinkController(SfuConfig())
+    uplink_lossy = dataclasses.replace(sample(2000, loss=0.0), uplink_loss=0.3)
+    state = ctl.update(1, uplink_lossy)
+    assert (state.loss_pct, state.downlink_loss_pct) == (30.0, 0.0)
+    state = ctl.update(2, dataclasses.replace(sample(2000, loss=0.2), uplink_loss=0.3))
+    assert (state.loss_pct, state.downlink_loss_pct) == (30.0, 10.0)

@@ -232,8 +232,13 @@ def test_bandwidth_and_loss_lower_the_layer() -> None:
     assert choose(190e3, 0) == 0
     assert choose(4e6, 0) == 1 and choose(4e6, 1) == 2
     assert choose(4e6, 0, may_step_up=False) == 0  # held off after a failed step up
-    # heavy loss: one layer lower
-    assert choose(4e6, 2, loss=0.2) == 1
+    # heavy loss cuts the budget by half the loss (GCC's loss-based rule) and stops steps up: a
+    # strong line that loses 20 % keeps a layer it still carries, a thinner one goes down
+    assert choose(4e6, 2, loss=0.2) == 2
+    assert choose(1.3e6, 2, loss=0.2) == 1 and choose(1.3e6, 2, loss=0.05) == 2
+    assert choose(4e6, 1, loss=0.2) == 1 and choose(4e6, 1, loss=0.05) == 2
+    # without an estimate, one layer lower
+    assert choose_layer(LIVE, tile_height=720, budget_bps=None, loss=0.2) == 1
 
 
 def test_a_failed_step_up_doubles_the_hold_off() -> None:

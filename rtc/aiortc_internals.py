@@ -78,7 +78,8 @@ when an upgrade breaks one. Internals used, and why:
    through ``RTCIceGatherer._connection`` / ``Connection.gather_candidates`` /
    ``Connection._protocols``, so :func:`receive_time_ms` gives the SFU the time of the packet
    aiortc hands it next (one task reads each DTLS transport, and nothing awaits between the
-   read and the hand-over).
+   read and the hand-over); :func:`receive_time_us` gives the same in microseconds since 1970,
+   for the transport-wide feedback's 250 us ticks (``rtc/transport_cc.py``).
 """
 
 from __future__ import annotations
@@ -261,17 +262,19 @@ _NTP_UNIX_OFFSET_MS = 2_208_988_800_000
 
 
 class _StampedDatagram(bytes):
-    """A received RTP/RTCP datagram with the kernel's receive time (ms, aiortc's clock)."""
+    """A received RTP/RTCP datagram with the kernel's receive time (ms, aiortc's clock; and
+    microseconds since the Unix epoch, for transport-wide feedback's 250 us ticks)."""
 
     arrival_ms: int
+    arrival_us: int
 
 
-def _kernel_receive_ms(fd: int) -> int | None:
+def _kernel_receive_us(fd: int) -> int | None:
     try:
         seconds, micros = _TIMEVAL.unpack(fcntl.ioctl(fd, _SIOCGSTAMP, _NO_TIMEVAL))
     except OSError:
         return None
-    return seconds * 1000 + micros // 1000 + _NTP_UNIX_OFFSET_MS
+    return seconds * 1_000_000 + micros
 
 
 def _stamp_protocol(protocol: aioice.ice.StunProtocol) -> None:
@@ -285,10 +288,11 @@ def _stamp_protocol(protocol: aioice.ice.StunProtocol) -> None:
     def datagram_received(data: bytes | str, addr: tuple[Any, ...]) -> None:
         # RTP and RTCP only (first byte 128-191, RFC 7983): STUN and DTLS need no time
         if isinstance(data, bytes) and data and 127 < data[0] < 192:
-            arrival = _kernel_receive_ms(fd)
+            arrival = _kernel_receive_us(fd)
             if arrival is not None:
                 stamped = _StampedDatagram(data)
-                stamped.arrival_ms = arrival
+                stamped.arrival_us = arrival
+                stamped.arrival_ms = arrival // 1000 + _NTP_UNIX_OFFSET_MS
                 data = stamped
         received(data, addr)
 
@@ -319,10 +323,20 @@ def stamp_receive_times(pc: RTCPeerConnection) -> None:
         async def stamped_recv(ice: Any = ice, recv: Callable[[], Awaitable[bytes]] = recv) -> bytes:
             data = await recv()
             ice._maeul_arrival_ms = getattr(data, "arrival_ms", None)
+            ice._maeul_arrival_us = getattr(data, "arrival_us", None)
             return data
 
         ice._maeul_recv = recv
         ice._recv = stamped_recv
+
+
+def receive_time_us(transport: RTCDtlsTransport | None) -> int | None:
+    """The kernel's receive time (microseconds since the Unix epoch) of the packet
+    ``transport`` is handing over now, or None where there is none."""
+    if transport is None:
+        return None
+    arrival: int | None = getattr(transport.transport, "_maeul_arrival_us", None)
+    return arrival
 
 
 def receive_time_ms(transport: RTCDtlsTransport | None, fallback: int) -> int:

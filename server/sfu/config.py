@@ -72,6 +72,10 @@ class SfuConfig:
     probe_duration: float = 6.0
     #: Mean interval of RTCP reports (randomised by +-50 % as RFC 3550 asks).
     rtcp_interval: float = 1.0
+    #: Transport-wide congestion control with publishers that offer it (Chromium, Firefox):
+    #: the SFU sends feedback and the browser sets its rate by its own estimate
+    #: (rtc/transport_cc.py); off, the SFU's REMB estimate of the uplink does.
+    transport_cc: bool = True
     #: ICE consent freshness (RFC 7675): seconds between checks, and how long no
     #: check may be answered before the peer counts as gone. aioice's own 5 s /
     #: 6 single-try misses (~30 s) ends calls during a congestion spike; a 30 s

@@ -27,9 +27,10 @@ from types import MappingProxyType
 from typing import Literal
 
 from rtc import aiortc_internals as ai
+from rtc.transport_cc import TRANSPORT_CC_URI
 
 from .errors import InvalidSdp
-from .simulcast import SimulcastOffer, read_simulcast, with_simulcast_answer
+from .simulcast import SimulcastOffer, extmap_id, read_simulcast, with_simulcast_answer
 
 MAX_SDP_BYTES = 64 * 1024
 SUPPORTED_CODEC = MappingProxyType({"audio": "opus", "video": "vp8"})
@@ -96,6 +97,10 @@ class Offer:
     simulcast: SimulcastOffer | None = None
     #: Why offered simulcast was refused (answered as one layer); None if accepted or not offered.
     simulcast_refused: str | None = None
+    #: The transport-wide sequence number extension's id, when every section the client sends
+    #: offers it with the same id (rtc/transport_cc.py); the mids of those sections.
+    transport_cc_id: int | None = None
+    transport_cc_mids: tuple[str, ...] = ()
 
     def complete_answer(self, engine_answer: str) -> str:
         """aiortc's answer to :attr:`engine_sdp` with the rejected sections put back in place,
@@ -103,6 +108,10 @@ class Offer:
         simulcast lines aiortc does not write."""
         if self.simulcast is not None:
             engine_answer = with_simulcast_answer(engine_answer, self.simulcast)
+        if self.transport_cc_id is not None:
+            engine_answer = with_transport_cc_answer(
+                engine_answer, self.transport_cc_mids, self.transport_cc_id
+            )
         if not self.rejected:
             return engine_answer
         session, sections = _split(engine_answer)
@@ -182,6 +191,7 @@ def read_offer(sdp: object) -> Offer:
     sending: dict[str, int] = {"audio": 0, "video": 0}
     simulcast: SimulcastOffer | None = None
     simulcast_refused: str | None = None
+    transport_cc: dict[str, int | None] = {}
     for i, (m, text) in enumerate(zip(desc.media, sections, strict=True)):
         mid = m.rtp.muxId or None
         in_bundle = mid is not None and mid in bundled
@@ -218,6 +228,7 @@ def read_offer(sdp: object) -> Offer:
             sending[m.kind] += 1
             if m.kind == "video":
                 simulcast, simulcast_refused = read_simulcast(mid, text)
+            transport_cc[mid] = extmap_id(text, TRANSPORT_CC_URI)
         live.append(media)
 
     for kind, n in sending.items():
@@ -231,13 +242,36 @@ def read_offer(sdp: object) -> Offer:
         for line in session
     ]
     engine_sdp = "\r\n".join(engine_session + [line for s in engine_sections for line in s]) + "\r\n"
+    # one transport, one extension id: take it only when every sending section offers the same
+    ids = set(transport_cc.values())
+    cc_id = ids.pop() if len(ids) == 1 else None
     return Offer(
         media=tuple(live),
         rejected=tuple(rejected),
         engine_sdp=engine_sdp,
         simulcast=simulcast,
         simulcast_refused=simulcast_refused,
+        transport_cc_id=cc_id,
+        transport_cc_mids=tuple(transport_cc) if cc_id is not None else (),
     )
+
+
+def with_transport_cc_answer(answer_sdp: str, mids: tuple[str, ...], ext_id: int) -> str:
+    """``answer_sdp`` with transport-wide congestion control accepted in the sections of
+    ``mids`` (the ones the client sends): the sequence number extension (aiortc's answer
+    leaves it out) and ``a=rtcp-fb:<pt> transport-cc`` for each payload type, which tells the
+    browser to send by its own estimate from the SFU's feedback (rtc/transport_cc.py)."""
+    session, sections = _split(answer_sdp)
+    for section in sections:
+        mid = next((line[len("a=mid:") :] for line in section if line.startswith("a=mid:")), None)
+        if mid not in mids:
+            continue
+        at = section.index(f"a=mid:{mid}") + 1
+        types = [line.split()[0][len("a=rtpmap:") :] for line in section if line.startswith("a=rtpmap:")]
+        section[at:at] = [f"a=extmap:{ext_id} {TRANSPORT_CC_URI}"] + [
+            f"a=rtcp-fb:{pt} transport-cc" for pt in types
+        ]
+    return "\r\n".join(session + [line for s in sections for line in s]) + "\r\n"
 
 
 def _has(section: list[str], attribute_line: str) -> bool:

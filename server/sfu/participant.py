@@ -3,6 +3,8 @@ tracks (at most one audio, one video) and its receive slots."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -18,6 +20,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
 
 from rtc import aiortc_internals as ai
+from rtc.transport_cc import FEEDBACK_INTERVAL_S, TransportFeedback
 
 from .config import SfuConfig
 from .errors import InvalidRequest, InvalidSdp, InvalidState, NotInRoom, SfuError
@@ -75,6 +78,9 @@ class Participant:
         self._audio_bytes_prior = 0
         self._video_bytes_prior = 0
         self._link_sampled_at: float | None = None
+        #: Transport-wide feedback to the client when it publishes with it (see handle_offer).
+        self._feedback: TransportFeedback | None = None
+        self._feedback_task: asyncio.Task[None] | None = None
 
     def rtt(self) -> float | None:
         """Round-trip time to the client, from the RTCP of its receive slots (seconds)."""
@@ -158,6 +164,8 @@ class Participant:
         if self._pc is not None or self._negotiating:
             raise InvalidState("offer already handled for this participant; renegotiation is not supported")
         offer = read_offer(sdp)
+        if not self._config.transport_cc:
+            offer = dataclasses.replace(offer, transport_cc_id=None, transport_cc_mids=())
         if offer.simulcast_refused is not None:
             logger.info("%s: simulcast refused, one layer taken: %s", self.id, offer.simulcast_refused)
         self._negotiating = True
@@ -213,6 +221,11 @@ class Participant:
                             on_disconnect=self._on_dtls_disconnect,
                             rtt=self.rtt,
                         )
+                    if offer.transport_cc_id is not None:
+                        if self._feedback is None:
+                            self._feedback = TransportFeedback(sender_ssrc=ssrc)
+                        stream.transport_feedback = self._feedback
+                        stream.transport_cc_id = offer.transport_cc_id
                     inbound[line.kind] = stream
                     receive_hook = stream.start
                 if line.client_receives:
@@ -245,9 +258,23 @@ class Participant:
         self.inbound = inbound
         self.audio_slots = audio_slots
         self.video_slots = video_slots
+        if self._feedback is not None:
+            self._feedback_task = asyncio.get_running_loop().create_task(
+                self._send_transport_feedback(self._feedback), name=f"sfu-twcc-{self.id}"
+            )
         pc.on("connectionstatechange", self._on_connection_state)
         self._room._participant_media_ready(self)
         return answer
+
+    async def _send_transport_feedback(self, feedback: TransportFeedback) -> None:
+        """Every FEEDBACK_INTERVAL_S, what arrived since the last feedback, on the transport
+        the published tracks share (rtc/transport_cc.py)."""
+        while not self.closed:
+            await asyncio.sleep(FEEDBACK_INTERVAL_S)
+            packets = feedback.take()
+            stream = next((s for s in self.inbound.values() if s.started), None)
+            if packets and stream is not None:
+                await stream.send_rtcp(packets)
 
     async def add_ice_candidate(
         self, candidate: str | None, sdp_mid: str | None = None, sdp_mline_index: int | None = None
@@ -296,6 +323,10 @@ class Participant:
         if self.closed:
             return
         self.closed = True
+        if self._feedback_task is not None:
+            self._feedback_task.cancel()
+            await asyncio.gather(self._feedback_task, return_exceptions=True)
+            self._feedback_task = None
         for stream in list(self.inbound.values()):
             await stream.stop()
         for out in self.audio_slots + self.video_slots:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
     RTCRtpReceiveParameters,
     RTCRtpSendParameters,
 )
@@ -40,6 +41,7 @@ from rtc.rtputil import (
     ntp_now,
 )
 from rtc.seq_rewriter import SeqRewriter
+from rtc.transport_cc import TRANSPORT_CC_URI, TransportFeedback
 
 from .config import SfuConfig
 from .simulcast import DROP, SWITCHED, LayerSwitch
@@ -126,6 +128,11 @@ class InboundStream(_TaskOwner):
         self.track: InboundStream = self
         self.layer: int | None = None
         self.layer_count = 1
+        #: Transport-wide congestion control with the publisher (rtc/transport_cc.py): the
+        #: participant's feedback recorder, and the extension's id, when negotiated. The
+        #: publisher then sets its rate by its own estimate; the SFU's REMB only caps it.
+        self.transport_feedback: TransportFeedback | None = None
+        self.transport_cc_id: int | None = None
         self._config = config
         self._rtcp_ssrc = rtcp_ssrc
         self._on_disconnect = on_disconnect
@@ -185,6 +192,12 @@ class InboundStream(_TaskOwner):
         media = _media_codecs(parameters.codecs)
         if media:
             self._clock_rate = media[0].clockRate
+        if self.transport_cc_id is not None and register:
+            # aiortc answered without it; the transport parses what a receiver's parameters name
+            parameters.headerExtensions = [
+                *parameters.headerExtensions,
+                RTCRtpHeaderExtensionParameters(id=self.transport_cc_id, uri=TRANSPORT_CC_URI),
+            ]
         if parameters.encodings and register:
             self._set_media_ssrc(parameters.encodings[0].ssrc)
         if register:
@@ -228,6 +241,7 @@ class InboundStream(_TaskOwner):
         # estimate reads as a congested uplink). A simulcast layer gets it from its track.
         if self.layer is None:
             arrival_time_ms = ai.receive_time_ms(self._transport, arrival_time_ms)
+            self.record_transport_seq(packet)
         assert self._stats is not None
         self._stats.add(packet.sequence_number, packet.timestamp, arrival_time_ms / 1000.0)
 
@@ -272,6 +286,16 @@ class InboundStream(_TaskOwner):
         if isinstance(packet, ai.RtcpSrPacket):
             self._lsr = (packet.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF
             self._lsr_time = time.time()
+
+    def record_transport_seq(self, packet: ai.RtpPacket) -> None:
+        """Note the packet's transport-wide sequence number and kernel arrival time for the
+        publisher's feedback (a simulcast track's layers are noted by the track)."""
+        feedback = self.transport_feedback
+        seq = packet.extensions.transport_sequence_number
+        if feedback is None or seq is None:
+            return
+        arrival = ai.receive_time_us(self._transport)
+        feedback.received(seq, arrival if arrival is not None else time.time_ns() // 1000, packet.ssrc)
 
     def _handle_disconnect(self) -> None:
         # The DTLS transport reported the peer gone (close_notify or socket error).
@@ -358,10 +382,14 @@ class InboundStream(_TaskOwner):
         ]
 
     async def _send_rtcp(self, packets: list[Any]) -> None:
+        await self.send_rtcp([bytes(p) for p in packets])
+
+    async def send_rtcp(self, packets: list[bytes]) -> None:
+        """Send serialized RTCP packets (one compound) to the publisher."""
         if self._transport is None or not packets:
             return
         try:
-            await ai.send_rtp(self._transport, b"".join(bytes(p) for p in packets))
+            await ai.send_rtp(self._transport, b"".join(packets))
         except ConnectionError:
             pass
 
@@ -373,8 +401,8 @@ class InboundStream(_TaskOwner):
         if self.track is not self:
             return None
         values = [r for o in self.outputs if not o.paused and (r := o.fresh_remb()) is not None]
-        if self._remb_estimate is not None:
-            values.append(self._remb_estimate)
+        if self._remb_estimate is not None and self.transport_feedback is None:
+            values.append(self._remb_estimate)  # (with transport-wide feedback: its own)
         return min(values) if values else None
 
     async def _run_rtcp(self) -> None:

@@ -173,6 +173,7 @@ class SimulcastInbound(InboundStream):
         self.last_packet_at = time.monotonic()
         # the kernel's receive time: aiortc's is late by however long the loop was busy
         arrival_time_ms = ai.receive_time_ms(self._transport, arrival_time_ms)
+        self.record_transport_seq(packet)
         if (estimate := uplink_estimate(self._remb, packet, arrival_time_ms)) is not None:
             self._remb_estimate = estimate
         assert layer.layer is not None
@@ -246,8 +247,9 @@ class SimulcastInbound(InboundStream):
 
     def _remb_bitrate(self) -> int | None:
         """The SFU's own estimate of the publisher's uplink, not capped by any subscriber: a
-        weak subscriber takes a lower layer instead (issue 18 item 5)."""
-        return self._remb_estimate
+        weak subscriber takes a lower layer instead (issue 18 item 5). None (no REMB) with
+        transport-wide feedback: the publisher's own estimate is the better one."""
+        return None if self.transport_feedback is not None else self._remb_estimate
 
     async def _run_rtcp(self) -> None:
         """REMB for the whole track (the layers send their own receiver reports)."""

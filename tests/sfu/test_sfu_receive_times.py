@@ -43,8 +43,11 @@ async def test_packets_that_waited_out_a_stall_keep_their_kernel_receive_times(
         times: list[tuple[int, int]] = []
         handle = inbound._handle_rtp_packet
 
+        micros: list[tuple[int, int | None]] = []  # (kernel ms, kernel us) of the same packet
+
         async def recording(packet: ai.RtpPacket, arrival_time_ms: int) -> None:
             times.append((arrival_time_ms, ai.receive_time_ms(inbound._transport, arrival_time_ms)))
+            micros.append((times[-1][1], ai.receive_time_us(inbound._transport)))
             await handle(packet, arrival_time_ms)
 
         inbound._handle_rtp_packet = recording
@@ -56,6 +59,9 @@ async def test_packets_that_waited_out_a_stall_keep_their_kernel_receive_times(
         inbound._handle_rtp_packet = handle
 
     assert steady > 20, times
+    # the same time in microseconds since 1970 (transport-wide feedback's clock)
+    ntp_unix_offset_ms = 2_208_988_800_000
+    assert all(us is not None and us // 1000 + ntp_unix_offset_ms == ms for ms, us in micros), micros[:5]
     # in steady state both clocks agree to a few ms: the same base, the packet read at once
     assert all(abs(loop - kernel) < 50 for loop, kernel in times[5:steady]), times[:steady]
     # the packets read right after the stall: aiortc gave them (nearly) one time, the kernel

@@ -495,6 +495,9 @@ class OutStream(_TaskOwner):
         self.remote_packets_lost = 0
         self.remote_report_at = 0.0
         self.retransmit_refused = 0
+        #: (when, bytes) the send rate is next measured from, and the last measure.
+        self._rate_sampled = (0.0, 0)
+        self._rate = 0.0
 
     @property
     def source(self) -> InboundStream | None:
@@ -603,6 +606,16 @@ class OutStream(_TaskOwner):
         if not paused and self._source is not None and self.started and self.kind == "video":
             self.keyframe_requests += 1
             self._source.request_keyframe(self.wanted_layer)
+
+    def send_rate(self, now: float) -> float:
+        """Bit/s forwarded to the subscriber, measured over at least half a second (the
+        last measure until then)."""
+        at, sent = self._rate_sampled
+        if now - at >= 0.5:
+            if at > 0:
+                self._rate = (self.bytes - sent) * 8 / (now - at)
+            self._rate_sampled = (now, self.bytes)
+        return self._rate
 
     def fresh_remb(self) -> int | None:
         if self.remb is None or time.monotonic() - self.remb_at > REMB_FRESH_S:

@@ -294,13 +294,14 @@ class Room:
             if not layered:
                 continue
             downlink, loss = self._downlink.get(sub.id, (None, None))
-            active = sum(1 for o in sub.video_slots if o.source is not None and not o.paused)
-            budget = downlink / max(1, active) if downlink is not None else None
+            active = [o for o in sub.video_slots if o.source is not None and not o.paused]
+            rates = {id(o): o.send_rate(now) for o in active}
             tiles = self._tile_heights.get(sub.id, {})
             for slot in layered:
                 source = slot.source
                 if not isinstance(source, SimulcastInbound):
                     continue
+                budget = _slot_budget(downlink, rates, slot)
                 info = infos.get(source.publisher_id)
                 if info is None:
                     info, resumable[source.publisher_id] = self._layer_infos(source, now)
@@ -664,3 +665,14 @@ class Room:
 def _fewer(a: int | None, b: int | None) -> bool:
     """Temporal layers up to ``a`` are fewer than up to ``b`` (None: all of them)."""
     return a is not None and (b is None or a < b)
+
+
+def _slot_budget(downlink: float | None, rates: Mapping[int, float], slot: OutStream) -> float | None:
+    """The share of a subscriber's downlink estimate one video slot may use: what the others
+    do not take now (a hall's second tile showing a camera that is off takes next to nothing;
+    an equal split halved the chair's budget and held the hall TV below the top layer), but no
+    less than an equal share (the others may be taking more than their due)."""
+    if downlink is None:
+        return None
+    others = sum(rate for key, rate in rates.items() if key != id(slot))
+    return max(downlink - others, downlink / max(1, len(rates)))

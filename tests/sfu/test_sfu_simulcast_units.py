@@ -816,3 +816,38 @@ def test_padding_is_left_out_and_the_subscriber_sees_no_gap() -> None:
         seqs, frames = _aiortc_frames(sink.sent)
         assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:], strict=False)), seqs
         assert len(frames) == 4 and all(frames)  # (the last stays in the buffer)
+
+
+async def test_a_slot_gets_the_downlink_its_subscribers_other_slots_do_not_take() -> None:
+    """A hall TV with two tiles: the chair's simulcast video large, and a hall whose camera is
+    off (its slot forwards next to nothing). The chair's slot may use the downlink the other
+    does not take: f at 1.2 Mbit/s on a 1.5 Mbit/s estimate (an equal split gave it 750 kbit/s
+    and held it on h); when the other slot takes more, never less than an equal share."""
+    t = SimulcastRoom()
+    try:
+        slot = t.subscribe("hall", 720)
+        other_source = InboundStream(
+            kind="video", publisher_id="kiosk", rtcp_ssrc=2, config=t.config, on_disconnect=lambda: None
+        )
+        other = OutStream(kind="video", mid="2", subscriber_id="hall", ssrc=4, config=t.config)
+        other.assign(other_source)
+        t.room.get("hall").video_slots.append(other)
+        t.room._downlink["hall"] = (1.5e6, 0.0)
+        assert slot.layers is not None
+        now = 1000.0
+        rates = (150e3, 500e3, 1.2e6)
+        for _ in range(8):
+            t.sending(now, {0, 1, 2}, rates)
+            t.room._update_layers(now)
+            if slot.layers.current != slot.layers.target:
+                assert slot.layers.accept(slot.layers.target, descriptor(1, 1, key=True)) == SWITCHED
+            now += 1.0
+        assert slot.layers.current == 2
+        # what the chair's slot may use as the other takes more: never less than half
+        from server.sfu.room import _slot_budget
+
+        for other_bps, budget in ((0.0, 1.5e6), (300e3, 1.2e6), (900e3, 750e3)):
+            assert _slot_budget(1.5e6, {id(slot): 1.2e6, id(other): other_bps}, slot) == budget
+        assert _slot_budget(None, {id(slot): 0.0}, slot) is None
+    finally:
+        await t.room.close()

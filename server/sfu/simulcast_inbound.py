@@ -103,6 +103,11 @@ class SimulcastInbound(InboundStream):
         #: measured from (the first call to layer_info starts the measure).
         self._bitrate_sampled: list[tuple[float, int, tuple[int, ...]] | None] = [None] * self.layer_count
         self.layer_bitrates: list[float] = [0.0] * self.layer_count
+        #: Per layer: since when it has sent media without a pause, and its bitrate measured
+        #: over the last interval it sent throughout. A layer just resumed measures a fraction
+        #: of its rate over its first interval; chosen on that, it overran a 300 kbit/s hall.
+        self.live_since: list[float | None] = [None] * self.layer_count
+        self._steady_bitrates: list[float] = [0.0] * self.layer_count
         #: Per layer, the bitrate and frame rate of its temporal layers up to each TID (see
         #: LayerInfo.temporal, LayerInfo.temporal_fps).
         self.temporal_bitrates: list[tuple[float, ...]] = [()] * self.layer_count
@@ -180,6 +185,9 @@ class SimulcastInbound(InboundStream):
         if packet.payload:
             media = RTP_HEADER_BYTES + len(packet.payload)
             self.media_bytes[layer.layer] += media
+            last = self.last_media_at[layer.layer]
+            if last is None or self.last_packet_at - last >= LAYER_LIVE_S:
+                self.live_since[layer.layer] = self.last_packet_at  # (back) after a pause
             self.last_media_at[layer.layer] = self.last_packet_at
             tid, frame_start = vp8.temporal_frame(packet.payload)
             if tid is not None:
@@ -227,7 +235,18 @@ class SimulcastInbound(InboundStream):
                 sample = self._bitrate_sampled[i] = (now, self.media_bytes[i], counts)
             at, sampled, counts_sampled = sample
             if now - at >= 0.5:
-                self.layer_bitrates[i] = (self.media_bytes[i] - sampled) * 8 / (now - at)
+                measured = (self.media_bytes[i] - sampled) * 8 / (now - at)
+                since, media_at = self.live_since[i], self.last_media_at[i]
+                if (
+                    since is not None
+                    and since <= at
+                    and media_at is not None
+                    and now - media_at < LAYER_LIVE_S
+                ):
+                    self._steady_bitrates[i] = measured  # sent throughout the interval
+                    self.layer_bitrates[i] = measured
+                else:
+                    self.layer_bitrates[i] = max(measured, self._steady_bitrates[i])
                 delta = [c - s for c, s in zip(counts, counts_sampled, strict=True)]
                 self.temporal_bitrates[i] = _cumulative(delta[:4], 8 / (now - at))
                 self.temporal_fps[i] = _cumulative(delta[4:], 1 / (now - at))

@@ -851,3 +851,22 @@ async def test_a_slot_gets_the_downlink_its_subscribers_other_slots_do_not_take(
         assert _slot_budget(None, {id(slot): 0.0}, slot) is None
     finally:
         await t.room.close()
+
+
+def test_a_layer_just_resumed_is_costed_at_its_rate_not_at_its_first_interval() -> None:
+    """h sends 500 kbit/s, is paused, and resumes 0.3 s before the next measure: that interval
+    holds a fraction of its rate, but it costs what it cost while sent throughout (a hall on
+    300 kbit/s took a just-resumed h on its first measure, and lost its picture)."""
+    track = chair_track()
+    track.layer_info(100.0)
+    track.live_since[1], track.last_media_at[1] = 99.0, 101.0
+    track.media_bytes[1] += 62_500  # one second at 500 kbit/s
+    assert track.layer_info(101.0)[1].bitrate == 500_000
+    assert not track.layer_info(103.0)[1].live  # paused: nothing for two seconds
+    track.live_since[1], track.last_media_at[1] = 103.7, 104.0
+    track.media_bytes[1] += 18_750  # 0.3 s at 500 kbit/s
+    h = track.layer_info(104.0)[1]
+    assert h.live and h.bitrate == 500_000
+    track.media_bytes[1] += 62_500
+    track.last_media_at[1] = 105.0
+    assert track.layer_info(105.0)[1].bitrate == 500_000  # measured throughout again

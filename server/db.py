@@ -11,6 +11,8 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import re
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -72,13 +74,25 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+# How long an SQLite writer waits for the database: for the write queue below, then (a writer in
+# another process, a backup) in SQLite's busy handler; after that it fails with "database is
+# locked", which the errors middleware answers 503.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+
+
+def create_engine(url: str, *, echo: bool = False, sqlite_busy_timeout: float | None = None) -> AsyncEngine:
+    """An engine for ``url``. On SQLite, every connection's write transactions go through one
+    in-process queue (``SqliteWrites``, waited for up to ``SQLITE_BUSY_TIMEOUT_SECONDS``);
+    ``sqlite_busy_timeout`` is SQLite's own wait for its lock (default the same; a test sets 0 to
+    prove that no writer of this process ever waits there)."""
     # hide_parameters: an error's text carries its statement's parameters, a resident's name and
     # phone among them, and error texts end up in logs.
     kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
+    workers: SqliteWorkerThreads | None = None
     if url.startswith("sqlite"):
-        # One writer at a time; wait for the lock instead of failing with "database is locked".
-        kwargs["connect_args"] = {"timeout": 30}
+        busy = SQLITE_BUSY_TIMEOUT_SECONDS if sqlite_busy_timeout is None else sqlite_busy_timeout
+        workers = SqliteWorkerThreads(SqliteWrites(SQLITE_BUSY_TIMEOUT_SECONDS))
+        kwargs["async_creator"] = workers.connector(url, {"timeout": busy})
     else:
         # No pool_pre_ping: it costs a round trip on every checkout (two per petition filing, one
         # more scheduling wait each on a busy machine). A connection the server lost (a restart,
@@ -86,15 +100,133 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # and invalidates every connection pooled before it, and the errors middleware answers
         # that request 503 (the kiosk outbox sends it again), so the pool recovers after one.
         kwargs.update(pool_size=10, max_overflow=20)
-    workers: SqliteWorkerThreads | None = None
-    if url.startswith("sqlite"):
-        workers = SqliteWorkerThreads()
-        kwargs["async_creator"] = workers.connector(url, kwargs.pop("connect_args"))
     engine = create_async_engine(url, **kwargs)
     if workers is not None:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         engine.sync_engine.maeul_sqlite_workers = workers  # type: ignore[attr-defined]
     return engine
+
+
+def sqlite_writes(engine: AsyncEngine) -> SqliteWrites | None:
+    """The write queue of an SQLite engine (None for other databases)."""
+    workers: SqliteWorkerThreads | None = getattr(engine.sync_engine, "maeul_sqlite_workers", None)
+    return workers.writes if workers is not None else None
+
+
+# The statements that take SQLite's write lock (or may: a WITH can end in an INSERT). A plain
+# BEGIN (deferred) takes none until its first write, which is then queued itself.
+_WRITE_START = re.compile(
+    r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|WITH|VACUUM|REINDEX|ANALYZE"
+    r"|BEGIN\s+(IMMEDIATE|EXCLUSIVE))\b",
+    re.IGNORECASE,
+)
+
+
+class SqliteWrites:
+    """One SQLite write transaction at a time per engine, the others queued in arrival order.
+
+    SQLite lets one connection write at a time. Without this queue, every other writer sits in
+    SQLite's busy handler on its connection's thread, which polls the lock with sleeps of up to
+    100 ms: under concurrent filings a writer can miss many commits in a row and wait for seconds
+    while the lock is mostly free. Here a writer waits on an ``asyncio.Lock`` (FIFO, woken the
+    moment the previous transaction ends) before its first write statement, and holds it until
+    its transaction has ended (commit, rollback, close). It is the engine's concern, not a
+    domain's: every write through the engine is queued, so no domain can bypass it and none has
+    to know. Reads never wait (WAL).
+
+    It adds no deadlock that SQLite's lock did not already have: a connection holds it exactly
+    while it is in a write transaction, plus the moments its first statement and its commit take.
+    A writer in another process still meets SQLite's own lock and busy handler."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Write transactions that found another one running and waited for it; for tests.
+        self.queued = 0
+
+    def _current(self) -> asyncio.Lock:
+        # An engine may outlive one event loop (tests, the CLI); a Lock belongs to one loop. A
+        # new loop means the old one is gone, and every connection of it with it.
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._loop is not loop:
+            self._lock, self._loop = asyncio.Lock(), loop
+        return self._lock
+
+    async def acquire(self) -> None:
+        lock = self._current()
+        if lock.locked():
+            self.queued += 1
+        try:
+            async with asyncio.timeout(self.timeout):
+                await lock.acquire()
+        except TimeoutError:
+            # What SQLite's busy handler says when it gives up, so callers see one failure.
+            raise sqlite3.OperationalError("database is locked") from None
+
+    def release(self) -> None:
+        lock, loop = self._lock, self._loop
+        if lock is None or loop is None or not lock.locked():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            lock.release()
+        elif not loop.is_closed():
+            # A connection stopped off the loop (garbage collection): an asyncio.Lock is not
+            # thread-safe.
+            loop.call_soon_threadsafe(lock.release)
+
+
+class _QueuedWritesConnection(aiosqlite.Connection):
+    """An aiosqlite connection whose write transactions go through ``SqliteWrites``.
+
+    Every call (statement, commit, rollback, close) passes through ``_execute``: before a
+    statement that writes outside a transaction it queues; after any call that leaves the
+    connection outside a transaction it lets the next writer go."""
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection], writes: SqliteWrites) -> None:
+        super().__init__(connector, 64)  # aiosqlite.connect's iter_chunk_size
+        self._writes = writes
+        self._writing = False
+
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self._writing and _starts_write(fn, args):
+            await self._writes.acquire()
+            self._writing = True
+        cancelled = False
+        try:
+            return await super()._execute(fn, *args, **kwargs)
+        except asyncio.CancelledError:
+            # The worker thread still runs the call: whether it left a transaction open is not
+            # known yet. The rollback or the close that follows a cancellation lets go.
+            cancelled = True
+            raise
+        finally:
+            if self._writing and not cancelled and not self._in_transaction():
+                self._writing = False
+                self._writes.release()
+
+    def _in_transaction(self) -> bool:
+        # Read while this connection's thread is idle: its call has just returned.
+        connection = self._connection
+        return connection is not None and connection.in_transaction
+
+    def stop(self) -> asyncio.Future[Any] | None:
+        # Termination (a cancelled request's connection, shutdown) ends the transaction by
+        # closing the connection; the next writer meets SQLite's lock until that is done.
+        if self._writing:
+            self._writing = False
+            self._writes.release()
+        return super().stop()
+
+
+def _starts_write(fn: Any, args: tuple[Any, ...]) -> bool:
+    if getattr(fn, "__name__", "") == "executescript":
+        return True
+    return bool(args) and isinstance(args[0], str) and _WRITE_START.match(args[0]) is not None
 
 
 class SqliteWorkerThreads:
@@ -106,8 +238,9 @@ class SqliteWorkerThreads:
     "Event loop is closed". ``close_engine`` therefore waits for these threads while the loop
     still runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, writes: SqliteWrites) -> None:
         self._threads: list[threading.Thread] = []
+        self.writes = writes
 
     def connector(self, url: str, connect_args: dict[str, Any]) -> Callable[[], Awaitable[Any]]:
         """An ``async_creator`` that records each connection's thread before it connects.
@@ -118,7 +251,10 @@ class SqliteWorkerThreads:
         path = make_url(url).database or ":memory:"
 
         async def connect() -> Any:
-            connection = aiosqlite.connect(path, check_same_thread=False, **connect_args)
+            def connector() -> sqlite3.Connection:
+                return sqlite3.connect(path, check_same_thread=False, **connect_args)
+
+            connection = _QueuedWritesConnection(connector, self.writes)
             # As SQLAlchemy's own aiosqlite connect does: a thread must never keep the process up.
             connection._thread.daemon = True
             self._threads = [t for t in self._threads if t.is_alive()] + [connection._thread]
@@ -144,7 +280,7 @@ async def close_engine(engine: AsyncEngine) -> None:
     for thread in workers.alive():
         await asyncio.to_thread(thread.join, WORKER_JOIN_SECONDS)
         if thread.is_alive():
-            log.warning("an SQLite connection thread did not end", extra={"thread": thread.name})
+            log.warning("an SQLite connection thread did not end", extra={"thread_name": thread.name})
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

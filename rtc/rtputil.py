@@ -94,6 +94,13 @@ class RtpHeaderLayout:
         self._ast_plain = self._plain.ast_at
         self._ast_level = self._level.ast_at if self._level is not None else None
 
+    def restamp(self, data: bytearray, abs_send_time: int) -> None:
+        """Write a new abs-send-time into a packet :meth:`build` made without audio level
+        (video), as it leaves a pacer: the receiver's estimate must not count the wait."""
+        template = self._plain
+        if template.ast_at is not None:
+            _U32.pack_into(data, template.ast_at - 1, template.ast_prefix | (abs_send_time & 0xFFFFFF))
+
     def build(
         self,
         *,

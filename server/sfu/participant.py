@@ -27,6 +27,7 @@ from .errors import InvalidRequest, InvalidSdp, InvalidState, NotInRoom, SfuErro
 from .linkquality import LinkController, LinkSample, LinkState
 from .offer import SUPPORTED_CODEC, Offer, read_offer
 from .opus import with_opus_fmtp
+from .pacer import Pacer
 from .relay import InboundStream, Kind, OutStream
 from .simulcast_inbound import SimulcastInbound
 
@@ -81,6 +82,8 @@ class Participant:
         #: Transport-wide feedback to the client when it publishes with it (see handle_offer).
         self._feedback: TransportFeedback | None = None
         self._feedback_task: asyncio.Task[None] | None = None
+        #: Paces the video forwarded to this participant at its downlink estimate (pacer.py).
+        self.pacer = Pacer()
 
     def rtt(self) -> float | None:
         """Round-trip time to the client, from the RTCP of its receive slots (seconds)."""
@@ -232,6 +235,8 @@ class Participant:
                     out = OutStream(
                         kind=line.kind, mid=line.mid, subscriber_id=self.id, ssrc=ssrc, config=self._config
                     )
+                    if line.kind == "video":
+                        out.pacer = self.pacer
                     (audio_slots if line.kind == "audio" else video_slots).append(out)
                     send_hook = out.start
                 ai.intercept_receive(t.receiver, receive_hook)
@@ -329,6 +334,7 @@ class Participant:
             self._feedback_task = None
         for stream in list(self.inbound.values()):
             await stream.stop()
+        self.pacer.close()
         for out in self.audio_slots + self.video_slots:
             await out.stop()
         pc, self._pc = self._pc, None

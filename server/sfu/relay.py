@@ -44,6 +44,7 @@ from rtc.seq_rewriter import SeqRewriter
 from rtc.transport_cc import TRANSPORT_CC_URI, TransportFeedback
 
 from .config import SfuConfig
+from .pacer import Pacer
 from .simulcast import DROP, SWITCHED, LayerSwitch
 
 logger = logging.getLogger(__name__)
@@ -466,6 +467,8 @@ class OutStream(_TaskOwner):
         self._from: InboundStream | None = None
         #: Which layer of a simulcast source this slot forwards (None: single-layer source).
         self.layers: LayerSwitch | None = None
+        #: The subscriber's video pacer (pacer.py), shared by its video slots; None: unpaced.
+        self.pacer: Pacer | None = None
         self._need_keyframe = kind == "video"
         # keeps the subscriber's numbering continuous across source switches
         self._numbering = SeqRewriter(90000 if kind == "video" else 48000)
@@ -702,9 +705,10 @@ class OutStream(_TaskOwner):
         timestamp = self._numbering.timestamp(packet.timestamp)
         data = self._rewrite(packet, seq, timestamp)
         try:
-            if not self._direct.send(data):
-                # a TURN relay frames data in its own coroutine: aiortc's path, in order
-                self._spawn(self._send_rtp(data))
+            if self.pacer is not None:
+                self.pacer.send(self._transmit_paced, bytearray(data))
+            else:
+                self._transmit(data)
         except ConnectionError:
             return
         self.packets += 1
@@ -714,6 +718,20 @@ class OutStream(_TaskOwner):
             self.retransmitted += 1
         else:
             self._numbering.sent(seq, timestamp, time.monotonic())
+
+    def _transmit(self, data: bytes) -> None:
+        assert self._direct is not None
+        if not self._direct.send(data):
+            # a TURN relay frames data in its own coroutine: aiortc's path, in order
+            self._spawn(self._send_rtp(data))
+
+    def _transmit_paced(self, data: bytearray) -> None:
+        """A packet leaving the subscriber's pacer: stamped with the time it leaves."""
+        if self._closed or self._direct is None:
+            return
+        assert self._layout is not None
+        self._layout.restamp(data, abs_send_time_now())
+        self._transmit(bytes(data))
 
     # -- aiortc RtpSender protocol: RTCP from the subscriber ----------------------------------
     async def _handle_rtcp_packet(self, packet: ai.AnyRtcpPacket) -> None:

@@ -562,6 +562,7 @@ class Room:
                 continue
             sample = p.link_sample(now, self._held_down.get(p.id))
             state = p.link.update(now, sample)
+            p.pacer.set_estimate(None if state.downlink_kbps is None else state.downlink_kbps * 1000.0)
             self._downlink[p.id] = (
                 None if state.downlink_kbps is None else state.downlink_kbps * 1000.0,
                 # (the downlink's loss only: a hall's lossy uplink says nothing of what it can

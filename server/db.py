@@ -16,6 +16,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,7 @@ class SqliteWrites:
             self._lock, self._loop = asyncio.Lock(), loop
         return self._lock
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> _Held:
         lock = self._current()
         if lock.locked():
             self.queued += 1
@@ -163,21 +164,29 @@ class SqliteWrites:
         except TimeoutError:
             # What SQLite's busy handler says when it gives up, so callers see one failure.
             raise sqlite3.OperationalError("database is locked") from None
+        return _Held(lock, asyncio.get_running_loop())
 
-    def release(self) -> None:
-        lock, loop = self._lock, self._loop
-        if lock is None or loop is None or not lock.locked():
-            return
+    @staticmethod
+    def release(held: _Held) -> None:
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is loop:
-            lock.release()
-        elif not loop.is_closed():
-            # A connection stopped off the loop (garbage collection): an asyncio.Lock is not
+        if running is held.loop:
+            held.lock.release()
+        elif not held.loop.is_closed():
+            # A connection stopped off its loop (garbage collection): an asyncio.Lock is not
             # thread-safe.
-            loop.call_soon_threadsafe(lock.release)
+            held.loop.call_soon_threadsafe(held.lock.release)
+
+
+@dataclass(frozen=True)
+class _Held:
+    """The lock a connection took, with its loop: it releases that one, even if the engine has
+    moved on to another loop meanwhile."""
+
+    lock: asyncio.Lock
+    loop: asyncio.AbstractEventLoop
 
 
 class _QueuedWritesConnection(aiosqlite.Connection):
@@ -190,12 +199,11 @@ class _QueuedWritesConnection(aiosqlite.Connection):
     def __init__(self, connector: Callable[[], sqlite3.Connection], writes: SqliteWrites) -> None:
         super().__init__(connector, 64)  # aiosqlite.connect's iter_chunk_size
         self._writes = writes
-        self._writing = False
+        self._held: _Held | None = None
 
     async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        if not self._writing and _starts_write(fn, args):
-            await self._writes.acquire()
-            self._writing = True
+        if self._held is None and _starts_write(fn, args):
+            self._held = await self._writes.acquire()
         cancelled = False
         try:
             return await super()._execute(fn, *args, **kwargs)
@@ -205,9 +213,8 @@ class _QueuedWritesConnection(aiosqlite.Connection):
             cancelled = True
             raise
         finally:
-            if self._writing and not cancelled and not self._in_transaction():
-                self._writing = False
-                self._writes.release()
+            if self._held is not None and not cancelled and not self._in_transaction():
+                self._let_go()
 
     def _in_transaction(self) -> bool:
         # Read while this connection's thread is idle: its call has just returned.
@@ -217,10 +224,13 @@ class _QueuedWritesConnection(aiosqlite.Connection):
     def stop(self) -> asyncio.Future[Any] | None:
         # Termination (a cancelled request's connection, shutdown) ends the transaction by
         # closing the connection; the next writer meets SQLite's lock until that is done.
-        if self._writing:
-            self._writing = False
-            self._writes.release()
+        self._let_go()
         return super().stop()
+
+    def _let_go(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            SqliteWrites.release(held)
 
 
 def _starts_write(fn: Any, args: tuple[Any, ...]) -> bool:

@@ -57,16 +57,29 @@ class Pacer:
     def queued(self) -> int:
         return len(self._queue)
 
-    def send(self, transmit: Transmit, data: bytearray) -> None:
-        """Send ``data`` with ``transmit`` now if the bucket allows and nothing waits, else
-        queue it behind the others."""
+    def take(self, size: int) -> bool:
+        """Whether a packet of ``size`` bytes may leave now (not paced, or the bucket allows
+        and nothing waits; its tokens are then spent). The usual answer: the caller sends it
+        as it is, with no copy; otherwise it queues it (:meth:`queue`)."""
         if self._rate is None:
-            transmit(data)
-            return
+            return True
         self._refill()
-        if not self._queue and self._tokens >= len(data):
-            self._tokens -= len(data)
+        if not self._queue and self._tokens >= size:
+            self._tokens -= size
+            return True
+        return False
+
+    def send(self, transmit: Transmit, data: bytearray) -> None:
+        """Send ``data`` with ``transmit`` now if :meth:`take` allows, else :meth:`queue` it."""
+        if self.take(len(data)):
             transmit(data)
+        else:
+            self.queue(transmit, data)
+
+    def queue(self, transmit: Transmit, data: bytearray) -> None:
+        """Queue ``data`` behind the packets waiting (after :meth:`take` said no)."""
+        if self._rate is None:  # (not paced since take() answered)
+            _safe(transmit, data)
             return
         self._queue.append((transmit, data))
         self._queued_bytes += len(data)

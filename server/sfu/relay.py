@@ -705,10 +705,10 @@ class OutStream(_TaskOwner):
         timestamp = self._numbering.timestamp(packet.timestamp)
         data = self._rewrite(packet, seq, timestamp)
         try:
-            if self.pacer is not None:
-                self.pacer.send(self._transmit_paced, bytearray(data))
+            if self.pacer is None or self.pacer.take(len(data)):
+                self._transmit(data)  # (its abs-send-time is this moment's)
             else:
-                self._transmit(data)
+                self.pacer.queue(self._transmit_paced, bytearray(data))
         except ConnectionError:
             return
         self.packets += 1

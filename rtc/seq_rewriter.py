@@ -12,6 +12,9 @@ Within an epoch a packet that is not forwarded (a publisher's padding-only probe
 the packets after it are numbered one lower, so the subscriber sees no gap and never asks for
 it (LiveKit's munger does the same). Each skip starts a *segment* with its own offset; NACKs
 map back through the segments (the recent ones: older packets are long past resending).
+The other way round, packets of the SFU's own (padding to probe the subscriber's line) are
+*inserted* between two source packets: they take the next numbers and the packets after them
+are numbered higher, in a segment of their own.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from collections import deque
 
 from rtc.rtputil import seq_add, seq_diff, ts_add
 
-#: Segments of an epoch kept for mapping NACKs back (one per skipped packet): at a padding
-#: packet between every two frames of 30 fps video, about four seconds.
+#: Segments of an epoch kept for mapping NACKs back (one per skipped packet or inserted run): at
+#: a padding packet between every two frames of 30 fps video, about four seconds.
 MAX_SEGMENTS = 128
 
 
@@ -78,6 +81,24 @@ class SeqRewriter:
         self._seq_offset = (self._seq_offset - 1) & 0xFFFF
         self._segments.append((seq_add(seq, 1), self._seq_offset))
         return True
+
+    def insert(self, count: int) -> int | None:
+        """Number ``count`` packets of the SFU's own right after the last one sent: returns the
+        first of their output numbers, and the source packets after them are numbered
+        ``count`` higher. Only where every source packet numbered so far has been sent (None
+        otherwise: an inserted number must not take the place of one the subscriber still
+        waits for). The inserted numbers map back to no source packet (a NACK for one is not
+        answered). They do not count as sent media: the next epoch's timestamps follow the
+        last media packet."""
+        newest, last = self._newest, self.last_seq
+        if count <= 0 or newest is None or last is None or not self.in_epoch:
+            return None
+        if seq_add(newest, self._seq_offset) != last:
+            return None
+        self._seq_offset = (self._seq_offset + count) & 0xFFFF
+        self._segments.append((seq_add(newest, 1), self._seq_offset))
+        self.last_seq = seq_add(last, count)
+        return seq_add(last, 1)
 
     def in_this_epoch(self, seq: int) -> bool:
         """The source packet ``seq`` is not from before the epoch began."""

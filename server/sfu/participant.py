@@ -28,6 +28,7 @@ from .linkquality import LinkController, LinkSample, LinkState
 from .offer import SUPPORTED_CODEC, Offer, read_offer
 from .opus import with_opus_fmtp
 from .pacer import Pacer
+from .prober import Prober
 from .relay import InboundStream, Kind, OutStream
 from .simulcast_inbound import SimulcastInbound
 
@@ -84,6 +85,8 @@ class Participant:
         self._feedback_task: asyncio.Task[None] | None = None
         #: Paces the video forwarded to this participant at its downlink estimate (pacer.py).
         self.pacer = Pacer()
+        #: Probes this participant's downlink before a simulcast layer is stepped up (prober.py).
+        self.prober = Prober()
 
     def rtt(self) -> float | None:
         """Round-trip time to the client, from the RTCP of its receive slots (seconds)."""
@@ -335,6 +338,7 @@ class Participant:
         for stream in list(self.inbound.values()):
             await stream.stop()
         self.pacer.close()
+        self.prober.close()
         for out in self.audio_slots + self.video_slots:
             await out.stop()
         pc, self._pc = self._pc, None

@@ -39,6 +39,7 @@ from rtc.rtputil import (
     abs_send_time_now,
     nack_runs,
     ntp_now,
+    seq_add,
 )
 from rtc.seq_rewriter import SeqRewriter
 from rtc.transport_cc import TRANSPORT_CC_URI, TransportFeedback
@@ -60,6 +61,10 @@ RtpTap = Callable[["InboundStream", ai.RtpPacket], None]
 RTP_HEADER_BYTES = 12
 #: A subscriber's REMB older than this no longer describes its link (seconds).
 REMB_FRESH_S = 5.0
+#: Padding the SFU sends to probe a subscriber's line: the largest an RTP padding can be (its
+#: length is one octet), and at most this many packets at once (prober.py sends every 40 ms).
+PADDING_PACKET_BYTES = 255
+MAX_PADDING_BURST = 16
 #: Round-trip time assumed until RTCP has measured one (seconds).
 DEFAULT_RTT = 0.1
 #: Output sequence numbers a subscriber may still NACK (resend counts older than this go).
@@ -498,6 +503,14 @@ class OutStream(_TaskOwner):
         self.remote_packets_lost = 0
         self.remote_report_at = 0.0
         self.retransmit_refused = 0
+        #: Sequence numbers the subscriber asked to resend (its losses, as a probe sees them).
+        self.nacked = 0
+        #: Padding of the SFU's own (a probe of the subscriber's line, prober.py): part of
+        #: ``bytes`` (the line carried it), not of the send rate (no picture is in it).
+        self.padding_packets = 0
+        self.padding_bytes = 0
+        #: The last media packet sent ended a frame: padding may go in before the next one.
+        self._frame_done = False
         #: (when, bytes) the send rate is next measured from, and the last measure.
         self._rate_sampled = (0.0, 0)
         self._rate = 0.0
@@ -614,10 +627,11 @@ class OutStream(_TaskOwner):
         """Bit/s forwarded to the subscriber, measured over at least half a second (the
         last measure until then)."""
         at, sent = self._rate_sampled
+        media = self.bytes - self.padding_bytes
         if now - at >= 0.5:
             if at > 0:
-                self._rate = (self.bytes - sent) * 8 / (now - at)
-            self._rate_sampled = (now, self.bytes)
+                self._rate = (media - sent) * 8 / (now - at)
+            self._rate_sampled = (now, media)
         return self._rate
 
     def fresh_remb(self) -> int | None:
@@ -718,6 +732,54 @@ class OutStream(_TaskOwner):
             self.retransmitted += 1
         else:
             self._numbering.sent(seq, timestamp, time.monotonic())
+            if packet.payload:
+                self._frame_done = bool(packet.marker)
+
+    def send_padding(self, size: int) -> int:
+        """Send about ``size`` bytes of padding-only packets to the subscriber now (a probe of
+        its line: prober.py); returns the bytes sent. Only between two frames of the picture
+        forwarded (a padding packet must not split a frame's numbers), with nothing waiting in
+        the pacer (libwebrtc's pacer pads only when no media waits either), and in whole
+        packets of :data:`PADDING_PACKET_BYTES`. The packets are numbered in the slot's sequence
+        (:meth:`SeqRewriter.insert`) and carry the last frame's timestamp, as libwebrtc's and
+        LiveKit's padding does; receivers count them for their estimate and discard them."""
+        if (
+            self.kind != "video"
+            or self.paused
+            or self._closed
+            or self._layout is None
+            or not self._frame_done
+            or not self._numbering.in_epoch
+            or (self.pacer is not None and self.pacer.queued)
+        ):
+            return 0
+        count = min(MAX_PADDING_BURST, size // PADDING_PACKET_BYTES)
+        first = self._numbering.insert(count)
+        if first is None:
+            return 0
+        timestamp = self._numbering.last_ts
+        for i in range(count):
+            data = self._layout.build(
+                marker=0,
+                seq=seq_add(first, i),
+                timestamp=timestamp,
+                abs_send_time=abs_send_time_now(),
+                audio_level=None,
+                payload=b"",
+                padding_size=PADDING_PACKET_BYTES,
+            )
+            try:
+                if self.pacer is None or self.pacer.take(len(data)):
+                    self._transmit(data)
+                else:
+                    self.pacer.queue(self._transmit_paced, bytearray(data))
+            except ConnectionError:
+                return i * PADDING_PACKET_BYTES
+            self.packets += 1
+            self.bytes += RTP_HEADER_BYTES + PADDING_PACKET_BYTES
+            self.padding_packets += 1
+            self.padding_bytes += RTP_HEADER_BYTES + PADDING_PACKET_BYTES
+        return count * PADDING_PACKET_BYTES
 
     def _transmit(self, data: bytes) -> None:
         assert self._direct is not None
@@ -768,6 +830,7 @@ class OutStream(_TaskOwner):
             self.rtt = rtt if self.rtt is None else 0.8 * self.rtt + 0.2 * rtt
 
     async def _retransmit(self, lost: list[int]) -> None:
+        self.nacked += len(lost)
         source = self._from
         if source is None or not self._numbering.in_epoch or self._transport is None or self.paused:
             return

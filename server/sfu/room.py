@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import time
@@ -29,6 +30,7 @@ from .participant import Participant
 from .recording import RecordingSession
 from .relay import InboundStream, OutStream
 from .simulcast import (
+    BANDWIDTH_SHARE,
     KEYFRAME_GIVE_UP_S,
     KEYFRAME_RETRY_S,
     LayerInfo,
@@ -297,6 +299,7 @@ class Room:
             active = [o for o in sub.video_slots if o.source is not None and not o.paused]
             rates = {id(o): o.send_rate(now) for o in active}
             tiles = self._tile_heights.get(sub.id, {})
+            probe = sub.prober.take_finished()  # (prober.py)
             for slot in layered:
                 source = slot.source
                 if not isinstance(source, SimulcastInbound):
@@ -328,11 +331,23 @@ class Room:
                     switch.give_up(now)
                     if switch.current is not None:
                         switch.target = switch.current  # it flows: no keyframe to ask for
+                probed = probe is not None and probe.slot is slot and bool(probe.passed)
+                if probe is not None and probe.slot is slot and probe.passed is False:
+                    switch.probe_failed(now)
+                    logger.info(
+                        "room %s: %s probe for layer %d of %s failed (%s); next in %.0f s",
+                        self.id,
+                        sub.id,
+                        probe.layer,
+                        source.publisher_id,
+                        probe.why,
+                        switch.backoff,
+                    )
                 usable = switch.usable(info, now)
                 may_step_up = now >= switch.up_after
                 ramping = switch.ramping(now, budget, info[switch.target].rate(switch.temporal_target))
-                layer, temporal = choose_layers(
-                    usable,
+                choice = functools.partial(
+                    choose_layers,
                     tile_height=tile,
                     budget_bps=budget,
                     loss=loss,
@@ -341,6 +356,15 @@ class Room:
                     ramping=ramping,
                     temporal=switch.temporal_target,
                 )
+                layer, temporal = choice(usable, probed=probed)
+                if probed and probe is not None and switch.target < layer != probe.layer:
+                    layer, temporal = choice(usable, probed=False)  # probed for another layer
+                if layer != switch.target and sub.prober.probing(slot) is not None:
+                    sub.prober.cancel()  # the slot moves anyway: the probe would say nothing
+                elif layer == switch.target == switch.current and not (probed or slot.paused):
+                    # (counting paused layers as they were sent: one wanted is resumed for it)
+                    view = switch.usable(resumable[source.publisher_id] or info, now)
+                    self._probe_up(sub, slot, view, choice(view)[0], now)
                 unconstrained = choose_layer(
                     usable, tile_height=tile, budget_bps=None, loss=loss, current=switch.target
                 )
@@ -386,6 +410,9 @@ class Room:
                 taken.add(switch.target)
                 if switch.current is not None:
                     taken.add(switch.current)
+                probing = sub.prober.probing(slot)
+                if probing is not None:
+                    taken.add(probing)  # (the layer a probe is for stays sent, to be stepped up to)
                 paused_info = resumable[source.publisher_id]
                 if paused_info is not None:
                     # (without the layers this slot gave up on: after giving up f, a slot
@@ -403,6 +430,27 @@ class Room:
         self._held_down = held
         self._update_paused_layers(wanted, now)
         self._update_received_layers()
+
+    def _probe_up(
+        self, sub: Participant, slot: OutStream, layers: Sequence[LayerInfo], ahead: int, now: float
+    ) -> None:
+        """Start a probe of ``sub``'s line (prober.py) when ``slot`` would step up to layer
+        ``ahead`` of ``layers`` on the estimate's margin alone: padding brings the slot to the
+        rate that layer needs (its bitrate with the choice's headroom), and the step waits for
+        the verdict."""
+        switch = slot.layers
+        if switch is None or switch.current is None or ahead <= switch.current or sub.prober.running:
+            return
+        padding = layers[ahead].bitrate / BANDWIDTH_SHARE - slot.send_rate(now)
+        if sub.prober.start(slot, ahead, padding):
+            logger.info(
+                "room %s: %s probes its line for layer %d of %s (%.0f kbit/s of padding)",
+                self.id,
+                sub.id,
+                ahead,
+                slot.source.publisher_id if slot.source is not None else "?",
+                padding / 1000,
+            )
 
     def _update_received_layers(self) -> None:
         """Tell who receives which layer of whom (:class:`ReceivedLayersChanged`), on a change."""

@@ -191,6 +191,7 @@ class LayerSwitch:
         "ramp_failed",
         "ramp_check",
         "backoff",
+        "probe_failed_at",
         "last_timestamp",
         "padding_run",
         "cut_seq",
@@ -221,6 +222,8 @@ class LayerSwitch:
         #: (when, estimate) the estimate's growth is next measured from while ramping.
         self.ramp_check = (float("-inf"), 0.0)
         self.backoff = HOLD_DOWN_S
+        #: When a probe for the next layer up last failed (prober.py; see :meth:`probe_failed`).
+        self.probe_failed_at = float("-inf")
         #: Source RTP timestamp of the last media packet forwarded (for padding, see below).
         self.last_timestamp: int | None = None
         #: Padding-only packets of the current layer since its last media packet, and the
@@ -271,6 +274,15 @@ class LayerSwitch:
     def bandwidth_down(self, now: float) -> None:
         """The bandwidth forced this slot down: hold off stepping up again."""
         self.backoff = min(HOLD_DOWN_MAX_S, self.backoff * 2) if now - self.up_at < 30 else HOLD_DOWN_S
+        self.up_after = now + self.backoff
+
+    def probe_failed(self, now: float) -> None:
+        """A probe of the subscriber's line for the next layer up failed (prober.py): hold off
+        probing again, twice as long each time probes keep failing (a 300 kbit/s hall must
+        not have its line filled with padding every few seconds)."""
+        recent = now - self.probe_failed_at < 2 * HOLD_DOWN_MAX_S
+        self.backoff = min(HOLD_DOWN_MAX_S, self.backoff * 2) if recent else HOLD_DOWN_S
+        self.probe_failed_at = now
         self.up_after = now + self.backoff
 
     def accept(self, layer: int | None, payload: bytes) -> int:
@@ -454,8 +466,9 @@ LOSS_STEP_DOWN = 0.10
 BANDWIDTH_SHARE = 0.85
 #: A delay-based estimate (REMB) never exceeds ~1.5x what arrives, so a slot at a low layer
 #: can never "fit" a higher one by estimate alone. An estimate this far above the current
-#: layer's bitrate shows no congestion: the slot may try one layer up (the switch itself is
-#: the probe; if it congests, the estimate falls and the slot goes back down, then waits).
+#: layer's bitrate shows no congestion: the slot may try one layer up, once a probe with padding
+#: (prober.py) showed the line carries it (``probed``); if the step still congests, the
+#: estimate falls and the slot goes back down, then waits.
 UP_MARGIN = 1.2
 #: ... but not to a layer above this multiple of the estimate: an unconstrained slot's estimate
 #: is up to ~1.5x its layer, so q -> h (~3.3x the rate) and h -> f (~2.4x) stay within 2.5x of
@@ -474,6 +487,7 @@ def choose_layer(
     may_step_up: bool = True,
     ramping: bool = False,
     temporal: int | None = None,
+    probed: bool = True,
 ) -> int:
     """The spatial layer a subscriber's slot should get (its temporal layers:
     :func:`choose_temporal`).
@@ -486,7 +500,9 @@ def choose_layer(
     (:data:`UP_MARGIN`) and ``may_step_up``. ``ramping``: the slot just stepped up and the
     estimate is still climbing to the new rate (a delay-based estimate grows ~8 %/s), so the
     current layer is not judged by it. Heavy loss (:data:`LOSS_STEP_DOWN`): the budget is cut
-    by half the loss and no step up; without an estimate, one layer lower. Only live layers are
+    by half the loss and no step up; without an estimate, one layer lower. A step up the
+    estimate does not cover outright (only its margin shows room) needs ``probed``: a probe with
+    padding (prober.py) passed for it. Only live layers are
     chosen (a publisher that stops sending one must not freeze anyone); with none live, the top.
 
     ``temporal``: the slot forwards the current layer's temporal layers up to this TID only
@@ -533,7 +549,8 @@ def choose_layer(
                 and (
                     layers[up].bitrate <= room
                     or (
-                        budget_bps >= UP_MARGIN * layers[at].bitrate
+                        probed
+                        and budget_bps >= UP_MARGIN * layers[at].bitrate
                         and layers[up].bitrate <= UP_REACH * budget_bps
                     )
                 )
@@ -599,6 +616,7 @@ def choose_layers(
     may_step_up: bool = True,
     ramping: bool = False,
     temporal: int | None = None,
+    probed: bool = True,
 ) -> tuple[int, int | None]:
     """(spatial layer, highest temporal layer or None for all) for a slot that forwards (or
     switches to) ``current`` with temporal layers up to ``temporal``: :func:`choose_layer`,
@@ -613,6 +631,7 @@ def choose_layers(
         may_step_up=may_step_up,
         ramping=ramping,
         temporal=temporal,
+        probed=probed,
     )
     if spatial > current:
         return spatial, None

@@ -129,6 +129,15 @@ class InboundStream(_TaskOwner):
         self.outputs: list[OutStream] = []
         #: Recording taps (see :data:`RtpTap`); they also count as demand for the video.
         self.taps: list[RtpTap] = []
+        #: Pipes to other SFUs (pipe.py): called like taps with every accepted packet of this
+        #: stream (of this layer, for a simulcast layer), but no demand of their own.
+        self.relays: list[RtpTap] = []
+        #: Where RTCP to the publisher goes when its packets come through a pipe from another
+        #: SFU (pipe.py; started with no transport) rather than from a DTLS transport.
+        self.rtcp_sink: Callable[[bytes], None] | None = None
+        #: Per pipe id (pipe.py): the layers (0 for a single-layer track) that subscribers on
+        #: the SFU at its other end take; demand like a local slot's (video, layer pause).
+        self.remote_layers: dict[str, frozenset[int]] = {}
         #: Simulcast: the published track this stream is a layer of (itself when it is the
         #: track), its layer index (None: not a layer) and the track's number of layers.
         self.track: InboundStream = self
@@ -183,14 +192,15 @@ class InboundStream(_TaskOwner):
     # -- lifecycle -----------------------------------------------------------------------
     @property
     def started(self) -> bool:
-        return self._transport is not None
+        return self._transport is not None or (self.rtcp_sink is not None and self._rtcp_task is not None)
 
     async def start(
-        self, transport: RTCDtlsTransport, parameters: RTCRtpReceiveParameters, register: bool = True
+        self, transport: RTCDtlsTransport | None, parameters: RTCRtpReceiveParameters, register: bool = True
     ) -> None:
         """Called (through aiortc_internals.intercept_receive) once DTLS is up. A simulcast
-        layer starts with ``register=False``: its track receives and hands packets over."""
-        if self._transport is not None or self._closed:
+        layer starts with ``register=False``: its track receives and hands packets over.
+        ``transport`` None: fed by a pipe (pipe.py), with :attr:`rtcp_sink` set."""
+        if self.started or self._closed:
             return
         self._transport = transport
         self._codecs = {c.payloadType: c for c in parameters.codecs if c.payloadType is not None}
@@ -206,7 +216,7 @@ class InboundStream(_TaskOwner):
             ]
         if parameters.encodings and register:
             self._set_media_ssrc(parameters.encodings[0].ssrc)
-        if register:
+        if register and transport is not None:
             ai.register_rtp_receiver(transport, self, parameters)
         self._rtcp_task = asyncio.get_running_loop().create_task(
             self._run_rtcp(), name=f"sfu-rtcp-in-{self.publisher_id}-{self.kind}"
@@ -221,6 +231,7 @@ class InboundStream(_TaskOwner):
         for out in list(self.outputs):
             out.assign(None)
         self.taps = []
+        self.relays = []
         self._keyframes.cancel()
         if self._transport is not None:
             ai.unregister_rtp_receiver(self._transport, self)
@@ -281,6 +292,13 @@ class InboundStream(_TaskOwner):
                 logger.exception("recording tap on %s/%s failed; tap removed", self.publisher_id, self.kind)
                 if tap in self.taps:
                     self.taps.remove(tap)
+        for relay in tuple(self.relays):  # pipes to other SFUs: one sendto each
+            try:
+                relay(self, packet)
+            except Exception:
+                logger.exception("pipe relay of %s/%s failed; relay removed", self.publisher_id, self.kind)
+                if relay in self.relays:
+                    self.relays.remove(relay)
         for out in tuple(self.outputs):
             try:
                 out.forward(self, packet)
@@ -321,7 +339,7 @@ class InboundStream(_TaskOwner):
         self._lq_expected = self._lq_received = 0
         if self._nack is not None:
             self._nack = self._new_nack_list()
-        if self._pli_pending and self._transport is not None:
+        if self._pli_pending and self.started:
             self.request_keyframe()
 
     def cached(self, seq: int) -> ai.RtpPacket | None:
@@ -353,7 +371,7 @@ class InboundStream(_TaskOwner):
     def wanted(self) -> bool:
         # A recording watches too: a recorded camera must not be paused. A slot paused
         # for an audio-only subscriber is no demand.
-        return any(not o.paused for o in self.outputs) or bool(self.taps)
+        return any(not o.paused for o in self.outputs) or bool(self.taps) or any(self.remote_layers.values())
 
     def request_keyframe(self, layer: int | None = None) -> None:
         """Ask the publisher for a keyframe (PLI), at most once per ``pli_min_interval``.
@@ -364,7 +382,7 @@ class InboundStream(_TaskOwner):
         """
         if self.kind != "video" or self._closed:
             return
-        if self._transport is None or self._media_ssrc is None:
+        if not self.started or self._media_ssrc is None:
             self._pli_pending = True
             return
         self._pli_pending = False
@@ -392,6 +410,9 @@ class InboundStream(_TaskOwner):
 
     async def send_rtcp(self, packets: list[bytes]) -> None:
         """Send serialized RTCP packets (one compound) to the publisher."""
+        if self.rtcp_sink is not None and packets:
+            self.rtcp_sink(b"".join(packets))
+            return
         if self._transport is None or not packets:
             return
         try:

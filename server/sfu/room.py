@@ -28,7 +28,7 @@ from .events import (
 )
 from .participant import Participant
 from .recording import RecordingSession
-from .relay import InboundStream, OutStream
+from .relay import InboundStream, Kind, OutStream
 from .simulcast import (
     BANDWIDTH_SHARE,
     KEYFRAME_GIVE_UP_S,
@@ -125,6 +125,12 @@ class Room:
         self._received_layers: dict[str, dict[str, str]] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Publishers whose tracks come through a pipe from another SFU (admit_piped): their
+        #: demand and layers go back through the pipe, not to their page (it is on that SFU).
+        self.piped: set[str] = set()
+        #: Per publisher, the simulcast layers this room's slots take or would take (the last
+        #: _update_layers), for a pipe to tell the publisher's own SFU (pipe.py).
+        self.layers_wanted: dict[str, set[int]] = {}
         #: The running recording, if any (see recording.py).
         self.recording: RecordingSession | None = None
         self.closed = False
@@ -149,6 +155,17 @@ class Room:
             )
         return p
 
+    def admit_piped(self, participant_id: str, inbound: Mapping[Kind, InboundStream]) -> Participant:
+        """A publisher of another SFU whose tracks arrive through a pipe (pipe.py): a participant
+        with no peer connection and no slots here, whose ``inbound`` streams (started, fed by
+        the pipe) are forwarded, chosen and switched like any publisher's. It leaves by
+        :meth:`remove`; no :class:`ParticipantConnected` is emitted for it (its own SFU does)."""
+        p = self.admit(participant_id)
+        p.inbound = dict(inbound)
+        self.piped.add(participant_id)
+        self._reassign()  # (not recorded here: its own SFU records it)
+        return p
+
     def get(self, participant_id: str) -> Participant:
         p = self.participants.get(participant_id)
         if p is None:
@@ -164,6 +181,7 @@ class Room:
         self._downlink.pop(participant_id, None)
         self._layer_pause.pop(participant_id, None)
         self._received_layers.pop(participant_id, None)
+        self.piped.discard(participant_id)
         if self.recording is not None:
             self.recording.detach(participant_id)  # leaving closes their file
         gone = set(p.inbound.values())
@@ -364,7 +382,7 @@ class Room:
                 elif layer == switch.target == switch.current and not (probed or slot.paused):
                     # (counting paused layers as they were sent: one wanted is resumed for it)
                     view = switch.usable(resumable[source.publisher_id] or info, now)
-                    self._probe_up(sub, slot, view, choice(view)[0], now)
+                    self._probe_up(sub, slot, view, choice(view)[0], budget, now)
                 unconstrained = choose_layer(
                     usable, tile_height=tile, budget_bps=None, loss=loss, current=switch.target
                 )
@@ -428,20 +446,31 @@ class Room:
                         )
                     )
         self._held_down = held
+        self.layers_wanted = wanted
         self._update_paused_layers(wanted, now)
         self._update_received_layers()
 
     def _probe_up(
-        self, sub: Participant, slot: OutStream, layers: Sequence[LayerInfo], ahead: int, now: float
+        self,
+        sub: Participant,
+        slot: OutStream,
+        layers: Sequence[LayerInfo],
+        ahead: int,
+        budget: float | None,
+        now: float,
     ) -> None:
         """Start a probe of ``sub``'s line (prober.py) when ``slot`` would step up to layer
         ``ahead`` of ``layers`` on the estimate's margin alone: padding brings the slot to the
         rate that layer needs (its bitrate with the choice's headroom), and the step waits for
-        the verdict."""
+        the verdict. Not when the slot's ``budget`` covers that layer outright: it is a paused
+        layer being resumed for the slot, which steps up once it is sent (nothing to probe)."""
         switch = slot.layers
         if switch is None or switch.current is None or ahead <= switch.current or sub.prober.running:
             return
-        padding = layers[ahead].bitrate / BANDWIDTH_SHARE - slot.send_rate(now)
+        need = layers[ahead].bitrate / BANDWIDTH_SHARE
+        if budget is None or need <= budget:
+            return
+        padding = need - slot.send_rate(now)
         if sub.prober.start(slot, ahead, padding):
             logger.info(
                 "room %s: %s probes its line for layer %d of %s (%.0f kbit/s of padding)",
@@ -503,12 +532,14 @@ class Room:
         keeps the top layer (the recorder records it)."""
         for p in self.participants.values():
             source = p.inbound.get("video")
-            if not isinstance(source, SimulcastInbound):
+            if not isinstance(source, SimulcastInbound) or p.id in self.piped:
                 continue
             entry = self._layer_pause.get(p.id)
             if entry is None or entry[0] is not source:
                 entry = self._layer_pause[p.id] = (source, LayerPause(source.layer_count))
             layers = set(wanted.get(p.id, ()))
+            for remote in source.remote_layers.values():  # subscribers on other SFUs (pipe.py)
+                layers |= remote
             if source.taps:
                 layers.add(source.layer_count - 1)
             change = entry[1].update(layers, now)
@@ -576,7 +607,7 @@ class Room:
     def _update_demand(self) -> None:
         for p in self.participants.values():
             video = p.inbound.get("video")
-            if video is None:
+            if video is None or p.id in self.piped:
                 continue
             wanted = video.wanted
             # Publishers start sending, so "wanted" is the assumed initial state.

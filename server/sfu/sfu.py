@@ -13,6 +13,7 @@ from .config import SfuConfig
 from .errors import InvalidRequest, InvalidState, RoomNotFound
 from .events import Listener, Listeners, SfuEvent
 from .participant import Participant
+from .pipe import DEFAULT_TIMEOUT_S, Pipe, PipeStats, check_internal_address
 from .recording import RecordingSession
 from .room import ParticipantStats, Room, RoomStats
 
@@ -74,6 +75,8 @@ class Sfu:
         self.config = config or SfuConfig()
         self._rooms: dict[str, Room] = {}
         self._listeners = Listeners()
+        #: Pipes to other SFUs by pipe id (pipe.py).
+        self._pipes: dict[str, Pipe] = {}
 
     # -- events -----------------------------------------------------------------------------
     def subscribe(self, listener: Listener) -> Callable[[], None]:
@@ -106,6 +109,8 @@ class Sfu:
         """Disconnect everybody and forget the room."""
         room = self._room(room_id)
         del self._rooms[room_id]
+        for pipe in [p for p in self._pipes.values() if p.room is room]:
+            await pipe.close()
         await room.close()
 
     def room_stats(self, room_id: str) -> RoomStats:
@@ -192,6 +197,64 @@ class Sfu:
 
     async def remove_participant(self, room_id: str, participant_id: str) -> None:
         await self._room(room_id).remove(participant_id, "left")
+
+    # -- pipes to other SFUs (pipe.py; docs/sfu.md, "Pipes") ---------------------------------
+    async def open_pipe(
+        self, room_id: str, pipe_id: str, host: str | None = None, *, timeout: float = DEFAULT_TIMEOUT_S
+    ) -> tuple[str, int]:
+        """Open this end of a pipe for ``room_id``: a UDP socket on ``host`` (an internal
+        address; default the first of ``SfuConfig.host_addresses``). Returns its address, to be
+        handed to the other SFU's :meth:`connect_pipe`. The pipe closes when its peer is silent
+        for ``timeout`` seconds."""
+        room = self._room(room_id)
+        if not isinstance(pipe_id, str) or not pipe_id or len(pipe_id) > 200:
+            raise InvalidRequest("pipe id must be a non-empty string of at most 200 characters")
+        if pipe_id in self._pipes:
+            raise InvalidState(f"pipe {pipe_id!r} is already open")
+        if not isinstance(timeout, (int, float)) or not 0.5 <= timeout <= 120:
+            raise InvalidRequest("pipe timeout must be 0.5..120 seconds")
+        address = host if host is not None else (self.config.host_addresses or ("127.0.0.1",))[0]
+        host, _ = check_internal_address(address, 1)
+        pipe = Pipe(room, pipe_id, self.config, float(timeout), on_closed=self._pipe_closed)
+        self._pipes[pipe_id] = pipe
+        try:
+            return await pipe.open(host)
+        except OSError as exc:
+            self._pipes.pop(pipe_id, None)
+            raise InvalidRequest(f"cannot open a pipe on {host}: {exc}") from exc
+
+    def connect_pipe(self, pipe_id: str, peer: tuple[str, int]) -> None:
+        """Connect this end to the other end's address (what its :meth:`open_pipe` returned):
+        only datagrams from there are taken."""
+        if not isinstance(peer, (tuple, list)) or len(peer) != 2:
+            raise InvalidRequest("peer must be (ip, port)")
+        self._pipe(pipe_id).connect((peer[0], peer[1]))
+
+    def pipe_out(self, pipe_id: str, publisher_id: str) -> None:
+        """Send ``publisher_id``'s tracks through the pipe, once, to the other SFU (from when it
+        publishes until it leaves). A publisher that came through a pipe is not sent on."""
+        pipe = self._pipe(pipe_id)
+        pipe.room.get(publisher_id)
+        if any(p.room is pipe.room and p.receives(publisher_id) for p in self._pipes.values()):
+            raise InvalidRequest(f"{publisher_id!r} came through a pipe; it is sent from its own SFU")
+        pipe.send_publisher(publisher_id)
+
+    def pipe_stats(self, pipe_id: str) -> PipeStats:
+        return self._pipe(pipe_id).stats()
+
+    async def close_pipe(self, pipe_id: str) -> None:
+        """Close this end (the peer is told, and its received publishers leave its room)."""
+        await self._pipe(pipe_id).close()
+
+    def _pipe(self, pipe_id: str) -> Pipe:
+        pipe = self._pipes.get(pipe_id)
+        if pipe is None:
+            raise InvalidState(f"no open pipe {pipe_id!r}")
+        return pipe
+
+    def _pipe_closed(self, pipe: Pipe) -> None:
+        if self._pipes.get(pipe.id) is pipe:
+            del self._pipes[pipe.id]
 
     async def close(self) -> None:
         """Close every room (worker shutdown)."""

@@ -134,7 +134,7 @@ class SimulcastInbound(InboundStream):
         pass
 
     async def start(
-        self, transport: RTCDtlsTransport, parameters: RTCRtpReceiveParameters, register: bool = True
+        self, transport: RTCDtlsTransport | None, parameters: RTCRtpReceiveParameters, register: bool = True
     ) -> None:
         # aiortc answered without the RID extensions (it does not know them); the transport
         # parses them only if a registered receiver's parameters name them.

@@ -243,3 +243,25 @@ def test_a_keyframe_switch_still_works_after_padding() -> None:
     assert len(seqs) == 7
     assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:], strict=False)), seqs
     assert len(frames) == 1 and all(frames)
+
+
+async def test_no_probe_for_a_layer_the_estimate_already_covers() -> None:
+    """A paused layer the slot's budget covers outright is resumed for it and stepped up to
+    once sent: probing for it would wait for an estimate to grow that has no reason to (the
+    link lab's hall B, 6.5 Mbit/s, saw its probes for a paused f fail as flat)."""
+    from server.sfu.simulcast import LayerInfo
+
+    t = SimulcastRoom()
+    c = Chair()
+    sub = t.room.admit("hall")
+    try:
+        c.frame()
+        await remb(c.slot, 6_000_000)
+        layers = [LayerInfo(True, 150e3, 180), LayerInfo(True, 600e3, 360), LayerInfo(True, 1.2e6, 720)]
+        t.room._probe_up(sub, c.slot, layers, 2, 6e6, 1000.0)
+        assert not sub.prober.running
+        t.room._probe_up(sub, c.slot, layers, 2, 1.3e6, 1000.0)  # 1.2M / 0.85 > 1.3M: probed
+        assert sub.prober.running
+    finally:
+        sub.prober.close()
+        await t.room.close()

@@ -377,11 +377,21 @@ class Room:
                 layer, temporal = choice(usable, probed=probed)
                 if probed and probe is not None and switch.target < layer != probe.layer:
                     layer, temporal = choice(usable, probed=False)  # probed for another layer
+                paused_info = resumable[source.publisher_id]
+                view = usable if paused_info is None else switch.usable(paused_info, now)
+                if layer < switch.target and paused_info is not None:
+                    # A step down past a paused layer (nobody took it) would fall to the
+                    # lowest: the link lab's hall B went from f to q on an estimate that
+                    # carried h, and then waited out its hold-off there. Take the paused layer
+                    # in between: it is resumed for this slot, which keeps forwarding its
+                    # layer until the keyframe comes (or gives up on it, see above).
+                    between, between_temporal = choice(view, probed=False)
+                    if layer < between < switch.target:
+                        layer, temporal = between, between_temporal
                 if layer != switch.target and sub.prober.probing(slot) is not None:
                     sub.prober.cancel()  # the slot moves anyway: the probe would say nothing
                 elif layer == switch.target == switch.current and not (probed or slot.paused):
                     # (counting paused layers as they were sent: one wanted is resumed for it)
-                    view = switch.usable(resumable[source.publisher_id] or info, now)
                     self._probe_up(sub, slot, view, choice(view)[0], budget, now)
                 unconstrained = choose_layer(
                     usable, tile_height=tile, budget_bps=None, loss=loss, current=switch.target
@@ -431,13 +441,12 @@ class Room:
                 probing = sub.prober.probing(slot)
                 if probing is not None:
                     taken.add(probing)  # (the layer a probe is for stays sent, to be stepped up to)
-                paused_info = resumable[source.publisher_id]
                 if paused_info is not None:
                     # (without the layers this slot gave up on: after giving up f, a slot
                     # resumes the paused h rather than sit on q)
                     taken.add(
                         choose_layer(
-                            switch.usable(paused_info, now),
+                            view,
                             tile_height=tile,
                             budget_bps=budget,
                             loss=loss,

@@ -265,3 +265,31 @@ async def test_no_probe_for_a_layer_the_estimate_already_covers() -> None:
     finally:
         sub.prober.close()
         await t.room.close()
+
+
+async def test_a_step_down_past_a_paused_layer_takes_that_layer_not_the_lowest() -> None:
+    """Hall B on f, h paused (nobody took it), its estimate falls to what carries h but not
+    f: it steps down to h, which is resumed for it, not to q (the link lab's hall B fell to
+    q and waited out its hold-off there)."""
+    from server.sfu.simulcast import LayerPause
+
+    t = SimulcastRoom()
+    slot = t.subscribe("hall", 720)
+    try:
+        assert t.room._ticker is not None
+        t.room._ticker.cancel()
+        assert slot.layers is not None
+        pause = LayerPause(3)
+        pause.active = frozenset({0, 2})
+        pause.last_bitrate = [150e3, 500e3, 1.2e6]
+        t.room._layer_pause["chair"] = (t.track, pause)
+        now = 1000.0
+        t.track.layer_info(now - 1.0)
+        t.sending(now, {0, 2}, (150e3, 0.0, 1.2e6))
+        slot.layers.current = slot.layers.target = 2
+        t.room._downlink["hall"] = (900e3, 0.0)  # h (500k) fits its 85 %, f does not
+        t.room._update_layers(now)
+        assert slot.layers.target == 1
+        assert 1 in pause.active  # resumed for it
+    finally:
+        await t.room.close()

@@ -36,13 +36,13 @@ pytestmark = pytest.mark.network
 PIPE = "pipe-1"
 
 
-def _config() -> SfuConfig:
+def pipe_sfu_config() -> SfuConfig:
     return SfuConfig(host_addresses=tuple(LOOPBACK), ice_servers=(), pli_min_interval=1.0)
 
 
 @pytest.fixture
 async def two_sfus() -> AsyncIterator[tuple[Sfu, Sfu, list[SfuEvent]]]:
-    a, b = Sfu(_config()), Sfu(_config())
+    a, b = Sfu(pipe_sfu_config()), Sfu(pipe_sfu_config())
     events_b: list[SfuEvent] = []
     b.subscribe(events_b.append)
     a.open_room("r")
@@ -52,7 +52,7 @@ async def two_sfus() -> AsyncIterator[tuple[Sfu, Sfu, list[SfuEvent]]]:
     await b.close()
 
 
-async def _pipe(a: Sfu, b: Sfu, proxy: _LossyProxy | None = None) -> None:
+async def connect_ends(a: Sfu, b: Sfu, proxy: _LossyProxy | None = None) -> None:
     """Open both ends and connect them (through ``proxy`` when given)."""
     addr_a = await a.open_pipe("r", PIPE, timeout=3.0)
     addr_b = await b.open_pipe("r", PIPE, timeout=3.0)
@@ -73,7 +73,7 @@ async def test_publisher_on_a_is_seen_and_heard_on_b(
     two_sfus: tuple[Sfu, Sfu, list[SfuEvent]], make_client: Callable[..., Client]
 ) -> None:
     a, b, events_b = two_sfus
-    await _pipe(a, b)
+    await connect_ends(a, b)
     pub = await join(a, make_client, "a", luma=LUMA["a"], amplitude=12000)
     a.pipe_out(PIPE, "a")
     # a quiet local publisher on B: the piped voice must win B's loudest-speaker choice
@@ -120,7 +120,7 @@ async def test_keyframe_request_from_b_reaches_the_publisher_on_a(
     two_sfus: tuple[Sfu, Sfu, list[SfuEvent]], make_client: Callable[..., Client]
 ) -> None:
     a, b, _ = two_sfus
-    await _pipe(a, b)
+    await connect_ends(a, b)
     await join(a, make_client, "a", luma=LUMA["a"])
     a.pipe_out(PIPE, "a")
     sub = await join(b, make_client, "s", video_slots=1)
@@ -153,7 +153,7 @@ async def test_video_demand_on_b_crosses_back_to_a(
     a, b, events_b = two_sfus
     events_a: list[SfuEvent] = []
     a.subscribe(events_a.append)
-    await _pipe(a, b)
+    await connect_ends(a, b)
     await join(a, make_client, "a", luma=LUMA["a"])  # nobody on A watches a
     a.pipe_out(PIPE, "a")
     sub = await join(b, make_client, "s", video_slots=1)
@@ -232,7 +232,7 @@ async def test_a_packet_lost_on_the_pipe_is_recovered_by_nack(
     a, b, _ = two_sfus
     proxy = _LossyProxy()
     try:
-        await _pipe(a, b, proxy)
+        await connect_ends(a, b, proxy)
         await join(a, make_client, "a", luma=LUMA["a"])
         a.pipe_out(PIPE, "a")
         sub = await join(b, make_client, "s", video_slots=1)

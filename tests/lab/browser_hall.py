@@ -31,13 +31,19 @@ async (publisher) => {
   if (!meeting || !meeting.pc) return null;
   const slots = publisher ? meeting.slotMap() : null;
   let video = 0, audio = 0, sentVideo = 0, sentAudio = 0, size = null, outgoing = null;
+  let sentVideoBytes = 0, videoLimit = null;
   const layers = {};
   (await meeting.pc.getStats()).forEach((s) => {
     if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) {
       outgoing = s.availableOutgoingBitrate;
     }
     if (s.type === 'outbound-rtp') {
-      if (s.kind === 'video') sentVideo += s.framesEncoded || 0;
+      if (s.kind === 'video') {
+        sentVideo += s.framesEncoded || 0;
+        sentVideoBytes += (s.bytesSent || 0) + (s.headerBytesSent || 0);
+        const limit = s.qualityLimitationReason;
+        if (limit && limit !== 'none') videoLimit = limit;
+      }
       else sentAudio += s.packetsSent || 0;
       if (s.kind === 'video' && s.rid) {
         layers[s.rid] = {
@@ -64,7 +70,8 @@ async (publisher) => {
   }
   const bars = document.querySelector('[data-link-bars]');
   return {
-    video, audio, sentVideo, sentAudio, size, layers, outgoing, state: meeting.pc.connectionState,
+    video, audio, sentVideo, sentAudio, sentVideoBytes, videoLimit, size, layers, outgoing,
+    state: meeting.pc.connectionState,
     bars: bars ? bars.dataset.bars || null : null,
     mode: meeting.root.dataset.linkMode || null,
     page: meeting.root.dataset.state || null,
@@ -92,6 +99,9 @@ class BrowserSamples:
     sizes: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     #: What the page's own video sends per simulcast rid (``STATS_JS`` ``layers``), every sample.
     layers: list[tuple[float, dict[str, dict[str, Any]]]] = field(default_factory=list)
+    #: What the page's own video has sent (bytes with RTP headers, every encoding; Chromium's
+    #: qualityLimitationReason if any encoding is limited, else None), every sample.
+    sent_video: list[tuple[float, int, str | None]] = field(default_factory=list)
     #: The page's own send-side bandwidth estimate (bit/s, candidate-pair
     #: availableOutgoingBitrate; Chromium follows the SFU's REMB), every sample.
     outgoing: list[tuple[float, float]] = field(default_factory=list)
@@ -107,9 +117,12 @@ class BrowserHall:
         publisher: str | None = None,
         viewport: ViewportSize | None = None,
         scale: float = 1.0,
+        query: str = "",
     ) -> None:
         """``publisher``: count only that participant's media (and sample its video's size);
-        ``viewport``/``scale``: the screen (CSS pixels, devicePixelRatio), which sets the tiles."""
+        ``viewport``/``scale``: the screen (CSS pixels, devicePixelRatio), which sets the tiles;
+        ``query``: appended to the page's address (e.g. ``?layers=2``)."""
+        self.query = query
         self.base_url = base_url
         self.token = token
         self.room_id = room_id
@@ -140,7 +153,7 @@ class BrowserHall:
         """The kiosk's meeting page, as the enrolled kiosk (its device cookie)."""
         await context.add_cookies([{"name": KIOSK_COOKIE, "value": self.token, "url": self.base_url}])
         page = await context.new_page()
-        await page.goto(f"{self.base_url}/kiosk/rooms/{self.room_id}")
+        await page.goto(f"{self.base_url}/kiosk/rooms/{self.room_id}{self.query}")
         return page
 
     async def _poll(self) -> None:
@@ -170,6 +183,7 @@ class BrowserHall:
                     if not self.samples.page_states or self.samples.page_states[-1][1] != stats["page"]:
                         self.samples.page_states.append((now, stats["page"]))
                     self.samples.sent = {"video": stats["sentVideo"], "audio": stats["sentAudio"]}
+                    self.samples.sent_video.append((now, stats["sentVideoBytes"], stats["videoLimit"]))
                     if stats["size"] is not None:
                         self.samples.sizes.append((now, stats["size"]))
                     if stats["layers"]:
@@ -214,12 +228,11 @@ class BrowserOfficial(BrowserHall):
     in through the real form, sampled like a hall."""
 
     def __init__(
-        self, base_url: str, username: str, password: str, room_id: int, *, query: str = "", **kw: Any
+        self, base_url: str, username: str, password: str, room_id: int, **kw: Any
     ) -> None:
         super().__init__(base_url, "", room_id, **kw)
         self.username = username
         self.password = password
-        self.query = query
 
     async def _open(self, context: BrowserContext) -> Page:
         page = await context.new_page()

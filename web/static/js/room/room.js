@@ -19,13 +19,24 @@ const FATAL = new Set(['not_invited', 'room_closed', 'room_not_found', 'removed'
 // "Simulcast"): q 320x180 (150 kbit/s), h 640x360 (500 kbit/s), f the 1280x720 camera
 // (1.2 Mbit/s). Chromium sends a layer only while its bandwidth estimate covers the ones below
 // it, so a thin uplink still carries q at the camera's frame rate. Kiosks publish one layer:
-// their uplink is the thin one. ?simulcast=0 on the room page publishes one 640x360 layer, as
-// before simulcast (for diagnosis).
+// their uplink is the thin one (?layers=2 on a kiosk page publishes q and h of its 640x360
+// camera, for tests/bench/kiosk_layers_bench.py). ?simulcast=0 on the room page publishes one
+// 640x360 layer, as before simulcast (for diagnosis).
 export const SIMULCAST_ENCODINGS = [
   { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
   { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
   { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1200000 },
 ];
+export const KIOSK_ENCODINGS = [
+  { rid: 'q', scaleResolutionDownBy: 2, maxBitrate: 150000 },
+  { rid: 'h', scaleResolutionDownBy: 1, maxBitrate: 500000 },
+];
+
+// The encodings this page publishes its camera in (null: one layer).
+function cameraEncodings(kiosk, query) {
+  if (kiosk) return query.get('layers') === '2' ? KIOSK_ENCODINGS : null;
+  return query.get('simulcast') !== '0' ? SIMULCAST_ENCODINGS : null;
+}
 // The camera is captured at the top layer's size: the browser scales it down for the others.
 const CAMERA_SIMULCAST = { width: { ideal: 1280 }, height: { ideal: 720 } };
 const CAMERA_ONE_LAYER = { width: { ideal: 640 }, height: { ideal: 360 } };
@@ -98,8 +109,11 @@ export class Room {
     this.stillTimer = null;
     this.residents = residentsCounter(this);
     this.tiles.rosterControls = (person, li) => this.chair.rosterControls(person, li);
-    this.simulcast =
-      !root.classList.contains('kiosk-meeting') && new URLSearchParams(window.location.search).get('simulcast') !== '0';
+    const kiosk = root.classList.contains('kiosk-meeting');
+    this.encodings = cameraEncodings(kiosk, new URLSearchParams(window.location.search));
+    this.simulcast = this.encodings !== null;
+    // a kiosk's two layers are of its 640x360 camera; an official's three of a 1280x720 one
+    this.camera = this.simulcast && !kiosk ? CAMERA_SIMULCAST : CAMERA_ONE_LAYER;
     this.sentTiles = '';
     this.tilesTimer = null;
     if (window.ResizeObserver) {
@@ -126,7 +140,7 @@ export class Room {
     try {
       this.stream = await navigator.mediaDevices.getUserMedia({
         audio: true,
-        video: this.simulcast ? CAMERA_SIMULCAST : CAMERA_ONE_LAYER,
+        video: this.camera,
       });
       this.tiles.showSelf(this.stream);
     } catch (error) {
@@ -340,7 +354,7 @@ export class Room {
     if (audioTrack) pc.addTransceiver(audioTrack, { direction: 'sendonly', streams: [this.stream] });
     for (let i = 0; i < this.audioSlots; i += 1) pc.addTransceiver('audio', { direction: 'recvonly' });
     const videoInit = { direction: 'sendonly', streams: [this.stream] };
-    if (this.simulcast) videoInit.sendEncodings = SIMULCAST_ENCODINGS.map((e) => ({ ...e }));
+    if (this.encodings) videoInit.sendEncodings = this.encodings.map((e) => ({ ...e }));
     this.activeLayers = null;
     this.videoSender = videoTrack ? pc.addTransceiver(videoTrack, videoInit).sender : null;
     for (let i = 0; i < this.videoSlots; i += 1) pc.addTransceiver('video', { direction: 'recvonly' });
@@ -482,7 +496,9 @@ export class Room {
   applyScreenLayers() {
     if (!this.simulcast) return;
     const wanted = (encoding) =>
-      this.screenTrack ? encoding.rid === 'f' : !this.activeLayers || this.activeLayers.has(encoding.rid);
+      this.screenTrack
+        ? encoding.rid === this.encodings[this.encodings.length - 1].rid
+        : !this.activeLayers || this.activeLayers.has(encoding.rid);
     this.updateSender((params) => {
       const encodings = params.encodings || [];
       if (encodings.length < 2 || encodings.every((e) => e.active === wanted(e))) return false;

@@ -93,8 +93,10 @@ DEFAULT_TIMEOUT_S = 5.0
 #: Datagrams waiting for the pipe's reader; more are dropped and counted.
 MAX_QUEUE = 4096
 #: Publishers one announcement may name, and the longest announcement read.
-MAX_PUBLISHERS = 256
-MAX_ANNOUNCEMENT_BYTES = 60_000
+#: (one datagram: a county briefing's 300 halls with short ids fit; more, or long ids, would
+#: need the announcement split over several datagrams, not built)
+MAX_PUBLISHERS = 400
+MAX_ANNOUNCEMENT_BYTES = 65_000
 
 _RTCP_PSFB = 206
 _RTCP_RTPFB = 205
@@ -385,6 +387,8 @@ class Pipe:
     def send_publisher(self, publisher_id: str) -> None:
         """Send ``publisher_id``'s tracks through the pipe (from when it publishes, until it
         leaves this room or :meth:`stop_publisher`)."""
+        if publisher_id not in self._wanted and len(self._wanted) >= MAX_PUBLISHERS:
+            raise InvalidRequest(f"a pipe carries at most {MAX_PUBLISHERS} publishers")
         self._wanted.add(publisher_id)
         self._sync_out()
 
@@ -543,7 +547,12 @@ class Pipe:
         self._sendto(out.serialize(self._ext_map))
 
     def _send_control(self, message: dict[str, Any]) -> None:
-        self._sendto(json.dumps(message, separators=(",", ":")).encode())
+        data = json.dumps(message, separators=(",", ":")).encode()
+        if len(data) > MAX_ANNOUNCEMENT_BYTES:
+            # the peer would refuse it and time out: say why here
+            logger.error("pipe %s: announcement of %d bytes is too long; not sent", self.id, len(data))
+            return
+        self._sendto(data)
 
     def _send_rtcp(self, data: bytes) -> None:
         self._sendto(data)
@@ -567,7 +576,7 @@ class Pipe:
             self.overflow += 1
 
     async def _read(self) -> None:
-        while True:
+        while self.closed is None:  # (a bye closes the pipe from inside this loop)
             data, arrival_ms = await self._queue.get()
             self.packets_received += 1
             try:

@@ -110,10 +110,16 @@ async def test_publisher_on_a_is_seen_and_heard_on_b(
     await b.close_pipe("pipe-2")
 
     # A closes its end: the peer is told, and a leaves B's room as a publisher leaving would
+    pipe_b = b._pipes[PIPE]
     await a.close_pipe(PIPE)
     await wait_until(lambda: "a" not in b._room("r").participants, 5, "a leaves B")
     assert ParticipantLeft("r", "a", "left") in events_b
     assert sub.slot_of("a", "video") is None
+    # B's end closed too, and left no task behind; A's publisher no longer feeds a pipe
+    await wait_until(lambda: all(t.done() for t in pipe_b._tasks), 5, "B's pipe tasks end")
+    with pytest.raises(InvalidState):
+        b.pipe_stats(PIPE)
+    assert all(not s.relays for s in a._room("r").get("a").inbound.values())
 
 
 async def test_keyframe_request_from_b_reaches_the_publisher_on_a(

@@ -143,8 +143,9 @@ def with_simulcast_answer(answer_sdp: str, offer: SimulcastOffer) -> str:
 
 DROP, PASS, SWITCHED = 0, 1, 2
 #: After a step up, the estimate has this long to climb to the new layer's rate (seconds; it
-#: grows ~8 %/s, padding probes would be faster: not done); meanwhile only loss, a falling
-#: estimate (the estimator saw overuse) or a flat one (below) bring the slot down.
+#: grows ~8 %/s; a step on the estimate's margin alone came after a padding probe, prober.py);
+#: meanwhile only loss, a falling estimate (the estimator saw overuse) or a flat one (below)
+#: bring the slot down.
 UP_GRACE_S = 15.0
 #: While ramping, the estimate must grow by :data:`RAMP_GROWTH` every :data:`RAMP_CHECK_S`: a
 #: delay-based estimate with room grows ~8 %/s (+26 % in 3 s); one that stays flat is at the

@@ -20,8 +20,9 @@ of its own room. On the wire (all in one socket, told apart by the first octet, 
   publisher": PLI and NACK, which the sending end maps back by pipe SSRC (a PLI asks the real
   publisher for a keyframe of that layer, throttled as ever; a NACK is answered from the
   sending end's packet cache of that layer; what is not there the sending end has already
-  NACKed of the publisher itself, and the retransmission then crosses like any packet).
-  Receiver reports and REMB are read and left alone (see docs/sfu.md, "Pipes").
+  NACKed of the publisher itself, and the retransmission then crosses like any packet), and
+  REMB (the far end's subscribers' estimate, a cap on a single-layer publisher as a local
+  subscriber's is). Receiver reports are read and left alone.
 * **Announcements** (first octet ``{``): a JSON object, every :data:`ANNOUNCE_INTERVAL_S` and
   at once when what is sent changes; ``{"type": "announce", "v": 1, "room": ..., "publishers":
   {id: {"audio": ssrc | null, "video": [ssrc per layer, lowest first], "rids": [...]}}}``.
@@ -102,6 +103,7 @@ _RTCP_PSFB = 206
 _RTCP_RTPFB = 205
 _FMT_PLI = 1
 _FMT_FIR = 4
+_FMT_APP = 15  # (REMB)
 _FMT_NACK = 1
 
 
@@ -209,12 +211,13 @@ def _is_ssrc(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 0xFFFFFFFF
 
 
-def parse_feedback(data: bytes) -> tuple[list[int], dict[int, list[int]]]:
-    """From a compound RTCP packet: the media SSRCs asked for a keyframe (PLI, FIR) and, per
-    media SSRC, the sequence numbers NACKed. Other packets are skipped; ValueError when the
-    compound does not parse."""
+def parse_feedback(data: bytes) -> tuple[list[int], dict[int, list[int]], dict[int, int]]:
+    """From a compound RTCP packet: the media SSRCs asked for a keyframe (PLI, FIR), per media
+    SSRC the sequence numbers NACKed, and per media SSRC the REMB (bit/s). Other packets are
+    skipped; ValueError when the compound does not parse."""
     keyframes: list[int] = []
     nacks: dict[int, list[int]] = {}
+    rembs: dict[int, int] = {}
     pos = 0
     while pos < len(data):
         if len(data) - pos < 4:
@@ -230,6 +233,9 @@ def parse_feedback(data: bytes) -> tuple[list[int], dict[int, list[int]]]:
         elif pt == _RTCP_PSFB and fmt == _FMT_FIR and len(body) >= 16:
             for at in range(8, len(body) - 7, 8):
                 keyframes.append(struct.unpack_from("!L", body, at)[0])
+        elif pt == _RTCP_PSFB and fmt == _FMT_APP and body[8:12] == b"REMB":
+            bitrate, ssrcs = ai.unpack_remb_fci(body[8:])
+            rembs.update(dict.fromkeys(ssrcs, bitrate))
         elif pt == _RTCP_RTPFB and fmt == _FMT_NACK and len(body) >= 12:
             lost = nacks.setdefault(struct.unpack_from("!L", body, 4)[0], [])
             for at in range(8, len(body) - 3, 4):
@@ -237,7 +243,7 @@ def parse_feedback(data: bytes) -> tuple[list[int], dict[int, list[int]]]:
                 lost.append(pid)
                 lost.extend((pid + i + 1) & 0xFFFF for i in range(16) if blp >> i & 1)
         pos = end
-    return keyframes, nacks
+    return keyframes, nacks, rembs
 
 
 @dataclass(frozen=True)
@@ -519,6 +525,7 @@ class Pipe:
             return
         for track in out.sources:
             track.remote_layers.pop(self.id, None)
+            track.remote_remb.pop(self.id, None)
         if out.sources and not self.room.closed:
             self.room._update_demand()
         for outgoing in out.outgoing:
@@ -606,7 +613,14 @@ class Pipe:
             raise ValueError("neither RTP, RTCP nor an announcement")
 
     def _on_feedback(self, data: bytes) -> None:
-        keyframes, nacks = parse_feedback(data)
+        keyframes, nacks, rembs = parse_feedback(data)
+        now = time.monotonic()
+        for ssrc, bitrate in rembs.items():
+            outgoing = self._out_by_ssrc.get(ssrc)
+            if outgoing is not None:
+                # the far end's subscribers' estimate: caps a single-layer publisher as a local
+                # subscriber's would (a simulcast track takes no cap: relay/simulcast_inbound)
+                outgoing.stream.track.remote_remb[self.id] = (bitrate, now)
         for ssrc in keyframes:
             outgoing = self._out_by_ssrc.get(ssrc)
             if outgoing is not None:

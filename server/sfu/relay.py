@@ -138,6 +138,9 @@ class InboundStream(_TaskOwner):
         #: Per pipe id (pipe.py): the layers (0 for a single-layer track) that subscribers on
         #: the SFU at its other end take; demand like a local slot's (video, layer pause).
         self.remote_layers: dict[str, frozenset[int]] = {}
+        #: Per pipe id: the REMB its far end's subscribers of this track last sent (bit/s) and
+        #: when (monotonic); a cap like a local subscriber's (see _remb_bitrate).
+        self.remote_remb: dict[str, tuple[int, float]] = {}
         #: Simulcast: the published track this stream is a layer of (itself when it is the
         #: track), its layer index (None: not a layer) and the track's number of layers.
         self.track: InboundStream = self
@@ -428,6 +431,8 @@ class InboundStream(_TaskOwner):
         if self.track is not self:
             return None
         values = [r for o in self.outputs if not o.paused and (r := o.fresh_remb()) is not None]
+        now = time.monotonic()
+        values += [r for r, at in self.remote_remb.values() if now - at <= REMB_FRESH_S]  # (pipe.py)
         if self._remb_estimate is not None and self.transport_feedback is None:
             values.append(self._remb_estimate)  # (with transport-wide feedback: its own)
         return min(values) if values else None

@@ -166,6 +166,12 @@ async def test_video_demand_on_b_crosses_back_to_a(
     await wait_until(lambda: sees_video(sub, "a"), 15, "s on B sees a")
     track = a._room("r").get("a").inbound["video"]
     await wait_until(lambda: track.remote_layers == {PIPE: frozenset({0})}, 5, "B says it takes a's video")
+    # B's subscriber's estimate (REMB) reaches A and caps the single-layer publisher there, as a
+    # local subscriber's would
+    slot_b = b._room("r").get("s").video_slots[0]
+    await wait_until(lambda: PIPE in track.remote_remb and slot_b.fresh_remb() is not None, 10, "REMB")
+    remb = track._remb_bitrate()
+    assert remb is not None and remb <= track.remote_remb[PIPE][0]
     demand = [e.wanted for e in events_a if isinstance(e, VideoDemandChanged)]
     assert demand[-1:] == [True], demand  # (unwanted when it joined; wanted once piped)
     events_a.clear()

@@ -31,6 +31,7 @@ from .recording import RecordingSession
 from .relay import InboundStream, Kind, OutStream
 from .simulcast import (
     BANDWIDTH_SHARE,
+    FIRST_ESTIMATE_WAIT_S,
     KEYFRAME_GIVE_UP_S,
     KEYFRAME_RETRY_S,
     LayerInfo,
@@ -362,12 +363,16 @@ class Room:
                         switch.backoff,
                     )
                 usable = switch.usable(info, now)
+                if switch.first_choice_at is None:
+                    switch.first_choice_at = now
+                # no estimate yet: the lowest layer (a budget of nothing) for a while
+                unknown = budget is None and now - switch.first_choice_at < FIRST_ESTIMATE_WAIT_S
                 may_step_up = now >= switch.up_after
                 ramping = switch.ramping(now, budget, info[switch.target].rate(switch.temporal_target))
                 choice = functools.partial(
                     choose_layers,
                     tile_height=tile,
-                    budget_bps=budget,
+                    budget_bps=0.0 if unknown else budget,
                     loss=loss,
                     current=switch.target,
                     may_step_up=may_step_up,
@@ -398,7 +403,9 @@ class Room:
                 )
                 if not slot.paused:
                     held[sub.id] = held.get(sub.id, False) or layer < unconstrained or temporal is not None
-                if layer < switch.target and layer < unconstrained:
+                if unknown:
+                    pass  # not the bandwidth's doing: no hold-off, no ramp
+                elif layer < switch.target and layer < unconstrained:
                     switch.bandwidth_down(now)
                 elif layer > switch.target:
                     switch.stepped_up(now, budget)

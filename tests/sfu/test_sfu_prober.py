@@ -16,7 +16,7 @@ from rtc.rtputil import seq_add
 from rtc.seq_rewriter import SeqRewriter
 from server.sfu.prober import PROBE_S, Prober
 from server.sfu.relay import PADDING_PACKET_BYTES, OutStream
-from server.sfu.simulcast import HOLD_DOWN_S
+from server.sfu.simulcast import HOLD_DOWN_S, SWITCHED
 from tests.sfu.test_sfu_simulcast_units import (
     SimulcastRoom,
     _aiortc_frames,
@@ -291,5 +291,44 @@ async def test_a_step_down_past_a_paused_layer_takes_that_layer_not_the_lowest()
         t.room._update_layers(now)
         assert slot.layers.target == 1
         assert 1 in pause.active  # resumed for it
+    finally:
+        await t.room.close()
+
+
+async def test_a_new_slot_starts_on_the_lowest_layer_until_its_subscriber_sends_an_estimate() -> None:
+    """A hall that just joined, its line unknown: the lowest layer, not the one its tile wants
+    (the link lab's 300 kbit/s hall A was started on h and lost 25-45 % for twenty seconds).
+    Once its estimate comes, the choice follows it (a strong line goes up a layer at a time as
+    they fit); a subscriber that never sends one gets what its tile wants after the wait."""
+    from server.sfu.simulcast import FIRST_ESTIMATE_WAIT_S
+
+    t = SimulcastRoom()
+    try:
+        assert t.room._ticker is not None
+        t.room._ticker.cancel()
+        strong, silent = t.subscribe("strong", 720), t.subscribe("silent", 720)
+        for slot in (strong, silent):
+            assert slot.layers is not None
+            slot.layers.first_choice_at = None  # (subscribe() puts them past the wait)
+        now = 1000.0
+        t.track.layer_info(now - 1.0)
+        await _room_tick(t, now, 1.0)
+        assert strong.layers is not None and silent.layers is not None
+        assert (strong.layers.target, silent.layers.target) == (0, 0)
+        assert strong.layers.up_after <= now  # not held off: the bandwidth did nothing
+        for slot in (strong, silent):
+            assert slot.layers is not None and slot.layers.accept(0, descriptor(1, 1, key=True)) == SWITCHED
+        t.room._downlink["strong"] = (4e6, 0.0)
+        targets = []
+        for _ in range(4):
+            now += 1.0
+            await _room_tick(t, now, 1.0)
+            targets.append((strong.layers.target, silent.layers.target))
+            for slot in (strong, silent):
+                assert slot.layers is not None
+                if slot.layers.current != slot.layers.target:  # keyframes come at once
+                    slot.layers.accept(slot.layers.target, descriptor(2, 1, key=True))
+        assert targets[0] == (1, 0) and targets[1][0] == 2
+        assert now - 1000.0 >= FIRST_ESTIMATE_WAIT_S and targets[-1][1] == 2
     finally:
         await t.room.close()

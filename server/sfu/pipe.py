@@ -76,6 +76,7 @@ from .simulcast import MAX_LAYERS, RID_URI, SimulcastOffer
 from .simulcast_inbound import SimulcastInbound
 
 if TYPE_CHECKING:
+    from .participant import Participant
     from .room import Room
 
 logger = logging.getLogger(__name__)
@@ -354,6 +355,8 @@ class Pipe:
         self._announced_out: dict[str, Any] | None = None
         # receiving
         self._in: dict[str, Announced] = {}
+        #: ... and the room's participant each became (to tell it from one that took its id since)
+        self._in_participants: dict[str, Participant] = {}
         self._in_by_ssrc: dict[int, InboundStream] = {}
         self.closed: str | None = None
         # counters
@@ -651,8 +654,14 @@ class Pipe:
                 video.remote_layers[self.id] = wants
                 self.room._update_demand()
         publishers = announcement.publishers
-        for pid in [pid for pid, known in self._in.items() if publishers.get(pid) != known]:
-            await self._remove_in(pid, "left")
+        for pid, known in list(self._in.items()):
+            # changed, or removed from the room by someone else (the announcement is the truth:
+            # it comes back)
+            if (
+                publishers.get(pid) != known
+                or self.room.participants.get(pid) is not self._in_participants[pid]
+            ):
+                await self._remove_in(pid, "left")
         for pid, announced in publishers.items():
             if pid not in self._in:
                 await self._admit_in(pid, announced)
@@ -692,13 +701,14 @@ class Pipe:
                 None, RTCRtpReceiveParameters(codecs=[_codec(kind)], headerExtensions=_extensions())
             )
         try:
-            self.room.admit_piped(publisher_id, inbound)
+            participant = self.room.admit_piped(publisher_id, inbound)
         except (AlreadyJoined, SfuError):
             self.refused_publishers += 1
             for stream in inbound.values():
                 await stream.stop()
             return
         self._in[publisher_id] = announced
+        self._in_participants[publisher_id] = participant
         self._in_by_ssrc.update(ssrcs)
         logger.info("pipe %s: %s arrives from %s", self.id, publisher_id, self.peer)
 
@@ -715,11 +725,16 @@ class Pipe:
 
     async def _remove_in(self, publisher_id: str, reason: str) -> None:
         announced = self._in.pop(publisher_id, None)
+        participant = self._in_participants.pop(publisher_id, None)
         if announced is None:
             return
         for ssrc in ([announced.audio] if announced.audio is not None else []) + list(announced.video):
             self._in_by_ssrc.pop(ssrc, None)
-        if not self.room.closed and publisher_id in self.room.participants:
+        if (
+            not self.room.closed
+            and participant is not None
+            and self.room.participants.get(publisher_id) is participant
+        ):
             await self.room.remove(publisher_id, reason)
 
 

@@ -37,12 +37,14 @@ class ParticipantHandle:
 
     async def handle_offer(self, sdp: str) -> str:
         """Answer the client's offer (SDP string); returns the answer SDP (with candidates)."""
-        return await self._participant().handle_offer(sdp)
+        return await self._sfu.handle_offer(self.room_id, self.participant_id, sdp)
 
     async def add_ice_candidate(
         self, candidate: str | None, sdp_mid: str | None = None, sdp_mline_index: int | None = None
     ) -> None:
-        await self._participant().add_ice_candidate(candidate, sdp_mid, sdp_mline_index)
+        await self._sfu.add_ice_candidate(
+            self.room_id, self.participant_id, candidate, sdp_mid, sdp_mline_index
+        )
 
     def set_visible_videos(self, publisher_ids: Sequence[str] | None) -> None:
         self._sfu.set_visible_videos(self.room_id, self.participant_id, publisher_ids)
@@ -174,7 +176,7 @@ class Sfu:
         return ParticipantHandle(self, room_id, participant_id)
 
     async def handle_offer(self, room_id: str, participant_id: str, sdp: str) -> str:
-        return await self._room(room_id).get(participant_id).handle_offer(sdp)
+        return await self._connectable(room_id, participant_id).handle_offer(sdp)
 
     async def add_ice_candidate(
         self,
@@ -184,7 +186,17 @@ class Sfu:
         sdp_mid: str | None = None,
         sdp_mline_index: int | None = None,
     ) -> None:
-        await self._room(room_id).get(participant_id).add_ice_candidate(candidate, sdp_mid, sdp_mline_index)
+        await self._connectable(room_id, participant_id).add_ice_candidate(
+            candidate, sdp_mid, sdp_mline_index
+        )
+
+    def _connectable(self, room_id: str, participant_id: str) -> Participant:
+        """A participant of this SFU that connects here (not one that came through a pipe)."""
+        room = self._room(room_id)
+        participant = room.get(participant_id)
+        if participant_id in room.piped:
+            raise InvalidState(f"{participant_id!r} publishes on another SFU; it came through a pipe")
+        return participant
 
     def set_visible_videos(
         self, room_id: str, participant_id: str, publisher_ids: Sequence[str] | None

@@ -307,6 +307,14 @@ async def test_bad_datagrams_are_dropped_and_a_silent_peer_removes_its_publisher
         # a valid announcement admits the publisher; its RTP is taken
         peer.sendto(announce({"x": {"audio": 1234}}), addr_b)
         await wait_until(lambda: "x" in b._room("r").participants, 5, "x admitted on B")
+        # x publishes on its own SFU: it cannot be connected here
+        with pytest.raises(InvalidState):
+            await b.handle_offer("r", "x", "v=0")
+        # removed from B's room by someone else, it comes back with the next announcement
+        first = b._room("r").get("x")
+        await b.remove_participant("r", "x")
+        peer.sendto(announce({"x": {"audio": 1234}}), addr_b)
+        await wait_until(lambda: b._room("r").participants.get("x") not in (None, first), 5, "x back")
         opus = ai.RtpPacket(
             payload_type=111, sequence_number=1, timestamp=0, ssrc=1234, payload=b"\xf8\xff\xfe"
         )

@@ -11,7 +11,7 @@ import asyncio
 import json
 import struct
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, SupportsBytes
 
 import pytest
 
@@ -27,7 +27,7 @@ from server.sfu import (
     SfuEvent,
     VideoDemandChanged,
 )
-from server.sfu.pipe import PIPE_VP8_PT
+from server.sfu.pipe import PIPE_VP8_PT, parse_feedback
 from server.sfu.relay import InboundStream
 from tests.sfu.sfu_testkit import LOOPBACK, LUMA, Client, hears, join, sees_video, wait_until
 
@@ -347,3 +347,33 @@ async def test_pipe_addresses_must_be_internal(two_sfus: tuple[Sfu, Sfu, list[Sf
             b.connect_pipe(PIPE, bad)  # type: ignore[arg-type]
     with pytest.raises(InvalidRequest):
         await b.open_pipe("r", "other", host="8.8.8.8")
+
+
+def test_feedback_across_the_pipe_is_read_from_a_compound() -> None:
+    """What the sending end reads of the RTCP its peer sends: keyframe requests (PLI, FIR),
+    NACKed sequence numbers (the bitmask expanded, across the 16-bit wrap) and REMB; receiver
+    reports are skipped; a compound whose lengths run past the datagram is refused."""
+    packets: list[SupportsBytes] = [
+        ai.RtcpRrPacket(ssrc=7, reports=[]),
+        ai.RtcpPsfbPacket(fmt=ai.RTCP_PSFB_PLI, ssrc=7, media_ssrc=1001),
+        _NackAcrossTheWrap(),
+        ai.RtcpPsfbPacket(fmt=ai.RTCP_PSFB_FIR, ssrc=7, media_ssrc=0, fci=struct.pack("!LB3x", 1003, 1)),
+        ai.RtcpPsfbPacket(fmt=ai.RTCP_PSFB_APP, ssrc=7, media_ssrc=0, fci=ai.pack_remb_fci(300_000, [1004])),
+    ]
+    compound = b"".join(bytes(p) for p in packets)
+    keyframes, nacks, rembs = parse_feedback(compound)
+    assert keyframes == [1001, 1003]
+    assert sorted(nacks[1002]) == [2, 65534, 65535]
+    assert rembs == {1004: 300_000}
+    with pytest.raises(ValueError):
+        parse_feedback(compound[:-3])
+    with pytest.raises(ValueError):
+        parse_feedback(b"\x80\xc9\x00\x09")
+
+
+class _NackAcrossTheWrap:
+    """A generic NACK (RFC 4585) of 65534 with 65535 and 2 in its bitmask (aiortc's own
+    serializer cannot write one across the wrap)."""
+
+    def __bytes__(self) -> bytes:
+        return struct.pack("!BBHLLHH", 0x81, 205, 3, 7, 1002, 65534, 0b1001)

@@ -80,6 +80,25 @@ when an upgrade breaks one. Internals used, and why:
    aiortc hands it next (one task reads each DTLS transport, and nothing awaits between the
    read and the hand-over); :func:`receive_time_us` gives the same in microseconds since 1970,
    for the transport-wide feedback's 250 us ticks (``rtc/transport_cc.py``).
+10. One shared UDP socket for every peer connection (:mod:`rtc.udp_mux`, used by
+    :func:`gather_on` when given a ``mux``). The host candidates are made here as aioice's
+    ``Connection.get_component_candidates`` makes them (``aioice.candidate.Candidate``,
+    ``candidate_foundation``, ``candidate_priority``; ``StunProtocol(connection)`` with its
+    ``local_candidate``, ``connection_made(transport)``, ``transactions`` (the ids of its
+    outstanding STUN transactions, for routing responses), ``Connection._valid_username``
+    (which of two connections that drew the same 4-character ufrag a request is for) and
+    ``close()`` /
+    ``connection_lost`` (which unregister it), added to ``Connection._protocols``), but the
+    ``StunProtocol``'s transport is a :class:`rtc.udp_mux.MuxTransport` on the shared socket
+    instead of a socket of its own; it registers under ``Connection.local_username`` (the
+    ufrag binding requests name). Server-reflexive candidates go through
+    ``aioice.ice.server_reflexive_candidate`` on those protocols
+    (``Connection.stun_server``); TURN candidates are still made by
+    ``get_component_candidates(component, addresses=[])``. Without configured addresses the
+    mux takes ``aioice.ice.get_host_addresses(Connection._use_ipv4, _use_ipv6)``. Only
+    single-component connections (aiortc's, with rtcp-mux) are muxed: a USERNAME does not
+    name a component. :class:`DirectRtpSender` queues RTP on the mux
+    (``MuxSocket.queue``), which sends the queue of one event-loop turn in one ``sendmmsg``.
 """
 
 from __future__ import annotations
@@ -93,6 +112,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import aioice
+import aioice.candidate
 import aioice.ice
 import aioice.stun
 import aiortc
@@ -124,6 +144,8 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
+from rtc.udp_mux import MuxSocket, MuxTransport, UdpMux, pack_sockaddr
+
 logger = logging.getLogger(__name__)
 
 TESTED_AIORTC_VERSION = "1.16.0"
@@ -150,6 +172,7 @@ __all__ = [
     "pack_remb_fci",
     "unpack_remb_fci",
     "gather_on",
+    "udp_mux_of",
     "tune_consent",
     "intercept_receive",
     "intercept_send",
@@ -212,41 +235,113 @@ def _ice_gatherers(pc: RTCPeerConnection) -> list[RTCIceGatherer]:
     return gatherers
 
 
-def gather_on(pc: RTCPeerConnection, addresses: Sequence[str]) -> None:
+def gather_on(pc: RTCPeerConnection, addresses: Sequence[str], mux: UdpMux | None = None) -> None:
     """Make the not-yet-started ICE gatherers of ``pc`` gather host candidates
-    only on ``addresses`` (e.g. ``["127.0.0.1"]``).
+    only on ``addresses`` (e.g. ``["127.0.0.1"]``), and with ``mux`` on its shared
+    sockets (one per address, item 10) instead of a socket per connection.
 
     Call after the transceivers exist (after ``setRemoteDescription`` on the
     answering side, after ``addTransceiver`` on the offering side) and before
     ``setLocalDescription``, which gathers. An empty ``addresses`` keeps
-    aioice's default. Only this ``pc``'s aioice Connection objects change.
+    aioice's default addresses. Only this ``pc``'s aioice Connection objects change.
     """
-    if not addresses:
+    if not addresses and mux is None:
         return
     wanted = list(addresses)
     for gatherer in _ice_gatherers(pc):
         if gatherer.state != "new":
             continue
-        _gather_on_connection(gatherer._connection, wanted)
+        _gather_on_connection(gatherer._connection, wanted, mux)
 
 
-def _gather_on_connection(conn: Any, addresses: list[str]) -> None:
+def _gather_on_connection(conn: Any, addresses: list[str], mux: UdpMux | None) -> None:
     # Same steps as aioice.Connection.gather_candidates, with our addresses
     # instead of get_host_addresses(). A relay-only policy keeps no host
     # candidates, as aioice does.
     relay_only = conn._transport_policy == aioice.TransportPolicy.RELAY
+    muxed = mux is not None and set(conn._components) == {1}
 
     async def gather_candidates() -> None:
         if conn._local_candidates_start:
             return
         conn._local_candidates_start = True
         for component in sorted(conn._components):
-            conn._local_candidates += await conn.get_component_candidates(
-                component=component, addresses=[] if relay_only else addresses
-            )
+            if muxed and not relay_only:
+                assert mux is not None
+                conn._local_candidates += await _muxed_candidates(conn, component, addresses, mux)
+            else:
+                conn._local_candidates += await conn.get_component_candidates(
+                    component=component, addresses=[] if relay_only else addresses
+                )
         conn._local_candidates_end = True
 
     conn.gather_candidates = gather_candidates
+
+
+async def _muxed_candidates(
+    conn: Any, component: int, addresses: list[str], mux: UdpMux
+) -> list[aioice.candidate.Candidate]:
+    """Host candidates on the mux's shared sockets, then server-reflexive ones through them
+    and TURN ones as aioice makes them (see item 10)."""
+    if not addresses:
+        addresses = aioice.ice.get_host_addresses(conn._use_ipv4, conn._use_ipv6)
+    candidates: list[aioice.candidate.Candidate] = []
+    protocols: list[aioice.ice.StunProtocol] = []
+    for address in addresses:
+        try:
+            mux_socket = await mux.socket_for(address)
+        except OSError as exc:
+            # loud: the peers get no host candidate here (TURN only), e.g. a second worker on
+            # the same fixed port
+            logger.error("UDP mux: could not bind to %s port %d - %s", address, mux.port, exc)
+            continue
+        protocol = aioice.ice.StunProtocol(conn)
+        transactions = protocol.transactions
+        transport = mux_socket.attach(
+            conn.local_username, protocol, transactions.__contains__, conn._valid_username
+        )
+        protocol.connection_made(transport)
+        host, port = transport.get_extra_info("sockname")[:2]
+        protocol.local_candidate = aioice.candidate.Candidate(
+            foundation=aioice.candidate.candidate_foundation("host", "udp", host),
+            component=component,
+            transport="udp",
+            priority=aioice.candidate.candidate_priority(component, "host"),
+            host=host,
+            port=port,
+            type="host",
+        )
+        candidates.append(protocol.local_candidate)
+        protocols.append(protocol)
+    conn._protocols += protocols
+    srflx: list[asyncio.Task[Any]] = []
+    if conn.stun_server:
+        for protocol in protocols:
+            if ":" not in protocol.local_candidate.host:  # IPv4 only, as aioice
+                srflx.append(
+                    asyncio.ensure_future(aioice.ice.server_reflexive_candidate(protocol, conn.stun_server))
+                )
+    # TURN (and nothing else: no addresses) exactly as aioice gathers it
+    candidates += await conn.get_component_candidates(component=component, addresses=[])
+    if srflx:
+        done, pending = await asyncio.wait(srflx, timeout=5)
+        for task in srflx:
+            if task in done and task.exception() is None:
+                candidates.append(task.result()[0])
+        for task in pending:
+            task.cancel()
+    return candidates
+
+
+def udp_mux_of(pc: RTCPeerConnection) -> list[MuxSocket]:
+    """The mux sockets ``pc``'s ICE connections use (empty when they have their own)."""
+    sockets: list[MuxSocket] = []
+    for gatherer in _ice_gatherers(pc):
+        for protocol in gatherer._connection._protocols:
+            transport = getattr(protocol, "transport", None)
+            if isinstance(transport, MuxTransport) and transport.mux not in sockets:
+                sockets.append(transport.mux)
+    return sockets
 
 
 # --- 9. Receive times from the kernel ---------------------------------------------------------
@@ -504,7 +599,7 @@ class DirectRtpSender:
     (``RTCDtlsTransport`` stats) do not see these packets; the SFU counts its own.
     """
 
-    __slots__ = ("_dtls", "_nominated", "_pair", "_udp", "_addr", "_srtp")
+    __slots__ = ("_dtls", "_nominated", "_pair", "_udp", "_addr", "_mux", "_sockaddr", "_srtp")
 
     def __init__(self, transport: RTCDtlsTransport) -> None:
         self._dtls = transport
@@ -512,6 +607,8 @@ class DirectRtpSender:
         self._pair: Any = None
         self._udp: asyncio.DatagramTransport | None = None
         self._addr: tuple[str, int] = ("", 0)
+        self._mux: MuxSocket | None = None  # the shared socket, when the pair is on a UDP mux
+        self._sockaddr = b""
         self._srtp: SrtpProtector | None = None  # for the DTLS transport's current session
 
     def send(self, data: bytes) -> bool:
@@ -532,7 +629,12 @@ class DirectRtpSender:
         srtp = self._srtp
         if srtp is None or srtp.session is not dtls._tx_srtp:
             srtp = self._srtp = SrtpProtector(dtls._tx_srtp)
-        udp.sendto(srtp.protect(data), self._addr)
+        mux = self._mux
+        if mux is not None:
+            # with the other copies of this turn, in one sendmmsg (item 10)
+            mux.queue(srtp.protect(data), self._sockaddr)
+        else:
+            udp.sendto(srtp.protect(data), self._addr)
         return True
 
     def _select(self, pair: Any) -> None:
@@ -544,8 +646,12 @@ class DirectRtpSender:
         if type(protocol) is aioice.ice.StunProtocol and protocol.transport is not None:
             self._udp = protocol.transport
             self._addr = pair.remote_addr
+            transport = protocol.transport
+            self._mux = transport.mux if isinstance(transport, MuxTransport) else None
+            self._sockaddr = pack_sockaddr(self._addr) if self._mux is not None else b""
         else:
             self._udp = None
+            self._mux = None
 
 
 # --- 6. For tests ---------------------------------------------------------------------------

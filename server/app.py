@@ -55,6 +55,7 @@ def sfu_config(settings: Settings) -> SfuConfig:
         host_addresses=settings.rtc_host_addresses,
         ice_servers=sfu_ice_servers(settings),
         consent_timeout=float(settings.rtc_consent_timeout_seconds),
+        udp_port=settings.rtc_udp_port,
     )
 
 

@@ -70,6 +70,10 @@ class IceTransportPolicy(StrEnum):
     RELAY = "relay"
 
 
+#: MAEUL_RTC_UDP_PORT when it is empty (docs/sfu.md, "One UDP port"; docs/bench-sfu.md says why).
+DEFAULT_RTC_UDP_PORT: int | None = 0
+
+
 @dataclass(frozen=True)
 class IceServer:
     urls: tuple[str, ...]
@@ -122,6 +126,11 @@ class Settings:
     # and the local addresses the server's ICE agent gathers on.
     ice_servers: tuple[IceServer, ...] = ()
     rtc_host_addresses: tuple[str, ...] = ()
+    # One UDP socket (this port, per host address) for every peer connection of the process
+    # (rtc/udp_mux.py): forwarded packets leave in one sendmmsg per batch, and the county's
+    # firewall needs one rule. 0 = one shared socket on an ephemeral port; None ("off") = a
+    # socket per peer connection. See docs/sfu.md.
+    rtc_udp_port: int | None = DEFAULT_RTC_UDP_PORT
     # The county's coturn with the TURN REST shared secret (coturn use-auth-secret): each
     # participant gets its own short-lived credential in the join ack, never a static password.
     turn_urls: tuple[str, ...] = ()
@@ -216,6 +225,7 @@ class Settings:
             rtc_host_addresses=tuple(
                 a.strip() for a in (get("MAEUL_RTC_HOST_ADDRESSES") or "").split(",") if a.strip()
             ),
+            rtc_udp_port=rtc_udp_port(get("MAEUL_RTC_UDP_PORT") or ""),
             turn_urls=turn_urls,
             turn_secret=turn_secret,
             turn_ttl_seconds=_turn_ttl(get),
@@ -277,6 +287,19 @@ def _int(get: Getter, name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def rtc_udp_port(raw: str) -> int | None:
+    """MAEUL_RTC_UDP_PORT: empty = the default, "off" = a socket per peer connection, else a
+    port in [0, 65535] (0: ephemeral) for the SFU's shared UDP socket."""
+    value = raw.strip().lower()
+    if not value:
+        return DEFAULT_RTC_UDP_PORT
+    if value == "off":
+        return None
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise ConfigError(f"MAEUL_RTC_UDP_PORT must be 'off' or a port in [0, 65535], got {raw.strip()!r}")
+    return int(value)
 
 
 def _ranged(get: Getter, name: str, default: int, low: int, high: int) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiortc import RTCIceServer
+
+from rtc.udp_mux import UdpMux
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,18 @@ class SfuConfig:
     #: FEC and DTX, see opus.py); a participant admitted with ``audio_max_bitrate``
     #: (a weak hall, e.g. 24000) gets that instead.
     opus_max_average_bitrate: int = 32000
+    #: One UDP socket per host address for every peer connection (rtc/udp_mux.py): the
+    #: copies of a forwarded packet leave in one sendmmsg, and a firewall needs one rule.
+    #: None: a socket per peer connection (aioice's way); 0: a shared socket on an ephemeral
+    #: port; else that port. TURN relay candidates are unaffected.
+    udp_port: int | None = None
+    #: The shared sockets themselves (bound on first use), when ``udp_port`` is set.
+    udp_mux: UdpMux | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.udp_port is not None:
+            # frozen: the one live object of the config, made with it, shared by its rooms
+            object.__setattr__(self, "udp_mux", UdpMux(self.udp_port))
         if self.pli_min_interval < 0:
             raise ValueError("pli_min_interval must be >= 0")
         if self.max_audio_streams < 0:

@@ -246,7 +246,7 @@ class Participant:
                 ai.intercept_send(t.sender, send_hook)
 
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.engine_sdp, type="offer"))
-            ai.gather_on(pc, self._config.host_addresses)
+            ai.gather_on(pc, self._config.host_addresses, self._config.udp_mux)
             ai.tune_consent(pc, self._config.consent_interval, self._config.consent_timeout)
             ai.stamp_receive_times(pc)
             await pc.setLocalDescription(await pc.createAnswer())

@@ -82,6 +82,9 @@ class Measurement:
     packets_out_window: int | None = None
     server_cpu_s: float = 0.0
     server_rss_kib: int = 0  # resident memory of the server process at the end of the window
+    #: the server's UDP mux (MAEUL_RTC_UDP_PORT), cumulative: sendmmsg batches, datagrams, errors
+    udp_mux: dict[str, int] = field(default_factory=dict)
+    load_average: float = 0.0  # the machine's 1-minute load average at the end of the window
 
     @property
     def min_fps(self) -> float:
@@ -108,6 +111,14 @@ class Measurement:
                 else ""
             )
             + (f"  [{self.not_connected} client peers not connected]" if self.not_connected else "")
+            + f"  load avg {self.load_average:.1f}"
+            + (
+                f"  [mux: {self.udp_mux['datagrams'] / max(1, self.udp_mux['batches']):.1f} datagrams"
+                f"/sendmmsg, {self.udp_mux['send_errors']} send errors, {self.udp_mux.get('deferred', 0)} "
+                f"deferred, {self.udp_mux['dropped']} dropped]"
+                if self.udp_mux
+                else ""
+            )
             + (
                 f"  [UDP drops server/clients {self.server_udp_drops}/{self.clients_udp_drops}]"
                 if self.server_udp_drops or self.clients_udp_drops
@@ -298,6 +309,8 @@ class Harness:
             server_udp_drops=q1["server"][1] - q0["server"][1],
             clients_udp_drops=q1["clients"][1] - q0["clients"][1],
             not_connected=sum(1 for snap in s1 for st in snap["states"].values() if st != "connected"),
+            udp_mux=stats.get("udp_mux", {}),
+            load_average=os.getloadavg()[0],
             packets_out_window=out1 - out0 if out0 is not None and out1 is not None else None,
             server_cpu_s=cpu1 - cpu0,
             server_rss_kib=rss_kib(self.server.pid),
@@ -472,6 +485,11 @@ def main() -> int:
 
     # Checked here, so a bad value fails before any process starts (server_proc reads it too).
     log(f"server event loop: {event_loop.kind_from_env(os.environ)} ({event_loop.ENV_VAR})")
+    from server.config import rtc_udp_port
+
+    udp_port = rtc_udp_port(os.environ.get("MAEUL_RTC_UDP_PORT", ""))
+    udp_mode = "a socket per peer connection" if udp_port is None else f"one shared socket, port {udp_port}"
+    log(f"server UDP: {udp_mode} (MAEUL_RTC_UDP_PORT)")
     started = time.monotonic()
     log(f"SFU bench ({'quick' if args.quick else 'full'}), {os.cpu_count()} cores, window {window:.0f} s")
     log(f"code under test: {code_revision()}")

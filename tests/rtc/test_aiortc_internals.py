@@ -23,6 +23,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 
 from rtc import aiortc_internals as ai
+from rtc.udp_mux import UdpMux
 
 
 def test_versions_are_the_checked_ones() -> None:
@@ -267,8 +268,11 @@ def test_srtp_protector_matches_session_protect() -> None:
         lean.protect(bytes(1500 - 144 + 1))
 
 
-async def test_direct_rtp_sender_delivers_decryptable_rtp_over_loopback() -> None:
-    """A packet sent with DirectRtpSender arrives, SRTP-decrypted and parsed, at the peer."""
+@pytest.mark.parametrize("muxed", [False, True], ids=["own-socket", "udp-mux"])
+async def test_direct_rtp_sender_delivers_decryptable_rtp_over_loopback(muxed: bool) -> None:
+    """A packet sent with DirectRtpSender arrives, SRTP-decrypted and parsed, at the peer; with
+    the sender on a UDP mux (item 10), through its sendmmsg queue."""
+    mux = UdpMux(0) if muxed else None
     sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
     receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
     got: asyncio.Queue[ai.RtpPacket] = asyncio.Queue()
@@ -287,7 +291,7 @@ async def test_direct_rtp_sender_delivers_decryptable_rtp_over_loopback() -> Non
     receiver = Receiver()
     try:
         t_send = sender_pc.addTransceiver("audio", direction="sendonly")
-        ai.gather_on(sender_pc, ["127.0.0.1"])
+        ai.gather_on(sender_pc, ["127.0.0.1"], mux)
 
         async def on_send(transport: RTCDtlsTransport, parameters: Any) -> None:
             started["send"] = (transport, parameters)
@@ -329,6 +333,11 @@ async def test_direct_rtp_sender_delivers_decryptable_rtp_over_loopback() -> Non
             123456,
             packet.payload,
         )
+        if mux is not None:
+            (mux_socket,) = mux.sockets()
+            assert ai.udp_mux_of(sender_pc) == [mux_socket]
+            assert direct._mux is mux_socket
+            assert mux_socket.stats.batched_datagrams >= 1 and not mux_socket.stats.send_errors
     finally:
         await sender_pc.close()
         await receiver_pc.close()

@@ -150,7 +150,11 @@ async def _setup(mode: str) -> Handler:
     sinks: list[asyncio.Task[None]] = []
 
     if mode == "sfu":
-        sfu = Sfu(SfuConfig(host_addresses=(LOOPBACK,), ice_servers=()))
+        from server.config import rtc_udp_port
+
+        # MAEUL_RTC_UDP_PORT as the server reads it: the shared UDP socket (rtc/udp_mux.py) or not
+        udp_port = rtc_udp_port(os.environ.get("MAEUL_RTC_UDP_PORT", ""))
+        sfu = Sfu(SfuConfig(host_addresses=(LOOPBACK,), ice_servers=(), udp_port=udp_port))
         sfu.open_room(room)
 
         def on_event(ev: Any) -> None:
@@ -246,6 +250,18 @@ async def _setup(mode: str) -> Handler:
                 out["keyframe_requests"] = sum(p.keyframe_requests_sent for p in st.participants.values())
                 rt = [p.relay_time_per_packet for p in st.participants.values() if p.packets_in]
                 out["relay_time_per_packet_ms"] = max(rt) * 1000.0 if rt else None
+                if sfu.config.udp_mux is not None:  # cumulative, over the mux's sockets
+                    mux_stats = list(sfu.config.udp_mux.stats().values())
+                    out["udp_mux"] = {
+                        "batches": sum(m.batches for m in mux_stats),
+                        "datagrams": sum(m.batched_datagrams for m in mux_stats),
+                        "send_errors": sum(sum(m.send_errors.values()) for m in mux_stats),
+                        "deferred": sum(m.deferred for m in mux_stats),
+                        "dropped": sum(
+                            m.dropped_unknown_address + m.dropped_unknown_ufrag + m.dropped_malformed
+                            for m in mux_stats
+                        ),
+                    }
             return out
         if cmd == "stop":
             lag.task.cancel()  # type: ignore[union-attr]

@@ -18,8 +18,12 @@ own getStats. Printed per case (``<n>l`` one or two layers, ``up<kbit>`` the upl
     RESULT kiosk_<n>l_up<kbit>_chair_width=     width the chair decodes K at (the window's end)
     RESULT kiosk_<n>l_up<kbit>_chair_fps=       frames the chair decoded per second
     RESULT kiosk_<n>l_up<kbit>_chair_max_freeze_s=
+    RESULT kiosk_<n>l_up<kbit>_chair_kbps=       K's video as the chair receives it (RTP, kbit/s)
+    RESULT kiosk_<n>l_up<kbit>_chair_qp=         its mean VP8 quantizer (qpSum / frames: lower is
+                                                 a finer picture at the same size)
     RESULT kiosk_<n>l_up<kbit>_weak_fps=        the same for hall W (300 kbit/s)
     RESULT kiosk_<n>l_up<kbit>_weak_max_freeze_s=
+    RESULT kiosk_<n>l_up<kbit>_weak_kbps=, _weak_qp=, _weak_width=
     RESULT kiosk_<n>l_up<kbit>_uplink_kbps=     what K's video put on its uplink (RTP, every layer)
     # ... K's encoder limits (Chromium's qualityLimitationReason) and the load average
 
@@ -127,6 +131,7 @@ async def measure(
     limits = Counter(limit for t, _, limit in kiosk.samples.sent_video if start <= t <= end)
     uplink = (sent[-1][1] - sent[0][1]) * 8 / 1000 / (sent[-1][0] - sent[0][0]) if len(sent) > 1 else 0.0
     chair_size = last(chair.samples.sizes) or {}
+    chair_rate, weak_rate = received(chair, start, end), received(weak, start, end)
     weak_widths = sorted({s["width"] for s in window(weak.samples.sizes, start, end)})
     chair_widths = sorted({s["width"] for s in window(chair.samples.sizes, start, end)})
     print(
@@ -139,10 +144,26 @@ async def measure(
         "chair_width": float(chair_size.get("width", 0)),
         "chair_fps": seen[0].fps,
         "chair_max_freeze_s": seen[0].max_freeze_s,
+        "chair_kbps": chair_rate[0],
+        "chair_qp": chair_rate[1],
         "weak_fps": seen[1].fps,
         "weak_max_freeze_s": seen[1].max_freeze_s,
+        "weak_kbps": weak_rate[0],
+        "weak_qp": weak_rate[1],
+        "weak_width": float((last(weak.samples.sizes) or {}).get("width", 0)),
         "uplink_kbps": uplink,
     }
+
+
+def received(page: BrowserHall, start: float, end: float) -> tuple[float, float]:
+    """(kbit/s, mean quantizer) of the watched publisher's video the page received in the window."""
+    got = [(t, s) for t, s in page.samples.sizes if start <= t <= end and "bytes" in s]
+    if len(got) < 2:
+        return 0.0, 0.0
+    (t0, a), (t1, b) = got[0], got[-1]
+    frames = b["decoded"] - a["decoded"]
+    kbps = (b["bytes"] - a["bytes"]) * 8 / 1000 / (t1 - t0) if t1 > t0 else 0.0
+    return kbps, (b["qpSum"] - a["qpSum"]) / frames if frames > 0 else 0.0
 
 
 async def main() -> None:

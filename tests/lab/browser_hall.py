@@ -59,7 +59,9 @@ async (publisher) => {
       video += s.framesDecoded || 0;
       if (slots && s.frameWidth) {
         size = {width: s.frameWidth, height: s.frameHeight,
-                freezes: s.freezeCount || 0, frozen: s.totalFreezesDuration || 0};
+                freezes: s.freezeCount || 0, frozen: s.totalFreezesDuration || 0,
+                bytes: (s.bytesReceived || 0) + (s.headerBytesReceived || 0),
+                qpSum: s.qpSum || 0, decoded: s.framesDecoded || 0};
       }
     } else audio += s.packetsReceived || 0;
   });
@@ -95,7 +97,8 @@ class BrowserSamples:
     #: The page's status key (``data-state``: connected, no_camera, link_poor...), when it changed.
     page_states: list[tuple[float, str | None]] = field(default_factory=list)
     #: The watched publisher's decoded video (``STATS_JS`` ``size``: width, height, Chromium's
-    #: freezeCount/totalFreezesDuration, the tile in device pixels), every sample.
+    #: freezeCount/totalFreezesDuration, bytes received with headers, qpSum and framesDecoded
+    #: (the mean quantizer: lower is a finer picture), the tile in device pixels), every sample.
     sizes: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     #: What the page's own video sends per simulcast rid (``STATS_JS`` ``layers``), every sample.
     layers: list[tuple[float, dict[str, dict[str, Any]]]] = field(default_factory=list)

@@ -23,9 +23,10 @@ of its own room. On the wire (all in one socket, told apart by the first octet, 
   NACKed of the publisher itself, and the retransmission then crosses like any packet), and
   REMB (the far end's subscribers' estimate, a cap on a single-layer publisher as a local
   subscriber's is). Receiver reports are read and left alone.
-* **Announcements** (first octet ``{``): a JSON object, every :data:`ANNOUNCE_INTERVAL_S` and
-  at once when what is sent changes; ``{"type": "announce", "v": 1, "room": ..., "publishers":
-  {id: {"audio": ssrc | null, "video": [ssrc per layer, lowest first], "rids": [...]}}}``.
+* **Announcements** (first octet ``{``): a JSON object, every :data:`ANNOUNCE_INTERVAL_S`, and
+  within :data:`CHECK_INTERVAL_S` when what is sent or wanted changes: ``{"type": "announce",
+  "v": 1, "room": ..., "publishers": {id: {"audio": ssrc | null, "video": [ssrc per layer,
+  lowest first], "rids": [...]}}, "wants": {id: [layers]}}``.
   It names the pipe SSRCs of each publisher's tracks, and it is the pipe's keepalive: an end
   that hears nothing from its peer for ``timeout`` seconds closes, and the publishers it
   received leave its room as a publisher leaving would. ``{"type": "bye"}`` closes at once.
@@ -90,6 +91,8 @@ EXT_RID = 2
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 #: How often each end announces what it sends (also the keepalive), seconds.
 ANNOUNCE_INTERVAL_S = 1.0
+#: How often an end looks for a change to announce at once (what it sends, what it wants).
+CHECK_INTERVAL_S = 0.25
 #: An end that hears nothing from its peer for this long closes (seconds).
 DEFAULT_TIMEOUT_S = 5.0
 #: Datagrams waiting for the pipe's reader; more are dropped and counted.
@@ -352,7 +355,7 @@ class Pipe:
         self._out_by_ssrc: dict[int, _Outgoing] = {}
         self._ext_map = ai.HeaderExtensionsMap()
         self._ext_map.configure(RTCRtpParameters(headerExtensions=_extensions()))
-        self._announced_out: dict[str, Any] | None = None
+        self._announced_out: tuple[dict[str, Any], dict[str, list[int]]] | None = None
         # receiving
         self._in: dict[str, Announced] = {}
         #: ... and the room's participant each became (to tell it from one that took its id since)
@@ -453,9 +456,12 @@ class Pipe:
         )
 
     async def _run(self) -> None:
+        announced_at = 0.0
         while True:
             try:
-                self._sync_out(announce_anyway=True)
+                now = time.monotonic()
+                if self._sync_out(announce_anyway=now - announced_at >= ANNOUNCE_INTERVAL_S):
+                    announced_at = now
             except Exception:
                 logger.exception("pipe %s: announcing failed", self.id)
             if time.monotonic() - self._last_heard > self._timeout:
@@ -464,13 +470,14 @@ class Pipe:
                 )
                 await self.close("timeout")
                 return
-            await asyncio.sleep(ANNOUNCE_INTERVAL_S)
+            await asyncio.sleep(CHECK_INTERVAL_S)
 
     # -- sending ------------------------------------------------------------------------------
-    def _sync_out(self, announce_anyway: bool = False) -> None:
-        """Relay the wanted publishers' current streams; announce on a change (or when asked)."""
+    def _sync_out(self, announce_anyway: bool = False) -> bool:
+        """Relay the wanted publishers' current streams; announce on a change of what this end
+        sends or wants (or when asked). True if it announced."""
         if self.closed is not None:
-            return
+            return False
         for pid in list(self._out):
             if pid not in self._wanted:
                 self._detach(pid)
@@ -498,17 +505,16 @@ class Pipe:
                 track.request_keyframe()  # the other end's subscribers start at a keyframe
             self.room._update_demand()
         announcement = {pid: out.announced() for pid, out in self._out.items() if out.outgoing}
-        if announce_anyway or announcement != self._announced_out:
-            self._announced_out = announcement
-            self._send_control(
-                {
-                    "type": "announce",
-                    "v": 1,
-                    "room": self.room.id,
-                    "publishers": announcement,
-                    "wants": self._wants(),
-                }
-            )
+        wants = self._wants()
+        if not announce_anyway and (announcement, wants) == self._announced_out:
+            return False
+        # (a subscriber here starting to watch a publisher whose camera was paused for want of
+        # watchers is told to its SFU within CHECK_INTERVAL_S, not at the next keepalive)
+        self._announced_out = (announcement, wants)
+        self._send_control(
+            {"type": "announce", "v": 1, "room": self.room.id, "publishers": announcement, "wants": wants}
+        )
+        return True
 
     def _wants(self) -> dict[str, list[int]]:
         """The video layers this room's subscribers take of each publisher received."""
@@ -629,6 +635,13 @@ class Pipe:
             if outgoing is not None:
                 self.keyframe_requests += 1
                 outgoing.stream.request_keyframe()
+                # a keyframe request is demand: a slot there starts (or resumes) this layer;
+                # the next announcement's wants confirm or withdraw it
+                track, layer = outgoing.stream.track, outgoing.stream.layer or 0
+                wants = track.remote_layers.get(self.id, frozenset())
+                if track.kind == "video" and layer not in wants:
+                    track.remote_layers[self.id] = wants | {layer}
+                    self.room._update_demand()
         for ssrc, lost in nacks.items():
             outgoing = self._out_by_ssrc.get(ssrc)
             if outgoing is None:

@@ -365,21 +365,24 @@ class Room:
                 usable = switch.usable(info, now)
                 if switch.first_choice_at is None:
                     switch.first_choice_at = now
-                # no estimate yet: the lowest layer (a budget of nothing) for a while
+                # no estimate yet: the lowest layer for a while
                 unknown = budget is None and now - switch.first_choice_at < FIRST_ESTIMATE_WAIT_S
                 may_step_up = now >= switch.up_after
                 ramping = switch.ramping(now, budget, info[switch.target].rate(switch.temporal_target))
                 choice = functools.partial(
                     choose_layers,
                     tile_height=tile,
-                    budget_bps=0.0 if unknown else budget,
+                    budget_bps=budget,
                     loss=loss,
                     current=switch.target,
                     may_step_up=may_step_up,
                     ramping=ramping,
                     temporal=switch.temporal_target,
                 )
-                layer, temporal = choice(usable, probed=probed)
+                if unknown:
+                    layer, temporal = _lowest_live(usable), None
+                else:
+                    layer, temporal = choice(usable, probed=probed)
                 if probed and probe is not None and switch.target < layer != probe.layer:
                     layer, temporal = choice(usable, probed=False)  # probed for another layer
                 paused_info = resumable[source.publisher_id]
@@ -756,6 +759,11 @@ class Room:
                 opus_fec_packets=audio.opus_fec_packets if audio else 0,
             )
         return RoomStats(room_id=self.id, active_speaker=self._active_speaker, participants=result)
+
+
+def _lowest_live(layers: Sequence[LayerInfo]) -> int:
+    """The lowest layer that sends (the lowest one when none does)."""
+    return next((i for i, info in enumerate(layers) if info.live), 0)
 
 
 def _fewer(a: int | None, b: int | None) -> bool:

@@ -165,9 +165,9 @@ MAX_PADDING_RUN = 100
 #: A slot whose subscriber has sent no estimate yet takes the lowest layer for this long
 #: (seconds): its line is unknown, and a 300 kbit/s hall started on the layer its tile wants
 #: (h) lost 25-45 % for twenty seconds and went to sound only (the link lab's hall A). The
-#: estimate comes within about a second of the first packets; a subscriber that never sends
-#: one gets what its tile wants after this.
-FIRST_ESTIMATE_WAIT_S = 3.0
+#: link lab's Chromium kiosk pages had an estimate 6-7 s after their slot's first choice; a
+#: subscriber that never sends one gets what its tile wants after this.
+FIRST_ESTIMATE_WAIT_S = 10.0
 #: After a step down forced by bandwidth, no step up for this long (then doubling, see
 #: :meth:`LayerSwitch.bandwidth_down`): a 300 kbit/s hall must not flap between layers.
 HOLD_DOWN_S = 4.0

@@ -311,19 +311,25 @@ async def test_a_new_slot_starts_on_the_lowest_layer_until_its_subscriber_sends_
             assert slot.layers is not None
             slot.layers.first_choice_at = None  # (subscribe() puts them past the wait)
         now = 1000.0
+        t.sending(now, {0, 1, 2}, (0.0, 0.0, 0.0))  # sending, no bitrate measured yet (0 bit/s)
+        t.room._update_layers(now)
+        assert strong.layers is not None and silent.layers is not None
+        assert (strong.layers.target, silent.layers.target) == (0, 0)
+        now += 0.5
         t.track.layer_info(now - 1.0)
         await _room_tick(t, now, 1.0)
-        assert strong.layers is not None and silent.layers is not None
         assert (strong.layers.target, silent.layers.target) == (0, 0)
         assert strong.layers.up_after <= now  # not held off: the bandwidth did nothing
         for slot in (strong, silent):
             assert slot.layers is not None and slot.layers.accept(0, descriptor(1, 1, key=True)) == SWITCHED
         t.room._downlink["strong"] = (4e6, 0.0)
         targets = []
-        for _ in range(4):
+        for _ in range(int(FIRST_ESTIMATE_WAIT_S) + 1):
             now += 1.0
             await _room_tick(t, now, 1.0)
             targets.append((strong.layers.target, silent.layers.target))
+            waiting = now - 1000.0 < FIRST_ESTIMATE_WAIT_S
+            assert silent.layers.target == (0 if waiting else 2), (now, targets)  # no estimate
             for slot in (strong, silent):
                 assert slot.layers is not None
                 if slot.layers.current != slot.layers.target:  # keyframes come at once

@@ -85,10 +85,11 @@ when an upgrade breaks one. Internals used, and why:
     ``Connection.get_component_candidates`` makes them (``aioice.candidate.Candidate``,
     ``candidate_foundation``, ``candidate_priority``; ``StunProtocol(connection)`` with its
     ``local_candidate``, ``connection_made(transport)``, ``transactions`` (the ids of its
-    outstanding STUN transactions, for routing responses), ``Connection._valid_username``
-    (which of two connections that drew the same 4-character ufrag a request is for) and
-    ``close()`` /
-    ``connection_lost`` (which unregister it), added to ``Connection._protocols``), but the
+    outstanding STUN transactions, for routing responses) and ``close()`` /
+    ``connection_lost`` (which unregister it), added to ``Connection._protocols``;
+    ``Connection._valid_username`` (which of two connections that drew the same 4-character
+    ufrag a request is for); ``Connection._closing`` (set when ``close()`` starts, checked
+    before registering), but the
     ``StunProtocol``'s transport is a :class:`rtc.udp_mux.MuxTransport` on the shared socket
     instead of a socket of its own; it registers under ``Connection.local_username`` (the
     ufrag binding requests name). Server-reflexive candidates go through
@@ -295,6 +296,10 @@ async def _muxed_candidates(
             # the same fixed port
             logger.error("UDP mux: could not bind to %s port %d - %s", address, mux.port, exc)
             continue
+        if conn._closing:
+            # closed while the socket was being bound: Connection.close has already closed
+            # the protocols it knew, so registering now would leave this one behind
+            break
         protocol = aioice.ice.StunProtocol(conn)
         transactions = protocol.transactions
         transport = mux_socket.attach(

@@ -164,7 +164,7 @@ async def test_aioice_internals_the_mux_relies_on() -> None:
     """rtc/aiortc_internals.py item 10: what _muxed_candidates and DirectRtpSender use."""
     assert aioice.__version__ == "0.13.0"
     conn = aioice.Connection(ice_controlling=False)
-    assert conn._use_ipv4 and conn._use_ipv6 and conn.stun_server is None
+    assert conn._use_ipv4 and conn._use_ipv6 and conn.stun_server is None and conn._closing is False
     assert conn._protocols == [] and set(conn._components) == {1}
     assert isinstance(conn.local_username, str)
     protocol = aioice.ice.StunProtocol(conn)

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 from sqlalchemy import DateTime, MetaData, event, func, make_url
@@ -343,8 +343,31 @@ def sqlite_path(database_url: str) -> Path | None:
     return Path(url.database)
 
 
+_T = TypeVar("_T")
+
+# The key, in every session's ``info``, of the state its sessionmaker keeps for the domains.
+_SHARED = "maeul_shared"
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    # Each session's ``info`` is a shallow copy of this one: every session of this sessionmaker
+    # (one per app) shares the one dict under _SHARED (see ``shared_state``).
+    return async_sessionmaker(engine, expire_on_commit=False, info={_SHARED: {}})
+
+
+def shared_state(session: AsyncSession, key: str, factory: Callable[[], _T]) -> _T | None:
+    """The object under ``key`` that every session of this session's sessionmaker shares (made
+    by ``factory`` the first time), or None for a session not made by ``make_sessionmaker``.
+
+    For state a domain keeps per database and app, in memory, alongside its rows (the kiosks'
+    batched sightings), without a module global and without every caller passing it along."""
+    shared: dict[str, Any] | None = session.info.get(_SHARED)
+    if shared is None:
+        return None
+    found = shared.get(key)
+    if found is None:
+        found = shared[key] = factory()
+    return found
 
 
 @asynccontextmanager

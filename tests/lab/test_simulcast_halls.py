@@ -13,6 +13,13 @@ the page must turn the layer back on and hall B decode it. The halls' microphone
 are off, as in a town-hall briefing: the chair is the one talker (so it stays the active
 speaker and on each kiosk's two tiles), and the 2-core machine runs four browsers without three
 more encoders.
+
+In the suite since session 10 (it was skipped unless asked for): with hall A's step ups waiting
+for a padding probe of its line (server/sfu/prober.py) and new slots starting on the lowest layer
+until their estimate comes, it passed 9 of 13 runs on the shared machine at load averages of
+6-12 (docs/linklab.md, runs 36-48): three failures were start-up steps fixed since (5f05ca4), and
+of the last five runs, on the code as it is, four passed; the fifth failed on hall B's own
+receive-side estimate collapsing to 56-260 kbit/s with no loss at a load of 12.
 """
 
 from __future__ import annotations
@@ -32,19 +39,7 @@ from tests.lab.browser_hall import BrowserHall, BrowserOfficial
 from tests.lab.linklab import COUNTY
 from tests.lab.scenario import OFFICIAL, MeetingLab
 
-#: Set to 1 to run it (docs/linklab.md, "Simulcast halls"). Since session 9 the chair's rate
-#: follows its own estimate (transport-wide feedback), hall B holds the top layer, and the SFU
-#: paces each hall's video at its estimate: it passed 4 runs of 7 (5 of 5 failed before those
-#: changes). What still fails is hall A (300 kbit/s): short loss episodes when it is stepped up
-#: to a layer its line cannot carry (the step is its only probe) take it to sound only for
-#: seconds. Kept out of `make test` until it is reliably green (a red lab test fails the suite).
-ENABLE = "LAB_SIMULCAST_HALLS"
-
-pytestmark = [
-    pytest.mark.lab,
-    pytest.mark.e2e,
-    pytest.mark.skipif(os.environ.get(ENABLE) != "1", reason=f"not yet reliably green; {ENABLE}=1 runs it"),
-]
+pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
 WEAK, STRONG, SMALL = 1, 2, 3  # halls A, B, C
 NAMES = {WEAK: "A (300 kbit/s)", STRONG: "B (large)", SMALL: "C (small tile)"}

@@ -61,10 +61,15 @@ static PyObject *sendmmsg_send(PyObject *self, PyObject *args) {
         }
     }
 
-    /* The lists hold references to every bytes object while the GIL is released; keep the
-     * lists themselves alive too (a caller could drop them from another thread). */
-    Py_INCREF(payloads);
-    Py_INCREF(addrs);
+    /* While the GIL is released another thread could change the lists and free an item:
+     * tuples of the same items keep every bytes object alive until the syscalls are done. */
+    payloads = PyList_AsTuple(payloads);
+    if (payloads == NULL) return NULL;
+    addrs = PyList_AsTuple(addrs);
+    if (addrs == NULL) {
+        Py_DECREF(payloads);
+        return NULL;
+    }
     struct mmsghdr msgs[CHUNK];
     struct iovec iovs[CHUNK];
     PyObject *errors = NULL;
@@ -74,7 +79,7 @@ static PyObject *sendmmsg_send(PyObject *self, PyObject *args) {
         Py_ssize_t count = n - pos < CHUNK ? n - pos : CHUNK;
         memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)count);
         for (Py_ssize_t k = 0; k < count; k++) {
-            PyObject *p = PyList_GET_ITEM(payloads, pos + k), *a = PyList_GET_ITEM(addrs, pos + k);
+            PyObject *p = PyTuple_GET_ITEM(payloads, pos + k), *a = PyTuple_GET_ITEM(addrs, pos + k);
             iovs[k].iov_base = PyBytes_AS_STRING(p);
             iovs[k].iov_len = (size_t)PyBytes_GET_SIZE(p);
             msgs[k].msg_hdr.msg_iov = &iovs[k];

@@ -28,7 +28,7 @@ system-deps:
 # The whole suite runs the link-lab tests (real-time media on shaped links: fps, freezes, audio
 # gaps) after the rest, one at a time, so the browser tests' CPU load does not count against a link.
 # `make test PYTEST_ARGS="..."` runs just what it names.
-test: install-test system-deps
+test: system-deps install-test
 ifeq ($(origin PYTEST_ARGS),file)
 	bash scripts/run-tests.sh $(PYTEST_ARGS) -m "not lab"
 	bash scripts/run-tests.sh -q -m lab

@@ -21,6 +21,11 @@ command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # verifies the shipped units (deploy/)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+# `pip install -e .` compiles rtc/_sendmmsg.c (the SFU's batched sends): a C compiler and the
+# headers of the Python the venv is made from
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+py="${PYTHON:-python3}"
+[ -f "$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ] || need+=(python3-dev)
 for extra in "$@"; do
   dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra")
 done

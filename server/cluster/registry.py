@@ -9,6 +9,8 @@ Keys (one Redis, not Redis Cluster: the scripts read keys they are not handed)::
     maeul:epoch            counter: every placement gets the next epoch
     maeul:recent:<id>:<boot>  sorted set room -> Redis time (ms) of its placement on that worker,
                            for the last RECENT_WINDOW_MS: rooms its CPU measure does not show yet
+    maeul:joins:<id>:<boot>   sorted set JSON [room, participant] -> Redis time (ms) of its
+                           admission on that worker, for the last RECENT_WINDOW_MS: likewise joins
 
 Like LiveKit's RedisRouter (a ``nodes`` hash refreshed by each node's stats, a ``room_node_map``
 hash; a node whose stats are stale is not available), except that placing a room is one Lua
@@ -60,6 +62,16 @@ ROOM_COST_ESTIMATE = 0.1
 #: heartbeat already resets. The window plus a second of set-up: after that the measure carries the
 #: room, and the charge expires (a longer charge would count the room twice).
 RECENT_WINDOW_MS = 6000
+JOINS_PREFIX = PREFIX + "joins:"
+#: What a participant just admitted on a worker is assumed to cost (fraction of one core) for
+#: RECENT_WINDOW_MS, for the same reason as a new room: a town hall whose 30 halls join within
+#: seconds is, in its worker's measure, still the meeting it was a few seconds before. Measured:
+#: a town hall of 1 official + 30 halls, all publishing, with selective forwarding, costs 0.40-0.58
+#: of a core (docs/bench-sfu.md, docs/scale.md), 0.013-0.019 per participant; ROOM_COST_ESTIMATE's
+#: meeting of 5 is 0.02 per participant. A room's charge is the larger of ROOM_COST_ESTIMATE and
+#: its recent joins' (the room estimate is a guess at a size that its joins then show), so a
+#: meeting of 5 opened at once is charged 0.1, not 0.1 + 5 x 0.02.
+JOIN_COST_ESTIMATE = 0.02
 
 
 def connect(url: str) -> Redis:
@@ -88,6 +100,11 @@ def recent_key(worker_id: str, boot: str) -> str:
     """The rooms placed on this boot of the worker in the last RECENT_WINDOW_MS (the placement
     script builds the same name). Per boot: a restarted worker hosts none of its predecessor's."""
     return f"{RECENT_PREFIX}{worker_id}:{boot}"
+
+
+def joins_key(worker_id: str, boot: str) -> str:
+    """The participants admitted on this boot of the worker in the last RECENT_WINDOW_MS."""
+    return f"{JOINS_PREFIX}{worker_id}:{boot}"
 
 
 def rpc_key(worker_id: str, boot: str) -> str:
@@ -146,8 +163,8 @@ return out
 
 # KEYS: room key, workers set, load hash, epoch counter. ARGV: worker key prefix, excluded
 # "<id>:<boot>" (a worker that did not answer) or "", CPU margin, recent-placements key prefix,
-# assumed cost of a recent placement (fraction of a core), how long a placement counts (ms), the
-# room id.
+# assumed cost of a recent placement (fraction of a core), how long a placement or join counts
+# (ms), the room id, recent-joins key prefix, assumed cost of a recent join.
 # Returns {worker, boot, epoch, record JSON}, or false when no worker is live.
 #
 # A new room goes to the live worker with the least CPU use first, as mediasoup applications and
@@ -175,7 +192,26 @@ if cur[1] then
 end
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local cost, window = tonumber(ARGV[5]), tonumber(ARGV[6])
+local cost, window, joincost = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[9])
+-- What the worker's measure does not show yet: each room placed in the window at the larger of
+-- the room estimate and its joins in the window, and the joins to older rooms at the join estimate.
+local function charged(id, boot)
+  local recent, joins = ARGV[4] .. id .. ':' .. boot, ARGV[8] .. id .. ':' .. boot
+  redis.call('ZREMRANGEBYSCORE', recent, '-inf', now - window)
+  redis.call('ZREMRANGEBYSCORE', joins, '-inf', now - window)
+  local per = {}
+  for _, member in ipairs(redis.call('ZRANGE', joins, 0, -1)) do
+    local room = cjson.decode(member)[1]
+    per[room] = (per[room] or 0) + 1
+  end
+  local total = 0
+  for _, room in ipairs(redis.call('ZRANGE', recent, 0, -1)) do
+    total = total + math.max(cost, joincost * (per[room] or 0))
+    per[room] = nil
+  end
+  for _, n in pairs(per) do total = total + joincost * n end
+  return total
+end
 local live, mincpu = {}, nil
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local rec = redis.call('GET', ARGV[1] .. id)
@@ -188,9 +224,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
       -- cjson decodes a JSON null as a sentinel, not nil: only a number is a measure.
       local cpu = type(info.cpu) == 'number' and info.cpu or nil
       if cpu then
-        local recent = ARGV[4] .. id .. ':' .. info.boot
-        redis.call('ZREMRANGEBYSCORE', recent, '-inf', now - window)
-        cpu = cpu + cost * redis.call('ZCARD', recent)
+        cpu = cpu + charged(id, info.boot)
       end
       table.insert(live, {id, cpu, rec})
       if cpu and (mincpu == nil or cpu < mincpu) then mincpu = cpu end
@@ -218,6 +252,18 @@ local recent = ARGV[4] .. best .. ':' .. boot
 redis.call('ZADD', recent, now, ARGV[7])
 redis.call('PEXPIRE', recent, window)
 return {best, boot, tostring(epoch), bestrec}
+"""
+
+# KEYS: the worker's recent-joins key. ARGV: JSON [room, participant], how long a join counts (ms).
+# One script, so the entry and the key's expiry are set together on Redis's clock (no
+# check-then-act; the placement script prunes by the same clock). A participant admitted again
+# within the window (a page rejoining) is one entry, its time the latest.
+_CHARGE_JOIN = """
+local now = redis.call('TIME')
+now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
 """
 
 # KEYS: room key. ARGV: epoch. Forget the placement only if it is still that one.
@@ -298,6 +344,7 @@ class Registry:
         self._register = redis.register_script(_REGISTER)
         self._place = redis.register_script(_PLACE)
         self._unplace = redis.register_script(_UNPLACE)
+        self._charge_join = redis.register_script(_CHARGE_JOIN)
 
     async def register(self, info: WorkerInfo, rooms: dict[str, int]) -> list[str]:
         """Register or refresh ``info`` with a short TTL, and re-assert the placement of the rooms
@@ -334,12 +381,22 @@ class Registry:
                 ROOM_COST_ESTIMATE,
                 RECENT_WINDOW_MS,
                 room_id,
+                JOINS_PREFIX,
+                JOIN_COST_ESTIMATE,
             ],
         )
         if not result:
             return None
         worker, boot, epoch = (_text(v) for v in result[:3])
         return Placement(room_id, worker, boot, int(epoch))
+
+    async def charge_join(self, placement: Placement, participant_id: str) -> None:
+        """Charge the placement's worker JOIN_COST_ESTIMATE for a participant just admitted there,
+        for RECENT_WINDOW_MS (placement ranks the worker by it until its measure shows the join)."""
+        member = json.dumps([placement.room_id, participant_id], ensure_ascii=False)
+        await self._charge_join(
+            keys=[joins_key(placement.worker, placement.boot)], args=[member, RECENT_WINDOW_MS]
+        )
 
     async def unplace(self, placement: Placement) -> None:
         await self._unplace(keys=[room_key(placement.room_id)], args=[placement.epoch])

@@ -83,6 +83,10 @@ WATCH_S = 0.5
 SILENCE_S = WORKER_TTL_MS / 1000
 #: At shutdown, how long the background loops may take to stop (each turn is at most ~1 s).
 CLOSE_WAIT_S = 5.0
+#: How long a join waits for its charge (server/cluster/registry.py JOIN_COST_ESTIMATE) at most:
+#: the charge is a hint for placement, and a Redis slow enough to miss this fails the next call
+#: that matters instead (redis-py's own timeout, 5 s, would hold the join that long).
+CHARGE_TIMEOUT_S = 1.0
 #: Placements tried per join: the current one, then others when a worker does not answer.
 PLACE_ATTEMPTS = 3
 
@@ -320,6 +324,26 @@ class RemoteSfu:
             raise Unavailable("no SFU worker is running; try again")
         return placement
 
+    async def _charge_join(self, placement: Placement, participant_id: str) -> None:
+        """Charge the worker for the participant it just admitted, so placements in the next few
+        seconds see the join before its CPU measure does. The participant is in already: a failed
+        charge costs only that hint, never the join."""
+        try:
+            async with asyncio.timeout(CHARGE_TIMEOUT_S):
+                await self.registry.charge_join(placement, participant_id)
+        except (RedisError, TimeoutError) as exc:
+            log.warning(
+                "join admitted, but charging it to its SFU worker failed (placement will not see "
+                "it until the worker's CPU measure does): %s: %s",
+                type(exc).__name__,
+                exc,
+                extra={
+                    "room_id": placement.room_id,
+                    "worker": placement.worker,
+                    "participant": participant_id,
+                },
+            )
+
     async def _worker_gone(self, placement: Placement) -> bool:
         """The worker is not registered any more (or another boot has its id)."""
         try:
@@ -376,6 +400,7 @@ class RemoteSfu:
                     await self.registry.unplace(placement)
                 exclude = (placement.worker, placement.boot)
                 continue
+            await self._charge_join(placement, participant_id)
             handle = RemoteHandle(self, placement, participant_id, int(result["gen"]))
             self._handles[(room_id, participant_id)] = handle
             self._hosted.setdefault(room_id, HostedRoom(placement, time.monotonic()))

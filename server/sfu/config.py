@@ -46,6 +46,12 @@ class SfuConfig:
     #: ``video_min_kbps`` of estimate left next to its audio a subscriber gets audio only;
     #: below ``full_video_kbps`` it is "low_video" (it caps the publisher's rate).
     link_interval: float = 1.0
+    #: A simulcast slot whose subscriber has sent no estimate yet takes the lowest layer for up
+    #: to this long (seconds): its line is unknown, and a 300 kbit/s hall started on the layer
+    #: its tile wants (h) lost 25-45 % for twenty seconds and went to sound only (the link lab's
+    #: hall A). The lab's Chromium kiosk pages had an estimate 6-7 s after their slot's first
+    #: choice; a subscriber that never sends one gets what its tile wants after this.
+    first_estimate_wait: float = 10.0
     video_min_kbps: int = 90
     full_video_kbps: int = 400
     #: A subscriber's estimate at least this many times what we send it is capped by our
@@ -114,6 +120,8 @@ class SfuConfig:
             raise ValueError("retransmit_budget must be in [0, 1]")
         if min(self.link_interval, self.downgrade_after, self.probe_interval, self.probe_duration) <= 0:
             raise ValueError("link quality intervals must be > 0")
+        if self.first_estimate_wait < 0:
+            raise ValueError("first_estimate_wait must be >= 0")
         if self.probe_max_interval < self.probe_interval:
             raise ValueError("probe_max_interval must be >= probe_interval")
         if self.app_limited_ratio <= 1:

@@ -31,7 +31,6 @@ from .recording import RecordingSession
 from .relay import InboundStream, Kind, OutStream
 from .simulcast import (
     BANDWIDTH_SHARE,
-    FIRST_ESTIMATE_WAIT_S,
     KEYFRAME_GIVE_UP_S,
     KEYFRAME_RETRY_S,
     LayerInfo,
@@ -366,7 +365,7 @@ class Room:
                 if switch.first_choice_at is None:
                     switch.first_choice_at = now
                 # no estimate yet: the lowest layer for a while
-                unknown = budget is None and now - switch.first_choice_at < FIRST_ESTIMATE_WAIT_S
+                unknown = budget is None and now - switch.first_choice_at < self._config.first_estimate_wait
                 may_step_up = now >= switch.up_after
                 ramping = switch.ramping(now, budget, info[switch.target].rate(switch.temporal_target))
                 choice = functools.partial(

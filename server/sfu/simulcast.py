@@ -162,12 +162,6 @@ KEYFRAME_GIVE_UP_S = 2.5
 GIVE_UP_HOLD_S = 10.0
 #: Padding-only packets forwarded in a row at most (see :meth:`LayerSwitch.media`).
 MAX_PADDING_RUN = 100
-#: A slot whose subscriber has sent no estimate yet takes the lowest layer for this long
-#: (seconds): its line is unknown, and a 300 kbit/s hall started on the layer its tile wants
-#: (h) lost 25-45 % for twenty seconds and went to sound only (the link lab's hall A). The
-#: link lab's Chromium kiosk pages had an estimate 6-7 s after their slot's first choice; a
-#: subscriber that never sends one gets what its tile wants after this.
-FIRST_ESTIMATE_WAIT_S = 10.0
 #: After a step down forced by bandwidth, no step up for this long (then doubling, see
 #: :meth:`LayerSwitch.bandwidth_down`): a 300 kbit/s hall must not flap between layers.
 HOLD_DOWN_S = 4.0
@@ -233,7 +227,7 @@ class LayerSwitch:
         #: When a probe for the next layer up last failed (prober.py; see :meth:`probe_failed`).
         self.probe_failed_at = float("-inf")
         #: When the room first chose a layer for this slot (room clock; see
-        #: :data:`FIRST_ESTIMATE_WAIT_S`).
+        #: ``SfuConfig.first_estimate_wait``).
         self.first_choice_at: float | None = None
         #: Source RTP timestamp of the last media packet forwarded (for padding, see below).
         self.last_timestamp: int | None = None

@@ -370,7 +370,7 @@ class SimulcastRoom:
         sub.video_slots.append(slot)
         slot.assign(self.track)
         assert slot.layers is not None
-        # a subscriber past the first-estimate wait (FIRST_ESTIMATE_WAIT_S): without an estimate
+        # a subscriber past the first-estimate wait (SfuConfig.first_estimate_wait): without an estimate
         # it gets what its tile wants (these tests are about the tile and the pausing)
         slot.layers.first_choice_at = float("-inf")
         self.room._tile_heights[name] = {"chair": tile}

@@ -26,9 +26,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.lab]
 @pytest.fixture
 async def sfu() -> AsyncIterator[Sfu]:
     # The room re-chooses layers from the subscribers' estimates every link_interval; here the
-    # test holds the temporal layer itself, so the room chooses only when tiles are reported.
+    # test holds the temporal layer itself, so the room chooses only when tiles are reported,
+    # and at once (no wait for a first estimate on the lowest layer).
     config = SfuConfig(
-        host_addresses=tuple(LOOPBACK), ice_servers=(), pli_min_interval=1.0, link_interval=3600
+        host_addresses=tuple(LOOPBACK),
+        ice_servers=(),
+        pli_min_interval=1.0,
+        link_interval=3600,
+        first_estimate_wait=0.0,
     )
     s = Sfu(config)
     yield s

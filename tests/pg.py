@@ -84,6 +84,10 @@ class PostgresServer:
         options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c full_page_writes=off"
         if not self.durable_commits:
             options += " -c synchronous_commit=off"
+        self.start_with(options)
+
+    def start_with(self, options: str) -> None:
+        """``pg_ctl start`` with these server options, logging to the server's own log file."""
         self._run(
             str(self.bin_dir / "pg_ctl"),
             "-D",

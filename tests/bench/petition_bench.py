@@ -184,20 +184,9 @@ class DurablePostgres(PostgresServer):
     which the bench prints after the run."""
 
     def start(self) -> None:
-        options = (
+        self.start_with(
             f"-h 127.0.0.1 -p {self.port} -k {self.root} -c log_checkpoints=on"
             " -c log_autovacuum_min_duration=0"
-        )
-        self._run(
-            str(self.bin_dir / "pg_ctl"),
-            "-D",
-            str(self.data),
-            "-o",
-            options,
-            "-l",
-            str(self.root / "log"),
-            "-w",
-            "start",
         )
 
     def background_work(self) -> list[str]:

@@ -4,11 +4,12 @@ and a factory for an nginx in front of the test's web processes. PostgreSQL: ``p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from server.cluster.registry import Registry, connect
 from tests.cluster.parts import Nginx, RedisServer
 
 
@@ -20,6 +21,14 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.remove()
+
+
+@pytest.fixture
+async def registry(redis_server: RedisServer) -> AsyncIterator[Registry]:
+    """The placement registry on the test's redis-server."""
+    redis = connect(redis_server.url)
+    yield Registry(redis)
+    await redis.aclose()
 
 
 NginxFactory = Callable[[Sequence[str | Path | int]], Nginx]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
+from server.cluster.registry import Registry, WorkerInfo
 from tests.pg import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -391,3 +392,8 @@ def probe_app(name: str) -> web.Application:
     app.router.add_post("/upload", upload)
     app.router.add_get("/socket.io/", echo)
     return app
+
+
+async def heartbeat(registry: Registry, worker_id: str, cpu: float | None, count: int) -> None:
+    """What a worker's heartbeat writes: its record (measured CPU, participants + rooms)."""
+    await registry.register(WorkerInfo(worker_id, f"boot-{worker_id}", (), count, cpu=cpu), {})

@@ -11,9 +11,6 @@ them (id, boot, measured CPU, count of participants + rooms).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
 
 from server.cluster.registry import (
     CPU_MARGIN,
@@ -21,23 +18,9 @@ from server.cluster.registry import (
     ROOM_COST_ESTIMATE,
     Placement,
     Registry,
-    WorkerInfo,
-    connect,
     recent_key,
 )
-from tests.cluster.parts import RedisServer
-
-
-@pytest.fixture
-async def registry(redis_server: RedisServer) -> AsyncIterator[Registry]:
-    redis = connect(redis_server.url)
-    yield Registry(redis)
-    await redis.aclose()
-
-
-async def _heartbeat(registry: Registry, worker_id: str, cpu: float | None, count: int) -> None:
-    """What a worker's heartbeat writes: its record (measured CPU, participants + rooms)."""
-    await registry.register(WorkerInfo(worker_id, f"boot-{worker_id}", (), count, cpu=cpu), {})
+from tests.cluster.parts import heartbeat
 
 
 async def _place_all(registry: Registry, rooms: list[str]) -> list[Placement]:
@@ -58,16 +41,16 @@ async def test_a_burst_of_new_rooms_spreads_before_the_cpu_measure_shows_them(re
     # than a, measured over the last 5 s). Both are idle enough for ten new meetings between them;
     # their measures differ by more than the margin, so by measure and count alone a gets them all.
     cpu = {"a": 0.02, "b": 0.02 + CPU_MARGIN + 0.03}
-    await _heartbeat(registry, "a", cpu["a"], 0)
-    await _heartbeat(registry, "b", cpu["b"], 5)
+    await heartbeat(registry, "a", cpu["a"], 0)
+    await heartbeat(registry, "b", cpu["b"], 5)
     rooms = [f"meeting-{n}" for n in range(10)]
     first = await _place_all(registry, rooms[:5])
     # A heartbeat in the middle of the burst: the rooms placed so far are open (their first
     # participant admitted), so the count goes up by theirs, but no media has flowed yet and the
     # measures are what they were. The charges are not a heartbeat's to clear.
     hosted = {w: sum(p.worker == w for p in first) for w in cpu}
-    await _heartbeat(registry, "a", cpu["a"], 2 * hosted["a"])
-    await _heartbeat(registry, "b", cpu["b"], 5 + 2 * hosted["b"])
+    await heartbeat(registry, "a", cpu["a"], 2 * hosted["a"])
+    await heartbeat(registry, "b", cpu["b"], 5 + 2 * hosted["b"])
     placed = first + await _place_all(registry, rooms[5:])
 
     per_worker = {w: sum(p.worker == w for p in placed) for w in cpu}
@@ -83,20 +66,20 @@ async def test_a_burst_of_new_rooms_spreads_before_the_cpu_measure_shows_them(re
 async def test_a_burst_between_workers_alike_alternates(registry: Registry) -> None:
     # Two idle workers measuring alike (within the margin): each charge moves a worker by one margin
     # at most, so the count still decides and the rooms alternate, as before the charge.
-    await _heartbeat(registry, "a", 0.02, 0)
-    await _heartbeat(registry, "b", 0.03, 0)
+    await heartbeat(registry, "a", 0.02, 0)
+    await heartbeat(registry, "b", 0.03, 0)
     placed = await _place_all(registry, [f"meeting-{n}" for n in range(10)])
     assert [p.worker for p in placed] == ["a", "b"] * 5
 
 
 async def test_a_placed_room_stays_where_it_is_and_is_charged_once(registry: Registry) -> None:
-    await _heartbeat(registry, "a", 0.02, 0)
-    await _heartbeat(registry, "b", 0.40, 10)
+    await heartbeat(registry, "a", 0.02, 0)
+    await heartbeat(registry, "b", 0.40, 10)
     placed = await registry.place("briefing")
     assert placed is not None and placed.worker == "a"
     # Every later join asks again: the room stays on a, with the same epoch, however busy the
     # charge and the measure now make a look, and the join is not charged as another room.
-    await _heartbeat(registry, "a", 0.90, 31)
+    await heartbeat(registry, "a", 0.90, 31)
     for _ in range(5):
         assert await registry.place("briefing") == placed
     assert await _charged(registry, "a") == 1
@@ -105,8 +88,8 @@ async def test_a_placed_room_stays_where_it_is_and_is_charged_once(registry: Reg
 
 async def test_the_charge_is_gone_after_the_window(registry: Registry) -> None:
     # a idle, b a little busier (more than the margin): three new rooms fill a up to b's level.
-    await _heartbeat(registry, "a", 0.02, 0)
-    await _heartbeat(registry, "b", 0.25, 5)
+    await heartbeat(registry, "a", 0.02, 0)
+    await heartbeat(registry, "b", 0.25, 5)
     placed = await _place_all(registry, ["r1", "r2", "r3"])
     assert [p.worker for p in placed] == ["a", "a", "a"]
     assert await _charged(registry, "a") == 3
@@ -116,8 +99,8 @@ async def test_the_charge_is_gone_after_the_window(registry: Registry) -> None:
     # idle), a's charges are gone, key and all, and a is the least busy again.
     await asyncio.sleep(RECENT_WINDOW_MS / 2000 + 0.5)
     assert not await registry.redis.exists(recent_key("a", "boot-a"))
-    await _heartbeat(registry, "a", 0.02, 6)
-    await _heartbeat(registry, "b", 0.25, 5)
+    await heartbeat(registry, "a", 0.02, 6)
+    await heartbeat(registry, "b", 0.25, 5)
     after = await registry.place("r4")
     assert after is not None and after.worker == "a"
     assert await _charged(registry, "a") == 1  # r4's own charge only

@@ -159,13 +159,6 @@ async def test_a_web_process_shows_its_rooms_on_a_worker_in_metrics_and_the_syst
 # -- placement by CPU ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def registry(redis_server: RedisServer) -> AsyncIterator[Registry]:
-    redis = connect(redis_server.url)
-    yield Registry(redis)
-    await redis.aclose()
-
-
 async def _workers(registry: Registry, *records: tuple[str, float | None, int]) -> None:
     """Register workers as their heartbeats do: (id, CPU use, count of participants + rooms)."""
     for worker_id, cpu, load in records:

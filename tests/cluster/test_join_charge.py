@@ -33,20 +33,8 @@ from server.cluster.registry import (
 from server.cluster.remote import RemoteSfu
 from server.cluster.worker import SfuWorker
 from server.sfu import Sfu, SfuConfig
-from tests.cluster.parts import RedisServer
+from tests.cluster.parts import RedisServer, heartbeat
 from tests.sfu.sfu_testkit import LOOPBACK
-
-
-@pytest.fixture
-async def registry(redis_server: RedisServer) -> AsyncIterator[Registry]:
-    redis = connect(redis_server.url)
-    yield Registry(redis)
-    await redis.aclose()
-
-
-async def _heartbeat(registry: Registry, worker_id: str, cpu: float | None, count: int) -> None:
-    """What a worker's heartbeat writes: its record (measured CPU, participants + rooms)."""
-    await registry.register(WorkerInfo(worker_id, f"boot-{worker_id}", (), count, cpu=cpu), {})
 
 
 async def _joins(registry: Registry, worker_id: str) -> int:
@@ -70,12 +58,12 @@ async def test_a_worker_taking_a_burst_of_joins_is_avoided_until_the_charge_expi
 ) -> None:
     # a is idle, b holds a few meetings: more than a room's charge + the margin busier, so by
     # measure (and the town hall's room charge) a takes the next room, whatever the counts say.
-    await _heartbeat(registry, "a", 0.02, 0)
-    await _heartbeat(registry, "b", 0.3, 12)
+    await heartbeat(registry, "a", 0.02, 0)
+    await heartbeat(registry, "b", 0.3, 12)
     assert await _town_hall_joins(registry, 30) == "a"
     assert await _joins(registry, "a") == 30
     # A heartbeat during the joins: the count shows them, the measure does not yet (no media).
-    await _heartbeat(registry, "a", 0.02, 31)
+    await heartbeat(registry, "a", 0.02, 31)
     # a is charged 30 x 0.02 = 0.6 of a core (more than the room's 0.1): the next room goes to b.
     meeting = await registry.place("meeting")
     assert meeting is not None and meeting.worker == "b"  # before the join charge: "a"
@@ -87,8 +75,8 @@ async def test_a_worker_taking_a_burst_of_joins_is_avoided_until_the_charge_expi
     # Once the window has passed, the joins' charges are gone, key and all, and a (measuring idle
     # here) is the least busy again.
     await asyncio.sleep(RECENT_WINDOW_MS / 1000 + 0.5)
-    await _heartbeat(registry, "a", 0.02, 31)
-    await _heartbeat(registry, "b", 0.3, 14)
+    await heartbeat(registry, "a", 0.02, 31)
+    await heartbeat(registry, "b", 0.3, 14)
     after = await registry.place("meeting-2")
     assert after is not None and after.worker == "a"
     assert not await registry.redis.exists(joins_key("a", "boot-a"))
@@ -101,13 +89,13 @@ async def test_a_rooms_charge_is_its_joins_or_the_room_estimate_whichever_is_lar
     # (0.1: a meeting of 5), not 0.1 + its joins (0.2, which would put a within the margin of b,
     # and b's smaller count would then take the next room).
     idle, busy = 0.02, 0.225
-    await _heartbeat(registry, "a", idle, 0)
-    await _heartbeat(registry, "b", busy, 5)
+    await heartbeat(registry, "a", idle, 0)
+    await heartbeat(registry, "b", busy, 5)
     room = await registry.place("meeting-1")
     assert room is not None and room.worker == "a"
     for n in range(5):
         await registry.charge_join(room, f"p{n}")
-    await _heartbeat(registry, "a", idle, 6)  # its count shows the meeting; its measure not yet
+    await heartbeat(registry, "a", idle, 6)  # its count shows the meeting; its measure not yet
     second = await registry.place("meeting-2")
     assert second is not None and second.worker == "a"  # a at 0.02 + 0.1, b more than 0.1 above
     # Six more joins to meeting-1: 11 x 0.02 = 0.22 > 0.1, so a is charged 0.22 + 0.1 (meeting-2)
@@ -120,8 +108,8 @@ async def test_a_rooms_charge_is_its_joins_or_the_room_estimate_whichever_is_lar
 
 
 async def test_joins_are_charged_to_the_boot_that_admitted_them(registry: Registry) -> None:
-    await _heartbeat(registry, "a", 0.02, 0)
-    await _heartbeat(registry, "b", 0.25, 5)
+    await heartbeat(registry, "a", 0.02, 0)
+    await heartbeat(registry, "b", 0.25, 5)
     assert await _town_hall_joins(registry, 30) == "a"
     # Worker a restarts (a new boot, idle): its predecessor's joins are not its load.
     await registry.redis.delete(worker_key("a"))

@@ -861,6 +861,11 @@ class RoomHub:
     async def stop_recording(self, room_id: str) -> tuple[list[RecordedFile], list[Mark]]:
         """Stop the room's recording (RecordingStateError if it is not recorded); every file is
         complete on return. Everybody is told."""
+        files, marks = await self._stop_media_recording(room_id)
+        await self._tell_recording_stopped(room_id, files)
+        return files, marks
+
+    async def _stop_media_recording(self, room_id: str) -> tuple[list[RecordedFile], list[Mark]]:
         async with self._recording_lock:
             try:
                 session = self.sfu.recording(room_id)
@@ -870,18 +875,25 @@ class RoomHub:
                 raise RecordingStateError("the room is not being recorded")
             marks = list(session.marks)
             files = await self.sfu.stop_recording(room_id)
+        return files, marks
+
+    async def _tell_recording_stopped(self, room_id: str, files: list[RecordedFile]) -> None:
         log.info("recording stopped", extra={"room_id": room_id, "files": len(files)})
         await emit(self.sio, Recording(active=False), room=socket_room(room_id))
-        return files, marks
 
     async def finish_recording(self, room_id: str) -> list[dict[str, Any]]:
         """Stop the room's recording (RecordingStateError if it is not recorded) and register every
         file for the meeting that owns the room; returns the registered files."""
-        files, marks = await self.stop_recording(room_id)
-        async with transaction(self.sessionmaker) as session:
-            _, registered = await meeting_recordings.register_room_recording(
-                session, int(room_id), files, marks, self.settings.data_dir
-            )
+        files, marks = await self._stop_media_recording(room_id)
+        try:
+            async with transaction(self.sessionmaker) as session:
+                _, registered = await meeting_recordings.register_room_recording(
+                    session, int(room_id), files, marks, self.settings.data_dir
+                )
+        finally:
+            # Told after the registration, so a page that opens the meeting's record on "stopped"
+            # finds the files; told even when it failed, because the recording has stopped.
+            await self._tell_recording_stopped(room_id, files)
         return registered
 
     async def close_room(self, room_id: int) -> None:

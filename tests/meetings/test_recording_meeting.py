@@ -74,6 +74,17 @@ async def test_chair_records_a_live_meeting_of_real_peers(
     chair = await Participant("chair", client, cookie=await session_cookie(client, "official")).connect()
     kiosk = await Participant("kiosk", client, token=hall.token).connect()
     late = await Participant("late", client, token=late_hall.token).connect()
+    # What a page finds in the meeting's record at the moment it is told the recording stopped.
+    registered_when_told: list[int] = []
+    record_event = kiosk._recorder("recording")
+
+    async def on_recording(data: Any) -> None:
+        await record_event(data)
+        if not data["active"]:
+            async with transaction(sessionmaker) as session:
+                registered_when_told.append(len(await meeting_recordings.recordings_of(session, meeting_id)))
+
+    kiosk.sock.on("recording", on_recording)
     try:
         chair_ack = await chair.join(room_id)
         assert chair_ack["recording"] is False
@@ -111,6 +122,7 @@ async def test_chair_records_a_live_meeting_of_real_peers(
             "both sockets told that the recording stopped",
         )
         assert _recording_events(late) == [False]  # joined after the start: learnt it from its ack
+        assert registered_when_told == [2]  # told once the files are in the record, not before
     finally:
         for p in (chair, kiosk, late):
             await p.close()

@@ -5,7 +5,10 @@ Keys (one Redis, not Redis Cluster: the scripts read keys they are not handed)::
     maeul:worker:<id>      JSON {id, boot, addresses, load, rooms, participants, cpu}, TTL WORKER_TTL_MS
     maeul:workers          set of worker ids ever registered (dead ones are pruned by placement)
     maeul:load             hash id -> load (participants + rooms), bumped by each placement
-    maeul:room:<room>      hash {worker, boot, epoch}: the room's placement
+    maeul:room:<room>      hash {worker, boot, epoch, span}: the room's placement; ``worker`` is its
+                           home, ``span`` the other workers it spans ("id:boot id:boot", cascade)
+    maeul:member:<room>    hash participant -> "id:boot": the worker each participant was placed
+                           on, while the room spans workers (docs/scale.md "Cascade")
     maeul:epoch            counter: every placement gets the next epoch
     maeul:recent:<id>:<boot>  sorted set room -> Redis time (ms) of its placement on that worker,
                            for the last RECENT_WINDOW_MS: rooms its CPU measure does not show yet
@@ -20,9 +23,10 @@ placement carries a new epoch, so an answer about an older placement is recognis
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -96,6 +100,24 @@ def room_key(room_id: str) -> str:
     return PREFIX + "room:" + room_id
 
 
+def member_key(room_id: str) -> str:
+    """The room's participant -> worker map, kept while the room spans workers (cascade)."""
+    return PREFIX + "member:" + room_id
+
+
+def pipe_id(placement: Placement, a: tuple[str, str], b: tuple[str, str]) -> str:
+    """The id of the pipe between workers ``a`` and ``b`` (id, boot) of the room's placement:
+    ``<room>~<epoch>~<id>.<boot>~<id>.<boot>``, the pair in a fixed order so both ends and every
+    web process name it alike. The boots are in it: a worker restarted under its id gets new pipes,
+    while its predecessor's may still be timing out at the other end. Ids past the SFU's 200
+    characters (a long room id) become a digest of the same text."""
+    first, second = sorted((a, b))
+    text = f"{placement.room_id}~{placement.epoch}~{first[0]}.{first[1][:8]}~{second[0]}.{second[1][:8]}"
+    if len(text) > 200:
+        text = "pipe~" + hashlib.sha256(text.encode()).hexdigest()
+    return text
+
+
 def recent_key(worker_id: str, boot: str) -> str:
     """The rooms placed on this boot of the worker in the last RECENT_WINDOW_MS (the placement
     script builds the same name). Per boot: a restarted worker hosts none of its predecessor's."""
@@ -132,9 +154,14 @@ def web_key(web_id: str) -> str:
 
 
 # KEYS: worker key, workers set, load hash, epoch counter.
-# ARGV: id, boot, record JSON, ttl ms, load, then (room key, epoch, room id) for each room it hosts.
+# ARGV: id, boot, record JSON, ttl ms, load, then (room key, epoch, room id, home) for each room it
+# hosts: home "1" for the room's home, "0" for a worker the room spans (cascade).
 # Returns {1, rooms placed elsewhere meanwhile...}, or the boot id of the live worker that holds
 # this id already.
+#
+# A home re-asserts a placement Redis lost (restart). A spanned worker re-adds itself to the span
+# of the same epoch (it was taken for dead and came back, as a home re-asserts its placement) but
+# never creates a placement: with the room's key gone it waits for the home.
 _REGISTER = """
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -144,19 +171,34 @@ end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', tonumber(ARGV[4]))
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
+local me = ARGV[1] .. ':' .. ARGV[2]
 local out = {1}
 local i = 6
 while ARGV[i] do
   local rkey = ARGV[i]
   local epoch = tonumber(ARGV[i + 1])
-  local placed = redis.call('HMGET', rkey, 'worker', 'boot', 'epoch')
+  local home = ARGV[i + 3] == '1'
+  local placed = redis.call('HMGET', rkey, 'worker', 'boot', 'epoch', 'span')
   if not placed[1] then
-    redis.call('HSET', rkey, 'worker', ARGV[1], 'boot', ARGV[2], 'epoch', epoch)
-    if tonumber(redis.call('GET', KEYS[4]) or '0') < epoch then redis.call('SET', KEYS[4], epoch) end
-  elseif placed[1] ~= ARGV[1] or placed[2] ~= ARGV[2] or tonumber(placed[3]) ~= epoch then
+    if home then
+      redis.call('HSET', rkey, 'worker', ARGV[1], 'boot', ARGV[2], 'epoch', epoch)
+      if tonumber(redis.call('GET', KEYS[4]) or '0') < epoch then redis.call('SET', KEYS[4], epoch) end
+    end
+  elseif home and placed[1] == ARGV[1] and placed[2] == ARGV[2] and tonumber(placed[3]) == epoch then
+    -- still the home
+  elseif not home and tonumber(placed[3]) == epoch and placed[1] .. ':' .. placed[2] ~= me then
+    local found = false
+    for entry in string.gmatch(placed[4] or '', '%S+') do
+      if entry == me then found = true end
+    end
+    if not found then
+      local span = placed[4] and placed[4] ~= '' and (placed[4] .. ' ' .. me) or me
+      redis.call('HSET', rkey, 'span', span)
+    end
+  else
     table.insert(out, ARGV[i + 2])
   end
-  i = i + 3
+  i = i + 4
 end
 return out
 """
@@ -164,8 +206,11 @@ return out
 # KEYS: room key, workers set, load hash, epoch counter. ARGV: worker key prefix, excluded
 # "<id>:<boot>" (a worker that did not answer) or "", CPU margin, recent-placements key prefix,
 # assumed cost of a recent placement (fraction of a core), how long a placement or join counts
-# (ms), the room id, recent-joins key prefix, assumed cost of a recent join.
-# Returns {worker, boot, epoch, record JSON}, or false when no worker is live.
+# (ms), the room id, recent-joins key prefix, assumed cost of a recent join, the joining
+# participant (or ""), the room's member key, the span policy's CPU threshold (-1: off) and
+# participant cap (0: off).
+# Returns {worker, boot, epoch, record JSON, is home "1"/"0", span grew "1"/"0", the span's
+# workers "id:boot"... (home first)}, or false when no worker is live.
 #
 # A new room goes to the live worker with the least CPU use first, as mediasoup applications and
 # Jitsi place by measured load (Jicofo: the bridge with the lowest reported stress), not by head
@@ -182,17 +227,20 @@ return out
 # those rooms would, then spreads. The count alone does not do this: each heartbeat resets it to
 # what the worker hosts, and it decides only between workers within the margin. The placement
 # times are Redis's own clock (TIME; scripts replicate their effects), not the web processes'.
+#
+# Cascade (docs/scale.md): with a span policy and a participant, a join to a room whose home is
+# live goes to the first worker of the room (home, then its span in the order it grew) that is
+# not full: its CPU (measure plus charges) at or above the threshold, or its count of the room's
+# participants at the cap; a threshold of 0 makes every worker full at once (tests, benchmarks: a
+# room spans as soon as there is a worker to span to). All full: the least busy live worker not in
+# the room joins the span (the same choice as a new room's); none left: the worker with the
+# fewest of the room's participants. The span grows under the room's epoch: the home's
+# admissions stay valid, and a span of another epoch (an older placement's) is refused.
 _PLACE = """
-local cur = redis.call('HMGET', KEYS[1], 'worker', 'boot', 'epoch')
-if cur[1] then
-  local rec = redis.call('GET', ARGV[1] .. cur[1])
-  if rec and cjson.decode(rec).boot == cur[2] and (cur[1] .. ':' .. cur[2]) ~= ARGV[2] then
-    return {cur[1], cur[2], cur[3], rec}
-  end
-end
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local cost, window, joincost = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[9])
+local pid, mkey, spancpu, cap = ARGV[10], ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
 -- What the worker's measure does not show yet: each room placed in the window at the larger of
 -- the room estimate and its joins in the window, and the joins to older rooms at the join estimate.
 local function charged(id, boot)
@@ -212,46 +260,119 @@ local function charged(id, boot)
   for _, n in pairs(per) do total = total + joincost * n end
   return total
 end
-local live, mincpu = {}, nil
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local rec = redis.call('GET', ARGV[1] .. id)
-  if not rec then
-    redis.call('SREM', KEYS[2], id)
-    redis.call('HDEL', KEYS[3], id)
-  else
-    local info = cjson.decode(rec)
-    if (id .. ':' .. info.boot) ~= ARGV[2] then
-      -- cjson decodes a JSON null as a sentinel, not nil: only a number is a measure.
-      local cpu = type(info.cpu) == 'number' and info.cpu or nil
-      if cpu then
-        cpu = cpu + charged(id, info.boot)
+-- A worker's CPU use plus its charges (nil: not measured yet).
+local function cpu_of(id, info)
+  -- cjson decodes a JSON null as a sentinel, not nil: only a number is a measure.
+  if type(info.cpu) ~= 'number' then return nil end
+  return info.cpu + charged(id, info.boot)
+end
+-- The least busy live worker not in `skip` (ids) and not excluded: {id, boot, record} or nil.
+local function pick(skip)
+  local live, mincpu = {}, nil
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    local rec = redis.call('GET', ARGV[1] .. id)
+    if not rec then
+      redis.call('SREM', KEYS[2], id)
+      redis.call('HDEL', KEYS[3], id)
+    else
+      local info = cjson.decode(rec)
+      if (id .. ':' .. info.boot) ~= ARGV[2] and not skip[id] then
+        local cpu = cpu_of(id, info)
+        table.insert(live, {id, cpu, rec})
+        if cpu and (mincpu == nil or cpu < mincpu) then mincpu = cpu end
       end
-      table.insert(live, {id, cpu, rec})
-      if cpu and (mincpu == nil or cpu < mincpu) then mincpu = cpu end
     end
   end
-end
-local margin = tonumber(ARGV[3])
-local best, bestload, bestrec = nil, nil, nil
-for _, w in ipairs(live) do
-  local id, cpu, rec = w[1], w[2], w[3]
-  if cpu == nil or mincpu == nil or cpu <= mincpu + margin then
-    local load = tonumber(redis.call('HGET', KEYS[3], id) or '0')
-    if best == nil or load < bestload or (load == bestload and id < best) then
-      best, bestload, bestrec = id, load, rec
+  local margin = tonumber(ARGV[3])
+  local best, bestload, bestrec = nil, nil, nil
+  for _, w in ipairs(live) do
+    local id, cpu, rec = w[1], w[2], w[3]
+    if cpu == nil or mincpu == nil or cpu <= mincpu + margin then
+      local load = tonumber(redis.call('HGET', KEYS[3], id) or '0')
+      if best == nil or load < bestload or (load == bestload and id < best) then
+        best, bestload, bestrec = id, load, rec
+      end
     end
   end
+  if not best then return nil end
+  local boot = cjson.decode(bestrec).boot
+  redis.call('HINCRBY', KEYS[3], best, 1)
+  -- Charged even on a worker with no measure yet: its first measure will not show the room either.
+  local recent = ARGV[4] .. best .. ':' .. boot
+  redis.call('ZADD', recent, now, ARGV[7])
+  redis.call('PEXPIRE', recent, window)
+  return {best, boot, bestrec}
 end
+-- {worker, boot, epoch, record, is home, span grew, every worker of the span as "id:boot"...}
+local function answer(m, epoch, members, grew)
+  if pid ~= '' then redis.call('HSET', mkey, pid, m[1] .. ':' .. m[2]) end
+  local out = {m[1], m[2], tostring(epoch), m[3], m == members[1] and '1' or '0', grew and '1' or '0'}
+  for _, x in ipairs(members) do table.insert(out, x[1] .. ':' .. x[2]) end
+  return out
+end
+local cur = redis.call('HMGET', KEYS[1], 'worker', 'boot', 'epoch', 'span')
+if cur[1] then
+  local rec = redis.call('GET', ARGV[1] .. cur[1])
+  if rec and cjson.decode(rec).boot == cur[2] and (cur[1] .. ':' .. cur[2]) ~= ARGV[2] then
+    -- The home is live: the room's workers are the home and the live workers of its span.
+    local members, kept, listed = {{cur[1], cur[2], rec}}, {}, 0
+    for entry in string.gmatch(cur[4] or '', '%S+') do
+      listed = listed + 1
+      local id, boot = string.match(entry, '^(.*):([^:]*)$')
+      local mrec = id and redis.call('GET', ARGV[1] .. id)
+      if mrec and cjson.decode(mrec).boot == boot and entry ~= ARGV[2] then
+        table.insert(members, {id, boot, mrec})
+        table.insert(kept, entry)
+      end
+    end
+    if #kept ~= listed then redis.call('HSET', KEYS[1], 'span', table.concat(kept, ' ')) end
+    if pid == '' or (spancpu < 0 and cap <= 0) then return answer(members[1], cur[3], members, false) end
+    local was = redis.call('HGET', mkey, pid)
+    local counts = {}
+    for _, where in ipairs(redis.call('HVALS', mkey)) do counts[where] = (counts[where] or 0) + 1 end
+    for _, m in ipairs(members) do
+      -- A participant joining again goes where it was (its earlier admission is replaced there).
+      if was == m[1] .. ':' .. m[2] then return answer(m, cur[3], members, false) end
+    end
+    local function full(m)
+      if spancpu == 0 then return true end
+      if cap > 0 and (counts[m[1] .. ':' .. m[2]] or 0) >= cap then return true end
+      if spancpu > 0 then
+        local cpu = cpu_of(m[1], cjson.decode(m[3]))
+        if cpu and cpu >= spancpu then return true end
+      end
+      return false
+    end
+    -- The home first, then the span in the order it grew: a briefing fills one worker after another.
+    for _, m in ipairs(members) do
+      if not full(m) then return answer(m, cur[3], members, false) end
+    end
+    local skip = {}
+    for _, m in ipairs(members) do skip[m[1]] = true end
+    local added = pick(skip)
+    if added then
+      table.insert(kept, added[1] .. ':' .. added[2])
+      redis.call('HSET', KEYS[1], 'span', table.concat(kept, ' '))
+      table.insert(members, added)
+      return answer(added, cur[3], members, true)
+    end
+    -- Every worker of the span is full and none is left to add: the one with the fewest of the
+    -- room's participants.
+    local least, fewest = nil, nil
+    for _, m in ipairs(members) do
+      local n = counts[m[1] .. ':' .. m[2]] or 0
+      if least == nil or n < fewest then least, fewest = m, n end
+    end
+    return answer(least, cur[3], members, false)
+  end
+end
+local best = pick({})
 if not best then return false end
 local epoch = redis.call('INCR', KEYS[4])
-local boot = cjson.decode(bestrec).boot
-redis.call('HSET', KEYS[1], 'worker', best, 'boot', boot, 'epoch', epoch)
-redis.call('HINCRBY', KEYS[3], best, 1)
--- Charged even on a worker with no measure yet: its first measure will not show the room either.
-local recent = ARGV[4] .. best .. ':' .. boot
-redis.call('ZADD', recent, now, ARGV[7])
-redis.call('PEXPIRE', recent, window)
-return {best, boot, tostring(epoch), bestrec}
+redis.call('HSET', KEYS[1], 'worker', best[1], 'boot', best[2], 'epoch', epoch)
+redis.call('HDEL', KEYS[1], 'span')
+redis.call('DEL', mkey)  -- an earlier placement's members are not this one's
+return answer(best, epoch, {best}, false)
 """
 
 # KEYS: the worker's recent-joins key. ARGV: JSON [room, participant], how long a join counts (ms).
@@ -266,9 +387,36 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
 return 1
 """
 
-# KEYS: room key. ARGV: epoch. Forget the placement only if it is still that one.
+# KEYS: room key, member key. ARGV: epoch. Forget the placement only if it is still that one.
 _UNPLACE = """
-if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# KEYS: room key, member key. ARGV: epoch, "id:boot" of a worker the room spans. Take that worker
+# out of the span (it died or did not answer) if the placement is still that epoch, and its
+# participants out of the member map.
+_UNSPAN = """
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
+local kept = {}
+for entry in string.gmatch(redis.call('HGET', KEYS[1], 'span') or '', '%S+') do
+  if entry ~= ARGV[2] then table.insert(kept, entry) end
+end
+redis.call('HSET', KEYS[1], 'span', table.concat(kept, ' '))
+local members = redis.call('HGETALL', KEYS[2])
+for i = 1, #members, 2 do
+  if members[i + 1] == ARGV[2] then redis.call('HDEL', KEYS[2], members[i]) end
+end
+return 1
+"""
+
+# KEYS: member key. ARGV: participant, "id:boot". The participant left that worker (unless it has
+# been placed elsewhere since).
+_LEAVE_MEMBER = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 0
 """
 
@@ -312,15 +460,49 @@ class WorkerInfo:
 
 
 @dataclass(frozen=True)
+class SpanPolicy:
+    """When a room's joins stop going to its home and the room spans workers (cascade,
+    docs/scale.md). ``cpu``: a worker of the room takes no more of its joins once its CPU use
+    (fraction of a core, measure plus charges) reaches this; 0 makes every worker full at once (a
+    room spans as soon as another worker is live: tests and benchmarks); None: CPU does not count.
+    ``cap``: a worker takes at most this many of the room's participants (None: no cap)."""
+
+    cpu: float | None = None
+    cap: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.cpu is not None and not 0 <= self.cpu <= 64:
+            raise ValueError("span CPU threshold must be 0..64 cores")
+        if self.cap is not None and self.cap < 1:
+            raise ValueError("span participant cap must be at least 1")
+
+    @property
+    def active(self) -> bool:
+        return self.cpu is not None or self.cap is not None
+
+
+@dataclass(frozen=True)
 class Placement:
+    """Where a request about the room goes: the worker (id, boot) and the room's epoch. ``home``:
+    that worker is the room's home (the one its key names), not a worker it spans to. ``span``
+    (every worker of the room, home first) and ``grew`` (this placement added ``worker`` to the
+    span) are what the placement found; they are not part of the placement's identity."""
+
     room_id: str
     worker: str
     boot: str
     epoch: int
+    home: bool = True
+    span: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    grew: bool = field(default=False, compare=False)
 
     @property
     def queue(self) -> str:
         return rpc_key(self.worker, self.boot)
+
+    @property
+    def member(self) -> str:
+        return f"{self.worker}:{self.boot}"
 
 
 class WorkerIdTaken(Exception):
@@ -345,18 +527,24 @@ class Registry:
         self._place = redis.register_script(_PLACE)
         self._unplace = redis.register_script(_UNPLACE)
         self._charge_join = redis.register_script(_CHARGE_JOIN)
+        self._unspan = redis.register_script(_UNSPAN)
+        self._leave_member = redis.register_script(_LEAVE_MEMBER)
 
-    async def register(self, info: WorkerInfo, rooms: dict[str, int]) -> list[str]:
+    async def register(
+        self, info: WorkerInfo, rooms: dict[str, int], *, spanned: Iterable[str] = ()
+    ) -> list[str]:
         """Register or refresh ``info`` with a short TTL, and re-assert the placement of the rooms
-        it hosts (after a Redis restart the keys are gone, while the rooms carry on). Returns the
-        rooms that were placed elsewhere meanwhile (this worker was taken for dead): stale here.
-        Raises :class:`WorkerIdTaken` if another live worker holds the id."""
-        triples: list[str | int] = []
+        it hosts (after a Redis restart the keys are gone, while the rooms carry on). ``spanned``:
+        those of ``rooms`` this worker is not the home of (cascade): it stays in their span.
+        Returns the rooms that were placed elsewhere meanwhile (this worker was taken for dead):
+        stale here. Raises :class:`WorkerIdTaken` if another live worker holds the id."""
+        others = set(spanned)
+        quads: list[str | int] = []
         for room_id, epoch in rooms.items():
-            triples += [room_key(room_id), epoch, room_id]
+            quads += [room_key(room_id), epoch, room_id, "0" if room_id in others else "1"]
         result = await self._register(
             keys=[worker_key(info.id), WORKERS, LOAD, EPOCH],
-            args=[info.id, info.boot, info.to_json(), WORKER_TTL_MS, info.load, *triples],
+            args=[info.id, info.boot, info.to_json(), WORKER_TTL_MS, info.load, *quads],
         )
         if not isinstance(result, list) or not result or result[0] != 1:
             raise WorkerIdTaken(info.id, _text(result))
@@ -367,10 +555,20 @@ class Registry:
         if current is not None and WorkerInfo.from_json(current).boot == info.boot:
             await self.redis.delete(worker_key(info.id))
 
-    async def place(self, room_id: str, *, exclude: tuple[str, str] | None = None) -> Placement | None:
+    async def place(
+        self,
+        room_id: str,
+        *,
+        exclude: tuple[str, str] | None = None,
+        participant: str = "",
+        span: SpanPolicy | None = None,
+    ) -> Placement | None:
         """The room's live placement, or a new one on the least-loaded live worker (by CPU, then
         by count; None: no worker is live). ``exclude``: (id, boot) of a worker that did not
-        answer."""
+        answer. With a ``participant`` joining and an active ``span`` policy, the worker of the
+        room that takes the join, the room's span grown by one if all its workers are full
+        (see the script)."""
+        policy = span if span is not None else SpanPolicy()
         result = await self._place(
             keys=[room_key(room_id), WORKERS, LOAD, EPOCH],
             args=[
@@ -383,12 +581,18 @@ class Registry:
                 room_id,
                 JOINS_PREFIX,
                 JOIN_COST_ESTIMATE,
+                participant,
+                member_key(room_id),
+                -1 if policy.cpu is None else policy.cpu,
+                policy.cap or 0,
             ],
         )
         if not result:
             return None
         worker, boot, epoch = (_text(v) for v in result[:3])
-        return Placement(room_id, worker, boot, int(epoch))
+        home, grew = _text(result[4]) == "1", _text(result[5]) == "1"
+        members = tuple(_member(_text(m)) for m in result[6:])
+        return Placement(room_id, worker, boot, int(epoch), home, members, grew)
 
     async def charge_join(self, placement: Placement, participant_id: str) -> None:
         """Charge the placement's worker JOIN_COST_ESTIMATE for a participant just admitted there,
@@ -399,13 +603,30 @@ class Registry:
         )
 
     async def unplace(self, placement: Placement) -> None:
-        await self._unplace(keys=[room_key(placement.room_id)], args=[placement.epoch])
+        """Forget the placement (its worker died or did not answer), if it is still the room's:
+        a home's, the whole room (the next join places it again, with a new epoch); a spanned
+        worker's, that worker's part of the span."""
+        keys = [room_key(placement.room_id), member_key(placement.room_id)]
+        if placement.home:
+            await self._unplace(keys=keys, args=[placement.epoch])
+        else:
+            await self._unspan(keys=keys, args=[placement.epoch, placement.member])
+
+    async def leave_member(self, placement: Placement, participant_id: str) -> None:
+        """The participant placed by ``placement`` left: it no longer counts against its worker's
+        share of the room (SpanPolicy.cap)."""
+        keys = [member_key(placement.room_id)]
+        await self._leave_member(keys=keys, args=[participant_id, placement.member])
 
     async def placement_of(self, room_id: str) -> Placement | None:
-        worker, boot, epoch = await self.redis.hmget(room_key(room_id), ["worker", "boot", "epoch"])
+        """The room's home placement, with its span (None: not placed)."""
+        fields = ["worker", "boot", "epoch", "span"]
+        worker, boot, epoch, span = await self.redis.hmget(room_key(room_id), fields)
         if worker is None or boot is None or epoch is None:
             return None
-        return Placement(room_id, _text(worker), _text(boot), int(epoch))
+        home = (_text(worker), _text(boot))
+        members = (home, *(_member(m) for m in _text(span or b"").split()))
+        return Placement(room_id, home[0], home[1], int(epoch), True, members)
 
     async def web_alive(self, web_id: str) -> None:
         await self.redis.set(web_key(web_id), "1", px=WEB_TTL_MS)
@@ -433,6 +654,12 @@ class Registry:
             if info is not None:
                 found.append(info)
         return found
+
+
+def _member(text: str) -> tuple[str, str]:
+    """ "id:boot" -> (id, boot) (worker ids may hold a colon; boots are hex)."""
+    worker, _, boot = text.rpartition(":")
+    return worker, boot
 
 
 def _text(value: object) -> str:

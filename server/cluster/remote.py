@@ -13,7 +13,11 @@
   rooms' counters that /metrics and /admin/system read (:class:`MediaCounters`);
 * a worker whose registration expired and that has gone quiet is dead: each participant this
   process admitted there gets ``ParticipantLeft(reason="transport-failed")``, so its page joins
-  again, and the join places the room on a live worker.
+  again, and the join places the room on a live worker;
+* with a :class:`SpanPolicy`, a room spans workers when it outgrows its home (cascade,
+  docs/scale.md): each join goes to the worker the placement script chooses, each participant's
+  requests to its own worker, and the process whose join grew the span opens the pipes between
+  the new worker and each other worker of the room (``pipe_open`` on both, then ``pipe_connect``).
 
 Redis unreachable, no live worker, or no answer in time: :class:`Unavailable` (``unavailable``).
 """
@@ -41,10 +45,13 @@ from server.background import FailureStreak
 from server.cluster.plane import RoomCounters
 from server.cluster.registry import (
     EVENTS_CHANNEL,
+    HEARTBEAT_S,
     WEB_REFRESH_S,
     WORKER_TTL_MS,
     Placement,
     Registry,
+    SpanPolicy,
+    pipe_id,
     reply_key,
 )
 from server.cluster.wire import (
@@ -66,6 +73,7 @@ from server.sfu import (
     NotInRoom,
     ParticipantLeft,
     RoomNotFound,
+    SfuError,
     SfuEvent,
     SlotAssigned,
 )
@@ -160,9 +168,11 @@ class RemoteHandle:
 class RemoteSfu:
     """See the module docstring. ``start()`` before use, ``close()`` at shutdown."""
 
-    def __init__(self, redis: Redis, *, web_id: str | None = None) -> None:
+    def __init__(self, redis: Redis, *, web_id: str | None = None, span: SpanPolicy | None = None) -> None:
+        """``span``: when a room spans workers (None: never; a room lives on one worker)."""
         self.redis = redis
         self.registry = Registry(redis)
+        self.span = span if span is not None else SpanPolicy()
         self.web_id = web_id or secrets.token_hex(8)
         self.replies = reply_key(self.web_id)
         self._listeners = Listeners()
@@ -315,9 +325,16 @@ class RemoteSfu:
         task.add_done_callback(lambda t: self._chains.pop(key, None) if self._chains.get(key) is t else None)
         return task
 
-    async def _place(self, room_id: str, exclude: tuple[str, str] | None = None) -> Placement:
+    async def _place(
+        self, room_id: str, exclude: tuple[str, str] | None = None, participant: str = ""
+    ) -> Placement:
+        """The room's placement; with ``participant`` joining (and a span policy), the worker of
+        the room that takes it."""
+        joining = participant if self.span.active else ""
         try:
-            placement = await self.registry.place(room_id, exclude=exclude)
+            placement = await self.registry.place(
+                room_id, exclude=exclude, participant=joining, span=self.span
+            )
         except RedisError:
             raise Unavailable("the media service is not reachable (Redis); try again") from None
         if placement is None:
@@ -382,9 +399,11 @@ class RemoteSfu:
     ) -> RemoteHandle:
         exclude: tuple[str, str] | None = None
         for _attempt in range(PLACE_ATTEMPTS):
-            placement = await self._place(room_id, exclude)
+            placement = await self._place(room_id, exclude, participant_id)
             args = {"audio_max_bitrate": audio_max_bitrate, "web": self.web_id}
             try:
+                if placement.grew:
+                    await self.open_pipes(placement)
                 result = await self.call(placement, "admit", participant_id, args)
             except StaleEpoch:
                 continue  # placed again meanwhile: ask the new placement
@@ -403,7 +422,8 @@ class RemoteSfu:
             await self._charge_join(placement, participant_id)
             handle = RemoteHandle(self, placement, participant_id, int(result["gen"]))
             self._handles[(room_id, participant_id)] = handle
-            self._hosted.setdefault(room_id, HostedRoom(placement, time.monotonic()))
+            home = self._home_of(placement)
+            self._hosted.setdefault(room_id, HostedRoom(home, time.monotonic()))
             self._speakers[room_id] = result.get("active_speaker")
             return handle
         raise Unavailable("no SFU worker took the room; try again")
@@ -412,6 +432,66 @@ class RemoteSfu:
         key = (handle.room_id, handle.participant_id)
         if self._handles.get(key) is handle:
             del self._handles[key]
+        if self.span.active:
+            self._later(self._leave_member(handle.placement, handle.participant_id))
+
+    async def _leave_member(self, placement: Placement, participant_id: str) -> None:
+        try:
+            await self.registry.leave_member(placement, participant_id)
+        except RedisError as exc:
+            # It counts against its worker's share of the room until the room is placed again.
+            log.warning("a participant's leave not recorded for placement: %s", exc)
+
+    # -- cascade ------------------------------------------------------------------------------
+    @staticmethod
+    def _home_of(placement: Placement) -> Placement:
+        """The room's home placement, from a placement on any worker of its span."""
+        if placement.home or not placement.span:
+            return placement
+        worker, boot = placement.span[0]
+        return Placement(placement.room_id, worker, boot, placement.epoch, True, placement.span)
+
+    @staticmethod
+    def _on_worker(placement: Placement, worker: tuple[str, str]) -> Placement:
+        """The same room and epoch on another worker of its span."""
+        home = bool(placement.span) and placement.span[0] == worker
+        return Placement(placement.room_id, worker[0], worker[1], placement.epoch, home, placement.span)
+
+    async def open_pipes(self, placement: Placement) -> None:
+        """Join ``placement``'s worker, just added to the room's span, to each other worker of the
+        span by a pipe: both ends opened (each on its worker's registered internal address), then
+        each connected to the other; from then each worker pipes its own participants. Any
+        failure is the worker's that did not answer or refused: it is taken out of the span
+        (Unavailable; the join is placed again)."""
+        new = (placement.worker, placement.boot)
+        for other in placement.span:
+            if other == new:
+                continue
+            there = self._on_worker(placement, other)
+            pipe = pipe_id(placement, new, other)
+            try:
+                here_at, there_at = await asyncio.gather(
+                    self.call(placement, "pipe_open", "", {"pipe": pipe}),
+                    self.call(there, "pipe_open", "", {"pipe": pipe}),
+                )
+                await asyncio.gather(
+                    self.call(placement, "pipe_connect", "", {"pipe": pipe, "peer": there_at["address"]}),
+                    self.call(there, "pipe_connect", "", {"pipe": pipe, "peer": here_at["address"]}),
+                )
+            except Exception as exc:
+                log.warning(
+                    "the pipe to a worker just added to the room's span failed; taking it out: %s",
+                    exc,
+                    extra={"room_id": placement.room_id, "worker": placement.worker, "pipe": pipe},
+                )
+                with contextlib.suppress(RedisError):
+                    await self.registry.unplace(placement)
+                for end in (placement, there):  # an end opened but never connected never times out
+                    with contextlib.suppress(SfuError):
+                        await self.call(end, "pipe_close", "", {"pipe": pipe})
+                if isinstance(exc, StaleEpoch):
+                    raise
+                raise WorkerSilent(placement, "pipe_open") from exc
 
     def participant(self, room_id: str, participant_id: str) -> RemoteHandle:
         handle = self._handles.get((room_id, participant_id))
@@ -437,8 +517,10 @@ class RemoteSfu:
             raise Unavailable("the media service is not reachable (Redis); try again") from None
         self._forget_room(room_id)
         if placement is not None:
-            with contextlib.suppress(NotInRoom, WorkerSilent):
-                await self.call(placement, "close_room", "", {})
+            # The workers the room spans to first: the home's close forgets the placement.
+            for worker in [*placement.span[1:], placement.span[0]]:
+                with contextlib.suppress(NotInRoom, RoomNotFound, WorkerSilent):
+                    await self.call(self._on_worker(placement, worker), "close_room", "", {})
 
     def _forget_room(self, room_id: str) -> None:
         self._hosted.pop(room_id, None)
@@ -588,14 +670,23 @@ class RemoteSfu:
             if (p.worker, p.boot) == (worker, boot) and p.room_id not in rooms:
                 room.counters = None  # closed there: its numbers are no longer live
         for room_id, report in rooms.items():
-            placement = Placement(room_id, worker, boot, int(report["epoch"]))
+            placement = Placement(room_id, worker, boot, int(report["epoch"]), bool(report.get("home", True)))
             hosted = self._hosted.get(room_id)
+            ages = {pid: (age, now) for pid, age in report["ages"].items()}
+            if not placement.home:
+                # A worker the room spans to: its participants' media ages; the room's speaker,
+                # recording and counters are the home's to report.
+                if hosted is not None and hosted.placement.epoch == placement.epoch:
+                    hosted.ages |= ages
+                continue
             if hosted is None or hosted.placement.epoch <= placement.epoch:
                 hosted = self._hosted[room_id] = HostedRoom(placement, now, hosted.ages if hosted else {})
             if hosted.placement != placement:
                 continue  # an older placement's worker still reporting: not this room's media
             hosted.seen_at = now
-            hosted.ages = {pid: (age, now) for pid, age in report["ages"].items()}
+            # Other workers' participants' ages stay until they are a report old.
+            recent = {pid: seen for pid, seen in hosted.ages.items() if now - seen[1] <= 2 * HEARTBEAT_S}
+            hosted.ages = recent | ages
             counters = report.get("counters")
             hosted.counters = None if counters is None else counters_from_json(counters)
             self._speakers[room_id] = report.get("speaker")
@@ -649,11 +740,23 @@ class RemoteSfu:
 
     async def _on_worker_dead(self, worker: str, boot: str) -> None:
         dead = [h for h in self._handles.values() if (h.placement.worker, h.placement.boot) == (worker, boot)]
+        placements = {h.placement for h in dead}
+        # The home of a room that spans workers: the room is placed again with a new epoch, which
+        # the other workers of the span are not part of; their participants here join again too.
+        homes = {(p.room_id, p.epoch) for p in placements if p.home}
+        spanned = [
+            h for h in self._handles.values() if h not in dead and (h.room_id, h.placement.epoch) in homes
+        ]
         log.warning(
             "SFU worker is gone; its participants here join again elsewhere",
-            extra={"worker": worker, "participants": len(dead)},
+            extra={"worker": worker, "participants": len(dead), "spanned": len(spanned)},
         )
-        placements = {h.placement for h in dead}
+        for handle in spanned:
+            with contextlib.suppress(Unavailable):
+                await self.send(handle.placement, "leave", handle.participant_id, {})
+        dead += spanned
+        for placement in placements - {p for p in placements if p.home}:
+            self._later(self._close_pipes_to(placement))
         for request_id, target in list(self._waiting_on.items()):
             future = self._pending.get(request_id)
             if target == (worker, boot) and future is not None and not future.done():
@@ -669,6 +772,22 @@ class RemoteSfu:
             if hosted is not None and hosted.placement == placement:
                 del self._hosted[placement.room_id]
                 self._recordings.pop(placement.room_id, None)
+
+    async def _close_pipes_to(self, gone: Placement) -> None:
+        """A worker the room spans to is gone: the other workers close their pipes to it now (they
+        would at the pipe's timeout, 5 s), before its part of the span is forgotten."""
+        try:
+            current = await self.registry.placement_of(gone.room_id)
+        except RedisError:
+            return  # the pipes time out by themselves
+        if current is None or current.epoch != gone.epoch:
+            return
+        dead = (gone.worker, gone.boot)
+        for other in current.span:
+            if other != dead:
+                with contextlib.suppress(SfuError):
+                    pipe = pipe_id(gone, dead, other)
+                    await self.call(self._on_worker(current, other), "pipe_close", "", {"pipe": pipe})
 
 
 class WorkerSilent(Unavailable):

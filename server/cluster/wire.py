@@ -100,6 +100,20 @@ def error_from_json(data: dict[str, Any]) -> SfuError:
     return cls(message)
 
 
+def address_from_json(value: object) -> tuple[str, int]:
+    """A pipe end's address sent as ``[ip, port]`` (InvalidRequest for another shape; the SFU
+    checks that the address is an internal one)."""
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not isinstance(value[0], str)
+        or not isinstance(value[1], int)
+        or isinstance(value[1], bool)
+    ):
+        raise InvalidRequest("a pipe address must be [ip, port]")
+    return value[0], value[1]
+
+
 def mark_to_json(mark: Mark) -> dict[str, Any]:
     return {"label": mark.label, "at": mark.at.isoformat(), "offset": mark.offset}
 

@@ -8,12 +8,19 @@ carries on, and the worker re-registers, with its rooms, as soon as Redis is bac
 Requests are JSON objects on the list ``rpc_key(id, boot)`` (BRPOP); each is answered on the
 sender's reply list. Requests about one participant run one at a time in arrival order (an ICE
 candidate is never handled before the offer sent ahead of it); other requests run concurrently.
+
+A room may span several workers (cascade, docs/scale.md): one of them is its home, the others are
+in its span, each holding some of its participants, joined by pipes (server/sfu/pipe.py) that the
+web side opens with the ``pipe_*`` requests. Each worker pipes every participant it admitted to
+every pipe of the room, and tells the web side only about those: a publisher that came through a
+pipe is another worker's to report. The room's active speaker is the home's to report.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import secrets
@@ -42,6 +49,7 @@ from server.cluster.registry import (
 )
 from server.cluster.wire import (
     StaleEpoch,
+    address_from_json,
     counters_to_json,
     dumps,
     error_to_json,
@@ -51,7 +59,10 @@ from server.cluster.wire import (
 )
 from server.cluster.worker_metrics import Admission, CounterTotals, MetricsAddress, WorkerMetricsServer
 from server.sfu import (
+    ActiveSpeakerChanged,
     InvalidRequest,
+    InvalidState,
+    ParticipantConnected,
     ParticipantHandle,
     ParticipantLeft,
     RoomNotFound,
@@ -59,8 +70,11 @@ from server.sfu import (
     SfuConfig,
     SfuError,
     SfuEvent,
+    SimulcastLayersChanged,
     SlotAssigned,
+    VideoDemandChanged,
 )
+from server.sfu.pipe import DEFAULT_TIMEOUT_S as PIPE_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +119,10 @@ class CpuMeter:
         return max(0.0, used - start_used) / (now - start)
 
 
+#: Events about a publisher that only its own worker tells (the others see it through a pipe).
+_OWN_WORKERS_EVENTS = (ParticipantConnected, ParticipantLeft, VideoDemandChanged, SimulcastLayersChanged)
+
+
 def _participant_of(event: SfuEvent) -> str | None:
     if isinstance(event, SlotAssigned):
         return event.subscriber_id
@@ -135,6 +153,8 @@ class SfuWorker:
         self.registered_at: float | None = None  # monotonic time of the last registration in Redis
         self.totals = CounterTotals()  # forwarded packets etc. over the worker's life, for /metrics
         self.epochs: dict[str, int] = {}  # room -> epoch of its placement here
+        self.homes: set[str] = set()  # the rooms of ``epochs`` this worker is the home of
+        self.pipes: dict[str, str] = {}  # pipe id -> room, the pipes opened here (cascade)
         self.handles: dict[tuple[str, str], ParticipantHandle] = {}
         self.gens: dict[tuple[str, str], int] = {}  # admissions per (room, participant)
         self.admitted_by: dict[tuple[str, str], str] = {}  # the web process that admitted it
@@ -198,7 +218,8 @@ class SfuWorker:
             await asyncio.sleep(HEARTBEAT_S)
             self.cpu = self.cpu_meter()
             try:
-                lost = await self.registry.register(self.info(), dict(self.epochs))
+                spanned = self.epochs.keys() - self.homes
+                lost = await self.registry.register(self.info(), dict(self.epochs), spanned=spanned)
                 self.registered_at = time.monotonic()
                 for room_id in lost:
                     await self._drop_stale_room(room_id)
@@ -222,12 +243,19 @@ class SfuWorker:
         """The room was placed on another worker while this one was taken for dead (stalled, or
         cut off from Redis): its participants have joined there. Close what is left here."""
         log.warning("room placed elsewhere meanwhile; closing it here", extra={"room_id": room_id})
+        for pipe in self._pipes_of(room_id):
+            # First, while the room is known: the publishers the pipes brought leave unreported.
+            with contextlib.suppress(InvalidState):
+                await self.sfu.close_pipe(pipe)
         self._forget_room(room_id)
         if room_id in self.sfu.room_ids:
             await self.sfu.close_room(room_id)
 
     def _forget_room(self, room_id: str) -> None:
         self.epochs.pop(room_id, None)
+        self.homes.discard(room_id)
+        for pipe in [p for p, room in self.pipes.items() if room == room_id]:
+            del self.pipes[pipe]
         for table in (self.handles, self.admitted_by, self.gens):
             for key in [k for k in table if k[0] == room_id]:
                 del table[key]
@@ -256,6 +284,7 @@ class SfuWorker:
                 readings |= self._keyed(room_id, read.participants)
             rooms[room_id] = {
                 "epoch": epoch,
+                "home": room_id in self.homes,
                 "ages": ages,
                 "speaker": speaker,
                 "recording": self._recording_state(room_id),
@@ -287,6 +316,10 @@ class SfuWorker:
     def _on_event(self, event: SfuEvent) -> None:
         pid = _participant_of(event)
         key = (event.room_id, pid) if pid is not None else None
+        if isinstance(event, _OWN_WORKERS_EVENTS) and key not in self.gens:
+            return  # a publisher that came through a pipe: its own worker tells about it
+        if isinstance(event, ActiveSpeakerChanged) and event.room_id in self.epochs.keys() - self.homes:
+            return  # a worker the room spans to: the home hears every voice and tells
         message: dict[str, Any] = {
             "kind": "event",
             "worker": self.id,
@@ -388,10 +421,16 @@ class SfuWorker:
             "start_recording": self._start_recording,
             "mark": self._mark,
             "stop_recording": self._stop_recording,
+            "pipe_open": self._pipe_open,
+            "pipe_connect": self._pipe_connect,
+            "pipe_out": self._pipe_out,
+            "pipe_close": self._pipe_close,
+            "pipe_stats": self._pipe_stats,
         }
 
     async def _host(self, room_id: str, epoch: int) -> None:
-        """Open ``room_id`` here at ``epoch`` if Redis says it is placed here at that epoch."""
+        """Open ``room_id`` here at ``epoch`` if Redis says it is placed here at that epoch, as
+        its home or in its span."""
         have = self.epochs.get(room_id)
         if have == epoch:
             return
@@ -401,11 +440,15 @@ class SfuWorker:
             placement = await self.registry.placement_of(room_id)
         except RedisError as exc:
             raise StaleEpoch("cannot confirm the room's placement: Redis is not reachable") from exc
-        here = (self.id, self.boot, epoch)
-        if placement is None or (placement.worker, placement.boot, placement.epoch) != here:
+        me = (self.id, self.boot)
+        if placement is None or placement.epoch != epoch or me not in placement.span:
             raise StaleEpoch(f"room {room_id} is not placed on this worker at epoch {epoch}")
         self.sfu.open_room(room_id)
         self.epochs[room_id] = epoch
+        if (placement.worker, placement.boot) == me:
+            self.homes.add(room_id)
+        else:
+            self.homes.discard(room_id)
 
     def _check(self, room_id: str, epoch: int) -> None:
         have = self.epochs.get(room_id)
@@ -441,6 +484,8 @@ class SfuWorker:
         self.handles[key] = handle
         self.admitted_by[key] = web
         self._web_seen[web] = time.monotonic()  # it just asked: alive
+        for pipe in self._pipes_of(room_id):
+            self._send_through(pipe, pid)
         return {"gen": self.gens[key], "active_speaker": self.sfu.active_speaker(room_id)}
 
     async def _dead_webs(self, web_ids: Iterable[str]) -> set[str]:
@@ -515,6 +560,72 @@ class SfuWorker:
         self.handles.pop((room_id, pid), None)
         await handle.leave()
         return None
+
+    # -- pipes to the other workers of a room (cascade) ---------------------------------------
+    def _pipes_of(self, room_id: str) -> list[str]:
+        return [pipe for pipe, room in self.pipes.items() if room == room_id]
+
+    def _pipe_arg(self, room_id: str, epoch: int, args: dict[str, Any]) -> str:
+        """The request's pipe, open here for ``room_id`` (InvalidState otherwise, never a wait)."""
+        self._check(room_id, epoch)
+        pipe = args.get("pipe")
+        if not isinstance(pipe, str) or self.pipes.get(pipe) != room_id:
+            raise InvalidState(f"no open pipe {pipe!r} for room {room_id!r} on this worker")
+        return pipe
+
+    def _send_through(self, pipe: str, pid: str) -> None:
+        """Pipe a participant admitted here (audio always; video as the far end asks)."""
+        try:
+            self.sfu.pipe_out(pipe, pid)
+        except InvalidState:
+            self.pipes.pop(pipe, None)  # closed meanwhile (its peer went silent)
+        except SfuError as exc:
+            log.warning("a participant could not be piped: %s", exc, extra={"pipe": pipe})
+
+    async def _pipe_open(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
+        """Open this end of a pipe of the room (hosting the room here if the span says so), on
+        this worker's internal media address. Returns the address for the other end."""
+        await self._host(room_id, epoch)
+        pipe = args.get("pipe")
+        timeout = args.get("timeout")
+        if not isinstance(pipe, str):
+            raise InvalidRequest("pipe must be a string")
+        if timeout is not None and not isinstance(timeout, (int, float)):
+            raise InvalidRequest("pipe timeout must be a number of seconds")
+        seconds = PIPE_TIMEOUT_S if timeout is None else float(timeout)
+        address = await self.sfu.open_pipe(room_id, pipe, timeout=seconds)
+        self.pipes[pipe] = room_id
+        return {"address": list(address)}
+
+    async def _pipe_connect(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
+        """Connect this end to the other's address and pipe every participant admitted here."""
+        pipe = self._pipe_arg(room_id, epoch, args)
+        self.sfu.connect_pipe(pipe, address_from_json(args.get("peer")))
+        for rid, participant in list(self.handles):
+            if rid == room_id:
+                self._send_through(pipe, participant)
+        return None
+
+    async def _pipe_out(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
+        pipe = self._pipe_arg(room_id, epoch, args)
+        self.sfu.pipe_out(pipe, str(args.get("publisher", "")))
+        return None
+
+    async def _pipe_close(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
+        pipe = self._pipe_arg(room_id, epoch, args)
+        del self.pipes[pipe]
+        with contextlib.suppress(InvalidState):  # closed by itself meanwhile
+            await self.sfu.close_pipe(pipe)
+        return None
+
+    async def _pipe_stats(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
+        pipe = self._pipe_arg(room_id, epoch, args)
+        try:
+            stats = self.sfu.pipe_stats(pipe)
+        except InvalidState:
+            del self.pipes[pipe]
+            raise
+        return dataclasses.asdict(stats)
 
     async def _close_room(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
         self._check(room_id, epoch)

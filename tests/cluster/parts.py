@@ -397,3 +397,22 @@ def probe_app(name: str) -> web.Application:
 async def heartbeat(registry: Registry, worker_id: str, cpu: float | None, count: int) -> None:
     """What a worker's heartbeat writes: its record (measured CPU, participants + rooms)."""
     await registry.register(WorkerInfo(worker_id, f"boot-{worker_id}", (), count, cpu=cpu), {})
+
+
+def sfu_worker_env(redis_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a ``run.py sfu`` worker under test: this Redis, loopback media, and a
+    database URL that points at nothing (a worker needs none)."""
+    return (
+        {k: v for k, v in os.environ.items() if not k.startswith("MAEUL_")}
+        | {
+            "MAEUL_ENV": "test",
+            "MAEUL_SECRET_KEY": "sfu-worker-test-secret-not-for-production",
+            "MAEUL_DATA_DIR": str(data_dir),
+            "MAEUL_DATABASE_URL": "postgresql+asyncpg://maeul:nope@127.0.0.1:9/maeul",
+            "MAEUL_REDIS_URL": redis_url,
+            "MAEUL_RTC_HOST_ADDRESSES": "127.0.0.1",
+            "MAEUL_LOG_LEVEL": "WARNING",
+            "MAEUL_LOG_JSON": "false",
+        }
+        | extra
+    )

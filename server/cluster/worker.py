@@ -443,6 +443,13 @@ class SfuWorker:
         me = (self.id, self.boot)
         if placement is None or placement.epoch != epoch or me not in placement.span:
             raise StaleEpoch(f"room {room_id} is not placed on this worker at epoch {epoch}")
+        for pipe in self._pipes_of(room_id):
+            # The room was placed again (its home died): the pipes of the older placement lead to
+            # the dead home; the publishers they brought leave now, not at the pipe's timeout, so
+            # they can join here under their own ids.
+            self.pipes.pop(pipe, None)
+            with contextlib.suppress(InvalidState):
+                await self.sfu.close_pipe(pipe)
         self.sfu.open_room(room_id)
         self.epochs[room_id] = epoch
         if (placement.worker, placement.boot) == me:

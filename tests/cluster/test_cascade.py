@@ -327,3 +327,34 @@ async def _eventually(check: Callable[[], Awaitable[bool]], within: float, what:
     while not await check():
         assert time.monotonic() < deadline, f"not within {within} s: {what}"
         await asyncio.sleep(0.2)
+
+
+async def test_killing_the_home_places_the_room_again_on_the_second_worker(cascade: Cascade) -> None:
+    """SIGKILL of the room's home: its participants and those of the second worker all get
+    ``left`` (the room is placed again, with a new epoch, which the old span is no part of); they
+    join again on the live worker, where the pipe of the old placement is closed at once, so the
+    chair joins under its own id and its hall gets it."""
+    plane = await cascade.plane(SpanPolicy(cap=2))
+    events: list[SfuEvent] = []
+    plane.subscribe(events.append)
+    _, chair, _ = await cascade.join(plane, "a", luma=LUMA["a"], amplitude=8000)
+    await cascade.join(plane, "near", video_slots=1, audio_slots=1)
+    far, far_handle, _ = await cascade.join(plane, "far", video_slots=1, audio_slots=1)
+    home, spanned = chair.placement, far_handle.placement
+    assert spanned.grew and spanned.worker != home.worker
+    await _gets_chair(far)
+
+    cascade.workers[home.worker].stop(signal.SIGKILL)
+
+    def left(name: str) -> bool:
+        return any(isinstance(e, ParticipantLeft) and e.participant_id == name for e in events)
+
+    await wait_until(lambda: all(left(n) for n in ("a", "near", "far")), 15, "everyone gets left")
+    for client in cascade.clients:  # their peer connections led to the dead worker
+        await client.close()
+    _, chair_again, _ = await cascade.join(plane, "a", luma=LUMA["a"], amplitude=8000)
+    placed = chair_again.placement
+    assert (placed.worker, placed.home) == (spanned.worker, True) and placed.epoch > home.epoch
+    far_again, far_handle_again, _ = await cascade.join(plane, "far", video_slots=1, audio_slots=1)
+    assert far_handle_again.placement == placed
+    await _gets_chair(far_again)

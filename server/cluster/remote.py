@@ -774,8 +774,8 @@ class RemoteSfu:
                 self._recordings.pop(placement.room_id, None)
 
     async def _close_pipes_to(self, gone: Placement) -> None:
-        """A worker the room spans to is gone: the other workers close their pipes to it now (they
-        would at the pipe's timeout, 5 s), before its part of the span is forgotten."""
+        """A worker the room spans to is gone: the other workers of the room close their pipes to
+        it now (they would at the pipe's timeout, 5 s), so the publishers it sent leave at once."""
         try:
             current = await self.registry.placement_of(gone.room_id)
         except RedisError:

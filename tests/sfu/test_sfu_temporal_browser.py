@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -40,6 +40,27 @@ async def sfu() -> AsyncIterator[Sfu]:
     await s.close()
 
 
+async def report_tiles_until(
+    report: Callable[[], None],
+    done: Callable[[], Awaitable[bool]],
+    what: Callable[[], str],
+    within: float = 45.0,
+) -> None:
+    """Report the tiles every second until ``done``. The fixture turns the room's periodic
+    choice off, so a report is what makes the room choose; and that choice is also what asks
+    again for a keyframe that did not come, and re-reads the layers' sizes. A CI run's viewer,
+    after one report, stayed on f for 45 s; the room's tick would have chosen again."""
+    deadline = time.monotonic() + within
+    while True:
+        report()
+        for _ in range(10):
+            if await done():
+                return
+            await asyncio.sleep(0.1)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what()}")
+
+
 async def test_a_subscriber_held_to_fewer_temporal_layers_decodes_fewer_frames_without_a_freeze(
     sfu: Sfu, make_client: Callable[..., Client], page_url: str
 ) -> None:
@@ -52,21 +73,27 @@ async def test_a_subscriber_held_to_fewer_temporal_layers_decodes_fewer_frames_w
         track = room.get("chair").inbound["video"]
         assert isinstance(track, SimulcastInbound)
         await wait_until(lambda: track.layer_info(time.monotonic())[1].live, 30, "h arrives")
-        for client in (held, full):  # (the room chooses when a tile is reported)
-            assert client.handle is not None
-            client.handle.set_tile_sizes({"chair": [640, 360]})
         held_slot = room.get("held").video_slots[0]
         full_slot = room.get("full").video_slots[0]
         assert held_slot.layers is not None and full_slot.layers is not None
         held_log = held.log(held.slot_of("chair", "video"))
         full_log = full.log(full.slot_of("chair", "video"))
         held_switch, full_switch = held_slot.layers, full_slot.layers
-        await wait_until(
-            lambda: (
+
+        def report() -> None:  # (the room chooses when a tile is reported)
+            for client in (held, full):
+                assert client.handle is not None
+                client.handle.set_tile_sizes({"chair": [640, 360]})
+
+        async def both_on_h() -> bool:
+            return (
                 held_switch.current == full_switch.current == 1 and min(held_log.frames, full_log.frames) > 20
-            ),
-            45,
-            "both subscribers decode h",
+            )
+
+        await report_tiles_until(
+            report,
+            both_on_h,
+            lambda: f"both subscribers to decode h: {held_switch.current}, {full_switch.current}",
         )
 
         async def window(seconds: float) -> tuple[int, int, float]:
@@ -141,7 +168,6 @@ async def test_a_chromium_viewer_held_to_the_base_temporal_layer_decodes_every_p
         track = room.get("chair").inbound["video"]
         assert isinstance(track, SimulcastInbound)
         await wait_until(lambda: track.layer_info(time.monotonic())[1].live, 30, "h arrives")
-        room.set_tile_sizes("viewer", {"chair": [640, 360]})
         slot = room.get("viewer").video_slots[0]
         assert slot.layers is not None
 
@@ -153,12 +179,11 @@ async def test_a_chromium_viewer_held_to_the_base_temporal_layer_decodes_every_p
         async def decoded_first() -> bool:
             return slot.layers.current == 1 and (await inbound())[0] > 20  # type: ignore[union-attr]
 
-        for _ in range(450):
-            if await decoded_first():
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError(f"the viewer does not decode h: {await inbound()}")
+        await report_tiles_until(
+            lambda: room.set_tile_sizes("viewer", {"chair": [640, 360]}),
+            decoded_first,
+            lambda: f"the viewer to decode h: layer {slot.layers.current}, heights {track.layer_heights}",  # type: ignore[union-attr]
+        )
 
         async def window(seconds: float) -> list[int]:
             before = await inbound()

@@ -12,7 +12,7 @@ from aiohttp import web
 from server import routes
 from server.auth.secrets import Passwords
 from server.cluster.plane import MEDIA
-from server.cluster.registry import connect
+from server.cluster.registry import SpanPolicy, connect
 from server.cluster.remote import RemoteSfu
 from server.config import Settings
 from server.db import close_engine, create_engine, make_sessionmaker
@@ -73,10 +73,11 @@ async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
     """``run.py web``: the rooms live in SFU worker processes, reached through Redis
     (server/cluster/remote.py). Nothing here waits for Redis: while it is away, joins get
     ``unavailable`` and the rest of the site works."""
-    url = app[SETTINGS].redis_url
+    settings = app[SETTINGS]
+    url = settings.redis_url
     assert url is not None  # create_app refuses the web role without it
     redis = connect(url)
-    remote = RemoteSfu(redis)
+    remote = RemoteSfu(redis, span=SpanPolicy(cpu=settings.room_span_cpu, cap=settings.room_span_cap))
     await remote.start()
     app[MEDIA] = remote
     log.info("SFU workers reached through Redis", extra={"web_id": remote.web_id})

@@ -157,6 +157,11 @@ class Settings:
     # on another machine (then with metrics_token).
     sfu_metrics_port: int = 0
     sfu_metrics_host: str = "127.0.0.1"
+    # Scale-out: when a room's joins stop going to its home worker and the room spans workers
+    # (docs/scale.md, "Cascade"): once a worker of the room uses room_span_cpu of a core, or holds
+    # room_span_cap of the room's participants. Neither set: a room lives on one worker.
+    room_span_cpu: float | None = None
+    room_span_cap: int | None = None
     # Retention (server/ops/retention.py, docs/operations.md: the law behind each default); days,
     # 0 = keep forever. Recordings count from the recording, the rest from the request's closing.
     retention_recording_days: int = 1095
@@ -236,6 +241,8 @@ class Settings:
             metrics_token=_metrics_token(get),
             sfu_metrics_port=_ranged(get, "MAEUL_SFU_METRICS_PORT", 0, 0, 65000),
             sfu_metrics_host=(get("MAEUL_SFU_METRICS_HOST") or "127.0.0.1"),
+            room_span_cpu=_optional_cores(get, "MAEUL_ROOM_SPAN_CPU"),
+            room_span_cap=_optional_ranged(get, "MAEUL_ROOM_SPAN_CAP", 1, 100_000),
             retention_recording_days=_ranged(get, "MAEUL_RETENTION_RECORDING_DAYS", 1095, 0, 36500),
             retention_message_days=_ranged(get, "MAEUL_RETENTION_MESSAGE_DAYS", 365, 0, 36500),
             retention_contact_days=_ranged(get, "MAEUL_RETENTION_CONTACT_DAYS", 90, 0, 36500),
@@ -306,6 +313,27 @@ def _ranged(get: Getter, name: str, default: int, low: int, high: int) -> int:
     value = _int(get, name, default)
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _optional_ranged(get: Getter, name: str, low: int, high: int) -> int | None:
+    """An integer in [low, high], or None when the variable is empty."""
+    if (get(name) or "").strip() == "":
+        return None
+    return _ranged(get, name, 0, low, high)
+
+
+def _optional_cores(get: Getter, name: str) -> float | None:
+    """A fraction of one CPU core (0.7: 70 % of a core), or None when the variable is empty."""
+    raw = (get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number of cores such as 0.7, got {raw!r}") from exc
+    if not 0 <= value <= 64:  # (math.isnan fails this too)
+        raise ConfigError(f"{name} must be between 0 and 64 cores, got {raw!r}")
     return value
 
 

@@ -8,6 +8,7 @@ part down in the middle of a run and bring it back on the same address.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -16,13 +17,16 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from server.cluster.registry import Registry, WorkerInfo
+from server.cluster.registry import Registry, WorkerInfo, connect, worker_key
+from server.cluster.worker import SfuWorker
+from server.sfu import Sfu, SfuConfig
 from tests.pg import free_port
+from tests.sfu.sfu_testkit import LOOPBACK
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -416,3 +420,26 @@ def sfu_worker_env(redis_url: str, data_dir: Path, **extra: str) -> dict[str, st
         }
         | extra
     )
+
+
+@contextlib.asynccontextmanager
+async def in_process_worker(redis_url: str, worker_id: str) -> AsyncIterator[SfuWorker]:
+    """An SFU worker in the test's own process (its real CPU meter, loopback media), registered on
+    the test's Redis before it is yielded, and stopped after."""
+    redis = connect(redis_url)
+    sfu = Sfu(SfuConfig(host_addresses=tuple(LOOPBACK), ice_servers=()))
+    running = SfuWorker(sfu, redis, worker_id, tuple(LOOPBACK))
+    task = asyncio.create_task(running.run())
+    probe = connect(redis_url)
+    try:
+        for _ in range(100):
+            if task.done() or await probe.exists(worker_key(worker_id)):
+                break
+            await asyncio.sleep(0.05)
+        assert not task.done(), "the worker did not start"
+        yield running
+    finally:
+        running.stop.set()
+        await asyncio.wait_for(task, 15)
+        await probe.aclose()
+        await redis.aclose()

@@ -26,11 +26,11 @@ from server.cluster.remote import RemoteSfu
 from server.cluster.worker import CpuMeter, SfuWorker
 from server.config import Settings
 from server.keys import ROOM_HUB
-from server.sfu import RoomNotFound, Sfu, SfuConfig
-from tests.cluster.parts import RedisServer
+from server.sfu import RoomNotFound
+from tests.cluster.parts import RedisServer, in_process_worker
 from tests.conftest import World
 from tests.ops.test_metrics_endpoint import sample
-from tests.sfu.sfu_testkit import LOOPBACK, wait_until
+from tests.sfu.sfu_testkit import wait_until
 from tests.signaling.conftest import people  # noqa: F401  (the fixture)
 from tests.signaling.two_party import live_call
 
@@ -40,23 +40,8 @@ LUMA_OFFICIAL, LUMA_KIOSK = 50, 170
 @pytest.fixture
 async def worker(redis_server: RedisServer) -> AsyncIterator[SfuWorker]:
     """One SFU worker on the test's Redis, with its real CPU meter; stopped after the test."""
-    redis = connect(redis_server.url)
-    sfu = Sfu(SfuConfig(host_addresses=tuple(LOOPBACK), ice_servers=()))
-    running = SfuWorker(sfu, redis, "1", tuple(LOOPBACK))
-    task = asyncio.create_task(running.run())
-    probe = connect(redis_server.url)
-    try:
-        for _ in range(100):
-            if task.done() or await probe.exists(worker_key("1")):
-                break
-            await asyncio.sleep(0.05)
-        assert not task.done(), "the worker did not start"
+    async with in_process_worker(redis_server.url, "1") as running:
         yield running
-    finally:
-        running.stop.set()
-        await asyncio.wait_for(task, 15)
-        await probe.aclose()
-        await redis.aclose()
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ from server.cluster.remote import RemoteSfu  # noqa: E402
 from server.sfu import ParticipantLeft, SfuEvent  # noqa: E402
 from tests.bench.sfu.clip import FPS, HEIGHT, WIDTH  # noqa: E402
 from tests.bench.sfu.common import proc_cpu_seconds  # noqa: E402
-from tests.cluster.parts import RedisServer  # noqa: E402
+from tests.cluster.parts import RedisServer, sfu_worker_env  # noqa: E402
 from tests.cluster.test_cluster_media import Proc  # noqa: E402
 from tests.sfu.sfu_testkit import LUMA, Client  # noqa: E402
 
@@ -260,15 +260,7 @@ async def run(n_subscribers: int, window: float, tmp: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     redis_server = RedisServer()
     redis_server.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAEUL_")} | {
-        "MAEUL_ENV": "test",
-        "MAEUL_SECRET_KEY": "scale-bench-secret-key-not-for-production-use",
-        "MAEUL_DATA_DIR": str(tmp),
-        "MAEUL_REDIS_URL": redis_server.url,
-        "MAEUL_RTC_HOST_ADDRESSES": "127.0.0.1",
-        "MAEUL_LOG_LEVEL": "WARNING",
-        "MAEUL_LOG_JSON": "false",
-    }
+    env = sfu_worker_env(redis_server.url, tmp)
     workers = {w: Proc(f"sfu{w}", ["sfu", "--worker-id", w], env, tmp / f"sfu{w}.log") for w in ("1", "2")}
     clients: list[Redis] = []
     plane: RemoteSfu | None = None
@@ -332,20 +324,17 @@ async def run(n_subscribers: int, window: float, tmp: Path) -> dict[str, Any]:
         assert broadcast_worker.process is not None
         pid = broadcast_worker.process.pid
         sent0 = await publisher.video_sent()
-        cpu0, t0 = proc_cpu_seconds(pid), time.monotonic()
         packets0 = [p.video_packets() for p in subscribers]
-        await asyncio.sleep(window)
-        cpu1, t1 = proc_cpu_seconds(pid), time.monotonic()
+        [worker_pct], elapsed = await worker_cpu_pct([pid], window)
         sent1 = await publisher.video_sent()
-        kbps = (sent1[0] - sent0[0]) * 8 / 1000 / (t1 - t0)
-        sent_pps = (sent1[1] - sent0[1]) / (t1 - t0)
-        worker_pct = 100 * (cpu1 - cpu0) / (t1 - t0)
-        pps = [(p.video_packets() - b) / (t1 - t0) for p, b in zip(subscribers, packets0, strict=True)]
+        kbps = (sent1[0] - sent0[0]) * 8 / 1000 / elapsed
+        sent_pps = (sent1[1] - sent0[1]) / elapsed
+        pps = [(p.video_packets() - b) / elapsed for p, b in zip(subscribers, packets0, strict=True)]
         load = os.getloadavg()[0]
         single = results["single_worker_cpu_per_subscriber_pct"] = worker_pct / n_subscribers
         print(
             f"RESULT single_worker_cpu_per_subscriber_pct={single:.2f} "
-            f"worker_cpu_pct={worker_pct:.1f} subscribers={n_subscribers} window_s={t1 - t0:.1f} "
+            f"worker_cpu_pct={worker_pct:.1f} subscribers={n_subscribers} window_s={elapsed:.1f} "
             f"publisher_video_kbps={kbps:.0f} publisher_video_pps={sent_pps:.0f} "
             f"min_subscriber_video_pps={min(pps):.0f} loadavg={load:.1f}",
             flush=True,

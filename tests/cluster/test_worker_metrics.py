@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from server.cluster.worker import EXIT_METRICS_ADDRESS
 from server.cluster.worker_metrics import COUNTER_FIELDS, CounterTotals, MetricsAddress, metrics_address
 from server.config import PROJECT_ROOT
 from server.errors import ConfigError
-from tests.cluster.parts import RedisServer
+from tests.cluster.parts import RedisServer, sfu_worker_env
 from tests.cluster.test_cluster_media import Proc
 from tests.ops.test_metrics_endpoint import sample
 from tests.pg import free_port
@@ -35,18 +34,7 @@ WORKER = "1"
 
 
 def _env(redis_url: str, base_port: int, tmp: Path) -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("MAEUL_")} | {
-        "MAEUL_ENV": "test",
-        "MAEUL_SECRET_KEY": "worker-metrics-test-secret-not-for-production",
-        "MAEUL_DATA_DIR": str(tmp),
-        # Nothing listens there: a worker that reached for the database would fail.
-        "MAEUL_DATABASE_URL": "postgresql+asyncpg://maeul:nope@127.0.0.1:9/maeul",
-        "MAEUL_REDIS_URL": redis_url,
-        "MAEUL_RTC_HOST_ADDRESSES": "127.0.0.1",
-        "MAEUL_SFU_METRICS_PORT": str(base_port),
-        "MAEUL_LOG_LEVEL": "WARNING",
-        "MAEUL_LOG_JSON": "false",
-    }
+    return sfu_worker_env(redis_url, tmp, MAEUL_SFU_METRICS_PORT=str(base_port))
 
 
 Scrape = Callable[..., Awaitable[tuple[int, str]]]

@@ -16,10 +16,11 @@ speaker and on each kiosk's two tiles), and the 2-core machine runs four browser
 more encoders.
 
 Out of the suite again since session 12 (``LAB_SIMULCAST_HALLS=1`` runs it; docs/linklab.md,
-"Simulcast halls"). Session 10 put it in after 9 passes in 13 runs (4 in the last 5); the next
-CI run's lab phase failed on it (hall A froze over 2 s), and of three runs in session 12 that
-passed, one froze hall A for 1.81 s against the 2 s bound. A red lab test fails the whole suite,
-so it waits here until hall A's freezes are fixed rather than measured lucky.
+"Simulcast halls", runs 49-59). Session 10 put it in after 4 passes in 5; the next CI run's lab
+phase failed on hall A freezing over 2 s. Run 53's server log showed the window could begin while
+hall A was still on sound only from the start (the halls' cameras on its 300 kbit/s line); with
+the window now waiting for every hall to decode, it passed 5 runs alone and one whole lab phase.
+A red lab test fails the whole suite, so it goes back in only after more whole lab phases.
 """
 
 from __future__ import annotations

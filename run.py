@@ -124,7 +124,12 @@ def cmd_sfu(settings: Settings, args: argparse.Namespace) -> None:
     token = settings.metrics_token.get() if settings.metrics_token is not None else None
     status = asyncio.run(
         serve_worker(
-            sfu_config(settings), settings.redis_url, args.worker_id, metrics=metrics, metrics_token=token
+            sfu_config(settings),
+            settings.redis_url,
+            args.worker_id,
+            metrics=metrics,
+            metrics_token=token,
+            drain_s=settings.sfu_drain_seconds,
         )
     )
     if status:

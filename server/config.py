@@ -157,6 +157,10 @@ class Settings:
     # on another machine (then with metrics_token).
     sfu_metrics_port: int = 0
     sfu_metrics_host: str = "127.0.0.1"
+    # A stopping SFU worker (SIGTERM) lets its meetings go on this long, taking no new ones, before
+    # it moves the participants still there (docs/scale.md, "Draining"). Below systemd's
+    # TimeoutStopSec (60 s in deploy/systemd/maeul-sfu@.service); 0 = stop at once.
+    sfu_drain_seconds: int = 45
     # Scale-out: when a room's joins stop going to its home worker and the room spans workers
     # (docs/scale.md, "Cascade"): once a worker of the room uses room_span_cpu of a core, or holds
     # room_span_cap of the room's participants. Neither set: a room lives on one worker.
@@ -241,6 +245,7 @@ class Settings:
             metrics_token=_metrics_token(get),
             sfu_metrics_port=_ranged(get, "MAEUL_SFU_METRICS_PORT", 0, 0, 65000),
             sfu_metrics_host=(get("MAEUL_SFU_METRICS_HOST") or "127.0.0.1"),
+            sfu_drain_seconds=_ranged(get, "MAEUL_SFU_DRAIN_SECONDS", 45, 0, 3600),
             room_span_cpu=_optional_cores(get, "MAEUL_ROOM_SPAN_CPU"),
             room_span_cap=_optional_ranged(get, "MAEUL_ROOM_SPAN_CAP", 1, 100_000),
             retention_recording_days=_ranged(get, "MAEUL_RETENTION_RECORDING_DAYS", 1095, 0, 36500),

@@ -266,7 +266,8 @@ local function cpu_of(id, info)
   if type(info.cpu) ~= 'number' then return nil end
   return info.cpu + charged(id, info.boot)
 end
--- The least busy live worker not in `skip` (ids) and not excluded: {id, boot, record} or nil.
+-- The least busy live worker not in `skip` (ids), not excluded and not draining: {id, boot, record}
+-- or nil.
 local function pick(skip)
   local live, mincpu = {}, nil
   for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
@@ -276,7 +277,7 @@ local function pick(skip)
       redis.call('HDEL', KEYS[3], id)
     else
       local info = cjson.decode(rec)
-      if (id .. ':' .. info.boot) ~= ARGV[2] and not skip[id] then
+      if (id .. ':' .. info.boot) ~= ARGV[2] and not skip[id] and info.draining ~= true then
         local cpu = cpu_of(id, info)
         table.insert(live, {id, cpu, rec})
         if cpu and (mincpu == nil or cpu < mincpu) then mincpu = cpu end
@@ -335,7 +336,7 @@ if cur[1] then
       if was == m[1] .. ':' .. m[2] then return answer(m, cur[3], members, false) end
     end
     local function full(m)
-      if spancpu == 0 then return true end
+      if spancpu == 0 or cjson.decode(m[3]).draining == true then return true end
       if cap > 0 and (counts[m[1] .. ':' .. m[2]] or 0) >= cap then return true end
       if spancpu > 0 then
         local cpu = cpu_of(m[1], cjson.decode(m[3]))
@@ -431,6 +432,9 @@ class WorkerInfo:
     participants: int = 0
     #: CPU use over the last few seconds, as a fraction of one core (None: not measured yet).
     cpu: float | None = None
+    #: Stopping (SIGTERM): the worker keeps its rooms until they empty or its drain ends, and is
+    #: given no new room and no share of a spanning room's joins (docs/scale.md, "Draining").
+    draining: bool = False
 
     def to_json(self) -> str:
         return json.dumps(
@@ -442,6 +446,7 @@ class WorkerInfo:
                 "rooms": self.rooms,
                 "participants": self.participants,
                 "cpu": None if self.cpu is None else round(self.cpu, 4),
+                "draining": self.draining,
             }
         )
 
@@ -456,6 +461,7 @@ class WorkerInfo:
             int(data.get("rooms", 0)),
             int(data.get("participants", 0)),
             None if data.get("cpu") is None else float(data["cpu"]),
+            bool(data.get("draining", False)),
         )
 
 

@@ -82,6 +82,8 @@ log = logging.getLogger(__name__)
 REPLY_TTL_S = 60
 #: How long BRPOP blocks before looking at the stop flag again.
 POLL_S = 1.0
+#: A draining worker looks this often whether its last participant has left.
+DRAIN_POLL_S = 0.25
 #: Pause after a failed Redis call in a loop (Redis restarting).
 REDIS_RETRY_S = 0.5
 #: A worker's CPU use is measured over this many seconds: long enough that one busy second (a
@@ -139,9 +141,12 @@ class SfuWorker:
         addresses: tuple[str, ...] = (),
         *,
         cpu_meter: Callable[[], float | None] | None = None,
+        drain_s: float = 0.0,
     ) -> None:
         """``cpu_meter``: this worker's CPU use, read at each heartbeat for placement (default:
-        the process's, :class:`CpuMeter`). Workers sharing one process cannot tell theirs apart."""
+        the process's, :class:`CpuMeter`). Workers sharing one process cannot tell theirs apart.
+        ``drain_s``: how long :meth:`shut_down` lets the worker's meetings go on (0: it stops at
+        once)."""
         self.sfu = sfu
         self.redis = redis
         self.registry = Registry(redis)
@@ -164,6 +169,8 @@ class SfuWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self.redis_health = FailureStreak("talking to Redis", log)
         self.stop = asyncio.Event()
+        self.drain_s = drain_s
+        self.draining_since: float | None = None  # monotonic time shut_down began a drain
         self.refused: WorkerIdTaken | None = None
 
     @property
@@ -174,7 +181,14 @@ class SfuWorker:
         participants = len(self.handles)
         rooms = len(self.epochs)
         return WorkerInfo(
-            self.id, self.boot, self.addresses, participants + rooms, rooms, participants, self.cpu
+            self.id,
+            self.boot,
+            self.addresses,
+            participants + rooms,
+            rooms,
+            participants,
+            self.cpu,
+            self.draining_since is not None,
         )
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -213,16 +227,62 @@ class SfuWorker:
             await self.sfu.close()
             log.info("SFU worker stopped", extra={"worker": self.id})
 
+    def shut_down(self) -> None:
+        """SIGTERM: drain, then stop (a second call, SIGTERM or SIGINT again, stops at once).
+
+        Draining, as LiveKit's nodes and Jitsi's bridges do on a graceful shutdown: the registration
+        says so at once, so placement gives the worker no new room and no share of a spanning
+        room's joins, while its meetings go on undisturbed. It stops once it holds no participant,
+        or after ``drain_s``; then the participants still here are moved as on any stop (``bye``:
+        they join again on another worker, a gap of about a second)."""
+        if self.drain_s <= 0 or self.draining_since is not None or self.stop.is_set():
+            self.stop.set()
+            return
+        self.draining_since = time.monotonic()
+        log.info(
+            "SFU worker draining",
+            extra={"worker": self.id, "participants": len(self.handles), "drain_s": self.drain_s},
+        )
+        task = asyncio.create_task(self._drain(), name="sfu-drain")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self) -> None:
+        try:
+            await self._register_now()
+        except WorkerIdTaken:
+            pass  # the heartbeat finds it too, and stops the worker
+        except RedisError as exc:
+            self.redis_health.failed(exc)  # the heartbeat tries again; the deadline still holds
+        assert self.draining_since is not None
+        deadline = self.draining_since + self.drain_s
+        # Participants come and go through many paths (leave, a web process gone, a room closed):
+        # looking a few times a second is simpler than a signal from each of them.
+        while self.handles and (remaining := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), min(DRAIN_POLL_S, remaining))
+                return  # stopped meanwhile (a second signal)
+        log.info(
+            "SFU worker drained" if not self.handles else "SFU worker's drain ended; moving its participants",
+            extra={"worker": self.id, "participants": len(self.handles)},
+        )
+        self.stop.set()
+
+    async def _register_now(self) -> None:
+        """Refresh the registration (and the epochs of the rooms held here); close the rooms
+        placed elsewhere meanwhile."""
+        spanned = self.epochs.keys() - self.homes
+        lost = await self.registry.register(self.info(), dict(self.epochs), spanned=spanned)
+        self.registered_at = time.monotonic()
+        for room_id in lost:
+            await self._drop_stale_room(room_id)
+
     async def _heartbeat(self) -> None:
         while not self.stop.is_set():
             await asyncio.sleep(HEARTBEAT_S)
             self.cpu = self.cpu_meter()
             try:
-                spanned = self.epochs.keys() - self.homes
-                lost = await self.registry.register(self.info(), dict(self.epochs), spanned=spanned)
-                self.registered_at = time.monotonic()
-                for room_id in lost:
-                    await self._drop_stale_room(room_id)
+                await self._register_now()
                 await self._drop_orphans()
                 await self.redis.publish(EVENTS_CHANNEL, dumps(self._media_report()))
             except WorkerIdTaken as exc:
@@ -692,12 +752,14 @@ async def serve_worker(
     *,
     metrics: MetricsAddress | None = None,
     metrics_token: str | None = None,
+    drain_s: float = 0.0,
 ) -> int:
-    """``run.py sfu``: run one worker until SIGTERM/SIGINT. Exit status 2 when the id is taken by
-    a live worker, 1 when Redis cannot be reached at start (systemd starts it again), 78 when its
-    /metrics cannot listen on ``metrics`` (None: no listener)."""
+    """``run.py sfu``: run one worker until SIGTERM/SIGINT (a drain of up to ``drain_s`` first,
+    :meth:`SfuWorker.shut_down`). Exit status 2 when the id is taken by a live worker, 1 when Redis
+    cannot be reached at start (systemd starts it again), 78 when its /metrics cannot listen on
+    ``metrics`` (None: no listener)."""
     redis = connect(redis_url)
-    worker = SfuWorker(Sfu(config), redis, worker_id, tuple(config.host_addresses))
+    worker = SfuWorker(Sfu(config), redis, worker_id, tuple(config.host_addresses), drain_s=drain_s)
     listener = WorkerMetricsServer(worker, metrics, metrics_token) if metrics is not None else None
     if listener is not None:
         try:
@@ -715,7 +777,7 @@ async def serve_worker(
             return EXIT_METRICS_ADDRESS
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, worker.stop.set)
+        loop.add_signal_handler(signum, worker.shut_down)
     try:
         await worker.run()
     except WorkerIdTaken as exc:

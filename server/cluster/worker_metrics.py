@@ -158,6 +158,13 @@ class WorkerCollector(Collector):
         )
         redis_up.add_metric(labels, 0 if w.redis_health.failures else 1)
         yield redis_up
+        draining = GaugeMetricFamily(
+            "maeul_worker_draining",
+            "1 while this worker drains before it stops (SIGTERM: no new rooms; its meetings go on)",
+            labels=["worker"],
+        )
+        draining.add_metric(labels, 0 if w.draining_since is None else 1)
+        yield draining
 
 
 def metrics_app(registry: CollectorRegistry, token: Callable[[], str | None]) -> web.Application:

@@ -398,14 +398,18 @@ def probe_app(name: str) -> web.Application:
     return app
 
 
-async def heartbeat(registry: Registry, worker_id: str, cpu: float | None, count: int) -> None:
-    """What a worker's heartbeat writes: its record (measured CPU, participants + rooms)."""
-    await registry.register(WorkerInfo(worker_id, f"boot-{worker_id}", (), count, cpu=cpu), {})
+async def heartbeat(
+    registry: Registry, worker_id: str, cpu: float | None, count: int, *, draining: bool = False
+) -> None:
+    """What a worker's heartbeat writes: its record (measured CPU, participants + rooms, draining)."""
+    info = WorkerInfo(worker_id, f"boot-{worker_id}", (), count, cpu=cpu, draining=draining)
+    await registry.register(info, {})
 
 
 def sfu_worker_env(redis_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    """The environment of a ``run.py sfu`` worker under test: this Redis, loopback media, and a
-    database URL that points at nothing (a worker needs none)."""
+    """The environment of a ``run.py sfu`` worker under test: this Redis, loopback media, a
+    database URL that points at nothing (a worker needs none), and no drain on SIGTERM (tests of
+    the drain set ``MAEUL_SFU_DRAIN_SECONDS`` in ``extra``)."""
     return (
         {k: v for k, v in os.environ.items() if not k.startswith("MAEUL_")}
         | {
@@ -417,6 +421,7 @@ def sfu_worker_env(redis_url: str, data_dir: Path, **extra: str) -> dict[str, st
             "MAEUL_RTC_HOST_ADDRESSES": "127.0.0.1",
             "MAEUL_LOG_LEVEL": "WARNING",
             "MAEUL_LOG_JSON": "false",
+            "MAEUL_SFU_DRAIN_SECONDS": "0",
         }
         | extra
     )

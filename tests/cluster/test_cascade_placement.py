@@ -59,6 +59,23 @@ async def test_a_span_threshold_of_zero_spans_at_once_and_cpu_decides_otherwise(
     assert spanned.grew and spanned.worker == "2"
 
 
+async def test_a_draining_worker_takes_no_more_of_a_spanning_rooms_joins(registry: Registry) -> None:
+    for wid in ("1", "2", "3"):
+        await heartbeat(registry, wid, None, 0)
+    home = await _join(registry, "p1")
+    spanned = await _join(registry, "p2", SpanPolicy(cap=1))
+    assert spanned.grew
+    # The home drains (SIGTERM): the next join goes to the span's other worker, not the home,
+    # though the home has room under the cap; and the span grows past it, not onto it.
+    await heartbeat(registry, home.worker, None, 0, draining=True)
+    assert await _join(registry, "p3", SpanPolicy(cap=5)) == spanned
+    await heartbeat(registry, spanned.worker, None, 0, draining=True)
+    last = await _join(registry, "p4", SpanPolicy(cap=5))
+    assert last.grew and last.worker not in {home.worker, spanned.worker}
+    # Joining again still goes where it was, draining or not (its meeting goes on there).
+    assert await _join(registry, "p1", SpanPolicy(cap=5)) == home
+
+
 async def test_dead_and_removed_workers_leave_the_span(registry: Registry) -> None:
     await heartbeat(registry, "1", None, 0)
     await heartbeat(registry, "2", None, 1)

@@ -4,9 +4,10 @@ Four headless kiosks (the real kiosk program: socket.io through nginx, aiortc me
 rooms; the first room also has a Chromium kiosk page (its own ``getStats()``: decoded frames).
 Each room is placed on its own worker, and every kiosk decodes its neighbours' video.
 
-Then the worker of the first room is SIGKILLed (or stopped with SIGTERM): its kiosks are told
-their media is gone, join again, and the room is placed on the surviving worker, while the second
-room's media goes on. The seconds from the signal to media flowing again are printed
+Then the worker of the first room is SIGKILLed (or stopped with SIGTERM, which first drains it:
+its meeting goes on for the drain's length): its kiosks are told their media is gone, join again,
+and the room is placed on the surviving worker, while the second room's media goes on. The
+seconds from the signal (or the drain's end) to media flowing again are printed
 (``RESULT failover_seconds=``; issue 17's target is 5 s, not asserted: the machine is shared).
 """
 
@@ -48,6 +49,9 @@ from tests.petitions.live import LiveServer, free_port, prepare
 from tests.sfu.sfu_testkit import LOOPBACK, LUMA, Client
 
 pytestmark = [pytest.mark.network, pytest.mark.e2e]
+
+#: The workers' drain on SIGTERM (MAEUL_SFU_DRAIN_SECONDS): long enough to see the meeting go on.
+DRAIN_S = 5
 
 
 def in_thread(work: Callable[[], Any]) -> Any:
@@ -139,7 +143,11 @@ async def deployment(
     database_url = f"{pg_base_url}/{name}"
     server = in_thread(lambda: prepare(tmp_path, database_url=database_url, extra_kiosks=4))
     room_ids, _kiosks = await _rooms(database_url)
-    env = server.env | {"MAEUL_REDIS_URL": redis_server.url, "MAEUL_LOG_LEVEL": "INFO"}
+    env = server.env | {
+        "MAEUL_REDIS_URL": redis_server.url,
+        "MAEUL_LOG_LEVEL": "INFO",
+        "MAEUL_SFU_DRAIN_SECONDS": str(DRAIN_S),
+    }
     webs = [
         Proc(f"web{i}", ["web"], env | {"MAEUL_PORT": str(free_port())}, tmp_path / f"web{i}.log")
         for i in (1, 2)
@@ -251,10 +259,12 @@ async def test_two_rooms_on_two_workers_and_a_stopped_worker_moves_its_room(
         assert {first, second} == {"1", "2"}, (first, second)  # one room on each worker
         assert first is not None and second is not None
 
-        # SIGKILL the first room's worker.
-        before = [frames(k) for k in kiosks]
-        killed_at = time.monotonic()
+        # SIGKILL (or SIGTERM) the first room's worker.
         stopped = d.workers[first]
+        if how is signal.SIGTERM:
+            await _drains(redis, stopped, kiosks[:2], hall, DRAIN_S)
+        before = [frames(k) for k in kiosks]
+        killed_at = time.monotonic()  # (after SIGTERM: when the drain ended and the worker exited)
         stopped.stop(how)
         if how is signal.SIGTERM:
             assert stopped.process is not None
@@ -292,6 +302,31 @@ async def test_two_rooms_on_two_workers_and_a_stopped_worker_moves_its_room(
         await hall.close()
         await asyncio.gather(*(asyncio.wait_for(t, 30) for t in tasks), return_exceptions=True)
         await redis.aclose()
+
+
+async def _drains(
+    redis: aioredis.Redis, worker: Proc, kiosks: Sequence[HeadlessKiosk], hall: BrowserHall, drain_s: float
+) -> None:
+    """SIGTERM ``worker`` and check its drain: its record says so at once, and for the drain's
+    length its room's kiosks and page keep decoding on the same peer connections (no rejoin, no
+    counter starting again); then it exits by itself."""
+    assert worker.process is not None
+    before = [frames(k) for k in kiosks]
+    signalled = time.monotonic()
+    worker.process.send_signal(signal.SIGTERM)
+
+    async def draining() -> bool:
+        raw = await redis.get(f"maeul:worker:{worker.name.removeprefix('sfu')}")
+        return raw is not None and json.loads(raw).get("draining") is True
+
+    await _wait(draining, 2, "the worker's record says draining")
+    await asyncio.sleep(max(0.0, signalled + drain_s - 1.5 - time.monotonic()))
+    assert worker.process.poll() is None, "the worker stopped before its drain ended\n" + worker.log()
+    assert [k.stats.meetings_joined for k in kiosks] == [1] * len(kiosks)
+    assert all(frames(k) > b + 10 for k, b in zip(kiosks, before, strict=True)), (before, kiosks)
+    during = [n for at, n in hall.samples.video_frames if at > signalled]
+    assert during and during == sorted(during) and during[-1] > during[0], during  # no new connection
+    await asyncio.to_thread(worker.process.wait, drain_s + 15)
 
 
 async def _offer_sdp() -> tuple[Client, str]:

@@ -68,11 +68,11 @@ async def cluster(redis_server: RedisServer) -> AsyncIterator[Callable[..., obje
         clients.append(redis)
         return redis
 
-    async def start_worker(worker_id: str) -> RunningWorker:
+    async def start_worker(worker_id: str, drain_s: float = 0.0) -> RunningWorker:
         sfu = Sfu(SfuConfig(host_addresses=tuple(LOOPBACK), ice_servers=()))
         # Workers in one process cannot tell their CPU use apart (each would measure the whole
         # test): they report none, and placement goes by their counts, which the tests set.
-        worker = SfuWorker(sfu, client(), worker_id, tuple(LOOPBACK), cpu_meter=lambda: None)
+        worker = SfuWorker(sfu, client(), worker_id, tuple(LOOPBACK), cpu_meter=lambda: None, drain_s=drain_s)
         task = asyncio.create_task(worker.run())
         await wait_until(lambda: task.done() or bool(worker.boot), 5, "worker start")
         running = RunningWorker(worker, task)
@@ -422,3 +422,88 @@ async def test_a_pages_tile_sizes_reach_the_worker_that_holds_its_room(cluster: 
     finally:
         worker.stop.set()
         await asyncio.wait_for(task, 15)
+
+
+async def test_a_draining_worker_keeps_its_meeting_takes_no_new_room_and_stops_when_it_empties(
+    cluster: tuple,  # type: ignore[type-arg]
+) -> None:
+    start_worker, remote, client = cluster
+    first = await start_worker("1", drain_s=60)
+    plane = await remote()
+    registry = Registry(client())
+    clients: list[Client] = []
+    try:
+        handles = {}
+        for name in ("a", "b"):
+            client_ = Client(name, luma=LUMA[name], amplitude=8000, video_slots=1, audio_slots=1)
+            clients.append(client_)
+            handles[name] = await plane.admit("r", name)
+            await client_.connect(handles[name])  # type: ignore[arg-type]
+        a, b = clients
+        await wait_until(lambda: sees_video(a, "b") and sees_video(b, "a"), 20, "media")
+
+        began = time.monotonic()
+        first.worker.shut_down()  # what SIGTERM does (serve_worker's signal handler)
+        # The registration says so at once, not at the next heartbeat.
+        await settles(lambda: _draining(registry, "1"), True, 2, "the record says draining")
+        # No new room is placed on it, even as the only live worker: a page is told `unavailable`
+        # and tries again; the room goes to the next worker that starts.
+        assert await registry.place("new") is None
+        await start_worker("2")
+        placed = await registry.place("new")
+        assert placed is not None and placed.worker == "2"
+        # Its meeting goes on undisturbed: the same peer connections keep decoding.
+        seen = (_frames(a, "b"), _frames(b, "a"))
+        await asyncio.sleep(2)
+        assert _frames(a, "b") > seen[0] + 10 and _frames(b, "a") > seen[1] + 10
+        assert not first.task.done()
+        # One participant leaving is not enough; the last one leaving ends the drain.
+        await handles["b"].leave()  # type: ignore[attr-defined]
+        await asyncio.sleep(1)
+        assert not first.task.done()
+        await handles["a"].leave()  # type: ignore[attr-defined]
+        await asyncio.wait_for(first.task, 10)
+        assert time.monotonic() - began < 30  # it did not wait out its 60 s
+        assert await registry.worker("1") is None  # unregistered
+    finally:
+        for client_ in clients:
+            await client_.close()
+
+
+async def test_a_drain_that_runs_out_moves_the_participants_still_there(cluster: tuple) -> None:  # type: ignore[type-arg]
+    start_worker, remote, _client = cluster
+    first = await start_worker("1", drain_s=1.5)
+    plane = await remote()
+    events: list[SfuEvent] = []
+    plane.subscribe(events.append)
+    await plane.admit("r", "a")
+    began = time.monotonic()
+    first.worker.shut_down()
+    await asyncio.wait_for(first.task, 15)
+    assert time.monotonic() - began >= 1.5  # the meeting had its drain
+    # Then, as on any stop, the web process tells the participant its media is gone (its page
+    # joins again, on another worker).
+    await wait_until(
+        lambda: any(isinstance(e, ParticipantLeft) and e.participant_id == "a" for e in events), 5, "left"
+    )
+
+
+async def test_a_second_signal_stops_a_draining_worker_at_once(cluster: tuple) -> None:  # type: ignore[type-arg]
+    start_worker, remote, _client = cluster
+    first = await start_worker("1", drain_s=60)
+    plane = await remote()
+    await plane.admit("r", "a")
+    first.worker.shut_down()
+    await asyncio.sleep(0.3)
+    assert not first.task.done()
+    first.worker.shut_down()
+    await asyncio.wait_for(first.task, 10)
+
+
+def _frames(client_: Client, publisher: str) -> int:
+    return client_.log(client_.slot_of(publisher, "video")).frames
+
+
+async def _draining(registry: Registry, worker_id: str) -> bool | None:
+    info = await registry.worker(worker_id)
+    return None if info is None else info.draining

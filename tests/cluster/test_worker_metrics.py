@@ -100,6 +100,7 @@ async def test_a_worker_serves_its_own_metrics_while_media_flows(
         assert _value(text, "maeul_worker_participants") == 0
         assert _value(text, "maeul_worker_forwarded_packets_total") == 0
         assert _value(text, "maeul_worker_redis_up") == 1
+        assert _value(text, "maeul_worker_draining") == 0
         assert 0 <= _value(text, "maeul_worker_registration_age_seconds") < 3
 
         # Two peers in one room on the worker, through the web side's control plane.

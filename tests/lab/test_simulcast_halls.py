@@ -15,12 +15,11 @@ are off, as in a town-hall briefing: the chair is the one talker (so it stays th
 speaker and on each kiosk's two tiles), and the 2-core machine runs four browsers without three
 more encoders.
 
-Out of the suite again since session 12 (``LAB_SIMULCAST_HALLS=1`` runs it; docs/linklab.md,
-"Simulcast halls", runs 49-59). Session 10 put it in after 4 passes in 5; the next CI run's lab
-phase failed on hall A freezing over 2 s. Run 53's server log showed the window could begin while
-hall A was still on sound only from the start (the halls' cameras on its 300 kbit/s line); with
-the window now waiting for every hall to decode, it passed 5 runs alone and one whole lab phase.
-A red lab test fails the whole suite, so it goes back in only after more whole lab phases.
+In the suite again since session 13 (docs/linklab.md, "Simulcast halls", runs 49-60). Session 10
+put it in after 4 passes in 5, and the next CI run's lab phase failed on hall A freezing over 2 s.
+Run 53's server log showed the window could begin while hall A was still on sound only from the
+start (the halls' cameras on its 300 kbit/s line). With the window waiting for every hall to
+decode, it passed 5 runs alone and two whole lab phases (59, 60) before it went back in.
 """
 
 from __future__ import annotations
@@ -40,13 +39,9 @@ from tests.lab.browser_hall import BrowserHall, BrowserOfficial
 from tests.lab.linklab import COUNTY
 from tests.lab.scenario import OFFICIAL, MeetingLab
 
-#: Set to 1 to run it (see the module's docstring).
-ENABLE = "LAB_SIMULCAST_HALLS"
-
 pytestmark = [
     pytest.mark.lab,
     pytest.mark.e2e,
-    pytest.mark.skipif(os.environ.get(ENABLE) != "1", reason=f"not reliably green; {ENABLE}=1 runs it"),
 ]
 
 WEAK, STRONG, SMALL = 1, 2, 3  # halls A, B, C

@@ -618,6 +618,12 @@ class Registry:
         else:
             await self._unspan(keys=keys, args=[placement.epoch, placement.member])
 
+    async def claim_pipe_repair(self, pipe: str, seconds: float) -> bool:
+        """Whether this caller may repair ``pipe`` (cascade: a span grown by a web process that died
+        before opening its pipes) for the next ``seconds``: one web process at a time, or two
+        would close each other's new ends."""
+        return bool(await self.redis.set(f"{PREFIX}pipe-repair:{pipe}", "1", nx=True, px=int(seconds * 1000)))
+
     async def leave_member(self, placement: Placement, participant_id: str) -> None:
         """The participant placed by ``placement`` left: it no longer counts against its worker's
         share of the room (SpanPolicy.cap)."""

@@ -97,6 +97,9 @@ CLOSE_WAIT_S = 5.0
 CHARGE_TIMEOUT_S = 1.0
 #: Placements tried per join: the current one, then others when a worker does not answer.
 PLACE_ATTEMPTS = 3
+#: A join let in on a worker of a spanning room without a pipe to another worker of the span
+#: waits this long for the join that grew the span to open it, then opens it itself (cascade).
+PIPE_REPAIR_S = 3.0
 
 
 @dataclass
@@ -115,6 +118,9 @@ class HostedRoom:
     ages: dict[str, tuple[float | None, float]] = field(default_factory=dict)  # pid -> (age, when)
     #: The latest report's counters (None: none reported yet, or the room stopped being reported).
     counters: RoomCounters | None = None
+    #: The counters of the participants on the other workers of the room's span, by (worker, boot),
+    #: with when they were reported (cascade: the home reports only its own participants).
+    spanned: dict[tuple[str, str], tuple[RoomCounters, float]] = field(default_factory=dict)
 
 
 class RemoteHandle:
@@ -377,11 +383,19 @@ class RemoteSfu:
         return sorted(rooms)
 
     def room_counters(self, room_id: str) -> RoomCounters:
-        """The room's counters from its worker's latest media report (at most a second old)."""
+        """The room's counters from its workers' latest media reports (at most a second old): its
+        home's, with the participants on the other workers of its span."""
         hosted = self._hosted.get(room_id)
         if hosted is None or hosted.counters is None:
             raise RoomNotFound(f"no SFU worker reports room {room_id!r}")
-        return hosted.counters
+        now = time.monotonic()
+        spanned = [c for c, at in hosted.spanned.values() if now - at <= 2 * SILENCE_S]
+        if not spanned:
+            return hosted.counters
+        participants = dict(hosted.counters.participants)
+        for counters in spanned:
+            participants.update(counters.participants)
+        return RoomCounters(participants, hosted.counters.recording_bytes)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._listeners.subscribe(listener)
@@ -420,6 +434,8 @@ class RemoteSfu:
                 exclude = (placement.worker, placement.boot)
                 continue
             await self._charge_join(placement, participant_id)
+            if not placement.grew and (unpiped := self._unpiped(placement, result.get("pipes"))):
+                self._later(self._repair_pipes(placement, unpiped))
             handle = RemoteHandle(self, placement, participant_id, int(result["gen"]))
             self._handles[(room_id, participant_id)] = handle
             home = self._home_of(placement)
@@ -470,14 +486,7 @@ class RemoteSfu:
             there = self._on_worker(placement, other)
             pipe = pipe_id(placement, new, other)
             try:
-                here_at, there_at = await asyncio.gather(
-                    self.call(placement, "pipe_open", "", {"pipe": pipe}),
-                    self.call(there, "pipe_open", "", {"pipe": pipe}),
-                )
-                await asyncio.gather(
-                    self.call(placement, "pipe_connect", "", {"pipe": pipe, "peer": there_at["address"]}),
-                    self.call(there, "pipe_connect", "", {"pipe": pipe, "peer": here_at["address"]}),
-                )
+                await self._join_ends(placement, there, pipe)
             except Exception as exc:
                 log.warning(
                     "the pipe to a worker just added to the room's span failed; taking it out: %s",
@@ -492,6 +501,66 @@ class RemoteSfu:
                 if isinstance(exc, StaleEpoch):
                     raise
                 raise WorkerSilent(placement, "pipe_open") from exc
+
+    async def _join_ends(self, here: Placement, there: Placement, pipe: str) -> None:
+        """Open ``pipe``'s end on both workers, then connect each to the other."""
+        here_at, there_at = await asyncio.gather(
+            self.call(here, "pipe_open", "", {"pipe": pipe}),
+            self.call(there, "pipe_open", "", {"pipe": pipe}),
+        )
+        await asyncio.gather(
+            self.call(here, "pipe_connect", "", {"pipe": pipe, "peer": there_at["address"]}),
+            self.call(there, "pipe_connect", "", {"pipe": pipe, "peer": here_at["address"]}),
+        )
+
+    def _unpiped(self, placement: Placement, connected: object) -> list[tuple[str, str]]:
+        """The workers of ``placement``'s span that its worker has no connected pipe to, by the
+        admission's answer (``connected``: the pipe ids there)."""
+        if len(placement.span) < 2 or not isinstance(connected, list):
+            return []
+        here = (placement.worker, placement.boot)
+        return [w for w in placement.span if w != here and pipe_id(placement, here, w) not in connected]
+
+    async def _repair_pipes(self, placement: Placement, others: list[tuple[str, str]]) -> None:
+        """A join was let in on a worker of a spanning room that has no pipe to ``others``: the
+        web process whose join grew the span died before it opened them (or is still opening
+        them). After ``PIPE_REPAIR_S``, each pipe still not connected is opened again, ends that
+        were opened but never connected closed first, by one web process at a time. Without this
+        the worker's participants would see nobody of the other workers until the room moved."""
+        await asyncio.sleep(PIPE_REPAIR_S)
+        here = (placement.worker, placement.boot)
+        for other in others:
+            pipe = pipe_id(placement, here, other)
+            there = self._on_worker(placement, other)
+            try:
+                stats = await self.call(placement, "pipe_stats", "", {"pipe": pipe})
+                if stats.get("peer") is not None and stats.get("closed") is None:
+                    continue  # the join that grew the span connected it meanwhile
+            except StaleEpoch:
+                return  # the room moved: its new placement has its own pipes
+            except InvalidState:
+                pass  # not open here
+            except SfuError:
+                return  # the worker is gone or unreachable: the room is placed again
+            try:
+                if not await self.registry.claim_pipe_repair(pipe, PIPE_REPAIR_S * 4):
+                    continue  # another web process repairs it
+            except RedisError:
+                return
+            log.warning(
+                "a worker of a spanning room had no pipe to another; opening it",
+                extra={"room_id": placement.room_id, "worker": placement.worker, "pipe": pipe},
+            )
+            for end in (placement, there):
+                with contextlib.suppress(SfuError):
+                    await self.call(end, "pipe_close", "", {"pipe": pipe})
+            try:
+                await self._join_ends(placement, there, pipe)
+            except SfuError as exc:  # (WorkerSilent, Unavailable: SfuErrors too)
+                log.warning("the pipe could not be opened: %s", exc, extra={"pipe": pipe})
+                for end in (placement, there):
+                    with contextlib.suppress(SfuError):
+                        await self.call(end, "pipe_close", "", {"pipe": pipe})
 
     def participant(self, room_id: str, participant_id: str) -> RemoteHandle:
         handle = self._handles.get((room_id, participant_id))
@@ -667,20 +736,31 @@ class RemoteSfu:
         now = time.monotonic()
         for room in self._hosted.values():
             p = room.placement
-            if (p.worker, p.boot) == (worker, boot) and p.room_id not in rooms:
-                room.counters = None  # closed there: its numbers are no longer live
+            if p.room_id not in rooms:
+                room.spanned.pop((worker, boot), None)  # closed there: its numbers are no longer live
+                if (p.worker, p.boot) == (worker, boot):
+                    room.counters = None
         for room_id, report in rooms.items():
             placement = Placement(room_id, worker, boot, int(report["epoch"]), bool(report.get("home", True)))
             hosted = self._hosted.get(room_id)
             ages = {pid: (age, now) for pid, age in report["ages"].items()}
             if not placement.home:
-                # A worker the room spans to: its participants' media ages; the room's speaker,
-                # recording and counters are the home's to report.
+                # A worker the room spans to: its participants' media ages and counters; the room's
+                # speaker and recording are the home's to report.
                 if hosted is not None and hosted.placement.epoch == placement.epoch:
                     hosted.ages |= ages
+                    counters = report.get("counters")
+                    if counters is None:
+                        hosted.spanned.pop((worker, boot), None)
+                    else:
+                        hosted.spanned[(worker, boot)] = (counters_from_json(counters), now)
                 continue
             if hosted is None or hosted.placement.epoch <= placement.epoch:
-                hosted = self._hosted[room_id] = HostedRoom(placement, now, hosted.ages if hosted else {})
+                same = hosted is not None and hosted.placement.epoch == placement.epoch
+                spanned = hosted.spanned if hosted is not None and same else {}
+                hosted = self._hosted[room_id] = HostedRoom(
+                    placement, now, hosted.ages if hosted else {}, spanned=spanned
+                )
             if hosted.placement != placement:
                 continue  # an older placement's worker still reporting: not this room's media
             hosted.seen_at = now

@@ -36,7 +36,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from server.background import FailureStreak
-from server.cluster.plane import ParticipantCounters, room_counters
+from server.cluster.plane import ParticipantCounters, RoomCounters, room_counters
 from server.cluster.registry import (
     EVENTS_CHANNEL,
     HEARTBEAT_S,
@@ -340,8 +340,13 @@ class SfuWorker:
             except RoomNotFound:
                 speaker, counters = None, None
             else:
-                counters = counters_to_json(read)
                 readings |= self._keyed(room_id, read.participants)
+                if room_id not in self.homes:
+                    # A worker the room spans to reports the participants admitted here only: the
+                    # publishers its pipes bring are the home's (or another worker's) to count.
+                    own = {p: c for p, c in read.participants.items() if (room_id, p) in self.handles}
+                    read = RoomCounters(own, 0)  # the recording runs on the home
+                counters = counters_to_json(read)
             rooms[room_id] = {
                 "epoch": epoch,
                 "home": room_id in self.homes,
@@ -553,7 +558,11 @@ class SfuWorker:
         self._web_seen[web] = time.monotonic()  # it just asked: alive
         for pipe in self._pipes_of(room_id):
             self._send_through(pipe, pid)
-        return {"gen": self.gens[key], "active_speaker": self.sfu.active_speaker(room_id)}
+        return {
+            "gen": self.gens[key],
+            "active_speaker": self.sfu.active_speaker(room_id),
+            "pipes": self._connected_pipes(room_id),  # the web side repairs any of the span's missing
+        }
 
     async def _dead_webs(self, web_ids: Iterable[str]) -> set[str]:
         """Those of ``web_ids`` whose liveness record this worker has not seen for
@@ -632,6 +641,19 @@ class SfuWorker:
     def _pipes_of(self, room_id: str) -> list[str]:
         return [pipe for pipe, room in self.pipes.items() if room == room_id]
 
+    def _connected_pipes(self, room_id: str) -> list[str]:
+        """The room's pipes here that are connected to their other end (and not closed)."""
+        connected = []
+        for pipe in self._pipes_of(room_id):
+            try:
+                stats = self.sfu.pipe_stats(pipe)
+            except InvalidState:
+                self.pipes.pop(pipe, None)  # closed by itself (its peer went silent)
+                continue
+            if stats.peer is not None and stats.closed is None:
+                connected.append(pipe)
+        return connected
+
     def _pipe_arg(self, room_id: str, epoch: int, args: dict[str, Any]) -> str:
         """The request's pipe, open here for ``room_id`` (InvalidState otherwise, never a wait)."""
         self._check(room_id, epoch)
@@ -680,7 +702,7 @@ class SfuWorker:
 
     async def _pipe_close(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
         pipe = self._pipe_arg(room_id, epoch, args)
-        del self.pipes[pipe]
+        self.pipes.pop(pipe, None)
         with contextlib.suppress(InvalidState):  # closed by itself meanwhile
             await self.sfu.close_pipe(pipe)
         return None

@@ -18,8 +18,8 @@ import pytest
 from redis.asyncio import Redis
 
 from rtc.codecs import vp8
-from server.cluster.registry import Placement, SpanPolicy, connect, pipe_id, worker_key
-from server.cluster.remote import RemoteHandle, RemoteSfu, WorkerSilent
+from server.cluster.registry import Placement, Registry, SpanPolicy, connect, pipe_id, worker_key
+from server.cluster.remote import PIPE_REPAIR_S, RemoteHandle, RemoteSfu, WorkerSilent
 from server.cluster.wire import StaleEpoch
 from server.sfu import (
     InvalidRequest,
@@ -207,7 +207,49 @@ async def test_a_room_spans_two_workers_and_media_keyframes_cross_the_pipe(casca
     assert plane.room_ids == [ROOM]
     # The chair's media age comes from its own worker's reports (worker 2 reports the room too).
     await wait_until(lambda: (plane.media_age(ROOM, "a") or 99) < 5, 10, "the chair's media age")
+
+    # The room's counters (/metrics, /admin/system) are every participant's, from both workers: the
+    # halls on worker 2 too, and the chair once (worker 2's copy of it, from the pipe, is not counted).
+    def forwarded() -> dict[str, int]:
+        return {pid: c.packets_out for pid, c in plane.room_counters(ROOM).participants.items()}
+
+    await wait_until(
+        lambda: (
+            set(forwarded()) == {"a", "hall0", "hall1", "hall2"}
+            and all(forwarded()[f"hall{n}"] > 0 for n in range(3))
+        ),
+        5,
+        "every participant's counters",
+    )
     assert chair.pc.connectionState == "connected"
+
+
+async def test_a_span_grown_by_a_web_process_that_died_before_its_pipes_is_repaired(cascade: Cascade) -> None:
+    """A web process's join grows the room's span to worker 2, and the process dies before it opens
+    the pipes (here: the placement is made through the registry, and nothing else). The next join
+    placed on worker 2, through another web process, is told there is no pipe there; after
+    PIPE_REPAIR_S that process opens it, and the hall on worker 2 gets the chair from the home."""
+    policy = SpanPolicy(cap=1)
+    plane = await cascade.plane(policy)
+    _chair, chair_handle, _ = await cascade.join(plane, "a", luma=LUMA["a"], amplitude=8000)
+    home = chair_handle.placement
+    redis = connect(cascade.redis.url)
+    cascade.redises.append(redis)
+    registry = Registry(redis)
+    grown = await registry.place(ROOM, participant="ghost", span=policy)
+    assert grown is not None and grown.grew and grown.worker != home.worker
+    await registry.leave_member(grown, "ghost")  # its join never reached the worker
+
+    other = await cascade.plane(policy)
+    began = time.monotonic()
+    hall, hall_handle, _arrivals = await cascade.join(other, "hall0", video_slots=1, audio_slots=1)
+    placed = hall_handle.placement
+    assert (placed.worker, placed.grew) == (grown.worker, False)  # on worker 2, the span not grown
+    await _gets_chair(hall)
+    assert time.monotonic() - began >= PIPE_REPAIR_S  # the repair waited for the grower first
+    pipe = pipe_id(home, (home.worker, home.boot), (grown.worker, grown.boot))
+    far, near = await _pipe_stats(other, placed, pipe), await _pipe_stats(other, home, pipe)
+    assert far["receiving"] == ["a"] and near["sending"] == ["a"], (far, near)
 
 
 async def test_pipe_requests_refuse_stale_epochs_and_unknown_pipes(cascade: Cascade) -> None:

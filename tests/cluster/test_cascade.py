@@ -99,8 +99,12 @@ class Cascade:
 
 
 @pytest.fixture
-async def cascade(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Cascade]:
-    """Two ``run.py sfu`` workers ("1" and "2") registered on the test's Redis."""
+async def cascade(
+    redis_server: RedisServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Cascade]:
+    """Two ``run.py sfu`` workers ("1" and "2") registered on the test's Redis (a test may ask for
+    more: ``@pytest.mark.parametrize("cascade", [3], indirect=True)``)."""
+    count = int(getattr(request, "param", 2))
     workers = {
         wid: Proc(
             f"sfu{wid}",
@@ -108,7 +112,7 @@ async def cascade(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Ca
             sfu_worker_env(redis_server.url, tmp_path),
             tmp_path / f"sfu{wid}.log",
         )
-        for wid in ("1", "2")
+        for wid in (str(n) for n in range(1, count + 1))
     }
     setup = Cascade(redis_server, workers, tmp_path)
     probe = connect(redis_server.url)
@@ -222,6 +226,40 @@ async def test_a_room_spans_two_workers_and_media_keyframes_cross_the_pipe(casca
         "every participant's counters",
     )
     assert chair.pc.connectionState == "connected"
+
+
+@pytest.mark.parametrize("cascade", [3], indirect=True, ids=["3-workers"])
+async def test_a_room_spans_three_workers_and_every_publisher_reaches_every_worker(cascade: Cascade) -> None:
+    """One participant a worker (a cap of one): the span grows twice, and each growth pipes the new
+    worker to every worker already in the room, a full mesh. The chair on the home is seen and
+    heard on both other workers, and the two halls (audio only, on workers 2 and 3) hear each
+    other and are heard by the chair: media of a publisher that is not on the home crosses a pipe
+    the home is not part of."""
+    policy = SpanPolicy(cap=1)
+    plane = await cascade.plane(policy)
+    chair, chair_handle, _ = await cascade.join(plane, "a", luma=LUMA["a"], amplitude=8000, audio_slots=2)
+    halls = [
+        await cascade.join(plane, name, amplitude=6000 + 1000 * n, video_slots=1, audio_slots=2)
+        for n, name in enumerate(("b", "c"))
+    ]
+    placements = [chair_handle.placement, *(h.placement for _, h, _ in halls)]
+    assert len({p.worker for p in placements}) == 3, placements
+    assert [p.grew for p in placements] == [False, True, True]
+    (b, _, _), (c, _, _) = halls
+    for hall in (b, c):
+        await _gets_chair(hall)
+    await wait_until(lambda: hears(b, "c") and hears(c, "b"), 30, "the halls hear each other")
+    await wait_until(lambda: hears(chair, "b") and hears(chair, "c"), 30, "the chair hears both halls")
+    # Three pipes, one per pair of workers, each connected at both ends.
+    members = placements[-1].span
+    assert len(members) == 3
+    for i, one in enumerate(members):
+        for other in members[i + 1 :]:
+            pipe = pipe_id(placements[0], one, other)
+            for end in (one, other):
+                there = Placement(ROOM, end[0], end[1], placements[0].epoch, end == members[0], members)
+                stats = await _pipe_stats(plane, there, pipe)
+                assert stats["peer"] is not None and stats["closed"] is None, stats
 
 
 async def test_a_span_grown_by_a_web_process_that_died_before_its_pipes_is_repaired(cascade: Cascade) -> None:

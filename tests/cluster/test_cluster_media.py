@@ -136,18 +136,29 @@ async def _wait(check: Callable[[], Any], timeout: float, what: str, *procs: Pro
 
 @pytest.fixture
 async def deployment(
-    tmp_path: Path, pg_base_url: str, redis_server: RedisServer, nginx_factory: NginxFactory
+    tmp_path: Path,
+    pg_base_url: str,
+    redis_server: RedisServer,
+    nginx_factory: NginxFactory,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[Deployment]:
+    """The deployment; a test may add settings for every process with
+    ``@pytest.mark.parametrize("deployment", [{...}], indirect=True)``."""
+    extra_env: dict[str, str] = dict(getattr(request, "param", {}))
     name = f"cluster_{os.getpid()}_{time.monotonic_ns()}"
     await _pg_execute(pg_base_url, f'CREATE DATABASE "{name}"')
     database_url = f"{pg_base_url}/{name}"
     server = in_thread(lambda: prepare(tmp_path, database_url=database_url, extra_kiosks=4))
     room_ids, _kiosks = await _rooms(database_url)
-    env = server.env | {
-        "MAEUL_REDIS_URL": redis_server.url,
-        "MAEUL_LOG_LEVEL": "INFO",
-        "MAEUL_SFU_DRAIN_SECONDS": str(DRAIN_S),
-    }
+    env = (
+        server.env
+        | {
+            "MAEUL_REDIS_URL": redis_server.url,
+            "MAEUL_LOG_LEVEL": "INFO",
+            "MAEUL_SFU_DRAIN_SECONDS": str(DRAIN_S),
+        }
+        | extra_env
+    )
     webs = [
         Proc(f"web{i}", ["web"], env | {"MAEUL_PORT": str(free_port())}, tmp_path / f"web{i}.log")
         for i in (1, 2)
@@ -297,6 +308,61 @@ async def test_two_rooms_on_two_workers_and_a_stopped_worker_moves_its_room(
             f"RESULT failover_seconds={max(back.values()):.2f} signal={how.name} "
             f"headless={[round(back[i], 2) for i in (0, 1)]} chromium={back['page']:.2f}"
         )
+    finally:
+        stop.set()
+        await hall.close()
+        await asyncio.gather(*(asyncio.wait_for(t, 30) for t in tasks), return_exceptions=True)
+        await redis.aclose()
+
+
+@pytest.mark.parametrize("deployment", [{"MAEUL_ROOM_SPAN_CAP": "2"}], indirect=True, ids=["span-cap-2"])
+async def test_a_chromium_page_and_kiosks_in_a_room_spanning_two_workers(deployment: Deployment) -> None:
+    """Cascade with real parts and a browser: with ``MAEUL_ROOM_SPAN_CAP=2`` the first room's two
+    headless kiosks fill its home worker, and the Chromium kiosk page's join grows the span to the
+    other worker (the web process opens the pipe). The page decodes the kiosks' video from across
+    the pipe, and each kiosk decodes both its neighbours, the page's video among them."""
+    d = deployment
+    kiosks = [
+        HeadlessKiosk(
+            d.url, token, lambda: open_source("testsrc"), host_addresses=["127.0.0.1"], poll_interval=0.2
+        )
+        for token in d.tokens[:2]
+    ]
+    hall = BrowserHall(d.url, d.tokens[4], d.rooms[0])
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(k.run(stop)) for k in kiosks]
+    redis = aioredis.Redis.from_url(d.redis.url)
+    procs = [*d.webs, *d.workers.values()]
+    try:
+
+        async def kiosks_receive() -> bool:
+            return all(frames(k) > 30 for k in kiosks)
+
+        await _wait(kiosks_receive, 90, "the two kiosks decode each other", *procs)
+        await hall.start()
+
+        def decoding(kiosk: HeadlessKiosk) -> int:
+            """The kiosk's receive slots (video and audio) that decode: 4 = both neighbours' video
+            and sound."""
+            return sum(n > 10 for n in kiosk.stats.frames_received.values())
+
+        async def all_receive() -> bool:
+            return all(decoding(k) == 4 for k in kiosks) and len(hall.samples.video) > 10
+
+        await _wait(all_receive, 90, "the page and the kiosks decode each other across the pipe", *procs)
+        members = await redis.hgetall(f"maeul:member:{d.rooms[0]}")
+        workers = {v.decode().rsplit(":", 1)[0] for v in members.values()}
+        assert workers == {"1", "2"}, members  # the room spans both workers
+        span = await redis.hget(f"maeul:room:{d.rooms[0]}", "span")
+        assert span, "the room's placement lists no span"
+        # The media keeps coming over the pipe (no stall after the first frames).
+        def page_frames() -> int:
+            return hall.samples.video_frames[-1][1] if hall.samples.video_frames else 0
+
+        before = [frames(k) for k in kiosks], page_frames()
+        await asyncio.sleep(3)
+        assert all(frames(k) > b + 20 for k, b in zip(kiosks, before[0], strict=True))
+        assert page_frames() > before[1] + 20, (before[1], hall.samples.video_frames[-3:])
     finally:
         stop.set()
         await hall.close()

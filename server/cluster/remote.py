@@ -756,10 +756,11 @@ class RemoteSfu:
                         hosted.spanned[(worker, boot)] = (counters_from_json(counters), now)
                 continue
             if hosted is None or hosted.placement.epoch <= placement.epoch:
+                # The span's counters stay while the placement does (each report replaces this).
                 same = hosted is not None and hosted.placement.epoch == placement.epoch
-                spanned = hosted.spanned if hosted is not None and same else {}
+                kept = hosted.spanned if hosted is not None and same else {}
                 hosted = self._hosted[room_id] = HostedRoom(
-                    placement, now, hosted.ages if hosted else {}, spanned=spanned
+                    placement, now, hosted.ages if hosted else {}, spanned=kept
                 )
             if hosted.placement != placement:
                 continue  # an older placement's worker still reporting: not this room's media

@@ -200,6 +200,38 @@ async def deployment(
         await _pg_execute(pg_base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+#: ``start_kiosks(tokens)``, the fixture below.
+StartKiosks = Callable[[Sequence[str]], list[HeadlessKiosk]]
+
+
+@pytest.fixture
+async def start_kiosks(
+    deployment: Deployment,
+) -> AsyncIterator[Callable[[Sequence[str]], list[HeadlessKiosk]]]:
+    """``start_kiosks(tokens)``: headless kiosks (the real kiosk program, a test source) running with
+    those tokens through the deployment's nginx, stopped after the test."""
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+
+    def start(tokens: Sequence[str]) -> list[HeadlessKiosk]:
+        kiosks = [
+            HeadlessKiosk(
+                deployment.url,
+                token,
+                lambda: open_source("testsrc"),
+                host_addresses=["127.0.0.1"],
+                poll_interval=0.2,
+            )
+            for token in tokens
+        ]
+        tasks.extend(asyncio.create_task(k.run(stop)) for k in kiosks)
+        return kiosks
+
+    yield start
+    stop.set()
+    await asyncio.gather(*(asyncio.wait_for(t, 30) for t in tasks), return_exceptions=True)
+
+
 def frames(kiosk: HeadlessKiosk) -> int:
     return sum(kiosk.stats.frames_received.values())
 
@@ -243,20 +275,13 @@ async def _placement(redis: aioredis.Redis, room_id: int) -> str | None:
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
 async def test_two_rooms_on_two_workers_and_a_stopped_worker_moves_its_room(
-    deployment: Deployment, how: signal.Signals
+    deployment: Deployment, start_kiosks: StartKiosks, how: signal.Signals
 ) -> None:
     d = deployment
-    kiosks = [
-        HeadlessKiosk(
-            d.url, token, lambda: open_source("testsrc"), host_addresses=["127.0.0.1"], poll_interval=0.2
-        )
-        for token in d.tokens[:4]
-    ]
+    kiosks = start_kiosks(d.tokens[:4])
     # The first room also has the Chromium kiosk page, through nginx like the headless kiosks
     # (its socket's `?room=` pins it to their web process).
     hall = BrowserHall(d.url, d.tokens[4], d.rooms[0])
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(k.run(stop)) for k in kiosks]
     redis = aioredis.Redis.from_url(d.redis.url)
     procs = [*d.webs, *d.workers.values()]
     try:
@@ -309,28 +334,21 @@ async def test_two_rooms_on_two_workers_and_a_stopped_worker_moves_its_room(
             f"headless={[round(back[i], 2) for i in (0, 1)]} chromium={back['page']:.2f}"
         )
     finally:
-        stop.set()
         await hall.close()
-        await asyncio.gather(*(asyncio.wait_for(t, 30) for t in tasks), return_exceptions=True)
         await redis.aclose()
 
 
 @pytest.mark.parametrize("deployment", [{"MAEUL_ROOM_SPAN_CAP": "2"}], indirect=True, ids=["span-cap-2"])
-async def test_a_chromium_page_and_kiosks_in_a_room_spanning_two_workers(deployment: Deployment) -> None:
+async def test_a_chromium_page_and_kiosks_in_a_room_spanning_two_workers(
+    deployment: Deployment, start_kiosks: StartKiosks
+) -> None:
     """Cascade with real parts and a browser: with ``MAEUL_ROOM_SPAN_CAP=2`` the first room's two
     headless kiosks fill its home worker, and the Chromium kiosk page's join grows the span to the
     other worker (the web process opens the pipe). The page decodes the kiosks' video from across
     the pipe, and each kiosk decodes both its neighbours, the page's video among them."""
     d = deployment
-    kiosks = [
-        HeadlessKiosk(
-            d.url, token, lambda: open_source("testsrc"), host_addresses=["127.0.0.1"], poll_interval=0.2
-        )
-        for token in d.tokens[:2]
-    ]
+    kiosks = start_kiosks(d.tokens[:2])
     hall = BrowserHall(d.url, d.tokens[4], d.rooms[0])
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(k.run(stop)) for k in kiosks]
     redis = aioredis.Redis.from_url(d.redis.url)
     procs = [*d.webs, *d.workers.values()]
     try:
@@ -355,6 +373,7 @@ async def test_a_chromium_page_and_kiosks_in_a_room_spanning_two_workers(deploym
         assert workers == {"1", "2"}, members  # the room spans both workers
         span = await redis.hget(f"maeul:room:{d.rooms[0]}", "span")
         assert span, "the room's placement lists no span"
+
         # The media keeps coming over the pipe (no stall after the first frames).
         def page_frames() -> int:
             return hall.samples.video_frames[-1][1] if hall.samples.video_frames else 0
@@ -364,9 +383,7 @@ async def test_a_chromium_page_and_kiosks_in_a_room_spanning_two_workers(deploym
         assert all(frames(k) > b + 20 for k, b in zip(kiosks, before[0], strict=True))
         assert page_frames() > before[1] + 20, (before[1], hall.samples.video_frames[-3:])
     finally:
-        stop.set()
         await hall.close()
-        await asyncio.gather(*(asyncio.wait_for(t, 30) for t in tasks), return_exceptions=True)
         await redis.aclose()
 
 
@@ -489,57 +506,48 @@ async def test_a_frozen_worker_and_redis_away_get_clear_errors_then_work(deploym
         await redis.aclose()
 
 
-async def test_a_killed_web_process_costs_only_its_own_sockets(deployment: Deployment) -> None:
+async def test_a_killed_web_process_costs_only_its_own_sockets(
+    deployment: Deployment, start_kiosks: StartKiosks
+) -> None:
     """SIGKILL of a web process: the kiosks whose sockets it held come back through nginx on the
     other web process (a new peer connection: the resume token lived in the dead process); the
     others, whose media the workers hold, never notice."""
     d = deployment
-    kiosks = [
-        HeadlessKiosk(
-            d.url, token, lambda: open_source("testsrc"), host_addresses=["127.0.0.1"], poll_interval=0.2
-        )
-        for token in d.tokens[:4]
-    ]
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(k.run(stop)) for k in kiosks]
+    kiosks = start_kiosks(d.tokens[:4])
     procs = [*d.webs, *d.workers.values()]
-    try:
 
-        async def all_receive() -> bool:
-            return all(frames(k) > 30 for k in kiosks)
+    async def all_receive() -> bool:
+        return all(frames(k) > 30 for k in kiosks)
 
-        await _wait(all_receive, 90, "every kiosk decodes its neighbour's video", *procs)
-        # The web process holding the most kiosk sockets goes.
-        victim = max(d.webs, key=lambda p: p.log_path.read_text(errors="replace").count("socket connected"))
-        survivor = next(p for p in d.webs if p is not victim)
-        joined = [k.stats.meetings_joined for k in kiosks]
-        before = [frames(k) for k in kiosks]
-        killed_at = time.monotonic()
-        victim.stop(signal.SIGKILL)
-        await asyncio.sleep(3)
-        affected = [i for i, k in enumerate(kiosks) if k.stats.meetings_joined > joined[i] or k.stats.drops]
-        back: dict[int, float] = {}
+    await _wait(all_receive, 90, "every kiosk decodes its neighbour's video", *procs)
+    # The web process holding the most kiosk sockets goes.
+    victim = max(d.webs, key=lambda p: p.log_path.read_text(errors="replace").count("socket connected"))
+    survivor = next(p for p in d.webs if p is not victim)
+    joined = [k.stats.meetings_joined for k in kiosks]
+    before = [frames(k) for k in kiosks]
+    killed_at = time.monotonic()
+    victim.stop(signal.SIGKILL)
+    await asyncio.sleep(3)
+    affected = [i for i, k in enumerate(kiosks) if k.stats.meetings_joined > joined[i] or k.stats.drops]
+    back: dict[int, float] = {}
 
-        async def everyone_receives() -> bool:
-            for i, k in enumerate(kiosks):
-                if (
-                    i not in back
-                    and frames(k) > before[i] + 30
-                    and (i not in affected or k.stats.meetings_joined > joined[i])
-                ):
-                    back[i] = time.monotonic() - killed_at
-            return len(back) == len(kiosks)
+    async def everyone_receives() -> bool:
+        for i, k in enumerate(kiosks):
+            if (
+                i not in back
+                and frames(k) > before[i] + 30
+                and (i not in affected or k.stats.meetings_joined > joined[i])
+            ):
+                back[i] = time.monotonic() - killed_at
+        return len(back) == len(kiosks)
 
-        await _wait(everyone_receives, 60, "every kiosk receives again", survivor, *d.workers.values())
-        affected = [i for i, k in enumerate(kiosks) if k.stats.meetings_joined > joined[i]]
-        assert affected, "no kiosk had its socket on the killed web process"
-        unaffected = [i for i in range(len(kiosks)) if i not in affected]
-        # Those whose sockets were elsewhere kept their media (no rejoin).
-        assert all(kiosks[i].stats.meetings_joined == joined[i] for i in unaffected)
-        print(
-            f"RESULT web_failover_seconds={max(back[i] for i in affected):.2f} "
-            f"affected={len(affected)} unaffected={len(unaffected)}"
-        )
-    finally:
-        stop.set()
-        await asyncio.gather(*(asyncio.wait_for(t, 30) for t in tasks), return_exceptions=True)
+    await _wait(everyone_receives, 60, "every kiosk receives again", survivor, *d.workers.values())
+    affected = [i for i, k in enumerate(kiosks) if k.stats.meetings_joined > joined[i]]
+    assert affected, "no kiosk had its socket on the killed web process"
+    unaffected = [i for i in range(len(kiosks)) if i not in affected]
+    # Those whose sockets were elsewhere kept their media (no rejoin).
+    assert all(kiosks[i].stats.meetings_joined == joined[i] for i in unaffected)
+    print(
+        f"RESULT web_failover_seconds={max(back[i] for i in affected):.2f} "
+        f"affected={len(affected)} unaffected={len(unaffected)}"
+    )

@@ -297,10 +297,13 @@ async def test_two_rooms_on_two_workers_and_a_stopped_worker_moves_its_room(
 
         # SIGKILL (or SIGTERM) the first room's worker.
         stopped = d.workers[first]
+        drain_end = None
         if how is signal.SIGTERM:
-            await _drains(redis, stopped, kiosks[:2], hall, DRAIN_S)
+            drain_end = await _drains(redis, stopped, kiosks[:2], hall, DRAIN_S)
         before = [frames(k) for k in kiosks]
-        killed_at = time.monotonic()  # (after SIGTERM: when the drain ended and the worker exited)
+        # After SIGTERM, from the drain's end: the pages are told to move then, before the worker
+        # has closed its rooms and exited.
+        killed_at = time.monotonic() if drain_end is None else drain_end
         stopped.stop(how)
         if how is signal.SIGTERM:
             assert stopped.process is not None
@@ -389,10 +392,10 @@ async def test_a_chromium_page_and_kiosks_in_a_room_spanning_two_workers(
 
 async def _drains(
     redis: aioredis.Redis, worker: Proc, kiosks: Sequence[HeadlessKiosk], hall: BrowserHall, drain_s: float
-) -> None:
+) -> float:
     """SIGTERM ``worker`` and check its drain: its record says so at once, and for the drain's
     length its room's kiosks and page keep decoding on the same peer connections (no rejoin, no
-    counter starting again); then it exits by itself."""
+    counter starting again); then it exits by itself. Returns when the drain ended (monotonic)."""
     assert worker.process is not None
     before = [frames(k) for k in kiosks]
     signalled = time.monotonic()
@@ -410,6 +413,7 @@ async def _drains(
     during = [n for at, n in hall.samples.video_frames if at > signalled]
     assert during and during == sorted(during) and during[-1] > during[0], during  # no new connection
     await asyncio.to_thread(worker.process.wait, drain_s + 15)
+    return signalled + drain_s
 
 
 async def _offer_sdp() -> tuple[Client, str]:

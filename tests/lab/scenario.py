@@ -97,6 +97,8 @@ class Records:
     chair: dict[str, Any]
     halls: dict[int, dict[str, Any]]
     kiosk_ids: dict[int, int]
+    #: Each headless hall's own log (kiosk.headless: joins, lost sockets, resumes and why not).
+    hall_logs: dict[int, str] = field(default_factory=dict)
 
     def publisher(self, hall: int) -> str:
         return f"k{self.kiosk_ids[hall]}"
@@ -132,6 +134,10 @@ class Records:
             if state != "connected":
                 seen.append(state)
         return seen
+
+    def hall_story(self, hall: int = 1) -> list[str]:
+        """What the headless hall said of its meeting (joined, socket lost, resumed, dropped)."""
+        return [line for line in self.hall_logs.get(hall, "").splitlines() if "kiosk.headless" in line]
 
     def dropped(self, start: float, end: float, hall: int = 1) -> bool:
         return bool(
@@ -346,7 +352,8 @@ class MeetingLab:
                 await probe.process.wait()
         chair = load(self.probes["chair"].out)
         halls = {int(name[4:]): load(p.out) for name, p in self.probes.items() if name.startswith("hall")}
-        return Records(chair, halls, dict(self.seed.kiosk_ids))
+        logs = {n: (self.workdir / f"hall{n}.log").read_text(errors="replace") for n in halls}
+        return Records(chair, halls, dict(self.seed.kiosk_ids), logs)
 
     async def attendance(self) -> list[Any]:
         assert self.seed is not None

@@ -29,7 +29,8 @@ def _kept(label: str, records: Records, start: float, end: float) -> str:
     known not to have dropped in the window."""
     report = _report(label, records, start, end)
     print(report)
-    assert not records.dropped(start, end), report
+    story = "\n".join(records.hall_story())  # why it dropped, from the hall's own log
+    assert not records.dropped(start, end), f"{report}\nthe hall's log:\n{story}"
     return report
 
 

@@ -164,6 +164,9 @@ class SfuWorker:
         self.gens: dict[tuple[str, str], int] = {}  # admissions per (room, participant)
         self.admitted_by: dict[tuple[str, str], str] = {}  # the web process that admitted it
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        #: One registration at a time: the drain's (at once) and the heartbeat's may meet, and
+        #: both would close the same stale room.
+        self._registering = asyncio.Lock()
         self._web_seen: dict[str, float] = {}  # web process id -> when its record was last seen
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -271,11 +274,12 @@ class SfuWorker:
     async def _register_now(self) -> None:
         """Refresh the registration (and the epochs of the rooms held here); close the rooms
         placed elsewhere meanwhile."""
-        spanned = self.epochs.keys() - self.homes
-        lost = await self.registry.register(self.info(), dict(self.epochs), spanned=spanned)
-        self.registered_at = time.monotonic()
-        for room_id in lost:
-            await self._drop_stale_room(room_id)
+        async with self._registering:
+            spanned = self.epochs.keys() - self.homes
+            lost = await self.registry.register(self.info(), dict(self.epochs), spanned=spanned)
+            self.registered_at = time.monotonic()
+            for room_id in lost:
+                await self._drop_stale_room(room_id)
 
     async def _heartbeat(self) -> None:
         while not self.stop.is_set():

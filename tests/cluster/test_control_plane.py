@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -318,6 +319,27 @@ async def test_a_worker_taken_for_dead_closes_the_room_that_moved_away(cluster: 
     await wait_until(lambda: "r" not in first.worker.sfu.room_ids, 5, "stale room closed")
     assert "r" not in first.worker.epochs
     assert await registry.placement_of("r") == moved  # and leaves the new placement alone
+
+
+async def test_two_registrations_at_once_close_a_stale_room_once(
+    cluster: tuple,  # type: ignore[type-arg]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A drain registers at once while the heartbeat may be registering too: one at a time, so a
+    room placed elsewhere meanwhile is closed here once, not by both."""
+    start_worker, remote, client = cluster
+    first = await start_worker("1")
+    await start_worker("2")
+    plane = await remote()
+    handle = await plane.admit("r", "a")
+    registry = Registry(client())
+    await registry.unplace(handle.placement)  # type: ignore[attr-defined]
+    assert await registry.place("r", exclude=("1", first.worker.boot)) is not None
+    with caplog.at_level(logging.WARNING, logger="server.cluster.worker"):
+        await asyncio.gather(first.worker._register_now(), first.worker._register_now())
+    closed = [r for r in caplog.records if r.getMessage().startswith("room placed elsewhere meanwhile")]
+    assert len(closed) == 1, closed
+    assert "r" not in first.worker.sfu.room_ids
 
 
 async def test_an_admission_its_web_process_lost_does_not_keep_the_id_taken(cluster: tuple) -> None:  # type: ignore[type-arg]

@@ -10,13 +10,7 @@ the link controller took it to sound only (the link lab's hall A). A probe costs
 slot keeps forwarding its layer, and padding-only packets bring what the subscriber receives up
 to the next layer's rate (with the headroom a step needs) for :data:`PROBE_S`. On a line with
 room the estimator, no longer held to 1.5x what arrives, grows (libwebrtc: ~8 %/s); on a full
-one it holds or falls (it saw the queue grow) and the subscriber reports losses. The padding
-ramps up over :data:`PROBE_RAMP_S` rather than starting at its full rate: on a line the next
-layer does not fit, what arrives then passes the line's rate gently, the queue grows slowly and
-the subscriber's delay-based estimator sees it (and its REMB falls) while the queue is a few
-kilobytes, before the modem drops anything. Padding at its full rate from the first tick filled
-hall A's 300 ms queue before the estimate fell: the chair's own packets were dropped with the
-padding, and the hall's picture froze for over 2 s in one CI run. Only a probe
+one it holds or falls (it saw the queue grow) and the subscriber reports losses. Only a probe
 whose estimate grew (:data:`PROBE_GROWTH`) with few losses lets the step be taken; a failed one
 holds the slot off trying again, longer each time (:meth:`~.simulcast.LayerSwitch.probe_failed`).
 It is stopped at once when the estimate falls or the losses pass :data:`PROBE_LOSS`, so a full
@@ -38,11 +32,8 @@ from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
-#: How long a probe pads (seconds): the estimate of a line with room grows ~20 % in that time.
-PROBE_S = 2.5
-#: The padding rises from nothing to its full rate over this long (seconds), then holds there
-#: to the end of the probe (libwebrtc's ALR probes likewise go up in steps from the estimate).
-PROBE_RAMP_S = 1.5
+#: How long a probe pads (seconds): the estimate of a line with room grows ~16 % in that time.
+PROBE_S = 2.0
 #: Padding is sent this often (seconds): a few packets at a time, between two frames.
 PROBE_TICK_S = 0.04
 #: The estimate must have grown by this factor during the probe for it to pass.
@@ -55,11 +46,6 @@ PROBE_LOSS = 0.05
 #: Padding not sent at a tick (mid-frame, or the pacer busy) is carried over, up to this many
 #: ticks' worth: a probe must not turn into a burst.
 CARRY_TICKS = 3
-
-
-def ramp(elapsed: float) -> float:
-    """The share of its full padding rate a probe sends ``elapsed`` seconds after it began."""
-    return min(1.0, max(elapsed, PROBE_TICK_S) / PROBE_RAMP_S)
 
 
 class ProbedSlot(Protocol):
@@ -180,7 +166,7 @@ class Prober:
             grew = probe.peak_estimate >= PROBE_GROWTH * probe.start_estimate
             self._end(probe, grew, f"estimate {probe.start_estimate:.0f} -> {probe.peak_estimate:.0f}")
             return
-        want = probe.padding_bps * ramp(now - probe.started_at) / 8 * PROBE_TICK_S
+        want = probe.padding_bps / 8 * PROBE_TICK_S
         size = want + probe.carry
         done = slot.send_padding(int(size))
         probe.padding_bytes += done

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import os
 import re
@@ -232,6 +233,24 @@ async def start_kiosks(
     await asyncio.gather(*(asyncio.wait_for(t, 30) for t in tasks), return_exceptions=True)
 
 
+@contextlib.asynccontextmanager
+async def scene(
+    d: Deployment, start_kiosks: StartKiosks, count: int
+) -> AsyncIterator[tuple[list[HeadlessKiosk], BrowserHall, aioredis.Redis, list[Proc]]]:
+    """``count`` headless kiosks, and the Chromium kiosk page of the first room (not started yet;
+    through nginx like the kiosks: its socket's ``?room=`` pins it to their web process), a Redis
+    client, and the processes whose logs a failed wait shows. The page and the client are closed
+    after."""
+    kiosks = start_kiosks(d.tokens[:count])
+    hall = BrowserHall(d.url, d.tokens[4], d.rooms[0])
+    redis = aioredis.Redis.from_url(d.redis.url)
+    try:
+        yield kiosks, hall, redis, [*d.webs, *d.workers.values()]
+    finally:
+        await hall.close()
+        await redis.aclose()
+
+
 def frames(kiosk: HeadlessKiosk) -> int:
     return sum(kiosk.stats.frames_received.values())
 
@@ -278,13 +297,7 @@ async def test_two_rooms_on_two_workers_and_a_stopped_worker_moves_its_room(
     deployment: Deployment, start_kiosks: StartKiosks, how: signal.Signals
 ) -> None:
     d = deployment
-    kiosks = start_kiosks(d.tokens[:4])
-    # The first room also has the Chromium kiosk page, through nginx like the headless kiosks
-    # (its socket's `?room=` pins it to their web process).
-    hall = BrowserHall(d.url, d.tokens[4], d.rooms[0])
-    redis = aioredis.Redis.from_url(d.redis.url)
-    procs = [*d.webs, *d.workers.values()]
-    try:
+    async with scene(d, start_kiosks, 4) as (kiosks, hall, redis, procs):
         await hall.start()
 
         async def all_receive(minimum: int = 30) -> bool:
@@ -336,9 +349,6 @@ async def test_two_rooms_on_two_workers_and_a_stopped_worker_moves_its_room(
             f"RESULT failover_seconds={max(back.values()):.2f} signal={how.name} "
             f"headless={[round(back[i], 2) for i in (0, 1)]} chromium={back['page']:.2f}"
         )
-    finally:
-        await hall.close()
-        await redis.aclose()
 
 
 @pytest.mark.parametrize("deployment", [{"MAEUL_ROOM_SPAN_CAP": "2"}], indirect=True, ids=["span-cap-2"])
@@ -350,11 +360,7 @@ async def test_a_chromium_page_and_kiosks_in_a_room_spanning_two_workers(
     other worker (the web process opens the pipe). The page decodes the kiosks' video from across
     the pipe, and each kiosk decodes both its neighbours, the page's video among them."""
     d = deployment
-    kiosks = start_kiosks(d.tokens[:2])
-    hall = BrowserHall(d.url, d.tokens[4], d.rooms[0])
-    redis = aioredis.Redis.from_url(d.redis.url)
-    procs = [*d.webs, *d.workers.values()]
-    try:
+    async with scene(d, start_kiosks, 2) as (kiosks, hall, redis, procs):
 
         async def kiosks_receive() -> bool:
             return all(frames(k) > 30 for k in kiosks)
@@ -385,9 +391,6 @@ async def test_a_chromium_page_and_kiosks_in_a_room_spanning_two_workers(
         await asyncio.sleep(3)
         assert all(frames(k) > b + 20 for k, b in zip(kiosks, before[0], strict=True))
         assert page_frames() > before[1] + 20, (before[1], hall.samples.video_frames[-3:])
-    finally:
-        await hall.close()
-        await redis.aclose()
 
 
 async def _drains(

@@ -35,21 +35,30 @@ Printed, all from one run:
   by a pipe. The CPU time of both worker processes over the same window, divided by N. Then
   ``RESULT cascade_vs_single_ratio=`` (the issue's target: at most 1.15).
 
-Not printed: ``broadcast_subscribers_at_14fps``. The subscribers here count packets and do not
-decode, and on this 2-core machine the peers in this process run out of CPU before two workers
-do, so the largest room that keeps 14 fps would measure the bench, not the SFU. See docs/scale.md.
+* ``RESULT broadcast_subscribers_at_14fps=``: then a ladder of 1 -> N rooms spanning both workers
+  (``LADDER``: 16, 32, 48, 64, 96, ... until one fails; ``--no-ladder`` skips it): the largest N in
+  which every subscriber got at least 14 complete frames a second (the publisher sends 15) and
+  every audio packet in the window (the gaps between audio packets are printed, not judged: see
+  ``LADDER``). The subscribers count instead of decoding (``FrameCounter``:
+  a frame is complete when its last packet arrives with no sequence number missing since the
+  previous frame; a lost packet is not asked for again, so the figure errs low). They live in
+  this process, so on a 2-core machine its event loop may run out of CPU before the workers do:
+  each step prints both, and ``failed_at=`` says which was at 85 % of a core or more when the
+  ladder stopped (a step that fails is tried once more before it stops the ladder).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +69,7 @@ if str(ROOT) not in sys.path:
 from redis.asyncio import Redis  # noqa: E402
 
 from kiosk.media import PacedVideo  # noqa: E402
+from rtc import aiortc_internals as ai  # noqa: E402
 from server.cluster.registry import SpanPolicy, connect, worker_key  # noqa: E402
 from server.cluster.remote import RemoteSfu  # noqa: E402
 from server.sfu import ParticipantLeft, SfuEvent  # noqa: E402
@@ -67,11 +77,19 @@ from tests.bench.sfu.clip import FPS, HEIGHT, WIDTH  # noqa: E402
 from tests.bench.sfu.common import proc_cpu_seconds  # noqa: E402
 from tests.cluster.parts import RedisServer, sfu_worker_env  # noqa: E402
 from tests.cluster.test_cluster_media import Proc  # noqa: E402
-from tests.sfu.sfu_testkit import LUMA, Client  # noqa: E402
+from tests.sfu.sfu_testkit import LUMA, Client, _PacketCounter  # noqa: E402
 
 BROADCAST = "broadcast"
 OTHER = "other"
 CASCADE = "cascade"
+#: The broadcast ladder (``broadcast_subscribers_at_14fps``): room sizes tried in turn, each
+#: spanning both workers, until one fails. A subscriber passes with at least MIN_FPS complete
+#: frames a second and no audio packet missing. (Not by the gaps between audio packets as this
+#: process sees them: its one event loop reads each subscriber's socket a packet at a time, so an
+#: audio packet waits behind that subscriber's video, all subscribers alike. At 128 every
+#: subscriber saw the same 0.17 s gaps at the same moments while this loop never lagged 40 ms.)
+LADDER = (16, 32, 48, 64, 96, 128, 160, 192, 256)
+MIN_FPS = 14.0
 
 
 class NoisyVideo(PacedVideo):
@@ -88,6 +106,64 @@ class NoisyVideo(PacedVideo):
 
     def picture(self, n: int) -> bytes:
         return self._noise[n % len(self._noise)]
+
+
+@dataclass
+class Reception:
+    """What a subscriber could show, counted without decoding: when each complete video frame
+    arrived, and each audio packet."""
+
+    frames: list[float] = field(default_factory=list)
+    audio: list[float] = field(default_factory=list)
+    #: When an audio packet was found missing (its sequence number skipped), one entry each.
+    audio_lost: list[float] = field(default_factory=list)
+
+
+class FrameCounter(_PacketCounter):
+    """The testkit's RTP counter, also noting complete frames: a frame is complete when its last
+    packet (the marker) arrives and no sequence number went missing since the previous frame's
+    last packet (the SFU numbers its own padding in the same sequence). A real receiver would ask
+    for a lost packet again; this one counts the frame as lost, so the figure errs low. Audio:
+    each packet's arrival, and each one missing."""
+
+    def __init__(self, client: Client, transceiver: Any, reception: Reception) -> None:
+        super().__init__(client, transceiver)
+        self.audio = transceiver.kind == "audio"
+        self.reception = reception
+        self.expected: int | None = None
+        self.broken = False
+
+    async def _handle_rtp_packet(self, packet: Any, arrival_time_ms: int) -> None:
+        await super()._handle_rtp_packet(packet, arrival_time_ms)
+        now = time.monotonic()
+        seq = packet.sequence_number
+        skipped = 0 if self.expected is None else (seq - self.expected) & 0xFFFF
+        if skipped >= 0x8000:
+            return  # late (reordered), already counted missing
+        self.expected = (seq + 1) & 0xFFFF
+        if self.audio:
+            self.reception.audio.append(now)
+            self.reception.audio_lost.extend([now] * skipped)
+            return
+        if skipped:
+            self.broken = True
+        if packet.marker:
+            if not self.broken:
+                self.reception.frames.append(now)
+            self.broken = False
+
+
+class CountingClient(Client):
+    """A subscriber with one video and one audio slot that counts instead of decoding."""
+
+    def __init__(self, name: str, reception: Reception) -> None:
+        self.reception = reception  # (the parent's constructor installs the counters)
+        super().__init__(name, video_slots=1, audio_slots=1, decode=False)
+
+    def _count_packets_instead_of_decoding(self) -> None:
+        for t in self.pc.getTransceivers():
+            if t.direction == "recvonly":
+                ai.intercept_receive(t.receiver, FrameCounter(self, t, self.reception).start)
 
 
 def log(msg: str) -> None:
@@ -107,6 +183,7 @@ class Peer:
         self.growth_times: list[float] = []
         self.joins = 0
         self.joined_at = 0.0  # when the current client's answer came
+        self.reception = Reception()
 
     def make_client(self) -> Client:
         if self.publisher:
@@ -114,7 +191,7 @@ class Peer:
             video = next(t for t in client.pc.getTransceivers() if t.kind == "video")
             video.sender.replaceTrack(NoisyVideo())
             return client
-        return Client(self.name, video_slots=1, audio_slots=1, decode=False)
+        return CountingClient(self.name, self.reception)
 
     def video_packets(self) -> int:
         client = self.client
@@ -201,62 +278,171 @@ async def settle(pids: list[int], workers: list[Proc]) -> None:
             raise RuntimeError(f"{', '.join(dead)} exited after the cascade")
 
 
-async def cascade_phase(
-    redis_url: str, workers: dict[str, Proc], n_subscribers: int, window: float, clients: list[Redis]
-) -> float:
-    """The 1 -> N room spanning both workers; returns its CPU per subscriber (% of a core)."""
+@dataclass
+class SpanningRoom:
+    """A 1 -> N room spanning both workers, every subscriber receiving video."""
+
+    publisher: Peer
+    subscribers: list[Peer]
+    home: str  # the worker the room lives on (the publisher's)
+    counts: dict[str, int]  # subscribers per worker
+    cap: int | None
+    pids: list[int]  # the workers' processes
+
+
+@contextlib.asynccontextmanager
+async def spanning_room(
+    redis_url: str, workers: dict[str, Proc], n_subscribers: int, clients: list[Redis], room: str = CASCADE
+) -> AsyncIterator[SpanningRoom]:
+    """The web side's placement with a participant cap of N/2 + 1 (``SpanPolicy(cap=...)``, what
+    ``MAEUL_ROOM_SPAN_CAP`` sets) puts the publisher and half the subscribers on the room's home
+    and the other half on the second worker, joined by a pipe. Yielded once every subscriber
+    receives video and 3 s more have passed; closed (on both workers, with its pipes) after, and
+    the workers left idle again."""
     redis = connect(redis_url)
     clients.append(redis)
     span = SpanPolicy(cap=n_subscribers // 2 + 1)
     plane = RemoteSfu(redis, span=span)
     await plane.start()
-    publisher = Peer(CASCADE, "cpub", publisher=True)
-    subscribers = [Peer(CASCADE, f"csub{i}", publisher=False) for i in range(n_subscribers)]
+    publisher = Peer(room, "cpub", publisher=True)
+    subscribers = [Peer(room, f"csub{i}", publisher=False) for i in range(n_subscribers)]
     stop = asyncio.Event()
     sampling = asyncio.create_task(sampler(subscribers, stop))
     everyone = [publisher, *subscribers]
     try:
         for peer in everyone:
             await peer.join(plane)
-        where = {p.name: plane.participant(CASCADE, p.name).placement.worker for p in everyone}
+        where = {p.name: plane.participant(room, p.name).placement.worker for p in everyone}
         home = where["cpub"]
         counts = {w: sum(1 for p in subscribers if where[p.name] == w) for w in workers}
-        log(f"cascade placed: home {home}, subscribers per worker {counts} (cap {span.cap})")
+        log(f"{room} placed: home {home}, subscribers per worker {counts} (cap {span.cap})")
         if min(counts.values()) == 0:
-            raise RuntimeError(f"the cascade room did not span both workers: {counts}")
+            raise RuntimeError(f"the room {room} did not span both workers: {counts}")
         await wait_for(
             lambda: all(p.packets > 50 for p in subscribers),
-            60,
-            "every subscriber of the spanning room receives video",
+            60 + n_subscribers / 2,
+            f"every subscriber of the spanning room {room} receives video",
             list(workers.values()),
         )
-        log("every subscriber of the spanning room receives video; settling 3 s")
+        log(f"every subscriber of {room} receives video; settling 3 s")
         await asyncio.sleep(3)
         pids = [proc.process.pid for proc in workers.values() if proc.process is not None]
-        packets0 = [p.video_packets() for p in subscribers]
-        pcts, elapsed = await worker_cpu_pct(pids, window)
-        pps = [(p.video_packets() - b) / elapsed for p, b in zip(subscribers, packets0, strict=True)]
-        total = sum(pcts)
-        per_worker = " ".join(f"worker{w}_cpu_pct={pct:.1f}" for w, pct in zip(workers, pcts, strict=True))
-        print(
-            f"RESULT cascade_cpu_per_subscriber_pct={total / n_subscribers:.2f} {per_worker} "
-            f"home={home} subscribers={n_subscribers} per_worker={counts} window_s={elapsed:.1f} "
-            f"min_subscriber_video_pps={min(pps):.0f} loadavg={os.getloadavg()[0]:.1f}",
-            flush=True,
-        )
-        return total / n_subscribers
+        yield SpanningRoom(publisher, subscribers, home, counts, span.cap, pids)
     finally:
         stop.set()
         await asyncio.gather(sampling, return_exceptions=True)
         for peer in everyone:
             await peer.close()
-        await plane.close_room(CASCADE)  # (on both workers, with its pipes)
+        await plane.close_room(room)
         await plane.close()
         pids = [proc.process.pid for proc in workers.values() if proc.process is not None]
         await settle(pids, list(workers.values()))
 
 
-async def run(n_subscribers: int, window: float, tmp: Path) -> dict[str, Any]:
+async def cascade_phase(
+    redis_url: str, workers: dict[str, Proc], n_subscribers: int, window: float, clients: list[Redis]
+) -> float:
+    """The 1 -> N room spanning both workers; returns its CPU per subscriber (% of a core)."""
+    async with spanning_room(redis_url, workers, n_subscribers, clients) as room:
+        packets0 = [p.video_packets() for p in room.subscribers]
+        pcts, elapsed = await worker_cpu_pct(room.pids, window)
+        pps = [(p.video_packets() - b) / elapsed for p, b in zip(room.subscribers, packets0, strict=True)]
+        total = sum(pcts)
+        per_worker = " ".join(f"worker{w}_cpu_pct={pct:.1f}" for w, pct in zip(workers, pcts, strict=True))
+        print(
+            f"RESULT cascade_cpu_per_subscriber_pct={total / n_subscribers:.2f} {per_worker} "
+            f"home={room.home} subscribers={n_subscribers} per_worker={room.counts} window_s={elapsed:.1f} "
+            f"min_subscriber_video_pps={min(pps):.0f} loadavg={os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+        return total / n_subscribers
+
+
+@dataclass
+class LadderStep:
+    """One step of the broadcast ladder, measured over its window."""
+
+    n: int
+    fps: list[float]  # each subscriber's complete frames a second
+    gaps: list[float]  # each subscriber's longest audio gap (seconds), as this process saw it
+    lost: list[int]  # each subscriber's audio packets missing
+    worker_pcts: list[float]
+    loop_pct: float  # this process's event loop (main thread), % of a core
+
+    @property
+    def min_fps(self) -> float:
+        return min(self.fps)
+
+    @property
+    def passed(self) -> bool:
+        return self.min_fps >= MIN_FPS and not any(self.lost)
+
+    @property
+    def bound(self) -> str:
+        """What ran out, if anything: a worker or this process's loop at 85 % of a core or more."""
+        if max(self.worker_pcts) >= 85:
+            return "workers"
+        return "bench" if self.loop_pct >= 85 else "neither"
+
+
+async def ladder_step(
+    redis_url: str, workers: dict[str, Proc], n: int, window: float, clients: list[Redis]
+) -> LadderStep:
+    async with spanning_room(redis_url, workers, n, clients, room=f"ladder{n}") as room:
+        start, loop0 = time.monotonic(), time.thread_time()
+        pcts, elapsed = await worker_cpu_pct(room.pids, window)
+        end = time.monotonic()
+        loop_pct = 100 * (time.thread_time() - loop0) / (end - start)
+    step = LadderStep(
+        n,
+        [sum(1 for t in p.reception.frames if start <= t <= end) / elapsed for p in room.subscribers],
+        [longest_gap(p.reception.audio, start, end) for p in room.subscribers],
+        [sum(1 for t in p.reception.audio_lost if start <= t <= end) for p in room.subscribers],
+        pcts,
+        loop_pct,
+    )
+    gaps = sorted(step.gaps)
+    log(
+        f"ladder 1 -> {n}: {'passed' if step.passed else 'FAILED'}; fps min {step.min_fps:.1f} median "
+        f"{sorted(step.fps)[n // 2]:.1f}, below {MIN_FPS:.0f}: {sum(f < MIN_FPS for f in step.fps)}; "
+        f"audio packets lost {sum(step.lost)} (at {sum(1 for x in step.lost if x)} subscribers); "
+        f"longest audio gap as this process saw it {gaps[-1]:.2f} s (median {gaps[n // 2]:.2f}); workers "
+        f"{', '.join(f'{x:.0f}' for x in pcts)} % of a core; this process's loop {loop_pct:.0f} %; "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+    return step
+
+
+async def broadcast_ladder(
+    redis_url: str, workers: dict[str, Proc], steps: Sequence[int], window: float, clients: list[Redis]
+) -> int:
+    """``broadcast_subscribers_at_14fps``: the largest 1 -> N room spanning both workers in which
+    every subscriber gets at least MIN_FPS complete frames a second and every audio packet, trying
+    the sizes of ``steps`` in turn until one fails twice. Each step also says how busy this
+    process's event loop was (its main thread's CPU): the subscribers live here, and on a 2-core
+    machine they may run out of CPU before the workers do (``bound``)."""
+    best = 0
+    failed_at = "none"  # every step passed
+    for n in steps:
+        # A step that fails is tried once more: one hiccup of this process (a burst of packets
+        # its loop read too late) is not the SFU's limit.
+        tries = [await ladder_step(redis_url, workers, n, window, clients)]
+        if not tries[0].passed:
+            tries.append(await ladder_step(redis_url, workers, n, window, clients))
+        if not any(t.passed for t in tries):
+            last = tries[-1]
+            failed_at = f"{n}:{last.bound}:min_fps={last.min_fps:.1f}:audio_lost={sum(last.lost)}"
+            break
+        best = n
+    print(
+        f"RESULT broadcast_subscribers_at_14fps={best} spanning_workers=2 min_fps={MIN_FPS:.0f} "
+        f"audio=no_packet_lost failed_at={failed_at}",
+        flush=True,
+    )
+    return best
+
+
+async def run(n_subscribers: int, window: float, tmp: Path, ladder: bool = True) -> dict[str, Any]:
     results: dict[str, Any] = {}
     redis_server = RedisServer()
     redis_server.start()
@@ -284,6 +470,10 @@ async def run(n_subscribers: int, window: float, tmp: Path) -> dict[str, Any]:
         results["cascade_cpu_per_subscriber_pct"] = await cascade_phase(
             redis_server.url, workers, n_subscribers, window, clients
         )
+        if ladder:
+            results["broadcast_subscribers_at_14fps"] = await broadcast_ladder(
+                redis_server.url, workers, LADDER, window, clients
+            )
         plane_redis = connect(redis_server.url)
         clients.append(plane_redis)
         plane = RemoteSfu(plane_redis)
@@ -439,6 +629,11 @@ def main() -> int:
     ap.add_argument(
         "--subscribers", type=int, help="subscribers in the broadcast room (default 16 quick, 48 full)"
     )
+    ap.add_argument(
+        "--no-ladder",
+        action="store_true",
+        help="skip the broadcast ladder (broadcast_subscribers_at_14fps: several minutes)",
+    )
     args = ap.parse_args()
     n = args.subscribers or (16 if args.quick else 48)
     window = 10.0 if args.quick else 30.0
@@ -447,7 +642,7 @@ def main() -> int:
         f"1 -> {n}, window {window:.0f} s"
     )
     with tempfile.TemporaryDirectory(prefix="maeul-scale-") as tmp:
-        asyncio.run(run(n, window, Path(tmp)))
+        asyncio.run(run(n, window, Path(tmp), ladder=not args.no_ladder))
     return 0
 
 

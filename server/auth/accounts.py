@@ -145,4 +145,3 @@ async def api_account_action(request: web.Request) -> web.Response:
     await _act(request, account_id, data.action)
     row = next(r for r in await _rows(request) if r.account.id == account_id)
     return web.json_response({"account": account_json(row)})
-

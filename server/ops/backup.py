@@ -105,7 +105,6 @@ def safe_relative(path: str) -> PurePosixPath:
     return pure
 
 
-
 def copy_hashed(source: Path, target: Path) -> FileEntry:
     """Copy a file durably, hashing the bytes written (a file still growing, like a live recording,
     is copied as far as it was when read)."""

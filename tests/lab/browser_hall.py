@@ -230,9 +230,7 @@ class BrowserOfficial(BrowserHall):
     """An official's room page (``/rooms/ID``, ``query`` appended, e.g. ``?simulcast=1``), logged
     in through the real form, sampled like a hall."""
 
-    def __init__(
-        self, base_url: str, username: str, password: str, room_id: int, **kw: Any
-    ) -> None:
+    def __init__(self, base_url: str, username: str, password: str, room_id: int, **kw: Any) -> None:
         super().__init__(base_url, "", room_id, **kw)
         self.username = username
         self.password = password

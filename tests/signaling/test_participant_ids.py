@@ -17,8 +17,6 @@ def test_one_id_per_device_or_account(role: Role, expected: str) -> None:
     assert parse_participant_id(expected) == (expected[0], 12)
 
 
-@pytest.mark.parametrize(
-    "pid", ["", "k", "a", "x12", "k-1", "k1.5", "k١٢", "a 3", "K12", "k" + "1" * 64]
-)
+@pytest.mark.parametrize("pid", ["", "k", "a", "x12", "k-1", "k1.5", "k١٢", "a 3", "K12", "k" + "1" * 64])
 def test_anything_else_is_not_a_participant_id(pid: str) -> None:
     assert parse_participant_id(pid) is None

@@ -289,22 +289,18 @@ class HeadlessKiosk:
                 self.stats.resumes += 1
                 log.info("headless kiosk resumed its meeting", extra={"room_id": room_id})
                 return True
-            if "error" not in ack:
+            if "error" in ack:
+                why = str(ack["error"].get("code"))
+            else:
+                why = "the server no longer held its media"
                 with contextlib.suppress(Exception):
                     await sock.call("leave", {}, timeout=2)  # it joined us anew: undo, start over
-            # Why the meeting is made again with a new peer connection (the hall's media stops
-            # for a few seconds): the county's IT reads this in the kiosk's journal.
-            log.warning(
-                "headless kiosk could not resume its meeting: %s",
-                ack["error"].get("code") if "error" in ack else "the server no longer held its media",
-                extra={"room_id": room_id},
-            )
-            return False
-        log.warning(
-            "headless kiosk could not resume its meeting: %s",
-            "told to stop" if stop.is_set() or ended.is_set() else "the link stayed down",
-            extra={"room_id": room_id},
-        )
+            break
+        else:
+            why = "told to stop" if stop.is_set() or ended.is_set() else "the link stayed down"
+        # Why the meeting is made again with a new peer connection (the hall's media stops for a
+        # few seconds): the county's IT reads this in the kiosk's journal.
+        log.warning("headless kiosk could not resume its meeting: %s", why, extra={"room_id": room_id})
         return False
 
     def _peer(self, ack: dict[str, Any]) -> RTCPeerConnection:

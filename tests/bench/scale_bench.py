@@ -426,12 +426,11 @@ async def broadcast_ladder(
     for n in steps:
         # A step that fails is tried once more: one hiccup of this process (a burst of packets
         # its loop read too late) is not the SFU's limit.
-        tries = [await ladder_step(redis_url, workers, n, window, clients)]
-        if not tries[0].passed:
-            tries.append(await ladder_step(redis_url, workers, n, window, clients))
-        if not any(t.passed for t in tries):
-            last = tries[-1]
-            failed_at = f"{n}:{last.bound}:min_fps={last.min_fps:.1f}:audio_lost={sum(last.lost)}"
+        step = await ladder_step(redis_url, workers, n, window, clients)
+        if not step.passed:
+            step = await ladder_step(redis_url, workers, n, window, clients)
+        if not step.passed:
+            failed_at = f"{n}:{step.bound}:min_fps={step.min_fps:.1f}:audio_lost={sum(step.lost)}"
             break
         best = n
     print(

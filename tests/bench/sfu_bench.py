@@ -366,14 +366,14 @@ def fanout(
             current = n
             flowing = h.wait_flowing(20)
             time.sleep(1.5)
-            spy = (
-                start_pyspy(h.server.pid, window, f"{mode}-1to{n}")
-                if mode == "sfu" and n == steps[-1]
-                else None
-            )
+            profiling = mode == "sfu" and n == steps[-1]
+            spy = start_pyspy(h.server.pid, window, f"{mode}-1to{n}") if profiling else None
+            perf = start_perf(h.server.pid, window, f"{mode}-1to{n}") if profiling else None
             m = h.measure(f"{mode}-1toN", n, window, flowing)
             if spy is not None:
                 finish_pyspy(*spy)
+            if perf is not None:
+                finish_perf(*perf)
             log("  " + m.line())
             if m.min_fps < FPS_TARGET and retry_failed:
                 # The machine is shared: measure once more before calling it a failure.
@@ -651,6 +651,62 @@ def finish_pyspy(proc: Any, path: Path) -> None:
     log(f"  py-spy top 15 by self time ({total} samples, {path}):")
     for leaf, c in sorted(self_time.items(), key=lambda kv: -kv[1])[:15]:
         log(f"    {100.0 * c / total:5.1f} %  {leaf}")
+
+
+def start_perf(pid: int, window: float, label: str) -> tuple[Any, Path] | None:
+    """With SFU_BENCH_PERF=<dir>: sample the server with Linux ``perf record`` during one
+    window. py-spy sees only Python frames and charges the kernel and C libraries to the
+    Python function that called them; perf splits the same time by shared object (kernel,
+    libpython, libsrtp, uvloop, ...), which is what says how much a C path could save."""
+    out_dir = os.environ.get("SFU_BENCH_PERF")
+    if not out_dir:
+        return None
+    import shutil
+    import subprocess
+
+    exe = shutil.which("perf")
+    if exe is None:
+        log("  SFU_BENCH_PERF is set but perf is not installed (Debian: linux-perf)")
+        return None
+    path = Path(out_dir) / f"{label}.perf.data"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [exe, "record", "--quiet", "-F", "999", "-p", str(pid), "-o", str(path), "--", "sleep", str(window)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), path
+
+
+def finish_perf(proc: Any, path: Path) -> None:
+    import subprocess
+
+    try:
+        proc.wait(timeout=60)
+    except Exception:
+        proc.kill()
+        return
+    if not path.exists():
+        log(f"  perf wrote nothing to {path}")
+        return
+    for sort, top in (("dso", 8), ("dso,sym", 25)):
+        report = subprocess.run(
+            [
+                "perf",
+                "report",
+                "-i",
+                str(path),
+                "--stdio",
+                "--no-children",
+                "--sort",
+                sort,
+                "--percent-limit",
+                "0.5",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+        rows = [line for line in report.splitlines() if line.strip() and not line.startswith("#")]
+        log(f"  perf, server process, by {sort} ({path}):")
+        for line in rows[:top]:
+            log(f"    {line.strip()}")
 
 
 def code_revision() -> str:

@@ -44,10 +44,10 @@ when an upgrade breaks one. Internals used, and why:
    ``RTCDtlsTransport.transport._connection._nominated`` (the selected pair per
    component), ``CandidatePair.protocol`` / ``remote_addr`` and
    ``aioice.ice.StunProtocol.transport`` (the asyncio datagram transport). It protects
-   through :class:`SrtpProtector`, which calls libsrtp's ``srtp_protect`` on the same
-   pylibsrtp ``Session`` (its ``_srtp``, ``_cdata`` and ``_buffer``, and
-   ``pylibsrtp._binding``): ``Session.protect`` allocates a C ``int`` and goes through two
-   checks and a helper per packet, a third of its cost on a 1 100-byte packet.
+   through :func:`srtp_context`, which hands libsrtp's ``srtp_protect`` (from
+   ``pylibsrtp._binding``) and the pylibsrtp ``Session``'s ``srtp_t`` (its ``_srtp``; its
+   ``_cdata`` gives the size limit) to :mod:`rtc._rtp_writer`, where the slot's packet is
+   written and protected in one C call.
 5. ``RTCRtpSender._ssrc``: the SSRC aiortc put in the answer's ``a=ssrc``
    line; forwarded packets must carry it so the subscriber demuxes them.
 6. ``RTCRtpReceiver._RTCRtpReceiver__decoder_thread``: read by tests only,
@@ -145,6 +145,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
+from rtc._rtp_writer import PacketWriter, SrtpContext
 from rtc.udp_mux import MuxSocket, MuxTransport, UdpMux, pack_sockaddr
 
 logger = logging.getLogger(__name__)
@@ -183,6 +184,7 @@ __all__ = [
     "unregister_rtp_sender",
     "send_rtp",
     "DirectRtpSender",
+    "srtp_context",
     "sender_ssrc",
     "decoder_thread_started",
     "versions_match",
@@ -563,36 +565,20 @@ async def send_rtp(transport: RTCDtlsTransport, data: bytes) -> None:
     await transport._send_rtp(data)
 
 
-class SrtpProtector:
-    """``pylibsrtp.Session.protect`` for one session, without its per-call allocation.
+#: libsrtp's ``srtp_protect`` inside pylibsrtp's binding, as an address for :class:`SrtpContext`.
+_SRTP_PROTECT_ADDR = int(_srtp_ffi.cast("uintptr_t", _srtp_ffi.addressof(_srtp_lib, "srtp_protect")))
 
-    The same libsrtp call on the same session and buffer as ``Session.protect`` (so both
-    may be used on one session, one after the other, as the event loop does), with the
-    length cell allocated once. Raises ``pylibsrtp.Error`` as ``protect`` does.
-    """
 
-    __slots__ = ("session", "_ctx", "_cdata", "_buffer", "_len", "_room")
-
-    def __init__(self, session: pylibsrtp.Session) -> None:
-        self.session = session
-        self._ctx = session._srtp[0]
-        self._cdata = session._cdata
-        self._buffer = session._buffer
-        self._len = _srtp_ffi.new("int *")
-        # what Session.protect refuses: the buffer must have room for the SRTP trailer
-        self._room = len(self._buffer) - pylibsrtp.SRTP_MAX_TRAILER_LEN
-
-    def protect(self, data: bytes) -> bytes:
-        size = len(data)
-        if size > self._room:
-            raise ValueError("packet is too long")
-        self._buffer[0:size] = data
-        cell = self._len
-        cell[0] = size
-        rc = _srtp_lib.srtp_protect(self._ctx, self._cdata, cell)
-        if rc:
-            pylibsrtp._srtp_assert(rc)
-        return self._buffer[0 : cell[0]]
+def srtp_context(session: pylibsrtp.Session) -> SrtpContext:
+    """``session``'s ``srtp_protect`` for :mod:`rtc._rtp_writer` (C): the same libsrtp call
+    on the same session as ``Session.protect`` (so both may be used on one session, one after
+    the other, as the event loop does), into the packet's own new buffer instead of the
+    session's. The context holds ``session``, so its libsrtp state outlives every use. It
+    refuses what ``Session.protect`` refuses: a packet longer than its buffer allows
+    (``ValueError``), and libsrtp's errors (``SrtpError``, where pylibsrtp raises its own
+    ``Error``)."""
+    ctx = int(_srtp_ffi.cast("uintptr_t", session._srtp[0]))
+    return SrtpContext(_SRTP_PROTECT_ADDR, ctx, session, len(session._cdata) - pylibsrtp.SRTP_MAX_TRAILER_LEN)
 
 
 class DirectRtpSender:
@@ -600,8 +586,13 @@ class DirectRtpSender:
 
     One per forwarding slot: the selected pair's socket and address are looked up
     again only when ICE selects another pair, so a packet costs one SRTP protect and
-    one ``sendto``, with no coroutine. aiortc's own transport byte/packet counters
-    (``RTCDtlsTransport`` stats) do not see these packets; the SFU counts its own.
+    one ``sendto`` (or a place in the UDP mux's next ``sendmmsg``), with no coroutine.
+    aiortc's own transport byte/packet counters (``RTCDtlsTransport`` stats) do not see
+    these packets; the SFU counts its own.
+
+    Both sends raise ``ConnectionError`` when the transport is not connected, as
+    ``send_rtp``, and return False where there is no direct path (a TURN relay's protocol
+    has its own async framing): the caller sends the plain packet with :func:`send_rtp`.
     """
 
     __slots__ = ("_dtls", "_nominated", "_pair", "_udp", "_addr", "_mux", "_sockaddr", "_srtp")
@@ -614,33 +605,60 @@ class DirectRtpSender:
         self._addr: tuple[str, int] = ("", 0)
         self._mux: MuxSocket | None = None  # the shared socket, when the pair is on a UDP mux
         self._sockaddr = b""
-        self._srtp: SrtpProtector | None = None  # for the DTLS transport's current session
+        self._srtp: SrtpContext | None = None  # for the DTLS transport's current session
 
     def send(self, data: bytes) -> bool:
-        """Protect and send one RTP packet now. False: no direct path (a TURN relay's
-        protocol has its own async framing), send it with :func:`send_rtp` instead.
+        """Protect and send one plain RTP packet now."""
+        srtp = self._context()
+        if srtp is None:
+            return False
+        self._send_protected(srtp.protect(data))
+        return True
 
-        Raises ``ConnectionError`` when the transport is not connected, as ``send_rtp``.
-        """
+    def send_written(
+        self,
+        writer: PacketWriter,
+        marker: int,
+        seq: int,
+        timestamp: int,
+        abs_send_time: int,
+        level: int,
+        payload: bytes,
+        padding: int,
+    ) -> bool:
+        """Write one packet of a slot with ``writer`` (:class:`rtc.rtputil.RtpHeaderLayout`),
+        protected in the same call, and send it now: forwarding's per-subscriber step."""
+        srtp = self._context()
+        if srtp is None:
+            return False
+        self._send_protected(
+            writer.write(marker, seq, timestamp, abs_send_time, level, payload, padding, srtp)
+        )
+        return True
+
+    def _context(self) -> SrtpContext | None:
+        """The SRTP context to protect with (None: no direct path), the pair chosen."""
         dtls = self._dtls
         if dtls._state is not DtlsState.CONNECTED:
             raise ConnectionError("Cannot send encrypted RTP, not connected")
         pair = self._nominated.get(1)
         if pair is not self._pair:
             self._select(pair)
-        udp = self._udp
-        if udp is None:
-            return False
+        if self._udp is None:
+            return None
         srtp = self._srtp
-        if srtp is None or srtp.session is not dtls._tx_srtp:
-            srtp = self._srtp = SrtpProtector(dtls._tx_srtp)
+        if srtp is None or srtp.owner is not dtls._tx_srtp:
+            srtp = self._srtp = srtp_context(dtls._tx_srtp)
+        return srtp
+
+    def _send_protected(self, data: bytes) -> None:
         mux = self._mux
         if mux is not None:
             # with the other copies of this turn, in one sendmmsg (item 10)
-            mux.queue(srtp.protect(data), self._sockaddr)
+            mux.queue(data, self._sockaddr)
         else:
-            udp.sendto(srtp.protect(data), self._addr)
-        return True
+            assert self._udp is not None
+            self._udp.sendto(data, self._addr)
 
     def _select(self, pair: Any) -> None:
         if pair is None:

@@ -7,6 +7,8 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 
+from rtc._rtp_writer import PacketWriter
+
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
 
 
@@ -60,7 +62,6 @@ def abs_send_time_now() -> int:
 #: and audio level (None: no audio-level extension); see :class:`RtpHeaderLayout`.
 HeaderSerializer = Callable[[int, "tuple[bool, int] | None"], bytes]
 
-_SEQ_TS = struct.Struct("!HL")
 _U32 = struct.Struct("!L")
 
 
@@ -74,32 +75,48 @@ class RtpHeaderLayout:
     fields written at known offsets, plus the payload: no packet object and no
     extension encoding per packet. The offsets are found by serializing twice with
     different values and comparing, so the layout follows whatever extension IDs and
-    header form (one- or two-byte) the serializer chose.
+    header form (one- or two-byte) the serializer chose. The copying is done by
+    :attr:`writer` (C, ``rtc/_rtp_writer.c``), which can also SRTP-protect the packet
+    in the same call: the per-subscriber step of forwarding.
     """
 
-    __slots__ = ("_plain", "_level", "_ast_plain", "_ast_level", "_level_at")
+    __slots__ = ("writer", "header_size", "_ast_plain", "_ast_level", "_level_at", "_ast_prefix")
 
     def __init__(self, serialize: HeaderSerializer) -> None:
         plain = serialize(0, None)
-        self._plain = _Template(plain, _changed_at(plain, serialize(0xFFFFFF, None), 3))
+        ast_plain = _changed_at(plain, serialize(0xFFFFFF, None), 3)
         with_level = serialize(0, (False, 0))
-        self._level_at = _changed_at(with_level, serialize(0, (True, 0x7F)), 1)
+        level_at = _changed_at(with_level, serialize(0, (True, 0x7F)), 1)
         # No audio-level ID negotiated: the serializer leaves the extension out.
-        self._level = (
-            _Template(with_level, _changed_at(with_level, serialize(0xFFFFFF, (False, 0)), 3), self._level_at)
-            if self._level_at is not None
-            else None
+        ast_level = (
+            _changed_at(with_level, serialize(0xFFFFFF, (False, 0)), 3) if level_at is not None else None
         )
+        for header, ast_at in ((plain, ast_plain), (with_level, ast_level)):
+            if header[1] & 0x80 or header[0] & 0x20:
+                raise ValueError("the template must have neither marker nor padding")
+            if ast_at is not None and ast_at < 12:
+                raise ValueError("abs-send-time inside the fixed RTP header")
+        self.writer = PacketWriter(
+            plain,
+            -1 if ast_plain is None else ast_plain,
+            with_level if level_at is not None else None,
+            -1 if ast_level is None else ast_level,
+            -1 if level_at is None else level_at,
+        )
+        #: Octets of a packet's header without audio level (what a paced video packet has).
+        self.header_size = len(plain)
         # kept for readers of the layout (tests): where abs-send-time sits in each form
-        self._ast_plain = self._plain.ast_at
-        self._ast_level = self._level.ast_at if self._level is not None else None
+        self._ast_plain = ast_plain
+        self._ast_level = ast_level
+        self._level_at = level_at
+        # the octet before abs-send-time, so restamp writes the value with one 4-byte pack
+        self._ast_prefix = plain[ast_plain - 1] << 24 if ast_plain is not None else 0
 
     def restamp(self, data: bytearray, abs_send_time: int) -> None:
         """Write a new abs-send-time into a packet :meth:`build` made without audio level
         (video), as it leaves a pacer: the receiver's estimate must not count the wait."""
-        template = self._plain
-        if template.ast_at is not None:
-            _U32.pack_into(data, template.ast_at - 1, template.ast_prefix | (abs_send_time & 0xFFFFFF))
+        if self._ast_plain is not None:
+            _U32.pack_into(data, self._ast_plain - 1, self._ast_prefix | (abs_send_time & 0xFFFFFF))
 
     def build(
         self,
@@ -112,43 +129,26 @@ class RtpHeaderLayout:
         payload: bytes,
         padding_size: int,
     ) -> bytes:
-        """The packet: template header with this packet's fields, payload, padding."""
-        template = self._plain
-        if audio_level is not None and self._level is not None:
-            template = self._level
-            data = bytearray(template.with_marker if marker else template.header)
-            data[template.level_at] = (0x80 if audio_level[0] else 0) | (audio_level[1] & 0x7F)
-        else:
-            data = bytearray(template.with_marker if marker else template.header)
-        _SEQ_TS.pack_into(data, 2, seq, timestamp)
-        ast_at = template.ast_at
-        if ast_at is not None:
-            # 4 bytes from the octet before the value (the extension's ID/length, constant)
-            _U32.pack_into(data, ast_at - 1, template.ast_prefix | (abs_send_time & 0xFFFFFF))
-        if not padding_size:
-            return bytes(data) + payload
-        data[0] |= 0x20  # P; V=2 and X stay as the template has them
-        data += payload
-        # RFC 3550 5.1: the last padding octet counts the padding; the others are ignored
-        data += bytes(padding_size - 1)
-        data.append(padding_size)
-        return bytes(data)
+        """The plain packet: template header with this packet's fields, payload, padding
+        (zeros but the last octet, which counts them: RFC 3550 5.1)."""
+        return self.writer.write(
+            marker,
+            seq,
+            timestamp,
+            abs_send_time & 0xFFFFFF,
+            level_octet(audio_level),
+            payload,
+            padding_size,
+            None,
+        )
 
 
-class _Template:
-    """One header form of a :class:`RtpHeaderLayout` (with or without audio level)."""
-
-    __slots__ = ("header", "with_marker", "ast_at", "ast_prefix", "level_at")
-
-    def __init__(self, header: bytes, ast_at: int | None, level_at: int = 0) -> None:
-        self.header = header
-        self.with_marker = header[:1] + bytes([header[1] | 0x80]) + header[2:]
-        if ast_at is not None and ast_at < 12:
-            raise ValueError("abs-send-time inside the fixed RTP header")
-        self.ast_at = ast_at
-        # the octet before abs-send-time, so the value is written with one 4-byte pack
-        self.ast_prefix = header[ast_at - 1] << 24 if ast_at is not None else 0
-        self.level_at = level_at
+def level_octet(audio_level: tuple[bool, int] | None) -> int:
+    """The audio-level extension's octet (RFC 6464: V, then -dBov), -1 for none: what
+    :meth:`PacketWriter.write` takes."""
+    if audio_level is None:
+        return -1
+    return (0x80 if audio_level[0] else 0) | (audio_level[1] & 0x7F)
 
 
 def _changed_at(a: bytes, b: bytes, width: int) -> int | None:

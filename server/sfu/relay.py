@@ -37,6 +37,7 @@ from rtc.rtputil import (
     ReceiveStatistics,
     RtpHeaderLayout,
     abs_send_time_now,
+    level_octet,
     nack_runs,
     ntp_now,
     seq_add,
@@ -726,8 +727,8 @@ class OutStream(_TaskOwner):
         ext.audio_level = audio_level
         return out.serialize(self._ext_map)
 
-    def _rewrite(self, packet: ai.RtpPacket, seq: int, timestamp: int) -> bytes:
-        """The packet for this subscriber: our SSRC, PT, numbering and extensions."""
+    def _rewrite(self, packet: ai.RtpPacket, seq: int, timestamp: int, payload: bytes) -> bytes:
+        """The plain packet for this subscriber: our SSRC, PT, numbering and extensions."""
         assert self._layout is not None
         return self._layout.build(
             marker=packet.marker,
@@ -735,24 +736,37 @@ class OutStream(_TaskOwner):
             timestamp=timestamp,
             abs_send_time=abs_send_time_now(),
             audio_level=packet.extensions.audio_level,
-            payload=packet.payload if self.layers is None else self.layers.munger.munge(packet.payload),
+            payload=payload,
             padding_size=packet.padding_size,
         )
 
     def _send(self, packet: ai.RtpPacket, retransmission: bool = False) -> None:
-        assert self._direct is not None
+        layout, direct = self._layout, self._direct
+        assert layout is not None and direct is not None
         seq = self._numbering.seq(packet.sequence_number)
         timestamp = self._numbering.timestamp(packet.timestamp)
-        data = self._rewrite(packet, seq, timestamp)
+        # (the munger numbers pictures: called exactly once per packet sent)
+        payload = packet.payload if self.layers is None else self.layers.munger.munge(packet.payload)
+        padding = packet.padding_size
+        pacer = self.pacer
         try:
-            if self.pacer is None or self.pacer.take(len(data)):
-                self._transmit(data)  # (its abs-send-time is this moment's)
+            # (a paced slot is video: its packets have the header without audio level)
+            if pacer is None or pacer.take(layout.header_size + len(payload) + padding):
+                # The common case, forwarding's per-subscriber step: the packet is written and
+                # SRTP-protected in one C call, stamped with this moment's abs-send-time.
+                level = level_octet(packet.extensions.audio_level)
+                marker = packet.marker
+                if not direct.send_written(
+                    layout.writer, marker, seq, timestamp, abs_send_time_now(), level, payload, padding
+                ):
+                    # a TURN relay frames data in its own coroutine: aiortc's path, in order
+                    self._spawn(self._send_rtp(self._rewrite(packet, seq, timestamp, payload)))
             else:
-                self.pacer.queue(self._transmit_paced, bytearray(data))
+                pacer.queue(self._transmit_paced, bytearray(self._rewrite(packet, seq, timestamp, payload)))
         except ConnectionError:
             return
         self.packets += 1
-        self.bytes += RTP_HEADER_BYTES + len(packet.payload) + packet.padding_size
+        self.bytes += RTP_HEADER_BYTES + len(packet.payload) + padding
         self.octets += len(packet.payload)
         if retransmission:
             self.retransmitted += 1

@@ -5,6 +5,7 @@ version pin, one test."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 from typing import Any
 
@@ -21,8 +22,11 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from pylibsrtp._binding import ffi as _srtp_ffi
+from pylibsrtp._binding import lib as _srtp_lib
 
 from rtc import aiortc_internals as ai
+from rtc._rtp_writer import SRTP_MAX_TRAILER_LEN, SrtpContext, SrtpError
 from rtc.udp_mux import UdpMux
 
 
@@ -225,15 +229,23 @@ def test_direct_rtp_sender_internals() -> None:
     assert not issubclass(aioice.turn.TurnClientUdpProtocol, aioice.ice.StunProtocol)
 
 
-def test_srtp_protector_internals() -> None:
-    # SrtpProtector makes Session.protect's own libsrtp call on the session's own buffers.
+def test_srtp_context_internals() -> None:
+    # srtp_context hands rtc._rtp_writer libsrtp's srtp_protect and the session's srtp_t,
+    # and takes Session.protect's size limit from the session's buffer.
     assert pylibsrtp.__version__ == "1.0.0"
+    init = inspect.getsource(pylibsrtp.Session.__init__)
+    assert 'self._cdata = ffi.new("char[]", 1500)' in init
+    assert "self._srtp = ffi.gc(srtp, lambda x: lib.srtp_dealloc(x[0]))" in init
     process = inspect.getsource(pylibsrtp.Session._Session__process)  # type: ignore[attr-defined]
-    assert "self._buffer[0 : len(data)] = data" in process
+    assert "if len(data) > len(self._cdata) - trailer:" in process
     assert "_srtp_assert(func(self._srtp[0], self._cdata, len_p))" in process
-    assert "return self._buffer[0 : len_p[0]]" in process
     protect = inspect.getsource(pylibsrtp.Session.protect)
     assert "self.__process(packet, lib.srtp_protect, SRTP_MAX_TRAILER_LEN)" in protect
+    assert pylibsrtp.SRTP_MAX_TRAILER_LEN == SRTP_MAX_TRAILER_LEN
+    # rtc/_rtp_writer.c calls it as int (*)(void *ctx, void *rtp, int *len): libsrtp 2's API
+    fn = _srtp_ffi.typeof(_srtp_ffi.addressof(_srtp_lib, "srtp_protect"))
+    assert fn.cname == "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
+    assert _srtp_ffi.sizeof("srtp_err_status_t") == _srtp_ffi.sizeof("int")
 
 
 def _srtp_pair() -> tuple[pylibsrtp.Session, pylibsrtp.Session, pylibsrtp.Session]:
@@ -247,9 +259,10 @@ def _srtp_pair() -> tuple[pylibsrtp.Session, pylibsrtp.Session, pylibsrtp.Sessio
     return session(out), session(out), session(pylibsrtp.Policy.SSRC_ANY_INBOUND)
 
 
-def test_srtp_protector_matches_session_protect() -> None:
+def test_srtp_context_matches_session_protect() -> None:
     stock, lean_session, rx = _srtp_pair()
-    lean = ai.SrtpProtector(lean_session)
+    lean = ai.srtp_context(lean_session)
+    assert lean.owner is lean_session
     for i, size in enumerate((0, 1, 160, 1100, 1500 - 144 - 12)):
         packet = ai.RtpPacket(payload_type=96, sequence_number=(65530 + i) & 0xFFFF, timestamp=i, ssrc=4242)
         packet.payload = bytes((i + j) & 0xFF for j in range(size))
@@ -262,10 +275,30 @@ def test_srtp_protector_matches_session_protect() -> None:
     assert rx.unprotect(lean_session.protect(data)) == data
     later = ai.RtpPacket(payload_type=96, sequence_number=4, timestamp=9, ssrc=4242).serialize()
     assert rx.unprotect(lean.protect(later)) == later
-    with pytest.raises(pylibsrtp.Error):  # the same index again: libsrtp's replay check
+    with pytest.raises(SrtpError, match="libsrtp error"):  # the same index again: libsrtp's replay check
         lean.protect(later)
     with pytest.raises(ValueError, match="too long"):
         lean.protect(bytes(1500 - 144 + 1))
+    with pytest.raises(TypeError):
+        lean.protect("not bytes")  # type: ignore[arg-type]
+
+
+def test_srtp_context_keeps_its_session_alive() -> None:
+    """The context holds the session: dropping every other reference does not free the
+    libsrtp state the C side protects with."""
+    _, lean_session, rx = _srtp_pair()
+    lean = ai.srtp_context(lean_session)
+    del lean_session
+    gc.collect()
+    data = ai.RtpPacket(
+        payload_type=96, sequence_number=7, timestamp=9, ssrc=4242, payload=b"x" * 50
+    ).serialize()
+    assert rx.unprotect(lean.protect(data)) == data
+
+
+def test_srtp_context_refuses_a_bad_session() -> None:
+    with pytest.raises(ValueError):
+        SrtpContext(0, 0, None, 1356)
 
 
 @pytest.mark.parametrize("muxed", [False, True], ids=["own-socket", "udp-mux"])

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import itertools
 
+import pylibsrtp
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 
 from rtc import aiortc_internals as ai
-from rtc.rtputil import RtpHeaderLayout
+from rtc._rtp_writer import PacketWriter
+from rtc.rtputil import RtpHeaderLayout, level_octet
 from server.sfu import SfuConfig
 from server.sfu import relay as relay_mod
 from server.sfu.relay import OutStream
@@ -88,7 +90,7 @@ def test_lean_rewrite_is_byte_identical_to_serialize(
         for marker, level, padding in cases:
             packet = _source_packet(kind, marker, level, padding)
             for seq, ts in ((0, 0), (65535, 0xFFFFFFFF), (1234, 3_000_000_000)):
-                lean = out._rewrite(packet, seq, ts)
+                lean = out._rewrite(packet, seq, ts, packet.payload)
                 old = _old_serialize(out, packet, seq, ts)
                 assert len(lean) == len(old)
                 if padding:
@@ -107,3 +109,70 @@ def test_layout_rejects_a_serializer_that_moves_fields() -> None:
     # A serializer whose length depends on the value has no fixed layout: refuse it.
     with pytest.raises(ValueError):
         RtpHeaderLayout(lambda ast, level: b"\x80\x60" + bytes(10 + (ast & 1)))
+
+
+@pytest.mark.parametrize("kind", ["audio", "video"])
+@pytest.mark.parametrize("exts", list(EXTENSION_SETS), ids=list(EXTENSION_SETS))
+def test_written_and_protected_in_one_call_is_protect_of_the_plain_packet(kind: str, exts: str) -> None:
+    """What OutStream sends in the common case (DirectRtpSender.send_written: the slot's
+    packet written and SRTP-protected by one C call) is byte for byte pylibsrtp's
+    ``Session.protect`` of the plain packet, and the subscriber's session decrypts it to that."""
+    key = bytes(range(30))
+
+    def session(kind: int) -> pylibsrtp.Session:
+        return pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=kind))
+
+    stock, lean = session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND), session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    rx = session(pylibsrtp.Policy.SSRC_ANY_INBOUND)
+    srtp = ai.srtp_context(lean)
+    out = _out(kind, EXTENSION_SETS[exts], "video-slot-12")
+    assert out._layout is not None
+    writer = out._layout.writer
+    seq = 65530  # across the wrap: libsrtp's rollover counter moves on both sessions alike
+    for marker, level, padding in itertools.product((0, 1), (None, (True, 33), (False, 127)), (0, 1, 4)):
+        packet = _source_packet(kind, marker, level, padding)
+        plain = out._layout.build(
+            marker=marker,
+            seq=seq,
+            timestamp=seq * 3000,
+            abs_send_time=ABS_SEND_TIME,
+            audio_level=level,
+            payload=packet.payload,
+            padding_size=padding,
+        )
+        protected = writer.write(
+            marker, seq, seq * 3000, ABS_SEND_TIME, level_octet(level), packet.payload, padding, srtp
+        )
+        assert protected == stock.protect(plain), (marker, level, padding)
+        assert rx.unprotect(protected) == plain
+        seq = (seq + 1) & 0xFFFF
+
+
+def test_the_writer_refuses_bad_fields_with_a_clear_error() -> None:
+    out = _out("video", EXTENSION_SETS["all"], "0")
+    assert out._layout is not None
+    writer = out._layout.writer
+    good = [0, 1, 2, 3, -1, b"payload", 0, None]
+    assert writer.write(*good)[12:] != b""
+    for index, bad, error in (
+        (1, 65536, "seq out of range"),
+        (1, -1, "seq out of range"),
+        (2, 1 << 32, "timestamp out of range"),
+        (3, 1 << 24, "abs_send_time out of range"),
+        (4, 256, "level out of range"),
+        (6, 256, "padding out of range"),
+    ):
+        fields = list(good)
+        fields[index] = bad
+        with pytest.raises(ValueError, match=error):
+            writer.write(*fields)
+    with pytest.raises(TypeError, match="SrtpContext"):
+        writer.write(*good[:7], object())
+    with pytest.raises(TypeError):
+        writer.write(*good[:5], "not bytes", 0, None)
+    with pytest.raises(TypeError, match="8 arguments"):
+        writer.write(*good[:7])
+    with pytest.raises(ValueError, match="inside the header"):
+        PacketWriter(bytes(12), 10, None, -1, -1)  # abs-send-time in the fixed header
+    with pytest.raises(ValueError, match="at least 12"):
+        PacketWriter(bytes(8), -1, None, -1, -1)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from rtc import aiortc_internals as ai
+from rtc._rtp_writer import PacketWriter
 from rtc.codecs import vp8
 from server.sfu import Sfu, SfuConfig
 from server.sfu.errors import InvalidRequest
@@ -551,6 +553,10 @@ class Sink:
     def send(self, data: bytes) -> bool:
         self.sent.append(data)
         return True
+
+    def send_written(self, writer: PacketWriter, *fields: Any) -> bool:
+        # DirectRtpSender.send_written's packet, left plain (no SRTP session here)
+        return self.send(writer.write(*fields, None))
 
 
 def _wired_slot(track: SimulcastInbound) -> tuple[OutStream, Sink]:

@@ -636,6 +636,14 @@ class DirectRtpSender:
         )
         return True
 
+    def send_rtcp(self, data: bytes) -> bool:
+        """Protect (SRTCP) and send one compound RTCP packet now: a slot's sender report,
+        past aiortc's coroutines as its RTP."""
+        if self._context() is None:
+            return False
+        self._send_protected(self._dtls._tx_srtp.protect_rtcp(data))
+        return True
+
     def _context(self) -> SrtpContext | None:
         """The SRTP context to protect with (None: no direct path), the pair chosen."""
         dtls = self._dtls

@@ -904,7 +904,14 @@ class OutStream(_TaskOwner):
             self._send(packet, retransmission=True)
 
     async def _send_rtcp(self, packets: list[Any]) -> None:
-        await self._send_rtp(b"".join(bytes(p) for p in packets))
+        data = b"".join(bytes(p) for p in packets)
+        if self._direct is not None:
+            try:
+                if self._direct.send_rtcp(data):  # synchronous, as the slot's RTP
+                    return
+            except ConnectionError:
+                return
+        await self._send_rtp(data)
 
     async def _send_rtp(self, data: bytes) -> None:
         if self._transport is None:
@@ -915,8 +922,10 @@ class OutStream(_TaskOwner):
             pass
 
     async def _run_rtcp(self) -> None:
+        c = self._config
+        interval = c.audio_rtcp_interval if self.kind == "audio" else c.rtcp_interval
         while True:
-            await asyncio.sleep(self._config.rtcp_interval * (0.5 + random.random()))
+            await asyncio.sleep(interval * (0.5 + random.random()))
             if not self.packets or self._numbering.last_seq is None:
                 continue
             ntp = ntp_now()

@@ -220,6 +220,7 @@ async def test_tune_consent_is_scoped_to_one_peer_connection() -> None:
 def test_direct_rtp_sender_internals() -> None:
     # DirectRtpSender replaces exactly this chain of per-packet coroutines with its last call.
     assert "self._tx_srtp.protect(data)" in inspect.getsource(RTCDtlsTransport._send_rtp)
+    assert "data = self._tx_srtp.protect_rtcp(data)" in inspect.getsource(RTCDtlsTransport._send_rtp)
     assert "self._send = self._connection.send" in inspect.getsource(aiortc.RTCIceTransport)
     assert "await self.sendto(data, 1)" in inspect.getsource(aioice.Connection.send)
     sendto = inspect.getsource(aioice.Connection.sendto)
@@ -309,6 +310,7 @@ async def test_direct_rtp_sender_delivers_decryptable_rtp_over_loopback(muxed: b
     sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
     receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
     got: asyncio.Queue[ai.RtpPacket] = asyncio.Queue()
+    got_rtcp: asyncio.Queue[ai.AnyRtcpPacket] = asyncio.Queue()
     started: dict[str, Any] = {}
 
     class Receiver:
@@ -316,7 +318,7 @@ async def test_direct_rtp_sender_delivers_decryptable_rtp_over_loopback(muxed: b
             got.put_nowait(packet)
 
         async def _handle_rtcp_packet(self, packet: ai.AnyRtcpPacket) -> None:
-            pass
+            got_rtcp.put_nowait(packet)
 
         def _handle_disconnect(self) -> None:
             pass
@@ -366,6 +368,13 @@ async def test_direct_rtp_sender_delivers_decryptable_rtp_over_loopback(muxed: b
             123456,
             packet.payload,
         )
+        # a sender report, protected with SRTCP, past aiortc's coroutines as the RTP
+        ssrc = ai.sender_ssrc(t_send.sender)
+        info = ai.RtcpSenderInfo(ntp_timestamp=1 << 40, rtp_timestamp=123456, packet_count=1, octet_count=41)
+        assert direct.send_rtcp(bytes(ai.RtcpSrPacket(ssrc=ssrc, sender_info=info))) is True
+        report = await asyncio.wait_for(got_rtcp.get(), 5)
+        assert isinstance(report, ai.RtcpSrPacket) and report.ssrc == ssrc
+        assert report.sender_info.rtp_timestamp == 123456
         if mux is not None:
             (mux_socket,) = mux.sockets()
             assert ai.udp_mux_of(sender_pc) == [mux_socket]

@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import aiortc.rtcrtpreceiver
 import pytest
@@ -15,6 +16,7 @@ from rtc import aiortc_internals as ai
 from server.sfu import (
     ActiveSpeakerChanged,
     Sfu,
+    SfuConfig,
     SfuEvent,
     VideoDemandChanged,
 )
@@ -244,3 +246,45 @@ async def test_upstream_loss_is_nacked_to_the_publisher(sfu: Sfu, make_client: C
     inbound = sfu._room("r").participants["a"].inbound["video"]
     assert inbound.nacks_sent > 0
     await _video_keeps_decoding(b, "a")
+
+
+async def test_sender_reports_reach_the_subscriber_and_measure_the_rtt(
+    make_client: Callable[..., Client],
+) -> None:
+    """Each slot sends the subscriber sender reports, past aiortc's coroutines on the slot's
+    direct path: video every ``rtcp_interval``, audio every ``audio_rtcp_interval`` (as
+    libwebrtc does); the subscriber's receiver reports of them give the slot its RTT."""
+    config = SfuConfig(
+        host_addresses=("127.0.0.1",), ice_servers=(), rtcp_interval=0.5, audio_rtcp_interval=3.0
+    )
+    sfu = Sfu(config)
+    try:
+        sfu.open_room("r")
+        await join(sfu, make_client, "a", luma=LUMA["a"], amplitude=12000)
+        b = make_client("b", video_slots=1, audio_slots=1)
+        reports: dict[str, list[float]] = {"audio": [], "video": []}
+        for t in b.pc.getTransceivers():
+            receiver, kind = t.receiver, t.kind
+            stock = receiver._handle_rtcp_packet
+
+            async def counting(packet: ai.AnyRtcpPacket, stock: Any = stock, kind: str = kind) -> None:
+                if isinstance(packet, ai.RtcpSrPacket):
+                    reports[kind].append(time.monotonic())
+                await stock(packet)
+
+            receiver._handle_rtcp_packet = counting  # type: ignore[method-assign]
+        await b.connect(await sfu.admit("r", "b"))
+        await wait_until(lambda: sees_video(b, "a") and hears(b, "a"), 10, "b receives a")
+        start = time.monotonic()
+        await asyncio.sleep(6.0)
+        video = [t for t in reports["video"] if t >= start]
+        audio = [t for t in reports["audio"] if t >= start]
+        # 6 s at a mean of 0.5 s (each interval 0.25-0.75 s) and of 3 s (1.5-4.5 s)
+        assert 7 <= len(video) <= 25, reports
+        assert 1 <= len(audio) <= 4, reports
+        slots = sfu._room("r").get("b")
+        assert slots is not None
+        (video_slot,) = slots.video_slots
+        assert video_slot.rtt is not None and 0 <= video_slot.rtt < 0.5, video_slot.rtt
+    finally:
+        await sfu.close()

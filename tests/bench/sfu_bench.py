@@ -22,6 +22,7 @@ import signal
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -609,34 +610,51 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def _start_sampler(variable: str, label: str, cmd: Callable[[Path], list[str]]) -> tuple[Any, Path] | None:
+    """With ``variable``=<dir> in the environment: run the sampler ``cmd(<dir>/<label>)``
+    (its output file) in the background; None when the variable is not set."""
+    out_dir = os.environ.get(variable)
+    if not out_dir:
+        return None
+    import subprocess
+
+    path = Path(out_dir) / label
+    path.parent.mkdir(parents=True, exist_ok=True)  # neither sampler creates it
+    return subprocess.Popen(cmd(path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), path
+
+
+def _sampler_done(proc: Any, path: Path, name: str) -> bool:
+    """Wait for a sampler from :func:`_start_sampler`; whether it wrote its file."""
+    try:
+        proc.wait(timeout=60)
+    except Exception:
+        proc.kill()
+        return False
+    if not path.exists():
+        log(f"  {name} wrote nothing to {path}")
+        return False
+    return True
+
+
 def start_pyspy(pid: int, window: float, label: str) -> tuple[Any, Path] | None:
     """With SFU_BENCH_PYSPY=<dir>: sample the server with py-spy during one window.
 
     ``--nonblocking`` so the sampler does not pause the process it measures; the
     collapsed stacks go to <dir>/<label>.txt and the top 15 by self time are printed.
     """
-    out_dir = os.environ.get("SFU_BENCH_PYSPY")
-    if not out_dir:
-        return None
     import shutil
-    import subprocess
 
     exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    path = Path(out_dir) / f"{label}.txt"
-    path.parent.mkdir(parents=True, exist_ok=True)  # py-spy does not create it
     cmd = [exe, "record", "--pid", str(pid), "--duration", str(int(window)), "--rate", "200"]
-    cmd += ["--nonblocking", "--format", "raw", "--output", str(path)]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), path
+    return _start_sampler(
+        "SFU_BENCH_PYSPY",
+        f"{label}.txt",
+        lambda path: cmd + ["--nonblocking", "--format", "raw", "--output", str(path)],
+    )
 
 
 def finish_pyspy(proc: Any, path: Path) -> None:
-    try:
-        proc.wait(timeout=60)
-    except Exception:
-        proc.kill()
-        return
-    if not path.exists():
-        log(f"  py-spy wrote nothing to {path}")
+    if not _sampler_done(proc, path, "py-spy"):
         return
     self_time: dict[str, int] = {}
     total = 0
@@ -658,50 +676,42 @@ def start_perf(pid: int, window: float, label: str) -> tuple[Any, Path] | None:
     window. py-spy sees only Python frames and charges the kernel and C libraries to the
     Python function that called them; perf splits the same time by shared object (kernel,
     libpython, libsrtp, uvloop, ...), which is what says how much a C path could save."""
-    out_dir = os.environ.get("SFU_BENCH_PERF")
-    if not out_dir:
-        return None
     import shutil
-    import subprocess
 
     exe = shutil.which("perf")
     if exe is None:
-        log("  SFU_BENCH_PERF is set but perf is not installed (Debian: linux-perf)")
+        if os.environ.get("SFU_BENCH_PERF"):
+            log("  SFU_BENCH_PERF is set but perf is not installed (Debian: linux-perf)")
         return None
-    path = Path(out_dir) / f"{label}.perf.data"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [exe, "record", "--quiet", "-F", "999", "-p", str(pid), "-o", str(path), "--", "sleep", str(window)]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), path
+    return _start_sampler(
+        "SFU_BENCH_PERF",
+        f"{label}.perf.data",
+        lambda path: [
+            exe,
+            "record",
+            "--quiet",
+            "-F",
+            "999",
+            "-p",
+            str(pid),
+            "-o",
+            str(path),
+            "--",
+            "sleep",
+            str(window),
+        ],
+    )
 
 
 def finish_perf(proc: Any, path: Path) -> None:
     import subprocess
 
-    try:
-        proc.wait(timeout=60)
-    except Exception:
-        proc.kill()
-        return
-    if not path.exists():
-        log(f"  perf wrote nothing to {path}")
+    if not _sampler_done(proc, path, "perf"):
         return
     for sort, top in (("dso", 8), ("dso,sym", 25)):
+        args = ["--stdio", "--no-children", "--sort", sort, "--percent-limit", "0.5"]
         report = subprocess.run(
-            [
-                "perf",
-                "report",
-                "-i",
-                str(path),
-                "--stdio",
-                "--no-children",
-                "--sort",
-                sort,
-                "--percent-limit",
-                "0.5",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
+            ["perf", "report", "-i", str(path), *args], capture_output=True, text=True, timeout=120
         ).stdout
         rows = [line for line in report.splitlines() if line.strip() and not line.startswith("#")]
         log(f"  perf, server process, by {sort} ({path}):")

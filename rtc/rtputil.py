@@ -80,7 +80,7 @@ class RtpHeaderLayout:
     in the same call: the per-subscriber step of forwarding.
     """
 
-    __slots__ = ("writer", "header_size", "_ast_plain", "_ast_level", "_level_at", "_ast_prefix")
+    __slots__ = ("writer", "header_size", "_ast_plain", "_ast_prefix")
 
     def __init__(self, serialize: HeaderSerializer) -> None:
         plain = serialize(0, None)
@@ -91,11 +91,10 @@ class RtpHeaderLayout:
         ast_level = (
             _changed_at(with_level, serialize(0xFFFFFF, (False, 0)), 3) if level_at is not None else None
         )
-        for header, ast_at in ((plain, ast_plain), (with_level, ast_level)):
+        for header in (plain, with_level):
             if header[1] & 0x80 or header[0] & 0x20:
                 raise ValueError("the template must have neither marker nor padding")
-            if ast_at is not None and ast_at < 12:
-                raise ValueError("abs-send-time inside the fixed RTP header")
+        # (the writer refuses offsets outside the header's extensions: ValueError)
         self.writer = PacketWriter(
             plain,
             -1 if ast_plain is None else ast_plain,
@@ -105,11 +104,9 @@ class RtpHeaderLayout:
         )
         #: Octets of a packet's header without audio level (what a paced video packet has).
         self.header_size = len(plain)
-        # kept for readers of the layout (tests): where abs-send-time sits in each form
+        # where restamp writes abs-send-time, and the octet before it (the extension's ID and
+        # length), so the value goes in with one 4-byte pack
         self._ast_plain = ast_plain
-        self._ast_level = ast_level
-        self._level_at = level_at
-        # the octet before abs-send-time, so restamp writes the value with one 4-byte pack
         self._ast_prefix = plain[ast_plain - 1] << 24 if ast_plain is not None else 0
 
     def restamp(self, data: bytearray, abs_send_time: int) -> None:

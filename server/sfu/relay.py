@@ -755,9 +755,8 @@ class OutStream(_TaskOwner):
                 # The common case, forwarding's per-subscriber step: the packet is written and
                 # SRTP-protected in one C call, stamped with this moment's abs-send-time.
                 level = level_octet(packet.extensions.audio_level)
-                marker = packet.marker
                 if not direct.send_written(
-                    layout.writer, marker, seq, timestamp, abs_send_time_now(), level, payload, padding
+                    layout.writer, packet.marker, seq, timestamp, abs_send_time_now(), level, payload, padding
                 ):
                     # a TURN relay frames data in its own coroutine: aiortc's path, in order
                     self._spawn(self._send_rtp(self._rewrite(packet, seq, timestamp, payload)))

@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import (
@@ -70,6 +70,25 @@ MAX_PADDING_BURST = 16
 DEFAULT_RTT = 0.1
 #: Output sequence numbers a subscriber may still NACK (resend counts older than this go).
 RETRANSMIT_WINDOW = 512
+
+
+class Departure(NamedTuple):
+    """What every copy of one packet is sent with, worked out once per packet and not once
+    per subscriber: the copies of a fan-out leave together, in the UDP mux's one ``sendmmsg``
+    at the end of the loop turn, so one abs-send-time is as true of each as its own would be
+    (a paced copy is stamped again as it leaves the pacer)."""
+
+    now: float  #: time.monotonic()
+    abs_send_time: int  #: the abs-send-time extension's value (rtputil.abs_send_time_now)
+    level: int  #: the packet's audio-level octet, -1 for none (rtputil.level_octet)
+
+    @classmethod
+    def of(cls, packet: ai.RtpPacket, now: float | None = None) -> Departure:
+        return cls(
+            time.monotonic() if now is None else now,
+            abs_send_time_now(),
+            level_octet(packet.extensions.audio_level),
+        )
 
 
 def _media_codecs(codecs: list[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
@@ -303,9 +322,10 @@ class InboundStream(_TaskOwner):
                 logger.exception("pipe relay of %s/%s failed; relay removed", self.publisher_id, self.kind)
                 if relay in self.relays:
                     self.relays.remove(relay)
+        departure = Departure.of(packet, now)
         for out in tuple(self.outputs):
             try:
-                out.forward(self, packet)
+                out.forward(self, packet, departure)
             except Exception:  # never let one subscriber break the publisher's transport loop
                 logger.exception("forwarding to %s failed", out.subscriber_id)
         self.relay_time_total += time.perf_counter() - t0
@@ -667,14 +687,18 @@ class OutStream(_TaskOwner):
         return self.remb
 
     # -- forwarding --------------------------------------------------------------------------
-    def forward(self, source: InboundStream, packet: ai.RtpPacket) -> None:
+    def forward(
+        self, source: InboundStream, packet: ai.RtpPacket, departure: Departure | None = None
+    ) -> None:
         """Send ``packet`` of ``source`` to this subscriber now (synchronous: no await
-        per subscriber per packet; the publisher's receive loop calls this for each)."""
+        per subscriber per packet; the publisher's receive loop calls this for each, with the
+        packet's one :class:`Departure`)."""
         if source.track is not self._source or self._transport is None or self.paused:
             return
         numbering = self._numbering
-        if self.layers is not None:
-            verdict = self.layers.accept(source.layer, packet.payload)
+        layers = self.layers
+        if layers is not None:
+            verdict = layers.accept(source.layer, packet.payload)
             if verdict == DROP:
                 return
             if verdict == SWITCHED:
@@ -687,36 +711,38 @@ class OutStream(_TaskOwner):
             # 60-80 % of its packets and dropped to sound only. Left out; the numbering closes
             # the gap. (An out-of-order one already has its number: see LayerSwitch.media.)
             return
-        if self.layers is not None and packet.payload and self.layers.drops(packet.payload):
+        if layers is not None and packet.payload and layers.drops(packet.payload):
             # a picture of a temporal layer this slot does not take (LayerSwitch.drops)
             if not numbering.in_epoch:
                 return
             if numbering.skip(packet.sequence_number):
-                self.layers.munger.drop(packet.payload)
+                layers.munger.drop(packet.payload)
                 return
-            dropped = self.layers.as_padding(packet)  # out of order: its number is taken
+            dropped = layers.as_padding(packet)  # out of order: its number is taken
             if dropped is None:
                 return
             packet = dropped
-        if self.layers is not None:
-            forwarded = self.layers.media(packet)  # padding: see LayerSwitch.media
+        if layers is not None:
+            forwarded = layers.media(packet)  # padding: see LayerSwitch.media
             if forwarded is None:
                 # not forwarded (a padding run cut short): the next packet sent begins a new
                 # epoch right after the last one sent, so the subscriber sees no gap
                 self._numbering.end_epoch()
                 return
             packet = forwarded
+        if departure is None:  # called outside a publisher's receive loop (tests)
+            departure = Departure.of(packet)
         if not numbering.in_epoch:
             if self._need_keyframe:
                 # Deltas before the first keyframe are undecodable: skip them.
                 if not vp8.is_keyframe_start(packet.payload):
                     return
                 self._need_keyframe = False
-            numbering.begin(packet.sequence_number, packet.timestamp, time.monotonic())
+            numbering.begin(packet.sequence_number, packet.timestamp, departure.now)
             self._from = source
         elif not numbering.in_this_epoch(packet.sequence_number):
             return  # late packet from before this slot switched to the source
-        self._send(packet)
+        self._send(packet, departure)
 
     def _serialize_header(self, abs_send_time: int, audio_level: tuple[bool, int] | None) -> bytes:
         """This slot's header as aiortc serializes it (for :class:`RtpHeaderLayout`)."""
@@ -740,11 +766,12 @@ class OutStream(_TaskOwner):
             padding_size=packet.padding_size,
         )
 
-    def _send(self, packet: ai.RtpPacket, retransmission: bool = False) -> None:
-        layout, direct = self._layout, self._direct
+    def _send(self, packet: ai.RtpPacket, departure: Departure, retransmission: bool = False) -> None:
+        layout, direct, numbering = self._layout, self._direct, self._numbering
         assert layout is not None and direct is not None
-        seq = self._numbering.seq(packet.sequence_number)
-        timestamp = self._numbering.timestamp(packet.timestamp)
+        now, abs_send_time, level = departure
+        seq = numbering.seq(packet.sequence_number)
+        timestamp = numbering.timestamp(packet.timestamp)
         # (the munger numbers pictures: called exactly once per packet sent)
         payload = packet.payload if self.layers is None else self.layers.munger.munge(packet.payload)
         padding = packet.padding_size
@@ -753,10 +780,9 @@ class OutStream(_TaskOwner):
             # (a paced slot is video: its packets have the header without audio level)
             if pacer is None or pacer.take(layout.header_size + len(payload) + padding):
                 # The common case, forwarding's per-subscriber step: the packet is written and
-                # SRTP-protected in one C call, stamped with this moment's abs-send-time.
-                level = level_octet(packet.extensions.audio_level)
+                # SRTP-protected in one C call.
                 if not direct.send_written(
-                    layout.writer, packet.marker, seq, timestamp, abs_send_time_now(), level, payload, padding
+                    layout.writer, packet.marker, seq, timestamp, abs_send_time, level, payload, padding
                 ):
                     # a TURN relay frames data in its own coroutine: aiortc's path, in order
                     self._spawn(self._send_rtp(self._rewrite(packet, seq, timestamp, payload)))
@@ -770,7 +796,7 @@ class OutStream(_TaskOwner):
         if retransmission:
             self.retransmitted += 1
         else:
-            self._numbering.sent(seq, timestamp, time.monotonic())
+            numbering.sent(seq, timestamp, now)
             if packet.payload:
                 self._frame_done = bool(packet.marker)
 
@@ -900,7 +926,7 @@ class OutStream(_TaskOwner):
                     if padding is None:
                         continue
                     packet = padding
-            self._send(packet, retransmission=True)
+            self._send(packet, Departure.of(packet, now), retransmission=True)
 
     async def _send_rtcp(self, packets: list[Any]) -> None:
         data = b"".join(bytes(p) for p in packets)

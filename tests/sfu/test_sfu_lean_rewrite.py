@@ -7,7 +7,9 @@ with our SSRC, payload type, numbering, MID, abs-send-time and the source's audi
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from typing import Any
 
 import pylibsrtp
 import pytest
@@ -176,3 +178,54 @@ def test_the_writer_refuses_bad_fields_with_a_clear_error() -> None:
         PacketWriter(bytes(12), 10, None, -1, -1)  # abs-send-time in the fixed header
     with pytest.raises(ValueError, match="at least 12"):
         PacketWriter(bytes(8), -1, None, -1, -1)
+
+
+class _Sink:
+    """Where a slot's packets go instead of a socket: DirectRtpSender.send_written's packet,
+    left plain (no SRTP session here)."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send_written(self, writer: PacketWriter, *fields: Any) -> bool:
+        self.sent.append(writer.write(*fields, None))
+        return True
+
+
+async def test_the_copies_of_one_packet_share_its_departure() -> None:
+    """The publisher's receive loop works out a packet's abs-send-time and audio level once
+    (relay.Departure) for all its subscribers' copies: each copy carries that one stamp and the
+    source's level, and the next packet a later stamp."""
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
+
+    from server.sfu.relay import InboundStream
+
+    opus = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
+    source = InboundStream(
+        kind="audio", publisher_id="p", rtcp_ssrc=1, config=SfuConfig(), on_disconnect=lambda: None
+    )
+    source.rtcp_sink = lambda data: None  # fed like a pipe's stream: no transport of its own
+    await source.start(None, RTCRtpReceiveParameters(codecs=[opus]))
+    slots = []
+    for mid in ("0", "1", "2"):
+        out = _out("audio", EXTENSION_SETS["all"], mid)
+        out._direct = _Sink()  # type: ignore[assignment]
+        out._transport = object()  # type: ignore[assignment]  # forward() only asks that it is set
+        out.assign(source)
+        slots.append(out)
+    try:
+        stamps = []
+        for seq, level in ((10, (True, 33)), (11, (False, 90))):
+            packet = ai.RtpPacket(payload_type=111, sequence_number=seq, timestamp=960 * seq, ssrc=5)
+            packet.payload = b"\xf8\xff\xfe"
+            packet.extensions.audio_level = level
+            await source._handle_rtp_packet(packet, 0)
+            copies = [ai.RtpPacket.parse(out._direct.sent[-1], out._ext_map) for out in slots]  # type: ignore[union-attr]
+            assert {c.extensions.abs_send_time for c in copies} == {copies[0].extensions.abs_send_time}
+            assert all(c.extensions.audio_level == level for c in copies)
+            assert len({c.extensions.mid for c in copies}) == 3  # each slot's own header
+            stamps.append(copies[0].extensions.abs_send_time)
+            await asyncio.sleep(0.002)  # abs-send-time counts 1/262144 s: two packets 2 ms apart differ
+        assert stamps[1] != stamps[0]
+    finally:
+        await source.stop()

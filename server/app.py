@@ -22,6 +22,7 @@ from server.keys import CATALOGS, ENGINE, PASSWORDS, SESSIONMAKER, SETTINGS, SFU
 from server.meetings.clock import meeting_clock_ctx
 from server.meetings.presence import presence_ctx
 from server.middlewares import authorization, errors, media_space, request_context
+from server.ops.live_share import live_share_ctx
 from server.ops.metrics import setup_metrics
 from server.ops.retention import retention_ctx
 from server.ops.sampler import sampler_ctx
@@ -109,6 +110,7 @@ def create_app(settings: Settings, *, role: Role = "serve") -> web.Application:
     # Before setup_signaling, whose meeting hub uses the media plane.
     if role == "web":
         app.cleanup_ctx.append(cluster_ctx)
+        app.cleanup_ctx.append(live_share_ctx)  # this process's meetings, for the others' /admin/system
         # socket.io's emits reach the sockets of every web process (JSON over Redis pub/sub).
         assert settings.redis_url is not None
         manager = socketio.AsyncRedisManager(settings.redis_url, channel="maeul:socketio")

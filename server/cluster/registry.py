@@ -153,6 +153,15 @@ def web_key(web_id: str) -> str:
     return f"{PREFIX}web:{web_id}"
 
 
+#: A web process's live state (server/ops/live_share.py: its rooms and their participants, as
+#: JSON), with the liveness record's TTL: a process that died drops out of /admin/system by itself.
+LIVE_PREFIX = f"{PREFIX}live:"
+
+
+def live_key(web_id: str) -> str:
+    return f"{LIVE_PREFIX}{web_id}"
+
+
 # KEYS: worker key, workers set, load hash, epoch counter.
 # ARGV: id, boot, record JSON, ttl ms, load, then (room key, epoch, room id, home) for each room it
 # hosts: home "1" for the room's home, "0" for a worker the room spans (cascade).
@@ -645,6 +654,25 @@ class Registry:
 
     async def web_gone(self, web_id: str) -> None:
         await self.redis.delete(web_key(web_id))
+
+    async def share_live(self, web_id: str, state: str) -> None:
+        """Publish ``web_id``'s live state (JSON) for the other web processes' system pages."""
+        await self.redis.set(live_key(web_id), state, px=WEB_TTL_MS)
+
+    async def unshare_live(self, web_id: str) -> None:
+        await self.redis.delete(live_key(web_id))
+
+    async def shared_live(self) -> dict[str, str]:
+        """The live state (JSON) every web process shared and that has not expired, by web id."""
+        keys = [key async for key in self.redis.scan_iter(match=f"{LIVE_PREFIX}*", count=100)]
+        if not keys:
+            return {}
+        values = await self.redis.mget(keys)
+        return {
+            _text(key)[len(LIVE_PREFIX) :]: _text(value)
+            for key, value in zip(keys, values, strict=True)
+            if value is not None
+        }
 
     async def dead_webs(self, web_ids: Iterable[str]) -> set[str]:
         """Those of ``web_ids`` whose liveness record has expired (or was removed at their stop)."""

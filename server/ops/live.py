@@ -13,7 +13,9 @@ exported once, and Prometheus summing over the web processes counts it once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from aiohttp import web
 
@@ -67,6 +69,76 @@ class LiveState:
     @property
     def bytes_out(self) -> int:
         return sum(p.bytes_out for p in self.participants)
+
+
+_PARTICIPANT_FIELDS = frozenset(f.name for f in fields(LiveParticipant))
+
+
+def state_to_json(state: LiveState) -> str:
+    """``state`` as another web process reads it back (:func:`state_from_json`)."""
+    return json.dumps([asdict(room) for room in state.rooms], ensure_ascii=False, separators=(",", ":"))
+
+
+def state_from_json(text: str) -> LiveState:
+    """The state :func:`state_to_json` wrote; ValueError for anything else (another version's
+    record, a damaged one), so that one bad record costs its own rows, not the page."""
+    try:
+        rooms: list[dict[str, Any]] = json.loads(text)
+        if not isinstance(rooms, list):
+            raise ValueError("not a list of rooms")
+        return LiveState(
+            tuple(
+                LiveRoom(
+                    str(room["room_id"]),
+                    tuple(_participant(p) for p in room["participants"]),
+                    int(room["recording_bytes"]),
+                )
+                for room in rooms
+            )
+        )
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"not a shared live state: {exc!r}") from exc
+
+
+def _participant(raw: dict[str, Any]) -> LiveParticipant:
+    if set(raw) != _PARTICIPANT_FIELDS:
+        raise ValueError(f"participant fields {sorted(raw)}")
+    # each field converted to its type, so a wrong one fails here and not in the page's template
+    downlink = raw["downlink_kbps"]
+    return LiveParticipant(
+        room_id=str(raw["room_id"]),
+        participant_id=str(raw["participant_id"]),
+        kind=str(raw["kind"]),
+        hall=str(raw["hall"]),
+        mode=str(raw["mode"]),
+        bars=int(raw["bars"]),
+        downlink_kbps=None if downlink is None else int(downlink),
+        packets_out=int(raw["packets_out"]),
+        bytes_out=int(raw["bytes_out"]),
+        retransmitted=int(raw["retransmitted"]),
+        nacks_sent=int(raw["nacks_sent"]),
+        plis_sent=int(raw["plis_sent"]),
+    )
+
+
+def merged(states: list[LiveState]) -> LiveState:
+    """Several web processes' states as one. A room is normally in one only (nginx pins it); while
+    its sockets move after a web process died it can be in two for a moment, each with the
+    participants whose sockets it holds: those are joined (the first listing of a participant wins)."""
+    rooms: dict[str, LiveRoom] = {}
+    for state in states:
+        for room in state.rooms:
+            known = rooms.get(room.room_id)
+            if known is None:
+                rooms[room.room_id] = room
+                continue
+            seen = {p.participant_id for p in known.participants}
+            rooms[room.room_id] = LiveRoom(
+                room.room_id,
+                known.participants + tuple(p for p in room.participants if p.participant_id not in seen),
+                max(known.recording_bytes, room.recording_bytes),
+            )
+    return LiveState(tuple(rooms[room_id] for room_id in sorted(rooms)))
 
 
 def live_state(media: MediaCounters, hub: RoomHub) -> LiveState:

@@ -17,7 +17,7 @@ from server.errors import describe
 from server.keys import ENGINE, METRICS, SESSIONMAKER, SETTINGS
 from server.kiosks.fleet import fleet
 from server.ops.history import DAY, MONTH, charts
-from server.ops.live import LiveState, app_live_state
+from server.ops.live_share import cluster_live_state
 from server.ops.metrics import may_scrape, route_label, tcp_peer
 from server.rendering import render
 from server.rooms.models import Room
@@ -76,7 +76,8 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 @allow(Role.ADMIN)
 async def system_page(request: web.Request) -> web.Response:
-    live = app_live_state(request.app) or LiveState(())
+    cluster = await cluster_live_state(request.app)  # every web process's meetings, not ours alone
+    live = cluster.state
     now = utcnow()
     async with transaction(request.app[SESSIONMAKER]) as session:
         kiosks = [entry for entry in await fleet(session, now) if entry.kiosk.is_active]
@@ -92,6 +93,7 @@ async def system_page(request: web.Request) -> web.Response:
         "admin/system.html",
         {
             "live": live,
+            "live_complete": cluster.complete,
             "titles": titles,
             "kiosks_online": [e for e in kiosks if e.online],
             "kiosks_offline": [e for e in kiosks if not e.online],

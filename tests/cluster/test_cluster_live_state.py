@@ -1,9 +1,10 @@
 """The live numbers of the cluster, against a real redis-server: a web app in the ``web`` role whose
 room lives on an SFU worker (in the test's process, real aiortc peers on 127.0.0.1) shows that room
 on its /metrics and /admin/system, from the worker's media reports; a second web process, which
-does not hold the room's signaling, does not export it again. And placement by CPU: the registry
-puts a new room on the live worker with the least CPU use, by count among those about as busy,
-and a worker's record carries the CPU use it measured."""
+does not hold the room's signaling, does not export it again, but its /admin/system lists it from
+the live state the first one shares through Redis (and says so when Redis is away). And
+placement by CPU: the registry puts a new room on the live worker with the least CPU use, by count
+among those about as busy, and a worker's record carries the CPU use it measured."""
 
 from __future__ import annotations
 
@@ -32,9 +33,12 @@ from tests.conftest import World
 from tests.ops.test_metrics_endpoint import sample
 from tests.sfu.sfu_testkit import wait_until
 from tests.signaling.conftest import people  # noqa: F401  (the fixture)
+from tests.signaling.signaling_kit import Admin
 from tests.signaling.two_party import live_call
 
 LUMA_OFFICIAL, LUMA_KIOSK = 50, 170
+#: The system page's notice (Korean first) when the other web processes' rooms are unreadable.
+UNREADABLE = "다른 웹 프로세스가 맡은 회의는 지금 읽을 수 없습니다"
 
 
 @pytest.fixture
@@ -72,6 +76,7 @@ async def test_a_web_process_shows_its_rooms_on_a_worker_in_metrics_and_the_syst
     worker: SfuWorker,
     aiohttp_client: Callable[..., Awaitable[TestClient]],
     tmp_path: Path,
+    redis_server: RedisServer,
 ) -> None:
     room_id, official, kiosk = await live_call(
         client, world, people, "태풍 대비 회의", (LUMA_OFFICIAL, LUMA_KIOSK)
@@ -130,6 +135,14 @@ async def test_a_web_process_shows_its_rooms_on_a_worker_in_metrics_and_the_syst
     assert sample(other_text, "maeul_rooms") == 0
     assert sample(other_text, "maeul_forwarded_packets_total", room=room, participant=kiosk.pid) is None
 
+    # But its system page lists the room, with both participants and their link bars: the web
+    # process holding the room shares its live state through Redis (server/ops/live_share.py).
+    await Admin(other, world).login()
+    html = await (await other.get("/admin/system")).text()
+    assert "태풍 대비 회의" in html and "남성리 마을회관" in html
+    assert len(re.findall(r'<td><svg class="link-bars"', html)) == 2
+    assert UNREADABLE not in html
+
     # A recording runs on the worker (its files on the shared disk); its bytes grow on the gauge.
     hub = client.app[ROOM_HUB]
     await hub.start_recording(room, tmp_path / "recordings", "녹화 시작")
@@ -139,6 +152,23 @@ async def test_a_web_process_shows_its_rooms_on_a_worker_in_metrics_and_the_syst
         await asyncio.sleep(0.3)
     files, _marks = await hub.stop_recording(room)
     assert files
+
+    # Redis away: each page still answers, with its own process's rooms and a notice (the
+    # process holding the room still lists it; the other one has none to list).
+    redis_server.stop()
+    for on, rows in ((client, 2), (other, 0)):
+        response = await on.get("/admin/system")
+        assert response.status == 200
+        html = await response.text()
+        assert UNREADABLE in html
+        assert len(re.findall(r'<td><svg class="link-bars"', html)) == rows
+    # Redis back: the other process's page lists the room again once it is shared anew.
+    redis_server.start()
+    deadline = time.monotonic() + 15
+    while "태풍 대비 회의" not in (html := await (await other.get("/admin/system")).text()):
+        assert time.monotonic() < deadline, "the room did not come back on the other page"
+        await asyncio.sleep(0.3)
+    assert UNREADABLE not in html
 
 
 # -- placement by CPU ---------------------------------------------------------------------------

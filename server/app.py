@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Literal
 
-import socketio
 from aiohttp import web
 
 from server import routes
@@ -31,6 +30,7 @@ from server.petitions.storage import MIB, SpaceGuard
 from server.rendering import make_environment
 from server.sfu import Sfu, SfuConfig
 from server.signaling.ice import sfu_ice_servers
+from server.signaling.redis_manager import RedisManager
 from server.signaling.restart import announce_restart
 from server.signaling.server import setup_signaling
 
@@ -113,7 +113,7 @@ def create_app(settings: Settings, *, role: Role = "serve") -> web.Application:
         app.cleanup_ctx.append(live_share_ctx)  # this process's meetings, for the others' /admin/system
         # socket.io's emits reach the sockets of every web process (JSON over Redis pub/sub).
         assert settings.redis_url is not None
-        manager = socketio.AsyncRedisManager(settings.redis_url, channel="maeul:socketio")
+        manager = RedisManager(settings.redis_url, channel="maeul:socketio")
         setup_signaling(app, client_manager=manager)
     else:
         app.cleanup_ctx.append(sfu_ctx)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from server.background import FailureStreak
+from server.background import FailureStreak, finish_or_cancel
 from server.cluster.plane import MEDIA
 from server.cluster.registry import WEB_REFRESH_S
 from server.cluster.remote import RemoteSfu
@@ -34,8 +34,8 @@ from server.ops.live import LiveState, app_live_state, merged, state_from_json, 
 
 log = logging.getLogger(__name__)
 
-#: How long the system page waits for Redis before it shows this process's rooms alone.
-READ_TIMEOUT_S = 2.0
+#: How long shutdown waits for a share under way before it cancels it.
+STOP_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,10 @@ async def cluster_live_state(app: web.Application) -> ClusterLive:
     if remote is None:  # run.py serve: one process holds everything
         return ClusterLive(own, True)
     try:
-        shared = await asyncio.wait_for(remote.registry.shared_live(), READ_TIMEOUT_S)
-    except (RedisError, OSError, TimeoutError) as exc:
+        # (no wait_for of our own: the client's timeouts bound it, registry.connect, and a
+        # command cancelled half-way would leave its connection out of the pool)
+        shared = await remote.registry.shared_live()
+    except (RedisError, OSError) as exc:
         log.warning("system page: the other web processes' live state is unreadable: %s", describe(exc))
         return ClusterLive(own, False)
     states, complete = [own], True
@@ -74,8 +76,8 @@ async def cluster_live_state(app: web.Application) -> ClusterLive:
     return ClusterLive(merged(states), complete)
 
 
-async def _share(app: web.Application, remote: RemoteSfu, health: FailureStreak) -> None:
-    while True:
+async def _share(app: web.Application, remote: RemoteSfu, stop: asyncio.Event, health: FailureStreak) -> None:
+    while not stop.is_set():
         state = app_live_state(app)
         if state is not None:
             try:
@@ -84,7 +86,8 @@ async def _share(app: web.Application, remote: RemoteSfu, health: FailureStreak)
                 health.failed(exc)
             else:
                 health.succeeded()
-        await asyncio.sleep(WEB_REFRESH_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), WEB_REFRESH_S)
 
 
 async def live_share_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -94,11 +97,13 @@ async def live_share_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     health = FailureStreak("sharing the live state", log)
-    task = asyncio.get_running_loop().create_task(_share(app, remote, health), name="ops-live-share")
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(_share(app, remote, stop, health), name="ops-live-share")
     yield
-    task.cancel()  # between two shares or inside one: nothing is half-written either way
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    # Told to stop between two shares, not cancelled inside one: a Redis command cancelled
+    # half-way leaves its connection out of the pool, never closed.
+    stop.set()
+    await finish_or_cancel(task, STOP_SECONDS)
     try:
         await remote.registry.unshare_live(remote.web_id)
     except (RedisError, OSError) as exc:  # it expires by itself

@@ -155,7 +155,7 @@ async def test_a_web_process_shows_its_rooms_on_a_worker_in_metrics_and_the_syst
 
     # Redis away: each page still answers, with its own process's rooms and a notice (the
     # process holding the room still lists it; the other one has none to list).
-    redis_server.stop()
+    redis_server.kill()
     for on, rows in ((client, 2), (other, 0)):
         response = await on.get("/admin/system")
         assert response.status == 200

@@ -139,7 +139,8 @@ async def test_a_web_process_shows_its_rooms_on_a_worker_in_metrics_and_the_syst
     # process holding the room shares its live state through Redis (server/ops/live_share.py).
     await Admin(other, world).login()
     html = await (await other.get("/admin/system")).text()
-    assert "태풍 대비 회의" in html and "남성리 마을회관" in html
+    assert "태풍 대비 회의" in html
+    assert "<td>강진읍 남성리</td>" in html  # the kiosk's row: its village hall
     assert len(re.findall(r'<td><svg class="link-bars"', html)) == 2
     assert UNREADABLE not in html
 

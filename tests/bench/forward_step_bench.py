@@ -25,65 +25,36 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection  # noqa: E402
-from aiortc.rtcdtlstransport import RTCDtlsTransport  # noqa: E402
 
 from rtc import aiortc_internals as ai  # noqa: E402
 from rtc.udp_mux import UdpMux  # noqa: E402
 from server.sfu.config import SfuConfig  # noqa: E402
 from server.sfu.relay import InboundStream, OutStream  # noqa: E402
+from tests.rtc.loopback_pair import loopback_pair  # noqa: E402
 
 
-async def _connected_transport(mux: UdpMux) -> tuple[RTCPeerConnection, RTCPeerConnection, Any, Any]:
-    """A sending peer connection on ``mux``, connected to a receiving one over loopback:
-    its DTLS transport and send parameters once DTLS is up."""
-    config = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
-    sender_pc, receiver_pc = RTCPeerConnection(config), RTCPeerConnection(config)
-    transceiver = sender_pc.addTransceiver("video", direction="sendonly")
-    ai.gather_on(sender_pc, ["127.0.0.1"], mux)
-    started: dict[str, tuple[RTCDtlsTransport, Any]] = {}
+class _Discard:
+    """The subscriber's end: what arrives is decrypted by aiortc, then dropped."""
 
-    async def on_send(transport: RTCDtlsTransport, parameters: Any) -> None:
-        started["send"] = (transport, parameters)
+    async def _handle_rtp_packet(self, packet: ai.RtpPacket, arrival_time_ms: int) -> None:
+        pass
 
-    ai.intercept_send(transceiver.sender, on_send)
-    await sender_pc.setLocalDescription(await sender_pc.createOffer())
-    await receiver_pc.setRemoteDescription(sender_pc.localDescription)
-    ai.gather_on(receiver_pc, ["127.0.0.1"])
+    async def _handle_rtcp_packet(self, packet: ai.AnyRtcpPacket) -> None:
+        pass
 
-    class Discard:  # the subscriber's end: what arrives is decrypted by aiortc, then dropped
-        async def _handle_rtp_packet(self, packet: ai.RtpPacket, arrival_time_ms: int) -> None:
-            pass
-
-        async def _handle_rtcp_packet(self, packet: ai.AnyRtcpPacket) -> None:
-            pass
-
-        def _handle_disconnect(self) -> None:
-            pass
-
-    async def on_receive(transport: RTCDtlsTransport, parameters: Any) -> None:
-        ai.register_rtp_receiver(transport, Discard(), parameters)
-
-    ai.intercept_receive(receiver_pc.getTransceivers()[0].receiver, on_receive)
-    await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
-    await sender_pc.setRemoteDescription(receiver_pc.localDescription)
-    for _ in range(200):
-        if "send" in started:
-            break
-        await asyncio.sleep(0.05)
-    transport, parameters = started["send"]
-    return sender_pc, receiver_pc, transport, parameters
+    def _handle_disconnect(self) -> None:
+        pass
 
 
 async def run(subscribers: int, packets: int, rounds: int) -> tuple[list[float], list[float]]:
     mux = UdpMux(0)
-    sender_pc, receiver_pc, transport, parameters = await _connected_transport(mux)
+    pair = await loopback_pair("video", mux, _Discard())
+    transport, parameters = pair.transport, pair.parameters
     config = SfuConfig()
     slots: list[OutStream] = []
     source: InboundStream | None = None
@@ -139,8 +110,7 @@ async def run(subscribers: int, packets: int, rounds: int) -> tuple[list[float],
             await out.stop()
         if source is not None:
             await source.stop()
-        await sender_pc.close()
-        await receiver_pc.close()  # the mux's socket closes with its last connection
+        await pair.close()  # the mux's socket closes with its last connection
 
 
 def main() -> int:

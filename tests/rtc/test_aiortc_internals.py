@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
-from typing import Any
 
 import aioice
 import aioice.ice
@@ -28,6 +27,7 @@ from pylibsrtp._binding import lib as _srtp_lib
 from rtc import aiortc_internals as ai
 from rtc._rtp_writer import SRTP_MAX_TRAILER_LEN, SrtpContext, SrtpError
 from rtc.udp_mux import UdpMux
+from tests.rtc.loopback_pair import loopback_pair
 
 
 def test_versions_are_the_checked_ones() -> None:
@@ -307,11 +307,8 @@ async def test_direct_rtp_sender_delivers_decryptable_rtp_over_loopback(muxed: b
     """A packet sent with DirectRtpSender arrives, SRTP-decrypted and parsed, at the peer; with
     the sender on a UDP mux (item 10), through its sendmmsg queue."""
     mux = UdpMux(0) if muxed else None
-    sender_pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-    receiver_pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
     got: asyncio.Queue[ai.RtpPacket] = asyncio.Queue()
     got_rtcp: asyncio.Queue[ai.AnyRtcpPacket] = asyncio.Queue()
-    started: dict[str, Any] = {}
 
     class Receiver:
         async def _handle_rtp_packet(self, packet: ai.RtpPacket, arrival_time_ms: int) -> None:
@@ -323,31 +320,10 @@ async def test_direct_rtp_sender_delivers_decryptable_rtp_over_loopback(muxed: b
         def _handle_disconnect(self) -> None:
             pass
 
-    receiver = Receiver()
+    pair = await loopback_pair("audio", mux, Receiver())
+    sender_pc, t_send = pair.sender_pc, pair.transceiver
     try:
-        t_send = sender_pc.addTransceiver("audio", direction="sendonly")
-        ai.gather_on(sender_pc, ["127.0.0.1"], mux)
-
-        async def on_send(transport: RTCDtlsTransport, parameters: Any) -> None:
-            started["send"] = (transport, parameters)
-
-        ai.intercept_send(t_send.sender, on_send)
-
-        await sender_pc.setLocalDescription(await sender_pc.createOffer())
-        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
-        ai.gather_on(receiver_pc, ["127.0.0.1"])
-
-        async def on_receive(transport: RTCDtlsTransport, parameters: Any) -> None:
-            ai.register_rtp_receiver(transport, receiver, parameters)
-
-        ai.intercept_receive(receiver_pc.getTransceivers()[0].receiver, on_receive)
-        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
-        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
-        for _ in range(200):
-            if "send" in started:
-                break
-            await asyncio.sleep(0.05)
-        transport, parameters = started["send"]
+        transport, parameters = pair.transport, pair.parameters
         pt = parameters.codecs[0].payloadType
         direct = ai.DirectRtpSender(transport)
         packet = ai.RtpPacket(
@@ -381,8 +357,7 @@ async def test_direct_rtp_sender_delivers_decryptable_rtp_over_loopback(muxed: b
             assert direct._mux is mux_socket
             assert mux_socket.stats.batched_datagrams >= 1 and not mux_socket.stats.send_errors
     finally:
-        await sender_pc.close()
-        await receiver_pc.close()
+        await pair.close()
     with pytest.raises(ConnectionError):
         direct.send(packet.serialize())
 

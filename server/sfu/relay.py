@@ -753,14 +753,16 @@ class OutStream(_TaskOwner):
         ext.audio_level = audio_level
         return out.serialize(self._ext_map)
 
-    def _rewrite(self, packet: ai.RtpPacket, seq: int, timestamp: int, payload: bytes) -> bytes:
+    def _rewrite(
+        self, packet: ai.RtpPacket, seq: int, timestamp: int, payload: bytes, abs_send_time: int
+    ) -> bytes:
         """The plain packet for this subscriber: our SSRC, PT, numbering and extensions."""
         assert self._layout is not None
         return self._layout.build(
             marker=packet.marker,
             seq=seq,
             timestamp=timestamp,
-            abs_send_time=abs_send_time_now(),
+            abs_send_time=abs_send_time,
             audio_level=packet.extensions.audio_level,
             payload=payload,
             padding_size=packet.padding_size,
@@ -785,9 +787,11 @@ class OutStream(_TaskOwner):
                     layout.writer, packet.marker, seq, timestamp, abs_send_time, level, payload, padding
                 ):
                     # a TURN relay frames data in its own coroutine: aiortc's path, in order
-                    self._spawn(self._send_rtp(self._rewrite(packet, seq, timestamp, payload)))
+                    self._spawn(self._send_rtp(self._rewrite(packet, seq, timestamp, payload, abs_send_time)))
             else:
-                pacer.queue(self._transmit_paced, bytearray(self._rewrite(packet, seq, timestamp, payload)))
+                # (stamped again as it leaves the pacer: _transmit_paced)
+                data = self._rewrite(packet, seq, timestamp, payload, abs_send_time)
+                pacer.queue(self._transmit_paced, bytearray(data))
         except ConnectionError:
             return
         self.packets += 1

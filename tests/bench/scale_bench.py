@@ -75,8 +75,11 @@ from server.cluster.remote import RemoteSfu  # noqa: E402
 from server.sfu import ParticipantLeft, SfuEvent  # noqa: E402
 from tests.bench.sfu.clip import FPS, HEIGHT, WIDTH  # noqa: E402
 from tests.bench.sfu.common import proc_cpu_seconds  # noqa: E402
-from tests.cluster.parts import RedisServer, sfu_worker_env  # noqa: E402
-from tests.cluster.test_cluster_media import Proc  # noqa: E402
+from tests.cluster.parts import (  # noqa: E402
+    Proc,  # noqa: E402
+    RedisServer,
+    sfu_worker_env,
+)
 from tests.sfu.sfu_testkit import LUMA, Client, _PacketCounter  # noqa: E402
 
 BROADCAST = "broadcast"

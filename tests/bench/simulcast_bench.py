@@ -51,10 +51,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from server.sfu import Sfu, SfuConfig  # noqa: E402
-from tests.sfu.browser_publisher import chromium_page, publish  # noqa: E402
+from tests.sfu.browser_publisher import (  # noqa: E402
+    OFFICIAL_CAMERA_OFFER_JS,  # noqa: E402
+    chromium_page,
+    publish,
+)
 from tests.sfu.sdp_corpus.capture import blank_page  # noqa: E402
 from tests.sfu.sfu_testkit import LOOPBACK, Client, SlotLog  # noqa: E402
-from tests.sfu.test_sfu_simulcast_browser import OFFER_JS  # noqa: E402
 
 SIMULCAST_ENCODINGS = """[
     {rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000},
@@ -70,8 +73,9 @@ SUBSCRIBERS = ("strong", "weak", "switcher")
 
 def offer_js(simulcast: bool) -> str:
     """The test's publishing script, with its encodings or one layer of the same camera."""
-    assert SIMULCAST_ENCODINGS in OFFER_JS, "the simulcast test's encodings changed"
-    return OFFER_JS if simulcast else OFFER_JS.replace(SIMULCAST_ENCODINGS, SINGLE_ENCODINGS)
+    assert SIMULCAST_ENCODINGS in OFFICIAL_CAMERA_OFFER_JS, "the simulcast test's encodings changed"
+    script = OFFICIAL_CAMERA_OFFER_JS
+    return script if simulcast else script.replace(SIMULCAST_ENCODINGS, SINGLE_ENCODINGS)
 
 
 @dataclass

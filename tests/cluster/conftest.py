@@ -4,13 +4,15 @@ and a factory for an nginx in front of the test's web processes. PostgreSQL: ``p
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from server.cluster.registry import Registry, connect
-from tests.cluster.parts import Nginx, RedisServer
+from server.cluster.registry import Registry, connect, worker_key
+from tests.cluster.parts import Cascade, Nginx, Proc, RedisServer, sfu_worker_env
 
 
 @pytest.fixture
@@ -49,3 +51,43 @@ def nginx_factory() -> Iterator[NginxFactory]:
     yield start
     for proxy in started:
         proxy.remove()
+
+
+@pytest.fixture
+async def cascade(
+    redis_server: RedisServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Cascade]:
+    """Two ``run.py sfu`` workers ("1" and "2") registered on the test's Redis (a test may ask for
+    more: ``@pytest.mark.parametrize("cascade", [3], indirect=True)``)."""
+    count = int(getattr(request, "param", 2))
+    workers = {
+        wid: Proc(
+            f"sfu{wid}",
+            ["sfu", "--worker-id", wid],
+            sfu_worker_env(redis_server.url, tmp_path),
+            tmp_path / f"sfu{wid}.log",
+        )
+        for wid in (str(n) for n in range(1, count + 1))
+    }
+    setup = Cascade(redis_server, workers, tmp_path)
+    probe = connect(redis_server.url)
+    setup.redises.append(probe)
+    try:
+        for proc in workers.values():
+            proc.start()
+        deadline = time.monotonic() + 30
+        for wid, proc in workers.items():
+            while not await probe.exists(worker_key(wid)):
+                assert proc.process is not None and proc.process.poll() is None, proc.log()
+                assert time.monotonic() < deadline, proc.log()
+                await asyncio.sleep(0.1)
+        yield setup
+    finally:
+        for client in setup.clients:
+            await client.close()
+        for plane in setup.planes:
+            await plane.close()
+        for proc in workers.values():
+            proc.stop()
+        for redis in setup.redises:
+            await redis.aclose()

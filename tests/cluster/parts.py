@@ -15,18 +15,24 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import WSMsgType, web
+from redis.asyncio import Redis
 
-from server.cluster.registry import Registry, WorkerInfo, connect, worker_key
+from rtc.codecs import vp8
+from server.cluster.registry import Registry, SpanPolicy, WorkerInfo, connect, worker_key
+from server.cluster.remote import RemoteHandle, RemoteSfu
 from server.cluster.worker import SfuWorker
 from server.sfu import Sfu, SfuConfig
 from tests.pg import free_port
-from tests.sfu.sfu_testkit import LOOPBACK
+from tests.sfu.sfu_testkit import LOOPBACK, Client
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -406,6 +412,35 @@ async def heartbeat(
     await registry.register(info, {})
 
 
+@dataclass
+class Proc:
+    """One ``run.py`` process of the deployment, its output in a log file."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "run.py", *self.args], cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=log
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
 def sfu_worker_env(redis_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a ``run.py sfu`` worker under test: this Redis, loopback media, a
     database URL that points at nothing (a worker needs none), and no drain on SIGTERM (tests of
@@ -448,3 +483,67 @@ async def in_process_worker(redis_url: str, worker_id: str) -> AsyncIterator[Sfu
         await asyncio.wait_for(task, 15)
         await probe.aclose()
         await redis.aclose()
+
+
+class Arrivals:
+    """When each RTP packet reached a client's receiving slots (before decoding), per kind, and
+    which video packets began a keyframe: the media gaps and keyframes the tests measure."""
+
+    def __init__(self, client: Client) -> None:
+        self.times: dict[str, list[float]] = {"audio": [], "video": []}
+        self.ssrc: dict[str, int] = {}
+        self.keyframes: list[float] = []
+        for transceiver in client.pc.getTransceivers():
+            if transceiver.direction == "recvonly":
+                self._tap(transceiver.receiver, transceiver.kind)
+
+    def _tap(self, receiver: Any, kind: str) -> None:
+        handle = receiver._handle_rtp_packet
+
+        async def tapped(packet: Any, arrival_time_ms: int) -> None:
+            now = time.monotonic()
+            self.times[kind].append(now)
+            self.ssrc[kind] = packet.ssrc
+            if kind == "video" and vp8.is_keyframe_start(packet.payload):
+                self.keyframes.append(now)
+            await handle(packet, arrival_time_ms=arrival_time_ms)
+
+        receiver._handle_rtp_packet = tapped
+
+    def count(self, kind: str, since: float) -> int:
+        return sum(t >= since for t in self.times[kind])
+
+    def longest_gap(self, kind: str, start: float, end: float) -> float:
+        """The longest time without a packet of ``kind`` between ``start`` and ``end``."""
+        marks = [start, *(t for t in self.times[kind] if start < t < end), end]
+        return max(b - a for a, b in zip(marks, marks[1:], strict=False))
+
+
+@dataclass
+class Cascade:
+    """Two or more ``run.py sfu`` workers on one Redis (the ``cascade`` fixture), web-side planes
+    and aiortc clients in the test's process; :meth:`join` admits a client to :attr:`room`."""
+
+    redis: RedisServer
+    workers: dict[str, Proc]
+    tmp: Path
+    room: str = "briefing"
+    clients: list[Client] = field(default_factory=list)
+    planes: list[RemoteSfu] = field(default_factory=list)
+    redises: list[Redis] = field(default_factory=list)
+
+    async def plane(self, span: SpanPolicy) -> RemoteSfu:
+        redis = connect(self.redis.url)
+        self.redises.append(redis)
+        plane = RemoteSfu(redis, span=span)
+        await plane.start()
+        self.planes.append(plane)
+        return plane
+
+    async def join(self, plane: RemoteSfu, name: str, **kw: Any) -> tuple[Client, RemoteHandle, Arrivals]:
+        client = Client(name, **kw)
+        self.clients.append(client)
+        arrivals = Arrivals(client)
+        handle = await plane.admit(self.room, name)
+        await client.connect(handle)  # type: ignore[arg-type]
+        return client, handle, arrivals

@@ -9,17 +9,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
-from rtc.codecs import vp8
-from server.cluster.registry import Placement, Registry, SpanPolicy, connect, pipe_id, worker_key
-from server.cluster.remote import PIPE_REPAIR_S, RemoteHandle, RemoteSfu, WorkerSilent
+from server.cluster.registry import Placement, Registry, SpanPolicy, connect, pipe_id
+from server.cluster.remote import PIPE_REPAIR_S, RemoteSfu, WorkerSilent
 from server.cluster.wire import StaleEpoch
 from server.sfu import (
     InvalidRequest,
@@ -29,113 +25,12 @@ from server.sfu import (
     ParticipantLeft,
     SfuEvent,
 )
-from tests.cluster.parts import RedisServer, sfu_worker_env
-from tests.cluster.test_cluster_media import Proc
+from tests.cluster.parts import Arrivals, Cascade
 from tests.sfu.sfu_testkit import LUMA, Client, hears, sees_video, wait_until
 
 pytestmark = pytest.mark.network
 
-ROOM = "briefing"
-
-
-class Arrivals:
-    """When each RTP packet reached a client's receiving slots (before decoding), per kind, and
-    which video packets began a keyframe: the media gaps and keyframes the tests measure."""
-
-    def __init__(self, client: Client) -> None:
-        self.times: dict[str, list[float]] = {"audio": [], "video": []}
-        self.ssrc: dict[str, int] = {}
-        self.keyframes: list[float] = []
-        for transceiver in client.pc.getTransceivers():
-            if transceiver.direction == "recvonly":
-                self._tap(transceiver.receiver, transceiver.kind)
-
-    def _tap(self, receiver: Any, kind: str) -> None:
-        handle = receiver._handle_rtp_packet
-
-        async def tapped(packet: Any, arrival_time_ms: int) -> None:
-            now = time.monotonic()
-            self.times[kind].append(now)
-            self.ssrc[kind] = packet.ssrc
-            if kind == "video" and vp8.is_keyframe_start(packet.payload):
-                self.keyframes.append(now)
-            await handle(packet, arrival_time_ms=arrival_time_ms)
-
-        receiver._handle_rtp_packet = tapped
-
-    def count(self, kind: str, since: float) -> int:
-        return sum(t >= since for t in self.times[kind])
-
-    def longest_gap(self, kind: str, start: float, end: float) -> float:
-        """The longest time without a packet of ``kind`` between ``start`` and ``end``."""
-        marks = [start, *(t for t in self.times[kind] if start < t < end), end]
-        return max(b - a for a, b in zip(marks, marks[1:], strict=False))
-
-
-@dataclass
-class Cascade:
-    redis: RedisServer
-    workers: dict[str, Proc]
-    tmp: Path
-    clients: list[Client] = field(default_factory=list)
-    planes: list[RemoteSfu] = field(default_factory=list)
-    redises: list[Redis] = field(default_factory=list)
-
-    async def plane(self, span: SpanPolicy) -> RemoteSfu:
-        redis = connect(self.redis.url)
-        self.redises.append(redis)
-        plane = RemoteSfu(redis, span=span)
-        await plane.start()
-        self.planes.append(plane)
-        return plane
-
-    async def join(self, plane: RemoteSfu, name: str, **kw: Any) -> tuple[Client, RemoteHandle, Arrivals]:
-        client = Client(name, **kw)
-        self.clients.append(client)
-        arrivals = Arrivals(client)
-        handle = await plane.admit(ROOM, name)
-        await client.connect(handle)  # type: ignore[arg-type]
-        return client, handle, arrivals
-
-
-@pytest.fixture
-async def cascade(
-    redis_server: RedisServer, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[Cascade]:
-    """Two ``run.py sfu`` workers ("1" and "2") registered on the test's Redis (a test may ask for
-    more: ``@pytest.mark.parametrize("cascade", [3], indirect=True)``)."""
-    count = int(getattr(request, "param", 2))
-    workers = {
-        wid: Proc(
-            f"sfu{wid}",
-            ["sfu", "--worker-id", wid],
-            sfu_worker_env(redis_server.url, tmp_path),
-            tmp_path / f"sfu{wid}.log",
-        )
-        for wid in (str(n) for n in range(1, count + 1))
-    }
-    setup = Cascade(redis_server, workers, tmp_path)
-    probe = connect(redis_server.url)
-    setup.redises.append(probe)
-    try:
-        for proc in workers.values():
-            proc.start()
-        deadline = time.monotonic() + 30
-        for wid, proc in workers.items():
-            while not await probe.exists(worker_key(wid)):
-                assert proc.process is not None and proc.process.poll() is None, proc.log()
-                assert time.monotonic() < deadline, proc.log()
-                await asyncio.sleep(0.1)
-        yield setup
-    finally:
-        for client in setup.clients:
-            await client.close()
-        for plane in setup.planes:
-            await plane.close()
-        for proc in workers.values():
-            proc.stop()
-        for redis in setup.redises:
-            await redis.aclose()
+ROOM = Cascade.room
 
 
 def _other(placement: Placement) -> tuple[str, str]:

@@ -20,8 +20,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -38,12 +36,11 @@ from kiosk.media import open_source
 from rtc import aiortc_internals as ai
 from server.auth.models import Account
 from server.auth.roles import Principal, Role
-from server.config import PROJECT_ROOT
 from server.db import close_engine, create_engine, make_sessionmaker, transaction
 from server.kiosks.models import Kiosk
 from server.rooms import service as rooms
 from tests.cluster.conftest import NginxFactory
-from tests.cluster.parts import RedisServer
+from tests.cluster.parts import Proc, RedisServer
 from tests.conftest import _pg_execute
 from tests.lab.browser_hall import BrowserHall
 from tests.petitions.live import LiveServer, free_port, prepare
@@ -58,35 +55,6 @@ DRAIN_S = 5
 def in_thread(work: Callable[[], Any]) -> Any:
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(work).result()
-
-
-@dataclass
-class Proc:
-    """One ``run.py`` process of the deployment, its output in a log file."""
-
-    name: str
-    args: list[str]
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "run.py", *self.args], cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=log
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
 
 
 @dataclass

@@ -24,8 +24,7 @@ from server.cluster.worker import EXIT_METRICS_ADDRESS
 from server.cluster.worker_metrics import COUNTER_FIELDS, CounterTotals, MetricsAddress, metrics_address
 from server.config import PROJECT_ROOT
 from server.errors import ConfigError
-from tests.cluster.parts import RedisServer, sfu_worker_env
-from tests.cluster.test_cluster_media import Proc
+from tests.cluster.parts import Proc, RedisServer, sfu_worker_env
 from tests.ops.test_metrics_endpoint import sample
 from tests.pg import free_port
 from tests.sfu.sfu_testkit import LUMA, Client, sees_video, wait_until

@@ -8,7 +8,9 @@ runs the offer/answer exchange, so a change to either (a flag, the gathering wai
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +19,8 @@ from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 if TYPE_CHECKING:
     from playwright.async_api import Page
 
-    from server.sfu import Sfu
-    from server.sfu.sfu import ParticipantHandle
+    from server.cluster.plane import MediaHandle, MediaPlane
+    from tests.sfu.sfu_testkit import SlotLog
 
 #: Ends a page's offer script: create the offer, wait for ICE gathering to complete (loopback
 #: candidates only, see the flags) and return the SDP. The script's ``pc`` is the connection.
@@ -57,13 +59,56 @@ async def chromium_page(url: str) -> AsyncIterator[Page]:
 
 
 async def publish(
-    page: Page, sfu: Sfu, room_id: str, participant_id: str, script: str, **admit: Any
-) -> tuple[ParticipantHandle, str]:
-    """Admit ``participant_id`` and connect the page to the SFU: run the page's offer
-    ``script``, answer it, and hand the answer to ``window.pc``. Returns the handle and the
-    answer."""
+    page: Page, sfu: MediaPlane, room_id: str, participant_id: str, script: str, **admit: Any
+) -> tuple[MediaHandle, str]:
+    """Admit ``participant_id`` and connect the page to the SFU (an in-process :class:`Sfu`, or
+    the web side's ``RemoteSfu`` in front of workers): run the page's offer ``script``, answer
+    it, and hand the answer to ``window.pc``. Returns the handle and the answer."""
     offer = await page.evaluate(script)
     handle = await sfu.admit(room_id, participant_id, **admit)
     answer = await handle.handle_offer(offer)
     await page.evaluate("(sdp) => window.pc.setRemoteDescription({type: 'answer', sdp})", answer)
     return handle, answer
+
+
+#: The official room page's camera encodings (web/static/js/room/room.js SIMULCAST_ENCODINGS).
+OFFICIAL_CAMERA_OFFER_JS = offer_script(
+    """
+  const stream = await navigator.mediaDevices.getUserMedia(
+    {audio: true, video: {width: 1280, height: 720, frameRate: 15}});
+  const pc = new RTCPeerConnection({iceServers: [], bundlePolicy: 'max-bundle'});
+  window.pc = pc;
+  pc.addTransceiver(stream.getAudioTracks()[0], {direction: 'sendonly', streams: [stream]});
+  pc.addTransceiver(stream.getVideoTracks()[0], {direction: 'sendonly', streams: [stream], sendEncodings: [
+    {rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000},
+    {rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000},
+    {rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1200000},
+  ]});
+"""
+)
+
+
+class FrameWatch:
+    """Polls a subscriber slot's decoded-frame count; the longest time it stood still."""
+
+    def __init__(self, log: Callable[[], SlotLog]) -> None:
+        self._log = log
+        self.longest_freeze = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        frames, since = self._log().frames, time.monotonic()
+        while True:
+            await asyncio.sleep(0.02)
+            now, n = time.monotonic(), self._log().frames
+            if n != frames:
+                frames, since = n, now
+            self.longest_freeze = max(self.longest_freeze, now - since)
+
+    def __enter__(self) -> FrameWatch:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()

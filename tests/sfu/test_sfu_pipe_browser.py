@@ -11,10 +11,9 @@ import pytest
 
 from server.sfu import Sfu
 from server.sfu.simulcast_inbound import SimulcastInbound
-from tests.sfu.browser_publisher import chromium_page, publish
+from tests.sfu.browser_publisher import OFFICIAL_CAMERA_OFFER_JS, chromium_page, publish
 from tests.sfu.sfu_testkit import Client, join, wait_until
 from tests.sfu.test_sfu_pipe import PIPE, connect_ends, pipe_sfu_config
-from tests.sfu.test_sfu_simulcast_browser import OFFER_JS
 
 # "lab" as the other simulcast browser tests: it waits for a layer to be reached, which needs
 # the machine's CPU (Chromium drops its top layer under load).
@@ -35,7 +34,7 @@ async def test_chromium_simulcast_on_a_each_subscriber_on_b_gets_its_tiles_layer
         small.handle.set_tile_sizes({"chair": [320, 180]})
         large.handle.set_tile_sizes({"chair": [1280, 720]})
         async with chromium_page(page_url) as page:
-            await publish(page, a, "r", "chair", OFFER_JS)
+            await publish(page, a, "r", "chair", OFFICIAL_CAMERA_OFFER_JS)
             a.pipe_out(PIPE, "chair")
             await wait_until(lambda: "chair" in b._room("r").participants, 10, "chair announced on B")
             track = b._room("r").get("chair").inbound["video"]

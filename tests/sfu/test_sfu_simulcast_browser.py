@@ -14,56 +14,20 @@ import pytest
 
 from server.sfu import Sfu
 from server.sfu.simulcast_inbound import SimulcastInbound
-from tests.sfu.browser_publisher import chromium_page, offer_script, publish
-from tests.sfu.sfu_testkit import Client, SlotLog, join, wait_until
+from tests.sfu.browser_publisher import (
+    OFFICIAL_CAMERA_OFFER_JS,
+    FrameWatch,
+    chromium_page,
+    offer_script,
+    publish,
+)
+from tests.sfu.sfu_testkit import Client, join, wait_until
 
 # Also "lab": it asserts real-time behaviour (a layer reached, no freeze over 2 s), which needs the
 # machine's CPU; `make test` runs lab tests last, one at a time (at a load average of 16 on this
 # 2-core machine the browser's and the SFU's delay-based estimates collapse and Chromium stops
 # sending its upper layers).
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.lab]
-
-#: The official room page's camera encodings (web/static/js/room/room.js SIMULCAST_ENCODINGS).
-OFFER_JS = offer_script(
-    """
-  const stream = await navigator.mediaDevices.getUserMedia(
-    {audio: true, video: {width: 1280, height: 720, frameRate: 15}});
-  const pc = new RTCPeerConnection({iceServers: [], bundlePolicy: 'max-bundle'});
-  window.pc = pc;
-  pc.addTransceiver(stream.getAudioTracks()[0], {direction: 'sendonly', streams: [stream]});
-  pc.addTransceiver(stream.getVideoTracks()[0], {direction: 'sendonly', streams: [stream], sendEncodings: [
-    {rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000},
-    {rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000},
-    {rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1200000},
-  ]});
-"""
-)
-
-
-class FrameWatch:
-    """Polls a subscriber slot's decoded-frame count; the longest time it stood still."""
-
-    def __init__(self, log: Callable[[], SlotLog]) -> None:
-        self._log = log
-        self.longest_freeze = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        frames, since = self._log().frames, time.monotonic()
-        while True:
-            await asyncio.sleep(0.02)
-            now, n = time.monotonic(), self._log().frames
-            if n != frames:
-                frames, since = n, now
-            self.longest_freeze = max(self.longest_freeze, now - since)
-
-    def __enter__(self) -> FrameWatch:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
 
 
 async def test_subscribers_get_the_layer_of_their_tile_and_switch_without_a_freeze(
@@ -76,7 +40,7 @@ async def test_subscribers_get_the_layer_of_their_tile_and_switch_without_a_free
     small.handle.set_tile_sizes({"chair": [320, 180]})
     large.handle.set_tile_sizes({"chair": [1280, 720]})
     async with chromium_page(page_url) as page:
-        handle, answer = await publish(page, sfu, "r", "chair", OFFER_JS)
+        handle, answer = await publish(page, sfu, "r", "chair", OFFICIAL_CAMERA_OFFER_JS)
         assert "a=simulcast:recv q;h;f" in answer
         track = sfu._room("r").get("chair").inbound["video"]
         assert isinstance(track, SimulcastInbound)

@@ -16,9 +16,14 @@ import pytest
 
 from server.sfu import Sfu, SfuConfig
 from server.sfu.simulcast_inbound import SimulcastInbound
-from tests.sfu.browser_publisher import chromium_page, offer_script, publish
+from tests.sfu.browser_publisher import (
+    OFFICIAL_CAMERA_OFFER_JS,
+    FrameWatch,
+    chromium_page,
+    offer_script,
+    publish,
+)
 from tests.sfu.sfu_testkit import LOOPBACK, Client, join, wait_until
-from tests.sfu.test_sfu_simulcast_browser import OFFER_JS, FrameWatch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.lab]
 
@@ -68,7 +73,7 @@ async def test_a_subscriber_held_to_fewer_temporal_layers_decodes_fewer_frames_w
     held = await join(sfu, make_client, "held", video_slots=1)
     full = await join(sfu, make_client, "full", video_slots=1)
     async with chromium_page(page_url) as page:
-        await publish(page, sfu, "r", "chair", OFFER_JS)
+        await publish(page, sfu, "r", "chair", OFFICIAL_CAMERA_OFFER_JS)
         room = sfu._room("r")
         track = room.get("chair").inbound["video"]
         assert isinstance(track, SimulcastInbound)
@@ -162,7 +167,7 @@ async def test_a_chromium_viewer_held_to_the_base_temporal_layer_decodes_every_p
     every frame when given all layers."""
     sfu.open_room("r")
     async with chromium_page(page_url) as page, chromium_page(page_url) as viewer:
-        await publish(page, sfu, "r", "chair", OFFER_JS)
+        await publish(page, sfu, "r", "chair", OFFICIAL_CAMERA_OFFER_JS)
         await publish(viewer, sfu, "r", "viewer", VIEWER_JS)
         room = sfu._room("r")
         track = room.get("chair").inbound["video"]

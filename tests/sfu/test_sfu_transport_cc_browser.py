@@ -22,9 +22,8 @@ from typing import Any
 import pytest
 
 from server.sfu import Sfu, SfuConfig
-from tests.sfu.browser_publisher import chromium_page, publish
+from tests.sfu.browser_publisher import OFFICIAL_CAMERA_OFFER_JS, chromium_page, publish
 from tests.sfu.sfu_testkit import LOOPBACK
-from tests.sfu.test_sfu_simulcast_browser import OFFER_JS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.lab]
 
@@ -56,7 +55,7 @@ async def sfu() -> AsyncIterator[Sfu]:
 async def test_chromium_sets_its_rate_from_the_sfus_transport_feedback(sfu: Sfu, page_url: str) -> None:
     sfu.open_room("r")
     async with chromium_page(page_url) as page:
-        _, answer = await publish(page, sfu, "r", "chair", OFFER_JS)
+        _, answer = await publish(page, sfu, "r", "chair", OFFICIAL_CAMERA_OFFER_JS)
         assert "transport-cc" in answer
         chair = sfu._room("r").get("chair")
         feedback = chair._feedback

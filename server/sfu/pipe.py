@@ -26,7 +26,10 @@ of its own room. On the wire (all in one socket, told apart by the first octet, 
 * **Announcements** (first octet ``{``): a JSON object, every :data:`ANNOUNCE_INTERVAL_S`, and
   within :data:`CHECK_INTERVAL_S` when what is sent or wanted changes: ``{"type": "announce",
   "v": 1, "room": ..., "publishers": {id: {"audio": ssrc | null, "video": [ssrc per layer,
-  lowest first], "rids": [...]}}, "wants": {id: [layers]}}``.
+  lowest first], "rids": [...]}}, "wants": {id: [layers]}}``. An end that gets RTP of an SSRC
+  no announcement named adds ``"resend": true`` to its own, and the peer announces again at
+  once: an announcement lost on the way (or sent before this end was connected) costs a round
+  trip, not :data:`ANNOUNCE_INTERVAL_S`.
   It names the pipe SSRCs of each publisher's tracks, and it is the pipe's keepalive: an end
   that hears nothing from its peer for ``timeout`` seconds closes, and the publishers it
   received leave its room as a publisher leaving would. ``{"type": "bye"}`` closes at once.
@@ -158,6 +161,8 @@ class Announcement:
 
     publishers: dict[str, Announced]
     wants: dict[str, frozenset[int]]
+    #: The sender got RTP of an SSRC it has no announcement for, and asks for ours at once.
+    resend: bool = False
 
 
 def parse_announcement(data: bytes, room_id: str) -> Announcement | None:
@@ -208,7 +213,10 @@ def parse_announcement(data: bytes, room_id: str) -> Announcement | None:
             isinstance(i, int) and not isinstance(i, bool) and 0 <= i < MAX_LAYERS for i in layers
         ):
             raise ValueError("bad wanted layers")
-    return Announcement(result, {pid: frozenset(layers) for pid, layers in wants.items()})
+    resend = msg.get("resend", False)
+    if not isinstance(resend, bool):
+        raise ValueError("resend must be true or false")
+    return Announcement(result, {pid: frozenset(layers) for pid, layers in wants.items()}, resend)
 
 
 def _is_ssrc(value: object) -> bool:
@@ -357,6 +365,8 @@ class Pipe:
         self._ext_map.configure(RTCRtpParameters(headerExtensions=_extensions()))
         self._announced_out: tuple[dict[str, Any], dict[str, list[int]]] | None = None
         # receiving
+        #: When this end last asked the peer to announce again (RTP of an unknown SSRC).
+        self._asked_at = 0.0
         self._in: dict[str, Announced] = {}
         #: ... and the room's participant each became (to tell it from one that took its id since)
         self._in_participants: dict[str, Participant] = {}
@@ -473,9 +483,10 @@ class Pipe:
             await asyncio.sleep(CHECK_INTERVAL_S)
 
     # -- sending ------------------------------------------------------------------------------
-    def _sync_out(self, announce_anyway: bool = False) -> bool:
+    def _sync_out(self, announce_anyway: bool = False, ask: bool = False) -> bool:
         """Relay the wanted publishers' current streams; announce on a change of what this end
-        sends or wants (or when asked). True if it announced."""
+        sends or wants (or when asked; ``ask``: the announcement asks the peer for its own at
+        once). True if it announced."""
         if self.closed is not None:
             return False
         for pid in list(self._out):
@@ -511,9 +522,9 @@ class Pipe:
         # (a subscriber here starting to watch a publisher whose camera was paused for want of
         # watchers is told to its SFU within CHECK_INTERVAL_S, not at the next keepalive)
         self._announced_out = (announcement, wants)
-        self._send_control(
-            {"type": "announce", "v": 1, "room": self.room.id, "publishers": announcement, "wants": wants}
-        )
+        message: dict[str, Any] = {"type": "announce", "v": 1, "room": self.room.id}
+        message |= {"publishers": announcement, "wants": wants}
+        self._send_control(message | {"resend": True} if ask else message)
         return True
 
     def _wants(self) -> dict[str, list[int]]:
@@ -616,10 +627,23 @@ class Pipe:
             stream = self._in_by_ssrc.get(packet.ssrc)
             if stream is None:
                 self.unknown_ssrc += 1
+                self._ask_for_announcement()
                 return
             await stream._handle_rtp_packet(packet, arrival_ms)
         else:
             raise ValueError("neither RTP, RTCP nor an announcement")
+
+    def _ask_for_announcement(self) -> None:
+        """RTP came that no announcement named: the one that names it was lost (UDP), most
+        often because it was sent before this end connected (the two ends of a new pipe are
+        connected by two requests at once). Ask for it again at once rather than drop a
+        publisher's media until the peer's next periodic announcement; at most once every
+        :data:`CHECK_INTERVAL_S`, so a stream of unknown packets costs a few datagrams."""
+        now = time.monotonic()
+        if now - self._asked_at < CHECK_INTERVAL_S:
+            return
+        self._asked_at = now
+        self._sync_out(announce_anyway=True, ask=True)
 
     def _on_feedback(self, data: bytes) -> None:
         keyframes, nacks, rembs = parse_feedback(data)
@@ -666,6 +690,8 @@ class Pipe:
                 # (a publisher not named is not admitted there yet: it keeps the default)
                 video.remote_layers[self.id] = wants
                 self.room._update_demand()
+        if announcement.resend:
+            self._sync_out(announce_anyway=True)  # (never asks back: no ping-pong)
         publishers = announcement.publishers
         for pid, known in list(self._in.items()):
             # changed, or removed from the room by someone else (the announcement is the truth:

@@ -26,6 +26,7 @@ from server.sfu import (
     SfuConfig,
     SfuEvent,
     VideoDemandChanged,
+    pipe,
 )
 from server.sfu.pipe import PIPE_VP8_PT, parse_feedback
 from server.sfu.relay import InboundStream
@@ -120,6 +121,32 @@ async def test_publisher_on_a_is_seen_and_heard_on_b(
     with pytest.raises(InvalidState):
         b.pipe_stats(PIPE)
     assert all(not s.relays for s in a._room("r").get("a").inbound.values())
+
+
+async def test_an_announcement_sent_before_the_peer_connected_is_asked_for_again(
+    two_sfus: tuple[Sfu, Sfu, list[SfuEvent]],
+    make_client: Callable[..., Client],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The two ends of a new pipe are connected by two requests at once: A may announce a and
+    send its RTP before B knows its peer, and B drops all of it (stray). B's first RTP of an
+    SSRC it has no announcement for makes it ask (``resend``), and A announces again at once;
+    the periodic announcement (made a minute here) is not what brings a in."""
+    monkeypatch.setattr(pipe, "ANNOUNCE_INTERVAL_S", 60.0)
+    a, b, _ = two_sfus
+    addr_a = await a.open_pipe("r", PIPE, timeout=30.0)
+    addr_b = await b.open_pipe("r", PIPE, timeout=30.0)
+    a.connect_pipe(PIPE, addr_b)
+    await join(a, make_client, "a", luma=LUMA["a"], amplitude=12000)
+    a.pipe_out(PIPE, "a")
+    await wait_until(lambda: b.pipe_stats(PIPE).stray_datagrams >= 20, 10, "a's announcement and RTP lost")
+    assert "a" not in b._room("r").participants
+    b.connect_pipe(PIPE, addr_a)
+    sub = await join(b, make_client, "s", video_slots=1, audio_slots=1)
+    await wait_until(lambda: "a" in b._room("r").participants, 10, "a admitted on B")
+    await wait_until(lambda: sees_video(sub, "a") and hears(sub, "a"), 15, "s on B sees and hears a")
+    stats = b.pipe_stats(PIPE)
+    assert stats.unknown_ssrc >= 1 and stats.malformed == 0, stats
 
 
 async def test_keyframe_request_from_b_reaches_the_publisher_on_a(
@@ -292,6 +319,7 @@ async def test_bad_datagrams_are_dropped_and_a_silent_peer_removes_its_publisher
             announce({"x": {"audio": -1}}),
             announce({"x": {"video": [1, 2]}}),  # two layers without rids
             announce({"x": {"audio": 5, "video": [5]}}),  # one ssrc twice
+            json.dumps({"type": "announce", "v": 1, "room": "r", "publishers": {}, "resend": "yes"}).encode(),
         ]
         for data in bad:
             peer.sendto(data, addr_b)

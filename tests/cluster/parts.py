@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -462,27 +462,61 @@ def sfu_worker_env(redis_url: str, data_dir: Path, **extra: str) -> dict[str, st
     )
 
 
+@dataclass
+class RunningWorker:
+    """An :class:`SfuWorker` running as a task in the test's own process, on its own Redis client."""
+
+    worker: SfuWorker
+    task: asyncio.Task[None]
+    redis: Redis
+
+    async def stop(self) -> None:
+        """Stop it as SIGTERM would (drain, if it has one) and close its client."""
+        if not self.task.done():
+            self.worker.stop.set()
+            await asyncio.wait_for(self.task, 15)
+        await self.redis.aclose()
+
+
+async def start_in_process_worker(
+    redis_url: str,
+    worker_id: str,
+    *,
+    sfu: Sfu | None = None,
+    registered: Callable[[WorkerInfo], bool] | None = None,
+    **options: Any,
+) -> RunningWorker:
+    """Start an SFU worker in the test's own process (loopback media; ``options``: SfuWorker's,
+    such as a ``cpu_meter``), and return once its record is in Redis and satisfies
+    ``registered``, or once it stopped (a worker refused at start: its task holds the error)."""
+    redis = connect(redis_url)
+    sfu = sfu or Sfu(SfuConfig(host_addresses=tuple(LOOPBACK), ice_servers=()))
+    worker = SfuWorker(sfu, redis, worker_id, tuple(LOOPBACK), **options)
+    task = asyncio.create_task(worker.run())
+    probe = connect(redis_url)
+    try:
+        for _ in range(100):
+            if task.done():
+                break
+            raw = await probe.get(worker_key(worker_id))
+            if raw is not None and (registered is None or registered(WorkerInfo.from_json(raw))):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await probe.aclose()
+    return RunningWorker(worker, task, redis)
+
+
 @contextlib.asynccontextmanager
 async def in_process_worker(redis_url: str, worker_id: str) -> AsyncIterator[SfuWorker]:
     """An SFU worker in the test's own process (its real CPU meter, loopback media), registered on
     the test's Redis before it is yielded, and stopped after."""
-    redis = connect(redis_url)
-    sfu = Sfu(SfuConfig(host_addresses=tuple(LOOPBACK), ice_servers=()))
-    running = SfuWorker(sfu, redis, worker_id, tuple(LOOPBACK))
-    task = asyncio.create_task(running.run())
-    probe = connect(redis_url)
+    running = await start_in_process_worker(redis_url, worker_id)
     try:
-        for _ in range(100):
-            if task.done() or await probe.exists(worker_key(worker_id)):
-                break
-            await asyncio.sleep(0.05)
-        assert not task.done(), "the worker did not start"
-        yield running
+        assert not running.task.done(), "the worker did not start"
+        yield running.worker
     finally:
-        running.stop.set()
-        await asyncio.wait_for(task, 15)
-        await probe.aclose()
-        await redis.aclose()
+        await running.stop()
 
 
 class Arrivals:

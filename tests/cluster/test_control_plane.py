@@ -11,7 +11,6 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,6 @@ from server.cluster.registry import (
 )
 from server.cluster.remote import RemoteSfu
 from server.cluster.wire import StaleEpoch, Unavailable
-from server.cluster.worker import SfuWorker
 from server.sfu import (
     AlreadyJoined,
     NotInRoom,
@@ -41,20 +39,10 @@ from server.sfu import (
     SfuEvent,
     SlotAssigned,
 )
-from tests.cluster.parts import RedisServer
+from tests.cluster.parts import RedisServer, RunningWorker, start_in_process_worker
 from tests.sfu.sfu_testkit import LOOPBACK, LUMA, Client, hears, sees_video, wait_until
 
 pytestmark = pytest.mark.network
-
-
-@dataclass
-class RunningWorker:
-    worker: SfuWorker
-    task: asyncio.Task[None]
-
-    async def stop(self) -> None:
-        self.worker.stop.set()
-        await asyncio.wait_for(self.task, 15)
 
 
 @pytest.fixture
@@ -69,21 +57,13 @@ async def cluster(redis_server: RedisServer) -> AsyncIterator[Callable[..., obje
         clients.append(redis)
         return redis
 
-    async def start_worker(worker_id: str, drain_s: float = 0.0) -> RunningWorker:
-        sfu = Sfu(SfuConfig(host_addresses=tuple(LOOPBACK), ice_servers=()))
+    async def start_worker(worker_id: str, drain_s: float = 0.0, sfu: Sfu | None = None) -> RunningWorker:
         # Workers in one process cannot tell their CPU use apart (each would measure the whole
         # test): they report none, and placement goes by their counts, which the tests set.
-        worker = SfuWorker(sfu, client(), worker_id, tuple(LOOPBACK), cpu_meter=lambda: None, drain_s=drain_s)
-        task = asyncio.create_task(worker.run())
-        await wait_until(lambda: task.done() or bool(worker.boot), 5, "worker start")
-        running = RunningWorker(worker, task)
+        running = await start_in_process_worker(
+            redis_server.url, worker_id, sfu=sfu, cpu_meter=lambda: None, drain_s=drain_s
+        )
         workers.append(running)
-        # Registered once its record is in Redis.
-        probe = client()
-        for _ in range(100):
-            if task.done() or await probe.exists(worker_key(worker_id)):
-                break
-            await asyncio.sleep(0.05)
         return running
 
     async def remote() -> RemoteSfu:
@@ -96,8 +76,7 @@ async def cluster(redis_server: RedisServer) -> AsyncIterator[Callable[..., obje
     for plane in remotes:
         await plane.close()
     for running in workers:
-        if not running.task.done():
-            await running.stop()
+        await running.stop()
     for redis in clients:
         await redis.aclose()
 
@@ -419,31 +398,18 @@ class TileRecordingSfu(Sfu):
 async def test_a_pages_tile_sizes_reach_the_worker_that_holds_its_room(cluster: tuple) -> None:  # type: ignore[type-arg]
     """The tiles a page reports (simulcast layer choice by tile size) reach the worker's Sfu
     through the remote handle; a malformed one is refused there and changes nothing."""
-    _start_worker, remote, client = cluster
+    start_worker, remote, _client = cluster
     sfu = TileRecordingSfu(SfuConfig(host_addresses=tuple(LOOPBACK), ice_servers=()))
-    worker = SfuWorker(sfu, client(), "7", tuple(LOOPBACK))
-    task = asyncio.create_task(worker.run())
-    try:
-        await wait_until(lambda: bool(worker.boot), 5, "worker start")
-        probe = client()
-        for _ in range(100):
-            if await probe.exists(worker_key("7")):
-                break
-            await asyncio.sleep(0.05)
-        plane = await remote()
-        a = await plane.admit("r", "a")
-        await plane.admit("r", "b")
-        a.set_tile_sizes({"b": [320, 180]})
-        await wait_until(
-            lambda: sfu.tile_reports == [("r", "a", {"b": [320, 180]})], 5, "report at the worker"
-        )
-        a.set_tile_sizes({"b": [1, 2, 3]})  # refused by the worker's Sfu
-        a.set_tile_sizes({"b": [1280, 720]})
-        await wait_until(lambda: len(sfu.tile_reports) == 2, 5, "second report at the worker")
-        assert sfu.tile_reports[-1] == ("r", "a", {"b": [1280, 720]})
-    finally:
-        worker.stop.set()
-        await asyncio.wait_for(task, 15)
+    await start_worker("7", sfu=sfu)
+    plane = await remote()
+    a = await plane.admit("r", "a")
+    await plane.admit("r", "b")
+    a.set_tile_sizes({"b": [320, 180]})
+    await wait_until(lambda: sfu.tile_reports == [("r", "a", {"b": [320, 180]})], 5, "report at the worker")
+    a.set_tile_sizes({"b": [1, 2, 3]})  # refused by the worker's Sfu
+    a.set_tile_sizes({"b": [1280, 720]})
+    await wait_until(lambda: len(sfu.tile_reports) == 2, 5, "second report at the worker")
+    assert sfu.tile_reports[-1] == ("r", "a", {"b": [1280, 720]})
 
 
 async def test_a_draining_worker_keeps_its_meeting_takes_no_new_room_and_stops_when_it_empties(

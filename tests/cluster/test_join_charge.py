@@ -32,9 +32,7 @@ from server.cluster.registry import (
 )
 from server.cluster.remote import RemoteSfu
 from server.cluster.worker import SfuWorker
-from server.sfu import Sfu, SfuConfig
-from tests.cluster.parts import RedisServer, heartbeat
-from tests.sfu.sfu_testkit import LOOPBACK
+from tests.cluster.parts import RedisServer, RunningWorker, heartbeat, start_in_process_worker
 
 
 async def _joins(registry: Registry, worker_id: str) -> int:
@@ -128,7 +126,7 @@ Cluster = tuple[StartWorker, RemoteSfu, Redis]
 async def cluster(redis_server: RedisServer) -> AsyncIterator[Cluster]:
     """``start_worker(id, cpu)``: a worker whose meter reads ``cpu``; a started ``RemoteSfu``."""
     clients: list[Redis] = []
-    workers: list[tuple[SfuWorker, asyncio.Task[None]]] = []
+    workers: list[RunningWorker] = []
 
     def client() -> Redis:
         redis = connect(redis_server.url)
@@ -136,30 +134,23 @@ async def cluster(redis_server: RedisServer) -> AsyncIterator[Cluster]:
         return redis
 
     async def start_worker(worker_id: str, cpu: float | None) -> SfuWorker:
-        sfu = Sfu(SfuConfig(host_addresses=tuple(LOOPBACK), ice_servers=()))
-        worker = SfuWorker(sfu, client(), worker_id, tuple(LOOPBACK), cpu_meter=lambda: cpu)
-        task = asyncio.create_task(worker.run())
-        workers.append((worker, task))
-        probe = client()
-
-        async def registered() -> bool:
-            raw = await probe.get(worker_key(worker_id))
-            return raw is not None and (cpu is None or WorkerInfo.from_json(raw).cpu is not None)
-
-        for _ in range(100):  # until its record carries its measure (the second heartbeat)
-            if task.done() or await registered():
-                break
-            await asyncio.sleep(0.05)
-        assert not task.done() and await registered()
-        return worker
+        # until its record carries its measure (the second heartbeat)
+        running = await start_in_process_worker(
+            redis_server.url,
+            worker_id,
+            cpu_meter=lambda: cpu,
+            registered=lambda info: cpu is None or info.cpu is not None,
+        )
+        workers.append(running)
+        assert not running.task.done()
+        return running.worker
 
     plane = RemoteSfu(client())
     await plane.start()
     yield start_worker, plane, client()
     await plane.close()
-    for worker, task in workers:
-        worker.stop.set()
-        await asyncio.wait_for(task, 15)
+    for running in workers:
+        await running.stop()
     for redis in clients:
         await redis.aclose()
 

@@ -100,6 +100,12 @@ when an upgrade breaks one. Internals used, and why:
     single-component connections (aiortc's, with rtcp-mux) are muxed: a USERNAME does not
     name a component. :class:`DirectRtpSender` queues RTP on the mux
     (``MuxSocket.queue``), which sends the queue of one event-loop turn in one ``sendmmsg``.
+11. Load generators only (:func:`tap_protected_rtp`): ``aioice.ice.StunProtocol.datagram_received``
+    on the ``Connection._protocols`` of a peer connection's gatherers, shadowed per instance
+    as item 9 does, so a benchmark's subscribers can count RTP from its header (in the clear
+    under SRTP, RFC 3711 3.1) without aioice's STUN parse, aiortc's queue and coroutine hop,
+    SRTP unprotect and parse per packet: the scale benchmark's hundreds of subscribers must
+    cost less than the SFU they measure. The SFU itself never uses it.
 """
 
 from __future__ import annotations
@@ -190,6 +196,7 @@ __all__ = [
     "versions_match",
     "stamp_receive_times",
     "receive_time_ms",
+    "tap_protected_rtp",
 ]
 
 
@@ -430,6 +437,31 @@ def stamp_receive_times(pc: RTCPeerConnection) -> None:
 
         ice._maeul_recv = recv
         ice._recv = stamped_recv
+
+
+#: Sees one received RTP datagram, still SRTP-protected; True: consumed (aiortc never sees it).
+RtpTap = Callable[[bytes], bool]
+
+
+def tap_protected_rtp(pc: RTCPeerConnection, tap: RtpTap) -> None:
+    """Hand each RTP datagram ``pc`` receives to ``tap`` as it arrives (item 11), before aioice
+    and aiortc: it goes on to them (STUN parse, queue, unprotect, the receiver) only if ``tap``
+    returns False. RTCP, STUN and DTLS always go on. Call after ``setLocalDescription``, which
+    gathers (the sockets exist then); what arrives before goes the usual way."""
+    for gatherer in _ice_gatherers(pc):
+        for protocol in gatherer._connection._protocols:
+            received = protocol.datagram_received
+
+            def datagram_received(
+                data: bytes | str, addr: tuple[Any, ...], received: Callable[..., None] = received
+            ) -> None:
+                # RTP: first byte 128-191 (RFC 7983), second not an RTCP type (RFC 5761 4)
+                if isinstance(data, bytes) and len(data) >= 12 and 127 < data[0] < 192:
+                    if not 191 < data[1] < 224 and tap(data):
+                        return
+                received(data, addr)
+
+            protocol.datagram_received = datagram_received  # type: ignore[method-assign]
 
 
 def receive_time_us(transport: RTCDtlsTransport | None) -> int | None:

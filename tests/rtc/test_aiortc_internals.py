@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import struct
+from typing import Any
 
 import aioice
 import aioice.ice
@@ -360,6 +362,79 @@ async def test_direct_rtp_sender_delivers_decryptable_rtp_over_loopback(muxed: b
         await pair.close()
     with pytest.raises(ConnectionError):
         direct.send(packet.serialize())
+
+
+async def test_tap_protected_rtp_sees_the_clear_header_and_consumes_what_it_takes() -> None:
+    """Item 11: the tap gets each RTP datagram before aiortc, SRTP-protected (payload
+    encrypted, header as sent); what it consumes never reaches the receiver, what it declines
+    does, and RTCP is never offered to it."""
+    got: asyncio.Queue[ai.RtpPacket] = asyncio.Queue()
+    got_rtcp: asyncio.Queue[ai.AnyRtcpPacket] = asyncio.Queue()
+
+    class Receiver:
+        async def _handle_rtp_packet(self, packet: ai.RtpPacket, arrival_time_ms: int) -> None:
+            got.put_nowait(packet)
+
+        async def _handle_rtcp_packet(self, packet: ai.AnyRtcpPacket) -> None:
+            got_rtcp.put_nowait(packet)
+
+        def _handle_disconnect(self) -> None:
+            pass
+
+    pair = await loopback_pair("video", None, Receiver())
+    try:
+        direct = ai.DirectRtpSender(pair.transport)
+        ssrc = ai.sender_ssrc(pair.transceiver.sender)
+        pt = pair.parameters.codecs[0].payloadType
+
+        def packet(seq: int, marker: int = 0) -> bytes:
+            plain = ai.RtpPacket(payload_type=pt, marker=marker, sequence_number=seq, timestamp=9, ssrc=ssrc)
+            plain.payload = bytes(range(100))
+            return plain.serialize()
+
+        for _ in range(50):  # until the receiver is registered (its DTLS is up)
+            direct.send(packet(1))
+            try:
+                await asyncio.wait_for(got.get(), 0.1)
+                break
+            except TimeoutError:
+                continue
+        else:
+            raise AssertionError("no packet arrived")
+        while not got.empty():
+            got.get_nowait()
+
+        tapped: list[bytes] = []
+
+        def tap(data: bytes) -> bool:
+            tapped.append(data)
+            return struct.unpack_from("!H", data, 2)[0] != 7  # decline seq 7
+
+        ai.tap_protected_rtp(pair.receiver_pc, tap)
+        for seq in range(2, 8):
+            direct.send(packet(seq, marker=int(seq == 6)))
+        arrived = await asyncio.wait_for(got.get(), 5)
+        assert arrived.sequence_number == 7 and arrived.payload == bytes(range(100))
+        assert [struct.unpack_from("!H", d, 2)[0] for d in tapped] == [2, 3, 4, 5, 6, 7]
+        assert got.empty()  # 2-6 consumed
+        sixth = packet(6, marker=1)
+        assert tapped[4][:12] == sixth[:12] and tapped[4][1] & 0x80  # the header as sent
+        assert tapped[4][12:112] != sixth[12:112]  # the payload still encrypted
+        # RTCP is not offered to the tap
+        info = ai.RtcpSenderInfo(ntp_timestamp=1 << 40, rtp_timestamp=9, packet_count=7, octet_count=700)
+        assert direct.send_rtcp(bytes(ai.RtcpSrPacket(ssrc=ssrc, sender_info=info))) is True
+        assert isinstance(await asyncio.wait_for(got_rtcp.get(), 5), ai.RtcpSrPacket)
+        assert len(tapped) == 6
+        # only that peer connection is tapped
+        assert all("datagram_received" in vars(p) for p in _protocols(pair.receiver_pc))
+        assert not any("datagram_received" in vars(p) for p in _protocols(pair.sender_pc))
+    finally:
+        await pair.close()
+
+
+def _protocols(pc: RTCPeerConnection) -> list[Any]:
+    gatherers = [t.receiver.transport.transport.iceGatherer for t in pc.getTransceivers()]
+    return [p for g in gatherers for p in g._connection._protocols]
 
 
 def test_receive_time_internals() -> None:

@@ -408,6 +408,8 @@ class LadderStep:
     lost: list[int]  # each subscriber's audio packets missing
     worker_pcts: list[float]
     loop_pct: float  # this process's event loop (main thread), % of a core
+    #: False: some subscriber never received video, so the step had no window
+    started: bool = True
 
     @property
     def min_fps(self) -> float:
@@ -420,7 +422,10 @@ class LadderStep:
     @property
     def bound(self) -> str:
         """What ran out, if anything: a worker or this process's loop at 85 % of a core or more,
-        or the machine (the workers and this loop together at 85 % of all its cores)."""
+        or the machine (the workers and this loop together at 85 % of all its cores); ``setup``
+        when the room never got going."""
+        if not self.started:
+            return "setup"
         if max(self.worker_pcts) >= 85:
             return "workers"
         if self.loop_pct >= 85:
@@ -430,6 +435,16 @@ class LadderStep:
 
 
 async def ladder_step(
+    redis_url: str, workers: dict[str, Proc], n: int, window: float, clients: list[Redis]
+) -> LadderStep:
+    try:
+        return await _measure_step(redis_url, workers, n, window, clients)
+    except TimeoutError as exc:  # past the machine's limit: a failed step, not a failed bench
+        log(f"ladder 1 -> {n}: FAILED before its window: {exc}")
+        return LadderStep(n, [0.0] * n, [window] * n, [0] * n, [], 0.0, started=False)
+
+
+async def _measure_step(
     redis_url: str, workers: dict[str, Proc], n: int, window: float, clients: list[Redis]
 ) -> LadderStep:
     async with spanning_room(redis_url, workers, n, clients, room=f"ladder{n}") as room:

@@ -4,6 +4,11 @@ loopback port, with its files in a temp dir. PostgreSQL comes from ``tests/pg.py
 
 Both are plain objects with ``start``/``stop``/``kill``/``restart`` so failure tests can take a
 part down in the middle of a run and bring it back on the same address.
+
+Maeul's own processes: :class:`Proc` (one ``run.py`` process, ``sfu_worker_env`` for a worker),
+:func:`start_in_process_worker` (an SFU worker as a task of the test), and :class:`Cascade` (the
+``cascade`` fixture's workers, planes and aiortc clients, with :class:`Arrivals` timing what each
+client receives).
 """
 
 from __future__ import annotations

@@ -304,25 +304,31 @@ def test_srtp_context_refuses_a_bad_session() -> None:
         SrtpContext(0, 0, None, 1356)
 
 
+class QueueReceiver:
+    """aiortc's RtpReceiver protocol (item 3), queueing what the DTLS transport hands it."""
+
+    def __init__(self) -> None:
+        self.rtp: asyncio.Queue[ai.RtpPacket] = asyncio.Queue()
+        self.rtcp: asyncio.Queue[ai.AnyRtcpPacket] = asyncio.Queue()
+
+    async def _handle_rtp_packet(self, packet: ai.RtpPacket, arrival_time_ms: int) -> None:
+        self.rtp.put_nowait(packet)
+
+    async def _handle_rtcp_packet(self, packet: ai.AnyRtcpPacket) -> None:
+        self.rtcp.put_nowait(packet)
+
+    def _handle_disconnect(self) -> None:
+        pass
+
+
 @pytest.mark.parametrize("muxed", [False, True], ids=["own-socket", "udp-mux"])
 async def test_direct_rtp_sender_delivers_decryptable_rtp_over_loopback(muxed: bool) -> None:
     """A packet sent with DirectRtpSender arrives, SRTP-decrypted and parsed, at the peer; with
     the sender on a UDP mux (item 10), through its sendmmsg queue."""
     mux = UdpMux(0) if muxed else None
-    got: asyncio.Queue[ai.RtpPacket] = asyncio.Queue()
-    got_rtcp: asyncio.Queue[ai.AnyRtcpPacket] = asyncio.Queue()
-
-    class Receiver:
-        async def _handle_rtp_packet(self, packet: ai.RtpPacket, arrival_time_ms: int) -> None:
-            got.put_nowait(packet)
-
-        async def _handle_rtcp_packet(self, packet: ai.AnyRtcpPacket) -> None:
-            got_rtcp.put_nowait(packet)
-
-        def _handle_disconnect(self) -> None:
-            pass
-
-    pair = await loopback_pair("audio", mux, Receiver())
+    receiver = QueueReceiver()
+    got, got_rtcp = receiver.rtp, receiver.rtcp
+    pair = await loopback_pair("audio", mux, receiver)
     sender_pc, t_send = pair.sender_pc, pair.transceiver
     try:
         transport, parameters = pair.transport, pair.parameters
@@ -368,20 +374,9 @@ async def test_tap_protected_rtp_sees_the_clear_header_and_consumes_what_it_take
     """Item 11: the tap gets each RTP datagram before aiortc, SRTP-protected (payload
     encrypted, header as sent); what it consumes never reaches the receiver, what it declines
     does, and RTCP is never offered to it."""
-    got: asyncio.Queue[ai.RtpPacket] = asyncio.Queue()
-    got_rtcp: asyncio.Queue[ai.AnyRtcpPacket] = asyncio.Queue()
-
-    class Receiver:
-        async def _handle_rtp_packet(self, packet: ai.RtpPacket, arrival_time_ms: int) -> None:
-            got.put_nowait(packet)
-
-        async def _handle_rtcp_packet(self, packet: ai.AnyRtcpPacket) -> None:
-            got_rtcp.put_nowait(packet)
-
-        def _handle_disconnect(self) -> None:
-            pass
-
-    pair = await loopback_pair("video", None, Receiver())
+    receiver = QueueReceiver()
+    got, got_rtcp = receiver.rtp, receiver.rtcp
+    pair = await loopback_pair("video", None, receiver)
     try:
         direct = ai.DirectRtpSender(pair.transport)
         ssrc = ai.sender_ssrc(pair.transceiver.sender)

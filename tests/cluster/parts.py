@@ -493,12 +493,14 @@ async def start_in_process_worker(
 ) -> RunningWorker:
     """Start an SFU worker in the test's own process (loopback media; ``options``: SfuWorker's,
     such as a ``cpu_meter``), and return once its record is in Redis and satisfies
-    ``registered``, or once it stopped (a worker refused at start: its task holds the error)."""
+    ``registered``, or once it stopped (a worker refused at start: its task holds the error);
+    AssertionError if it does neither within 5 s."""
     redis = connect(redis_url)
     sfu = sfu or Sfu(SfuConfig(host_addresses=tuple(LOOPBACK), ice_servers=()))
     worker = SfuWorker(sfu, redis, worker_id, tuple(LOOPBACK), **options)
     task = asyncio.create_task(worker.run())
     probe = connect(redis_url)
+    running = RunningWorker(worker, task, redis)
     try:
         for _ in range(100):
             if task.done():
@@ -507,9 +509,12 @@ async def start_in_process_worker(
             if raw is not None and (registered is None or registered(WorkerInfo.from_json(raw))):
                 break
             await asyncio.sleep(0.05)
+        else:
+            await running.stop()
+            raise AssertionError(f"worker {worker_id} did not register within 5 s")
     finally:
         await probe.aclose()
-    return RunningWorker(worker, task, redis)
+    return running
 
 
 @contextlib.asynccontextmanager

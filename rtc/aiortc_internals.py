@@ -103,9 +103,10 @@ when an upgrade breaks one. Internals used, and why:
 11. Load generators only (:func:`tap_protected_rtp`): ``aioice.ice.StunProtocol.datagram_received``
     on the ``Connection._protocols`` of a peer connection's gatherers, shadowed per instance
     as item 9 does, so a benchmark's subscribers can count RTP from its header (in the clear
-    under SRTP, RFC 3711 3.1) without aioice's STUN parse, aiortc's queue and coroutine hop,
-    SRTP unprotect and parse per packet: the scale benchmark's hundreds of subscribers must
-    cost less than the SFU they measure. The SFU itself never uses it.
+    under SRTP, RFC 3711 3.1) without aioice's attempt to parse it as STUN (a raised and caught
+    ValueError), aiortc's queue and coroutine hop, SRTP unprotect and parse per packet: the
+    benchmarks' hundreds of subscribers must cost less than the SFU they measure. The SFU
+    itself never uses it.
 """
 
 from __future__ import annotations

@@ -269,26 +269,22 @@ async def _setup(clip: list[tuple[bytes, bool]], server_port: int) -> Handler:
                 if c is not None:
                     for info in media.ssrc:
                         by_ssrc[info.ssrc] = c
-            # aioice calls connection.data_received(data, component) for every
-            # non-STUN datagram; count there and drop, before any queue or task.
-            conn = self.pc.getTransceivers()[0].receiver.transport.transport._connection
-            original = conn.data_received
             sampled = self.sampled
 
-            def data_received(data: bytes, component: int) -> None:
-                if 127 < data[0] < 192 and len(data) >= 12 and not 192 <= data[1] <= 208:
-                    c = by_ssrc.get(int.from_bytes(data[8:12], "big"))
-                    if c is not None:
-                        c.packets += 1
-                        if c.kind == "video":
-                            if data[1] & 0x80:
-                                c.frames += 1
-                            if sampled:
-                                original(data, component)  # decrypted by DTLS/SRTP -> SlotCounter
-                        return  # counted; no decryption
-                original(data, component)
+            def tap(data: bytes) -> bool:
+                c = by_ssrc.get(int.from_bytes(data[8:12], "big"))
+                if c is None:
+                    return False
+                c.packets += 1
+                if c.kind == "video":
+                    if data[1] & 0x80:
+                        c.frames += 1
+                    if sampled:
+                        return False  # decrypted by DTLS/SRTP -> SlotCounter
+                return True  # counted; no decryption
 
-            conn.data_received = data_received
+            # count as the datagram arrives and drop, before any parse, queue or task
+            ai.tap_protected_rtp(self.pc, tap)
 
         def counts(self) -> dict[str, tuple[str, int, int]]:
             return {c.t.mid: (c.kind, c.packets, c.frames) for c in self.counters}

@@ -78,6 +78,32 @@ class MediaPlane(Protocol):
 
 
 @dataclass(frozen=True)
+class TakenOver:
+    """A participant taken over from a dead web process (:class:`Handover`)."""
+
+    handle: MediaHandle
+    connected: bool  # its media connection is up (attendance already counts it present)
+
+
+@runtime_checkable
+class Handover(Protocol):
+    """A media plane whose participants outlive the web process that admitted them
+    (:class:`server.cluster.remote.RemoteSfu`): when that process dies, the page's socket comes
+    back through another one, which takes the participant over with the page's resume token, and
+    its media goes on untouched (docs/scale.md "Handover"). The in-process :class:`Sfu` has no
+    such thing: its participants live and die with the process that admitted them."""
+
+    async def keep_for_handover(self, handle: MediaHandle, token: str) -> None:
+        """Note where ``handle``'s admission is, for a takeover with ``token`` (best effort)."""
+        ...
+
+    async def take_over(self, room_id: str, participant_id: str, token: str) -> TakenOver | None:
+        """The participant admitted through another web process, if ``token`` is its page's and
+        the admission is still the current one; None otherwise (the page starts over)."""
+        ...
+
+
+@dataclass(frozen=True)
 class ParticipantCounters:
     """What one participant's media has cost so far (counters from its admission on)."""
 

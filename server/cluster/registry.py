@@ -153,6 +153,19 @@ def web_key(web_id: str) -> str:
     return f"{PREFIX}web:{web_id}"
 
 
+#: How long a participant's handover record lives (``handover_key``): longer than any meeting.
+#: Written at each admission and each takeover; a stale one hands nothing over, since the
+#: worker checks that the admission it names is the participant's current one.
+HANDOVER_TTL_S = 12 * 3600
+
+
+def handover_key(room_id: str, participant_id: str) -> str:
+    """Where a participant's admission is, for another web process to take it over when the one
+    that admitted it dies (docs/scale.md "Handover"): the resume token's digest, the worker, its
+    boot, the room's epoch and the admission's generation."""
+    return f"{PREFIX}handover:{room_id}:{participant_id}"
+
+
 #: A web process's live state (server/ops/live_share.py: its rooms and their participants, as
 #: JSON), with the liveness record's TTL: a process that died drops out of /admin/system by itself.
 LIVE_PREFIX = f"{PREFIX}live:"
@@ -520,6 +533,43 @@ class Placement:
         return f"{self.worker}:{self.boot}"
 
 
+@dataclass(frozen=True)
+class HandoverRecord:
+    """What :func:`handover_key` holds (JSON)."""
+
+    digest: str  # sha256 of the page's resume token, hex
+    placement: Placement
+    gen: int
+
+    def to_json(self) -> str:
+        p = self.placement
+        return json.dumps(
+            {
+                "digest": self.digest,
+                "worker": p.worker,
+                "boot": p.boot,
+                "epoch": p.epoch,
+                "home": p.home,
+                "gen": self.gen,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, room_id: str, raw: str | bytes) -> HandoverRecord | None:
+        """The record, or None when it is not one (written by another version, or damaged)."""
+        try:
+            d = json.loads(raw)
+            placement = Placement(room_id, str(d["worker"]), str(d["boot"]), int(d["epoch"]), bool(d["home"]))
+            return cls(str(d["digest"]), placement, int(d["gen"]))
+        except (ValueError, TypeError, KeyError):
+            return None
+
+
+def token_digest(token: str) -> str:
+    """A resume token as Redis keeps it: a digest, so reading Redis does not give a page's token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 class WorkerIdTaken(Exception):
     """Another live worker holds this id (a different boot id, and its record has not expired)."""
 
@@ -651,6 +701,14 @@ class Registry:
 
     async def web_alive(self, web_id: str) -> None:
         await self.redis.set(web_key(web_id), "1", px=WEB_TTL_MS)
+
+    async def keep_handover(self, record: HandoverRecord, participant_id: str) -> None:
+        key = handover_key(record.placement.room_id, participant_id)
+        await self.redis.set(key, record.to_json(), ex=HANDOVER_TTL_S)
+
+    async def handover(self, room_id: str, participant_id: str) -> HandoverRecord | None:
+        raw = await self.redis.get(handover_key(room_id, participant_id))
+        return None if raw is None else HandoverRecord.from_json(room_id, raw)
 
     async def web_gone(self, web_id: str) -> None:
         await self.redis.delete(web_key(web_id))

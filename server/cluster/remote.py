@@ -42,17 +42,19 @@ from redis.exceptions import RedisError
 
 from rtc.recorded import Mark, RecordedFile
 from server.background import FailureStreak
-from server.cluster.plane import RoomCounters
+from server.cluster.plane import MediaHandle, RoomCounters, TakenOver
 from server.cluster.registry import (
     EVENTS_CHANNEL,
     HEARTBEAT_S,
     WEB_REFRESH_S,
     WORKER_TTL_MS,
+    HandoverRecord,
     Placement,
     Registry,
     SpanPolicy,
     pipe_id,
     reply_key,
+    token_digest,
 )
 from server.cluster.wire import (
     StaleEpoch,
@@ -168,7 +170,8 @@ class RemoteHandle:
         # Not waited for: a page leaving (or its socket dropping) must not wait for a worker that
         # may be stopping or gone; a join that follows under the same id is queued after it.
         self._plane.forget(self)
-        await self._plane.send(self.placement, "leave", self.participant_id, {})
+        # (its generation: a web process whose participant was taken over meanwhile leaves nothing)
+        await self._plane.send(self.placement, "leave", self.participant_id, {"gen": self.gen})
 
 
 class RemoteSfu:
@@ -443,6 +446,39 @@ class RemoteSfu:
             self._speakers[room_id] = result.get("active_speaker")
             return handle
         raise Unavailable("no SFU worker took the room; try again")
+
+    # -- handover (docs/scale.md "Handover") --------------------------------------------------
+    async def keep_for_handover(self, handle: MediaHandle, token: str) -> None:
+        assert isinstance(handle, RemoteHandle)
+        record = HandoverRecord(token_digest(token), handle.placement, handle.gen)
+        try:
+            await self.registry.keep_handover(record, handle.participant_id)
+        except RedisError as exc:
+            # Only a takeover needs it: should this web process die, its page starts over.
+            log.warning("handover record not written: %s", exc, extra={"room_id": handle.room_id})
+
+    async def take_over(self, room_id: str, participant_id: str, token: str) -> TakenOver | None:
+        try:
+            record = await self.registry.handover(room_id, participant_id)
+        except RedisError as exc:
+            log.warning("handover record not read: %s", exc, extra={"room_id": room_id})
+            return None
+        if record is None or not secrets.compare_digest(record.digest, token_digest(token)):
+            return None
+        args = {"web": self.web_id, "gen": record.gen}
+        try:
+            result = await self.call(record.placement, "take_over", participant_id, args)
+        except SfuError as exc:
+            # Gone with its worker, admitted again, or the room placed again: nothing to take over.
+            log.info("no takeover: %s", exc, extra={"room_id": room_id})
+            return None
+        handle = RemoteHandle(self, record.placement, participant_id, int(result["gen"]))
+        handle._slots.update(result.get("slots") or {})
+        self._handles[(room_id, participant_id)] = handle
+        self._hosted.setdefault(room_id, HostedRoom(self._home_of(record.placement), time.monotonic()))
+        self._speakers[room_id] = result.get("active_speaker")
+        await self.keep_for_handover(handle, token)  # its new generation, for a further takeover
+        return TakenOver(handle, bool(result.get("connected")))
 
     def forget(self, handle: RemoteHandle) -> None:
         key = (handle.room_id, handle.participant_id)

@@ -62,6 +62,7 @@ from server.sfu import (
     ActiveSpeakerChanged,
     InvalidRequest,
     InvalidState,
+    NotInRoom,
     ParticipantConnected,
     ParticipantHandle,
     ParticipantLeft,
@@ -486,6 +487,7 @@ class SfuWorker:
             "visible": self._visible,
             "tiles": self._tiles,
             "leave": self._leave,
+            "take_over": self._take_over,
             "close_room": self._close_room,
             "start_recording": self._start_recording,
             "mark": self._mark,
@@ -637,9 +639,38 @@ class SfuWorker:
 
     async def _leave(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
         handle = self._handle(room_id, pid, epoch)
+        gen = args.get("gen")
+        if gen is not None and gen != self.gens.get((room_id, pid)):
+            # From a web process whose participant another one took over since (_take_over): its
+            # page is elsewhere now, and its leave is not that page's.
+            log.info("leave of an earlier admission ignored", extra={"room_id": room_id})
+            return None
         self.handles.pop((room_id, pid), None)
         await handle.leave()
         return None
+
+    async def _take_over(self, room_id: str, pid: str, epoch: int, args: dict[str, Any]) -> Any:
+        """Another web process takes over a participant whose page's socket came back through it
+        (the web process that admitted it died, docs/scale.md "Handover"). That web process
+        checked the page's resume token against the admission's record; here the admission
+        the record names (``gen``) must be the participant's current one. Its media is not
+        touched: from now on its events carry the next generation, and its orphan removal and
+        leave go by the new web process."""
+        handle = self._handle(room_id, pid, epoch)  # RoomNotFound, StaleEpoch, NotInRoom
+        key = (room_id, pid)
+        web = str(args.get("web", ""))
+        if key not in self.handles or not web or args.get("gen") != self.gens.get(key):
+            raise NotInRoom(f"participant {pid!r} was admitted again since; nothing to take over")
+        self.admitted_by[key] = web
+        self._web_seen[web] = time.monotonic()  # it just asked: alive
+        self.gens[key] += 1
+        log.info("participant taken over by another web process", extra={"room_id": room_id})
+        return {
+            "gen": self.gens[key],
+            "slots": handle.slots(),
+            "connected": handle.connected,
+            "active_speaker": self.sfu.active_speaker(room_id),
+        }
 
     # -- pipes to the other workers of a room (cascade) ---------------------------------------
     def _pipes_of(self, room_id: str) -> list[str]:

@@ -57,6 +57,11 @@ class ParticipantHandle:
         p = self._participant()
         return {o.mid: (o.source.publisher_id if o.source else None) for o in p.audio_slots + p.video_slots}
 
+    @property
+    def connected(self) -> bool:
+        """Its media connection has come up (and it has not left)."""
+        return self._participant().connected
+
     def stats(self) -> ParticipantStats:
         return self._sfu.room_stats(self.room_id).participants[self.participant_id]
 

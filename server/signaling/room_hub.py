@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.auth.participant_ids import participant_id
 from server.auth.roles import Principal, Role
 from server.background import FailureStreak, finish_or_cancel
-from server.cluster.plane import MediaPlane
+from server.cluster.plane import Handover, MediaPlane
 from server.config import Settings
 from server.db import transaction, utcnow
 from server.meetings import attendance as meeting_attendance
@@ -585,6 +585,10 @@ class RoomHub:
         room_json = {"id": request.room_id, "title": title}
         if floor is not None and pid in floor.removed:
             raise SignalingError("removed", "the chair asked you to leave this meeting")
+        if request.resume is not None and (
+            taken := await self._take_over(sid, room_id, pid, request.resume, principal, info, is_chair)
+        ):
+            return self._join_ack(taken, floor, room_json, resumed=True)
         if floor is not None and floor.must_wait(pid, is_kiosk=principal.role is Role.KIOSK):
             return await self._wait_in_lobby(sid, floor, room_id, pid, info, room_json)
         if request.resume is not None and (resumed := await self._resume(sid, room_id, pid, request.resume)):
@@ -614,6 +618,8 @@ class RoomHub:
             member.audio_muted, member.video_muted = previous.audio_muted, previous.video_muted
         self.members[sid] = member
         self._hub_room(room_id).sids[pid] = sid
+        if isinstance(self.sfu, Handover):
+            await self.sfu.keep_for_handover(handle, member.resume_token)
         await self._enter_rooms(sid, room_id, chair=is_chair)
         log.info(
             "joined room",
@@ -688,6 +694,49 @@ class RoomHub:
         live.sids[pid] = sid
         await self._enter_rooms(sid, room_id, chair=member.is_chair)
         log.info("resumed room", extra={"room_id": room_id, "participant": pid, "sid": sid})
+        await self.broadcast_participants(room_id)
+        return member
+
+    async def _take_over(
+        self,
+        sid: str,
+        room_id: str,
+        pid: str,
+        token: str,
+        principal: Principal,
+        info: rooms_service.MemberInfo,
+        is_chair: bool,
+    ) -> Member | None:
+        """Bind this socket to a participant admitted through another web process that died:
+        nginx now sends the room's sockets here, and the page resumes with its token. The
+        participant is taken over on its worker and its media goes on untouched (docs/scale.md
+        "Handover"). None when this process knows the participant itself (the local resume
+        decides), or when there is nothing to take over (the page then starts over)."""
+        live = self._hub_room(room_id)
+        if not isinstance(self.sfu, Handover) or pid in live.ghosts or self.member_by_pid(room_id, pid):
+            return None
+        taken = await self.sfu.take_over(room_id, pid, token)
+        if taken is None:
+            return None
+        self._order += 1
+        member = Member(
+            sid,
+            room_id,
+            pid,
+            principal,
+            info,
+            taken.handle,
+            connected=taken.connected,
+            order=self._order,
+            is_chair=is_chair,
+            resume_token=token,
+        )
+        if live.floor is not None:
+            live.floor.admitted.add(pid)  # it was in the meeting: a later reconnect skips the lobby
+        self.members[sid] = member
+        live.sids[pid] = sid
+        await self._enter_rooms(sid, room_id, chair=is_chair)
+        log.info("took over room participant", extra={"room_id": room_id, "participant": pid, "sid": sid})
         await self.broadcast_participants(room_id)
         return member
 

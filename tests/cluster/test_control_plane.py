@@ -383,6 +383,58 @@ async def test_the_participants_of_a_dead_web_process_are_removed(cluster: tuple
     await settles(hosted, [], 10, "the stopped web's participants")
 
 
+async def test_another_web_process_takes_over_a_participant_whose_web_process_died(cluster: tuple) -> None:  # type: ignore[type-arg]
+    """SIGKILL of a web process: a page's socket comes back through another one, which takes its
+    participant over with the page's resume token; its media is never touched, and the worker
+    no longer removes it with the dead process's participants."""
+    start_worker, remote, client = cluster
+    first = await start_worker("1")
+    dying, survivor = await remote(), await remote()
+    redis = client()
+    a = Client("a", luma=LUMA["a"], amplitude=8000, video_slots=1, audio_slots=1)
+    b = Client("b", luma=LUMA["b"], amplitude=8000, video_slots=1, audio_slots=1)
+    try:
+        # a's page on the web process that dies, b's on the other; c never set up media.
+        lost = await dying.admit("r", "a")
+        await a.connect(lost)  # type: ignore[arg-type]
+        await dying.keep_for_handover(lost, "token-a")  # as the hub does at each admission
+        await dying.admit("r", "c")
+        await b.connect(await survivor.admit("r", "b"))  # type: ignore[arg-type]
+        await wait_until(lambda: sees_video(a, "b") and sees_video(b, "a"), 20, "media both ways")
+        for task in dying._tasks:  # noqa: SLF001 - as a SIGKILL: no goodbye, the record just expires
+            task.cancel()
+        # A wrong token, or a participant with no record, hands nothing over.
+        assert await survivor.take_over("r", "a", "token-b") is None
+        assert await survivor.take_over("r", "c", "token-a") is None
+        taken = await survivor.take_over("r", "a", "token-a")
+        assert taken is not None and taken.connected
+        assert taken.handle.gen == lost.gen + 1  # type: ignore[attr-defined]
+        assert taken.handle.slots() == lost.slots()  # its page keeps its slots as they are
+        assert first.worker.admitted_by[("r", "a")] == survivor.web_id
+        # The dead process's late leave (its page's socket dropped) names the old admission:
+        # ignored, the media goes on.
+        await lost.leave()
+        await settles(lambda: redis.exists(web_key(dying.web_id)), 0, 10, "the dead web's record")
+        # Past the worker's grace c, not taken over, is removed; a stays, its media flowing.
+        await settles(lambda: _hosted(first), [("r", "a"), ("r", "b")], 10, "the dead web's participants")
+        seen = {c: c.log(c.slot_of(p, "video")).frames for c, p in ((a, "b"), (b, "a"))}
+        await wait_until(
+            lambda: all(c.log(c.slot_of(p, "video")).frames > seen[c] + 10 for c, p in ((a, "b"), (b, "a"))),
+            10,
+            "video both ways after the takeover",
+        )
+        # The record names the new admission: a further takeover (this process dying too) works.
+        assert await survivor.take_over("r", "a", "token-a") is not None
+        assert first.worker.admitted_by[("r", "a")] == survivor.web_id
+    finally:
+        for c in (a, b):
+            await c.close()
+
+
+async def _hosted(running: RunningWorker) -> list[tuple[str, str]]:
+    return sorted(running.worker.handles)
+
+
 class TileRecordingSfu(Sfu):
     """A real Sfu that also keeps the tile reports it was given."""
 

@@ -2,7 +2,8 @@
 so every participant of a room reaches the web process that holds its hub state (participant list,
 floor, lobby, resume tokens) and they see each other, although the deployment has two web
 processes. When that web process is SIGKILLed, all of the room's sockets move to the same other one
-and see each other again (issue #17; docs/scale.md).
+and see each other again; the kiosks resume there on their peer connections, taken over with their
+resume tokens (issue #17; docs/scale.md "Handover").
 
 The deployment is test_cluster_media's (PostgreSQL, redis-server, two web processes behind nginx,
 two SFU workers). The first room holds two headless kiosks (the kiosk program, with media) and a
@@ -114,6 +115,7 @@ async def test_a_rooms_sockets_share_one_web_process_and_move_together(deploymen
         survivor = next(p for p in d.webs if p is not victim)
         moved = [i for i in range(4) if i < 2 or victim.name in joins[1]]  # kiosks whose web goes
         joined = [k.stats.meetings_joined for k in kiosks]
+        resumes = [k.stats.resumes for k in kiosks]
         before = [frames(k) for k in kiosks]
         since = {survivor.name: survivor.log_path.stat().st_size}
         killed_at = time.monotonic()
@@ -132,9 +134,12 @@ async def test_a_rooms_sockets_share_one_web_process_and_move_together(deploymen
                 back["observer"] = time.monotonic() - killed_at
             for i in moved:
                 k = kiosks[i]
-                if str(i) not in back and k.stats.meetings_joined > joined[i] and frames(k) > before[i] + 30:
+                # (its socket came back on the survivor, which took its participant over)
+                if str(i) not in back and k.stats.resumes > resumes[i] and frames(k) > before[i] + 30:
                     back[str(i)] = time.monotonic() - killed_at
-            return len(back) == len(moved) + 1
+            # (and the kiosks that were not moved have gone on decoding meanwhile)
+            unmoved = all(frames(kiosks[i]) > before[i] + 30 for i in range(4) if i not in moved)
+            return len(back) == len(moved) + 1 and unmoved
 
         await _wait(together_again, 60, "the room's participants see each other again", survivor)
         # All of the first room (and the second room, if it was there too) came back on the
@@ -142,10 +147,12 @@ async def test_a_rooms_sockets_share_one_web_process_and_move_together(deploymen
         after = room_joins([survivor], d.rooms[0], since)
         assert after == {survivor.name: first_room}, after
         assert observer.ids == first_room
+        # Nobody started over: the moved kiosks resumed on their peer connections.
+        assert [k.stats.meetings_joined for k in kiosks] == joined
         for i in (2, 3):
             assert frames(kiosks[i]) > before[i] + 30
-            rejoined = kiosks[i].stats.meetings_joined > joined[i]
-            assert rejoined == (i in moved), (i, moved, joined, kiosks[i].stats.meetings_joined)
+            resumed = kiosks[i].stats.resumes > resumes[i]
+            assert resumed == (i in moved), (i, moved, resumes, kiosks[i].stats.resumes)
         print(
             f"RESULT room_web_failover_seconds={max(back.values()):.2f} "
             f"moved_kiosks={len(moved)} observer={back['observer']:.2f}"

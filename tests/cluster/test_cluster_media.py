@@ -484,67 +484,80 @@ async def test_a_frozen_worker_and_redis_away_get_clear_errors_then_work(deploym
 
 
 async def test_a_killed_web_process_costs_no_media(deployment: Deployment, start_kiosks: StartKiosks) -> None:
-    """SIGKILL of a web process: media carries on, because the workers hold it. The kiosks whose
-    sockets it held come back through nginx on the other web process and resume there: it takes
-    their participants over with their resume tokens (docs/scale.md "Handover"), on the same peer
-    connections. No kiosk joins again, and none goes a second without video."""
+    """SIGKILL of a web process: media carries on, because the workers hold it. The Chromium kiosk
+    page and the headless kiosks whose sockets it held come back through nginx on the other web
+    process and resume there: it takes their participants over with their resume tokens
+    (docs/scale.md "Handover"), on the same peer connections. Nobody joins again, and nobody
+    goes a second without video."""
     d = deployment
-    kiosks = start_kiosks(d.tokens[:4])
-    procs = [*d.webs, *d.workers.values()]
+    async with scene(d, start_kiosks, 4) as (kiosks, hall, _redis, procs):
+        await hall.start()
 
-    async def all_receive() -> bool:
-        return all(frames(k) > 30 for k in kiosks)
+        async def all_receive() -> bool:
+            return all(frames(k) > 30 for k in kiosks) and len(hall.samples.video) > 5
 
-    await _wait(all_receive, 90, "every kiosk decodes its neighbour's video", *procs)
-    # The web process holding the most kiosk sockets goes.
-    victim = max(d.webs, key=lambda p: p.log_path.read_text(errors="replace").count("socket connected"))
-    survivor = next(p for p in d.webs if p is not victim)
-    joined = [k.stats.meetings_joined for k in kiosks]
-    resumes = [k.stats.resumes for k in kiosks]
-    drops = [k.stats.drops for k in kiosks]
-    growth: list[list[float]] = [[] for _ in kiosks]  # when each kiosk's decoded frames grew
-    sampling = True
+        await _wait(all_receive, 90, "every kiosk and the page decode video", *procs)
+        # The web process that holds the page's room (its two kiosks and the page) goes.
+        ((pinned, first_room),) = room_joins(d.webs, d.rooms[0]).items()
+        assert len(first_room) == 3, first_room
+        victim = next(p for p in d.webs if p.name == pinned)
+        survivor = next(p for p in d.webs if p is not victim)
+        since = {survivor.name: survivor.log_path.stat().st_size}
+        joined = [k.stats.meetings_joined for k in kiosks]
+        resumes = [k.stats.resumes for k in kiosks]
+        drops = [k.stats.drops for k in kiosks]
+        growth: list[list[float]] = [[] for _ in kiosks]  # when each kiosk's decoded frames grew
+        sampling = True
 
-    async def sample() -> None:
-        last = [frames(k) for k in kiosks]
-        while sampling:
-            await asyncio.sleep(0.05)
-            for i, k in enumerate(kiosks):
-                if (now := frames(k)) > last[i]:
-                    growth[i].append(time.monotonic())
-                    last[i] = now
+        async def sample() -> None:
+            last = [frames(k) for k in kiosks]
+            while sampling:
+                await asyncio.sleep(0.05)
+                for i, k in enumerate(kiosks):
+                    if (now := frames(k)) > last[i]:
+                        growth[i].append(time.monotonic())
+                        last[i] = now
 
-    sampled_from = time.monotonic()
-    sampler = asyncio.create_task(sample())
-    await asyncio.sleep(1)  # (the gaps are measured from a second before the kill)
-    killed_at = time.monotonic()
-    victim.stop(signal.SIGKILL)
-    resumed_at: dict[int, float] = {}
+        sampled_from = time.monotonic()
+        sampler = asyncio.create_task(sample())
+        await asyncio.sleep(1)  # (the gaps are measured from a second before the kill)
+        killed_at = time.monotonic()
+        victim.stop(signal.SIGKILL)
+        resumed_at: dict[str, float] = {}
 
-    async def resumed_and_receiving() -> bool:
-        for i, k in enumerate(kiosks):
-            if i not in resumed_at and k.stats.resumes > resumes[i]:
-                resumed_at[i] = time.monotonic() - killed_at
-        # (the kiosks on the survivor never lose their sockets; give the others time to)
-        return bool(resumed_at) and time.monotonic() - killed_at > 8
+        async def resumed() -> bool:
+            for i in (0, 1):  # the page's room's kiosks were on the victim
+                if str(i) not in resumed_at and kiosks[i].stats.resumes > resumes[i]:
+                    resumed_at[str(i)] = time.monotonic() - killed_at
+            # the page too: the survivor took over all three of the room
+            if "room" not in resumed_at and room_joins([survivor], d.rooms[0], since) == {
+                survivor.name: first_room
+            }:
+                resumed_at["room"] = time.monotonic() - killed_at
+            # (the sockets on the survivor never drop; give every kiosk time to show a gap)
+            return len(resumed_at) == 3 and time.monotonic() - killed_at > 8
 
-    try:
-        await _wait(
-            resumed_and_receiving,
-            60,
-            "the victim's kiosks resume on the survivor",
-            survivor,
-            *d.workers.values(),
+        try:
+            await _wait(
+                resumed, 60, "the page and the kiosks resume on the survivor", survivor, *d.workers.values()
+            )
+        finally:
+            sampling = False
+            await sampler
+        end = time.monotonic()
+        # All three of the room were taken over by the survivor; nobody started over.
+        assert room_joins([survivor], d.rooms[0], since) == {survivor.name: first_room}
+        assert [k.stats.meetings_joined for k in kiosks] == joined, "a kiosk started its meeting over"
+        assert [k.stats.drops for k in kiosks] == drops
+        assert page_decodes_again(hall, killed_at) is None, "the page's video counters started again"
+        gaps = [max(b - a for a, b in itertools.pairwise([sampled_from, *g, end])) for g in growth]
+        assert max(gaps) < 1.0, f"video stopped for {max(gaps):.2f} s at a kiosk (gaps {gaps})"
+        page = [t for t in hall.samples.video if t >= sampled_from]
+        page_gap = max(b - a for a, b in itertools.pairwise([sampled_from, *page, end]))
+        # (the page is sampled every 0.25 s, through its own getStats)
+        assert page_gap < 1.25, f"the page's video stopped for {page_gap:.2f} s"
+        print(
+            f"RESULT web_failover_resume_seconds={max(resumed_at.values()):.2f} "
+            f"web_failover_max_video_gap_s={max(gaps):.2f} page_gap_s={page_gap:.2f} "
+            f"resumed={sorted(resumed_at)} kiosks={len(kiosks)}"
         )
-    finally:
-        sampling = False
-        await sampler
-    end = time.monotonic()
-    assert [k.stats.meetings_joined for k in kiosks] == joined, "a kiosk started its meeting over"
-    assert [k.stats.drops for k in kiosks] == drops
-    gaps = [max(b - a for a, b in itertools.pairwise([sampled_from, *g, end])) for g in growth]
-    assert max(gaps) < 1.0, f"video stopped for {max(gaps):.2f} s at a kiosk (gaps {gaps})"
-    print(
-        f"RESULT web_failover_resume_seconds={max(resumed_at.values()):.2f} "
-        f"web_failover_max_video_gap_s={max(gaps):.2f} resumed={len(resumed_at)} kiosks={len(kiosks)}"
-    )

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
 
@@ -100,6 +100,15 @@ class Handover(Protocol):
     async def take_over(self, room_id: str, participant_id: str, token: str) -> TakenOver | None:
         """The participant admitted through another web process, if ``token`` is its page's and
         the admission is still the current one; None otherwise (the page starts over)."""
+        ...
+
+    async def keep_floor(self, room_id: str, state: Mapping[str, Any]) -> None:
+        """Keep the room's floor (``Floor.durable_json``) for the web process that takes the
+        room over (best effort)."""
+        ...
+
+    async def kept_floor(self, room_id: str) -> dict[str, Any] | None:
+        """The floor a web process that held the room kept (None: none, or unreadable)."""
         ...
 
 

@@ -533,6 +533,12 @@ class Placement:
         return f"{self.worker}:{self.boot}"
 
 
+def floor_key(room_id: str) -> str:
+    """The chair's floor of a meeting's room (``Floor.durable_json``), for the web process that
+    takes the room over when the one holding it dies; with :data:`HANDOVER_TTL_S`."""
+    return f"{PREFIX}floor:{room_id}"
+
+
 @dataclass(frozen=True)
 class HandoverRecord:
     """What :func:`handover_key` holds (JSON)."""
@@ -709,6 +715,13 @@ class Registry:
     async def handover(self, room_id: str, participant_id: str) -> HandoverRecord | None:
         raw = await self.redis.get(handover_key(room_id, participant_id))
         return None if raw is None else HandoverRecord.from_json(room_id, raw)
+
+    async def keep_floor(self, room_id: str, state: str) -> None:
+        await self.redis.set(floor_key(room_id), state, ex=HANDOVER_TTL_S)
+
+    async def kept_floor(self, room_id: str) -> str | bytes | None:
+        raw: str | bytes | None = await self.redis.get(floor_key(room_id))
+        return raw
 
     async def web_gone(self, web_id: str) -> None:
         await self.redis.delete(web_key(web_id))

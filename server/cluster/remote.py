@@ -480,6 +480,22 @@ class RemoteSfu:
         await self.keep_for_handover(handle, token)  # its new generation, for a further takeover
         return TakenOver(handle, bool(result.get("connected")))
 
+    async def keep_floor(self, room_id: str, state: Mapping[str, Any]) -> None:
+        try:
+            await self.registry.keep_floor(room_id, json.dumps(state))
+        except RedisError as exc:
+            # Should this web process die, the room's next one starts the floor afresh.
+            log.warning("floor not kept: %s", exc, extra={"room_id": room_id})
+
+    async def kept_floor(self, room_id: str) -> dict[str, Any] | None:
+        try:
+            raw = await self.registry.kept_floor(room_id)
+            state = None if raw is None else json.loads(raw)
+        except (RedisError, ValueError) as exc:
+            log.warning("kept floor not read: %s", exc, extra={"room_id": room_id})
+            return None
+        return state if isinstance(state, dict) else None
+
     def forget(self, handle: RemoteHandle) -> None:
         key = (handle.room_id, handle.participant_id)
         if self._handles.get(key) is handle:

@@ -44,6 +44,7 @@ async def hand(hub: RoomHub, sid: str, data: Any) -> dict[str, Any]:
         floor.raise_hand(member.pid)
     else:
         floor.lower(member.pid)
+    await hub.keep_floor(member.room_id)
     await hub.broadcast_hands(member.room_id)
     await hub.broadcast_participants(member.room_id)
     return {"ok": True, **floor.hands_json()}
@@ -61,6 +62,7 @@ async def screen(hub: RoomHub, sid: str, principal: Principal, data: Any) -> dic
             floor.sharing = member.pid
         elif floor.sharing == member.pid:
             floor.sharing = None
+        await hub.keep_floor(member.room_id)
     await hub.broadcast_participants(member.room_id)
     return {"ok": True}
 
@@ -132,6 +134,8 @@ async def chair(hub: RoomHub, sid: str, principal: Principal, data: Any) -> dict
         await emit(hub.sio, Agenda(**floor.agenda_json()), room=socket_room(room_id))
     else:  # "end"
         await end_for_all(hub, principal, floor, room_id)
+        return {"ok": True}
+    await hub.keep_floor(room_id)
     return {"ok": True}
 
 

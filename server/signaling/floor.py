@@ -10,6 +10,7 @@ Ad-hoc rooms (no meeting) have no floor: nobody chairs them.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,3 +136,46 @@ class Floor:
     def state_json(self) -> dict[str, Any]:
         """What every page gets when it joins."""
         return {"agenda": self.agenda_json(), "hands": self.hands_json(), "sharing": self.sharing}
+
+    # -- what outlives the web process (docs/scale.md "Handover") -------------------------------
+    def durable_json(self) -> dict[str, Any]:
+        """The chair's decisions and the queue, kept for another web process that takes the room
+        over when this one dies. Not the lobby: its sockets come back there and wait again."""
+        return {
+            "meeting_id": self.meeting_id,
+            "admitted": sorted(self.admitted),
+            "removed": sorted(self.removed),
+            "hands": list(self.hands),
+            "floor": self.floor,
+            "current_item": self.current_item,
+            "sharing": self.sharing,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> bool:
+        """Take over ``state`` (:meth:`durable_json`, from another web process). False, with
+        nothing changed, when it is another meeting's or not one (written by another version)."""
+        try:
+            if state.get("meeting_id") != self.meeting_id:
+                return False
+            admitted, removed, hands = (_ids(state[k]) for k in ("admitted", "removed", "hands"))
+            floor, sharing = _id_or_none(state["floor"]), _id_or_none(state["sharing"])
+            item = state["current_item"]
+            if item is not None and (type(item) is not int or self.item(item) is None):
+                raise ValueError("current_item is not on this agenda")
+        except (KeyError, ValueError, AttributeError):
+            return False
+        self.admitted, self.removed, self.hands = set(admitted), set(removed), hands
+        self.floor, self.sharing, self.current_item = floor, sharing, item
+        return True
+
+
+def _ids(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("not a list of participant ids")
+    return list(value)
+
+
+def _id_or_none(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError("not a participant id")
+    return value

@@ -444,6 +444,7 @@ class RoomHub:
             await self._end_media(ghost.member)
         if (floor := room.floor) is not None:
             floor.gone(pid)
+            await self.keep_floor(room_id)
             await self.broadcast_hands(room_id)
         log.info("participant did not come back", extra={"room_id": room_id, "participant": pid})
         await self.broadcast_participants(room_id)
@@ -525,6 +526,13 @@ class RoomHub:
         """The chair's floor of ``room_id`` (None: not a scheduled meeting, or not hosted here)."""
         return self._floor(room_id)
 
+    async def keep_floor(self, room_id: str) -> None:
+        """After a change to the room's floor: keep it for the web process that takes the room
+        over should this one die (docs/scale.md "Handover"); nothing to do in one process."""
+        floor = self._floor(room_id)
+        if floor is not None and isinstance(self.sfu, Handover):
+            await self.sfu.keep_floor(room_id, floor.durable_json())
+
     def joined(self, sid: str) -> Member:
         """The member this socket is (SignalingError ``not_joined`` if none)."""
         return self._member(sid)
@@ -569,13 +577,22 @@ class RoomHub:
             title = room.title
             meeting = await meetings.meeting_for_room(session, room.id)
             live = self._hub_room(room_id)
+            fresh = None
             if meeting is not None and live.floor is None:
-                live.floor = Floor(
+                fresh = Floor(
                     meeting_id=meeting.id,
                     chair_id=meeting.chair_id,
                     lobby_mode=meeting.lobby_mode,
                     agenda=tuple(AgendaEntry(i.id, i.position, i.title) for i in meeting.agenda),
                 )
+        if fresh is not None:
+            # The room is new here: a web process that held it before (and died) may have kept
+            # its floor. Restored before anybody is let in by it (a removed participant stays out).
+            if isinstance(self.sfu, Handover) and (kept := await self.sfu.kept_floor(room_id)) is not None:
+                if fresh.restore(kept):
+                    log.info("floor taken over", extra={"room_id": room_id})
+            if live.floor is None:
+                live.floor = fresh
         pid = participant_id(principal)
         floor = live.floor
         is_chair = floor is not None and (
@@ -733,6 +750,7 @@ class RoomHub:
         )
         if live.floor is not None:
             live.floor.admitted.add(pid)  # it was in the meeting: a later reconnect skips the lobby
+            await self.keep_floor(room_id)
         self.members[sid] = member
         live.sids[pid] = sid
         await self._enter_rooms(sid, room_id, chair=is_chair)
@@ -875,6 +893,7 @@ class RoomHub:
             self._haunt(member)  # a lost connection, not a goodbye: it may come back
         elif reason != "replaced" and (floor := self._floor(member.room_id)) is not None:
             floor.gone(member.pid)
+            await self.keep_floor(member.room_id)
             await self.broadcast_hands(member.room_id)
         log.info("left room", extra={"room_id": member.room_id, "participant": member.pid, "reason": reason})
         await self.broadcast_participants(member.room_id)

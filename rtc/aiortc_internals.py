@@ -660,27 +660,13 @@ class DirectRtpSender:
         padding: int,
     ) -> bool:
         """Write one packet of a slot with ``writer`` (:class:`rtc.rtputil.RtpHeaderLayout`),
-        protected in the same call, and send it now: forwarding's per-subscriber step. What
-        :meth:`_context` and :meth:`_send_protected` do, inline for the common case (connected,
-        the same pair and SRTP session as the last packet), since this runs for every packet of
-        every subscriber."""
-        dtls, srtp = self._dtls, self._srtp
-        if (
-            dtls._state is not DtlsState.CONNECTED
-            or srtp is None
-            or srtp.owner is not dtls._tx_srtp
-            or self._nominated.get(1) is not self._pair
-            or self._udp is None
-        ):
-            srtp = self._context()  # raises when not connected; None: no direct path
-            if srtp is None:
-                return False
-        data = writer.write(marker, seq, timestamp, abs_send_time, level, payload, padding, srtp)
-        mux = self._mux
-        if mux is not None:
-            mux.queue(data, self._sockaddr)  # with the other copies of this turn (item 10)
-        else:
-            self._send_protected(data)
+        protected in the same call, and send it now: forwarding's per-subscriber step."""
+        srtp = self._context()
+        if srtp is None:
+            return False
+        self._send_protected(
+            writer.write(marker, seq, timestamp, abs_send_time, level, payload, padding, srtp)
+        )
         return True
 
     def send_rtcp(self, data: bytes) -> bool:

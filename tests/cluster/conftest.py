@@ -1,18 +1,31 @@
-"""Fixtures for the scale-out tests: a fresh redis-server per test (unix socket, no persistence)
-and a factory for an nginx in front of the test's web processes. PostgreSQL: ``pg_base_url`` and
+"""Fixtures for the scale-out tests: a fresh redis-server per test (unix socket, no persistence),
+a factory for an nginx in front of the test's web processes, and ``web_role`` (web-role apps and SFU
+workers in the test's own process). PostgreSQL: ``pg_base_url`` and
 ``db_url`` from tests/conftest.py, or ``tests.pg.running_postgres`` for a server a test may stop."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient
 
+from server.app import create_app
 from server.cluster.registry import Registry, connect, worker_key
-from tests.cluster.parts import Cascade, Nginx, Proc, RedisServer, sfu_worker_env
+from server.config import Settings
+from tests.cluster.parts import (
+    Cascade,
+    Nginx,
+    Proc,
+    RedisServer,
+    RunningWorker,
+    sfu_worker_env,
+    start_in_process_worker,
+)
 
 
 @pytest.fixture
@@ -31,6 +44,29 @@ async def registry(redis_server: RedisServer) -> AsyncIterator[Registry]:
     redis = connect(redis_server.url)
     yield Registry(redis)
     await redis.aclose()
+
+
+WebRole = tuple[list[TestClient], dict[str, RunningWorker]]
+
+
+@pytest.fixture
+async def web_role(
+    settings: Settings, redis_server: RedisServer, aiohttp_client: Callable[..., Awaitable[TestClient]]
+) -> AsyncIterator[Callable[[int, Sequence[str]], Awaitable[WebRole]]]:
+    """``await web_role(webs, worker_ids)``: that many ``run.py web`` apps (the web role, in the
+    test's process, each its own test client) on the test's database and redis-server, and SFU
+    workers of those ids as tasks of the test; all stopped after it."""
+    workers: dict[str, RunningWorker] = {}
+
+    async def start(webs: int, worker_ids: Sequence[str]) -> WebRole:
+        for w in worker_ids:
+            workers[w] = await start_in_process_worker(redis_server.url, w, cpu_meter=lambda: None)
+        web = dataclasses.replace(settings, redis_url=redis_server.url)
+        return [await aiohttp_client(create_app(web, role="web")) for _ in range(webs)], workers
+
+    yield start
+    for running in workers.values():
+        await running.stop()
 
 
 NginxFactory = Callable[[Sequence[str | Path | int]], Nginx]

@@ -5,20 +5,16 @@ and a kiosk with a real aiortc peer connection, joining through socket.io as the
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
-from server.app import create_app
 from server.cluster.plane import MEDIA
 from server.cluster.remote import RemoteSfu
-from server.config import Settings
 from server.db import transaction, utcnow
 from server.meetings.attendance import attendance_of, attendance_totals
-from tests.cluster.parts import RedisServer, RunningWorker, start_in_process_worker
+from tests.cluster.conftest import WebRole
 from tests.conftest import World
 from tests.meetings.conftest import live_meeting, make_kiosk
 from tests.signaling.signaling_kit import Participant, session_cookie, wait_until
@@ -26,25 +22,10 @@ from tests.signaling.signaling_kit import Participant, session_cookie, wait_unti
 pytestmark = pytest.mark.network
 
 
-@pytest.fixture
-async def web_and_workers(
-    settings: Settings, redis_server: RedisServer, aiohttp_client: Callable[..., Awaitable[TestClient]]
-) -> AsyncIterator[tuple[TestClient, dict[str, RunningWorker]]]:
-    workers = {
-        w: await start_in_process_worker(redis_server.url, w, cpu_meter=lambda: None) for w in ("1", "2")
-    }
-    web = dataclasses.replace(settings, redis_url=redis_server.url)
-    try:
-        yield await aiohttp_client(create_app(web, role="web")), workers
-    finally:
-        for running in workers.values():
-            await running.stop()
-
-
 async def test_a_dead_worker_leaves_one_presence_with_a_gap(
-    web_and_workers: tuple[TestClient, dict[str, RunningWorker]], world: World, sessionmaker: Any
+    web_role: Callable[[int, Sequence[str]], Awaitable[WebRole]], world: World, sessionmaker: Any
 ) -> None:
-    client, workers = web_and_workers
+    (client,), workers = await web_role(1, ["1", "2"])
     hall = await make_kiosk(sessionmaker, world.village_ids[0], "남성리 마을회관")
     live = await live_meeting(sessionmaker, world, villages=(0,))
     chair = Participant("chair", client, cookie=await session_cookie(client, "official"))

@@ -6,17 +6,14 @@ the removed kiosk stays out, the agenda and the queue are as the chair left them
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server.app import create_app
-from server.config import Settings
 from server.signaling.floor import AgendaEntry, Floor
-from tests.cluster.parts import RedisServer, start_in_process_worker
+from tests.cluster.conftest import WebRole
 from tests.conftest import World
 from tests.meetings.conftest import live_meeting, make_kiosk
 from tests.signaling.signaling_kit import Participant, session_cookie, wait_until
@@ -24,25 +21,10 @@ from tests.signaling.signaling_kit import Participant, session_cookie, wait_unti
 pytestmark = pytest.mark.network
 
 
-@pytest.fixture
-async def two_webs(
-    settings: Settings, redis_server: RedisServer, aiohttp_client: Callable[..., Awaitable[TestClient]]
-) -> AsyncIterator[tuple[TestClient, TestClient]]:
-    worker = await start_in_process_worker(redis_server.url, "1", cpu_meter=lambda: None)
-    web = dataclasses.replace(settings, redis_url=redis_server.url)
-    try:
-        yield (
-            await aiohttp_client(create_app(web, role="web")),
-            await aiohttp_client(create_app(web, role="web")),
-        )
-    finally:
-        await worker.stop()
-
-
 async def test_the_floor_a_chair_left_is_what_the_next_web_process_finds(
-    two_webs: tuple[TestClient, TestClient], world: World, sessionmaker: Any
+    web_role: Callable[[int, Sequence[str]], Awaitable[WebRole]], world: World, sessionmaker: Any
 ) -> None:
-    first, second = two_webs
+    (first, second), _workers = await web_role(2, ["1"])
     hall_a = await make_kiosk(sessionmaker, world.village_ids[0], "남성리 마을회관")
     hall_b = await make_kiosk(sessionmaker, world.village_ids[1], "사당리 마을회관")
     live = await live_meeting(

@@ -120,23 +120,6 @@ class SeqRewriter:
     def timestamp(self, source_ts: int) -> int:
         return ts_add(source_ts, self._ts_offset)
 
-    def number(self, source_seq: int, source_ts: int) -> tuple[int, int] | None:
-        """The output (sequence number, timestamp) of a source packet, or None when it is from
-        before this epoch began (or no epoch has begun): :meth:`in_this_epoch`, :meth:`seq` and
-        :meth:`timestamp` in one call, forwarding's per-packet step. A packet of the newest
-        segment, nearly every one, is numbered here without a further call (``x & 0xFFFF <
-        0x8000`` is ``seq_diff(...) >= 0``)."""
-        first = self._epoch_first_seq
-        if first is None or (source_seq - first) & 0xFFFF >= 0x8000:
-            return None
-        segment, offset = self._segments[-1]  # an epoch has one from its beginning
-        if (source_seq - segment) & 0xFFFF >= 0x8000:
-            return self.seq(source_seq), self.timestamp(source_ts)  # late: an older segment's
-        newest = self._newest
-        if newest is not None and 0 < (source_seq - newest) & 0xFFFF < 0x8000:
-            self._newest = source_seq
-        return (source_seq + offset) & 0xFFFF, (source_ts + self._ts_offset) & 0xFFFFFFFF
-
     def source_seq(self, out_seq: int) -> int | None:
         """The source sequence number behind ``out_seq`` (a NACK), if it is of this epoch and
         of a segment still kept."""
@@ -150,8 +133,7 @@ class SeqRewriter:
 
     def sent(self, out_seq: int, out_ts: int, now: float) -> None:
         """Record a sent (not resent) packet; the newest one is what the next epoch follows."""
-        last = self.last_seq
-        if last is None or 0 < (out_seq - last) & 0xFFFF < 0x8000:  # seq_diff(out_seq, last) > 0
+        if self.last_seq is None or seq_diff(out_seq, self.last_seq) > 0:
             self.last_seq = out_seq
             self.last_ts = out_ts
             self.last_send = now

@@ -740,6 +740,8 @@ class OutStream(_TaskOwner):
                 self._need_keyframe = False
             numbering.begin(packet.sequence_number, packet.timestamp, departure.now)
             self._from = source
+        elif not numbering.in_this_epoch(packet.sequence_number):
+            return  # late packet from before this slot switched to the source
         self._send(packet, departure)
 
     def _serialize_header(self, abs_send_time: int, audio_level: tuple[bool, int] | None) -> bytes:
@@ -767,14 +769,11 @@ class OutStream(_TaskOwner):
         )
 
     def _send(self, packet: ai.RtpPacket, departure: Departure, retransmission: bool = False) -> None:
-        numbering = self._numbering
-        numbered = numbering.number(packet.sequence_number, packet.timestamp)
-        if numbered is None:
-            return  # a late packet from before this slot switched to the source
-        seq, timestamp = numbered
-        layout, direct = self._layout, self._direct
+        layout, direct, numbering = self._layout, self._direct, self._numbering
         assert layout is not None and direct is not None
         now, abs_send_time, level = departure
+        seq = numbering.seq(packet.sequence_number)
+        timestamp = numbering.timestamp(packet.timestamp)
         # (the munger numbers pictures: called exactly once per packet sent)
         payload = packet.payload if self.layers is None else self.layers.munger.munge(packet.payload)
         padding = packet.padding_size

@@ -5,7 +5,7 @@ PYTEST_ARGS ?= -n 2 -q
 
 .PHONY: run test install install-test system-deps lint bench clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt setup.py rtc/_sendmmsg.c rtc/_rtp_writer.c
+$(VENV)/.installed: pyproject.toml constraints.txt setup.py rtc/_sendmmsg.c rtc/_rtp_writer.c rtc/_seq_rewriter.c
 	bash scripts/ensure-venv.sh
 	$(VENV)/bin/pip install -q -c constraints.txt -e .
 	$(PY) scripts/check-runtime-imports.py

@@ -17,127 +17,13 @@ The other way round, packets of the SFU's own (padding to probe the subscriber's
 are numbered higher, in a segment of their own.
 """
 
-from __future__ import annotations
+from rtc._seq_rewriter import MAX_SEGMENTS, SeqRewriter
 
-import random
-from collections import deque
+# The implementation is C (rtc/_seq_rewriter.c; each call's contract in rtc/_seq_rewriter.pyi):
+# forwarding numbers each packet for each subscriber, and a fan-out in C will need this state
+# without calling back into Python. tests/rtc/seq_rewriter_model.py keeps the Python it replaced,
+# the model the C one is tested against call for call (test_seq_rewriter_model.py).
+# MAX_SEGMENTS: segments of an epoch kept for mapping NACKs back (one per skipped packet or
+# inserted run): at a padding packet between every two frames of 30 fps video, about four seconds.
 
-from rtc.rtputil import seq_add, seq_diff, ts_add
-
-#: Segments of an epoch kept for mapping NACKs back (one per skipped packet or inserted run): at
-#: a padding packet between every two frames of 30 fps video, about four seconds.
-MAX_SEGMENTS = 128
-
-
-class SeqRewriter:
-    """Maps a source's (seq, timestamp) to the continuous output numbering of one slot."""
-
-    def __init__(self, clock_rate: int, rng: random.Random | None = None) -> None:
-        self.clock_rate = clock_rate
-        self._rng = rng or random.Random()
-        self._epoch_first_seq: int | None = None  # source seq of this epoch's first packet
-        self._seq_offset = 0  # of the newest segment
-        self._ts_offset = 0
-        #: (first source seq, seq offset) of each segment of this epoch, oldest first.
-        self._segments: deque[tuple[int, int]] = deque(maxlen=MAX_SEGMENTS)
-        #: The newest source seq numbered (forwarded or skipped) in this epoch.
-        self._newest: int | None = None
-        #: The newest output sequence number and timestamp sent, and when (monotonic seconds).
-        self.last_seq: int | None = None
-        self.last_ts = 0
-        self.last_send = 0.0
-
-    @property
-    def in_epoch(self) -> bool:
-        """An epoch has begun: packets are being rewritten."""
-        return self._epoch_first_seq is not None
-
-    def end_epoch(self) -> None:
-        """The source switched or paused: the next packet begins a new epoch."""
-        self._epoch_first_seq = None
-
-    def begin(self, seq: int, timestamp: int, now: float) -> None:
-        """Begin an epoch at this source packet: it follows on the last one sent. The first
-        epoch starts at random numbers (RFC 3550 §5.1)."""
-        if self.last_seq is None:
-            self._seq_offset = (self._rng.randint(0, 0x7FFF) - seq) & 0xFFFF
-            self._ts_offset = (self._rng.getrandbits(32) - timestamp) & 0xFFFFFFFF
-        else:
-            self._seq_offset = (self.last_seq + 1 - seq) & 0xFFFF
-            elapsed = max(1, int((now - self.last_send) * self.clock_rate))
-            self._ts_offset = (self.last_ts + elapsed - timestamp) & 0xFFFFFFFF
-        self._epoch_first_seq = seq
-        self._segments.clear()
-        self._segments.append((seq, self._seq_offset))
-        self._newest = seq
-
-    def skip(self, seq: int) -> bool:
-        """Leave the source packet ``seq`` out of the numbering: the packets after it are
-        numbered one lower. Only the newest packet can be skipped (True); an older one (it came
-        out of order) already has its place between numbers sent, so it must be sent (False)."""
-        if self._newest is None or seq_diff(seq, self._newest) <= 0:
-            return False
-        self._newest = seq
-        self._seq_offset = (self._seq_offset - 1) & 0xFFFF
-        self._segments.append((seq_add(seq, 1), self._seq_offset))
-        return True
-
-    def insert(self, count: int) -> int | None:
-        """Number ``count`` packets of the SFU's own right after the last one sent: returns the
-        first of their output numbers, and the source packets after them are numbered
-        ``count`` higher. Only where every source packet numbered so far has been sent (None
-        otherwise: an inserted number must not take the place of one the subscriber still
-        waits for). The inserted numbers map back to no source packet (a NACK for one is not
-        answered). They do not count as sent media: the next epoch's timestamps follow the
-        last media packet."""
-        newest, last = self._newest, self.last_seq
-        if count <= 0 or newest is None or last is None or not self.in_epoch:
-            return None
-        if seq_add(newest, self._seq_offset) != last:
-            return None
-        self._seq_offset = (self._seq_offset + count) & 0xFFFF
-        self._segments.append((seq_add(newest, 1), self._seq_offset))
-        self.last_seq = seq_add(last, count)
-        return seq_add(last, 1)
-
-    def in_this_epoch(self, seq: int) -> bool:
-        """The source packet ``seq`` is not from before the epoch began."""
-        return self._epoch_first_seq is not None and seq_diff(seq, self._epoch_first_seq) >= 0
-
-    def seq(self, source_seq: int) -> int:
-        """The output number of ``source_seq`` (of this epoch: see :meth:`in_this_epoch`)."""
-        first, offset = self._segments[-1] if self._segments else (source_seq, self._seq_offset)
-        if seq_diff(source_seq, first) >= 0:
-            if self._newest is not None and seq_diff(source_seq, self._newest) > 0:
-                self._newest = source_seq
-            return seq_add(source_seq, offset)
-        # older than the newest segment: a late packet or a resend, in the segment it fell in
-        for first, offset in reversed(self._segments):
-            if seq_diff(source_seq, first) >= 0:
-                return seq_add(source_seq, offset)
-        return seq_add(source_seq, self._segments[0][1])
-
-    def timestamp(self, source_ts: int) -> int:
-        return ts_add(source_ts, self._ts_offset)
-
-    def source_seq(self, out_seq: int) -> int | None:
-        """The source sequence number behind ``out_seq`` (a NACK), if it is of this epoch and
-        of a segment still kept."""
-        until: int | None = None  # the first source seq of the next (newer) segment
-        for first, offset in reversed(self._segments):
-            seq = seq_add(out_seq, -offset)
-            if seq_diff(seq, first) >= 0 and (until is None or seq_diff(seq, until) < 0):
-                return seq if self.in_this_epoch(seq) else None
-            until = first
-        return None
-
-    def sent(self, out_seq: int, out_ts: int, now: float) -> None:
-        """Record a sent (not resent) packet; the newest one is what the next epoch follows."""
-        if self.last_seq is None or seq_diff(out_seq, self.last_seq) > 0:
-            self.last_seq = out_seq
-            self.last_ts = out_ts
-            self.last_send = now
-
-    def timestamp_at(self, now: float) -> int:
-        """The output RTP timestamp that corresponds to ``now`` (for a sender report)."""
-        return ts_add(self.last_ts, int((now - self.last_send) * self.clock_rate))
+__all__ = ["MAX_SEGMENTS", "SeqRewriter"]

@@ -21,8 +21,8 @@ command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # verifies the shipped units (deploy/)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
-# `pip install -e .` compiles rtc/_sendmmsg.c and rtc/_rtp_writer.c (the SFU's batched sends, and
-# each subscriber's packet written and SRTP-protected in one call): a C compiler and the
+# `pip install -e .` compiles rtc/_sendmmsg.c, rtc/_rtp_writer.c and rtc/_seq_rewriter.c (the SFU's
+# batched sends, each subscriber's packet written and SRTP-protected in one call, and its numbering): a C compiler and the
 # headers of the Python the venv is made from
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 py="${PYTHON:-python3}"

@@ -94,34 +94,39 @@ static int64_t elapsed_ticks(SeqRewriter *self, double now) {
     return (int64_t)ticks; /* truncates toward zero, as int() does */
 }
 
-/* The three arguments of begin() and sent(), given by position or by name (vectorcall). */
-static int three_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, const char *name,
-                      const char *const names[3], PyObject *out[3]) {
+/* The (seq, timestamp, now) of begin() and sent(), given by position or by name (vectorcall):
+ * the sequence number reduced modulo 2^16, the timestamp modulo 2^32. */
+static int seq_ts_now(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, const char *name,
+                      const char *const names[3], uint16_t *seq, uint32_t *ts, double *now) {
+    PyObject *given[3];
     Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
     if (nargs > 3) {
         PyErr_Format(PyExc_TypeError, "%s() takes 3 arguments (%zd given)", name, nargs + nkw);
         return -1;
     }
     for (int i = 0; i < 3; i++)
-        out[i] = i < nargs ? args[i] : NULL;
+        given[i] = i < nargs ? args[i] : NULL;
     for (Py_ssize_t k = 0; k < nkw; k++) {
         PyObject *key = PyTuple_GET_ITEM(kwnames, k);
         int i = 0;
         while (i < 3 && PyUnicode_CompareWithASCIIString(key, names[i]) != 0)
             i++;
-        if (i == 3 || out[i] != NULL) {
+        if (i == 3 || given[i] != NULL) {
             PyErr_Format(PyExc_TypeError, "%s() got an unexpected or repeated argument %R", name, key);
             return -1;
         }
-        out[i] = args[nargs + k];
+        given[i] = args[nargs + k];
     }
     for (int i = 0; i < 3; i++) {
-        if (out[i] == NULL) {
+        if (given[i] == NULL) {
             PyErr_Format(PyExc_TypeError, "%s() missing argument '%s'", name, names[i]);
             return -1;
         }
     }
-    return 0;
+    if (seq_arg(given[0], seq) < 0 || reduced(given[1], 32, ts) < 0)
+        return -1;
+    *now = PyFloat_AsDouble(given[2]);
+    return *now == -1.0 && PyErr_Occurred() ? -1 : 0;
 }
 
 /* -- construction ------------------------------------------------------------------------- */
@@ -195,14 +200,10 @@ static int rng_value(SeqRewriter *self, const char *method, const char *fmt, lon
 
 static PyObject *begin(SeqRewriter *self, PyObject *const *argv, Py_ssize_t nargs, PyObject *kwnames) {
     static const char *const names[3] = {"seq", "timestamp", "now"};
-    PyObject *args[3];
     uint16_t seq;
     uint32_t timestamp;
-    if (three_args(argv, nargs, kwnames, "begin", names, args) < 0 || seq_arg(args[0], &seq) < 0 ||
-        reduced(args[1], 32, &timestamp) < 0)
-        return NULL;
-    double now = PyFloat_AsDouble(args[2]);
-    if (now == -1.0 && PyErr_Occurred())
+    double now;
+    if (seq_ts_now(argv, nargs, kwnames, "begin", names, &seq, &timestamp, &now) < 0)
         return NULL;
     if (!self->has_last) {
         /* the first epoch starts at random numbers (RFC 3550 5.1) */
@@ -312,14 +313,10 @@ static PyObject *source_seq(SeqRewriter *self, PyObject *arg) {
 
 static PyObject *sent(SeqRewriter *self, PyObject *const *argv, Py_ssize_t nargs, PyObject *kwnames) {
     static const char *const names[3] = {"out_seq", "out_ts", "now"};
-    PyObject *args[3];
     uint16_t out_seq;
     uint32_t out_ts;
-    if (three_args(argv, nargs, kwnames, "sent", names, args) < 0 || seq_arg(args[0], &out_seq) < 0 ||
-        reduced(args[1], 32, &out_ts) < 0)
-        return NULL;
-    double now = PyFloat_AsDouble(args[2]);
-    if (now == -1.0 && PyErr_Occurred())
+    double now;
+    if (seq_ts_now(argv, nargs, kwnames, "sent", names, &out_seq, &out_ts, &now) < 0)
         return NULL;
     if (!self->has_last || seq_diff(out_seq, self->last_seq) > 0) {
         self->has_last = 1;

@@ -1,6 +1,7 @@
 """The Python implementation of :class:`rtc.seq_rewriter.SeqRewriter`, which rtc/_seq_rewriter.c
 replaced on the forwarding path: the model test_seq_rewriter_model.py checks the C one against,
-call for call. rtc/seq_rewriter.py says what the numbering is for."""
+call for call. rtc/seq_rewriter.py says what the numbering is for, and rtc/_seq_rewriter.pyi what
+each call does (the docstrings this code had)."""
 
 from __future__ import annotations
 
@@ -34,16 +35,12 @@ class SeqRewriterModel:
 
     @property
     def in_epoch(self) -> bool:
-        """An epoch has begun: packets are being rewritten."""
         return self._epoch_first_seq is not None
 
     def end_epoch(self) -> None:
-        """The source switched or paused: the next packet begins a new epoch."""
         self._epoch_first_seq = None
 
     def begin(self, seq: int, timestamp: int, now: float) -> None:
-        """Begin an epoch at this source packet: it follows on the last one sent. The first
-        epoch starts at random numbers (RFC 3550 §5.1)."""
         if self.last_seq is None:
             self._seq_offset = (self._rng.randint(0, 0x7FFF) - seq) & 0xFFFF
             self._ts_offset = (self._rng.getrandbits(32) - timestamp) & 0xFFFFFFFF
@@ -57,9 +54,6 @@ class SeqRewriterModel:
         self.newest = seq
 
     def skip(self, seq: int) -> bool:
-        """Leave the source packet ``seq`` out of the numbering: the packets after it are
-        numbered one lower. Only the newest packet can be skipped (True); an older one (it came
-        out of order) already has its place between numbers sent, so it must be sent (False)."""
         if self.newest is None or seq_diff(seq, self.newest) <= 0:
             return False
         self.newest = seq
@@ -68,13 +62,6 @@ class SeqRewriterModel:
         return True
 
     def insert(self, count: int) -> int | None:
-        """Number ``count`` packets of the SFU's own right after the last one sent: returns the
-        first of their output numbers, and the source packets after them are numbered
-        ``count`` higher. Only where every source packet numbered so far has been sent (None
-        otherwise: an inserted number must not take the place of one the subscriber still
-        waits for). The inserted numbers map back to no source packet (a NACK for one is not
-        answered). They do not count as sent media: the next epoch's timestamps follow the
-        last media packet."""
         newest, last = self.newest, self.last_seq
         if count <= 0 or newest is None or last is None or not self.in_epoch:
             return None
@@ -86,11 +73,9 @@ class SeqRewriterModel:
         return seq_add(last, 1)
 
     def in_this_epoch(self, seq: int) -> bool:
-        """The source packet ``seq`` is not from before the epoch began."""
         return self._epoch_first_seq is not None and seq_diff(seq, self._epoch_first_seq) >= 0
 
     def seq(self, source_seq: int) -> int:
-        """The output number of ``source_seq`` (of this epoch: see :meth:`in_this_epoch`)."""
         first, offset = self.segments[-1] if self.segments else (source_seq, self._seq_offset)
         if seq_diff(source_seq, first) >= 0:
             if self.newest is not None and seq_diff(source_seq, self.newest) > 0:
@@ -106,8 +91,6 @@ class SeqRewriterModel:
         return ts_add(source_ts, self._ts_offset)
 
     def source_seq(self, out_seq: int) -> int | None:
-        """The source sequence number behind ``out_seq`` (a NACK), if it is of this epoch and
-        of a segment still kept."""
         until: int | None = None  # the first source seq of the next (newer) segment
         for first, offset in reversed(self.segments):
             seq = seq_add(out_seq, -offset)
@@ -117,12 +100,10 @@ class SeqRewriterModel:
         return None
 
     def sent(self, out_seq: int, out_ts: int, now: float) -> None:
-        """Record a sent (not resent) packet; the newest one is what the next epoch follows."""
         if self.last_seq is None or seq_diff(out_seq, self.last_seq) > 0:
             self.last_seq = out_seq
             self.last_ts = out_ts
             self.last_send = now
 
     def timestamp_at(self, now: float) -> int:
-        """The output RTP timestamp that corresponds to ``now`` (for a sender report)."""
         return ts_add(self.last_ts, int((now - self.last_send) * self.clock_rate))

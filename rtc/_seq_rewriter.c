@@ -190,6 +190,10 @@ static PyObject *end_epoch(SeqRewriter *self, PyObject *unused) {
 
 /* rng.<method>(*args) as a C integer (the first epoch's random offsets). */
 static int rng_value(SeqRewriter *self, const char *method, const char *fmt, long a, long b, uint32_t *out) {
+    if (self->rng == NULL) { /* made with __new__ alone */
+        PyErr_SetString(PyExc_RuntimeError, "SeqRewriter.__init__ was not called");
+        return -1;
+    }
     PyObject *v = PyObject_CallMethod(self->rng, method, fmt, a, b);
     if (v == NULL)
         return -1;

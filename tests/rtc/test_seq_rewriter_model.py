@@ -92,5 +92,7 @@ def test_bad_arguments_get_a_clear_error() -> None:
         rw.sent(1, 2, 3.0, now=4.0)  # type: ignore[misc]
     with pytest.raises(TypeError):
         rw.sent(1, 2, "now")  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="__init__"):
+        SeqRewriter.__new__(SeqRewriter).begin(1, 2, 0.0)
     rw.begin(seq=1, timestamp=2, now=0.5)  # by name too, as the callers' tests do
     assert rw.in_epoch and rw.in_this_epoch(1)

@@ -37,7 +37,8 @@ typedef struct {
     /* a ring: the oldest at start, count of them (a deque with maxlen MAX_SEGMENTS) */
     Segment segments[MAX_SEGMENTS];
     int seg_start, seg_count;
-    int has_newest;
+    /* the newest source seq numbered: meaningful once an epoch has begun (seg_count > 0, as
+     * begin() leaves one segment and the ring never empties again) */
     uint16_t newest;
     int has_last;
     uint16_t last_seq;
@@ -158,7 +159,6 @@ static int seq_rewriter_init(SeqRewriter *self, PyObject *args, PyObject *kwds) 
     self->seq_offset = 0;
     self->ts_offset = 0;
     self->seg_start = self->seg_count = 0;
-    self->has_newest = 0;
     self->has_last = 0;
     self->last_ts = 0;
     self->last_send = 0.0;
@@ -228,7 +228,6 @@ static PyObject *begin(SeqRewriter *self, PyObject *const *argv, Py_ssize_t narg
     self->epoch_first = seq;
     self->seg_start = self->seg_count = 0;
     append_segment(self, seq, self->seq_offset);
-    self->has_newest = 1;
     self->newest = seq;
     Py_RETURN_NONE;
 }
@@ -237,7 +236,7 @@ static PyObject *skip(SeqRewriter *self, PyObject *arg) {
     uint16_t seq;
     if (seq_arg(arg, &seq) < 0)
         return NULL;
-    if (!self->has_newest || seq_diff(seq, self->newest) <= 0)
+    if (self->seg_count == 0 || seq_diff(seq, self->newest) <= 0)
         Py_RETURN_FALSE;
     self->newest = seq;
     self->seq_offset = (uint16_t)(self->seq_offset - 1);
@@ -249,7 +248,7 @@ static PyObject *insert(SeqRewriter *self, PyObject *arg) {
     long count = PyLong_AsLong(arg);
     if (count == -1 && PyErr_Occurred())
         return NULL;
-    if (count <= 0 || !self->has_newest || !self->has_last || !self->in_epoch)
+    if (count <= 0 || self->seg_count == 0 || !self->has_last || !self->in_epoch)
         Py_RETURN_NONE;
     if ((uint16_t)(self->newest + self->seq_offset) != self->last_seq)
         Py_RETURN_NONE;
@@ -275,7 +274,7 @@ static PyObject *seq(SeqRewriter *self, PyObject *arg) {
         return PyLong_FromLong((uint16_t)(source + self->seq_offset));
     Segment *newest = segment_at(self, self->seg_count - 1);
     if (seq_diff(source, newest->first) >= 0) {
-        if (self->has_newest && seq_diff(source, self->newest) > 0)
+        if (seq_diff(source, self->newest) > 0)
             self->newest = source;
         return PyLong_FromLong((uint16_t)(source + newest->offset));
     }
@@ -382,7 +381,7 @@ static PyObject *get_last_ts(SeqRewriter *self, void *closure) { return PyLong_F
 static PyObject *get_last_send(SeqRewriter *self, void *closure) { return PyFloat_FromDouble(self->last_send); }
 
 static PyObject *get_newest(SeqRewriter *self, void *closure) {
-    if (!self->has_newest)
+    if (self->seg_count == 0)
         Py_RETURN_NONE;
     return PyLong_FromLong(self->newest);
 }
